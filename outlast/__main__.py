@@ -1,0 +1,5 @@
+import sys
+
+from outlast.cli import main
+
+sys.exit(main())

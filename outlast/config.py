@@ -1,0 +1,150 @@
+"""Configuration: a TOML file whose every key has a documented default.
+
+Every key below is listed, with its default and meaning, in docs/config.md.
+Unknown keys are an error rather than silently ignored: a typo in a
+production config must not quietly fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ServerConfig:
+    server_name: str = "localhost"
+    listen: str = "127.0.0.1:8008"
+    data_dir: str = "./outlast-data"
+    site: str = "local"
+    public_baseurl: str = ""
+
+
+@dataclass
+class RegistrationConfig:
+    enabled: bool = True
+
+
+@dataclass
+class LimitsConfig:
+    max_request_bytes: int = 1_048_576
+    rate_limit_per_second: float = 0.0
+    rate_limit_burst: int = 20
+
+
+@dataclass
+class LogConfig:
+    nats_urls: list[str] = field(default_factory=list)
+    partitions: int = 4
+    replicas: int = 1
+    duplicate_window_seconds: int = 120
+    sync_always: bool = True
+    publish_timeout_seconds: float = 5.0
+    nats_port: int = 0
+    cluster_port: int = 0
+    cluster_routes: list[str] = field(default_factory=list)
+    cluster_name: str = "outlast"
+
+
+@dataclass
+class ViewConfig:
+    path: str = ""
+    max_lag_seconds: float = 5.0
+
+
+@dataclass
+class AuthConfig:
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+
+@dataclass
+class SyncConfig:
+    max_timeout_ms: int = 60_000
+    default_timeline_limit: int = 10
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    view: ViewConfig = field(default_factory=ViewConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def view_path(self) -> Path:
+        return Path(self.view.path) if self.view.path else self.data_path / "view.sqlite"
+
+    @property
+    def embedded_nats(self) -> bool:
+        return not self.log.nats_urls
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or names an unknown key."""
+
+
+def _apply(section: Any, values: dict[str, Any], where: str) -> None:
+    known = {f.name: f for f in dataclasses.fields(section)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown configuration key {where}.{key}")
+        current = getattr(section, key)
+        if isinstance(current, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key} must be true or false")
+        if isinstance(current, (int, float)) and not isinstance(current, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"{where}.{key} must be a number")
+            value = type(current)(value)
+        if isinstance(current, str) and not isinstance(value, str):
+            raise ConfigError(f"{where}.{key} must be a string")
+        if isinstance(current, list) and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise ConfigError(f"{where}.{key} must be a list of strings")
+        setattr(section, key, value)
+
+
+def load(path: str | Path | None) -> Config:
+    """Read a TOML file (or nothing) into a Config with defaults filled in."""
+    config = Config()
+    if path is None:
+        return config
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    for name, values in raw.items():
+        if not hasattr(config, name) or not isinstance(values, dict):
+            raise ConfigError(f"unknown configuration section [{name}]")
+        _apply(getattr(config, name), values, name)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    if config.log.partitions < 1 or config.log.partitions > 64:
+        raise ConfigError("log.partitions must be between 1 and 64")
+    if config.log.replicas not in (1, 3, 5):
+        raise ConfigError("log.replicas must be 1, 3 or 5")
+    host, _, port = config.server.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("server.listen must look like HOST:PORT")
+
+
+def listen_address(config: Config) -> tuple[str, int]:
+    host, _, port = config.server.listen.rpartition(":")
+    return host.strip("[]"), int(port)

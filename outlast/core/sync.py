@@ -1,0 +1,112 @@
+"""Sync assembly: turn per-room slices into the /sync response body.
+
+The service gathers what each room contributes (already filtered for
+visibility); these functions decide the response's shape, so the shape is
+tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from outlast.core.auth import stripped_state_types
+
+
+@dataclass(frozen=True)
+class RoomSlice:
+    room_id: str
+    section: str  # "join", "invite" or "leave"
+    timeline: Sequence[dict[str, Any]] = ()
+    limited: bool = False
+    prev_batch: str | None = None
+    state: Sequence[dict[str, Any]] = ()
+    invite_state: Sequence[dict[str, Any]] = ()
+    ephemeral: Sequence[dict[str, Any]] = ()
+    account_data: Sequence[dict[str, Any]] = ()
+    unread: dict[str, int] = field(default_factory=dict)
+
+
+def stripped(event: dict[str, Any]) -> dict[str, Any]:
+    """The stripped-state form used for invites: no ids, no timestamps."""
+    return {
+        "type": event["type"],
+        "state_key": event["state_key"],
+        "content": event.get("content", {}),
+        "sender": event["sender"],
+    }
+
+
+def invite_state(state: Iterable[dict[str, Any]], invite_event: dict[str, Any]) -> list[dict[str, Any]]:
+    wanted = set(stripped_state_types())
+    out = [stripped(e) for e in state if e["type"] in wanted and e.get("state_key") == ""]
+    out.append(stripped(invite_event))
+    return out
+
+
+def state_delta(
+    state_before_timeline: Iterable[dict[str, Any]], timeline: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """State to send beside a timeline: what the timeline itself doesn't already carry."""
+    in_timeline = {e["event_id"] for e in timeline}
+    return [e for e in state_before_timeline if e["event_id"] not in in_timeline]
+
+
+def room_body(room: RoomSlice) -> dict[str, Any]:
+    if room.section == "invite":
+        return {"invite_state": {"events": list(room.invite_state)}}
+    timeline: dict[str, Any] = {"events": list(room.timeline), "limited": room.limited}
+    if room.prev_batch is not None:
+        timeline["prev_batch"] = room.prev_batch
+    body: dict[str, Any] = {
+        "timeline": timeline,
+        "state": {"events": list(room.state)},
+        "account_data": {"events": list(room.account_data)},
+    }
+    if room.section == "join":
+        body["ephemeral"] = {"events": list(room.ephemeral)}
+        body["unread_notifications"] = dict(room.unread) or {
+            "notification_count": 0,
+            "highlight_count": 0,
+        }
+        body["summary"] = {}
+    return body
+
+
+def assemble(
+    next_batch: str,
+    rooms: Iterable[RoomSlice],
+    *,
+    account_data: Sequence[dict[str, Any]] = (),
+    presence: Sequence[dict[str, Any]] = (),
+    to_device: Sequence[dict[str, Any]] = (),
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    sections: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}}
+    for room in rooms:
+        sections[room.section][room.room_id] = room_body(room)
+    response: dict[str, Any] = {
+        "next_batch": next_batch,
+        "rooms": sections,
+        "account_data": {"events": list(account_data)},
+        "presence": {"events": list(presence)},
+        "to_device": {"events": list(to_device)},
+        "device_lists": {"changed": [], "left": []},
+        "device_one_time_keys_count": {},
+    }
+    if extra:
+        response.update(extra)
+    return response
+
+
+def is_empty(response: dict[str, Any]) -> bool:
+    """True when a long-poll has nothing to deliver yet."""
+    rooms = response.get("rooms", {})
+    if any(rooms.get(section) for section in ("join", "invite", "leave")):
+        return False
+    for key in ("account_data", "presence", "to_device"):
+        if response.get(key, {}).get("events"):
+            return False
+    lists = response.get("device_lists", {})
+    return not (lists.get("changed") or lists.get("left"))

@@ -1,0 +1,59 @@
+"""Sync and pagination tokens.
+
+A sync token (``s…``) lists one applied sequence per stream, in the fixed
+order of :func:`outlast.log.names.all_streams`. Stream sequences are the same
+at every site, so a token issued by one site is valid at any other.
+
+A pagination token (``t<seq>_<idx>``) is a boundary in one room's order: the
+point just before the event at position (seq, idx). A sync token can stand in
+for it: the boundary just after everything its partition had applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from outlast.core.errors import MatrixError
+
+Position = tuple[int, int]
+
+
+def _invalid(token: str) -> MatrixError:
+    return MatrixError(400, "M_INVALID_PARAM", f"invalid token {token[:64]!r}")
+
+
+@dataclass(frozen=True)
+class SyncToken:
+    positions: tuple[int, ...]
+
+    def encode(self) -> str:
+        return "s" + "_".join(str(p) for p in self.positions)
+
+    def get(self, streams: Sequence[str], stream: str) -> int:
+        return self.positions[list(streams).index(stream)]
+
+
+def parse_sync_token(token: str, stream_count: int) -> SyncToken:
+    if not token.startswith("s") or len(token) > 2048:
+        raise _invalid(token)
+    parts = token[1:].split("_")
+    if len(parts) != stream_count or not all(p.isdigit() and len(p) < 20 for p in parts):
+        raise _invalid(token)
+    return SyncToken(tuple(int(p) for p in parts))
+
+
+def encode_boundary(position: Position) -> str:
+    return f"t{position[0]}_{position[1]}"
+
+
+def parse_boundary(token: str, sync_position: int | None = None) -> Position:
+    """Parse ``t…``; for an ``s…`` token, pass the room partition's sequence from it."""
+    if token.startswith("t"):
+        seq, _, idx = token[1:].partition("_")
+        if seq.isdigit() and idx.isdigit() and len(seq) < 20 and len(idx) < 10:
+            return int(seq), int(idx)
+        raise _invalid(token)
+    if sync_position is not None:
+        return sync_position + 1, 0
+    raise _invalid(token)

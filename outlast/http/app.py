@@ -1,0 +1,96 @@
+"""The aiohttp application: middlewares that turn every failure into Matrix JSON."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from outlast.core.errors import MatrixError
+from outlast.http.request import REQUESTER_KEY
+from outlast.http.routes import account, meta, rooms, sync
+from outlast.http.routing import Routes
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
+}
+
+ROUTE_GROUPS: list[Routes] = [meta.routes, account.routes, rooms.routes, sync.routes]
+
+
+def _error(status: int, errcode: str, message: str, headers: dict[str, str] | None = None,
+           extra: dict[str, Any] | None = None) -> web.Response:
+    body = {"errcode": errcode, "error": message, **(extra or {})}
+    return web.json_response(body, status=status, headers={**CORS_HEADERS, **(headers or {})})
+
+
+class RateLimiter:
+    """A token bucket per client (user token or address); off when rate is 0."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, key: str) -> float:
+        """0 if allowed, else seconds until the next request would be."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1, now)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()
+        return 0.0
+
+
+def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) -> web.Application:
+    @web.middleware
+    async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            return web.Response(status=204, headers=CORS_HEADERS)
+        key = request.headers.get("Authorization") or request.remote or "?"
+        wait = limiter.check(key)
+        if wait > 0:
+            return _error(429, "M_LIMIT_EXCEEDED", "too many requests",
+                          headers={"Retry-After": str(int(wait) + 1)},
+                          extra={"retry_after_ms": int(wait * 1000) + 1})
+        try:
+            response = await handler(request)
+        except MatrixError as exc:
+            return _error(exc.status, exc.errcode, exc.error, exc.headers, exc.extra)
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, "M_TOO_LARGE", f"request body is larger than {max_request_bytes} bytes")
+        except web.HTTPNotFound:
+            return _error(404, "M_UNRECOGNIZED", "unrecognized request")
+        except web.HTTPMethodNotAllowed:
+            return _error(405, "M_UNRECOGNIZED", "method not allowed on this endpoint")
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                return _error(exc.status, "M_UNKNOWN", exc.reason)
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return _error(500, "M_UNKNOWN", "internal error")
+        for name, value in CORS_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
+    app[REQUESTER_KEY] = services
+    for group in ROUTE_GROUPS:
+        group.mount(app.router)
+    return app

@@ -1,0 +1,1 @@
+"""Handlers grouped by the part of the Client-Server API they serve."""

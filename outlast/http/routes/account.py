@@ -1,0 +1,173 @@
+"""Registration, login, logout, whoami, password change and deactivation."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from outlast.core import ids
+from outlast.core.errors import MatrixError, bad_json, forbidden
+from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.http.routing import Routes
+
+routes = Routes()
+
+LOGIN_FLOWS = {"flows": [{"type": "m.login.password"}]}
+
+
+def _uia(stage: str, session: str | None = None) -> MatrixError:
+    return MatrixError(
+        401,
+        "M_FORBIDDEN" if session else "M_UNAUTHORIZED",
+        "additional authentication is required",
+        extra={
+            "flows": [{"stages": [stage]}],
+            "params": {},
+            "session": session or secrets.token_urlsafe(16),
+            "completed": [],
+        },
+    )
+
+
+@routes.post("/register")
+async def register(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/register"""
+    services = request.app[REQUESTER_KEY]
+    body = await json_body(request)
+    kind = request.query.get("kind", "user")
+    if kind != "user":
+        raise MatrixError(403, "M_FORBIDDEN", "guest access is not enabled")
+    if not services.ctx.config.registration.enabled:
+        raise MatrixError(403, "M_FORBIDDEN", "registration is disabled on this server")
+    auth = body.get("auth")
+    if auth is None:
+        raise _uia("m.login.dummy")
+    if not isinstance(auth, dict) or auth.get("type") not in ("m.login.dummy", None):
+        raise _uia("m.login.dummy", auth.get("session") if isinstance(auth, dict) else None)
+    username = body.get("username")
+    if username is not None and not isinstance(username, str):
+        raise bad_json("username must be a string")
+    inhibit = body.get("inhibit_login", False)
+    result = await services.accounts.register(
+        username.lower() if username else None,
+        body.get("password"),
+        device_id=body.get("device_id"),
+        display_name=body.get("initial_device_display_name"),
+        inhibit_login=bool(inhibit),
+    )
+    return ok(result)
+
+
+@routes.get("/register/available")
+async def available(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/register/available"""
+    services = request.app[REQUESTER_KEY]
+    name = request.query.get("username", "")
+    await services.accounts.available(name.lower() if name else name)
+    return ok({"available": True})
+
+
+@routes.get("/login")
+async def login_flows(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/login"""
+    return ok(LOGIN_FLOWS)
+
+
+def _login_user(body: dict[str, Any], server_name: str) -> str:
+    identifier = body.get("identifier")
+    name: Any = None
+    if isinstance(identifier, dict):
+        if identifier.get("type") != "m.id.user":
+            raise MatrixError(400, "M_UNKNOWN", "only m.id.user identifiers are supported")
+        name = identifier.get("user")
+    elif identifier is None:
+        name = body.get("user")
+    if not isinstance(name, str) or not name:
+        raise bad_json("login needs identifier.user")
+    return ids.user_id(ids.localpart_from_login(name, server_name), server_name)
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/login"""
+    services = request.app[REQUESTER_KEY]
+    body = await json_body(request)
+    if body.get("type") != "m.login.password":
+        raise MatrixError(400, "M_UNKNOWN", "unsupported login type")
+    user_id = _login_user(body, services.ctx.server_name)
+    result = await services.accounts.login(
+        user_id,
+        body.get("password"),
+        device_id=body.get("device_id"),
+        display_name=body.get("initial_device_display_name"),
+    )
+    return ok(result)
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/logout"""
+    who = await requester(request)
+    await request.app[REQUESTER_KEY].accounts.logout(who)
+    return ok()
+
+
+@routes.post("/logout/all")
+async def logout_all(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/logout/all"""
+    who = await requester(request)
+    await request.app[REQUESTER_KEY].accounts.logout_all(who)
+    return ok()
+
+
+@routes.get("/account/whoami")
+async def whoami(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/account/whoami"""
+    who = await requester(request)
+    return ok({"user_id": who.user_id, "device_id": who.device_id, "is_guest": False})
+
+
+async def _password_auth(request: web.Request, body: dict[str, Any], user_id: str) -> None:
+    """User-interactive auth by password, for sensitive account changes."""
+    auth = body.get("auth")
+    if not isinstance(auth, dict):
+        raise _uia("m.login.password")
+    if auth.get("type") != "m.login.password":
+        raise _uia("m.login.password", auth.get("session"))
+    services = request.app[REQUESTER_KEY]
+    claimed = _login_user(auth, services.ctx.server_name) if (
+        auth.get("identifier") or auth.get("user")
+    ) else user_id
+    if claimed != user_id or not await services.accounts.check_password(user_id, auth.get("password")):
+        raise forbidden("Invalid password")
+
+
+@routes.post("/account/password")
+async def change_password(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/account/password"""
+    who = await requester(request)
+    body = await json_body(request)
+    await _password_auth(request, body, who.user_id)
+    logout_devices = body.get("logout_devices", True)
+    await request.app[REQUESTER_KEY].accounts.change_password(
+        who, body.get("new_password"), bool(logout_devices)
+    )
+    return ok()
+
+
+@routes.post("/account/deactivate")
+async def deactivate(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/account/deactivate"""
+    who = await requester(request)
+    body = await json_body(request)
+    await _password_auth(request, body, who.user_id)
+    services = request.app[REQUESTER_KEY]
+    for room_id in services.rooms_joined(who.user_id):
+        try:
+            await services.memberships.leave(who.user_id, room_id)
+        except MatrixError:
+            pass  # leaving is best effort; the account is deactivated regardless
+    await services.accounts.deactivate(who.user_id)
+    return ok({"id_server_unbind_result": "no-support"})

@@ -1,0 +1,93 @@
+"""/sync, /messages and filters: the read side of rooms."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from outlast.core import ids
+from outlast.core.errors import MatrixError
+from outlast.core.filters import EventFilter, parse_event_filter
+from outlast.core.tokens import parse_boundary, parse_sync_token
+from outlast.http.request import REQUESTER_KEY, json_body, ok, query_bool, query_int, requester, require_self
+from outlast.http.routing import Routes
+from outlast.log import names
+
+routes = Routes()
+
+
+@routes.get("/sync")
+async def sync(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/sync"""
+    who = await requester(request)
+    services = request.app[REQUESTER_KEY]
+    since_raw = request.query.get("since")
+    since = parse_sync_token(since_raw, len(services.ctx.stream_names)) if since_raw else None
+    sync_filter = await services.filters.resolve(who.user_id, request.query.get("filter"))
+    body = await services.sync.sync(
+        who,
+        since,
+        sync_filter,
+        full_state=query_bool(request, "full_state"),
+        timeout_ms=query_int(request, "timeout", 0, high=10**9),
+    )
+    return ok(body)
+
+
+@routes.get("/rooms/{room_id}/messages")
+async def messages(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/rooms/{roomId}/messages"""
+    who = await requester(request)
+    services = request.app[REQUESTER_KEY]
+    room_id = request.match_info["room_id"]
+    if not ids.is_room_id(room_id):
+        raise MatrixError(400, "M_INVALID_PARAM", "not a room id")
+    direction = request.query.get("dir", "b")
+    if direction not in ("b", "f"):
+        raise MatrixError(400, "M_INVALID_PARAM", "dir must be b or f")
+    stream = names.room_subjects(room_id, services.ctx.config.log.partitions).stream
+    stream_index = services.ctx.stream_names.index(stream)
+
+    def boundary(token: str) -> tuple[int, int]:
+        if token.startswith("s"):
+            sync_token = parse_sync_token(token, len(services.ctx.stream_names))
+            return parse_boundary(token, sync_token.positions[stream_index])
+        return parse_boundary(token)
+
+    raw_from = request.query.get("from")
+    start = boundary(raw_from) if raw_from else None
+    if start is None and direction == "b":
+        start = (services.ctx.positions.applied(stream) + 1, 0)
+    raw_to = request.query.get("to")
+    end = boundary(raw_to) if raw_to else None
+    raw_filter = request.query.get("filter")
+    event_filter = EventFilter()
+    if raw_filter:
+        try:
+            event_filter = parse_event_filter(json.loads(raw_filter))
+        except ValueError:
+            raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON") from None
+    limit = query_int(request, "limit", 10, high=1000)
+    if event_filter.limit is not None:
+        limit = min(limit, event_filter.limit)
+    body = services.messages.page(who, room_id, start, end, direction == "b", limit, event_filter)
+    return ok(body)
+
+
+@routes.post("/user/{user_id}/filter")
+async def upload_filter(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/user/{userId}/filter"""
+    who = await requester(request)
+    require_self(who, request.match_info["user_id"])
+    body = await json_body(request)
+    filter_id = await request.app[REQUESTER_KEY].filters.upload(who.user_id, body)
+    return ok({"filter_id": filter_id})
+
+
+@routes.get("/user/{user_id}/filter/{filter_id}")
+async def get_filter(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/user/{userId}/filter/{filterId}"""
+    who = await requester(request)
+    require_self(who, request.match_info["user_id"])
+    return ok(await request.app[REQUESTER_KEY].filters.get(who.user_id, request.match_info["filter_id"]))

@@ -1,0 +1,230 @@
+"""The write side's only door to JetStream: append facts, fence them, read tails.
+
+Errors from the engine are translated into three outcomes that callers can act
+on: committed (an :class:`Ack`), :class:`FenceFailed` (another writer changed
+the fenced subject first: re-read and retry), and :class:`LogUnavailable`
+(no quorum, leader election, or no connection: nothing was acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+from nats.js.client import JetStreamContext
+
+from outlast.log.names import StreamSpec
+
+log = logging.getLogger(__name__)
+
+WRONG_LAST_SEQUENCE = 10071
+FENCE_BUSY = 10164
+STREAM_NAME_IN_USE = 10058
+NO_MESSAGE_FOUND = 10037
+
+
+@dataclass(frozen=True)
+class Ack:
+    stream: str
+    seq: int
+    duplicate: bool
+
+
+class FenceFailed(Exception):
+    """The fenced subject moved on since the caller read it; nothing was written."""
+
+
+class LogUnavailable(Exception):
+    """The log could not commit (no quorum, election, disconnected); nothing was acknowledged."""
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    stream: str
+    seq: int
+    subject: str
+    data: dict[str, Any]
+
+
+Handler = Callable[[LogMessage], Awaitable[None]]
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class LogClient:
+    """A connection to the JetStream cluster (or embedded node)."""
+
+    def __init__(self, urls: Sequence[str], *, name: str, publish_timeout: float = 5.0) -> None:
+        self.urls = list(urls)
+        self.name = name
+        self.publish_timeout = publish_timeout
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise LogUnavailable("not connected to the log")
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise LogUnavailable("not connected to the log")
+        return self._nc
+
+    async def connect(self) -> None:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats: %s", exc)
+
+        self._nc = await nats.connect(
+            servers=self.urls,
+            name=self.name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            connect_timeout=2,
+            ping_interval=5,
+            max_outstanding_pings=2,
+            error_cb=on_error,
+        )
+        self._js = self._nc.jetstream(timeout=self.publish_timeout)
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            try:
+                await asyncio.wait_for(self._nc.close(), timeout=5)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                log.debug("closing nats connection failed", exc_info=True)
+            self._nc = None
+            self._js = None
+
+    async def ensure_streams(
+        self, streams: Sequence[StreamSpec], *, replicas: int, duplicate_window: float
+    ) -> None:
+        """Create the streams, or update them to the configured replicas and window."""
+        for spec in streams:
+            config = api.StreamConfig(
+                name=spec.name,
+                subjects=list(spec.subjects),
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+                duplicate_window=duplicate_window,
+                allow_direct=True,
+                discard=api.DiscardPolicy.OLD,
+            )
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != STREAM_NAME_IN_USE:
+                    raise
+                await self.js.update_stream(config)
+
+    async def append(
+        self,
+        subject: str,
+        payload: dict[str, Any],
+        *,
+        msg_id: str | None = None,
+        fence_subject: str | None = None,
+        expected_seq: int | None = None,
+    ) -> Ack:
+        """Publish one fact and wait until the log has committed it.
+
+        With ``expected_seq`` the write only commits if the last message on
+        ``fence_subject`` (default: ``subject``) has exactly that sequence
+        (0: no message yet). With ``msg_id`` a repeat within the stream's
+        duplicate window returns the original sequence instead of storing again.
+        """
+        headers: dict[str, str] = {}
+        if msg_id is not None:
+            headers["Nats-Msg-Id"] = msg_id
+        if expected_seq is not None:
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_seq)
+            if fence_subject is not None and fence_subject != subject:
+                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = fence_subject
+        try:
+            ack = await self.js.publish(
+                subject, encode(payload), timeout=self.publish_timeout, headers=headers or None
+            )
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in (WRONG_LAST_SEQUENCE, FENCE_BUSY):
+                raise FenceFailed(exc.description or "wrong last sequence") from exc
+            if exc.code == 503 or exc.err_code in (10008, 10023):
+                raise LogUnavailable(exc.description or "log unavailable") from exc
+            raise
+        except (
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+            nats.errors.ConnectionClosedError,
+            nats.errors.ConnectionReconnectingError,
+            nats.errors.OutboundBufferLimitError,
+            asyncio.TimeoutError,
+        ) as exc:
+            raise LogUnavailable(f"log did not acknowledge: {type(exc).__name__}") from exc
+        return Ack(stream=ack.stream, seq=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def last_seq(self, stream: str) -> int:
+        """The stream's last committed sequence, as its leader knows it."""
+        try:
+            info = await self.js.stream_info(stream)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+            raise LogUnavailable("stream info unavailable") from exc
+        return int(info.state.last_seq)
+
+    async def last_subject_seq(self, stream: str, subject: str) -> int:
+        """Sequence of the last message on a literal subject, 0 if there is none."""
+        try:
+            msg = await self.js.get_last_msg(stream, subject)
+        except nats.js.errors.NotFoundError:
+            return 0
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+            raise LogUnavailable("last message lookup unavailable") from exc
+        return int(msg.seq or 0)
+
+    async def follow(
+        self, stream: str, subject_filter: str, start_seq: int, handler: Handler
+    ) -> Any:
+        """Deliver every message of a stream from ``start_seq`` on, in order.
+
+        An ordered consumer is flow-controlled, needs no server-side state to
+        clean up, and re-creates itself after a gap or a leader change.
+        """
+
+        async def on_msg(msg: Msg) -> None:
+            meta = msg.metadata
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                log.error("undecodable message %s:%s skipped", stream, meta.sequence.stream)
+                data = {"op": "invalid"}
+            await handler(LogMessage(stream, int(meta.sequence.stream), msg.subject, data))
+
+        return await self.js.subscribe(
+            subject_filter,
+            stream=stream,
+            cb=on_msg,
+            ordered_consumer=True,
+            idle_heartbeat=2.0,
+            flow_control=True,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=max(1, start_seq),
+            ),
+        )

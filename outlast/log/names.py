@@ -1,0 +1,91 @@
+"""Every stream, subject and bucket name Outlast uses, in one place.
+
+Subjects carry hashed tokens rather than raw Matrix ids: user ids, room ids
+and aliases may contain characters that NATS subjects forbid (``.``, ``*``,
+``>``, spaces), and a fixed-width hex token keeps subjects short.
+
+Layout::
+
+    OUTLAST_USERS        outlast.users.<user>.account    register/password/deactivate (fenced)
+                         outlast.users.<user>.session    login/logout/devices
+                         outlast.users.<user>.data       filters, later account data
+    OUTLAST_DIRECTORY    outlast.alias.<alias>           alias -> room (fenced, unique)
+    OUTLAST_ROOMS_<p>    outlast.rooms.<p>.<room>.state     state events (fenced on itself)
+                         outlast.rooms.<p>.<room>.timeline  messages (fenced on .state)
+
+A room lives in exactly one partition stream, so its events have one total
+order — the partition's stream sequence — that is identical at every site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+PREFIX = "outlast"
+USERS_STREAM = "OUTLAST_USERS"
+DIRECTORY_STREAM = "OUTLAST_DIRECTORY"
+ROOMS_STREAM_PREFIX = "OUTLAST_ROOMS_"
+DRILLS_STREAM = "OUTLAST_DRILLS"
+MEDIA_BUCKET = "OUTLAST_MEDIA"
+
+
+def token(value: str) -> str:
+    """A subject-safe, fixed-width token for an arbitrary Matrix identifier."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+def partition_of(room_id: str, partitions: int) -> int:
+    """Which partition stream holds a room. Stable for a given partition count."""
+    digest = hashlib.sha256(room_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % partitions
+
+
+def rooms_stream(partition: int) -> str:
+    return f"{ROOMS_STREAM_PREFIX}{partition}"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+
+
+def all_streams(partitions: int) -> list[StreamSpec]:
+    """Every stream in a fixed order; sync tokens list positions in this order."""
+    streams = [
+        StreamSpec(USERS_STREAM, (f"{PREFIX}.users.>",)),
+        StreamSpec(DIRECTORY_STREAM, (f"{PREFIX}.alias.>",)),
+    ]
+    for p in range(partitions):
+        streams.append(StreamSpec(rooms_stream(p), (f"{PREFIX}.rooms.{p}.>",)))
+    return streams
+
+
+def user_account_subject(user_id: str) -> str:
+    return f"{PREFIX}.users.{token(user_id)}.account"
+
+
+def user_session_subject(user_id: str) -> str:
+    return f"{PREFIX}.users.{token(user_id)}.session"
+
+
+def user_data_subject(user_id: str) -> str:
+    return f"{PREFIX}.users.{token(user_id)}.data"
+
+
+def alias_subject(alias: str) -> str:
+    return f"{PREFIX}.alias.{token(alias)}"
+
+
+@dataclass(frozen=True)
+class RoomSubjects:
+    stream: str
+    state: str
+    timeline: str
+
+
+def room_subjects(room_id: str, partitions: int) -> RoomSubjects:
+    p = partition_of(room_id, partitions)
+    base = f"{PREFIX}.rooms.{p}.{token(room_id)}"
+    return RoomSubjects(rooms_stream(p), f"{base}.state", f"{base}.timeline")

@@ -1,0 +1,61 @@
+"""What every service needs from its site: the log, the view, and settings."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from outlast.config import Config
+from outlast.core.errors import unavailable
+from outlast.log.client import Ack, LogClient, LogUnavailable
+from outlast.log.names import StreamSpec, all_streams
+from outlast.view.notifier import Notifier
+from outlast.view.store import Positions
+
+READ_YOUR_WRITES_TIMEOUT = 10.0
+
+
+@dataclass
+class SiteContext:
+    config: Config
+    log: LogClient
+    conn: sqlite3.Connection
+    positions: Positions
+    notifier: Notifier
+
+    @property
+    def server_name(self) -> str:
+        return self.config.server.server_name
+
+    @property
+    def streams(self) -> list[StreamSpec]:
+        return all_streams(self.config.log.partitions)
+
+    @property
+    def stream_names(self) -> list[str]:
+        return [s.name for s in self.streams]
+
+    async def applied(self, ack: Ack) -> None:
+        """Read-your-writes: return once this site's view has applied ``ack``."""
+        await self.positions.wait_for(ack.stream, ack.seq, READ_YOUR_WRITES_TIMEOUT)
+
+    async def catch_up(self, stream: str, timeout: float = 1.0) -> bool:
+        """Wait until the view has applied everything the log had committed just now.
+
+        Used when a lookup misses and the miss may only mean this site's view
+        has not yet applied a write made at another site (a fresh login there).
+        """
+        try:
+            last = await self.log.last_seq(stream)
+        except LogUnavailable:
+            return False
+        return await self.positions.wait_for(stream, last, timeout)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def log_unavailable(exc: Exception) -> Exception:
+    return unavailable(f"cannot commit right now: {exc}")

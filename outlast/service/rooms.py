@@ -1,0 +1,130 @@
+"""The room write path: build events, check them against current state, commit fenced.
+
+Every room write is appended with ``Nats-Expected-Last-Subject-Sequence`` on
+the room's *state* subject, set to the state sequence this site's view had
+when it ran the auth checks. State changes publish to that subject, so two
+concurrent state changes cannot both pass against the same old state, and a
+message cannot commit against a membership another site already changed. On
+a failed fence the writer catches its view up to the log's tail and re-checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from outlast.core import auth, ids
+from outlast.core.errors import MatrixError, forbidden, not_found, unavailable
+from outlast.core.events import make_event
+from outlast.log import names
+from outlast.log.client import FenceFailed, LogUnavailable
+from outlast.service.context import SiteContext, log_unavailable, now_ms
+from outlast.view import queries
+from outlast.view.queries import StateMap
+
+MAX_ATTEMPTS = 8
+
+# Given the state the checks run against, return the events to commit (already checked).
+Builder = Callable[[StateMap], list[dict[str, Any]]]
+
+
+class RoomWriter:
+    """Commits room events with the fences described in the module docstring."""
+
+    def __init__(self, ctx: SiteContext) -> None:
+        self.ctx = ctx
+
+    def subjects(self, room_id: str) -> names.RoomSubjects:
+        return names.room_subjects(room_id, self.ctx.config.log.partitions)
+
+    async def commit(
+        self,
+        room_id: str,
+        build: Builder,
+        *,
+        state_change: bool,
+        msg_id: str | None = None,
+        txn: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        subjects = self.subjects(room_id)
+        for attempt in range(MAX_ATTEMPTS):
+            row = queries.room(self.ctx.conn, room_id)
+            if row is None:
+                if attempt == 0 and await self.ctx.catch_up(subjects.stream):
+                    continue
+                raise not_found("unknown room")
+            events = build(queries.current_state(self.ctx.conn, room_id))
+            fact: dict[str, Any] = {"op": "events", "events": events}
+            if txn:
+                fact["txn"] = txn
+            try:
+                ack = await self.ctx.log.append(
+                    subjects.state if state_change else subjects.timeline,
+                    fact,
+                    msg_id=msg_id,
+                    fence_subject=subjects.state,
+                    expected_seq=int(row["state_seq"]),
+                )
+            except FenceFailed:
+                await self._catch_up_state(subjects, attempt)
+                continue
+            except LogUnavailable as exc:
+                raise log_unavailable(exc) from exc
+            await self.ctx.applied(ack)
+            return events
+        raise unavailable("the room is changing too fast; try again", retry_after_s=1)
+
+    async def _catch_up_state(self, subjects: names.RoomSubjects, attempt: int) -> None:
+        try:
+            last = await self.ctx.log.last_subject_seq(subjects.stream, subjects.state)
+        except LogUnavailable as exc:
+            raise log_unavailable(exc) from exc
+        if not await self.ctx.positions.wait_for(subjects.stream, last, 2.0):
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+    async def create(self, room_id: str, events: list[dict[str, Any]]) -> None:
+        """Commit a new room's first events at once: the subject must not exist yet."""
+        subjects = self.subjects(room_id)
+        try:
+            ack = await self.ctx.log.append(
+                subjects.state, {"op": "events", "events": events}, expected_seq=0
+            )
+        except FenceFailed:
+            raise MatrixError(400, "M_ROOM_IN_USE", "room id collision; try again") from None
+        except LogUnavailable as exc:
+            raise log_unavailable(exc) from exc
+        await self.ctx.applied(ack)
+
+
+def checked(state: StateMap, event: dict[str, Any]) -> StateMap:
+    """Check one event against ``state`` and return the state after it."""
+    auth.check_event(event, state)
+    if "state_key" in event:
+        state = dict(state)
+        state[(event["type"], event["state_key"])] = event
+    return state
+
+
+def build_event(
+    room_id: str,
+    sender: str,
+    event_type: str,
+    content: dict[str, Any],
+    state_key: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    return make_event(
+        event_id=event_id or ids.new_event_id(),
+        room_id=room_id,
+        sender=sender,
+        event_type=event_type,
+        content=content,
+        origin_server_ts=now_ms(),
+        state_key=state_key,
+    )
+
+
+def require_joined(state: StateMap, user_id: str) -> None:
+    if auth.membership(state, user_id) != "join":
+        raise forbidden("you are not joined to this room")

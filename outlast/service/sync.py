@@ -1,0 +1,167 @@
+"""/sync: gather each room's slice from the view, assemble, long-poll when empty."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from outlast.core import sync as assembly
+from outlast.core.filters import SyncFilter
+from outlast.core.sync import RoomSlice
+from outlast.core.tokens import SyncToken, encode_boundary
+from outlast.service.accounts import Requester
+from outlast.service.context import SiteContext
+from outlast.service.render import render, visible_rows
+from outlast.view import queries
+
+
+class Sync:
+    def __init__(self, ctx: SiteContext) -> None:
+        self.ctx = ctx
+
+    async def sync(
+        self,
+        who: Requester,
+        since: SyncToken | None,
+        sync_filter: SyncFilter,
+        *,
+        full_state: bool,
+        timeout_ms: int,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + min(timeout_ms, self.ctx.config.sync.max_timeout_ms) / 1000
+        while True:
+            response = self.build(who, since, sync_filter, full_state=full_state)
+            remaining = deadline - time.monotonic()
+            if since is None or full_state or remaining <= 0 or not assembly.is_empty(response):
+                return response
+            await self.ctx.notifier.wait(who.user_id, remaining)
+
+    def build(
+        self, who: Requester, since: SyncToken | None, sync_filter: SyncFilter, *, full_state: bool
+    ) -> dict[str, Any]:
+        """One synchronous pass over the view (no awaits: a consistent snapshot)."""
+        streams = self.ctx.stream_names
+        now = SyncToken(self.ctx.positions.snapshot(streams))
+        slices = []
+        for row in queries.rooms_of_user(self.ctx.conn, who.user_id):
+            if not sync_filter.room.room_allowed(row["room_id"]):
+                continue
+            index = streams.index(row["stream"])
+            since_seq = since.positions[index] if since is not None else None
+            room_slice = self._room(
+                who, row, since_seq, now.positions[index], sync_filter, full_state
+            )
+            if room_slice is not None:
+                slices.append(room_slice)
+        return assembly.assemble(now.encode(), slices)
+
+    def _room(
+        self,
+        who: Requester,
+        row: sqlite3.Row,
+        since_seq: int | None,
+        now_seq: int,
+        sync_filter: SyncFilter,
+        full_state: bool,
+    ) -> RoomSlice | None:
+        room_id = row["room_id"]
+        membership = row["membership"]
+        changed_at = int(row["seq"])
+        if changed_at > now_seq:
+            return None  # applied after our snapshot; the next sync carries it
+        fresh = since_seq is None or changed_at > since_seq
+        if membership == "invite":
+            if not fresh:
+                return None
+            state = queries.current_state(self.ctx.conn, room_id)
+            invite = state.get(("m.room.member", who.user_id))
+            if invite is None:
+                return None
+            return RoomSlice(
+                room_id, "invite", invite_state=assembly.invite_state(state.values(), invite)
+            )
+        if membership in ("leave", "ban"):
+            if row["forgotten"]:
+                return None
+            if since_seq is None and not sync_filter.room.include_leave:
+                return None
+            if since_seq is not None and not fresh:
+                return None
+            upto = (changed_at, int(row["idx"]) + 1)
+            return self._timeline_slice(
+                who, room_id, "leave", None if since_seq is None else since_seq, upto, sync_filter, True
+            )
+        if membership != "join":
+            return None
+        return self._timeline_slice(
+            who,
+            room_id,
+            "join",
+            None if fresh else since_seq,
+            (now_seq + 1, 0),
+            sync_filter,
+            full_state or fresh,
+        )
+
+    def _timeline_slice(
+        self,
+        who: Requester,
+        room_id: str,
+        section: str,
+        since_seq: int | None,
+        upto: tuple[int, int],
+        sync_filter: SyncFilter,
+        include_full_state: bool,
+    ) -> RoomSlice | None:
+        limit = sync_filter.room.timeline.limit
+        if limit is None:
+            limit = self.ctx.config.sync.default_timeline_limit
+        after = (since_seq + 1, 0) if since_seq is not None else None
+        changes = queries.membership_changes(self.ctx.conn, room_id, who.user_id)
+        rows = queries.events_between(
+            self.ctx.conn, room_id, after=after, before=upto, limit=limit * 3 + 20, newest_first=True
+        )
+        visible = visible_rows(rows, changes, who.user_id)
+        picked = []
+        for r in visible:
+            event = render(r, who.device_id, who.user_id)
+            if sync_filter.room.timeline.matches(event):
+                picked.append((r, event))
+            if len(picked) > limit:
+                break
+        limited = len(picked) > limit or (len(rows) == limit * 3 + 20)
+        picked = picked[:limit]
+        picked.reverse()
+        timeline = [e for _, e in picked]
+        if not timeline and not include_full_state:
+            return None
+        start = (int(picked[0][0]["seq"]), int(picked[0][0]["idx"])) if picked else upto
+        state_rows = queries.state_before(self.ctx.conn, room_id, start)
+        if include_full_state:
+            state = list(state_rows.values())
+        elif limited:
+            state = [e for e in state_rows.values() if _after(self.ctx.conn, e, since_seq)]
+        else:
+            state = []
+        state = [e for e in assembly.state_delta(state, timeline) if sync_filter.room.state.matches(e)]
+        return RoomSlice(
+            room_id,
+            section,
+            timeline=timeline,
+            limited=limited,
+            prev_batch=encode_boundary(start),
+            state=state,
+        )
+
+
+def _after(conn: sqlite3.Connection, event: dict[str, Any], since_seq: int | None) -> bool:
+    if since_seq is None:
+        return True
+    row = queries.event_row(conn, event["event_id"])
+    return row is not None and int(row["seq"]) > since_seq
+
+
+def load(raw: str) -> Any:
+    return json.loads(raw)

@@ -1,0 +1,180 @@
+"""The composition root: one Outlast worker of one site, wired from its configuration.
+
+The embedded default and a site of a three-site cluster run this same code;
+only where the log lives (a child nats-server or a cluster's URLs) and how
+many replicas each stream has differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from outlast.config import Config, listen_address
+from outlast.http.app import RateLimiter, build_app
+from outlast.log.client import LogClient
+from outlast.log.engine import NatsNode, embedded_node
+from outlast.log.names import all_streams
+from outlast.service.accounts import Accounts
+from outlast.service.context import SiteContext
+from outlast.service.create_room import RoomCreator
+from outlast.service.filters import Filters
+from outlast.service.membership import Memberships
+from outlast.service.messages import Messages
+from outlast.service.passwords import Passwords
+from outlast.service.rooms import RoomWriter
+from outlast.service.sync import Sync
+from outlast.view import queries
+from outlast.view.notifier import Notifier
+from outlast.view.projector import Projector
+from outlast.view.store import Positions, open_db
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the HTTP handlers may call; built once per worker."""
+
+    ctx: SiteContext
+    projector: Projector
+    accounts: Accounts
+    creator: RoomCreator
+    memberships: Memberships
+    messages: Messages
+    sync: Sync
+    filters: Filters
+
+    def rooms_joined(self, user_id: str) -> list[str]:
+        return queries.joined_rooms(self.ctx.conn, user_id)
+
+    async def health(self) -> dict[str, Any]:
+        """Ready = the log answers for every stream (quorum) and the view is caught up."""
+        lag: dict[str, int] = {}
+        reachable = self.ctx.log.connected
+        if reachable:
+            for name in self.ctx.stream_names:
+                try:
+                    last = await asyncio.wait_for(self.ctx.log.last_seq(name), 2.0)
+                except Exception:  # noqa: BLE001 - any failure means not ready
+                    reachable = False
+                    break
+                lag[name] = max(0, last - self.ctx.positions.applied(name))
+        behind = sum(lag.values())
+        stalled = behind > 0 and (
+            time.monotonic() - self.projector.last_applied_at > self.ctx.config.view.max_lag_seconds
+        )
+        return {
+            "ready": reachable and not stalled,
+            "site": self.ctx.config.server.site,
+            "log_reachable": reachable,
+            "view_lag": behind,
+            "view_stalled": stalled,
+            "sync_waiters": self.ctx.notifier.waiting(),
+        }
+
+
+class Site:
+    """Start and stop one worker: log (and embedded node), view, projector, HTTP."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.node: NatsNode | None = None
+        self.log: LogClient | None = None
+        self.services: Services | None = None
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        urls = list(config.log.nats_urls)
+        if config.embedded_nats:
+            self.node = embedded_node(config.data_path, config.log.nats_port, config.log.sync_always)
+            self.node.start()
+            await self.node.wait_ready()
+            urls = [self.node.url]
+        self.log = LogClient(urls, name=f"outlast-{config.server.site}",
+                             publish_timeout=config.log.publish_timeout_seconds)
+        await self.log.connect()
+        streams = all_streams(config.log.partitions)
+        await self._ensure_streams(streams)
+        conn = open_db(config.view_path, [s.name for s in streams])
+        positions = Positions(conn)
+        notifier = Notifier()
+        ctx = SiteContext(config, self.log, conn, positions, notifier)
+        projector = Projector(conn, self.log, streams, positions, notifier)
+        await projector.start()
+        writer = RoomWriter(ctx)
+        self.services = Services(
+            ctx=ctx,
+            projector=projector,
+            accounts=Accounts(ctx, Passwords(config.auth)),
+            creator=RoomCreator(ctx, writer),
+            memberships=Memberships(ctx, writer),
+            messages=Messages(ctx, writer),
+            sync=Sync(ctx),
+            filters=Filters(ctx),
+        )
+        await self._catch_up(streams)
+        app = build_app(
+            self.services,
+            max_request_bytes=config.limits.max_request_bytes,
+            limiter=RateLimiter(config.limits.rate_limit_per_second, config.limits.rate_limit_burst),
+        )
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        host, port = listen_address(config)
+        site = web.TCPSite(self.runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        log.info("outlast site %s listening on http://%s:%s", config.server.site, host, self.port)
+
+    async def _ensure_streams(self, streams: Any) -> None:
+        assert self.log is not None
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await self.log.ensure_streams(
+                    streams,
+                    replicas=self.config.log.replicas,
+                    duplicate_window=float(self.config.log.duplicate_window_seconds),
+                )
+                return
+            except Exception as exc:  # noqa: BLE001 - JetStream may still be electing
+                if time.monotonic() > deadline:
+                    raise
+                log.info("waiting for JetStream to accept stream setup: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _catch_up(self, streams: Any) -> None:
+        """Start serving only once the view has applied what the log held at start."""
+        assert self.services is not None
+        ctx = self.services.ctx
+        for spec in streams:
+            with contextlib.suppress(Exception):
+                last = await ctx.log.last_seq(spec.name)
+                await ctx.positions.wait_for(spec.name, last, 300)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.services is not None:
+            await self.services.projector.stop()
+            self.services.ctx.conn.close()
+            self.services = None
+        if self.log is not None:
+            await self.log.close()
+            self.log = None
+        if self.node is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.node.stop)
+            self.node = None
