@@ -31,6 +31,7 @@ WRONG_LAST_SEQUENCE = 10071
 FENCE_BUSY = 10164
 STREAM_NAME_IN_USE = 10058
 NO_MESSAGE_FOUND = 10037
+MSG_ID_IN_PROCESS = 10158
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class Ack:
 
 class FenceFailed(Exception):
     """The fenced subject moved on since the caller read it; nothing was written."""
+
+
+class FenceBusy(FenceFailed):
+    """Another fenced write on the same subject is in flight (clustered streams
+    serialize them); the fence itself may still hold, so retry shortly."""
 
 
 class LogUnavailable(Exception):
@@ -164,19 +170,25 @@ class LogClient:
                 subject, encode(payload), timeout=self.publish_timeout, headers=headers or None
             )
         except nats.js.errors.APIError as exc:
-            if exc.err_code in (WRONG_LAST_SEQUENCE, FENCE_BUSY):
+            if exc.err_code == FENCE_BUSY:
+                raise FenceBusy(exc.description or "fenced write in flight") from exc
+            if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise FenceFailed(exc.description or "wrong last sequence") from exc
-            if exc.code == 503 or exc.err_code in (10008, 10023):
+            if exc.code == 503 or exc.err_code in (10008, 10023, MSG_ID_IN_PROCESS):
                 raise LogUnavailable(exc.description or "log unavailable") from exc
             raise
         except (
             nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,
             nats.errors.TimeoutError,
             nats.errors.ConnectionClosedError,
             nats.errors.ConnectionReconnectingError,
             nats.errors.OutboundBufferLimitError,
             asyncio.TimeoutError,
         ) as exc:
+            # A timeout is an unknown outcome, not a failure: the write may still
+            # commit later. Callers answer 503; the client's retry with the same
+            # txnId then finds the original through the msg-id / event-id dedup.
             raise LogUnavailable(f"log did not acknowledge: {type(exc).__name__}") from exc
         return Ack(stream=ack.stream, seq=ack.seq, duplicate=bool(ack.duplicate))
 
@@ -184,7 +196,11 @@ class LogClient:
         """The stream's last committed sequence, as its leader knows it."""
         try:
             info = await self.js.stream_info(stream)
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+        except (
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+            nats.js.errors.ServiceUnavailableError,
+        ) as exc:
             raise LogUnavailable("stream info unavailable") from exc
         return int(info.state.last_seq)
 
@@ -194,7 +210,11 @@ class LogClient:
             msg = await self.js.get_last_msg(stream, subject)
         except nats.js.errors.NotFoundError:
             return 0
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+        except (
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+            nats.js.errors.ServiceUnavailableError,
+        ) as exc:
             raise LogUnavailable("last message lookup unavailable") from exc
         return int(msg.seq or 0)
 
@@ -221,7 +241,7 @@ class LogClient:
             stream=stream,
             cb=on_msg,
             ordered_consumer=True,
-            idle_heartbeat=2.0,
+            idle_heartbeat=1.0,  # re-create within seconds after a leader loss
             flow_control=True,
             config=api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,

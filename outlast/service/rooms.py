@@ -11,6 +11,9 @@ a failed fence the writer catches its view up to the log's tail and re-checks.
 from __future__ import annotations
 
 import asyncio
+import json
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,12 +21,13 @@ from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, forbidden, not_found, unavailable
 from outlast.core.events import make_event
 from outlast.log import names
-from outlast.log.client import FenceFailed, LogUnavailable
+from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
 from outlast.service.context import SiteContext, log_unavailable, now_ms
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
 MAX_ATTEMPTS = 8
+BUSY_BUDGET_SECONDS = 3.0
 
 # Given the state the checks run against, return the events to commit (already checked).
 Builder = Callable[[StateMap], list[dict[str, Any]]]
@@ -48,10 +52,18 @@ class RoomWriter:
         txn: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         subjects = self.subjects(room_id)
-        for attempt in range(MAX_ATTEMPTS):
+        busy_until = time.monotonic() + BUSY_BUDGET_SECONDS
+        attempt = 0
+        while attempt < MAX_ATTEMPTS:
+            if msg_id is not None:
+                done = queries.event_row(self.ctx.conn, msg_id)
+                if done is not None:
+                    # Committed by an earlier attempt (ours or the client's retry).
+                    return [json.loads(done["json"])]
             row = queries.room(self.ctx.conn, room_id)
             if row is None:
-                if attempt == 0 and await self.ctx.catch_up(subjects.stream):
+                attempt += 1
+                if attempt == 1 and await self.ctx.catch_up(subjects.stream):
                     continue
                 raise not_found("unknown room")
             events = build(queries.current_state(self.ctx.conn, room_id))
@@ -66,7 +78,14 @@ class RoomWriter:
                     fence_subject=subjects.state,
                     expected_seq=int(row["state_seq"]),
                 )
+            except FenceBusy:
+                # Clustered streams admit one fenced write per subject at a time.
+                if time.monotonic() > busy_until:
+                    break
+                await asyncio.sleep(random.uniform(0.001, 0.004))
+                continue
             except FenceFailed:
+                attempt += 1
                 await self._catch_up_state(subjects, attempt)
                 continue
             except LogUnavailable as exc:
