@@ -103,10 +103,13 @@ def _apply(section: Any, values: dict[str, Any], where: str) -> None:
         current = getattr(section, key)
         if isinstance(current, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key} must be true or false")
-        if isinstance(current, (int, float)) and not isinstance(current, bool):
+        if isinstance(current, int) and not isinstance(current, bool):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{where}.{key} must be a whole number")
+        if isinstance(current, float):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ConfigError(f"{where}.{key} must be a number")
-            value = type(current)(value)
+            value = float(value)
         if isinstance(current, str) and not isinstance(value, str):
             raise ConfigError(f"{where}.{key} must be a string")
         if isinstance(current, list) and not (
@@ -127,8 +130,9 @@ def load(path: str | Path | None) -> Config:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    sections = {f.name for f in dataclasses.fields(config)}
     for name, values in raw.items():
-        if not hasattr(config, name) or not isinstance(values, dict):
+        if name not in sections or not isinstance(values, dict):
             raise ConfigError(f"unknown configuration section [{name}]")
         _apply(getattr(config, name), values, name)
     validate(config)

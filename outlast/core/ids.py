@@ -15,8 +15,8 @@ import string
 
 from outlast.core.errors import MatrixError
 
-_LOCALPART = re.compile(r"^[a-z0-9._=\-/+]+$")
-_LEGACY_LOCALPART = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ':'
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
+_LEGACY_LOCALPART = re.compile(r"[!-9;-~]+")  # printable ASCII except ':'; use fullmatch
 MAX_ID_BYTES = 255
 
 
@@ -32,7 +32,7 @@ def validate_new_localpart(localpart: str, server_name: str) -> str:
     """A localpart a new account may take: the strict modern grammar, lower case."""
     if not localpart:
         raise invalid_username("username must not be empty")
-    if not _LOCALPART.match(localpart):
+    if not _LOCALPART.fullmatch(localpart):
         raise invalid_username("username may contain only a-z, 0-9, and . _ = - / +")
     if len(user_id(localpart, server_name).encode("utf-8")) > MAX_ID_BYTES:
         raise invalid_username("user id would be longer than 255 bytes")
@@ -44,7 +44,7 @@ def parse_user_id(value: str) -> tuple[str, str]:
     if not value.startswith("@") or ":" not in value or len(value.encode()) > MAX_ID_BYTES:
         raise MatrixError(400, "M_INVALID_PARAM", f"not a user id: {value[:80]!r}")
     local, _, server = value[1:].partition(":")
-    if not local or not server or not _LEGACY_LOCALPART.match(local):
+    if not local or not server or not _LEGACY_LOCALPART.fullmatch(local):
         raise MatrixError(400, "M_INVALID_PARAM", f"not a user id: {value[:80]!r}")
     return local, server
 

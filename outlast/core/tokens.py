@@ -19,6 +19,11 @@ from outlast.core.errors import MatrixError
 Position = tuple[int, int]
 
 
+def _digits(value: str, max_len: int) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts e.g. "²", which ``int`` rejects."""
+    return 0 < len(value) < max_len and value.isascii() and value.isdigit()
+
+
 def _invalid(token: str) -> MatrixError:
     return MatrixError(400, "M_INVALID_PARAM", f"invalid token {token[:64]!r}")
 
@@ -38,7 +43,7 @@ def parse_sync_token(token: str, stream_count: int) -> SyncToken:
     if not token.startswith("s") or len(token) > 2048:
         raise _invalid(token)
     parts = token[1:].split("_")
-    if len(parts) != stream_count or not all(p.isdigit() and len(p) < 20 for p in parts):
+    if len(parts) != stream_count or not all(_digits(p, 20) for p in parts):
         raise _invalid(token)
     return SyncToken(tuple(int(p) for p in parts))
 
@@ -51,7 +56,7 @@ def parse_boundary(token: str, sync_position: int | None = None) -> Position:
     """Parse ``t…``; for an ``s…`` token, pass the room partition's sequence from it."""
     if token.startswith("t"):
         seq, _, idx = token[1:].partition("_")
-        if seq.isdigit() and idx.isdigit() and len(seq) < 20 and len(idx) < 10:
+        if _digits(seq, 20) and _digits(idx, 10):
             return int(seq), int(idx)
         raise _invalid(token)
     if sync_position is not None:

@@ -1,0 +1,167 @@
+"""Unit tests for configuration defaults, TOML loading and validation (outlast.config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from outlast import config
+from outlast.config import Config, ConfigError, listen_address
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "outlast.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_text(tmp_path: Path, text: str) -> Config:
+    return config.load(write(tmp_path, text))
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, text)
+    return str(info.value)
+
+
+# --- defaults ---------------------------------------------------------------
+
+
+def test_defaults_match_the_documentation() -> None:
+    c = config.load(None)
+    assert c.server.listen == "127.0.0.1:8008"
+    assert c.server.data_dir == "./outlast-data"
+    assert c.server.server_name == "localhost"
+    assert c.registration.enabled is True
+    assert c.limits.rate_limit_per_second == 0.0  # rate limiting off
+    assert c.embedded_nats is True
+    assert c.data_path == Path("./outlast-data")
+    assert c.view_path == Path("./outlast-data/view.sqlite")
+    config.validate(c)
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    assert load_text(tmp_path, "") == Config()
+
+
+def test_listen_address_splits_host_and_port() -> None:
+    assert listen_address(Config()) == ("127.0.0.1", 8008)
+    c = Config()
+    c.server.listen = "[::1]:9000"
+    assert listen_address(c) == ("::1", 9000)
+
+
+# --- loading ----------------------------------------------------------------
+
+
+def test_toml_values_are_loaded(tmp_path: Path) -> None:
+    c = load_text(
+        tmp_path,
+        """
+        [server]
+        server_name = "example.test"
+        listen = "0.0.0.0:8448"
+        data_dir = "/var/lib/outlast"
+
+        [registration]
+        enabled = false
+
+        [limits]
+        rate_limit_per_second = 5
+
+        [log]
+        nats_urls = ["nats://a:4222", "nats://b:4222"]
+        partitions = 8
+        replicas = 3
+
+        [view]
+        path = "/tmp/view.sqlite"
+        """,
+    )
+    assert c.server.server_name == "example.test"
+    assert listen_address(c) == ("0.0.0.0", 8448)
+    assert c.registration.enabled is False
+    assert c.limits.rate_limit_per_second == 5.0
+    assert isinstance(c.limits.rate_limit_per_second, float)
+    assert c.log.nats_urls == ["nats://a:4222", "nats://b:4222"]
+    assert (c.log.partitions, c.log.replicas) == (8, 3)
+    assert c.embedded_nats is False
+    assert c.view_path == Path("/tmp/view.sqlite")
+    assert c.server.site == "local"  # untouched keys keep defaults
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        config.load(tmp_path / "absent.toml")
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    load_error(tmp_path, "[server\n")
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    assert "server.listn" in load_error(tmp_path, '[server]\nlistn = "127.0.0.1:1"\n')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[serverz]\nx = 1\n",
+        "server = 1\n",  # a section must be a table
+        "[data_path]\nx = 1\n",  # a Config property, not a section
+        "[embedded_nats]\nx = 1\n",
+        "[__class__]\nx = 1\n",
+    ],
+)
+def test_unknown_section_is_an_error(tmp_path: Path, text: str) -> None:
+    load_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[registration]\nenabled = "yes"\n',
+        "[registration]\nenabled = 1\n",
+        '[log]\npartitions = "4"\n',
+        "[log]\npartitions = true\n",
+        "[log]\npartitions = 2.5\n",  # an int key must not silently truncate
+        "[server]\nlisten = 8008\n",
+        '[log]\nnats_urls = "nats://a:4222"\n',
+        "[log]\nnats_urls = [1, 2]\n",
+        "[limits]\nrate_limit_per_second = false\n",
+    ],
+)
+def test_wrong_types_are_errors(tmp_path: Path, text: str) -> None:
+    load_error(tmp_path, text)
+
+
+# --- validate ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("partitions", [1, 64])
+def test_partition_bounds_are_inclusive(tmp_path: Path, partitions: int) -> None:
+    assert load_text(tmp_path, f"[log]\npartitions = {partitions}\n").log.partitions == partitions
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[log]\npartitions = 0\n",
+        "[log]\npartitions = 65\n",
+        "[log]\nreplicas = 2\n",
+        "[log]\nreplicas = 0\n",
+        '[server]\nlisten = "8008"\n',
+        '[server]\nlisten = ":8008"\n',
+        '[server]\nlisten = "localhost:http"\n',
+        '[server]\nlisten = "localhost:"\n',
+    ],
+)
+def test_out_of_bounds_values_are_errors(tmp_path: Path, text: str) -> None:
+    load_error(tmp_path, text)
+
+
+@pytest.mark.parametrize("replicas", [1, 3, 5])
+def test_odd_replica_counts_are_accepted(tmp_path: Path, replicas: int) -> None:
+    assert load_text(tmp_path, f"[log]\nreplicas = {replicas}\n").log.replicas == replicas
