@@ -92,10 +92,10 @@ class RoomCreator:
         if (topic := _str(body, "topic")) is not None:
             plan.append(ev("m.room.topic", {"topic": topic}))
         for invitee in invites:
-            content: dict[str, Any] = {"membership": "invite"}
+            invite: dict[str, Any] = {"membership": "invite"}
             if is_direct:
-                content["is_direct"] = True
-            plan.append(ev("m.room.member", content, invitee))
+                invite["is_direct"] = True
+            plan.append(ev("m.room.member", invite, invitee))
 
         state: StateMap = {}
         auth.check_create(plan[0])

@@ -38,6 +38,8 @@ class RoomWriter:
 
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
+        # room id -> [lock, users]: one state change per room at a time in this process.
+        self._state_locks: dict[str, list[Any]] = {}
 
     def subjects(self, room_id: str) -> names.RoomSubjects:
         return names.room_subjects(room_id, self.ctx.config.log.partitions)
@@ -50,6 +52,30 @@ class RoomWriter:
         state_change: bool,
         msg_id: str | None = None,
         txn: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        if not state_change:
+            return await self._commit(room_id, build, state_change, msg_id, txn)
+        # Concurrent state changes from one process would all be checked against
+        # the same state and all but one fail their fence, round after round,
+        # until some run out of attempts. Queue them locally instead; the fence
+        # still arbitrates between processes and sites.
+        entry = self._state_locks.setdefault(room_id, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                return await self._commit(room_id, build, state_change, msg_id, txn)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._state_locks.pop(room_id, None)
+
+    async def _commit(
+        self,
+        room_id: str,
+        build: Builder,
+        state_change: bool,
+        msg_id: str | None,
+        txn: dict[str, str] | None,
     ) -> list[dict[str, Any]]:
         subjects = self.subjects(room_id)
         busy_until = time.monotonic() + BUSY_BUDGET_SECONDS

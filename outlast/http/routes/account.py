@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from outlast.core import ids
-from outlast.core.errors import MatrixError, bad_json, forbidden
+from outlast.core.errors import MatrixError, bad_json
 from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
 from outlast.http.routing import Routes
 
@@ -17,11 +17,13 @@ routes = Routes()
 LOGIN_FLOWS = {"flows": [{"type": "m.login.password"}]}
 
 
-def _uia(stage: str, session: str | None = None) -> MatrixError:
+def _uia(stage: str, session: Any = None, error: str | None = None) -> MatrixError:
+    """A 401 UIA challenge; with ``error``, a failed attempt the client may retry."""
+    session = session if isinstance(session, str) and session else None
     return MatrixError(
         401,
-        "M_FORBIDDEN" if session else "M_UNAUTHORIZED",
-        "additional authentication is required",
+        "M_FORBIDDEN" if session or error else "M_UNAUTHORIZED",
+        error or "additional authentication is required",
         extra={
             "flows": [{"stages": [stage]}],
             "params": {},
@@ -141,7 +143,8 @@ async def _password_auth(request: web.Request, body: dict[str, Any], user_id: st
         auth.get("identifier") or auth.get("user")
     ) else user_id
     if claimed != user_id or not await services.accounts.check_password(user_id, auth.get("password")):
-        raise forbidden("Invalid password")
+        # Spec (UIA): a failed stage is a 401 with the flows again, so the client can retry.
+        raise _uia("m.login.password", auth.get("session"), "Invalid password")
 
 
 @routes.post("/account/password")
