@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         "which runs one catch-up) rebuilds it from the log; it then answers exactly as before.",
     )
     _common(rebuild)
+    from outlast.cluster.commands import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -115,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_serve(resolve_config(args)))
         if args.command == "view" and args.view_command == "rebuild":
             return asyncio.run(_rebuild_view(resolve_config(args)))
+        from outlast.cluster.commands import dispatch
+
+        result = dispatch(args)
+        if result is not None:
+            return result
     except ConfigError as exc:
         print(f"outlast: configuration error: {exc}", file=sys.stderr)
         return 2

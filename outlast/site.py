@@ -20,7 +20,7 @@ from outlast.config import Config, listen_address
 from outlast.http.app import RateLimiter, build_app
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
-from outlast.log.names import all_streams
+from outlast.log.names import all_streams, control_streams, health_subject
 from outlast.service.accounts import Accounts
 from outlast.service.context import SiteContext
 from outlast.service.create_room import RoomCreator
@@ -55,9 +55,25 @@ class Services:
         return queries.joined_rooms(self.ctx.conn, user_id)
 
     async def health(self) -> dict[str, Any]:
-        """Ready = the log answers for every stream (quorum) and the view is caught up."""
+        """Ready = a probe write commits (quorum reachable) and the view is caught up.
+
+        A write probe, not a read: a stream leader cut off from its followers
+        keeps answering reads with stale confidence for several seconds, but it
+        cannot commit a write.
+        """
         lag: dict[str, int] = {}
         reachable = self.ctx.log.connected
+        if reachable:
+            try:
+                await asyncio.wait_for(
+                    self.ctx.log.append(
+                        health_subject(self.ctx.config.server.site),
+                        {"op": "probe", "site": self.ctx.config.server.site, "ts": time.time()},
+                    ),
+                    2.0,
+                )
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                reachable = False
         if reachable:
             for name in self.ctx.stream_names:
                 try:
@@ -104,7 +120,7 @@ class Site:
                              publish_timeout=config.log.publish_timeout_seconds)
         await self.log.connect()
         streams = all_streams(config.log.partitions)
-        await self._ensure_streams(streams)
+        await self._ensure_streams([*streams, *control_streams()])
         conn = open_db(config.view_path, [s.name for s in streams])
         positions = Positions(conn)
         notifier = Notifier()

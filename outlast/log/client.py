@@ -134,6 +134,7 @@ class LogClient:
                 duplicate_window=duplicate_window,
                 allow_direct=True,
                 discard=api.DiscardPolicy.OLD,
+                max_msgs_per_subject=spec.max_msgs_per_subject,
             )
             try:
                 await self.js.add_stream(config)

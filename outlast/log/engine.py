@@ -53,6 +53,11 @@ class NodeSpec:
     cluster_name: str = "outlast"
     site_tag: str = ""
     sync_always: bool = True
+    # Multi-site: an application account with JetStream and a system account
+    # for cluster administration (removing a burned peer needs it).
+    app_password: str = ""
+    sys_password: str = ""
+    cluster_advertise: str = ""
 
 
 def render_config(spec: NodeSpec) -> str:
@@ -75,12 +80,21 @@ def render_config(spec: NodeSpec) -> str:
     ]
     if spec.site_tag:
         lines.append(f'server_tags: ["site:{spec.site_tag}"]')
+    if spec.app_password:
+        lines += [
+            "accounts {",
+            f'  SYS: {{ users: [ {{ user: "sys", password: "{spec.sys_password}" }} ] }}',
+            f'  APP: {{ jetstream: enabled, users: [ {{ user: "app", password: "{spec.app_password}" }} ] }}',
+            "}",
+            "system_account: SYS",
+        ]
     if spec.routes:
         routes = ", ".join(f'"{r}"' for r in spec.routes)
         lines += [
             "cluster {",
             f'  name: "{spec.cluster_name}"',
             f'  listen: "{spec.host}:{spec.cluster_port}"',
+            f'  advertise: "{spec.cluster_advertise}"' if spec.cluster_advertise else "",
             f"  routes: [{routes}]",
             "}",
         ]

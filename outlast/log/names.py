@@ -27,6 +27,7 @@ USERS_STREAM = "OUTLAST_USERS"
 DIRECTORY_STREAM = "OUTLAST_DIRECTORY"
 ROOMS_STREAM_PREFIX = "OUTLAST_ROOMS_"
 DRILLS_STREAM = "OUTLAST_DRILLS"
+HEALTH_STREAM = "OUTLAST_HEALTH"
 MEDIA_BUCKET = "OUTLAST_MEDIA"
 
 
@@ -49,6 +50,7 @@ def rooms_stream(partition: int) -> str:
 class StreamSpec:
     name: str
     subjects: tuple[str, ...]
+    max_msgs_per_subject: int = -1
 
 
 def all_streams(partitions: int) -> list[StreamSpec]:
@@ -60,6 +62,22 @@ def all_streams(partitions: int) -> list[StreamSpec]:
     for p in range(partitions):
         streams.append(StreamSpec(rooms_stream(p), (f"{PREFIX}.rooms.{p}.>",)))
     return streams
+
+
+def control_streams() -> list[StreamSpec]:
+    """Streams that are not part of sync tokens: health probes and drill records."""
+    return [
+        StreamSpec(HEALTH_STREAM, (f"{PREFIX}.health.>",), max_msgs_per_subject=1),
+        StreamSpec(DRILLS_STREAM, (f"{PREFIX}.drills.>",)),
+    ]
+
+
+def health_subject(site: str) -> str:
+    return f"{PREFIX}.health.{token(site)}"
+
+
+def drill_subject(drill_id: str) -> str:
+    return f"{PREFIX}.drills.{token(drill_id)}"
 
 
 def user_account_subject(user_id: str) -> str:

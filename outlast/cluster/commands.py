@@ -1,0 +1,181 @@
+"""`outlast cluster up|down|status` and `outlast site rebuild|isolate|heal`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from outlast.cluster.plan import ClusterPlan, load_description
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cluster = sub.add_parser("cluster", help="run a local multi-site cluster on loopback")
+    csub = cluster.add_subparsers(dest="cluster_command", metavar="ACTION")
+    up = csub.add_parser(
+        "up",
+        help="start every site, the inter-site links and a front door",
+        description="Start a local active-active cluster: per site one nats-server node "
+        "(tagged site:NAME, one replica of every stream per site) and Outlast worker(s), "
+        "plus an HAProxy front door. Prints a JSON description and writes it to "
+        "DIR/cluster.json. Runs until Ctrl-C/SIGTERM unless --detach.",
+    )
+    up.add_argument("--sites", type=int, default=3, help="number of sites (default 3; at least 3)")
+    up.add_argument("--dir", required=True, help="directory for every site's data and cluster.json")
+    up.add_argument("--detach", action="store_true",
+                    help="return once every site is healthy, leaving the cluster running")
+    up.add_argument("--partitions", type=int, default=4, help="room partition streams (default 4)")
+    up.add_argument("--workers", type=int, default=1, help="Outlast workers per site (default 1)")
+    up.add_argument("--site-config", metavar="FILE",
+                    help="TOML appended to every site's worker config (e.g. [auth] settings)")
+    down = csub.add_parser("down", help="stop a cluster started with --detach")
+    down.add_argument("--dir", required=True)
+    status = csub.add_parser("status", help="print the cluster description with live site status")
+    status.add_argument("--dir", required=True)
+
+    site = sub.add_parser("site", help="act on one site of a running cluster")
+    ssub = site.add_subparsers(dest="site_command", metavar="ACTION")
+    for name, text in (
+        ("rebuild", "bring up a fresh, empty site with this name, remove the dead peer, "
+                    "re-replicate every stream and rebuild the view; returns when healthy"),
+        ("isolate", "cut the site's links to every other site (a network partition)"),
+        ("heal", "restore the site's links"),
+        ("power-on", "restart a powered-off site on its existing disks"),
+    ):
+        p = ssub.add_parser(name, help=text, description=text)
+        p.add_argument("name", help="site name, e.g. a")
+        p.add_argument("--cluster", required=True, metavar="FILE", help="the cluster.json")
+
+
+def _control(description: dict[str, Any], method: str, path: str, timeout: float = 600) -> Any:
+    req = urllib.request.Request(description["control_url"] + path, method=method, data=b"")
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - loopback control API
+
+
+def run_site_action(action: str, name: str, cluster_file: str) -> int:
+    description = load_description(Path(cluster_file))
+    try:
+        with _control(description, "POST", f"/sites/{name}/{action}") as resp:
+            result = 0
+            for raw in resp:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("RESULT "):
+                    print(json.dumps(json.loads(line[7:]), indent=2))
+                elif line.startswith("ERROR "):
+                    print(f"outlast: {action} failed: {json.loads(line[6:])['error']}", file=sys.stderr)
+                    result = 1
+                elif line.startswith("{"):
+                    print(line)
+                else:
+                    print(f"{action}: {line}", file=sys.stderr, flush=True)
+            return result
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"outlast: cluster control API unreachable: {exc}", file=sys.stderr)
+        return 1
+
+
+def cluster_up(args: argparse.Namespace) -> int:
+    if args.sites < 3:
+        print("outlast: a cluster needs at least 3 sites to survive the loss of one", file=sys.stderr)
+        return 2
+    directory = Path(args.dir).resolve()
+    existing = directory / "cluster.json"
+    if existing.exists() and not json.loads(existing.read_text()).get("stopped"):
+        print(f"outlast: {existing} describes a running cluster; `outlast cluster down --dir "
+              f"{args.dir}` first", file=sys.stderr)
+        return 2
+    extra = Path(args.site_config).read_text() if args.site_config else ""
+    if args.detach:
+        return _detach(args, directory)
+    from outlast.cluster.supervisor import run_cluster
+
+    plan = ClusterPlan.new(directory, args.sites, args.partitions, args.workers, extra)
+    ready_fd = int(os.environ.pop("OUTLAST_READY_FD", "-1"))
+    return asyncio.run(run_cluster(plan, ready_fd=ready_fd if ready_fd >= 0 else None))
+
+
+def _detach(args: argparse.Namespace, directory: Path) -> int:
+    directory.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-m", "outlast", "cluster", "up", "--sites", str(args.sites),
+            "--dir", str(directory), "--partitions", str(args.partitions),
+            "--workers", str(args.workers)]
+    if args.site_config:
+        argv += ["--site-config", str(Path(args.site_config).resolve())]
+    with open(directory / "supervisor.log", "ab") as log:
+        subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
+            pass_fds=(write_fd,), start_new_session=True,
+            env={**os.environ, "OUTLAST_READY_FD": str(write_fd)},
+        )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as ready:
+        line = ready.readline().strip()
+    if line != "ready":
+        print(f"outlast: cluster failed to start ({line or 'no answer'}); see "
+              f"{directory / 'supervisor.log'}", file=sys.stderr)
+        return 1
+    print((directory / "cluster.json").read_text())
+    return 0
+
+
+def cluster_down(args: argparse.Namespace) -> int:
+    path = Path(args.dir) / "cluster.json"
+    description = load_description(path)
+    if description.get("stopped"):
+        print("outlast: cluster already stopped", file=sys.stderr)
+        return 0
+    pid = int(description["supervisor_pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    # Whatever the supervisor could not stop (it may itself have been killed) goes now.
+    for site in description["sites"]:
+        for site_pid in site["pids"]:
+            try:
+                os.kill(site_pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    print("outlast: cluster stopped", file=sys.stderr)
+    return 0
+
+
+def cluster_status(args: argparse.Namespace) -> int:
+    description = load_description(Path(args.dir) / "cluster.json")
+    try:
+        with _control(description, "GET", "/status", timeout=10) as resp:
+            print(json.dumps(json.loads(resp.read()), indent=2))
+            return 0
+    except (urllib.error.URLError, OSError):
+        print(json.dumps(description, indent=2))
+        return 1
+
+
+def dispatch(args: argparse.Namespace) -> int | None:
+    if args.command == "cluster":
+        if args.cluster_command == "up":
+            return cluster_up(args)
+        if args.cluster_command == "down":
+            return cluster_down(args)
+        if args.cluster_command == "status":
+            return cluster_status(args)
+    if args.command == "site" and args.site_command:
+        return run_site_action(args.site_command, args.name, args.cluster)
+    return None

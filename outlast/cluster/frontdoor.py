@@ -1,0 +1,105 @@
+"""The local front door: HAProxy health-checking every site.
+
+It sends each request to a healthy site only (``/_outlast/health`` answers 200
+only when the site can commit and its view is current). In production a
+global load balancer — DNS with health checks, or anycast — plays this role;
+see the README's deployment section.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy")
+    if not found:
+        raise FileNotFoundError(
+            "haproxy not found: the local front door needs it (Debian: apt-get install haproxy)"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    port: int
+
+
+def render_haproxy(port: int, backends: list[Backend], stats_port: int) -> str:
+    """Round-robin over healthy sites; a failed check takes a site out within ~1 s.
+
+    ``retry-on conn-failure`` only re-sends requests that never reached a
+    site, so no request is replayed after a site may have acted on it — the
+    client's own txnId retry handles the in-doubt case.
+    """
+    servers = "\n".join(
+        f"    server {b.name} 127.0.0.1:{b.port} check inter 500ms fall 2 rise 2"
+        for b in backends
+    )
+    return f"""global
+    maxconn 4000
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    timeout http-keep-alive 30s
+    retries 3
+    option redispatch 1
+    retry-on conn-failure
+
+frontend outlast
+    bind 127.0.0.1:{port}
+    default_backend sites
+
+frontend stats
+    bind 127.0.0.1:{stats_port}
+    stats enable
+    stats uri /
+
+backend sites
+    balance roundrobin
+    option httpchk GET /_outlast/health
+    http-check expect status 200
+    default-server on-marked-down shutdown-sessions
+{servers}
+"""
+
+
+class FrontDoor:
+    def __init__(self, directory: Path, port: int, stats_port: int, backends: list[Backend]) -> None:
+        self.directory = directory
+        self.port = port
+        self.stats_port = stats_port
+        self.backends = backends
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "haproxy.cfg"
+        config.write_text(render_haproxy(self.port, self.backends, self.stats_port))
+        log = open(self.directory / "haproxy.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [haproxy_binary(), "-f", str(config), "-db"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)

@@ -1,0 +1,166 @@
+"""Where everything of a local cluster lives: ports, directories, configs, cluster.json."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from outlast.log.engine import NodeSpec, free_port
+
+SITE_NAMES = string.ascii_lowercase
+
+
+@dataclass
+class SitePlan:
+    name: str
+    data_dir: str
+    generation: int
+    client_port: int
+    cluster_port: int
+    monitor_port: int
+    http_ports: list[int]
+    relay_ports: dict[str, int] = field(default_factory=dict)  # to other site -> relay port
+
+    @property
+    def node_name(self) -> str:
+        """A node's identity; a rebuilt site gets a new one, never the burned one's."""
+        return f"{self.name}-{self.generation}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_ports[0]}"
+
+
+@dataclass
+class ClusterPlan:
+    dir: str
+    sites: list[SitePlan]
+    partitions: int
+    app_password: str
+    sys_password: str
+    front_door_port: int
+    stats_port: int
+    control_port: int
+    server_name: str = "localhost"
+    site_config_extra: str = ""
+
+    @staticmethod
+    def new(directory: Path, sites: int, partitions: int, workers: int,
+            site_config_extra: str = "") -> ClusterPlan:
+        names = list(SITE_NAMES[:sites])
+        site_plans = []
+        for name in names:
+            site_plans.append(
+                SitePlan(
+                    name=name,
+                    data_dir=str(directory / name),
+                    generation=1,
+                    client_port=free_port(),
+                    cluster_port=free_port(),
+                    monitor_port=free_port(),
+                    http_ports=[free_port() for _ in range(workers)],
+                )
+            )
+        for site in site_plans:
+            site.relay_ports = {other.name: free_port() for other in site_plans if other is not site}
+        alphabet = string.ascii_letters + string.digits
+        return ClusterPlan(
+            dir=str(directory),
+            sites=site_plans,
+            partitions=partitions,
+            app_password="".join(secrets.choice(alphabet) for _ in range(24)),
+            sys_password="".join(secrets.choice(alphabet) for _ in range(24)),
+            front_door_port=free_port(),
+            stats_port=free_port(),
+            control_port=free_port(),
+            site_config_extra=site_config_extra,
+        )
+
+    def site(self, name: str) -> SitePlan:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(f"no site named {name!r}; sites are {[s.name for s in self.sites]}")
+
+    def node_spec(self, site: SitePlan) -> NodeSpec:
+        """Node config: routes go through this site's relays to every other site."""
+        routes = [f"nats-route://127.0.0.1:{port}" for port in site.relay_ports.values()]
+        return NodeSpec(
+            name=site.node_name,
+            store_dir=Path(site.data_dir) / f"nats-{site.generation}" / "jetstream",
+            client_port=site.client_port,
+            cluster_port=site.cluster_port,
+            monitor_port=site.monitor_port,
+            routes=routes,
+            site_tag=site.name,
+            sync_always=True,
+            app_password=self.app_password,
+            sys_password=self.sys_password,
+            # Gossiped route addresses would bypass the relays; advertise a closed
+            # port so every route between sites goes through a relay that can be cut.
+            cluster_advertise="127.0.0.1:1",
+        )
+
+    def app_url(self, site: SitePlan) -> str:
+        return f"nats://app:{self.app_password}@127.0.0.1:{site.client_port}"
+
+    def sys_url(self, site: SitePlan) -> str:
+        return f"nats://sys:{self.sys_password}@127.0.0.1:{site.client_port}"
+
+    def worker_config(self, site: SitePlan, worker: int) -> str:
+        data = Path(site.data_dir) / f"outlast-{site.generation}" / f"worker-{worker}"
+        return (
+            "[server]\n"
+            f'server_name = "{self.server_name}"\n'
+            f'site = "{site.name}"\n'
+            f'listen = "127.0.0.1:{site.http_ports[worker]}"\n'
+            f'data_dir = "{data}"\n\n'
+            "[log]\n"
+            f'nats_urls = ["{self.app_url(site)}"]\n'
+            f"partitions = {self.partitions}\n"
+            "replicas = 3\n\n"
+            + self.site_config_extra
+        )
+
+
+def describe(plan: ClusterPlan, pids: dict[str, list[int]], status: dict[str, str],
+             supervisor_pid: int, nats_version: str) -> dict[str, Any]:
+    """The cluster description written to DIR/cluster.json and printed by `cluster up`."""
+    return {
+        "front_door": f"http://127.0.0.1:{plan.front_door_port}",
+        "control_url": f"http://127.0.0.1:{plan.control_port}",
+        "stats_url": f"http://127.0.0.1:{plan.stats_port}/",
+        "supervisor_pid": supervisor_pid,
+        "dir": plan.dir,
+        "server_name": plan.server_name,
+        "partitions": plan.partitions,
+        "nats_server_version": nats_version,
+        "settings": {"replicas": 3, "sync_interval": "always", "placement": "unique_tag site:"},
+        "sites": [
+            {
+                "name": s.name,
+                "url": s.url,
+                "worker_urls": [f"http://127.0.0.1:{p}" for p in s.http_ports],
+                "pids": pids.get(s.name, []),
+                "data_dir": s.data_dir,
+                "node": s.node_name,
+                "nats_url": plan.app_url(s),
+                "monitor_url": f"http://127.0.0.1:{s.monitor_port}",
+                "status": status.get(s.name, "unknown"),
+            }
+            for s in plan.sites
+        ],
+        "plan": asdict(plan),
+    }
+
+
+def load_description(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"outlast: cannot read cluster description {path}: {exc}") from exc
+    return data

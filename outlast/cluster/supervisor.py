@@ -1,0 +1,364 @@
+"""Run a local multi-site cluster: every site's node and workers, the links, the front door.
+
+The supervisor plays the datacenters, the WAN and the global load balancer. It
+never restarts a site on its own: a site that dies stays dead until someone
+restores it (`outlast site rebuild`, or a drill's power-on), exactly as a
+burned datacenter would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from outlast.cluster.frontdoor import Backend, FrontDoor
+from outlast.cluster.links import Links
+from outlast.cluster.plan import ClusterPlan, SitePlan, describe
+from outlast.log.engine import NatsNode, nats_server_binary
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], Awaitable[None]]
+
+
+def nats_version() -> str:
+    try:
+        out = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip() or out.stderr.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class SiteProcesses:
+    """The processes of one site: its JetStream node and its Outlast workers."""
+
+    def __init__(self, plan: ClusterPlan, site: SitePlan) -> None:
+        self.plan = plan
+        self.site = site
+        self.node: NatsNode | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def pids(self) -> list[int]:
+        pids = []
+        if self.node is not None and self.node.process is not None:
+            pids.append(self.node.process.pid)
+        pids += [w.pid for w in self.workers]
+        return pids
+
+    def alive(self) -> bool:
+        procs = [w for w in self.workers]
+        if self.node is not None and self.node.process is not None:
+            procs.append(self.node.process)
+        return bool(procs) and all(p.poll() is None for p in procs)
+
+    def start_node(self) -> None:
+        spec = self.plan.node_spec(self.site)
+        config = Path(self.site.data_dir) / f"nats-{self.site.generation}" / "nats.conf"
+        self.node = NatsNode(spec, config)
+        self.node.start()
+
+    def start_workers(self) -> None:
+        self.workers = []
+        for index in range(len(self.site.http_ports)):
+            config = Path(self.site.data_dir) / f"worker-{self.site.generation}-{index}.toml"
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(self.plan.worker_config(self.site, index))
+            log_file = open(config.with_suffix(".log"), "ab")  # noqa: SIM115
+            self.workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "outlast", "serve", "--config", str(config)],
+                    stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            )
+            log_file.close()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(timeout=5)
+        if self.node is not None:
+            self.node.stop()
+
+
+async def site_healthy(url: str, session: aiohttp.ClientSession) -> bool:
+    try:
+        async with session.get(url + "/_outlast/health", timeout=aiohttp.ClientTimeout(total=3)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        return False
+
+
+class Supervisor:
+    def __init__(self, plan: ClusterPlan) -> None:
+        self.plan = plan
+        self.sites = {s.name: SiteProcesses(plan, s) for s in plan.sites}
+        self.links = Links()
+        self.front_door = FrontDoor(
+            Path(plan.dir) / "frontdoor", plan.front_door_port, plan.stats_port,
+            [Backend(s.name, s.http_ports[0]) for s in plan.sites]
+            + [Backend(f"{s.name}{i}", p) for s in plan.sites for i, p in enumerate(s.http_ports[1:], 1)],
+        )
+        self.status: dict[str, str] = {s.name: "starting" for s in plan.sites}
+        self.version = nats_version()
+        self.stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self._busy: set[str] = set()
+
+    @property
+    def description_path(self) -> Path:
+        return Path(self.plan.dir) / "cluster.json"
+
+    def description(self) -> dict[str, Any]:
+        pids = {name: sp.pids() for name, sp in self.sites.items()}
+        return describe(self.plan, pids, self.status, os.getpid(), self.version)
+
+    def write_description(self) -> None:
+        tmp = self.description_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.description(), indent=2))
+        tmp.replace(self.description_path)
+
+    async def start(self, progress: Progress, timeout: float = 180.0) -> None:
+        Path(self.plan.dir).mkdir(parents=True, exist_ok=True)
+        for site in self.plan.sites:
+            for other, port in site.relay_ports.items():
+                self.links.add(site.name, other, port, self.plan.site(other).cluster_port)
+        await self.links.start()
+        for name, sp in self.sites.items():
+            sp.start_node()
+            await progress(f"site {name}: nats-server {sp.site.node_name} started")
+        for sp in self.sites.values():
+            assert sp.node is not None
+            await sp.node.wait_ready()
+        for name, sp in self.sites.items():
+            sp.start_workers()
+            await progress(f"site {name}: outlast worker(s) started")
+        self.front_door.start()
+        await self._start_control()
+        self.write_description()
+        await self.wait_healthy(list(self.sites), progress, timeout)
+        await self._wait_front_door(timeout)
+        self._monitor = asyncio.create_task(self._watch())
+        self.write_description()
+        await progress(f"front door {self.description()['front_door']} ready")
+
+    async def wait_healthy(self, names: list[str], progress: Progress, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        async with aiohttp.ClientSession() as session:
+            while pending:
+                for name in list(pending):
+                    sp = self.sites[name]
+                    if not sp.alive():
+                        raise RuntimeError(f"site {name} exited while starting; see {sp.site.data_dir}")
+                    if await site_healthy(sp.site.url, session):
+                        pending.discard(name)
+                        self.status[name] = "up"
+                        await progress(f"site {name}: healthy at {sp.site.url}")
+                if pending:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"sites not healthy in {timeout}s: {sorted(pending)}")
+                    await asyncio.sleep(0.3)
+
+    async def _wait_front_door(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while True:
+                proc = self.front_door.process
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(
+                        f"haproxy exited; see {self.front_door.directory / 'haproxy.log'}"
+                    )
+                if await site_healthy(self.front_door.url, session):
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError("front door did not become ready")
+                await asyncio.sleep(0.2)
+
+    async def _watch(self) -> None:
+        """Keep the status in cluster.json current: up, unhealthy, down, isolated."""
+        async with aiohttp.ClientSession() as session:
+            while not self.stopping.is_set():
+                isolated = set(self.links.isolated())
+                for name, sp in self.sites.items():
+                    if name in self._busy:
+                        continue
+                    if not sp.alive():
+                        status = "down"
+                    elif name in isolated:
+                        status = "isolated"
+                    else:
+                        status = "up" if await site_healthy(sp.site.url, session) else "unhealthy"
+                    self.status[name] = status
+                with contextlib.suppress(OSError):
+                    self.write_description()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), 1.0)
+
+    # -- faults and repairs, used by drills, tests and `outlast site rebuild` --
+
+    def isolate(self, name: str, cut: bool) -> None:
+        self.plan.site(name)
+        self.links.isolate(name, cut)
+
+    async def power_on(self, name: str, progress: Progress) -> None:
+        """Restart a site's processes on its existing disks (after a power loss)."""
+        sp = self.sites[name]
+        sp.stop()
+        sp.start_node()
+        assert sp.node is not None
+        await sp.node.wait_ready()
+        sp.start_workers()
+        await self.wait_healthy([name], progress, 180)
+
+    async def rebuild(self, name: str, progress: Progress) -> dict[str, Any]:
+        from outlast.cluster.rebuild import rebuild_site
+
+        if name in self._busy:
+            raise RuntimeError(f"site {name} is already being rebuilt")
+        self._busy.add(name)
+        self.status[name] = "rebuilding"
+        try:
+            return await rebuild_site(self, name, progress)
+        finally:
+            self._busy.discard(name)
+
+    # -- control API --
+
+    async def _start_control(self) -> None:
+        app = web.Application()
+        app.router.add_get("/status", self._h_status)
+        app.router.add_post("/sites/{name}/isolate", self._h_isolate)
+        app.router.add_post("/sites/{name}/heal", self._h_heal)
+        app.router.add_post("/sites/{name}/power-on", self._h_power_on)
+        app.router.add_post("/sites/{name}/rebuild", self._h_rebuild)
+        app.router.add_post("/stop", self._h_stop)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.plan.control_port).start()
+
+    async def _h_status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.description())
+
+    async def _h_isolate(self, request: web.Request) -> web.Response:
+        self.isolate(request.match_info["name"], True)
+        return web.json_response({"isolated": request.match_info["name"]})
+
+    async def _h_heal(self, request: web.Request) -> web.Response:
+        self.isolate(request.match_info["name"], False)
+        return web.json_response({"healed": request.match_info["name"]})
+
+    async def _streamed(self, request: web.Request,
+                        work: Callable[[Progress], Awaitable[dict[str, Any]]]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+
+        async def progress(line: str) -> None:
+            log.info("%s", line)
+            with contextlib.suppress(Exception):
+                await response.write((line + "\n").encode())
+
+        try:
+            result = await work(progress)
+            await progress("RESULT " + json.dumps(result))
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            log.exception("control action failed")
+            await progress("ERROR " + json.dumps({"error": str(exc)}))
+        await response.write_eof()
+        return response
+
+    async def _h_power_on(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+
+        async def work(progress: Progress) -> dict[str, Any]:
+            await self.power_on(name, progress)
+            return {"site": name, "status": "up"}
+
+        return await self._streamed(request, work)
+
+    async def _h_rebuild(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        return await self._streamed(request, lambda progress: self.rebuild(name, progress))
+
+    async def _h_stop(self, request: web.Request) -> web.Response:
+        self.stopping.set()
+        return web.json_response({"stopping": True})
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        self.front_door.stop()
+        loop = asyncio.get_running_loop()
+        for sp in self.sites.values():
+            for worker in sp.workers:
+                if worker.poll() is None:
+                    worker.terminate()
+        await loop.run_in_executor(None, lambda: [sp.stop() for sp in self.sites.values()])
+        await self.links.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        with contextlib.suppress(OSError):
+            data = self.description()
+            data["stopped"] = True
+            self.description_path.write_text(json.dumps(data, indent=2))
+
+
+async def run_cluster(plan: ClusterPlan, *, ready_fd: int | None = None, quiet: bool = False) -> int:
+    """Run until SIGINT/SIGTERM or a /stop request; print the description when ready."""
+    supervisor = Supervisor(plan)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, supervisor.stopping.set)
+
+    async def progress(line: str) -> None:
+        if not quiet:
+            print(f"cluster: {line}", file=sys.stderr, flush=True)
+
+    try:
+        await supervisor.start(progress)
+        print(json.dumps(supervisor.description(), indent=2), flush=True)
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+        await supervisor.stopping.wait()
+        await progress("stopping every site")
+    except Exception as exc:
+        print(f"cluster: failed: {exc}", file=sys.stderr, flush=True)
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, f"failed {exc}\n".encode())
+        return_code = 1
+    else:
+        return_code = 0
+    finally:
+        await supervisor.stop()
+    return return_code
+
+
+def remove_site_data(data_dir: str) -> None:
+    shutil.rmtree(data_dir, ignore_errors=True)
