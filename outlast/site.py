@@ -144,7 +144,11 @@ class Site:
             max_request_bytes=config.limits.max_request_bytes,
             limiter=RateLimiter(config.limits.rate_limit_per_second, config.limits.rate_limit_burst),
         )
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Long request lines get a Matrix 400 from our handlers rather than
+        # aiohttp's plain-text rejection for anything up to 64 KiB.
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, max_line_size=65536, max_field_size=65536
+        )
         await self.runner.setup()
         host, port = listen_address(config)
         site = web.TCPSite(self.runner, host, port, reuse_address=True)

@@ -26,6 +26,10 @@ class Messages:
         self.ctx = ctx
         self.writer = writer
 
+    def room_stream(self, room_id: str) -> str:
+        """The partition stream holding a room (its order lives there)."""
+        return self.writer.subjects(room_id).stream
+
     async def send(
         self, who: Requester, room_id: str, event_type: str, txn_id: str, content: Any
     ) -> str:

@@ -26,8 +26,9 @@ from outlast.service.context import SiteContext, log_unavailable, now_ms
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
-MAX_ATTEMPTS = 8
-BUSY_BUDGET_SECONDS = 3.0
+# A write keeps re-checking and re-fencing for this long before answering 503.
+# Losing a fence means someone else committed: progress is being made.
+WRITE_BUDGET_SECONDS = 5.0
 
 # Given the state the checks run against, return the events to commit (already checked).
 Builder = Callable[[StateMap], list[dict[str, Any]]]
@@ -78,9 +79,9 @@ class RoomWriter:
         txn: dict[str, str] | None,
     ) -> list[dict[str, Any]]:
         subjects = self.subjects(room_id)
-        busy_until = time.monotonic() + BUSY_BUDGET_SECONDS
+        deadline = time.monotonic() + WRITE_BUDGET_SECONDS
         attempt = 0
-        while attempt < MAX_ATTEMPTS:
+        while time.monotonic() < deadline:
             if msg_id is not None:
                 done = queries.event_row(self.ctx.conn, msg_id)
                 if done is not None:
@@ -106,8 +107,6 @@ class RoomWriter:
                 )
             except FenceBusy:
                 # Clustered streams admit one fenced write per subject at a time.
-                if time.monotonic() > busy_until:
-                    break
                 await asyncio.sleep(random.uniform(0.001, 0.004))
                 continue
             except FenceFailed:
@@ -126,7 +125,9 @@ class RoomWriter:
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         if not await self.ctx.positions.wait_for(subjects.stream, last, 2.0):
-            await asyncio.sleep(0.05 * (attempt + 1))
+            await asyncio.sleep(0.05)
+        # Jitter so that writers racing from several processes do not collide in lockstep.
+        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
 
     async def create(self, room_id: str, events: list[dict[str, Any]]) -> None:
         """Commit a new room's first events at once: the subject must not exist yet."""

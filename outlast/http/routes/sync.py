@@ -12,7 +12,6 @@ from outlast.core.filters import EventFilter, parse_event_filter
 from outlast.core.tokens import parse_boundary, parse_sync_token
 from outlast.http.request import REQUESTER_KEY, json_body, ok, query_bool, query_int, requester, require_self
 from outlast.http.routing import Routes
-from outlast.log import names
 
 routes = Routes()
 
@@ -46,7 +45,7 @@ async def messages(request: web.Request) -> web.Response:
     direction = request.query.get("dir", "b")
     if direction not in ("b", "f"):
         raise MatrixError(400, "M_INVALID_PARAM", "dir must be b or f")
-    stream = names.room_subjects(room_id, services.ctx.config.log.partitions).stream
+    stream = services.messages.room_stream(room_id)
     stream_index = services.ctx.stream_names.index(stream)
 
     def boundary(token: str) -> tuple[int, int]:
