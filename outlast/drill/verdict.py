@@ -1,0 +1,151 @@
+"""The verdict of a drill: compare what clients were told with what every site stores.
+
+Pure functions over plain data, so the checker itself is tested with cases
+built to fail (a dropped event, a duplicate, a swapped pair).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Send:
+    """One message a simulated client tried to send, as its ledger recorded it."""
+
+    client: str
+    room_id: str
+    txn_id: str
+    body: str
+    acked: bool
+    event_id: str | None = None
+    attempts: int = 1
+    errors: int = 0
+    sent_at: float = 0.0
+    acked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: str
+    body: str
+
+
+@dataclass
+class Verdict:
+    acknowledged: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    reordered: list[str] = field(default_factory=list)
+    in_doubt_resolved: int = 0
+    unacknowledged_but_stored: int = 0
+    unacknowledged: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.reordered)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "acknowledged": self.acknowledged,
+            "lost": len(self.lost),
+            "duplicated": len(self.duplicated),
+            "reordered": len(self.reordered),
+            "in_doubt_resolved": self.in_doubt_resolved,
+            "unacknowledged_but_stored": self.unacknowledged_but_stored,
+            "unacknowledged": self.unacknowledged,
+            "examples": {
+                "lost": self.lost[:5],
+                "duplicated": self.duplicated[:5],
+                "reordered": self.reordered[:5],
+            },
+            "ok": self.ok,
+        }
+
+
+Timelines = Mapping[str, Mapping[str, Sequence[StoredEvent]]]  # site -> room -> events in order
+
+
+def judge(sends: Sequence[Send], timelines: Timelines) -> Verdict:
+    """Lost, duplicated and reordered messages, per the ledgers, at every site read."""
+    verdict = Verdict()
+    acked = [s for s in sends if s.acked]
+    verdict.acknowledged = len(acked)
+    verdict.unacknowledged = len(sends) - len(acked)
+    verdict.in_doubt_resolved = sum(1 for s in acked if s.errors > 0)
+    ours = {s.body for s in sends}
+
+    for site, rooms in sorted(timelines.items()):
+        stored_ids: set[str] = set()
+        for room_id, events in rooms.items():
+            counts = Counter(e.body for e in events if e.body in ours)
+            for body, n in counts.items():
+                if n > 1:
+                    verdict.duplicated.append(f"{site}: {body!r} stored {n} times in {room_id}")
+            stored_ids.update(e.event_id for e in events)
+        for send in acked:
+            if send.event_id not in stored_ids:
+                verdict.lost.append(f"{site}: {send.body!r} ({send.event_id}) missing")
+        _client_order(site, rooms, acked, verdict)
+    _cross_site_order(timelines, verdict)
+    stored_anywhere = {e.body for rooms in timelines.values() for evs in rooms.values() for e in evs}
+    verdict.unacknowledged_but_stored = sum(
+        1 for s in sends if not s.acked and s.body in stored_anywhere
+    )
+    return verdict
+
+
+def _client_order(site: str, rooms: Mapping[str, Sequence[StoredEvent]], acked: Sequence[Send],
+                  verdict: Verdict) -> None:
+    """A client sends one message at a time, so its messages must appear in its send order."""
+    by_client_room: dict[tuple[str, str], list[Send]] = {}
+    for send in acked:
+        by_client_room.setdefault((send.client, send.room_id), []).append(send)
+    for (client, room_id), client_sends in by_client_room.items():
+        position = {e.event_id: i for i, e in enumerate(rooms.get(room_id, ()))}
+        ordered = sorted(client_sends, key=lambda s: s.sent_at)
+        seen = [position[s.event_id] for s in ordered if s.event_id in position]
+        for earlier, later in zip(seen, seen[1:]):
+            if later < earlier:
+                verdict.reordered.append(f"{site}: {client} in {room_id} out of send order")
+                break
+
+
+def _cross_site_order(timelines: Timelines, verdict: Verdict) -> None:
+    """Every site must hold each room's events in one and the same order."""
+    sites = sorted(timelines)
+    if len(sites) < 2:
+        return
+    reference = timelines[sites[0]]
+    for other in sites[1:]:
+        for room_id, events in reference.items():
+            mine = [e.event_id for e in events]
+            theirs = [e.event_id for e in timelines[other].get(room_id, ())]
+            common = set(mine) & set(theirs)
+            if [e for e in mine if e in common] != [e for e in theirs if e in common]:
+                verdict.reordered.append(f"{sites[0]} vs {other}: {room_id} differs in order")
+
+
+def write_gap(fault_at: float, acks_by_client: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Client-visible write gap: from the fault to each client's first ack after it."""
+    gaps = []
+    for times in acks_by_client.values():
+        after = [t for t in times if t >= fault_at]
+        if after:
+            gaps.append(min(after) - fault_at)
+    if not gaps:
+        return {}
+    gaps.sort()
+
+    def pct(p: float) -> float:
+        return gaps[min(len(gaps) - 1, int(round(p * (len(gaps) - 1))))]
+
+    return {
+        "clients": float(len(gaps)),
+        "min": round(gaps[0], 3),
+        "median": round(pct(0.5), 3),
+        "p99": round(pct(0.99), 3),
+        "max": round(gaps[-1], 3),
+    }
