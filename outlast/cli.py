@@ -52,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(rebuild)
     from outlast.cluster.commands import add_parsers
+    from outlast.drill import commands as drill_commands
 
     add_parsers(sub)
+    drill_commands.add_parsers(sub)
     return parser
 
 
@@ -120,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_rebuild_view(resolve_config(args)))
         from outlast.cluster.commands import dispatch
 
+        from outlast.drill.commands import dispatch as drill_dispatch
+
         result = dispatch(args)
+        if result is None:
+            result = drill_dispatch(args)
         if result is not None:
             return result
     except ConfigError as exc:

@@ -47,6 +47,7 @@ class LogConfig:
     cluster_port: int = 0
     cluster_routes: list[str] = field(default_factory=list)
     cluster_name: str = "outlast"
+    monitor_url: str = ""
 
 
 @dataclass

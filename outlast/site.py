@@ -20,11 +20,12 @@ from outlast.config import Config, listen_address
 from outlast.http.app import RateLimiter, build_app
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
-from outlast.log.names import all_streams, control_streams, health_subject
+from outlast.log.names import all_streams, control_streams
 from outlast.service.accounts import Accounts
 from outlast.service.context import SiteContext
 from outlast.service.create_room import RoomCreator
 from outlast.service.filters import Filters
+from outlast.service.health import Health
 from outlast.service.membership import Memberships
 from outlast.service.messages import Messages
 from outlast.service.passwords import Passwords
@@ -54,46 +55,11 @@ class Services:
     def rooms_joined(self, user_id: str) -> list[str]:
         return queries.joined_rooms(self.ctx.conn, user_id)
 
-    async def health(self) -> dict[str, Any]:
-        """Ready = a probe write commits (quorum reachable) and the view is caught up.
+    health_check: Health | None = None
 
-        A write probe, not a read: a stream leader cut off from its followers
-        keeps answering reads with stale confidence for several seconds, but it
-        cannot commit a write.
-        """
-        lag: dict[str, int] = {}
-        reachable = self.ctx.log.connected
-        if reachable:
-            try:
-                await asyncio.wait_for(
-                    self.ctx.log.append(
-                        health_subject(self.ctx.config.server.site),
-                        {"op": "probe", "site": self.ctx.config.server.site, "ts": time.time()},
-                    ),
-                    2.0,
-                )
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                reachable = False
-        if reachable:
-            for name in self.ctx.stream_names:
-                try:
-                    last = await asyncio.wait_for(self.ctx.log.last_seq(name), 2.0)
-                except Exception:  # noqa: BLE001 - any failure means not ready
-                    reachable = False
-                    break
-                lag[name] = max(0, last - self.ctx.positions.applied(name))
-        behind = sum(lag.values())
-        stalled = behind > 0 and (
-            time.monotonic() - self.projector.last_applied_at > self.ctx.config.view.max_lag_seconds
-        )
-        return {
-            "ready": reachable and not stalled,
-            "site": self.ctx.config.server.site,
-            "log_reachable": reachable,
-            "view_lag": behind,
-            "view_stalled": stalled,
-            "sync_waiters": self.ctx.notifier.waiting(),
-        }
+    async def health(self) -> dict[str, Any]:
+        assert self.health_check is not None
+        return await self.health_check.report()
 
 
 class Site:
@@ -138,6 +104,7 @@ class Site:
             sync=Sync(ctx),
             filters=Filters(ctx),
         )
+        self.services.health_check = Health(ctx, projector)
         await self._catch_up(streams)
         app = build_app(
             self.services,

@@ -122,7 +122,8 @@ class ClusterPlan:
             "[log]\n"
             f'nats_urls = ["{self.app_url(site)}"]\n'
             f"partitions = {self.partitions}\n"
-            "replicas = 3\n\n"
+            "replicas = 3\n"
+            f'monitor_url = "http://127.0.0.1:{site.monitor_port}"\n\n'
             + self.site_config_extra
         )
 

@@ -129,12 +129,21 @@ def _cross_site_order(timelines: Timelines, verdict: Verdict) -> None:
 
 
 def write_gap(fault_at: float, acks_by_client: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """Client-visible write gap: from the fault to each client's first ack after it."""
+    """Client-visible write gap: each client's longest time without an acknowledged
+    write, from the fault on.
+
+    Measured from the fault to the client's first ack after it, and between its
+    later acks, whichever is longest: a send already in flight may be
+    acknowledged just after the fault while the client's next send then waits
+    for a new leader, and that wait is what the user sees.
+    """
     gaps = []
     for times in acks_by_client.values():
-        after = [t for t in times if t >= fault_at]
-        if after:
-            gaps.append(min(after) - fault_at)
+        after = sorted(t for t in times if t >= fault_at)
+        if not after:
+            continue
+        points = [fault_at, *after]
+        gaps.append(max(b - a for a, b in zip(points, points[1:])))
     if not gaps:
         return {}
     gaps.sort()

@@ -58,6 +58,8 @@ class RateLimiter:
 
 
 def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) -> web.Application:
+    site_name = str(services.ctx.config.server.site)
+
     @web.middleware
     async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
@@ -88,6 +90,8 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
             return _error(500, "M_UNKNOWN", "internal error")
         for name, value in CORS_HEADERS.items():
             response.headers.setdefault(name, value)
+        # Which site answered: drills chart acknowledged writes per site with it.
+        response.headers["X-Outlast-Site"] = site_name
         return response
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])

@@ -72,6 +72,9 @@ def render_config(spec: NodeSpec) -> str:
         f'listen: "{spec.host}:{spec.client_port}"',
         f'http: "{spec.host}:{spec.monitor_port}"' if spec.monitor_port else "",
         "max_payload: 4MB",
+        # Find a silent peer (a WAN that drops packets rather than resetting) in ~3 s.
+        "ping_interval: \"1s\"" if spec.routes else "",
+        "ping_max: 3" if spec.routes else "",
         "jetstream {",
         f'  store_dir: "{spec.store_dir}"',
         "  sync_interval: always" if spec.sync_always else "",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import json
 import os
 import shutil
@@ -10,9 +13,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    MessageDirection,
+    RegisterResponse,
+    Response,
+    RoomMessagesResponse,
+    RoomSendResponse,
+)
 
 FAST_HASH = """
 [auth]
@@ -124,3 +139,183 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+# --- Additions for the active-active, isolation and CLI tests -----------------------------
+
+V3 = "/_matrix/client/v3"
+
+# No hidden client-side retries: a test sees each answer of the server as it is.
+NIO_CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, request_timeout=30)
+
+
+def isolate(cluster: Cluster, name: str) -> None:
+    """Cut every inter-site link of ``name`` (its own clients still reach it)."""
+    cluster.control(f"/sites/{name}/isolate", timeout=10)
+
+
+def heal(cluster: Cluster, name: str) -> None:
+    cluster.control(f"/sites/{name}/heal", timeout=10)
+
+
+def stream_leaders(cluster: Cluster, via: str) -> dict[str, str]:
+    """Stream name -> site of its leader, as site ``via``'s node sees it ("" if none)."""
+    url = cluster.site(via)["monitor_url"] + "/jsz?streams=true&accounts=true"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        jsz = json.loads(resp.read())
+    leaders: dict[str, str] = {}
+    for account in jsz.get("account_details", []):
+        for stream in account.get("stream_detail", []):
+            leader = (stream.get("cluster") or {}).get("leader", "") or ""
+            leaders[stream["name"]] = leader.rsplit("-", 1)[0] if leader else ""
+    return leaders
+
+
+def front_door_servers(cluster: Cluster) -> dict[str, str]:
+    """The front door's own opinion of every site: server name -> "UP", "DOWN", ..."""
+    with urllib.request.urlopen(cluster.description["stats_url"] + ";csv", timeout=5) as resp:
+        text = resp.read().decode().lstrip("# ")
+    return {
+        row["svname"]: row["status"].split(" ")[0]
+        for row in csv.DictReader(io.StringIO(text))
+        if row.get("pxname") == "sites" and row.get("svname") not in ("FRONTEND", "BACKEND")
+    }
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie waiting to be reaped counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def all_pids(description: dict[str, Any]) -> list[int]:
+    """The supervisor's pid and every site process's pid listed in a description."""
+    site_pids = [int(pid) for site in description["sites"] for pid in site["pids"]]
+    return [int(description["supervisor_pid"]), *site_pids]
+
+
+async def http(method: str, url: str, body: Any = None, token: str | None = None,
+               timeout: float = 20.0) -> tuple[int | None, Any, dict[str, str]]:
+    """One raw HTTP request (health and error checks): status, JSON body, headers.
+
+    A transport failure (refused, reset, client timeout) is status None with the error.
+    """
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.request(method, url, json=body, headers=headers) as resp:
+                raw = await resp.read()
+                try:
+                    data = json.loads(raw) if raw else None
+                except ValueError:
+                    data = raw.decode(errors="replace")
+                return resp.status, data, dict(resp.headers)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return None, repr(exc), {}
+
+
+async def health(url: str, timeout: float = 5.0) -> int | None:
+    status, _, _ = await http("GET", url + "/_outlast/health", timeout=timeout)
+    return status
+
+
+async def wait_for(probe: Callable[[], Awaitable[Any]], timeout: float,
+                   interval: float = 0.1) -> tuple[Any, float]:
+    """Poll ``probe`` until it returns something truthy: (value, seconds it took).
+
+    Fails the test after ``timeout`` seconds, showing the last value.
+    """
+    started = time.monotonic()
+    last: Any = None
+    while time.monotonic() - started < timeout:
+        last = await probe()
+        if last:
+            return last, time.monotonic() - started
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value {last!r})")
+
+
+def nio_client(url: str, user: str = "", device_id: str | None = None) -> AsyncClient:
+    return AsyncClient(url, user, device_id=device_id, config=NIO_CONFIG)
+
+
+def session_at(client: AsyncClient, url: str) -> AsyncClient:
+    """The same session (user, device, access token) talking to another site."""
+    other = nio_client(url, client.user_id, client.device_id)
+    other.access_token, other.user_id = client.access_token, client.user_id
+    return other
+
+
+async def nio_register(url: str, name: str, password: str | None = None) -> AsyncClient:
+    client = nio_client(url, name)
+    resp = await client.register(name, password or f"pw-{name}")
+    assert isinstance(resp, RegisterResponse), f"register {name} at {url}: {resp!r}"
+    return client
+
+
+def ok(resp: Response, cls: type[Any]) -> Any:
+    """Assert a nio response is the success type ``cls``, showing the server's error if not."""
+    assert isinstance(resp, cls), f"expected {cls.__name__}, got {resp!r}"
+    return resp
+
+
+async def send_retrying(client: AsyncClient, room_id: str, body: str, txn_id: str,
+                        budget: float = 30.0) -> tuple[str, float, int]:
+    """Send like a Matrix client: on 5xx or no answer retry the same txnId (bounded).
+
+    Returns (event_id, seconds until acknowledged, attempts).
+    """
+    started = time.monotonic()
+    attempts = 0
+    delay = 0.1
+    while True:
+        attempts += 1
+        try:
+            resp = await client.room_send(room_id, "m.room.message",
+                                          {"msgtype": "m.text", "body": body}, tx_id=txn_id)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            resp = exc  # type: ignore[assignment]
+        if isinstance(resp, RoomSendResponse):
+            return resp.event_id, time.monotonic() - started, attempts
+        transport = getattr(resp, "transport_response", None)
+        status = transport.status if transport is not None else None
+        assert status is None or status >= 500 or status == 429, \
+            f"send {body!r} via {client.homeserver} refused: {resp!r}"
+        if time.monotonic() - started > budget:
+            raise AssertionError(f"send {body!r} via {client.homeserver} not acknowledged in "
+                                 f"{budget}s: {resp!r}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+async def timeline(client: AsyncClient, room_id: str) -> list[dict[str, Any]]:
+    """A room's whole visible timeline through this client's site, oldest first."""
+    events: list[dict[str, Any]] = []
+    start: str | None = None
+    for _ in range(200):
+        page = ok(await client.room_messages(room_id, start, direction=MessageDirection.back,
+                                             limit=100), RoomMessagesResponse)
+        events.extend(e.source for e in page.chunk)
+        if not page.end or not page.chunk:
+            break
+        start = page.end
+    events.reverse()
+    return events
+
+
+def event_ids(events: list[dict[str, Any]]) -> list[str]:
+    return [e["event_id"] for e in events]
+
+
+async def close_all(*clients: AsyncClient) -> None:
+    for client in clients:
+        await client.close()

@@ -1,0 +1,245 @@
+"""`outlast drill fire`: load, a fault at a chosen moment, a verdict, an optional rebuild."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from outlast.drill import faults, record
+from outlast.drill.load import Load
+from outlast.drill.verdict import StoredEvent, judge, write_gap
+
+
+@dataclass
+class DrillOptions:
+    cluster_file: str | None
+    users: int = 20
+    rooms: int = 10
+    rate: float = 100.0
+    duration: float = 30.0
+    at: float = 10.0
+    site: str | None = None
+    fault: str = "fire"
+    heal_after: float = 10.0
+    rebuild: bool = False
+    json_out: str | None = None
+    plot: str | None = None
+    quiet: bool = False
+
+
+def status(description: dict[str, Any]) -> dict[str, Any]:
+    with urllib.request.urlopen(description["control_url"] + "/status", timeout=10) as resp:  # noqa: S310
+        data: dict[str, Any] = json.loads(resp.read())
+        return data
+
+
+def leader_counts(description: dict[str, Any]) -> dict[str, int]:
+    """Stream leaders per site, from any reachable node's monitoring endpoint."""
+    counts: dict[str, int] = {s["name"]: 0 for s in description["sites"]}
+    for site in description["sites"]:
+        try:
+            url = site["monitor_url"] + "/jsz?streams=true&accounts=true"
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310
+                jsz = json.loads(resp.read())
+        except OSError:
+            continue
+        for account in jsz.get("account_details", []):
+            for stream in account.get("stream_detail", []):
+                leader = (stream.get("cluster") or {}).get("leader", "")
+                name = leader.rsplit("-", 1)[0]
+                if name in counts:
+                    counts[name] += 1
+        return counts
+    return counts
+
+
+class Drill:
+    def __init__(self, options: DrillOptions, description: dict[str, Any]) -> None:
+        self.o = options
+        self.description = description
+        self.id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+    def say(self, line: str) -> None:
+        if not self.o.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    async def _progress(self, load: Load, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                sites = await asyncio.get_running_loop().run_in_executor(None, status, self.description)
+                health = " ".join(f"{s['name']}:{s['status']}" for s in sites["sites"])
+            except OSError:
+                health = "control unreachable"
+            c = load.counters
+            t = time.monotonic() - load.started_at
+            self.say(f"  t={t:5.1f}s sent={c.sent} acked={c.acked} errors={c.errors} "
+                     f"retries={c.retries} | {health}")
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+
+    async def run(self) -> dict[str, Any]:
+        o = self.o
+        sites = {s["name"]: s for s in self.description["sites"]}
+        leaders = leader_counts(self.description)
+        victim_name = o.site or max(leaders, key=lambda k: leaders[k])
+        if victim_name not in sites:
+            raise SystemExit(f"outlast: no site {victim_name!r}; sites are {sorted(sites)}")
+        victim = sites[victim_name]
+        self.say(f"drill {self.id}: {o.fault} on site {victim_name} at t={o.at}s "
+                 f"(stream leaders per site: {leaders})")
+        async with Load(self.description["front_door"]) as load:
+            self.say(f"setting up {o.users} users and {o.rooms} rooms through the front door")
+            await load.setup(o.users, o.rooms)
+            load.started_at = time.monotonic()
+            stop = asyncio.Event()
+            progress = asyncio.create_task(self._progress(load, stop))
+            traffic = asyncio.create_task(load.run(o.rate, o.duration))
+            await asyncio.sleep(o.at)
+            fault_at = time.monotonic()
+            await asyncio.get_running_loop().run_in_executor(
+                None, faults.inflict, self.description, victim, o.fault
+            )
+            self.say(f"  >>> {o.fault} at site {victim_name}")
+            recovered_at = None
+            if o.fault != "fire":
+                await asyncio.sleep(o.heal_after)
+                await asyncio.get_running_loop().run_in_executor(
+                    None, faults.recover, self.description, victim, o.fault
+                )
+                recovered_at = time.monotonic()
+                self.say(f"  <<< {o.fault} undone at site {victim_name}")
+            await traffic
+            stop.set()
+            await progress
+            readers = [n for n in sites if o.fault != "fire" or n != victim_name]
+            if o.fault != "fire":
+                await self._wait_healthy(readers)
+            timelines = await self._read(load, readers)
+            verdict = judge(load.sends(), timelines)
+            report = self._report(load, victim_name, fault_at, recovered_at, verdict.as_dict())
+            report["write_gap"] = write_gap(fault_at, {u.name: u.ack_times for u in load.users})
+            if o.rebuild and o.fault == "fire":
+                self.say(f"rebuilding site {victim_name} from the survivors")
+                result = await asyncio.get_running_loop().run_in_executor(
+                    None, faults.rebuild, self.description, victim_name
+                )
+                fresh = status(self.description)
+                self.description = fresh
+                rebuilt = await self._read(load, [victim_name])
+                result["identical"] = rebuilt[victim_name] == timelines[readers[0]]
+                report["rebuild"] = result
+                if not result["identical"]:
+                    report["verdict"]["ok"] = False
+        return report
+
+    async def _wait_healthy(self, names: list[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = await asyncio.get_running_loop().run_in_executor(None, status, self.description)
+            states = {s["name"]: s["status"] for s in current["sites"]}
+            if all(states.get(n) == "up" for n in names):
+                self.description = current
+                return
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"sites {names} not healthy {timeout}s after the fault was undone")
+
+    async def _read(self, load: Load, names: list[str]) -> dict[str, dict[str, list[StoredEvent]]]:
+        reader = load.users[0]
+        urls = {s["name"]: s["url"] for s in self.description["sites"]}
+        out: dict[str, dict[str, list[StoredEvent]]] = {}
+        for name in names:
+            self.say(f"reading {len(load.rooms)} timelines back through site {name}")
+            rooms = {}
+            for room_id in load.rooms:
+                events = await load.timeline(urls[name], room_id, reader.token)
+                rooms[room_id] = [StoredEvent(e["event_id"], str(e["content"].get("body", "")))
+                                  for e in events if e.get("type") == "m.room.message"]
+            out[name] = rooms
+        return out
+
+    def _report(self, load: Load, site: str, fault_at: float, recovered_at: float | None,
+                verdict: dict[str, Any]) -> dict[str, Any]:
+        o = self.o
+        c = load.counters
+        return {
+            "id": self.id,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "fault": o.fault,
+            "site": site,
+            "fault_at_s": round(fault_at - load.started_at, 3),
+            "recovered_at_s": None if recovered_at is None else round(recovered_at - load.started_at, 3),
+            "load": {"users": o.users, "rooms": o.rooms, "rate": o.rate, "duration": o.duration},
+            "counters": {"sent": c.sent, "acked": c.acked, "errors": c.errors, "retries": c.retries},
+            "acks_per_second_by_site": {
+                s: {str(k): v for k, v in per.items()} for s, per in c.site_acks_per_second.items()
+            },
+            "verdict": verdict,
+            "nats_server_version": self.description.get("nats_server_version", "unknown"),
+            "settings": {
+                **self.description.get("settings", {}),
+                "raft_election_timeout": "4-9 s (fixed in nats-server)",
+                "publish_timeout_s": 5.0,
+            },
+        }
+
+
+async def run_drill(options: DrillOptions) -> int:
+    from outlast.cluster.plan import load_description
+
+    own_cluster: Path | None = None
+    if options.cluster_file:
+        description = load_description(Path(options.cluster_file))
+    else:
+        own_cluster = Path(tempfile.mkdtemp(prefix="outlast-drill-"))
+        description = await _start_cluster(own_cluster, options.quiet)
+    try:
+        drill = Drill(options, description)
+        report = await drill.run()
+        print(__import__("outlast.drill.report", fromlist=["summary"]).summary(report), flush=True)
+        if options.json_out:
+            Path(options.json_out).write_text(json.dumps(report, indent=2))
+        if options.plot:
+            from outlast.drill.report import plot
+
+            plot(report, Path(options.plot))
+        urls = [s["nats_url"] for s in drill.description["sites"]]
+        try:
+            seq = await record.store(urls, report)
+            drill.say(f"drill record stored on the log (sequence {seq})")
+        except Exception as exc:  # noqa: BLE001 - the verdict stands even if recording fails
+            drill.say(f"could not store the drill record: {exc}")
+        return 0 if report["verdict"]["ok"] else 1
+    finally:
+        if own_cluster is not None:
+            await _stop_cluster(own_cluster)
+
+
+async def _start_cluster(directory: Path, quiet: bool) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "outlast", "cluster", "up", "--sites", "3", "--dir", str(directory),
+        "--detach", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL if quiet else None,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit("outlast: could not start a local cluster for the drill")
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+async def _stop_cluster(directory: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "outlast", "cluster", "down", "--dir", str(directory),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    await proc.wait()

@@ -1,0 +1,78 @@
+"""How a drill is reported: a terminal summary, JSON, and a PNG chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def summary(report: dict[str, Any]) -> str:
+    v = report["verdict"]
+    gap = report.get("write_gap") or {}
+    lines = [
+        "",
+        f"Fire drill {report['id']} — fault '{report['fault']}' on site {report['site']} "
+        f"at t={report['fault_at_s']:.1f}s",
+        f"  engine: {report['nats_server_version']}; settings: {report['settings']}",
+        f"  load: {report['load']['users']} users, {report['load']['rooms']} rooms, "
+        f"{report['load']['rate']} msg/s for {report['load']['duration']}s",
+        f"  sent {report['counters']['sent']}, acknowledged {v['acknowledged']}, "
+        f"client errors {report['counters']['errors']} (retried with the same txnId)",
+        f"  LOST: {v['lost']}   DUPLICATED: {v['duplicated']}   REORDERED: {v['reordered']}",
+        f"  in-doubt sends resolved by retry: {v['in_doubt_resolved']}; "
+        f"never acknowledged: {v['unacknowledged']} (of which stored: {v['unacknowledged_but_stored']})",
+    ]
+    if gap:
+        lines.append(
+            f"  client-visible write gap (s): min {gap['min']}  median {gap['median']}  "
+            f"p99 {gap['p99']}  max {gap['max']}  over {int(gap['clients'])} clients"
+        )
+    if report.get("recovered_at_s") is not None:
+        lines.append(f"  fault undone at t={report['recovered_at_s']:.1f}s")
+    if report.get("rebuild"):
+        rb = report["rebuild"]
+        lines.append(
+            f"  rebuild: site {rb.get('site')} as node {rb.get('node')} in {rb.get('seconds')}s; "
+            f"timelines through it identical: {rb.get('identical')}"
+        )
+    lines.append(f"  verdict: {'PASS' if v['ok'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Acknowledged writes per second, per answering site, with the fault and recovery marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
+    series: dict[str, dict[str, int]] = report["acks_per_second_by_site"]
+    horizon = int(report["load"]["duration"]) + 1
+    seconds = list(range(horizon))
+    bottom = [0] * horizon
+    for site in sorted(series):
+        values = [int(series[site].get(str(s), 0)) for s in seconds]
+        ax.bar(seconds, values, bottom=bottom, label=f"site {site}", width=0.9)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.axvline(report["fault_at_s"], color="crimson", linestyle="--", linewidth=2,
+               label=f"{report['fault']} at site {report['site']}")
+    if report.get("recovered_at_s") is not None:
+        ax.axvline(report["recovered_at_s"], color="seagreen", linestyle=":", linewidth=2,
+                   label="fault undone")
+    gap = report.get("write_gap") or {}
+    v = report["verdict"]
+    ax.set_title(
+        f"Outlast fire drill: {v['acknowledged']} acknowledged, lost {v['lost']}, "
+        f"duplicated {v['duplicated']}, reordered {v['reordered']}"
+        + (f"; write gap median {gap['median']}s" if gap else ""),
+        fontsize=10,
+    )
+    ax.set_xlabel("seconds since load started")
+    ax.set_ylabel("acknowledged writes / s")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
