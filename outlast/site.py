@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -56,6 +56,9 @@ class Services:
         return queries.joined_rooms(self.ctx.conn, user_id)
 
     health_check: Health | None = None
+    writer: RoomWriter | None = None
+    # Feature services by name (receipts, typing, media, ...), see outlast/features.py.
+    features: dict[str, Any] = field(default_factory=dict)
 
     async def health(self) -> dict[str, Any]:
         assert self.health_check is not None
@@ -92,7 +95,7 @@ class Site:
         notifier = Notifier()
         ctx = SiteContext(config, self.log, conn, positions, notifier)
         projector = Projector(conn, self.log, streams, positions, notifier)
-        await projector.start()
+        await self._start_projector(projector)
         writer = RoomWriter(ctx)
         self.services = Services(
             ctx=ctx,
@@ -105,6 +108,13 @@ class Site:
             filters=Filters(ctx),
         )
         self.services.health_check = Health(ctx, projector)
+        self.services.writer = writer
+        from outlast.features import INSTALLERS
+
+        for install in INSTALLERS:
+            install(self.services)
+        for hook in ctx.extensions.on_start:
+            await hook()
         await self._catch_up(streams)
         app = build_app(
             self.services,
@@ -142,6 +152,24 @@ class Site:
                 log.info("waiting for JetStream to accept stream setup: %s", exc)
                 await asyncio.sleep(0.5)
 
+    async def _start_projector(self, projector: Projector) -> None:
+        """Create the view's consumers, retrying while JetStream is still settling.
+
+        Right after a cluster's streams are created (or while a stream leader is
+        being elected) a consumer request can time out; that is a reason to wait,
+        not to exit.
+        """
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await projector.start()
+                return
+            except Exception as exc:  # noqa: BLE001 - JetStream may still be electing
+                if time.monotonic() > deadline:
+                    raise
+                log.info("waiting for JetStream to accept the view's consumers: %s", exc)
+                await asyncio.sleep(0.5)
+
     async def _catch_up(self, streams: Any) -> None:
         """Start serving only once the view has applied what the log held at start."""
         assert self.services is not None
@@ -156,6 +184,11 @@ class Site:
             await self.runner.cleanup()
             self.runner = None
         if self.services is not None:
+            for hook in self.services.ctx.extensions.on_stop:
+                try:
+                    await hook()
+                except Exception:  # noqa: BLE001 - stopping is best effort
+                    log.exception("stop hook failed")
             await self.services.projector.stop()
             self.services.ctx.conn.close()
             self.services = None

@@ -3,15 +3,59 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
+import socket
 import string
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from outlast.log.engine import NodeSpec, free_port
+from outlast.log.engine import NodeSpec
 
 SITE_NAMES = string.ascii_lowercase
+
+# Listening ports of a local cluster are chosen below the kernel's ephemeral
+# range. A port picked inside it (bind to port 0, then close) stays free only
+# until the process that needs it binds it, seconds later; meanwhile any
+# outgoing connection on the machine may get it as its source port, and the
+# nats-server, worker or HAProxy then fails with "address already in use".
+_LOWEST_PORT = 15000
+
+
+def _ephemeral_floor() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class PortPicker:
+    """Free loopback ports outside the ephemeral range, never the same one twice."""
+
+    def __init__(self, taken: Iterable[int] = ()) -> None:
+        self.taken = set(taken)
+        self.high = _ephemeral_floor() - 1
+        self.low = _LOWEST_PORT if self.high - _LOWEST_PORT > 2000 else 1024
+
+    def __call__(self) -> int:
+        for _ in range(1000):
+            port = random.randint(self.low, self.high)
+            if port not in self.taken and _bindable(port):
+                self.taken.add(port)
+                return port
+        raise OSError("no free loopback port found for the cluster")
 
 
 @dataclass
@@ -52,6 +96,7 @@ class ClusterPlan:
     def new(directory: Path, sites: int, partitions: int, workers: int,
             site_config_extra: str = "") -> ClusterPlan:
         names = list(SITE_NAMES[:sites])
+        free_port = PortPicker()
         site_plans = []
         for name in names:
             site_plans.append(
@@ -79,6 +124,14 @@ class ClusterPlan:
             control_port=free_port(),
             site_config_extra=site_config_extra,
         )
+
+    def ports(self) -> set[int]:
+        """Every port this plan uses (a rebuilt site's new ports must avoid them)."""
+        used = {self.front_door_port, self.stats_port, self.control_port}
+        for s in self.sites:
+            used |= {s.client_port, s.cluster_port, s.monitor_port, *s.http_ports,
+                     *s.relay_ports.values()}
+        return used
 
     def site(self, name: str) -> SitePlan:
         for site in self.sites:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 
-from outlast.log.engine import free_port
+from outlast.cluster.plan import PortPicker
 from outlast.log.names import all_streams, control_streams
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ async def rebuild_site(supervisor: Supervisor, name: str, progress: Progress) ->
 
     # 2. A new node with a new identity.
     site.generation += 1
+    free_port = PortPicker(plan.ports())
     site.client_port, site.cluster_port, site.monitor_port = free_port(), free_port(), free_port()
     site.http_ports = [free_port() for _ in site.http_ports]
     supervisor.links.retarget(name, site.cluster_port)

@@ -96,7 +96,11 @@ def assemble(
         "device_one_time_keys_count": {},
     }
     if extra:
-        response.update(extra)
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(response.get(key), dict):
+                response[key] = {**response[key], **value}
+            else:
+                response[key] = value
     return response
 
 
@@ -109,4 +113,5 @@ def is_empty(response: dict[str, Any]) -> bool:
         if response.get(key, {}).get("events"):
             return False
     lists = response.get("device_lists", {})
+    # One-time-key counts alone never wake a long-poll: they ride along.
     return not (lists.get("changed") or lists.get("left"))

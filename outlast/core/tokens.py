@@ -30,10 +30,18 @@ def _invalid(token: str) -> MatrixError:
 
 @dataclass(frozen=True)
 class SyncToken:
+    """Log positions, plus a counter for ephemeral data (typing) held in memory.
+
+    The ephemeral counter belongs to one worker; a token carried to another
+    worker or site simply makes that worker send its current typing state.
+    """
+
     positions: tuple[int, ...]
+    ephemeral: int = 0
 
     def encode(self) -> str:
-        return "s" + "_".join(str(p) for p in self.positions)
+        base = "s" + "_".join(str(p) for p in self.positions)
+        return f"{base}.{self.ephemeral}" if self.ephemeral else base
 
     def get(self, streams: Sequence[str], stream: str) -> int:
         return self.positions[list(streams).index(stream)]
@@ -42,10 +50,13 @@ class SyncToken:
 def parse_sync_token(token: str, stream_count: int) -> SyncToken:
     if not token.startswith("s") or len(token) > 2048:
         raise _invalid(token)
-    parts = token[1:].split("_")
+    body, _, ephemeral = token[1:].partition(".")
+    if ephemeral and not _digits(ephemeral, 20):
+        raise _invalid(token)
+    parts = body.split("_")
     if len(parts) != stream_count or not all(_digits(p, 20) for p in parts):
         raise _invalid(token)
-    return SyncToken(tuple(int(p) for p in parts))
+    return SyncToken(tuple(int(p) for p in parts), int(ephemeral) if ephemeral else 0)
 
 
 def encode_boundary(position: Position) -> str:

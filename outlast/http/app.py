@@ -11,7 +11,20 @@ from aiohttp import web
 
 from outlast.core.errors import MatrixError
 from outlast.http.request import REQUESTER_KEY
-from outlast.http.routes import account, meta, rooms, sync
+from outlast.http.routes import (
+    account,
+    account_data,
+    devices,
+    directory,
+    media,
+    meta,
+    misc,
+    profile,
+    receipts,
+    redact,
+    rooms,
+    sync,
+)
 from outlast.http.routing import Routes
 
 log = logging.getLogger(__name__)
@@ -24,7 +37,20 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
 }
 
-ROUTE_GROUPS: list[Routes] = [meta.routes, account.routes, rooms.routes, sync.routes]
+ROUTE_GROUPS: list[Routes] = [
+    meta.routes,
+    account.routes,
+    rooms.routes,
+    sync.routes,
+    receipts.routes,
+    profile.routes,
+    directory.routes,
+    account_data.routes,
+    redact.routes,
+    devices.routes,
+    media.routes,
+    misc.routes,
+]
 
 
 def _error(status: int, errcode: str, message: str, headers: dict[str, str] | None = None,

@@ -12,6 +12,11 @@ Layout::
     OUTLAST_DIRECTORY    outlast.alias.<alias>           alias -> room (fenced, unique)
     OUTLAST_ROOMS_<p>    outlast.rooms.<p>.<room>.state     state events (fenced on itself)
                          outlast.rooms.<p>.<room>.timeline  messages (fenced on .state)
+                         outlast.rooms.<p>.<room>.receipt   receipts, read markers
+    OUTLAST_HEALTH       outlast.health.<site>           write probes (one kept per site)
+    OUTLAST_DRILLS       outlast.drills.<id>             fire drill records
+    OUTLAST_MEDIA        (object store)                  uploaded media
+    (no stream)          outlast_ephemeral.typing.<room> typing notifications
 
 A room lives in exactly one partition stream, so its events have one total
 order — the partition's stream sequence — that is identical at every site.
@@ -96,14 +101,32 @@ def alias_subject(alias: str) -> str:
     return f"{PREFIX}.alias.{token(alias)}"
 
 
+def user_subject(user_id: str, kind: str) -> str:
+    """A per-user fact subject in the users stream, e.g. kind ``account_data``,
+    ``presence``, ``todevice``, ``keys``, ``devices``, ``push``."""
+    return f"{PREFIX}.users.{token(user_id)}.{kind}"
+
+
+EPHEMERAL_PREFIX = "outlast_ephemeral"
+
+
+def typing_subject(room_id: str) -> str:
+    """Typing is ephemeral: plain NATS publish/subscribe, never stored in a stream."""
+    return f"{EPHEMERAL_PREFIX}.typing.{token(room_id)}"
+
+
+TYPING_WILDCARD = f"{EPHEMERAL_PREFIX}.typing.*"
+
+
 @dataclass(frozen=True)
 class RoomSubjects:
     stream: str
     state: str
     timeline: str
+    receipt: str  # receipts and read markers: in the room's order, never fenced
 
 
 def room_subjects(room_id: str, partitions: int) -> RoomSubjects:
     p = partition_of(room_id, partitions)
     base = f"{PREFIX}.rooms.{p}.{token(room_id)}"
-    return RoomSubjects(rooms_stream(p), f"{base}.state", f"{base}.timeline")
+    return RoomSubjects(rooms_stream(p), f"{base}.state", f"{base}.timeline", f"{base}.receipt")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from outlast.config import Config
 from outlast.core.errors import unavailable
 from outlast.log.client import Ack, LogClient, LogUnavailable
 from outlast.log.names import StreamSpec, all_streams
+from outlast.service.extension import Extensions
 from outlast.view.notifier import Notifier
 from outlast.view.store import Positions
 
@@ -23,6 +24,7 @@ class SiteContext:
     conn: sqlite3.Connection
     positions: Positions
     notifier: Notifier
+    extensions: Extensions = field(default_factory=Extensions)
 
     @property
     def server_name(self) -> str:

@@ -147,7 +147,7 @@ class Messages:
             is_own_membership_event=own,
         ):
             raise not_found("event not found")
-        return render(row, who.device_id, who.user_id)
+        return self.ctx.extensions.decorate(who.user_id, [render(row, who.device_id, who.user_id)])[0]
 
     def page(
         self,
@@ -198,6 +198,7 @@ class Messages:
             else:
                 last = rows[-1]
                 cursor = _boundary_after(last, backwards)
+        self.ctx.extensions.decorate(who.user_id, chunk)
         body: dict[str, Any] = {
             "chunk": chunk,
             "start": encode_boundary(start) if start else "t0_0",

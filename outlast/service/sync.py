@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import replace
 from typing import Any
 
 from outlast.core import sync as assembly
@@ -13,6 +14,7 @@ from outlast.core.sync import RoomSlice
 from outlast.core.tokens import SyncToken, encode_boundary
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext
+from outlast.service.extension import RoomExtras
 from outlast.service.render import render, visible_rows
 from outlast.view import queries
 
@@ -43,7 +45,11 @@ class Sync:
     ) -> dict[str, Any]:
         """One synchronous pass over the view (no awaits: a consistent snapshot)."""
         streams = self.ctx.stream_names
-        now = SyncToken(self.ctx.positions.snapshot(streams))
+        extensions = self.ctx.extensions
+        now = SyncToken(self.ctx.positions.snapshot(streams), extensions.ephemeral_serial)
+        if since is not None and since.ephemeral > now.ephemeral:
+            # A token from another worker: its typing counter means nothing here.
+            since = SyncToken(since.positions, 0)
         slices = []
         for row in queries.rooms_of_user(self.ctx.conn, who.user_id):
             if not sync_filter.room.room_allowed(row["room_id"]):
@@ -53,9 +59,57 @@ class Sync:
             room_slice = self._room(
                 who, row, since_seq, now.positions[index], sync_filter, full_state
             )
+            if row["membership"] == "join" and int(row["seq"]) <= now.positions[index]:
+                room_slice = self._with_extras(who, row, room_slice, since, now, sync_filter)
             if room_slice is not None:
+                self.ctx.extensions.decorate(who.user_id, list(room_slice.timeline))
                 slices.append(room_slice)
-        return assembly.assemble(now.encode(), slices)
+        top: dict[str, Any] = {}
+        for ext in extensions.sync:
+            for key, value in ext.top_extras(who.user_id, who.device_id, since, now).items():
+                _merge(top, key, value)
+        lists = {k: top.pop(k) for k in ("account_data", "presence", "to_device") if k in top}
+        return assembly.assemble(
+            now.encode(),
+            slices,
+            account_data=lists.get("account_data", []),
+            presence=lists.get("presence", []),
+            to_device=lists.get("to_device", []),
+            extra=top,
+        )
+
+    def _with_extras(
+        self,
+        who: Requester,
+        row: sqlite3.Row,
+        room_slice: RoomSlice | None,
+        since: SyncToken | None,
+        now: SyncToken,
+        sync_filter: SyncFilter,
+    ) -> RoomSlice | None:
+        merged = RoomExtras()
+        for ext in self.ctx.extensions.sync:
+            extras = ext.room_extras(
+                who.user_id, who.device_id, row["room_id"], row["stream"], since, now
+            )
+            if extras is not None:
+                merged.ephemeral += extras.ephemeral
+                merged.account_data += extras.account_data
+                merged.unread.update(extras.unread)
+        merged.ephemeral = [e for e in merged.ephemeral if sync_filter.room.ephemeral.matches(e)]
+        merged.account_data = [
+            e for e in merged.account_data if sync_filter.room.account_data.matches(e)
+        ]
+        if room_slice is None:
+            if merged.empty():
+                return None
+            room_slice = RoomSlice(row["room_id"], "join")
+        return replace(
+            room_slice,
+            ephemeral=merged.ephemeral,
+            account_data=merged.account_data,
+            unread=merged.unread,
+        )
 
     def _room(
         self,
@@ -154,6 +208,24 @@ class Sync:
             prev_batch=encode_boundary(start),
             state=state,
         )
+
+
+def _merge(top: dict[str, Any], key: str, value: Any) -> None:
+    """Combine what several extensions return: lists concatenate, dicts merge."""
+    if key not in top:
+        top[key] = value
+    elif isinstance(top[key], list) and isinstance(value, list):
+        top[key] = top[key] + value
+    elif isinstance(top[key], dict) and isinstance(value, dict):
+        merged = dict(top[key])
+        for k, v in value.items():
+            if isinstance(merged.get(k), list) and isinstance(v, list):
+                merged[k] = merged[k] + v
+            else:
+                merged[k] = v
+        top[key] = merged
+    else:
+        top[key] = value
 
 
 def _after(conn: sqlite3.Connection, event: dict[str, Any], since_seq: int | None) -> bool:

@@ -11,14 +11,32 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
+from outlast.view.extension import EventHook, OpHandler
 
 
 def apply_message(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    op = msg.data.get("op")
-    handler = _HANDLERS.get(str(op))
+    op = str(msg.data.get("op"))
+    handler = _HANDLERS.get(op)
+    if handler is None:
+        handler = _extension_handlers().get(op)
     if handler is None:
         return set()  # unknown ops from a newer version are skipped, not fatal
     return handler(conn, msg)
+
+
+def _extension_handlers() -> dict[str, OpHandler]:
+    from outlast.view.extensions import EXTENSIONS
+
+    merged: dict[str, OpHandler] = {}
+    for ext in EXTENSIONS:
+        merged.update(ext.handlers)
+    return merged
+
+
+def _event_hooks() -> list[EventHook]:
+    from outlast.view.extensions import EXTENSIONS
+
+    return [hook for ext in EXTENSIONS for hook in ext.event_hooks]
 
 
 def _register(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
@@ -167,6 +185,8 @@ def _room_events(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
             _apply_state(conn, msg, idx, event)
             if event["type"] == "m.room.member":
                 affected.add(event["state_key"])
+        for hook in _event_hooks():
+            affected |= hook(conn, msg, idx, event)
     for room_id in rooms:
         if is_state_subject:
             conn.execute(

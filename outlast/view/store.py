@@ -82,6 +82,11 @@ def open_db(path: Path | str, streams: Iterable[str]) -> sqlite3.Connection:
     if version is not None and version != SCHEMA_VERSION:
         _drop_all(conn)
     conn.executescript(SCHEMA)
+    from outlast.view.extensions import EXTENSIONS
+
+    for ext in EXTENSIONS:
+        if ext.schema:
+            conn.executescript(ext.schema)
     conn.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),

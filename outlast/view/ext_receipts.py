@@ -1,0 +1,7 @@
+"""View tables and log handlers for receipts. (Filled in by its feature.)"""
+
+from __future__ import annotations
+
+from outlast.view.extension import ViewExtension
+
+EXTENSION = ViewExtension(name="receipts")

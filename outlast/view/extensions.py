@@ -1,0 +1,13 @@
+"""The view extensions that are installed: one line per feature."""
+
+from __future__ import annotations
+
+from outlast.view import ext_account_data, ext_devices, ext_directory, ext_receipts
+from outlast.view.extension import ViewExtension
+
+EXTENSIONS: tuple[ViewExtension, ...] = (
+    ext_receipts.EXTENSION,
+    ext_directory.EXTENSION,
+    ext_account_data.EXTENSION,
+    ext_devices.EXTENSION,
+)
