@@ -26,6 +26,8 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help="address of the HTTP API (default 127.0.0.1:8008; port 0 picks a free one)")
     p.add_argument("--server-name", metavar="NAME",
                    help="the Matrix server name in user and room ids (default localhost)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes sharing the port, one per core (default 1)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -67,6 +69,8 @@ def resolve_config(args: argparse.Namespace) -> Config:
         config.server.listen = args.listen
     if getattr(args, "server_name", None):
         config.server.server_name = args.server_name
+    if getattr(args, "workers", None):
+        config.server.workers = args.workers
     validate(config)
     return config
 
@@ -117,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("nats").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
-            return asyncio.run(_serve(resolve_config(args)))
+            config = resolve_config(args)
+            if config.server.workers > 1:
+                from outlast.workers import serve_workers
+
+                return asyncio.run(serve_workers(config))
+            return asyncio.run(_serve(config))
         if args.command == "view" and args.view_command == "rebuild":
             return asyncio.run(_rebuild_view(resolve_config(args)))
         from outlast.cluster.commands import dispatch

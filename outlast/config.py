@@ -21,6 +21,8 @@ class ServerConfig:
     data_dir: str = "./outlast-data"
     site: str = "local"
     public_baseurl: str = ""
+    workers: int = 1
+    reuse_port: bool = False
 
 
 @dataclass
@@ -143,6 +145,8 @@ def load(path: str | Path | None) -> Config:
 def validate(config: Config) -> None:
     if config.log.partitions < 1 or config.log.partitions > 64:
         raise ConfigError("log.partitions must be between 1 and 64")
+    if not 1 <= config.server.workers <= 64:
+        raise ConfigError("server.workers must be between 1 and 64")
     if config.log.replicas not in (1, 3, 5):
         raise ConfigError("log.replicas must be 1, 3 or 5")
     host, _, port = config.server.listen.rpartition(":")

@@ -128,7 +128,9 @@ class Site:
         )
         await self.runner.setup()
         host, port = listen_address(config)
-        site = web.TCPSite(self.runner, host, port, reuse_address=True)
+        site = web.TCPSite(
+            self.runner, host, port, reuse_address=True, reuse_port=config.server.reuse_port or None
+        )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

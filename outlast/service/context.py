@@ -42,6 +42,16 @@ class SiteContext:
         """Read-your-writes: return once this site's view has applied ``ack``."""
         await self.positions.wait_for(ack.stream, ack.seq, READ_YOUR_WRITES_TIMEOUT)
 
+    async def reach(self, positions: tuple[int, ...], timeout: float = 5.0) -> None:
+        """Never answer a token-bearing request from a view older than the token.
+
+        A client's token may come from another worker or site whose view was
+        ahead of ours; waiting here keeps its reads monotonic.
+        """
+        for name, seq in zip(self.stream_names, positions):
+            if self.positions.applied(name) < seq:
+                await self.positions.wait_for(name, seq, timeout)
+
     async def catch_up(self, stream: str, timeout: float = 1.0) -> bool:
         """Wait until the view has applied everything the log had committed just now.
 

@@ -23,6 +23,8 @@ async def sync(request: web.Request) -> web.Response:
     services = request.app[REQUESTER_KEY]
     since_raw = request.query.get("since")
     since = parse_sync_token(since_raw, len(services.ctx.stream_names)) if since_raw else None
+    if since is not None:
+        await services.ctx.reach(since.positions)
     sync_filter = await services.filters.resolve(who.user_id, request.query.get("filter"))
     body = await services.sync.sync(
         who,
@@ -56,6 +58,8 @@ async def messages(request: web.Request) -> web.Response:
 
     raw_from = request.query.get("from")
     start = boundary(raw_from) if raw_from else None
+    if start is not None:
+        await services.ctx.positions.wait_for(stream, start[0] - 1, 5.0)
     if start is None and direction == "b":
         start = (services.ctx.positions.applied(stream) + 1, 0)
     raw_to = request.query.get("to")

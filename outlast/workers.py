@@ -1,0 +1,97 @@
+"""Several worker processes for one site, sharing its port and its log.
+
+One Python process uses one core. ``outlast serve --workers N`` starts the
+site's embedded nats-server once, then N worker processes that all bind the
+same HTTP port with SO_REUSEPORT (the kernel spreads connections over them)
+and each keep their own view. A request that carries a sync or pagination
+token waits until its worker has applied the positions in that token, so a
+client moving between workers never reads older data than it has seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from outlast.config import Config
+from outlast.log.engine import embedded_node, free_port
+
+
+def worker_config_text(config: Config, index: int, nats_url: str, port: int) -> str:
+    """A complete TOML for worker ``index``: the parent's settings with its own view."""
+    import dataclasses
+    import json
+
+    lines: list[str] = []
+    for section in dataclasses.fields(config):
+        values = dataclasses.asdict(getattr(config, section.name))
+        lines.append(f"[{section.name}]")
+        for key, value in values.items():
+            if section.name == "server" and key == "workers":
+                value = 1
+            if section.name == "server" and key == "reuse_port":
+                value = True
+            if section.name == "server" and key == "listen":
+                value = f"{config.server.listen.rsplit(':', 1)[0]}:{port}"
+            if section.name == "log" and key == "nats_urls":
+                value = [nats_url]
+            if section.name == "view" and key == "path":
+                value = str(config.data_path / f"view-{index}.sqlite")
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+async def serve_workers(config: Config) -> int:
+    node = None
+    nats_urls = list(config.log.nats_urls)
+    if config.embedded_nats:
+        node = embedded_node(config.data_path, config.log.nats_port, config.log.sync_always)
+        node.start()
+        await node.wait_ready()
+        nats_urls = [node.url]
+    host, _, port_text = config.server.listen.rpartition(":")
+    port = int(port_text) or free_port(host)
+    workers: list[subprocess.Popen[bytes]] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for index in range(config.server.workers):
+            path = config.data_path / f"worker-{index}.toml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(worker_config_text(config, index, ",".join(nats_urls), port))
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "outlast", "serve", "--config", str(path)],
+                stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            ))
+        print(f"outlast: {len(workers)} workers serving http://{host}:{port} "
+              f"(pids {[w.pid for w in workers]})", flush=True)
+        while not stop.is_set():
+            if any(w.poll() is not None for w in workers):
+                print("outlast: a worker exited; stopping the site", file=sys.stderr, flush=True)
+                return 1
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+        return 0
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.terminate()
+        for w in workers:
+            try:
+                w.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        if node is not None:
+            node.stop()
+
+
+__all__ = ["serve_workers", "worker_config_text", "Path"]
