@@ -1,0 +1,1 @@
+"""Outlast benchmarks: the JetStream floor and a Matrix workload, side by side in one run."""

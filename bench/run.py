@@ -1,0 +1,238 @@
+"""Run the benchmark suite and print a table; write JSON.
+
+    python -m bench.run                      # floor + embedded (1 and 2 workers) + 3-site cluster
+    python -m bench.run --base-url URL       # the same Matrix workload against another homeserver
+    python -m bench.run --quick              # smaller numbers, for a smoke run
+
+Every phase is bounded in time. Figures are medians over --runs runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import floor, workload
+from bench.stats import median
+from outlast.log.engine import free_port
+
+FAST_HASH = "[auth]\nargon2_time_cost = 1\nargon2_memory_kib = 8192\nargon2_parallelism = 1\n"
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+class Embedded:
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-"))
+        self.port = free_port()
+        (self.dir / "bench.toml").write_text(FAST_HASH + "\n[limits]\nmax_request_bytes = 1048576\n")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "outlast", "serve", "--config", str(self.dir / "bench.toml"),
+             "--data-dir", str(self.dir / "data"), "--listen", f"127.0.0.1:{self.port}",
+             "--workers", str(workers)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(self.url + "/_outlast/health")
+        time.sleep(0.5 * workers)
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-f", str(self.dir)], capture_output=True, text=True)
+        # The serving process(es) and the nats-server: together, the server's memory.
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class LocalCluster:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-cluster-"))
+        (self.dir / "site.toml").write_text(FAST_HASH)
+        out = subprocess.run(
+            [sys.executable, "-m", "outlast", "cluster", "up", "--sites", "3", "--dir",
+             str(self.dir / "c"), "--detach", "--site-config", str(self.dir / "site.toml")],
+            capture_output=True, text=True, timeout=300,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr)
+        self.description = json.loads(out.stdout)
+
+    def stop(self) -> None:
+        subprocess.run([sys.executable, "-m", "outlast", "cluster", "down", "--dir",
+                        str(self.dir / "c")], capture_output=True, timeout=120)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def run_workload(name: str, base: str, args: argparse.Namespace, server_pids: list[int],
+                       deliver_bases: list[str] | None = None, idle: int = 0) -> dict[str, Any]:
+    prefix = "b" + uuid.uuid4().hex[:8]
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        clients, rooms = await workload.setup(session, base, args.users, args.rooms, prefix)
+        result: dict[str, Any] = {"target": name, "base_url": base}
+        result["send"] = await workload.phase_send(clients, rooms, args.senders, args.per_sender)
+        result["deliver"] = await workload.phase_deliver(
+            clients, rooms[0], args.receivers, args.rate, args.deliver_seconds, deliver_bases)
+        for c in clients:
+            c.base = base.rstrip("/")
+        result["history"] = await workload.phase_history(clients, rooms[:2])
+        result["initial_sync"] = await workload.phase_initial_sync(
+            session, base, args.sync_rooms, prefix)
+    if idle:
+        result["idle"] = await workload.phase_idle(base, idle, server_pids)
+    return result
+
+
+def row(r: dict[str, Any]) -> str:
+    s, d = r["send"], r["deliver"]
+    return (f"{r['target']:<24} send p50 {s['p50_ms']:7.2f} ms p99 {s['p99_ms']:7.2f} ms "
+            f"{s['throughput_msgs_per_s']:7.0f} msg/s | deliver p50 {d['end_to_end']['p50_ms']:6.1f} "
+            f"p99 {d['end_to_end']['p99_ms']:6.1f} ms once={d['exactly_once']} "
+            f"order={d['same_order_all_receivers']} | history p50 {r['history']['p50_ms']:.1f} ms "
+            f"| initial sync ({r['initial_sync']['rooms']} rooms) p50 {r['initial_sync']['p50_ms']:.0f} ms"
+            + (f" | idle {r['idle']['connections']} conns, {r['idle']['errors']} errors, "
+               f"{r['idle']['kib_per_connection']} KiB/conn" if "idle" in r else ""))
+
+
+def versions() -> dict[str, str]:
+    from outlast.log.engine import nats_server_binary
+
+    nats_v = subprocess.run([nats_server_binary(), "--version"], capture_output=True,
+                            text=True).stdout.strip()
+    return {"python": platform.python_version(), "nats_server": nats_v,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "nats_py": __import__("importlib.metadata").metadata.version("nats-py")}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {"versions": versions(), "settings": vars(args).copy(), "runs": []}
+    for run in range(args.runs):
+        print(f"== run {run + 1}/{args.runs}", flush=True)
+        one: dict[str, Any] = {"floor": [], "targets": []}
+        if not args.base_url_only:
+            for replicas in (1, 3):
+                f = await floor.measure(replicas)
+                one["floor"].append(f)
+                print(f"floor R{replicas}: publish p50 {f['sequential']['p50_ms']} ms "
+                      f"p99 {f['sequential']['p99_ms']} ms, {f['throughput_msgs_per_s']} msg/s "
+                      f"(client cpu {f['client_cpu_percent']}%)", flush=True)
+            for workers in (1, 2):
+                target = Embedded(workers)
+                try:
+                    r = await run_workload(f"embedded {workers} worker(s)", target.url, args,
+                                           target.pids(), idle=args.idle if workers == 1 else 0)
+                    one["targets"].append(r)
+                    print(row(r), flush=True)
+                finally:
+                    target.stop()
+            if not args.no_cluster:
+                cluster = LocalCluster()
+                try:
+                    d = cluster.description
+                    sites = [s["url"] for s in d["sites"]]
+                    r = await run_workload("3 sites via front door", d["front_door"], args, [])
+                    one["targets"].append(r)
+                    print(row(r), flush=True)
+                    r = await run_workload("3 sites direct", sites[0], args, [],
+                                           deliver_bases=sites[1:])
+                    one["targets"].append(r)
+                    print(row(r), flush=True)
+                finally:
+                    cluster.stop()
+        for url in args.base_url or []:
+            r = await run_workload(f"other: {url}", url, args, [])
+            one["targets"].append(r)
+            print(row(r), flush=True)
+        report["runs"].append(one)
+    report["medians"] = medians(report["runs"])
+    return report
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in runs[0]["floor"]:
+        key = f"floor R{f['replicas']}"
+        same = [x for r in runs for x in r["floor"] if x["replicas"] == f["replicas"]]
+        out[key] = {"p50_ms": median([x["sequential"]["p50_ms"] for x in same]),
+                    "throughput": median([x["throughput_msgs_per_s"] for x in same])}
+    for t in runs[0]["targets"]:
+        same = [x for r in runs for x in r["targets"] if x["target"] == t["target"]]
+        out[t["target"]] = {
+            "send_p50_ms": median([x["send"]["p50_ms"] for x in same]),
+            "send_p99_ms": median([x["send"]["p99_ms"] for x in same]),
+            "send_throughput": median([x["send"]["throughput_msgs_per_s"] for x in same]),
+            "deliver_p50_ms": median([x["deliver"]["end_to_end"]["p50_ms"] for x in same]),
+            "deliver_p99_ms": median([x["deliver"]["end_to_end"]["p99_ms"] for x in same]),
+            "deliver_exactly_once": all(x["deliver"]["exactly_once"] for x in same),
+            "history_p50_ms": median([x["history"]["p50_ms"] for x in same]),
+            "initial_sync_p50_ms": median([x["initial_sync"]["p50_ms"] for x in same]),
+            "client_cpu_percent_send": median([x["send"]["client_cpu_percent"] for x in same]),
+        }
+        if "idle" in t:
+            out[t["target"]]["idle"] = [x.get("idle") for x in same]
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--users", type=int, default=16)
+    p.add_argument("--rooms", type=int, default=8)
+    p.add_argument("--senders", type=int, default=8)
+    p.add_argument("--per-sender", type=int, default=250)
+    p.add_argument("--receivers", type=int, default=4)
+    p.add_argument("--rate", type=float, default=100.0)
+    p.add_argument("--deliver-seconds", type=float, default=10.0)
+    p.add_argument("--sync-rooms", type=int, default=50)
+    p.add_argument("--idle", type=int, default=10000, help="parked /sync connections (1 worker)")
+    p.add_argument("--base-url", action="append", help="another homeserver to run the workload on")
+    p.add_argument("--base-url-only", action="store_true", help="skip Outlast's own targets")
+    p.add_argument("--no-cluster", action="store_true")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json-out", default="bench/results/latest.json")
+    args = p.parse_args()
+    if args.quick:
+        args.runs, args.per_sender, args.deliver_seconds, args.idle, args.sync_rooms = 1, 50, 4, 500, 10
+    report = asyncio.run(main_async(args))
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json_out).write_text(json.dumps(report, indent=2))
+    print("\nmedians:", json.dumps(report["medians"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
