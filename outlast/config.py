@@ -72,6 +72,38 @@ class SyncConfig:
 
 
 @dataclass
+class MediaConfig:
+    max_upload_bytes: int = 52_428_800
+    allow_legacy_download: bool = True
+    max_thumbnail_source_bytes: int = 33_554_432
+    thumbnail_sizes: list[str] = field(
+        default_factory=lambda: [
+            "32x32-crop", "96x96-crop", "320x240-scale", "640x480-scale", "800x600-scale",
+        ]
+    )
+    unused_expires_seconds: int = 86_400
+
+
+@dataclass
+class VoipConfig:
+    turn_uris: list[str] = field(default_factory=list)
+    turn_shared_secret: str = ""
+    turn_username: str = ""
+    turn_password: str = ""
+    turn_user_lifetime_seconds: int = 86_400
+
+
+@dataclass
+class PresenceConfig:
+    enabled: bool = True
+
+
+@dataclass
+class DirectoryConfig:
+    users_may_publish: bool = True
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -80,6 +112,10 @@ class Config:
     view: ViewConfig = field(default_factory=ViewConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    voip: VoipConfig = field(default_factory=VoipConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
 
     @property
     def data_path(self) -> Path:
@@ -149,6 +185,14 @@ def validate(config: Config) -> None:
         raise ConfigError("server.workers must be between 1 and 64")
     if config.log.replicas not in (1, 3, 5):
         raise ConfigError("log.replicas must be 1, 3 or 5")
+    if config.media.max_upload_bytes < 1:
+        raise ConfigError("media.max_upload_bytes must be positive")
+    from outlast.core.thumbnails import parse_sizes
+
+    try:
+        parse_sizes(config.media.thumbnail_sizes)
+    except ValueError as exc:
+        raise ConfigError(f"media.thumbnail_sizes: {exc}") from None
     host, _, port = config.server.listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError("server.listen must look like HOST:PORT")

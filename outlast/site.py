@@ -34,6 +34,7 @@ from outlast.service.sync import Sync
 from outlast.view import queries
 from outlast.view.notifier import Notifier
 from outlast.view.projector import Projector
+from outlast.view.state_cache import StateCache
 from outlast.view.store import Positions, open_db
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,9 @@ class Site:
         conn = open_db(config.view_path, [s.name for s in streams])
         positions = Positions(conn)
         notifier = Notifier()
-        ctx = SiteContext(config, self.log, conn, positions, notifier)
-        projector = Projector(conn, self.log, streams, positions, notifier)
+        state_cache = StateCache(conn)
+        ctx = SiteContext(config, self.log, conn, positions, notifier, state_cache=state_cache)
+        projector = Projector(conn, self.log, streams, positions, notifier, state_cache)
         await self._start_projector(projector)
         writer = RoomWriter(ctx)
         self.services = Services(

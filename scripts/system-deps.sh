@@ -4,6 +4,8 @@ set -euo pipefail
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# python-magic (used by the matrix-commander CLI in the client tests) loads libmagic.
+ldconfig -p 2>/dev/null | grep 'libmagic\.so\.1' >/dev/null || missing+=(libmagic1)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-deps: please install: ${missing[*]} (apt-get install ${missing[*]})" >&2
@@ -14,3 +16,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   apt-get install -y -qq "${missing[@]}" >&2
 fi
+"$(dirname "$0")/js-deps.sh"

@@ -8,7 +8,10 @@ see the README's deployment section.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,13 @@ def haproxy_binary() -> str:
             "haproxy not found: the local front door needs it (Debian: apt-get install haproxy)"
         )
     return found
+
+
+def _die_with_supervisor() -> None:
+    """SIGTERM HAProxy when the supervisor dies: it is not listed among the sites' pids,
+    so nothing else (not even `outlast cluster down`) would stop it after a crash."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ class FrontDoor:
         self.process = subprocess.Popen(
             [haproxy_binary(), "-f", str(config), "-db"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_supervisor,
         )
         log.close()
 

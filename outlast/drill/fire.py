@@ -119,6 +119,7 @@ class Drill:
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} undone at site {victim_name}")
             await traffic
+            load_ended = time.monotonic()
             stop.set()
             await progress
             readers = [n for n in sites if o.fault != "fire" or n != victim_name]
@@ -127,7 +128,9 @@ class Drill:
             timelines = await self._read(load, readers)
             verdict = judge(load.sends(), timelines)
             report = self._report(load, victim_name, fault_at, recovered_at, verdict.as_dict())
-            report["write_gap"] = write_gap(fault_at, {u.name: u.ack_times for u in load.users})
+            report["write_gap"] = write_gap(
+                fault_at, {u.name: u.ack_times for u in load.users}, until=load_ended
+            )
             if o.rebuild and o.fault == "fire":
                 self.say(f"rebuilding site {victim_name} from the survivors")
                 result = await asyncio.get_running_loop().run_in_executor(
@@ -201,6 +204,8 @@ async def run_drill(options: DrillOptions) -> int:
         description = load_description(Path(options.cluster_file))
     else:
         own_cluster = Path(tempfile.mkdtemp(prefix="outlast-drill-"))
+        if not options.quiet:  # where its logs stay for a post-mortem
+            print(f"starting a local 3-site cluster in {own_cluster}", file=sys.stderr, flush=True)
         description = await _start_cluster(own_cluster, options.quiet)
     try:
         drill = Drill(options, description)

@@ -6,6 +6,7 @@ built to fail (a dropped event, a duplicate, a swapped pair).
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,7 +129,9 @@ def _cross_site_order(timelines: Timelines, verdict: Verdict) -> None:
                 verdict.reordered.append(f"{sites[0]} vs {other}: {room_id} differs in order")
 
 
-def write_gap(fault_at: float, acks_by_client: Mapping[str, Sequence[float]]) -> dict[str, float]:
+def write_gap(
+    fault_at: float, acks_by_client: Mapping[str, Sequence[float]], until: float | None = None
+) -> dict[str, float]:
     """Client-visible write gap: each client's longest time without an acknowledged
     write, from the fault on.
 
@@ -136,10 +139,16 @@ def write_gap(fault_at: float, acks_by_client: Mapping[str, Sequence[float]]) ->
     later acks, whichever is longest: a send already in flight may be
     acknowledged just after the fault while the client's next send then waits
     for a new leader, and that wait is what the user sees.
+
+    With ``until`` (the end of the load), the time from a client's last ack to
+    the end counts too, and a client with no ack after the fault counts as
+    stuck for the whole rest of the drill instead of being left out.
     """
     gaps = []
     for times in acks_by_client.values():
         after = sorted(t for t in times if t >= fault_at)
+        if until is not None:
+            after.append(max(until, after[-1] if after else fault_at))
         if not after:
             continue
         points = [fault_at, *after]
@@ -154,7 +163,9 @@ def write_gap(fault_at: float, acks_by_client: Mapping[str, Sequence[float]]) ->
     return {
         "clients": float(len(gaps)),
         "min": round(gaps[0], 3),
-        "median": round(pct(0.5), 3),
+        # Not pct(0.5): round() halves to even, so an even number of clients got
+        # the lower middle value for 2, 6, 10... clients and the upper for 4, 8...
+        "median": round(statistics.median(gaps), 3),
         "p99": round(pct(0.99), 3),
         "max": round(gaps[-1], 3),
     }

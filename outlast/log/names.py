@@ -8,11 +8,14 @@ Layout::
 
     OUTLAST_USERS        outlast.users.<user>.account    register/password/deactivate (fenced)
                          outlast.users.<user>.session    login/logout/devices
-                         outlast.users.<user>.data       filters, later account data
+                         outlast.users.<user>.data       filters, forgotten rooms
+                         outlast.users.<user>.<kind>     profile, account_data, presence,
+                                                         devices, keys, todevice, push
     OUTLAST_DIRECTORY    outlast.alias.<alias>           alias -> room (fenced, unique)
     OUTLAST_ROOMS_<p>    outlast.rooms.<p>.<room>.state     state events (fenced on itself)
                          outlast.rooms.<p>.<room>.timeline  messages (fenced on .state)
                          outlast.rooms.<p>.<room>.receipt   receipts, read markers
+                         outlast.rooms.<p>.<room>.directory room directory listing
     OUTLAST_HEALTH       outlast.health.<site>           write probes (one kept per site)
     OUTLAST_DRILLS       outlast.drills.<id>             fire drill records
     OUTLAST_MEDIA        (object store)                  uploaded media

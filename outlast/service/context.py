@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from outlast.config import Config
 from outlast.core.errors import unavailable
@@ -12,6 +13,7 @@ from outlast.log.client import Ack, LogClient, LogUnavailable
 from outlast.log.names import StreamSpec, all_streams
 from outlast.service.extension import Extensions
 from outlast.view.notifier import Notifier
+from outlast.view.state_cache import StateCache
 from outlast.view.store import Positions
 
 READ_YOUR_WRITES_TIMEOUT = 10.0
@@ -25,6 +27,15 @@ class SiteContext:
     positions: Positions
     notifier: Notifier
     extensions: Extensions = field(default_factory=Extensions)
+    state_cache: StateCache | None = None
+
+    def room_state(self, room_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """Current state of a room (cached; do not mutate the result)."""
+        if self.state_cache is None:
+            from outlast.view import queries
+
+            return queries.current_state(self.conn, room_id)
+        return self.state_cache.get(room_id)
 
     @property
     def server_name(self) -> str:

@@ -9,6 +9,7 @@ from outlast.core.errors import MatrixError, bad_json, invalid_param
 from outlast.log import names
 from outlast.log.client import FenceFailed, LogUnavailable
 from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.profiles import member_fields
 from outlast.service.rooms import RoomWriter, build_event, checked
 from outlast.view.queries import StateMap
 
@@ -57,6 +58,10 @@ class RoomCreator:
             raise bad_json("creation_content must be an object")
         is_direct = bool(body.get("is_direct", False))
 
+        from outlast.service import directory  # it imports claim_alias from here
+
+        if visibility == "public":
+            directory.check_may_publish(self.ctx, creator)
         room_id = ids.new_room_id(self.ctx.server_name)
         alias = await self._claim_alias(body, room_id, creator)
         sn = self.ctx.server_name
@@ -66,7 +71,8 @@ class RoomCreator:
 
         plan: list[dict[str, Any]] = [
             ev("m.room.create", {**creation_content, "room_version": version}),
-            ev("m.room.member", {"membership": "join", "displayname": ids.parse_user_id(creator)[0]}, creator),
+            ev("m.room.member", {"membership": "join", "displayname": ids.parse_user_id(creator)[0],
+                                 **member_fields(self.ctx.conn, creator)}, creator),
             ev("m.room.power_levels", auth.initial_power_levels(creator, preset, invites, override)),
         ]
         if alias:
@@ -103,6 +109,8 @@ class RoomCreator:
         for event in plan[1:]:
             state = checked(state, event)
         await self.writer.create(room_id, plan)
+        if visibility == "public":
+            await directory.publish(self.ctx, room_id, creator, "public")
         return {"room_id": room_id, **({"room_alias": alias} if alias else {})}
 
     async def _claim_alias(self, body: dict[str, Any], room_id: str, creator: str) -> str | None:

@@ -2,7 +2,9 @@
 
 Ready means: connected to the site's JetStream node, that node has routes to
 a majority of the cluster's sites (so commits can reach a quorum), and the
-view is not stalled behind the log.
+view is not stalled behind the log. At start and after losing that quorum
+(a partition), the site must also show its view has applied every stream's
+tail as the stream's leader reports it before it takes traffic again.
 
 Why routes and not a probe write: a probe write goes through one more Raft
 group whose leader may sit in the lost site; while it re-elects (4–9 s) every
@@ -34,6 +36,13 @@ class Health:
         self.projector = projector
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
+        # Set at start and whenever the site loses its quorum routes: before taking
+        # traffic again it must show that its view has applied every stream's tail
+        # as the stream's *leader* reports it. Right after a partition heals, the
+        # node's own stale replica answers stream info (with no leader) and the
+        # view looks current while it is still seconds behind: it would serve
+        # stale reads and accept tokens revoked during the partition.
+        self._rejoining = True
 
     async def report(self) -> dict[str, Any]:
         async with self._lock:
@@ -50,14 +59,21 @@ class Health:
         peers = await self._route_peers() if connected else None
         needed = config.log.replicas // 2
         quorum = connected and (needed == 0 or (peers is not None and len(peers) >= needed))
-        probe = connected and await self._probe()
-        lag = await self._view_lag() if connected else {}
+        # Cut off from a quorum, the probe and every stream lookup could only time out
+        # (seconds in all), while the front door gives a check 500 ms: answer at once.
+        probe = quorum and await self._probe()
+        lag = await self._view_lag() if quorum else {}
         behind = sum(lag.values())
         stalled = behind > 0 and (
             time.monotonic() - self.projector.last_applied_at > config.view.max_lag_seconds
         )
+        if not quorum:
+            self._rejoining = True
+        elif self._rejoining and await self._caught_up():
+            self._rejoining = False
         return {
-            "ready": bool(quorum and not stalled),
+            "ready": bool(quorum and not stalled and not self._rejoining),
+            "catching_up": self._rejoining,
             "site": config.server.site,
             "log_connected": connected,
             "quorum_reachable": quorum,
@@ -90,6 +106,19 @@ class Health:
             )
         except Exception:  # noqa: BLE001 - informational
             return False
+        return True
+
+    async def _caught_up(self) -> bool:
+        """Every stream has a known leader and the view has applied what it committed."""
+        for name in self.ctx.stream_names:
+            try:
+                info = await asyncio.wait_for(self.ctx.log.js.stream_info(name), 1.0)
+            except Exception:  # noqa: BLE001 - no answer: not shown to be caught up
+                return False
+            if info.cluster is not None and not info.cluster.leader:
+                return False  # a replica's own (possibly stale) state, not the tail
+            if not await self.ctx.positions.wait_for(name, int(info.state.last_seq or 0), 0.2):
+                return False
         return True
 
     async def _view_lag(self) -> dict[str, int]:

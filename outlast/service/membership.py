@@ -9,6 +9,7 @@ from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.profiles import member_fields
 from outlast.service.rooms import RoomWriter, build_event, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
@@ -51,6 +52,8 @@ class Memberships:
             content: dict[str, Any] = {"membership": membership, **(extra or {})}
             previous = state.get(("m.room.member", target))
             if membership == "join":
+                # The stored profile wins; else the previous name; else the localpart.
+                content = {**member_fields(self.ctx.conn, target), **content}
                 name = (previous or {}).get("content", {}).get("displayname")
                 content.setdefault("displayname", name or ids.parse_user_id(target)[0])
             if reason:

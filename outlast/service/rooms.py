@@ -93,7 +93,7 @@ class RoomWriter:
                 if attempt == 1 and await self.ctx.catch_up(subjects.stream):
                     continue
                 raise not_found("unknown room")
-            events = build(queries.current_state(self.ctx.conn, room_id))
+            events = build(self.ctx.room_state(room_id))
             fact: dict[str, Any] = {"op": "events", "events": events}
             if txn:
                 fact["txn"] = txn

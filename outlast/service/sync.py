@@ -69,8 +69,15 @@ class Sync:
             for key, value in ext.top_extras(who.user_id, who.device_id, since, now).items():
                 _merge(top, key, value)
         lists = {k: top.pop(k) for k in ("account_data", "presence", "to_device") if k in top}
+        next_batch = now
+        pairs = list(zip(since.positions, now.positions, strict=True)) if since else []
+        if any(s > n for s, n in pairs):
+            # The token comes from a site whose view was ahead of ours (ctx.reach gave
+            # up waiting, e.g. we are cut off). The client has everything up to it: never
+            # hand back an older position, or its next sync would repeat those events.
+            next_batch = SyncToken(tuple(max(s, n) for s, n in pairs), now.ephemeral)
         return assembly.assemble(
-            now.encode(),
+            next_batch.encode(),
             slices,
             account_data=lists.get("account_data", []),
             presence=lists.get("presence", []),

@@ -1,7 +1,239 @@
-"""View tables and log handlers for devices. (Filled in by its feature.)"""
+"""View tables and log handlers for devices, end-to-end keys and to-device messages.
+
+The core view owns ``devices`` and ``tokens`` (login, logout); this extension
+adds renames and deletions, the public keys devices publish, one-time-key
+claims, and the to-device inbox. Invariants:
+
+- A one-time key row is never deleted while its device lives, only marked
+  claimed: a re-upload of a claimed key id is recognised and never handed
+  out again.
+- ``e2e_key_subjects`` holds, per device, the sequence of the last fact on
+  that device's keys subject this view applied. A claim is fenced on it, so
+  two claimers (any worker, any site) cannot both commit the same key.
+- Whenever a device disappears, however it happened (a delete here, or a
+  core logout, password change or deactivation), the ``device_gone`` trigger
+  drops its keys and inbox and records a device-list change. Core ops don't
+  pass through this module, so the change is stamped with the users stream's
+  applied sequence at the end of the batch (``stamp_device_changes``): never
+  earlier than the fact, so a sync may report it once more than needed but
+  never miss it.
+"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from typing import Any
+
+from outlast.log.client import LogMessage
+from outlast.log.names import USERS_STREAM
 from outlast.view.extension import ViewExtension
 
-EXTENSION = ViewExtension(name="devices")
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS e2e_device_keys (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, json TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS e2e_one_time_keys (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, algorithm TEXT NOT NULL,
+    key_id TEXT NOT NULL, json TEXT NOT NULL, seq INTEGER NOT NULL,
+    claimed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, device_id, algorithm, key_id)
+);
+CREATE TABLE IF NOT EXISTS e2e_fallback_keys (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, algorithm TEXT NOT NULL,
+    key_id TEXT NOT NULL, json TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, device_id, algorithm)
+);
+CREATE TABLE IF NOT EXISTS e2e_key_subjects (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS device_list_changes (user_id TEXT NOT NULL, seq INTEGER);
+CREATE INDEX IF NOT EXISTS device_list_changes_by_seq ON device_list_changes (seq);
+CREATE TABLE IF NOT EXISTS to_device_inbox (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL, idx INTEGER NOT NULL,
+    sender TEXT NOT NULL, type TEXT NOT NULL, content TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, seq, idx)
+);
+CREATE TABLE IF NOT EXISTS to_device_txns (
+    sender TEXT NOT NULL, sender_device TEXT NOT NULL, txn_id TEXT NOT NULL,
+    target TEXT NOT NULL, PRIMARY KEY (sender, sender_device, txn_id, target)
+);
+-- device_lists reads a room's membership changes within a sync window.
+CREATE INDEX IF NOT EXISTS membership_changes_by_seq ON membership_changes (room_id, seq);
+CREATE TRIGGER IF NOT EXISTS device_gone AFTER DELETE ON devices BEGIN
+    DELETE FROM e2e_device_keys WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
+    DELETE FROM e2e_one_time_keys WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
+    DELETE FROM e2e_fallback_keys WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
+    DELETE FROM to_device_inbox WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
+    INSERT INTO device_list_changes (user_id, seq) VALUES (OLD.user_id, NULL);
+END;
+CREATE TRIGGER IF NOT EXISTS stamp_device_changes
+AFTER UPDATE OF seq ON positions WHEN NEW.stream = '{USERS_STREAM}' BEGIN
+    UPDATE device_list_changes SET seq = NEW.seq WHERE seq IS NULL;
+END;
+"""
+
+
+def _sharing(conn: sqlite3.Connection, user_id: str) -> set[str]:
+    """The user and everyone in a room with them: whose /sync a device change reaches."""
+    rows = conn.execute(
+        "SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.room_id = m.room_id"
+        " WHERE m.user_id = ? AND m.membership = 'join' AND o.membership IN ('join', 'invite')",
+        (user_id,),
+    )
+    return {r[0] for r in rows} | {user_id}
+
+
+def _device_exists(conn: sqlite3.Connection, user_id: str, device_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+    ).fetchone()
+    return row is not None
+
+
+def _changed(conn: sqlite3.Connection, user_id: str, seq: int) -> set[str]:
+    conn.execute("INSERT INTO device_list_changes (user_id, seq) VALUES (?, ?)", (user_id, seq))
+    return _sharing(conn, user_id)
+
+
+def _device_update(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+    d = msg.data
+    cur = conn.execute(
+        "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?",
+        (d.get("display_name"), d["user_id"], d["device_id"]),
+    )
+    return _changed(conn, d["user_id"], msg.seq) if cur.rowcount else set()
+
+
+def _device_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+    """Tokens go with their device, so the device stops working at every site."""
+    d = msg.data
+    user_id = d["user_id"]
+    for device_id in d.get("device_ids", []):
+        conn.execute(
+            "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+        )
+        conn.execute(
+            "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+        )
+    return _sharing(conn, user_id)
+
+
+def _record_subject(conn: sqlite3.Connection, user_id: str, device_id: str, seq: int) -> None:
+    conn.execute(
+        "INSERT INTO e2e_key_subjects (user_id, device_id, seq) VALUES (?, ?, ?)"
+        " ON CONFLICT (user_id, device_id) DO UPDATE SET seq = excluded.seq",
+        (user_id, device_id, seq),
+    )
+
+
+def _keys_upload(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+    d = msg.data
+    user_id, device_id = d["user_id"], d["device_id"]
+    _record_subject(conn, user_id, device_id, msg.seq)
+    if not _device_exists(conn, user_id, device_id):
+        return set()  # deleted before its upload was applied: nothing to publish
+    affected: set[str] = set()
+    device_keys = d.get("device_keys")
+    if isinstance(device_keys, dict):
+        raw = json.dumps(device_keys, sort_keys=True)
+        old = conn.execute(
+            "SELECT json FROM e2e_device_keys WHERE user_id = ? AND device_id = ?",
+            (user_id, device_id),
+        ).fetchone()
+        if old is None or old[0] != raw:
+            conn.execute(
+                "INSERT OR REPLACE INTO e2e_device_keys (user_id, device_id, json)"
+                " VALUES (?, ?, ?)",
+                (user_id, device_id, raw),
+            )
+            affected = _changed(conn, user_id, msg.seq)
+    for key_id, key in (d.get("one_time_keys") or {}).items():
+        algorithm, _, ident = key_id.partition(":")
+        conn.execute(
+            "INSERT OR IGNORE INTO e2e_one_time_keys"
+            " (user_id, device_id, algorithm, key_id, json, seq) VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, device_id, algorithm, ident, json.dumps(key, sort_keys=True), msg.seq),
+        )
+    for key_id, key in (d.get("fallback_keys") or {}).items():
+        algorithm, _, ident = key_id.partition(":")
+        raw = json.dumps(key, sort_keys=True)
+        # Re-uploading the same fallback key keeps its "used" mark (spec: replaced, not reset).
+        conn.execute(
+            "INSERT INTO e2e_fallback_keys (user_id, device_id, algorithm, key_id, json, used)"
+            " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET"
+            " used = CASE WHEN key_id = excluded.key_id AND json = excluded.json"
+            " THEN used ELSE 0 END, key_id = excluded.key_id, json = excluded.json",
+            (user_id, device_id, algorithm, ident, raw),
+        )
+    return affected | {user_id}
+
+
+def _keys_claim(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+    d = msg.data
+    user_id, device_id = d["user_id"], d["device_id"]
+    _record_subject(conn, user_id, device_id, msg.seq)
+    table, flag = ("e2e_fallback_keys", "used") if d.get("fallback") else (
+        "e2e_one_time_keys", "claimed"
+    )
+    conn.execute(
+        f"UPDATE {table} SET {flag} = 1 WHERE user_id = ? AND device_id = ?"
+        " AND algorithm = ? AND key_id = ?",
+        (user_id, device_id, d["algorithm"], d["key_id"]),
+    )
+    return set()  # counts ride along on the owner's next sync; no need to wake it
+
+
+def _to_device(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+    """Store one sender's message for each addressed device ("*": every device now)."""
+    d = msg.data
+    target = d["target"]
+    done = conn.execute(
+        "INSERT OR IGNORE INTO to_device_txns (sender, sender_device, txn_id, target)"
+        " VALUES (?, ?, ?, ?)",
+        (d["sender"], d["sender_device"], d["txn_id"], target),
+    )
+    if not done.rowcount:
+        return set()  # a retry that slipped past the log's dedup window
+    rows = conn.execute("SELECT device_id FROM devices WHERE user_id = ?", (target,))
+    devices = {r[0] for r in rows}
+    delivered: dict[str, Any] = {}
+    for device_id, content in (d.get("messages") or {}).items():
+        if device_id == "*":
+            for each in devices:
+                delivered.setdefault(each, content)
+        elif device_id in devices:
+            delivered[device_id] = content
+    for idx, (device_id, content) in enumerate(sorted(delivered.items())):
+        conn.execute(
+            "INSERT OR IGNORE INTO to_device_inbox"
+            " (user_id, device_id, seq, idx, sender, type, content) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (target, device_id, msg.seq, idx, d["sender"], d["type"], json.dumps(content)),
+        )
+    return {target} if delivered else set()
+
+
+def _to_device_ack(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+    """A device proved (by a later since token) that it has everything up to ``upto``."""
+    d = msg.data
+    conn.execute(
+        "DELETE FROM to_device_inbox WHERE user_id = ? AND device_id = ? AND seq <= ?",
+        (d["user_id"], d["device_id"], int(d["upto"])),
+    )
+    return set()
+
+
+EXTENSION = ViewExtension(
+    name="devices",
+    schema=SCHEMA,
+    handlers={
+        "device_update": _device_update,
+        "device_delete": _device_delete,
+        "keys_upload": _keys_upload,
+        "keys_claim": _keys_claim,
+        "to_device": _to_device,
+        "to_device_ack": _to_device_ack,
+    },
+)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from outlast.view import ext_account_data, ext_devices, ext_directory, ext_receipts
+from outlast.view import (
+    ext_account_data,
+    ext_devices,
+    ext_directory,
+    ext_push,
+    ext_receipts,
+    ext_redactions,
+)
 from outlast.view.extension import ViewExtension
 
 EXTENSIONS: tuple[ViewExtension, ...] = (
@@ -10,4 +17,6 @@ EXTENSIONS: tuple[ViewExtension, ...] = (
     ext_directory.EXTENSION,
     ext_account_data.EXTENSION,
     ext_devices.EXTENSION,
+    ext_redactions.EXTENSION,
+    ext_push.EXTENSION,
 )

@@ -21,6 +21,7 @@ from outlast.log.client import LogClient, LogMessage
 from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
 from outlast.view.notifier import Notifier
+from outlast.view.state_cache import StateCache, rooms_changing_state
 from outlast.view.store import Positions
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,14 @@ class Projector:
         streams: Sequence[StreamSpec],
         positions: Positions,
         notifier: Notifier,
+        state_cache: StateCache | None = None,
     ) -> None:
         self.conn = conn
         self.log = log_client
         self.streams = list(streams)
         self.positions = positions
         self.notifier = notifier
+        self.state_cache = state_cache
         self._queue: asyncio.Queue[LogMessage] = asyncio.Queue(maxsize=10_000)
         self._subs: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
@@ -99,6 +102,7 @@ class Projector:
     def _apply_batch(self, batch: list[LogMessage]) -> None:
         applied = {spec.name: self.positions.applied(spec.name) for spec in self.streams}
         affected: set[str] = set()
+        changed: set[str] = set()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             for msg in batch:
@@ -113,6 +117,8 @@ class Projector:
                     continue
                 affected |= apply_message(self.conn, msg)
                 applied[msg.stream] = msg.seq
+                if self.state_cache is not None:
+                    changed.update(rooms_changing_state(msg.data))
             for stream, seq in applied.items():
                 if seq != self.positions.applied(stream):
                     self.conn.execute(
@@ -121,7 +127,11 @@ class Projector:
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
+            if self.state_cache is not None:
+                self.state_cache.invalidate(changed)
             raise
+        if self.state_cache is not None:
+            self.state_cache.invalidate(changed)
         self.applied_count += len(batch)
         self.last_applied_at = time.monotonic()
         for stream, seq in applied.items():

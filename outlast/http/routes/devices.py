@@ -1,7 +1,109 @@
-"""HTTP handlers for devices. (Filled in by its feature.)"""
+"""Devices, end-to-end keys and to-device messages."""
 
 from __future__ import annotations
 
+from aiohttp import web
+
+from outlast.core.errors import missing_param
+from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.http.routes.account import _password_auth as password_auth
 from outlast.http.routing import Routes
+from outlast.service.devices import check_device_ids
 
 routes = Routes()
+
+
+@routes.get("/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/devices"""
+    who = await requester(request)
+    return ok({"devices": request.app[REQUESTER_KEY].features["devices"].all(who.user_id)})
+
+
+@routes.get("/devices/{device_id}")
+async def get_device(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/devices/{deviceId}"""
+    who = await requester(request)
+    devices = request.app[REQUESTER_KEY].features["devices"]
+    return ok(await devices.get(who.user_id, request.match_info["device_id"]))
+
+
+@routes.put("/devices/{device_id}")
+async def rename_device(request: web.Request) -> web.Response:
+    """PUT /_matrix/client/v3/devices/{deviceId}"""
+    who = await requester(request)
+    body = await json_body(request)
+    devices = request.app[REQUESTER_KEY].features["devices"]
+    await devices.rename(who.user_id, request.match_info["device_id"], body.get("display_name"))
+    return ok()
+
+
+@routes.delete("/devices/{device_id}")
+async def delete_device(request: web.Request) -> web.Response:
+    """DELETE /_matrix/client/v3/devices/{deviceId} (user-interactive auth by password)"""
+    who = await requester(request)
+    body = await json_body(request)
+    devices = request.app[REQUESTER_KEY].features["devices"]
+    device_id = request.match_info["device_id"]
+    await devices.get(who.user_id, device_id)
+    await password_auth(request, body, who.user_id)
+    await devices.delete(who.user_id, [device_id])
+    return ok()
+
+
+@routes.post("/delete_devices")
+async def delete_devices(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/delete_devices (user-interactive auth by password)"""
+    who = await requester(request)
+    body = await json_body(request)
+    device_ids = check_device_ids(body.get("devices"))
+    await password_auth(request, body, who.user_id)
+    await request.app[REQUESTER_KEY].features["devices"].delete(who.user_id, device_ids)
+    return ok()
+
+
+@routes.post("/keys/upload")
+async def upload_keys(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/keys/upload"""
+    who = await requester(request)
+    body = await json_body(request)
+    counts = await request.app[REQUESTER_KEY].features["keys"].upload(who, body)
+    return ok({"one_time_key_counts": counts})
+
+
+@routes.post("/keys/query")
+async def query_keys(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/keys/query"""
+    await requester(request)
+    body = await json_body(request)
+    return ok(request.app[REQUESTER_KEY].features["keys"].query(body.get("device_keys")))
+
+
+@routes.post("/keys/claim")
+async def claim_keys(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/keys/claim"""
+    await requester(request)
+    body = await json_body(request)
+    return ok(await request.app[REQUESTER_KEY].features["keys"].claim(body.get("one_time_keys")))
+
+
+@routes.get("/keys/changes")
+async def key_changes(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/keys/changes"""
+    who = await requester(request)
+    start, end = request.query.get("from"), request.query.get("to")
+    if not start or not end:
+        raise missing_param("from and to are required")
+    keys = request.app[REQUESTER_KEY].features["keys"]
+    changed, left = await keys.changes(who.user_id, start, end)
+    return ok({"changed": changed, "left": left})
+
+
+@routes.put("/sendToDevice/{event_type}/{txn_id}")
+async def send_to_device(request: web.Request) -> web.Response:
+    """PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}"""
+    who = await requester(request)
+    body = await json_body(request)
+    to_device = request.app[REQUESTER_KEY].features["to_device"]
+    await to_device.send(who, request.match_info["event_type"], request.match_info["txn_id"], body)
+    return ok()

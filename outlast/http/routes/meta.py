@@ -35,8 +35,8 @@ async def capabilities(request: web.Request) -> web.Response:
             "capabilities": {
                 "m.change_password": {"enabled": True},
                 "m.room_versions": {"default": "11", "available": {"11": "stable"}},
-                "m.set_displayname": {"enabled": False},
-                "m.set_avatar_url": {"enabled": False},
+                "m.set_displayname": {"enabled": True},
+                "m.set_avatar_url": {"enabled": True},
                 "m.3pid_changes": {"enabled": False},
             }
         }

@@ -1,0 +1,156 @@
+"""Thumbnail geometry and rendering: which size to make, and the scaled image bytes.
+
+Pure: bytes (or a file) in, bytes out; no log, no view, no HTTP. The media
+service decides where sources come from and where results are cached.
+
+Only a fixed set of sizes is ever produced (``media.thumbnail_sizes``, by
+default the spec's recommended 32x32 crop, 96x96 crop, 320x240, 640x480 and
+800x600 scale): a request is answered with the smallest configured size of
+its method that is at least as large as asked, so a client cannot make the
+server render and cache an unbounded number of variants.
+
+- ``scale`` keeps the aspect ratio and fits the image inside the box.
+- ``crop`` fills the box exactly (scale to cover, then cut the centre).
+- Never upscale: a source no larger than the box is served as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import IO
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+METHODS = ("crop", "scale")
+# Formats the thumbnailer reads, and what it writes for each (static images only).
+THUMBNAIL_TYPES = {
+    "image/png": ("PNG", "image/png"),
+    "image/jpeg": ("JPEG", "image/jpeg"),
+    "image/jpg": ("JPEG", "image/jpeg"),
+    "image/gif": ("PNG", "image/png"),
+    "image/webp": ("WEBP", "image/webp"),
+}
+PIL_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+# Decompression-bomb guard: refuse sources with more pixels than this.
+MAX_PIXELS = 64_000_000
+
+
+class CannotThumbnail(Exception):
+    """The content is not an image this server can thumbnail (spec: 400)."""
+
+
+class TooLarge(Exception):
+    """The image is too large to thumbnail (spec: 413 M_TOO_LARGE)."""
+
+
+@dataclass(frozen=True)
+class Size:
+    width: int
+    height: int
+    method: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.width}x{self.height}-{self.method}"
+
+
+def parse_sizes(specs: list[str]) -> list[Size]:
+    """Parse ``"WxH-method"`` strings; ValueError names the first bad one."""
+    sizes = []
+    for spec in specs:
+        dims, _, method = spec.partition("-")
+        width, _, height = dims.partition("x")
+        if method not in METHODS or not width.isdigit() or not height.isdigit():
+            raise ValueError(f"{spec!r} is not WIDTHxHEIGHT-crop or WIDTHxHEIGHT-scale")
+        if not (0 < int(width) <= 4096 and 0 < int(height) <= 4096):
+            raise ValueError(f"{spec!r}: dimensions must be between 1 and 4096")
+        sizes.append(Size(int(width), int(height), method))
+    return sizes
+
+
+def choose(sizes: list[Size], width: int, height: int, method: str) -> Size | None:
+    """The smallest configured size of ``method`` covering the request, else the largest."""
+    same = sorted((s for s in sizes if s.method == method), key=lambda s: (s.width * s.height))
+    if not same:
+        same = sorted(sizes, key=lambda s: (s.width * s.height))
+    if not same:
+        return None
+    for size in same:
+        if size.width >= width and size.height >= height:
+            return size
+    return same[-1]
+
+
+def target_dimensions(source: tuple[int, int], size: Size) -> tuple[int, int] | None:
+    """Output dimensions for a source, or None when the source is already small enough."""
+    w, h = source
+    if w <= size.width and h <= size.height:
+        return None
+    if size.method == "scale":
+        factor = min(size.width / w, size.height / h)
+        return max(1, round(w * factor)), max(1, round(h * factor))
+    # crop: the box exactly, unless one side of the source is already smaller
+    # than the box's (no upscaling); then that side is kept.
+    return min(w, size.width), min(h, size.height)
+
+
+def thumbnail(source: IO[bytes] | bytes, content_type: str, size: Size) -> tuple[bytes, str] | None:
+    """Render ``source`` at ``size``: (bytes, content type), or None to serve the original.
+
+    Raises CannotThumbnail for non-images and undecodable data, TooLarge for
+    images with too many pixels.
+    """
+    base = content_type.split(";")[0].strip().lower()
+    if base not in THUMBNAIL_TYPES:
+        raise CannotThumbnail(f"cannot thumbnail {base or 'unknown'} content")
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        # Only the formats we thumbnail are even identified: no other decoder runs.
+        with Image.open(stream, formats=list(PIL_FORMATS)) as image:
+            if image.format not in PIL_FORMATS:
+                raise CannotThumbnail("not a supported image format")
+            if image.width * image.height > MAX_PIXELS:
+                raise TooLarge("image has too many pixels to thumbnail")
+            oriented = ImageOps.exif_transpose(image)
+            dims = target_dimensions((oriented.width, oriented.height), size)
+            if dims is None:
+                return None
+            out_format, out_type = THUMBNAIL_TYPES[PIL_FORMATS[image.format]]
+            rendered = _render(oriented, dims, size.method)
+            return _encode(rendered, out_format), out_type
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(str(exc)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CannotThumbnail(f"cannot decode image: {exc}") from None
+
+
+def _render(image: Image.Image, dims: tuple[int, int], method: str) -> Image.Image:
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        alpha = "transparency" in image.info or image.mode in ("P", "PA", "RGBa")
+        image = image.convert("RGBA" if alpha else "RGB")
+    if method == "scale":
+        return image.resize(dims, Image.Resampling.LANCZOS)
+    w, h = image.size
+    box_w, box_h = dims
+    factor = max(box_w / w, box_h / h)
+    if factor < 1:
+        scaled = (max(box_w, math.ceil(w * factor)), max(box_h, math.ceil(h * factor)))
+        image = image.resize(scaled, Image.Resampling.LANCZOS)
+        w, h = image.size
+    left, top = (w - box_w) // 2, (h - box_h) // 2
+    return image.crop((left, top, left + box_w, top + box_h))
+
+
+def _encode(image: Image.Image, out_format: str) -> bytes:
+    out = io.BytesIO()
+    if out_format == "JPEG":
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        image.save(out, "JPEG", quality=85, optimize=True)
+    elif out_format == "WEBP":
+        image.save(out, "WEBP", quality=85)
+    else:
+        image.save(out, "PNG", optimize=True)
+    return out.getvalue()
