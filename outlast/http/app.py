@@ -13,6 +13,7 @@ from outlast.core.errors import MatrixError
 from outlast.http.request import REQUESTER_KEY
 from outlast.http.routes import (
     account,
+    admin,
     account_data,
     devices,
     directory,
@@ -24,6 +25,7 @@ from outlast.http.routes import (
     redact,
     rooms,
     sync,
+    web,
 )
 from outlast.http.routing import Routes
 
@@ -50,6 +52,8 @@ ROUTE_GROUPS: list[Routes] = [
     devices.routes,
     media.routes,
     misc.routes,
+    admin.routes,
+    web.routes,
 ]
 
 
