@@ -25,7 +25,7 @@ from outlast.http.routes import (
     redact,
     rooms,
     sync,
-    web,
+    webchat,
 )
 from outlast.http.routing import Routes
 
@@ -53,7 +53,7 @@ ROUTE_GROUPS: list[Routes] = [
     media.routes,
     misc.routes,
     admin.routes,
-    web.routes,
+    webchat.routes,
 ]
 
 
