@@ -125,6 +125,7 @@ async def rebuild_site(supervisor: Supervisor, name: str, progress: Progress) ->
     sp.start_workers()
     supervisor.write_description()
     await supervisor.wait_healthy([name], progress, 300)
+    await supervisor.balance(progress)
     supervisor.status[name] = "up"
     supervisor.write_description()
     elapsed = round(time.monotonic() - started, 1)

@@ -160,6 +160,7 @@ class Supervisor:
         self.write_description()
         await self.wait_healthy(list(self.sites), progress, timeout)
         await self._wait_front_door(timeout)
+        await self.balance(progress)
         self._monitor = asyncio.create_task(self._watch())
         self.write_description()
         await progress(f"front door {self.description()['front_door']} ready")
@@ -216,6 +217,16 @@ class Supervisor:
                     self.write_description()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), 1.0)
+
+    async def balance(self, progress: Progress) -> None:
+        """Spread stream leaders round robin over the sites (see balance.py)."""
+        from outlast.cluster.balance import balance_leaders
+        from outlast.log.names import all_streams, control_streams
+
+        streams = [s.name for s in [*all_streams(self.plan.partitions), *control_streams()]]
+        nodes = [s.node_name for s in self.plan.sites]
+        placed = await balance_leaders(self.plan.app_url(self.plan.sites[0]), streams, nodes)
+        await progress(f"stream leaders spread over sites: {len(placed)}/{len(streams)} placed")
 
     # -- faults and repairs, used by drills, tests and `outlast site rebuild` --
 
