@@ -13,13 +13,24 @@ send anyone, although the room streams had already elected new leaders. An
 isolated site, by contrast, loses its routes at once (or within the node's
 route ping interval on a silent WAN) and is drained. The probe still runs
 and is reported as ``commit_probe`` for operators.
+
+The probe is also the site's self-report: it carries the report (site, node,
+ready, view lag, sync waiters, write rate, time) to the site's subject of
+OUTLAST_HEALTH, which keeps the last message per subject and is replicated to
+every site. Each worker publishes it about once a second on a timer (not only
+when the front door asks), so any site's dashboard can tell which sites are
+alive from state it holds itself (see outlast/service/dashboard.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import time
-from typing import Any
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -27,7 +38,37 @@ from outlast.log.names import health_subject
 from outlast.service.context import SiteContext
 from outlast.view.projector import Projector
 
+if TYPE_CHECKING:
+    from outlast.site import Services
+
+log = logging.getLogger(__name__)
+
 CACHE_SECONDS = 0.3
+REPORT_INTERVAL = 1.0  # seconds between self-reports on the timer
+RATE_WINDOW = 10.0  # write rate: acknowledged appends per second over this window
+HEALTH_PREFIX = health_subject("x").rpartition(".")[0] + "."
+
+
+class WriteRate:
+    """Acknowledged appends of this worker per second over the last ``RATE_WINDOW`` s
+    (health probes excluded)."""
+
+    def __init__(self) -> None:
+        self._acks: deque[float] = deque()
+        self.started = time.monotonic()
+
+    def observe(self, subject: str, outcome: str) -> None:
+        if outcome == "ok" and not subject.startswith(HEALTH_PREFIX):
+            self._acks.append(time.monotonic())
+            if len(self._acks) > 1_000_000:
+                self._acks.popleft()
+
+    def per_second(self) -> float:
+        now = time.monotonic()
+        while self._acks and self._acks[0] < now - RATE_WINDOW:
+            self._acks.popleft()
+        window = min(RATE_WINDOW, max(1.0, now - self.started))
+        return round(len(self._acks) / window, 2)
 
 
 class Health:
@@ -43,6 +84,12 @@ class Health:
         # view looks current while it is still seconds behind: it would serve
         # stale reads and accept tokens revoked during the partition.
         self._rejoining = True
+        self.write_rate = WriteRate()
+        ctx.log.observers.append(self.write_rate.observe)
+        # The latest measurement's view lag per stream (metrics read it) and report.
+        self.last_lag: dict[str, int] = {}
+        self.last_report: dict[str, Any] | None = None
+        self._timer: asyncio.Task[None] | None = None
 
     async def report(self) -> dict[str, Any]:
         async with self._lock:
@@ -61,8 +108,9 @@ class Health:
         quorum = connected and (needed == 0 or (peers is not None and len(peers) >= needed))
         # Cut off from a quorum, the probe and every stream lookup could only time out
         # (seconds in all), while the front door gives a check 500 ms: answer at once.
-        probe = quorum and await self._probe()
         lag = await self._view_lag() if quorum else {}
+        if lag:
+            self.last_lag = lag
         behind = sum(lag.values())
         stalled = behind > 0 and (
             time.monotonic() - self.projector.last_applied_at > config.view.max_lag_seconds
@@ -71,18 +119,62 @@ class Health:
             self._rejoining = True
         elif self._rejoining and await self._caught_up():
             self._rejoining = False
-        return {
+        report: dict[str, Any] = {
             "ready": bool(quorum and not stalled and not self._rejoining),
             "catching_up": self._rejoining,
             "site": config.server.site,
             "log_connected": connected,
             "quorum_reachable": quorum,
             "route_peers": sorted(peers) if peers is not None else None,
-            "commit_probe": probe,
+            "commit_probe": False,
             "view_lag": behind,
+            "view_lag_by_stream": lag,
             "view_stalled": stalled,
             "sync_waiters": self.ctx.notifier.waiting(),
+            "write_rate": self.write_rate.per_second(),
+            "node": self._node_name(),
+            "worker": os.getpid(),
+            "url": self._public_url(),
+            "time": time.time(),
         }
+        # Cut off from a quorum, the probe could only time out: nothing is published
+        # and the other sites see this site's last report grow old.
+        report["commit_probe"] = quorum and await self._probe(report)
+        self.last_report = report
+        return report
+
+    def _node_name(self) -> str:
+        info = getattr(self.ctx.log.nc, "_server_info", None) if self.ctx.log.connected else None
+        return str((info or {}).get("server_name") or "")
+
+    def _public_url(self) -> str:
+        server = self.ctx.config.server
+        if server.public_baseurl:
+            return server.public_baseurl.rstrip("/")
+        host, _, port = server.listen.rpartition(":")
+        if port == "0" or not host:
+            return ""
+        return f"http://{host}:{port}"
+
+    async def run_reports(self) -> None:
+        """Publish the self-report about once a second until cancelled."""
+        while True:
+            try:
+                await self.report()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.debug("self-report failed", exc_info=True)
+            await asyncio.sleep(REPORT_INTERVAL)
+
+    async def start_reports(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.create_task(self.run_reports(), name="outlast-self-report")
+
+    async def stop_reports(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._timer
+            self._timer = None
 
     async def _route_peers(self) -> set[str] | None:
         """Names of the other nodes the local node has routes to (from its monitor port)."""
@@ -94,16 +186,16 @@ class Health:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 async with session.get(url.rstrip("/") + "/routez") as resp:
                     data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, OSError):
+        except (TimeoutError, aiohttp.ClientError, ValueError, OSError):
             return None
         return {str(r.get("remote_name") or r.get("remote_id")) for r in data.get("routes") or []}
 
-    async def _probe(self) -> bool:
+    async def _probe(self, report: dict[str, Any]) -> bool:
+        """A write to the site's health subject that carries the self-report."""
         site = self.ctx.config.server.site
+        fact = {"op": "probe", **report}
         try:
-            await asyncio.wait_for(
-                self.ctx.log.append(health_subject(site), {"op": "probe", "site": site}), 1.0
-            )
+            await asyncio.wait_for(self.ctx.log.append(health_subject(site), fact), 1.0)
         except Exception:  # noqa: BLE001 - informational
             return False
         return True
@@ -130,3 +222,12 @@ class Health:
                 continue
             lag[name] = max(0, last - self.ctx.positions.applied(name))
         return lag
+
+
+def install(services: Services) -> None:
+    """Run the self-report on a timer for as long as the worker runs."""
+    health = services.health_check
+    if health is None:
+        return
+    services.ctx.extensions.on_start.append(health.start_reports)
+    services.ctx.extensions.on_stop.append(health.stop_reports)

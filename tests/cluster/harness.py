@@ -279,11 +279,12 @@ async def send_retrying(client: AsyncClient, room_id: str, body: str, txn_id: st
     delay = 0.1
     while True:
         attempts += 1
+        resp: Any
         try:
             resp = await client.room_send(room_id, "m.room.message",
                                           {"msgtype": "m.text", "body": body}, tx_id=txn_id)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            resp = exc  # type: ignore[assignment]
+            resp = exc  # no answer: retried like a 5xx
         if isinstance(resp, RoomSendResponse):
             return resp.event_id, time.monotonic() - started, attempts
         transport = getattr(resp, "transport_response", None)

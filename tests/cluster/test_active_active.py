@@ -59,7 +59,8 @@ async def test_message_sent_at_one_site_wakes_a_long_poll_at_another(cluster: Cl
     alice = await nio_register(site_a, "alice")
     bob = await nio_register(site_b, "bob")
     try:
-        room = ok(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse).room_id
+        created = await alice.room_create(preset=RoomPreset.public_chat)
+        room = ok(created, RoomCreateResponse).room_id
         ok(await bob.join(room), JoinResponse)  # b learns of a's room from the log
         first = ok(await bob.sync(timeout=0), SyncResponse)
         assert room in first.rooms.join
@@ -69,7 +70,9 @@ async def test_message_sent_at_one_site_wakes_a_long_poll_at_another(cluster: Cl
         for round_no in range(5):
             poll = asyncio.create_task(bob.sync(timeout=SYNC_TIMEOUT_MS, since=since))
             try:
-                # Send only once b's worker has really parked the long-poll.
+                # Send only once b's worker has really parked the long-poll (health
+                # reports are cached for 0.3 s: let the previous round's count expire).
+                await asyncio.sleep(0.35)
                 await wait_for(lambda: sync_waiters(site_b), timeout=10, interval=0.02)
                 sent_at = time.monotonic()
                 event_id = ok(await alice.room_send(room, "m.room.message", text(f"hi {round_no}")),
@@ -175,7 +178,8 @@ async def test_retry_of_one_txn_id_at_every_site_stores_one_event(cluster: Clust
     alice = await nio_register(urls["a"], "alice")
     readers = [session_at(alice, url) for url in urls.values()]
     try:
-        room = ok(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse).room_id
+        created = await alice.room_create(preset=RoomPreset.public_chat)
+        room = ok(created, RoomCreateResponse).room_id
         token = alice.access_token
 
         # Sent at a; the client's retries of the same txnId go to b, then the front door.
