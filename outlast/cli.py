@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)
     drill_commands.add_parsers(sub)
+    from outlast import admin_commands
+
+    admin_commands.add_parsers(sub)
     return parser
 
 
@@ -136,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         result = dispatch(args)
         if result is None:
             result = drill_dispatch(args)
+        if result is None:
+            from outlast.admin_commands import dispatch as admin_dispatch
+
+            result = admin_dispatch(args)
         if result is not None:
             return result
     except ConfigError as exc:

@@ -104,6 +104,16 @@ class DirectoryConfig:
 
 
 @dataclass
+class AdminConfig:
+    users: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MetricsConfig:
+    enabled: bool = True
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -116,6 +126,8 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     voip: VoipConfig = field(default_factory=VoipConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def data_path(self) -> Path:

@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING
 
 from outlast.service import (
     account_data,
+    admin,
+    dashboard,
     devices,
     directory,
+    health,
     keys,
     media,
     misc,
@@ -40,4 +43,7 @@ INSTALLERS: tuple[Callable[[Services], None], ...] = (
     media.install,
     push.install,
     misc.install,
+    health.install,
+    admin.install,
+    dashboard.install,
 )

@@ -126,7 +126,12 @@ class Site:
         # Long request lines get a Matrix 400 from our handlers rather than
         # aiohttp's plain-text rejection for anything up to 64 KiB.
         self.runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, max_line_size=65536, max_field_size=65536
+            app,
+            access_log=None,
+            handle_signals=False,
+            max_line_size=65536,
+            max_field_size=65536,
+            shutdown_timeout=5.0,
         )
         await self.runner.setup()
         host, port = listen_address(config)
@@ -184,6 +189,10 @@ class Site:
                 await ctx.positions.wait_for(spec.name, last, 300)
 
     async def stop(self) -> None:
+        if self.services is not None:
+            # Parked /sync long-polls answer at once (clients resume elsewhere)
+            # instead of holding the shutdown for up to their timeout.
+            self.services.ctx.notifier.close()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

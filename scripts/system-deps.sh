@@ -6,6 +6,8 @@ command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # python-magic (used by the matrix-commander CLI in the client tests) loads libmagic.
 ldconfig -p 2>/dev/null | grep 'libmagic\.so\.1' >/dev/null || missing+=(libmagic1)
+# The browser tests (tests/web) drive Debian's Chromium through Playwright; no browser is downloaded.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-deps: please install: ${missing[*]} (apt-get install ${missing[*]})" >&2

@@ -66,10 +66,19 @@ def unread_count(
     sender: str,
     joined: Iterable[str],
     read: Mapping[str, Position],
+    joined_at: Mapping[str, Position] | None = None,
 ) -> int:
-    """How many joined members besides the sender have not read the event at ``position``."""
+    """How many joined members besides the sender have not read the event at ``position``.
+
+    With ``joined_at``, members who joined after the event are not counted: like
+    KakaoTalk, inviting someone new does not raise the number on old messages.
+    """
     return sum(
-        1 for user in set(joined) if user != sender and not has_read(position, read.get(user))
+        1
+        for user in set(joined)
+        if user != sender
+        and not has_read(position, read.get(user))
+        and not (joined_at is not None and user in joined_at and joined_at[user] > position)
     )
 
 

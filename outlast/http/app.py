@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from outlast.core.errors import MatrixError
+from outlast.http import metrics
 from outlast.http.request import REQUESTER_KEY
 from outlast.http.routes import (
     account,
@@ -126,6 +127,7 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
     app[REQUESTER_KEY] = services
+    metrics.install(app, services)  # request counts and latencies, outermost
     for group in ROUTE_GROUPS:
         group.mount(app.router)
     return app

@@ -63,6 +63,10 @@ class LogMessage:
 
 
 Handler = Callable[[LogMessage], Awaitable[None]]
+# Told the outcome of every append (metrics, write rate): (subject, outcome), the
+# outcome one of "ok", "fence" (FenceFailed), "unavailable" (LogUnavailable), "error",
+# "cancelled" (the caller went away; the write's fate is unknown).
+PublishObserver = Callable[[str, str], None]
 
 
 def encode(payload: dict[str, Any]) -> bytes:
@@ -78,6 +82,7 @@ class LogClient:
         self.publish_timeout = publish_timeout
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self.observers: list[PublishObserver] = []
 
     @property
     def js(self) -> JetStreamContext:
@@ -144,6 +149,35 @@ class LogClient:
                 await self.js.update_stream(config)
 
     async def append(
+        self,
+        subject: str,
+        payload: dict[str, Any],
+        *,
+        msg_id: str | None = None,
+        fence_subject: str | None = None,
+        expected_seq: int | None = None,
+    ) -> Ack:
+        """:meth:`_append`, with its outcome told to the observers."""
+        outcome = "error"
+        try:
+            ack = await self._append(subject, payload, msg_id=msg_id,
+                                     fence_subject=fence_subject, expected_seq=expected_seq)
+            outcome = "ok"
+            return ack
+        except FenceFailed:
+            outcome = "fence"
+            raise
+        except LogUnavailable:
+            outcome = "unavailable"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            for observer in self.observers:
+                observer(subject, outcome)
+
+    async def _append(
         self,
         subject: str,
         payload: dict[str, Any],

@@ -25,7 +25,6 @@ alive from state it holds itself (see outlast/service/dashboard.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -90,6 +89,7 @@ class Health:
         self.last_lag: dict[str, int] = {}
         self.last_report: dict[str, Any] | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def report(self) -> dict[str, Any]:
         async with self._lock:
@@ -157,8 +157,8 @@ class Health:
         return f"http://{host}:{port}"
 
     async def run_reports(self) -> None:
-        """Publish the self-report about once a second until cancelled."""
-        while True:
+        """Publish the self-report about once a second until stopped."""
+        while not self._stopping:
             try:
                 await self.report()
             except Exception:  # noqa: BLE001 - the next round tries again
@@ -167,14 +167,17 @@ class Health:
 
     async def start_reports(self) -> None:
         if self._timer is None:
+            self._stopping = False
             self._timer = asyncio.create_task(self.run_reports(), name="outlast-self-report")
 
     async def stop_reports(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._timer
-            self._timer = None
+        # The flag as well as the cancellation: on Python 3.11 ``asyncio.wait_for``
+        # can swallow a cancellation that arrives as its inner call completes.
+        self._stopping = True
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            await asyncio.wait({timer}, timeout=REPORT_INTERVAL + 3.0)
 
     async def _route_peers(self) -> set[str] | None:
         """Names of the other nodes the local node has routes to (from its monitor port)."""

@@ -180,11 +180,13 @@ class Receipts:
             if event["event_id"] in places:
                 by_room[places[event["event_id"]][0]].append(event)
         for room_id, room_events in by_room.items():
-            joined = store.joined_members(conn, room_id)
+            joined_at = store.join_positions(conn, room_id)
             read = unread.read_positions(store.read_receipt_positions(conn, room_id))
             for event in room_events:
                 position = places[event["event_id"]][1]
-                count = unread.unread_count(position, str(event.get("sender")), joined, read)
+                count = unread.unread_count(
+                    position, str(event.get("sender")), joined_at.keys(), read, joined_at
+                )
                 unsigned = event.get("unsigned")
                 if not isinstance(unsigned, dict):
                     unsigned = event["unsigned"] = {}

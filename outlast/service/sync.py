@@ -36,7 +36,13 @@ class Sync:
         while True:
             response = self.build(who, since, sync_filter, full_state=full_state)
             remaining = deadline - time.monotonic()
-            if since is None or full_state or remaining <= 0 or not assembly.is_empty(response):
+            if (
+                since is None
+                or full_state
+                or remaining <= 0
+                or self.ctx.notifier.closed
+                or not assembly.is_empty(response)
+            ):
                 return response
             await self.ctx.notifier.wait(who.user_id, remaining)
 

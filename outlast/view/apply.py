@@ -100,6 +100,15 @@ def _deactivate(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     return {user}
 
 
+def _admin(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+    """Grant or revoke the server-administrator flag (``outlast admin grant|revoke``)."""
+    d = msg.data
+    conn.execute(
+        "UPDATE users SET admin = ? WHERE user_id = ?", (int(bool(d.get("admin"))), d["user_id"])
+    )
+    return set()
+
+
 def _login(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     d = msg.data
     _add_device(conn, d["user_id"], d["device"], d.get("ts", 0))
@@ -248,6 +257,7 @@ _HANDLERS = {
     "register": _register,
     "password": _password,
     "deactivate": _deactivate,
+    "admin": _admin,
     "login": _login,
     "logout": _logout,
     "logout_all": _logout_all,

@@ -191,6 +191,26 @@ def joined_members(conn: sqlite3.Connection, room_id: str) -> list[str]:
     ]
 
 
+def join_positions(conn: sqlite3.Connection, room_id: str) -> dict[str, tuple[int, int]]:
+    """Each joined member's position where their current stay began.
+
+    A later profile change re-sends a join event; it must not count as joining
+    anew, so the streak start is the first join after the last non-join.
+    """
+    start: dict[str, tuple[int, int] | None] = {}
+    for user, seq, idx, membership in conn.execute(
+        "SELECT user_id, seq, idx, membership FROM membership_changes WHERE room_id = ?"
+        " ORDER BY seq, idx",
+        (room_id,),
+    ):
+        if membership == "join":
+            if start.get(user) is None:
+                start[user] = (int(seq), int(idx))
+        else:
+            start[user] = None
+    return {user: pos for user, pos in start.items() if pos is not None}
+
+
 def room_mates(conn: sqlite3.Connection, user_id: str) -> set[str]:
     """Everyone joined to a room that ``user_id`` is joined to (including themselves)."""
     return {

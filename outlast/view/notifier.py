@@ -12,6 +12,14 @@ class Notifier:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Shutting down: release every parked long-poll now, and park no more."""
+        self.closed = True
+        for bucket in self._waiters.values():
+            for event in bucket:
+                event.set()
 
     def waiting(self) -> int:
         return sum(len(v) for v in self._waiters.values())
@@ -23,7 +31,7 @@ class Notifier:
 
     async def wait(self, user_id: str, timeout: float) -> bool:
         """Park until ``notify`` names this user or ``timeout`` passes."""
-        if timeout <= 0:
+        if timeout <= 0 or self.closed:
             return False
         event = asyncio.Event()
         bucket = self._waiters.setdefault(user_id, set())

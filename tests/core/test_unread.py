@@ -132,3 +132,14 @@ def test_private_receipts_are_visible_to_their_owner_only() -> None:
     assert visible_to(private, BOB)
     assert not visible_to(private, ALICE)
     assert visible_to(public, ALICE)
+
+
+def test_members_who_joined_after_a_message_do_not_count() -> None:
+    from outlast.core.unread import unread_count
+
+    joined_at = {"@a:x": (1, 0), "@b:x": (1, 1), "@late:x": (9, 0)}
+    # Message at (5, 0) by a: b has not read it; late joined afterwards.
+    assert unread_count((5, 0), "@a:x", joined_at.keys(), {}, joined_at) == 1
+    assert unread_count((5, 0), "@a:x", joined_at.keys(), {}) == 2
+    # A message after late joined counts them.
+    assert unread_count((10, 0), "@a:x", joined_at.keys(), {}, joined_at) == 2

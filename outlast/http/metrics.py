@@ -1,0 +1,162 @@
+"""Prometheus metrics of one worker, served at GET /_outlast/metrics.
+
+Every app gets its own ``CollectorRegistry`` (several apps in one process,
+as in tests, must not clash in the global one). Requests are labelled by the
+route *template* (``/_matrix/client/v3/rooms/{room_id}/send/{event_type}/{txn_id}``),
+never the raw path, so room ids and transaction ids cannot blow up the label
+space; anything unrouted is ``unmatched``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# /sync long-polls park for up to a minute: the buckets reach past it.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+REFRESH_TIMEOUT = 2.0
+
+# No ``*_created`` series beside every counter: Prometheus does not need them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+def route_template(request: web.Request) -> str:
+    route = getattr(request.match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is None:
+        return "unmatched"
+    return str(resource.canonical)
+
+
+class _LagCollector(Collector):
+    """Projector lag per stream (log's last sequence minus the view's applied one),
+    as the site's latest health measurement (about once a second) found it."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "outlast_projector_lag_messages",
+            "Log messages not yet applied to this worker's view, per stream",
+            labels=["stream"],
+        )
+        health = self.services.health_check
+        for stream, lag in sorted((getattr(health, "last_lag", None) or {}).items()):
+            family.add_metric([stream], float(lag))
+        yield family
+
+
+class Metrics:
+    def __init__(self, services: Any) -> None:
+        self.services = services
+        self.registry = CollectorRegistry(auto_describe=True)
+        site = str(services.ctx.config.server.site)
+        self.requests = Counter(
+            "outlast_http_requests", "HTTP requests answered",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "outlast_http_request_duration_seconds", "Time to answer an HTTP request",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.sync_waiters = Gauge(
+            "outlast_sync_waiters", "/sync long-polls parked on this worker",
+            registry=self.registry,
+        )
+        self.sync_waiters.set_function(lambda: float(services.ctx.notifier.waiting()))
+        self.publishes = Counter(
+            "outlast_jetstream_publishes", "Appends to the log acknowledged by JetStream",
+            registry=self.registry,
+        )
+        self.publish_errors = Counter(
+            "outlast_jetstream_publish_errors",
+            "Appends to the log that JetStream did not acknowledge, by kind "
+            "(unavailable: no quorum, election or timeout; fence: a fenced write lost; "
+            "error: other)",
+            ["kind"], registry=self.registry,
+        )
+        for kind in ("unavailable", "fence", "error"):
+            self.publish_errors.labels(kind)  # present at 0 before the first error
+        self.info = Gauge(
+            "outlast_site_info", "This worker's site (always 1)", ["site"], registry=self.registry,
+        )
+        self.info.labels(site).set(1)
+        self.ready = Gauge(
+            "outlast_site_ready", "1 when this site's last health measurement was ready",
+            registry=self.registry,
+        )
+        self.ready.set_function(self._ready)
+        self.registry.register(_LagCollector(services))
+        services.ctx.log.observers.append(self.observe_publish)
+
+    def _ready(self) -> float:
+        report = getattr(self.services.health_check, "last_report", None) or {}
+        return 1.0 if report.get("ready") else 0.0
+
+    def observe_publish(self, subject: str, outcome: str) -> None:
+        if outcome == "ok":
+            self.publishes.inc()
+        elif outcome != "cancelled":
+            self.publish_errors.labels(outcome).inc()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            response = await handler(request)
+            status = str(response.status)
+            return response
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
+        except web.HTTPException as exc:
+            status = str(exc.status)
+            raise
+        finally:
+            route = route_template(request)
+            self.requests.labels(request.method, route, status).inc()
+            self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+
+    async def render(self) -> bytes:
+        """The text exposition, with the health measurement (and so the lag) refreshed."""
+        health = self.services.health_check
+        if health is not None:
+            try:
+                await asyncio.wait_for(health.report(), REFRESH_TIMEOUT)
+            except Exception:  # noqa: BLE001 - serve the last known values
+                pass
+        return generate_latest(self.registry)
+
+
+METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+
+
+def install(app: web.Application, services: Any) -> None:
+    """Time every request of ``app`` (outermost middleware) and keep the metrics on it."""
+    if not services.ctx.config.metrics.enabled:
+        return
+    metrics = Metrics(services)
+    app[METRICS_KEY] = metrics
+    app.middlewares.insert(0, metrics.middleware)
+
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST

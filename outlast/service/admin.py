@@ -1,0 +1,77 @@
+"""Server administrators: a durable flag on accounts, plus a configured list.
+
+``outlast admin grant|revoke USER`` appends the fact ``{"op": "admin",
+"user_id", "admin"}`` to the user's ``admin`` subject in OUTLAST_USERS; every
+site's projector applies it to ``users.admin`` in its view (see
+outlast/view/apply.py). ``[admin] users`` in the configuration names more
+administrators, checked at request time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import nats.errors
+import nats.js.errors
+
+from outlast.core.errors import MatrixError
+from outlast.log.client import Ack, LogClient, LogUnavailable
+from outlast.log.names import USERS_STREAM, user_account_subject, user_subject
+from outlast.service.context import SiteContext, now_ms
+from outlast.view import queries
+
+if TYPE_CHECKING:
+    from outlast.site import Services
+
+ADMIN_OP = "admin"
+
+
+class UnknownUser(LookupError):
+    """No account with this user id was ever registered."""
+
+
+def admin_subject(user_id: str) -> str:
+    return user_subject(user_id, "admin")
+
+
+def admin_fact(user_id: str, admin: bool) -> dict[str, object]:
+    return {"op": ADMIN_OP, "user_id": user_id, "admin": bool(admin), "ts": now_ms()}
+
+
+async def account_exists(log: LogClient, user_id: str) -> bool:
+    try:
+        return await log.last_subject_seq(USERS_STREAM, user_account_subject(user_id)) > 0
+    except nats.js.errors.NotFoundError:  # no users stream yet: nobody registered
+        return False
+
+
+async def set_admin(log: LogClient, user_id: str, admin: bool) -> Ack:
+    """Record on the log that ``user_id`` is (or is no longer) a server administrator."""
+    try:
+        exists = await account_exists(log, user_id)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+        raise LogUnavailable(f"cannot look up the account: {exc!r}") from exc
+    if not exists:
+        raise UnknownUser(user_id)
+    return await log.append(admin_subject(user_id), admin_fact(user_id, admin))
+
+
+class Admins:
+    """Who is an administrator, as this site sees it."""
+
+    def __init__(self, ctx: SiteContext) -> None:
+        self.ctx = ctx
+
+    def is_admin(self, user_id: str) -> bool:
+        if user_id in self.ctx.config.admin.users:
+            return True
+        row = queries.user(self.ctx.conn, user_id)
+        return bool(row is not None and row["admin"] and not row["deactivated"])
+
+    def require(self, user_id: str) -> None:
+        if not self.is_admin(user_id):
+            raise MatrixError(403, "M_FORBIDDEN", "only server administrators may do this")
+
+
+def install(services: Services) -> None:
+    services.features["admin"] = Admins(services.ctx)
