@@ -144,6 +144,8 @@ class AccountDataSync:
         since: SyncToken | None, now: SyncToken,
     ) -> RoomExtras | None:
         after, upto = self._window(since, now)
+        if after is not None and after >= upto:
+            return None  # the users stream has not moved: no account data changed
         events = store.changed(self.ctx.conn, user_id, room_id, after, upto)
         return RoomExtras(account_data=events) if events else None
 
@@ -151,6 +153,8 @@ class AccountDataSync:
         self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
     ) -> dict[str, Any]:
         after, upto = self._window(since, now)
+        if after is not None and after >= upto:
+            return {}
         events = store.changed(self.ctx.conn, user_id, GLOBAL, after, upto)
         return {"account_data": events} if events else {}
 

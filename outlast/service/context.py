@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from outlast.config import Config
@@ -41,11 +42,11 @@ class SiteContext:
     def server_name(self) -> str:
         return self.config.server.server_name
 
-    @property
+    @cached_property
     def streams(self) -> list[StreamSpec]:
         return all_streams(self.config.log.partitions)
 
-    @property
+    @cached_property
     def stream_names(self) -> list[str]:
         return [s.name for s in self.streams]
 

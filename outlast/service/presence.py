@@ -95,6 +95,8 @@ class Presence:
             return {}
         index = self.ctx.stream_names.index(names.USERS_STREAM)
         after = since.positions[index] if since is not None else 0
+        if since is not None and after >= now.positions[index]:
+            return {}  # the users stream has not moved: no presence changed
         rows = store.presence_between(self.ctx.conn, user_id, after, now.positions[index])
         if not rows:
             return {}

@@ -58,6 +58,10 @@ class Receipts:
 
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
+        # (room, user) -> (counting start, last event seen, counts); see notification_counts.
+        self._counts: dict[
+            tuple[str, str], tuple[tuple[int, int], tuple[int, int] | None, dict[str, int]]
+        ] = {}
 
     # --- writing ---------------------------------------------------------------
 
@@ -127,6 +131,12 @@ class Receipts:
         after = since.positions[index] if since is not None else 0
         upto = now.positions[index]
         conn = self.ctx.conn
+        if since is not None and after >= upto:
+            # The room's partition has not moved: no new events, receipts or
+            # markers. Only the counts are needed, in case the room is sent.
+            cached = self._counts.get((room_id, user_id))
+            if cached is not None:
+                return RoomExtras(unread=dict(cached[2]))
         extras = RoomExtras(unread=self.notification_counts(user_id, room_id))
         shown = [
             r for r in store.receipts_between(conn, room_id, after, upto)
@@ -147,13 +157,29 @@ class Receipts:
         return {}
 
     def notification_counts(self, user_id: str, room_id: str) -> dict[str, int]:
-        """Messages from others after the user's read position (and after they joined)."""
+        """Messages from others after the user's read position (and after they joined).
+
+        Counted incrementally: a cache per (room, user) remembers where counting
+        started and the last event it saw, so a /sync only decodes events that
+        arrived since the previous one. Profiling the deliver benchmark showed
+        re-counting up to 1000 events per room per /sync as half the server's CPU.
+        """
         conn = self.ctx.conn
         read = unread.read_positions(store.read_receipt_positions(conn, room_id, user_id))
         starts = [p for p in (read.get(user_id), store.last_join(conn, room_id, user_id)) if p]
         start = max(starts) if starts else (0, 0)
+        last = store.last_event_position(conn, room_id)
+        key = (room_id, user_id)
+        cached = self._counts.get(key)
+        if cached is not None and cached[0] == start and cached[1] == last:
+            return dict(cached[2])
+        base = {"notification_count": 0, "highlight_count": 0}
+        since = start
+        if cached is not None and cached[0] == start and last is not None and cached[1] is not None:
+            base = dict(cached[2])
+            since = max(start, cached[1])
         rows = store.counted_events_after(
-            conn, room_id, start, unread.COUNTED_TYPES, user_id, MAX_COUNTED
+            conn, room_id, since, unread.COUNTED_TYPES, user_id, MAX_COUNTED
         )
         display_name = None
         raw_member = store.member_event_json(conn, room_id, user_id)
@@ -161,7 +187,12 @@ class Receipts:
             name = json.loads(raw_member).get("content", {}).get("displayname")
             display_name = name if isinstance(name, str) else None
         events = [json.loads(r["json"]) for r in rows]
-        return unread.notification_counts(events, user_id, display_name)
+        fresh = unread.notification_counts(events, user_id, display_name)
+        counts = {k: min(MAX_COUNTED, base.get(k, 0) + fresh.get(k, 0)) for k in base}
+        if len(self._counts) > 100_000:
+            self._counts.clear()
+        self._counts[key] = (start, last, counts)
+        return dict(counts)
 
     # --- the per-message unread number -------------------------------------------
 

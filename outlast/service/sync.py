@@ -62,9 +62,12 @@ class Sync:
                 continue
             index = streams.index(row["stream"])
             since_seq = since.positions[index] if since is not None else None
-            room_slice = self._room(
-                who, row, since_seq, now.positions[index], sync_filter, full_state
-            )
+            if since_seq is not None and since_seq >= now.positions[index] and not full_state:
+                room_slice = None  # its partition has not moved: nothing new in this room
+            else:
+                room_slice = self._room(
+                    who, row, since_seq, now.positions[index], sync_filter, full_state
+                )
             if row["membership"] == "join" and int(row["seq"]) <= now.positions[index]:
                 room_slice = self._with_extras(who, row, room_slice, since, now, sync_filter)
             if room_slice is not None:

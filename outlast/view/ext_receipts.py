@@ -256,6 +256,14 @@ def fully_read(conn: sqlite3.Connection, room_id: str, user_id: str) -> tuple[st
     return (str(row[0]), int(row[1])) if row else None
 
 
+def last_event_position(conn: sqlite3.Connection, room_id: str) -> tuple[int, int] | None:
+    row = conn.execute(
+        "SELECT seq, idx FROM events WHERE room_id = ? ORDER BY seq DESC, idx DESC LIMIT 1",
+        (room_id,),
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
 def counted_events_after(
     conn: sqlite3.Connection, room_id: str, position: Position, types: Iterable[str],
     not_sender: str, limit: int,
