@@ -110,6 +110,17 @@ def user_subject(user_id: str, kind: str) -> str:
     return f"{PREFIX}.users.{token(user_id)}.{kind}"
 
 
+def device_keys_subject(user_id: str, device_id: str) -> str:
+    """Every key fact of one device (one-time-key claims are fenced on it)."""
+    return f"{user_subject(user_id, 'keys')}.{token(device_id)}"
+
+
+def directory_subject(room_id: str, partitions: int) -> str:
+    """A room's directory listing, beside its state and timeline (same partition)."""
+    p = partition_of(room_id, partitions)
+    return f"{PREFIX}.rooms.{p}.{token(room_id)}.directory"
+
+
 EPHEMERAL_PREFIX = "outlast_ephemeral"
 
 

@@ -32,10 +32,7 @@ MAX_PUBLIC_ROOMS = 500
 MAX_USER_RESULTS = 100
 
 
-def directory_subject(room_id: str, partitions: int) -> str:
-    """The room's directory-visibility subject, beside its state and timeline."""
-    state = names.room_subjects(room_id, partitions).state
-    return state.rpartition(".")[0] + ".directory"
+directory_subject = names.directory_subject
 
 
 def _conflict(alias: str) -> MatrixError:

@@ -24,7 +24,8 @@ from outlast.core.errors import MatrixError, unavailable
 from outlast.core.ids import parse_user_id
 from outlast.core.tokens import SyncToken, parse_sync_token
 from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
-from outlast.log.names import USERS_STREAM, token, user_subject
+from outlast.log.names import USERS_STREAM
+from outlast.log.names import device_keys_subject as names_device_keys_subject
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import RoomExtras
@@ -38,9 +39,7 @@ CLAIM_BUDGET_SECONDS = 10.0
 DEFAULT_OTK_ALGORITHM = "signed_curve25519"
 
 
-def device_keys_subject(user_id: str, device_id: str) -> str:
-    """The literal subject every key fact of one device goes to (claims are fenced on it)."""
-    return f"{user_subject(user_id, 'keys')}.{token(device_id)}"
+device_keys_subject = names_device_keys_subject
 
 
 class Keys:
