@@ -1,6 +1,7 @@
 """Run a series of fire drills against one local three-site cluster and summarize them.
 
-    python -m bench.drill_series --fires 10 --others 5 --rate 200 --rooms 50 --out bench/results/drills
+    python -m bench.drill_series --fires 10 --others 5 --rate 200 --rooms 50 \
+        --out bench/results/drills
 
 Every fire is followed by a rebuild (so the next drill again has three sites);
 power, partition and freeze are undone by the drill itself. The summary lists,
@@ -42,7 +43,8 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "gap_min_s": min(r["write_gap"]["min"] for r in mine if r.get("write_gap")),
             "gap_median_of_medians_s": round(statistics.median(medians), 3) if medians else None,
             "gap_p99_s": round(sorted(maxes)[min(len(maxes) - 1, int(0.99 * (len(maxes) - 1)))], 3)
-            if maxes else None,
+            if maxes
+            else None,
             "gap_max_s": max(maxes) if maxes else None,
             "rebuild_seconds": [r["rebuild"]["seconds"] for r in mine if r.get("rebuild")],
             "all_passed": all(r["verdict"]["ok"] for r in mine),
@@ -51,7 +53,9 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--fires", type=int, default=10)
     p.add_argument("--others", type=int, default=5)
     p.add_argument("--rate", type=float, default=200)
@@ -66,28 +70,71 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="outlast-drills-"))
     (work / "site.toml").write_text(FAST_HASH)
-    up = run([sys.executable, "-m", "outlast", "cluster", "up", "--sites", "3", "--dir",
-              str(work / "c"), "--detach", "--site-config", str(work / "site.toml")], 300)
+    up = run(
+        [
+            sys.executable,
+            "-m",
+            "outlast",
+            "cluster",
+            "up",
+            "--sites",
+            "3",
+            "--dir",
+            str(work / "c"),
+            "--detach",
+            "--site-config",
+            str(work / "site.toml"),
+        ],
+        300,
+    )
     if up.returncode != 0:
         print(up.stderr, file=sys.stderr)
         return 1
     cluster = str(work / "c" / "cluster.json")
-    plan = ["fire"] * args.fires + [f for f in ("power", "partition", "freeze") for _ in range(args.others)]
+    plan = ["fire"] * args.fires + [
+        f for f in ("power", "partition", "freeze") for _ in range(args.others)
+    ]
     reports = []
     try:
         for i, fault in enumerate(plan):
             target = out / f"{i:02d}-{fault}.json"
-            cmd = [sys.executable, "-m", "outlast", "drill", "fire", "--cluster", cluster,
-                   "--users", str(args.users), "--rooms", str(args.rooms), "--rate", str(args.rate),
-                   "--duration", str(args.duration), "--at", str(args.at), "--fault", fault,
-                   "--heal-after", str(args.heal_after), "--json-out", str(target), "--quiet"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "outlast",
+                "drill",
+                "fire",
+                "--cluster",
+                cluster,
+                "--users",
+                str(args.users),
+                "--rooms",
+                str(args.rooms),
+                "--rate",
+                str(args.rate),
+                "--duration",
+                str(args.duration),
+                "--at",
+                str(args.at),
+                "--fault",
+                fault,
+                "--heal-after",
+                str(args.heal_after),
+                "--json-out",
+                str(target),
+                "--quiet",
+            ]
             if fault == "fire":
                 cmd.append("--rebuild")
             if i == 0:
                 cmd += ["--plot", str(out / "first-fire.png")]
             result = run(cmd, 900)
-            print(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-500:],
-                  flush=True)
+            print(
+                result.stdout.strip().splitlines()[-1]
+                if result.stdout.strip()
+                else result.stderr[-500:],
+                flush=True,
+            )
             if target.exists():
                 reports.append(json.loads(target.read_text()))
             print(f"[{i + 1}/{len(plan)}] {fault}: exit {result.returncode}", flush=True)

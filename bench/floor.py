@@ -22,9 +22,12 @@ async def _start_nodes(replicas: int, root: Path) -> list[NatsNode]:
     for i in range(replicas):
         routes = [f"nats-route://127.0.0.1:{p}" for j, p in enumerate(cluster_ports) if j != i]
         spec = NodeSpec(
-            name=f"floor-{i}", store_dir=root / f"n{i}" / "js", client_port=free_port(),
+            name=f"floor-{i}",
+            store_dir=root / f"n{i}" / "js",
+            client_port=free_port(),
             cluster_port=cluster_ports[i] if replicas > 1 else 0,
-            routes=routes if replicas > 1 else [], site_tag=f"s{i}" if replicas > 1 else "",
+            routes=routes if replicas > 1 else [],
+            site_tag=f"s{i}" if replicas > 1 else "",
             sync_always=True,
         )
         node = NatsNode(spec, root / f"n{i}" / "nats.conf")
@@ -35,8 +38,9 @@ async def _start_nodes(replicas: int, root: Path) -> list[NatsNode]:
     return nodes
 
 
-async def measure(replicas: int, sequential: int = 2000, burst: int = 20000,
-                  in_flight: int = 128) -> dict[str, Any]:
+async def measure(
+    replicas: int, sequential: int = 2000, burst: int = 20000, in_flight: int = 128
+) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"outlast-floor-r{replicas}-"))
     nodes = await _start_nodes(replicas, root)
     try:
@@ -45,9 +49,14 @@ async def measure(replicas: int, sequential: int = 2000, burst: int = 20000,
         deadline = time.monotonic() + 60
         while True:
             try:
-                await js.add_stream(api.StreamConfig(
-                    name="FLOOR", subjects=["floor.>"], num_replicas=replicas,
-                    storage=api.StorageType.FILE))
+                await js.add_stream(
+                    api.StreamConfig(
+                        name="FLOOR",
+                        subjects=["floor.>"],
+                        num_replicas=replicas,
+                        storage=api.StorageType.FILE,
+                    )
+                )
                 break
             except Exception:
                 if time.monotonic() > deadline:

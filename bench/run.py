@@ -52,12 +52,27 @@ class Embedded:
         self.workers = workers
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-"))
         self.port = free_port()
-        (self.dir / "bench.toml").write_text(FAST_HASH + "\n[limits]\nmax_request_bytes = 1048576\n")
+        (self.dir / "bench.toml").write_text(
+            FAST_HASH + "\n[limits]\nmax_request_bytes = 1048576\n"
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "outlast", "serve", "--config", str(self.dir / "bench.toml"),
-             "--data-dir", str(self.dir / "data"), "--listen", f"127.0.0.1:{self.port}",
-             "--workers", str(workers)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "outlast",
+                "serve",
+                "--config",
+                str(self.dir / "bench.toml"),
+                "--data-dir",
+                str(self.dir / "data"),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(self.url + "/_outlast/health")
@@ -82,22 +97,45 @@ class LocalCluster:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-cluster-"))
         (self.dir / "site.toml").write_text(FAST_HASH)
         out = subprocess.run(
-            [sys.executable, "-m", "outlast", "cluster", "up", "--sites", "3", "--dir",
-             str(self.dir / "c"), "--detach", "--site-config", str(self.dir / "site.toml")],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "outlast",
+                "cluster",
+                "up",
+                "--sites",
+                "3",
+                "--dir",
+                str(self.dir / "c"),
+                "--detach",
+                "--site-config",
+                str(self.dir / "site.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if out.returncode != 0:
             raise RuntimeError(out.stderr)
         self.description = json.loads(out.stdout)
 
     def stop(self) -> None:
-        subprocess.run([sys.executable, "-m", "outlast", "cluster", "down", "--dir",
-                        str(self.dir / "c")], capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "outlast", "cluster", "down", "--dir", str(self.dir / "c")],
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-async def run_workload(name: str, base: str, args: argparse.Namespace, server_pids: list[int],
-                       deliver_bases: list[str] | None = None, idle: int = 0) -> dict[str, Any]:
+async def run_workload(
+    name: str,
+    base: str,
+    args: argparse.Namespace,
+    server_pids: list[int],
+    deliver_bases: list[str] | None = None,
+    idle: int = 0,
+) -> dict[str, Any]:
     prefix = "b" + uuid.uuid4().hex[:8]
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -105,12 +143,14 @@ async def run_workload(name: str, base: str, args: argparse.Namespace, server_pi
         result: dict[str, Any] = {"target": name, "base_url": base}
         result["send"] = await workload.phase_send(clients, rooms, args.senders, args.per_sender)
         result["deliver"] = await workload.phase_deliver(
-            clients, rooms[0], args.receivers, args.rate, args.deliver_seconds, deliver_bases)
+            clients, rooms[0], args.receivers, args.rate, args.deliver_seconds, deliver_bases
+        )
         for c in clients:
             c.base = base.rstrip("/")
         result["history"] = await workload.phase_history(clients, rooms[:2])
         result["initial_sync"] = await workload.phase_initial_sync(
-            session, base, args.sync_rooms, prefix)
+            session, base, args.sync_rooms, prefix
+        )
     if idle:
         result["idle"] = await workload.phase_idle(base, idle, server_pids)
     return result
@@ -118,23 +158,34 @@ async def run_workload(name: str, base: str, args: argparse.Namespace, server_pi
 
 def row(r: dict[str, Any]) -> str:
     s, d = r["send"], r["deliver"]
-    return (f"{r['target']:<24} send p50 {s['p50_ms']:7.2f} ms p99 {s['p99_ms']:7.2f} ms "
-            f"{s['throughput_msgs_per_s']:7.0f} msg/s | deliver p50 {d['end_to_end']['p50_ms']:6.1f} "
-            f"p99 {d['end_to_end']['p99_ms']:6.1f} ms once={d['exactly_once']} "
-            f"order={d['same_order_all_receivers']} | history p50 {r['history']['p50_ms']:.1f} ms "
-            f"| initial sync ({r['initial_sync']['rooms']} rooms) p50 {r['initial_sync']['p50_ms']:.0f} ms"
-            + (f" | idle {r['idle']['connections']} conns, {r['idle']['errors']} errors, "
-               f"{r['idle']['kib_per_connection']} KiB/conn" if "idle" in r else ""))
+    return (
+        f"{r['target']:<24} send p50 {s['p50_ms']:7.2f} ms p99 {s['p99_ms']:7.2f} ms "
+        f"{s['throughput_msgs_per_s']:7.0f} msg/s | deliver p50 {d['end_to_end']['p50_ms']:6.1f} "
+        f"p99 {d['end_to_end']['p99_ms']:6.1f} ms once={d['exactly_once']} "
+        f"order={d['same_order_all_receivers']} | history p50 {r['history']['p50_ms']:.1f} ms "
+        f"| initial sync ({r['initial_sync']['rooms']} rooms) "
+        f"p50 {r['initial_sync']['p50_ms']:.0f} ms"
+        + (
+            f" | idle {r['idle']['connections']} conns, {r['idle']['errors']} errors, "
+            f"{r['idle']['kib_per_connection']} KiB/conn"
+            if "idle" in r
+            else ""
+        )
+    )
 
 
 def versions() -> dict[str, str]:
     from outlast.log.engine import nats_server_binary
 
-    nats_v = subprocess.run([nats_server_binary(), "--version"], capture_output=True,
-                            text=True).stdout.strip()
-    return {"python": platform.python_version(), "nats_server": nats_v,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "nats_py": __import__("importlib.metadata").metadata.version("nats-py")}
+    nats_v = subprocess.run(
+        [nats_server_binary(), "--version"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "nats_server": nats_v,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "nats_py": __import__("importlib.metadata").metadata.version("nats-py"),
+    }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,14 +197,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             for replicas in (1, 3):
                 f = await floor.measure(replicas)
                 one["floor"].append(f)
-                print(f"floor R{replicas}: publish p50 {f['sequential']['p50_ms']} ms "
-                      f"p99 {f['sequential']['p99_ms']} ms, {f['throughput_msgs_per_s']} msg/s "
-                      f"(client cpu {f['client_cpu_percent']}%)", flush=True)
+                print(
+                    f"floor R{replicas}: publish p50 {f['sequential']['p50_ms']} ms "
+                    f"p99 {f['sequential']['p99_ms']} ms, {f['throughput_msgs_per_s']} msg/s "
+                    f"(client cpu {f['client_cpu_percent']}%)",
+                    flush=True,
+                )
             for workers in (1, 2):
                 target = Embedded(workers)
                 try:
-                    r = await run_workload(f"embedded {workers} worker(s)", target.url, args,
-                                           target.pids(), idle=args.idle if workers == 1 else 0)
+                    r = await run_workload(
+                        f"embedded {workers} worker(s)",
+                        target.url,
+                        args,
+                        target.pids(),
+                        idle=args.idle if workers == 1 else 0,
+                    )
                     one["targets"].append(r)
                     print(row(r), flush=True)
                 finally:
@@ -166,8 +225,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     r = await run_workload("3 sites via front door", d["front_door"], args, [])
                     one["targets"].append(r)
                     print(row(r), flush=True)
-                    r = await run_workload("3 sites direct", sites[0], args, [],
-                                           deliver_bases=sites[1:])
+                    r = await run_workload(
+                        "3 sites direct", sites[0], args, [], deliver_bases=sites[1:]
+                    )
                     one["targets"].append(r)
                     print(row(r), flush=True)
                 finally:
@@ -186,8 +246,10 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for f in runs[0]["floor"]:
         key = f"floor R{f['replicas']}"
         same = [x for r in runs for x in r["floor"] if x["replicas"] == f["replicas"]]
-        out[key] = {"p50_ms": median([x["sequential"]["p50_ms"] for x in same]),
-                    "throughput": median([x["throughput_msgs_per_s"] for x in same])}
+        out[key] = {
+            "p50_ms": median([x["sequential"]["p50_ms"] for x in same]),
+            "throughput": median([x["throughput_msgs_per_s"] for x in same]),
+        }
     for t in runs[0]["targets"]:
         same = [x for r in runs for x in r["targets"] if x["target"] == t["target"]]
         out[t["target"]] = {
@@ -207,8 +269,11 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--users", type=int, default=16)
     p.add_argument("--rooms", type=int, default=8)
@@ -226,7 +291,13 @@ def main() -> int:
     p.add_argument("--json-out", default="bench/results/latest.json")
     args = p.parse_args()
     if args.quick:
-        args.runs, args.per_sender, args.deliver_seconds, args.idle, args.sync_rooms = 1, 50, 4, 500, 10
+        args.runs, args.per_sender, args.deliver_seconds, args.idle, args.sync_rooms = (
+            1,
+            50,
+            4,
+            500,
+            10,
+        )
     report = asyncio.run(main_async(args))
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(report, indent=2))

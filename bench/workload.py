@@ -27,11 +27,17 @@ class Client:
         self.token = ""
         self.user_id = ""
 
-    async def call(self, method: str, path: str, body: Any = None,
-                   timeout: float = 60) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, body: Any = None, timeout: float = 60
+    ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.s.request(method, self.base + path, json=body, headers=headers,
-                                  timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        async with self.s.request(
+            method,
+            self.base + path,
+            json=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as r:
             return r.status, await r.json(content_type=None)
 
     async def ok(self, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
@@ -49,19 +55,26 @@ class Client:
         raise RuntimeError(f"{method} {path}: rate limited for too long")
 
     async def register(self, name: str) -> None:
-        data = await self.ok("POST", "/_matrix/client/v3/register", {
-            "username": name, "password": "bench-password-1", "auth": {"type": "m.login.dummy"}})
+        data = await self.ok(
+            "POST",
+            "/_matrix/client/v3/register",
+            {"username": name, "password": "bench-password-1", "auth": {"type": "m.login.dummy"}},
+        )
         self.token, self.user_id = data["access_token"], data["user_id"]
 
     async def send(self, room_id: str, body: str) -> str:
         txn = uuid.uuid4().hex
-        data = await self.ok("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/"
-                                    f"m.room.message/{txn}", {"msgtype": "m.text", "body": body})
+        data = await self.ok(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{txn}",
+            {"msgtype": "m.text", "body": body},
+        )
         return str(data["event_id"])
 
 
-async def setup(session: aiohttp.ClientSession, base: str, users: int, rooms: int,
-                prefix: str) -> tuple[list[Client], list[str]]:
+async def setup(
+    session: aiohttp.ClientSession, base: str, users: int, rooms: int, prefix: str
+) -> tuple[list[Client], list[str]]:
     clients = [Client(session, base) for _ in range(users)]
     await asyncio.gather(*(c.register(f"{prefix}u{i}") for i, c in enumerate(clients)))
     owner = clients[0]
@@ -69,14 +82,19 @@ async def setup(session: aiohttp.ClientSession, base: str, users: int, rooms: in
     for _ in range(rooms):
         data = await owner.ok("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"})
         room_ids.append(data["room_id"])
-    await asyncio.gather(*(
-        c.ok("POST", f"/_matrix/client/v3/join/{quote(r)}", {}) for c in clients[1:] for r in room_ids
-    ))
+    await asyncio.gather(
+        *(
+            c.ok("POST", f"/_matrix/client/v3/join/{quote(r)}", {})
+            for c in clients[1:]
+            for r in room_ids
+        )
+    )
     return clients, room_ids
 
 
-async def phase_send(clients: list[Client], rooms: list[str], senders: int,
-                     per_sender: int) -> dict[str, Any]:
+async def phase_send(
+    clients: list[Client], rooms: list[str], senders: int, per_sender: int
+) -> dict[str, Any]:
     latencies: list[float] = []
 
     async def sender(i: int) -> None:
@@ -88,22 +106,34 @@ async def phase_send(clients: list[Client], rooms: list[str], senders: int,
 
     with CpuMeter() as meter:
         await asyncio.gather(*(sender(i) for i in range(senders)))
-    return {"senders": senders, **summarize_ms(latencies),
-            "throughput_msgs_per_s": round(len(latencies) / meter.wall, 1),
-            "client_cpu_percent": meter.client_cpu_percent}
+    return {
+        "senders": senders,
+        **summarize_ms(latencies),
+        "throughput_msgs_per_s": round(len(latencies) / meter.wall, 1),
+        "client_cpu_percent": meter.client_cpu_percent,
+    }
 
 
 async def _initial_token(c: Client) -> str:
-    data = await c.ok("GET", "/_matrix/client/v3/sync?timeout=0&filter="
-                      + quote(json.dumps({"room": {"timeline": {"limit": 1}}})))
+    data = await c.ok(
+        "GET",
+        "/_matrix/client/v3/sync?timeout=0&filter="
+        + quote(json.dumps({"room": {"timeline": {"limit": 1}}})),
+    )
     return str(data["next_batch"])
 
 
-async def phase_deliver(clients: list[Client], room: str, receivers: int, rate: float,
-                        seconds: float, receiver_bases: list[str] | None = None) -> dict[str, Any]:
+async def phase_deliver(
+    clients: list[Client],
+    room: str,
+    receivers: int,
+    rate: float,
+    seconds: float,
+    receiver_bases: list[str] | None = None,
+) -> dict[str, Any]:
     """Receivers long-poll while one sender sends at a fixed rate into one room."""
     sender = clients[0]
-    recv = clients[1:1 + receivers]
+    recv = clients[1 : 1 + receivers]
     if receiver_bases:
         for i, c in enumerate(recv):
             c.base = receiver_bases[i % len(receiver_bases)].rstrip("/")
@@ -117,8 +147,11 @@ async def phase_deliver(clients: list[Client], room: str, receivers: int, rate: 
     async def receiver(i: int, c: Client) -> None:
         token = await _initial_token(c)
         while not stop.is_set() or len(seen[i]) < len(order_sent):
-            data = await c.ok("GET", f"/_matrix/client/v3/sync?timeout=2000&since={token}"
-                                     f"&filter={filt}", timeout=30)
+            data = await c.ok(
+                "GET",
+                f"/_matrix/client/v3/sync?timeout=2000&since={token}&filter={filt}",
+                timeout=30,
+            )
             now = time.perf_counter()
             token = data["next_batch"]
             for event in data["rooms"]["join"].get(room, {}).get("timeline", {}).get("events", []):
@@ -148,13 +181,19 @@ async def phase_deliver(clients: list[Client], room: str, receivers: int, rate: 
         stop.set()
         stop_time[0] = time.perf_counter()
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    exactly_once = all(sorted(s) == sorted(order_sent) and len(s) == len(order_sent)
-                       for s in seen.values())
+    exactly_once = all(
+        sorted(s) == sorted(order_sent) and len(s) == len(order_sent) for s in seen.values()
+    )
     same_order = all(s == seen[0] for s in seen.values())
-    return {"receivers": len(recv), "rate": rate, "sent": len(order_sent),
-            "end_to_end": summarize_ms(latencies), "exactly_once": exactly_once,
-            "same_order_all_receivers": same_order,
-            "client_cpu_percent": meter.client_cpu_percent}
+    return {
+        "receivers": len(recv),
+        "rate": rate,
+        "sent": len(order_sent),
+        "end_to_end": summarize_ms(latencies),
+        "exactly_once": exactly_once,
+        "same_order_all_receivers": same_order,
+        "client_cpu_percent": meter.client_cpu_percent,
+    }
 
 
 async def phase_history(clients: list[Client], rooms: list[str]) -> dict[str, Any]:
@@ -177,8 +216,9 @@ async def phase_history(clients: list[Client], rooms: list[str]) -> dict[str, An
     return {"pages": len(latencies), "events": events, **summarize_ms(latencies)}
 
 
-async def phase_initial_sync(session: aiohttp.ClientSession, base: str, rooms: int,
-                             prefix: str) -> dict[str, Any]:
+async def phase_initial_sync(
+    session: aiohttp.ClientSession, base: str, rooms: int, prefix: str
+) -> dict[str, Any]:
     c = Client(session, base)
     await c.register(prefix + "many")
     for i in range(rooms):
@@ -189,11 +229,16 @@ async def phase_initial_sync(session: aiohttp.ClientSession, base: str, rooms: i
         t = time.perf_counter()
         data = await c.ok("GET", "/_matrix/client/v3/sync?timeout=0")
         samples.append(time.perf_counter() - t)
-    return {"rooms": rooms, "joined_in_response": len(data["rooms"]["join"]), **summarize_ms(samples)}
+    return {
+        "rooms": rooms,
+        "joined_in_response": len(data["rooms"]["join"]),
+        **summarize_ms(samples),
+    }
 
 
-async def phase_idle(base: str, connections: int, server_pids: list[int],
-                     hold_seconds: float = 5.0) -> dict[str, Any]:
+async def phase_idle(
+    base: str, connections: int, server_pids: list[int], hold_seconds: float = 5.0
+) -> dict[str, Any]:
     """Park many /sync long-polls at once; count errors; server memory per connection."""
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -211,14 +256,15 @@ async def phase_idle(base: str, connections: int, server_pids: list[int],
                 headers = {"Authorization": f"Bearer {c.token}"}
                 async with session.get(
                     f"{c.base}/_matrix/client/v3/sync?timeout={int(hold_seconds * 1000) + 20000}"
-                    f"&since={token}", headers=headers,
+                    f"&since={token}",
+                    headers=headers,
                     timeout=aiohttp.ClientTimeout(total=hold_seconds + 60),
                 ) as r:
                     parked += 1
                     if r.status != 200:
                         errors += 1
                     await r.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 errors += 1
 
         tasks = [asyncio.create_task(park()) for _ in range(connections)]
@@ -229,7 +275,12 @@ async def phase_idle(base: str, connections: int, server_pids: list[int],
         room = (await c.ok("POST", "/_matrix/client/v3/createRoom", {}))["room_id"]
         await c.send(room, "wake up")
         await asyncio.wait_for(asyncio.gather(*tasks), hold_seconds + 90)
-        return {"connections": connections, "errors": errors,
-                "server_rss_before_kib": before, "server_rss_parked_kib": during,
-                "kib_per_connection": round((during - before) / max(1, connections), 2)
-                if server_pids else None}
+        return {
+            "connections": connections,
+            "errors": errors,
+            "server_rss_before_kib": before,
+            "server_rss_parked_kib": during,
+            "kib_per_connection": round((during - before) / max(1, connections), 2)
+            if server_pids
+            else None,
+        }

@@ -34,17 +34,27 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ("grant", "make an account a server administrator (may use the site dashboard)"),
         ("revoke", "take server administrator rights away from an account"),
     ):
-        p = asub.add_parser(name, help=text, description=text + ". The change is a fact on "
-                            "the log: every site sees it within moments.")
-        p.add_argument("user", metavar="USER",
-                       help="full user id (@alice:example.org) or a localpart (alice)")
+        p = asub.add_parser(
+            name,
+            help=text,
+            description=text + ". The change is a fact on "
+            "the log: every site sees it within moments.",
+        )
+        p.add_argument(
+            "user", metavar="USER", help="full user id (@alice:example.org) or a localpart (alice)"
+        )
         where = p.add_mutually_exclusive_group()
-        where.add_argument("--cluster", metavar="FILE",
-                           help="cluster.json of a running `outlast cluster`")
-        where.add_argument("--config", metavar="FILE",
-                           help="the site's TOML configuration (see docs/config.md)")
-        p.add_argument("--data-dir", metavar="DIR",
-                       help="data directory of an embedded server (default ./outlast-data)")
+        where.add_argument(
+            "--cluster", metavar="FILE", help="cluster.json of a running `outlast cluster`"
+        )
+        where.add_argument(
+            "--config", metavar="FILE", help="the site's TOML configuration (see docs/config.md)"
+        )
+        p.add_argument(
+            "--data-dir",
+            metavar="DIR",
+            help="data directory of an embedded server (default ./outlast-data)",
+        )
 
 
 def dispatch(args: argparse.Namespace) -> int | None:
@@ -112,8 +122,10 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
                 urls = [url]
             else:
                 if not (config.data_path / "nats").is_dir():
-                    print(f"outlast: no server data in {config.data_path} (wrong --data-dir?)",
-                          file=sys.stderr)
+                    print(
+                        f"outlast: no server data in {config.data_path} (wrong --data-dir?)",
+                        file=sys.stderr,
+                    )
                     return 2
                 node = embedded_node(config.data_path, 0, config.log.sync_always)
                 node.start()
@@ -136,8 +148,11 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
             print(f"outlast: the log could not commit the change: {exc!r}", file=sys.stderr)
             return 2
         verb = "is now" if admin else "is no longer"
-        print(f"outlast: {user_id} {verb} a server administrator (log {ack.stream} "
-              f"sequence {ack.seq})", flush=True)
+        print(
+            f"outlast: {user_id} {verb} a server administrator (log {ack.stream} "
+            f"sequence {ack.seq})",
+            flush=True,
+        )
         return 0
     finally:
         await log.close()

@@ -22,12 +22,22 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "view beside it, and the Client-Server API on 127.0.0.1:8008.",
     )
     _common(p)
-    p.add_argument("--listen", metavar="HOST:PORT",
-                   help="address of the HTTP API (default 127.0.0.1:8008; port 0 picks a free one)")
-    p.add_argument("--server-name", metavar="NAME",
-                   help="the Matrix server name in user and room ids (default localhost)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="worker processes sharing the port, one per core (default 1)")
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address of the HTTP API (default 127.0.0.1:8008; port 0 picks a free one)",
+    )
+    p.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="the Matrix server name in user and room ids (default localhost)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the port, one per core (default 1)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -88,8 +98,11 @@ async def _serve(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await site.start()
-        print(f"outlast: serving http://{config.server.listen.rsplit(':', 1)[0]}:{site.port} "
-              f"(server name {config.server.server_name}, data in {config.data_path})", flush=True)
+        print(
+            f"outlast: serving http://{config.server.listen.rsplit(':', 1)[0]}:{site.port} "
+            f"(server name {config.server.server_name}, data in {config.data_path})",
+            flush=True,
+        )
         await stop.wait()
         print("outlast: stopping", flush=True)
     finally:
@@ -133,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "view" and args.view_command == "rebuild":
             return asyncio.run(_rebuild_view(resolve_config(args)))
         from outlast.cluster.commands import dispatch
-
         from outlast.drill.commands import dispatch as drill_dispatch
 
         result = dispatch(args)

@@ -78,7 +78,11 @@ class MediaConfig:
     max_thumbnail_source_bytes: int = 33_554_432
     thumbnail_sizes: list[str] = field(
         default_factory=lambda: [
-            "32x32-crop", "96x96-crop", "320x240-scale", "640x480-scale", "800x600-scale",
+            "32x32-crop",
+            "96x96-crop",
+            "320x240-scale",
+            "640x480-scale",
+            "800x600-scale",
         ]
     )
     unused_expires_seconds: int = 86_400

@@ -82,12 +82,17 @@ class Site:
         config.data_path.mkdir(parents=True, exist_ok=True)
         urls = list(config.log.nats_urls)
         if config.embedded_nats:
-            self.node = embedded_node(config.data_path, config.log.nats_port, config.log.sync_always)
+            self.node = embedded_node(
+                config.data_path, config.log.nats_port, config.log.sync_always
+            )
             self.node.start()
             await self.node.wait_ready()
             urls = [self.node.url]
-        self.log = LogClient(urls, name=f"outlast-{config.server.site}",
-                             publish_timeout=config.log.publish_timeout_seconds)
+        self.log = LogClient(
+            urls,
+            name=f"outlast-{config.server.site}",
+            publish_timeout=config.log.publish_timeout_seconds,
+        )
         await self.log.connect()
         streams = all_streams(config.log.partitions)
         await self._ensure_streams([*streams, *control_streams()])
@@ -121,7 +126,9 @@ class Site:
         app = build_app(
             self.services,
             max_request_bytes=config.limits.max_request_bytes,
-            limiter=RateLimiter(config.limits.rate_limit_per_second, config.limits.rate_limit_burst),
+            limiter=RateLimiter(
+                config.limits.rate_limit_per_second, config.limits.rate_limit_burst
+            ),
         )
         # Long request lines get a Matrix 400 from our handlers rather than
         # aiohttp's plain-text rejection for anything up to 64 KiB.

@@ -66,19 +66,25 @@ async def serve_workers(config: Config) -> int:
             path = config.data_path / f"worker-{index}.toml"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(worker_config_text(config, index, ",".join(nats_urls), port))
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "outlast", "serve", "--config", str(path)],
-                stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            ))
-        print(f"outlast: {len(workers)} workers serving http://{host}:{port} "
-              f"(pids {[w.pid for w in workers]})", flush=True)
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "outlast", "serve", "--config", str(path)],
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            )
+        print(
+            f"outlast: {len(workers)} workers serving http://{host}:{port} "
+            f"(pids {[w.pid for w in workers]})",
+            flush=True,
+        )
         while not stop.is_set():
             if any(w.poll() is not None for w in workers):
                 print("outlast: a worker exited; stopping the site", file=sys.stderr, flush=True)
                 return 1
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return 0
     finally:

@@ -36,10 +36,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_json(method: str, url: str, body: Any = None, token: str | None = None,
-              timeout: float = 10.0) -> tuple[int, Any]:
+def http_json(
+    method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 10.0
+) -> tuple[int, Any]:
     """A tiny HTTP client for raw requests (status and decoded JSON)."""
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
     req = urllib.request.Request(url, data=data, method=method)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -114,17 +117,31 @@ def launch(data_dir: Path, config_path: Path, port: int, extra_args: list[str]) 
     log_path = data_dir.parent / f"{data_dir.name}.log"
     log = open(log_path, "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "outlast", "serve", "--config", str(config_path),
-         "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", *extra_args],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "outlast",
+            "serve",
+            "--config",
+            str(config_path),
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            *extra_args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log.close()
     return OutlastProcess(data_dir, port, process, config_path, log_path, extra_args)
 
 
-def start_outlast(data_dir: Path, *, partitions: int = 2, log_extra: str = "",
-                  extra_args: list[str] | None = None) -> OutlastProcess:
+def start_outlast(
+    data_dir: Path, *, partitions: int = 2, log_extra: str = "", extra_args: list[str] | None = None
+) -> OutlastProcess:
     config_path = write_config(data_dir, partitions, log_extra)
     proc = launch(data_dir, config_path, free_port(), extra_args or [])
     try:

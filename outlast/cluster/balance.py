@@ -16,7 +16,9 @@ from collections.abc import Sequence
 import nats
 
 
-async def balance_leaders(app_url: str, streams: Sequence[str], nodes: Sequence[str]) -> dict[str, str]:
+async def balance_leaders(
+    app_url: str, streams: Sequence[str], nodes: Sequence[str]
+) -> dict[str, str]:
     """Best effort: returns stream -> node it asked to lead. Never raises."""
     wanted: dict[str, str] = {}
     try:

@@ -31,12 +31,18 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.add_argument("--sites", type=int, default=3, help="number of sites (default 3; at least 3)")
     up.add_argument("--dir", required=True, help="directory for every site's data and cluster.json")
-    up.add_argument("--detach", action="store_true",
-                    help="return once every site is healthy, leaving the cluster running")
+    up.add_argument(
+        "--detach",
+        action="store_true",
+        help="return once every site is healthy, leaving the cluster running",
+    )
     up.add_argument("--partitions", type=int, default=4, help="room partition streams (default 4)")
     up.add_argument("--workers", type=int, default=1, help="Outlast workers per site (default 1)")
-    up.add_argument("--site-config", metavar="FILE",
-                    help="TOML appended to every site's worker config (e.g. [auth] settings)")
+    up.add_argument(
+        "--site-config",
+        metavar="FILE",
+        help="TOML appended to every site's worker config (e.g. [auth] settings)",
+    )
     down = csub.add_parser("down", help="stop a cluster started with --detach")
     down.add_argument("--dir", required=True)
     status = csub.add_parser("status", help="print the cluster description with live site status")
@@ -45,8 +51,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     site = sub.add_parser("site", help="act on one site of a running cluster")
     ssub = site.add_subparsers(dest="site_command", metavar="ACTION")
     for name, text in (
-        ("rebuild", "bring up a fresh, empty site with this name, remove the dead peer, "
-                    "re-replicate every stream and rebuild the view; returns when healthy"),
+        (
+            "rebuild",
+            "bring up a fresh, empty site with this name, remove the dead peer, "
+            "re-replicate every stream and rebuild the view; returns when healthy",
+        ),
         ("isolate", "cut the site's links to every other site (a network partition)"),
         ("heal", "restore the site's links"),
         ("power-on", "restart a powered-off site on its existing disks"),
@@ -71,7 +80,10 @@ def run_site_action(action: str, name: str, cluster_file: str) -> int:
                 if line.startswith("RESULT "):
                     print(json.dumps(json.loads(line[7:]), indent=2))
                 elif line.startswith("ERROR "):
-                    print(f"outlast: {action} failed: {json.loads(line[6:])['error']}", file=sys.stderr)
+                    print(
+                        f"outlast: {action} failed: {json.loads(line[6:])['error']}",
+                        file=sys.stderr,
+                    )
                     result = 1
                 elif line.startswith("{"):
                     print(line)
@@ -85,13 +97,18 @@ def run_site_action(action: str, name: str, cluster_file: str) -> int:
 
 def cluster_up(args: argparse.Namespace) -> int:
     if args.sites < 3:
-        print("outlast: a cluster needs at least 3 sites to survive the loss of one", file=sys.stderr)
+        print(
+            "outlast: a cluster needs at least 3 sites to survive the loss of one", file=sys.stderr
+        )
         return 2
     directory = Path(args.dir).resolve()
     existing = directory / "cluster.json"
     if existing.exists() and not json.loads(existing.read_text()).get("stopped"):
-        print(f"outlast: {existing} describes a running cluster; `outlast cluster down --dir "
-              f"{args.dir}` first", file=sys.stderr)
+        print(
+            f"outlast: {existing} describes a running cluster; `outlast cluster down --dir "
+            f"{args.dir}` first",
+            file=sys.stderr,
+        )
         return 2
     extra = Path(args.site_config).read_text() if args.site_config else ""
     if args.detach:
@@ -106,23 +123,42 @@ def cluster_up(args: argparse.Namespace) -> int:
 def _detach(args: argparse.Namespace, directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
-    argv = [sys.executable, "-m", "outlast", "cluster", "up", "--sites", str(args.sites),
-            "--dir", str(directory), "--partitions", str(args.partitions),
-            "--workers", str(args.workers)]
+    argv = [
+        sys.executable,
+        "-m",
+        "outlast",
+        "cluster",
+        "up",
+        "--sites",
+        str(args.sites),
+        "--dir",
+        str(directory),
+        "--partitions",
+        str(args.partitions),
+        "--workers",
+        str(args.workers),
+    ]
     if args.site_config:
         argv += ["--site-config", str(Path(args.site_config).resolve())]
     with open(directory / "supervisor.log", "ab") as log:
         subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
-            pass_fds=(write_fd,), start_new_session=True,
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+            start_new_session=True,
             env={**os.environ, "OUTLAST_READY_FD": str(write_fd)},
         )
     os.close(write_fd)
     with os.fdopen(read_fd) as ready:
         line = ready.readline().strip()
     if line != "ready":
-        print(f"outlast: cluster failed to start ({line or 'no answer'}); see "
-              f"{directory / 'supervisor.log'}", file=sys.stderr)
+        print(
+            f"outlast: cluster failed to start ({line or 'no answer'}); see "
+            f"{directory / 'supervisor.log'}",
+            file=sys.stderr,
+        )
         return 1
     print((directory / "cluster.json").read_text())
     return 0

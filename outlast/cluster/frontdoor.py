@@ -47,8 +47,7 @@ def render_haproxy(port: int, backends: list[Backend], stats_port: int) -> str:
     client's own txnId retry handles the in-doubt case.
     """
     servers = "\n".join(
-        f"    server {b.name} 127.0.0.1:{b.port} check inter 500ms fall 2 rise 2"
-        for b in backends
+        f"    server {b.name} 127.0.0.1:{b.port} check inter 500ms fall 2 rise 2" for b in backends
     )
     return f"""global
     maxconn 4000
@@ -82,7 +81,9 @@ backend sites
 
 
 class FrontDoor:
-    def __init__(self, directory: Path, port: int, stats_port: int, backends: list[Backend]) -> None:
+    def __init__(
+        self, directory: Path, port: int, stats_port: int, backends: list[Backend]
+    ) -> None:
         self.directory = directory
         self.port = port
         self.stats_port = stats_port
@@ -100,8 +101,11 @@ class FrontDoor:
         log = open(self.directory / "haproxy.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [haproxy_binary(), "-f", str(config), "-db"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_supervisor,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_supervisor,
         )
         log.close()
 

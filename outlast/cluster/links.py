@@ -42,7 +42,7 @@ class Relay:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.target_port), 2
             )
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             writer.close()
             return
         self.connections.update((writer, up_writer))
@@ -111,8 +111,7 @@ class Links:
     def isolated(self) -> list[str]:
         sites = {s for pair in self.relays for s in pair}
         return sorted(
-            s for s in sites
-            if all(r.cut for (a, b), r in self.relays.items() if s in (a, b))
+            s for s in sites if all(r.cut for (a, b), r in self.relays.items() if s in (a, b))
         )
 
     async def stop(self) -> None:

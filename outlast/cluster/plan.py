@@ -93,8 +93,9 @@ class ClusterPlan:
     site_config_extra: str = ""
 
     @staticmethod
-    def new(directory: Path, sites: int, partitions: int, workers: int,
-            site_config_extra: str = "") -> ClusterPlan:
+    def new(
+        directory: Path, sites: int, partitions: int, workers: int, site_config_extra: str = ""
+    ) -> ClusterPlan:
         names = list(SITE_NAMES[:sites])
         free_port = PortPicker()
         site_plans = []
@@ -111,7 +112,9 @@ class ClusterPlan:
                 )
             )
         for site in site_plans:
-            site.relay_ports = {other.name: free_port() for other in site_plans if other is not site}
+            site.relay_ports = {
+                other.name: free_port() for other in site_plans if other is not site
+            }
         alphabet = string.ascii_letters + string.digits
         return ClusterPlan(
             dir=str(directory),
@@ -129,8 +132,13 @@ class ClusterPlan:
         """Every port this plan uses (a rebuilt site's new ports must avoid them)."""
         used = {self.front_door_port, self.stats_port, self.control_port}
         for s in self.sites:
-            used |= {s.client_port, s.cluster_port, s.monitor_port, *s.http_ports,
-                     *s.relay_ports.values()}
+            used |= {
+                s.client_port,
+                s.cluster_port,
+                s.monitor_port,
+                *s.http_ports,
+                *s.relay_ports.values(),
+            }
         return used
 
     def site(self, name: str) -> SitePlan:
@@ -176,13 +184,17 @@ class ClusterPlan:
             f'nats_urls = ["{self.app_url(site)}"]\n'
             f"partitions = {self.partitions}\n"
             "replicas = 3\n"
-            f'monitor_url = "http://127.0.0.1:{site.monitor_port}"\n\n'
-            + self.site_config_extra
+            f'monitor_url = "http://127.0.0.1:{site.monitor_port}"\n\n' + self.site_config_extra
         )
 
 
-def describe(plan: ClusterPlan, pids: dict[str, list[int]], status: dict[str, str],
-             supervisor_pid: int, nats_version: str) -> dict[str, Any]:
+def describe(
+    plan: ClusterPlan,
+    pids: dict[str, list[int]],
+    status: dict[str, str],
+    supervisor_pid: int,
+    nats_version: str,
+) -> dict[str, Any]:
     """The cluster description written to DIR/cluster.json and printed by `cluster up`."""
     return {
         "front_door": f"http://127.0.0.1:{plan.front_door_port}",

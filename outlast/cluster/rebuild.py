@@ -108,7 +108,8 @@ async def rebuild_site(supervisor: Supervisor, name: str, progress: Progress) ->
                 if old_node in peers:
                     await app_nc.request(
                         f"$JS.API.STREAM.PEER.REMOVE.{stream}",
-                        json.dumps({"peer": old_node}).encode(), timeout=5,
+                        json.dumps({"peer": old_node}).encode(),
+                        timeout=5,
                     )
                     continue
                 if current and site.node_name in peers and len(peers) >= 3:
@@ -117,7 +118,10 @@ async def rebuild_site(supervisor: Supervisor, name: str, progress: Progress) ->
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"replicas not current after 300s: {sorted(pending)}")
                 await asyncio.sleep(0.5)
-            await progress(f"site {name}: {len(streams) - len(pending)}/{len(streams)} streams fully replicated")
+            await progress(
+                f"site {name}: {len(streams) - len(pending)}/{len(streams)}"
+                " streams fully replicated"
+            )
     finally:
         await app_nc.close()
 

@@ -37,8 +37,9 @@ Progress = Callable[[str], Awaitable[None]]
 
 def nats_version() -> str:
     try:
-        out = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True,
-                             timeout=10)
+        out = subprocess.run(
+            [nats_server_binary(), "--version"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() or out.stderr.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -82,7 +83,9 @@ class SiteProcesses:
             self.workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "outlast", "serve", "--config", str(config)],
-                    stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 )
             )
@@ -104,9 +107,11 @@ class SiteProcesses:
 
 async def site_healthy(url: str, session: aiohttp.ClientSession) -> bool:
     try:
-        async with session.get(url + "/_outlast/health", timeout=aiohttp.ClientTimeout(total=3)) as r:
+        async with session.get(
+            url + "/_outlast/health", timeout=aiohttp.ClientTimeout(total=3)
+        ) as r:
             return r.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return False
 
 
@@ -116,9 +121,15 @@ class Supervisor:
         self.sites = {s.name: SiteProcesses(plan, s) for s in plan.sites}
         self.links = Links()
         self.front_door = FrontDoor(
-            Path(plan.dir) / "frontdoor", plan.front_door_port, plan.stats_port,
+            Path(plan.dir) / "frontdoor",
+            plan.front_door_port,
+            plan.stats_port,
             [Backend(s.name, s.http_ports[0]) for s in plan.sites]
-            + [Backend(f"{s.name}{i}", p) for s in plan.sites for i, p in enumerate(s.http_ports[1:], 1)],
+            + [
+                Backend(f"{s.name}{i}", p)
+                for s in plan.sites
+                for i, p in enumerate(s.http_ports[1:], 1)
+            ],
         )
         self.status: dict[str, str] = {s.name: "starting" for s in plan.sites}
         self.version = nats_version()
@@ -173,7 +184,9 @@ class Supervisor:
                 for name in list(pending):
                     sp = self.sites[name]
                     if not sp.alive():
-                        raise RuntimeError(f"site {name} exited while starting; see {sp.site.data_dir}")
+                        raise RuntimeError(
+                            f"site {name} exited while starting; see {sp.site.data_dir}"
+                        )
                     if await site_healthy(sp.site.url, session):
                         pending.discard(name)
                         self.status[name] = "up"
@@ -281,8 +294,9 @@ class Supervisor:
         self.isolate(request.match_info["name"], False)
         return web.json_response({"healed": request.match_info["name"]})
 
-    async def _streamed(self, request: web.Request,
-                        work: Callable[[Progress], Awaitable[dict[str, Any]]]) -> web.StreamResponse:
+    async def _streamed(
+        self, request: web.Request, work: Callable[[Progress], Awaitable[dict[str, Any]]]
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
 
@@ -329,7 +343,12 @@ class Supervisor:
             for worker in sp.workers:
                 if worker.poll() is None:
                     worker.terminate()
-        await loop.run_in_executor(None, lambda: [sp.stop() for sp in self.sites.values()])
+
+        def stop_all() -> None:
+            for sp in self.sites.values():
+                sp.stop()
+
+        await loop.run_in_executor(None, stop_all)
         await self.links.stop()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -339,7 +358,9 @@ class Supervisor:
             self.description_path.write_text(json.dumps(data, indent=2))
 
 
-async def run_cluster(plan: ClusterPlan, *, ready_fd: int | None = None, quiet: bool = False) -> int:
+async def run_cluster(
+    plan: ClusterPlan, *, ready_fd: int | None = None, quiet: bool = False
+) -> int:
     """Run until SIGINT/SIGTERM or a /stop request; print the description when ready."""
     supervisor = Supervisor(plan)
     loop = asyncio.get_running_loop()

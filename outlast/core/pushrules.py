@@ -31,10 +31,16 @@ def _match(key: str, pattern: str) -> dict[str, str]:
     return {"kind": "event_match", "key": key, "pattern": pattern}
 
 
-def _rule(rule_id: str, conditions: list[dict[str, Any]], actions: list[Any],
-          enabled: bool = True) -> Rule:
-    return {"rule_id": rule_id, "default": True, "enabled": enabled,
-            "conditions": conditions, "actions": actions}
+def _rule(
+    rule_id: str, conditions: list[dict[str, Any]], actions: list[Any], enabled: bool = True
+) -> Rule:
+    return {
+        "rule_id": rule_id,
+        "default": True,
+        "enabled": enabled,
+        "conditions": conditions,
+        "actions": actions,
+    }
 
 
 def default_rules(user_id: str) -> dict[str, list[Rule]]:
@@ -45,60 +51,105 @@ def default_rules(user_id: str) -> dict[str, list[Rule]]:
         _rule(".m.rule.suppress_notices", [_match("content.msgtype", "m.notice")], []),
         _rule(
             ".m.rule.invite_for_me",
-            [_match("type", "m.room.member"), _match("content.membership", "invite"),
-             _match("state_key", user_id)],
+            [
+                _match("type", "m.room.member"),
+                _match("content.membership", "invite"),
+                _match("state_key", user_id),
+            ],
             ["notify", SOUND],
         ),
         _rule(".m.rule.member_event", [_match("type", "m.room.member")], []),
         _rule(
             ".m.rule.is_user_mention",
-            [{"kind": "event_property_contains", "key": "content.m\\.mentions.user_ids",
-              "value": user_id}],
+            [
+                {
+                    "kind": "event_property_contains",
+                    "key": "content.m\\.mentions.user_ids",
+                    "value": user_id,
+                }
+            ],
             ["notify", SOUND, HIGHLIGHT],
         ),
-        _rule(".m.rule.contains_display_name", [{"kind": "contains_display_name"}],
-              ["notify", SOUND, HIGHLIGHT]),
+        _rule(
+            ".m.rule.contains_display_name",
+            [{"kind": "contains_display_name"}],
+            ["notify", SOUND, HIGHLIGHT],
+        ),
         _rule(
             ".m.rule.is_room_mention",
-            [{"kind": "event_property_is", "key": "content.m\\.mentions.room", "value": True},
-             {"kind": "sender_notification_permission", "key": "room"}],
+            [
+                {"kind": "event_property_is", "key": "content.m\\.mentions.room", "value": True},
+                {"kind": "sender_notification_permission", "key": "room"},
+            ],
             ["notify", HIGHLIGHT],
         ),
         _rule(
             ".m.rule.roomnotif",
-            [_match("content.body", "@room"),
-             {"kind": "sender_notification_permission", "key": "room"}],
+            [
+                _match("content.body", "@room"),
+                {"kind": "sender_notification_permission", "key": "room"},
+            ],
             ["notify", HIGHLIGHT],
         ),
-        _rule(".m.rule.tombstone", [_match("type", "m.room.tombstone"), _match("state_key", "")],
-              ["notify", HIGHLIGHT]),
+        _rule(
+            ".m.rule.tombstone",
+            [_match("type", "m.room.tombstone"), _match("state_key", "")],
+            ["notify", HIGHLIGHT],
+        ),
         _rule(".m.rule.reaction", [_match("type", "m.reaction")], []),
-        _rule(".m.rule.room.server_acl",
-              [_match("type", "m.room.server_acl"), _match("state_key", "")], []),
+        _rule(
+            ".m.rule.room.server_acl",
+            [_match("type", "m.room.server_acl"), _match("state_key", "")],
+            [],
+        ),
         _rule(
             ".m.rule.suppress_edits",
-            [{"kind": "event_property_is", "key": "content.m\\.relates_to.rel_type",
-              "value": "m.replace"}],
+            [
+                {
+                    "kind": "event_property_is",
+                    "key": "content.m\\.relates_to.rel_type",
+                    "value": "m.replace",
+                }
+            ],
             [],
         ),
     ]
-    content = [{
-        "rule_id": ".m.rule.contains_user_name", "default": True, "enabled": True,
-        "pattern": localpart, "actions": ["notify", SOUND, HIGHLIGHT],
-    }]
+    content = [
+        {
+            "rule_id": ".m.rule.contains_user_name",
+            "default": True,
+            "enabled": True,
+            "pattern": localpart,
+            "actions": ["notify", SOUND, HIGHLIGHT],
+        }
+    ]
     one_to_one = {"kind": "room_member_count", "is": "2"}
     underride = [
-        _rule(".m.rule.call", [_match("type", "m.call.invite")],
-              ["notify", {"set_tweak": "sound", "value": "ring"}]),
-        _rule(".m.rule.encrypted_room_one_to_one",
-              [one_to_one, _match("type", "m.room.encrypted")], ["notify", SOUND]),
-        _rule(".m.rule.room_one_to_one",
-              [one_to_one, _match("type", "m.room.message")], ["notify", SOUND]),
+        _rule(
+            ".m.rule.call",
+            [_match("type", "m.call.invite")],
+            ["notify", {"set_tweak": "sound", "value": "ring"}],
+        ),
+        _rule(
+            ".m.rule.encrypted_room_one_to_one",
+            [one_to_one, _match("type", "m.room.encrypted")],
+            ["notify", SOUND],
+        ),
+        _rule(
+            ".m.rule.room_one_to_one",
+            [one_to_one, _match("type", "m.room.message")],
+            ["notify", SOUND],
+        ),
         _rule(".m.rule.message", [_match("type", "m.room.message")], ["notify"]),
         _rule(".m.rule.encrypted", [_match("type", "m.room.encrypted")], ["notify"]),
     ]
-    return {"override": override, "content": content, "room": [], "sender": [],
-            "underride": underride}
+    return {
+        "override": override,
+        "content": content,
+        "room": [],
+        "sender": [],
+        "underride": underride,
+    }
 
 
 def empty_document() -> Document:
@@ -175,15 +226,23 @@ def _validate_conditions(conditions: Any) -> list[dict[str, Any]]:
 
 
 def put_rule(
-    user_id: str, doc: Document | None, kind: str, rule_id: str, body: dict[str, Any],
-    before: str | None = None, after: str | None = None,
+    user_id: str,
+    doc: Document | None,
+    kind: str,
+    rule_id: str,
+    body: dict[str, Any],
+    before: str | None = None,
+    after: str | None = None,
 ) -> Document:
     """Create or replace a user-defined rule; returns the new document."""
     check_kind(kind)
     if not rule_id or rule_id.startswith(".") or "/" in rule_id or "\\" in rule_id:
         raise invalid_param("rule ids may not start with '.' or contain slashes")
-    rule: Rule = {"rule_id": rule_id, "actions": validate_actions(body.get("actions")),
-                  "enabled": True}
+    rule: Rule = {
+        "rule_id": rule_id,
+        "actions": validate_actions(body.get("actions")),
+        "enabled": True,
+    }
     if kind in ("override", "underride"):
         rule["conditions"] = _validate_conditions(body.get("conditions", []))
     elif kind == "content":

@@ -38,7 +38,9 @@ def stripped(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def invite_state(state: Iterable[dict[str, Any]], invite_event: dict[str, Any]) -> list[dict[str, Any]]:
+def invite_state(
+    state: Iterable[dict[str, Any]], invite_event: dict[str, Any]
+) -> list[dict[str, Any]]:
     wanted = set(stripped_state_types())
     out = [stripped(e) for e in state if e["type"] in wanted and e.get("state_key") == ""]
     out.append(stripped(invite_event))

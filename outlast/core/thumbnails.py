@@ -72,9 +72,9 @@ def parse_sizes(specs: list[str]) -> list[Size]:
 
 def choose(sizes: list[Size], width: int, height: int, method: str) -> Size | None:
     """The smallest configured size of ``method`` covering the request, else the largest."""
-    same = sorted((s for s in sizes if s.method == method), key=lambda s: (s.width * s.height))
+    same = sorted((s for s in sizes if s.method == method), key=lambda s: s.width * s.height)
     if not same:
-        same = sorted(sizes, key=lambda s: (s.width * s.height))
+        same = sorted(sizes, key=lambda s: s.width * s.height)
     if not same:
         return None
     for size in same:

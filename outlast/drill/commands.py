@@ -21,21 +21,35 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "txnId) while one site suffers a fault. Afterwards every room is read back through "
         "every surviving site and compared with the clients' ledgers.",
     )
-    fire.add_argument("--cluster", metavar="FILE",
-                      help="cluster.json of a running cluster (default: start a local 3-site one)")
+    fire.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="cluster.json of a running cluster (default: start a local 3-site one)",
+    )
     fire.add_argument("--users", type=int, default=20, help="simulated users (default 20)")
     fire.add_argument("--rooms", type=int, default=10, help="rooms they talk in (default 10)")
     fire.add_argument("--rate", type=float, default=100.0, help="messages/s in total (default 100)")
     fire.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
     fire.add_argument("--at", type=float, default=10.0, help="seconds into the load (default 10)")
     fire.add_argument("--site", help="site to hit (default: the one leading the most streams)")
-    fire.add_argument("--fault", choices=FAULTS, default="fire",
-                      help="fire (kill -9 + delete data, default), power (kill -9, restart on "
-                      "the same disks), partition (cut its links, heal), freeze (SIGSTOP, SIGCONT)")
-    fire.add_argument("--heal-after", type=float, default=10.0,
-                      help="seconds until a power/partition/freeze fault is undone (default 10)")
-    fire.add_argument("--rebuild", action="store_true",
-                      help="after a fire, rebuild the site and check it serves identical timelines")
+    fire.add_argument(
+        "--fault",
+        choices=FAULTS,
+        default="fire",
+        help="fire (kill -9 + delete data, default), power (kill -9, restart on "
+        "the same disks), partition (cut its links, heal), freeze (SIGSTOP, SIGCONT)",
+    )
+    fire.add_argument(
+        "--heal-after",
+        type=float,
+        default=10.0,
+        help="seconds until a power/partition/freeze fault is undone (default 10)",
+    )
+    fire.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="after a fire, rebuild the site and check it serves identical timelines",
+    )
     fire.add_argument("--json-out", metavar="FILE", help="write the full report as JSON")
     fire.add_argument("--plot", metavar="FILE", help="write a PNG chart of acknowledged writes/s")
     fire.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -54,10 +68,19 @@ def dispatch(args: argparse.Namespace) -> int | None:
             print("outlast: --at must be inside --duration", file=sys.stderr)
             return 2
         options = DrillOptions(
-            cluster_file=args.cluster, users=args.users, rooms=args.rooms, rate=args.rate,
-            duration=args.duration, at=args.at, site=args.site, fault=args.fault,
-            heal_after=args.heal_after, rebuild=args.rebuild, json_out=args.json_out,
-            plot=args.plot, quiet=args.quiet,
+            cluster_file=args.cluster,
+            users=args.users,
+            rooms=args.rooms,
+            rate=args.rate,
+            duration=args.duration,
+            at=args.at,
+            site=args.site,
+            fault=args.fault,
+            heal_after=args.heal_after,
+            rebuild=args.rebuild,
+            json_out=args.json_out,
+            plot=args.plot,
+            quiet=args.quiet,
         )
         return asyncio.run(run_drill(options))
     if args.drill_command == "history":
@@ -82,9 +105,11 @@ async def _history(args: argparse.Namespace) -> int:
         for r in records:
             v = r["verdict"]
             gap = r.get("write_gap") or {}
-            print(f"  {r['id']}  {r['fault']:9} site {r['site']}  acked {v['acknowledged']:6}  "
-                  f"lost {v['lost']}  dup {v['duplicated']}  reord {v['reordered']}  "
-                  f"gap median {gap.get('median', '-')}s  {'PASS' if v['ok'] else 'FAIL'}")
+            print(
+                f"  {r['id']}  {r['fault']:9} site {r['site']}  acked {v['acknowledged']:6}  "
+                f"lost {v['lost']}  dup {v['duplicated']}  reord {v['reordered']}  "
+                f"gap median {gap.get('median', '-')}s  {'PASS' if v['ok'] else 'FAIL'}"
+            )
         return 0
     print("outlast: no site answered", file=sys.stderr)
     return 1

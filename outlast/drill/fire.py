@@ -74,17 +74,21 @@ class Drill:
     async def _progress(self, load: Load, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                sites = await asyncio.get_running_loop().run_in_executor(None, status, self.description)
+                sites = await asyncio.get_running_loop().run_in_executor(
+                    None, status, self.description
+                )
                 health = " ".join(f"{s['name']}:{s['status']}" for s in sites["sites"])
             except OSError:
                 health = "control unreachable"
             c = load.counters
             t = time.monotonic() - load.started_at
-            self.say(f"  t={t:5.1f}s sent={c.sent} acked={c.acked} errors={c.errors} "
-                     f"retries={c.retries} | {health}")
+            self.say(
+                f"  t={t:5.1f}s sent={c.sent} acked={c.acked} errors={c.errors} "
+                f"retries={c.retries} | {health}"
+            )
             try:
                 await asyncio.wait_for(stop.wait(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def run(self) -> dict[str, Any]:
@@ -95,8 +99,10 @@ class Drill:
         if victim_name not in sites:
             raise SystemExit(f"outlast: no site {victim_name!r}; sites are {sorted(sites)}")
         victim = sites[victim_name]
-        self.say(f"drill {self.id}: {o.fault} on site {victim_name} at t={o.at}s "
-                 f"(stream leaders per site: {leaders})")
+        self.say(
+            f"drill {self.id}: {o.fault} on site {victim_name} at t={o.at}s "
+            f"(stream leaders per site: {leaders})"
+        )
         async with Load(self.description["front_door"]) as load:
             self.say(f"setting up {o.users} users and {o.rooms} rooms through the front door")
             await load.setup(o.users, o.rooms)
@@ -148,7 +154,9 @@ class Drill:
     async def _wait_healthy(self, names: list[str], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            current = await asyncio.get_running_loop().run_in_executor(None, status, self.description)
+            current = await asyncio.get_running_loop().run_in_executor(
+                None, status, self.description
+            )
             states = {s["name"]: s["status"] for s in current["sites"]}
             if all(states.get(n) == "up" for n in names):
                 self.description = current
@@ -165,13 +173,22 @@ class Drill:
             rooms = {}
             for room_id in load.rooms:
                 events = await load.timeline(urls[name], room_id, reader.token)
-                rooms[room_id] = [StoredEvent(e["event_id"], str(e["content"].get("body", "")))
-                                  for e in events if e.get("type") == "m.room.message"]
+                rooms[room_id] = [
+                    StoredEvent(e["event_id"], str(e["content"].get("body", "")))
+                    for e in events
+                    if e.get("type") == "m.room.message"
+                ]
             out[name] = rooms
         return out
 
-    def _report(self, load: Load, site: str, fault_at: float, recovered_at: float | None,
-                verdict: dict[str, Any]) -> dict[str, Any]:
+    def _report(
+        self,
+        load: Load,
+        site: str,
+        fault_at: float,
+        recovered_at: float | None,
+        verdict: dict[str, Any],
+    ) -> dict[str, Any]:
         o = self.o
         c = load.counters
         return {
@@ -180,9 +197,16 @@ class Drill:
             "fault": o.fault,
             "site": site,
             "fault_at_s": round(fault_at - load.started_at, 3),
-            "recovered_at_s": None if recovered_at is None else round(recovered_at - load.started_at, 3),
+            "recovered_at_s": None
+            if recovered_at is None
+            else round(recovered_at - load.started_at, 3),
             "load": {"users": o.users, "rooms": o.rooms, "rate": o.rate, "duration": o.duration},
-            "counters": {"sent": c.sent, "acked": c.acked, "errors": c.errors, "retries": c.retries},
+            "counters": {
+                "sent": c.sent,
+                "acked": c.acked,
+                "errors": c.errors,
+                "retries": c.retries,
+            },
             "acks_per_second_by_site": {
                 s: {str(k): v for k, v in per.items()} for s, per in c.site_acks_per_second.items()
             },
@@ -231,8 +255,17 @@ async def run_drill(options: DrillOptions) -> int:
 
 async def _start_cluster(directory: Path, quiet: bool) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "outlast", "cluster", "up", "--sites", "3", "--dir", str(directory),
-        "--detach", stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "outlast",
+        "cluster",
+        "up",
+        "--sites",
+        "3",
+        "--dir",
+        str(directory),
+        "--detach",
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL if quiet else None,
     )
     out, _ = await proc.communicate()
@@ -244,7 +277,14 @@ async def _start_cluster(directory: Path, quiet: bool) -> dict[str, Any]:
 
 async def _stop_cluster(directory: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "outlast", "cluster", "down", "--dir", str(directory),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "outlast",
+        "cluster",
+        "down",
+        "--dir",
+        str(directory),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     await proc.wait()

@@ -47,8 +47,13 @@ class SimUser:
 class Load:
     """Register users, create rooms, and run senders through a base URL (the front door)."""
 
-    def __init__(self, base_url: str, *, password: str = "drill-password",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        password: str = "drill-password",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.password = password
         self.clock = clock
@@ -74,19 +79,32 @@ class Load:
         assert self._session is not None
         return self._session
 
-    async def request(self, method: str, path: str, body: Any = None, token: str | None = None,
-                      base: str | None = None) -> tuple[int, Any, str]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        base: str | None = None,
+    ) -> tuple[int, Any, str]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.session.request(method, (base or self.base_url) + path, json=body,
-                                        headers=headers) as resp:
+        async with self.session.request(
+            method, (base or self.base_url) + path, json=body, headers=headers
+        ) as resp:
             try:
                 data = await resp.json(content_type=None)
             except ValueError:
                 data = None
             return resp.status, data, resp.headers.get("X-Outlast-Site", "")
 
-    async def call(self, method: str, path: str, body: Any = None, token: str | None = None,
-                   deadline_s: float = 60.0) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        deadline_s: float = 60.0,
+    ) -> Any:
         """A setup call retried until it succeeds (setup may run while a site is starting)."""
         deadline = self.clock() + deadline_s
         delay = 0.1
@@ -97,7 +115,7 @@ class Load:
                     return data
                 if status < 500 and status != 429:
                     raise RuntimeError(f"{method} {path}: {status} {data}")
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             if self.clock() > deadline:
                 raise TimeoutError(f"{method} {path} did not succeed in {deadline_s}s")
@@ -108,14 +126,21 @@ class Load:
         prefix = prefix or "drill" + uuid.uuid4().hex[:8]
         for i in range(users):
             name = f"{prefix}u{i}"
-            data = await self.call("POST", "/_matrix/client/v3/register", {
-                "username": name, "password": self.password, "auth": {"type": "m.login.dummy"},
-            })
+            data = await self.call(
+                "POST",
+                "/_matrix/client/v3/register",
+                {
+                    "username": name,
+                    "password": self.password,
+                    "auth": {"type": "m.login.dummy"},
+                },
+            )
             self.users.append(SimUser(name, data["access_token"], data["user_id"]))
         owner = self.users[0]
         for _ in range(rooms):
-            data = await self.call("POST", "/_matrix/client/v3/createRoom",
-                                   {"preset": "public_chat"}, owner.token)
+            data = await self.call(
+                "POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, owner.token
+            )
             self.rooms.append(data["room_id"])
         for user in self.users[1:]:
             for room_id in self.rooms:
@@ -124,7 +149,7 @@ class Load:
     async def send_one(self, user: SimUser, room_id: str, seq: int) -> Send:
         txn_id = f"{user.name}-{seq}"
         body = f"{user.name}#{seq}"
-        path = (f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{quote(txn_id)}")
+        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{quote(txn_id)}"
         started = self.clock()
         attempts = errors = 0
         delay = 0.05
@@ -139,21 +164,36 @@ class Load:
                     now = self.clock()
                     second = int(now - self.started_at)
                     self.counters.acked += 1
-                    self.counters.acks_per_second[second] = self.counters.acks_per_second.get(second, 0) + 1
+                    self.counters.acks_per_second[second] = (
+                        self.counters.acks_per_second.get(second, 0) + 1
+                    )
                     per_site = self.counters.site_acks_per_second.setdefault(site or "?", {})
                     per_site[second] = per_site.get(second, 0) + 1
                     user.ack_times.append(now)
-                    return Send(user.name, room_id, txn_id, body, True, data["event_id"],
-                                attempts, errors, started, now)
+                    return Send(
+                        user.name,
+                        room_id,
+                        txn_id,
+                        body,
+                        True,
+                        data["event_id"],
+                        attempts,
+                        errors,
+                        started,
+                        now,
+                    )
                 if 400 <= status < 500 and status != 429:
-                    return Send(user.name, room_id, txn_id, body, False, None, attempts, errors + 1,
-                                started)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                    return Send(
+                        user.name, room_id, txn_id, body, False, None, attempts, errors + 1, started
+                    )
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
             errors += 1
             self.counters.errors += 1
             if self.clock() - started > RETRY_GIVE_UP_SECONDS:
-                return Send(user.name, room_id, txn_id, body, False, None, attempts, errors, started)
+                return Send(
+                    user.name, room_id, txn_id, body, False, None, attempts, errors, started
+                )
             self.counters.retries += 1
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 1.0)
@@ -181,8 +221,9 @@ class Load:
     def sends(self) -> list[Send]:
         return [s for u in self.users for s in u.ledger]
 
-    async def timeline(self, base_url: str, room_id: str, token: str,
-                       deadline_s: float = 120.0) -> list[dict[str, Any]]:
+    async def timeline(
+        self, base_url: str, room_id: str, token: str, deadline_s: float = 120.0
+    ) -> list[dict[str, Any]]:
         """A room's whole timeline read back through one site, oldest first."""
         events: list[dict[str, Any]] = []
         token_from = ""

@@ -16,8 +16,11 @@ async def store(nats_urls: list[str], report: dict[str, Any]) -> int:
     nc = await nats.connect(servers=nats_urls, connect_timeout=5, max_reconnect_attempts=3)
     try:
         js = nc.jetstream(timeout=10)
-        ack = await js.publish(drill_subject(report["id"]), json.dumps(report).encode(),
-                               headers={"Nats-Msg-Id": f"drill-{report['id']}"})
+        ack = await js.publish(
+            drill_subject(report["id"]),
+            json.dumps(report).encode(),
+            headers={"Nats-Msg-Id": f"drill-{report['id']}"},
+        )
         return int(ack.seq)
     finally:
         await nc.close()

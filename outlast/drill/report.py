@@ -20,7 +20,8 @@ def summary(report: dict[str, Any]) -> str:
         f"client errors {report['counters']['errors']} (retried with the same txnId)",
         f"  LOST: {v['lost']}   DUPLICATED: {v['duplicated']}   REORDERED: {v['reordered']}",
         f"  in-doubt sends resolved by retry: {v['in_doubt_resolved']}; "
-        f"never acknowledged: {v['unacknowledged']} (of which stored: {v['unacknowledged_but_stored']})",
+        f"never acknowledged: {v['unacknowledged']} "
+        f"(of which stored: {v['unacknowledged_but_stored']})",
     ]
     if gap:
         lines.append(
@@ -54,12 +55,22 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for site in sorted(series):
         values = [int(series[site].get(str(s), 0)) for s in seconds]
         ax.bar(seconds, values, bottom=bottom, label=f"site {site}", width=0.9)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    ax.axvline(report["fault_at_s"], color="crimson", linestyle="--", linewidth=2,
-               label=f"{report['fault']} at site {report['site']}")
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.axvline(
+        report["fault_at_s"],
+        color="crimson",
+        linestyle="--",
+        linewidth=2,
+        label=f"{report['fault']} at site {report['site']}",
+    )
     if report.get("recovered_at_s") is not None:
-        ax.axvline(report["recovered_at_s"], color="seagreen", linestyle=":", linewidth=2,
-                   label="fault undone")
+        ax.axvline(
+            report["recovered_at_s"],
+            color="seagreen",
+            linestyle=":",
+            linewidth=2,
+            label="fault undone",
+        )
     gap = report.get("write_gap") or {}
     v = report["verdict"]
     ax.set_title(

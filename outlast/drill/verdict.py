@@ -91,15 +91,18 @@ def judge(sends: Sequence[Send], timelines: Timelines) -> Verdict:
                 verdict.lost.append(f"{site}: {send.body!r} ({send.event_id}) missing")
         _client_order(site, rooms, acked, verdict)
     _cross_site_order(timelines, verdict)
-    stored_anywhere = {e.body for rooms in timelines.values() for evs in rooms.values() for e in evs}
+    stored_anywhere = {
+        e.body for rooms in timelines.values() for evs in rooms.values() for e in evs
+    }
     verdict.unacknowledged_but_stored = sum(
         1 for s in sends if not s.acked and s.body in stored_anywhere
     )
     return verdict
 
 
-def _client_order(site: str, rooms: Mapping[str, Sequence[StoredEvent]], acked: Sequence[Send],
-                  verdict: Verdict) -> None:
+def _client_order(
+    site: str, rooms: Mapping[str, Sequence[StoredEvent]], acked: Sequence[Send], verdict: Verdict
+) -> None:
     """A client sends one message at a time, so its messages must appear in its send order."""
     by_client_room: dict[tuple[str, str], list[Send]] = {}
     for send in acked:
@@ -108,7 +111,7 @@ def _client_order(site: str, rooms: Mapping[str, Sequence[StoredEvent]], acked: 
         position = {e.event_id: i for i, e in enumerate(rooms.get(room_id, ()))}
         ordered = sorted(client_sends, key=lambda s: s.sent_at)
         seen = [position[s.event_id] for s in ordered if s.event_id in position]
-        for earlier, later in zip(seen, seen[1:]):
+        for earlier, later in zip(seen, seen[1:], strict=False):
             if later < earlier:
                 verdict.reordered.append(f"{site}: {client} in {room_id} out of send order")
                 break
@@ -152,7 +155,7 @@ def write_gap(
         if not after:
             continue
         points = [fault_at, *after]
-        gaps.append(max(b - a for a, b in zip(points, points[1:])))
+        gaps.append(max(b - a for a, b in zip(points, points[1:], strict=False)))
     if not gaps:
         return {}
     gaps.sort()

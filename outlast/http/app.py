@@ -14,8 +14,8 @@ from outlast.http import metrics
 from outlast.http.request import REQUESTER_KEY
 from outlast.http.routes import (
     account,
-    admin,
     account_data,
+    admin,
     devices,
     directory,
     media,
@@ -58,8 +58,13 @@ ROUTE_GROUPS: list[Routes] = [
 ]
 
 
-def _error(status: int, errcode: str, message: str, headers: dict[str, str] | None = None,
-           extra: dict[str, Any] | None = None) -> web.Response:
+def _error(
+    status: int,
+    errcode: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> web.Response:
     body = {"errcode": errcode, "error": message, **(extra or {})}
     return web.json_response(body, status=status, headers={**CORS_HEADERS, **(headers or {})})
 
@@ -99,15 +104,21 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
         # The front door's health checks must never be throttled into "unhealthy".
         wait = 0.0 if request.path == "/_outlast/health" else limiter.check(key)
         if wait > 0:
-            return _error(429, "M_LIMIT_EXCEEDED", "too many requests",
-                          headers={"Retry-After": str(int(wait) + 1)},
-                          extra={"retry_after_ms": int(wait * 1000) + 1})
+            return _error(
+                429,
+                "M_LIMIT_EXCEEDED",
+                "too many requests",
+                headers={"Retry-After": str(int(wait) + 1)},
+                extra={"retry_after_ms": int(wait * 1000) + 1},
+            )
         try:
             response = await handler(request)
         except MatrixError as exc:
             return _error(exc.status, exc.errcode, exc.error, exc.headers, exc.extra)
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, "M_TOO_LARGE", f"request body is larger than {max_request_bytes} bytes")
+            return _error(
+                413, "M_TOO_LARGE", f"request body is larger than {max_request_bytes} bytes"
+            )
         except web.HTTPNotFound:
             return _error(404, "M_UNRECOGNIZED", "unrecognized request")
         except web.HTTPMethodNotAllowed:

@@ -70,20 +70,27 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         site = str(services.ctx.config.server.site)
         self.requests = Counter(
-            "outlast_http_requests", "HTTP requests answered",
-            ["method", "route", "status"], registry=self.registry,
+            "outlast_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "outlast_http_request_duration_seconds", "Time to answer an HTTP request",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "outlast_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.sync_waiters = Gauge(
-            "outlast_sync_waiters", "/sync long-polls parked on this worker",
+            "outlast_sync_waiters",
+            "/sync long-polls parked on this worker",
             registry=self.registry,
         )
         self.sync_waiters.set_function(lambda: float(services.ctx.notifier.waiting()))
         self.publishes = Counter(
-            "outlast_jetstream_publishes", "Appends to the log acknowledged by JetStream",
+            "outlast_jetstream_publishes",
+            "Appends to the log acknowledged by JetStream",
             registry=self.registry,
         )
         self.publish_errors = Counter(
@@ -91,16 +98,21 @@ class Metrics:
             "Appends to the log that JetStream did not acknowledge, by kind "
             "(unavailable: no quorum, election or timeout; fence: a fenced write lost; "
             "error: other)",
-            ["kind"], registry=self.registry,
+            ["kind"],
+            registry=self.registry,
         )
         for kind in ("unavailable", "fence", "error"):
             self.publish_errors.labels(kind)  # present at 0 before the first error
         self.info = Gauge(
-            "outlast_site_info", "This worker's site (always 1)", ["site"], registry=self.registry,
+            "outlast_site_info",
+            "This worker's site (always 1)",
+            ["site"],
+            registry=self.registry,
         )
         self.info.labels(site).set(1)
         self.ready = Gauge(
-            "outlast_site_ready", "1 when this site's last health measurement was ready",
+            "outlast_site_ready",
+            "1 when this site's last health measurement was ready",
             registry=self.registry,
         )
         self.ready.set_function(self._ready)

@@ -52,7 +52,9 @@ async def requester(request: web.Request) -> Requester:
     return who
 
 
-def query_int(request: web.Request, name: str, default: int, *, low: int = 0, high: int = 2**31) -> int:
+def query_int(
+    request: web.Request, name: str, default: int, *, low: int = 0, high: int = 2**31
+) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default

@@ -16,23 +16,33 @@ CLIENT_PREFIXES = ("/_matrix/client/v3", "/_matrix/client/r0")
 class Routes:
     entries: list[tuple[str, str, Handler, tuple[str, ...]]] = field(default_factory=list)
 
-    def _add(self, method: str, path: str, prefixes: tuple[str, ...]) -> Callable[[Handler], Handler]:
+    def _add(
+        self, method: str, path: str, prefixes: tuple[str, ...]
+    ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
             self.entries.append((method, path, handler, prefixes))
             return handler
 
         return decorator
 
-    def get(self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES) -> Callable[[Handler], Handler]:
+    def get(
+        self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES
+    ) -> Callable[[Handler], Handler]:
         return self._add("GET", path, prefixes)
 
-    def post(self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES) -> Callable[[Handler], Handler]:
+    def post(
+        self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES
+    ) -> Callable[[Handler], Handler]:
         return self._add("POST", path, prefixes)
 
-    def put(self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES) -> Callable[[Handler], Handler]:
+    def put(
+        self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES
+    ) -> Callable[[Handler], Handler]:
         return self._add("PUT", path, prefixes)
 
-    def delete(self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES) -> Callable[[Handler], Handler]:
+    def delete(
+        self, path: str, prefixes: tuple[str, ...] = CLIENT_PREFIXES
+    ) -> Callable[[Handler], Handler]:
         return self._add("DELETE", path, prefixes)
 
     def mount(self, router: web.UrlDispatcher) -> None:

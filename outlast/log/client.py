@@ -160,8 +160,13 @@ class LogClient:
         """:meth:`_append`, with its outcome told to the observers."""
         outcome = "error"
         try:
-            ack = await self._append(subject, payload, msg_id=msg_id,
-                                     fence_subject=fence_subject, expected_seq=expected_seq)
+            ack = await self._append(
+                subject,
+                payload,
+                msg_id=msg_id,
+                fence_subject=fence_subject,
+                expected_seq=expected_seq,
+            )
             outcome = "ok"
             return ack
         except FenceFailed:
@@ -213,13 +218,13 @@ class LogClient:
                 raise LogUnavailable(exc.description or "log unavailable") from exc
             raise
         except (
+            TimeoutError,
             nats.errors.NoRespondersError,
             nats.js.errors.NoStreamResponseError,
             nats.errors.TimeoutError,
             nats.errors.ConnectionClosedError,
             nats.errors.ConnectionReconnectingError,
             nats.errors.OutboundBufferLimitError,
-            asyncio.TimeoutError,
         ) as exc:
             # A timeout is an unknown outcome, not a failure: the write may still
             # commit later. Callers answer 503; the client's retry with the same

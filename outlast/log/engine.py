@@ -73,7 +73,7 @@ def render_config(spec: NodeSpec) -> str:
         f'http: "{spec.host}:{spec.monitor_port}"' if spec.monitor_port else "",
         "max_payload: 4MB",
         # Find a silent peer (a WAN that drops packets rather than resetting) in ~3 s.
-        "ping_interval: \"1s\"" if spec.routes else "",
+        'ping_interval: "1s"' if spec.routes else "",
         "ping_max: 3" if spec.routes else "",
         "jetstream {",
         f'  store_dir: "{spec.store_dir}"',
@@ -87,7 +87,8 @@ def render_config(spec: NodeSpec) -> str:
         lines += [
             "accounts {",
             f'  SYS: {{ users: [ {{ user: "sys", password: "{spec.sys_password}" }} ] }}',
-            f'  APP: {{ jetstream: enabled, users: [ {{ user: "app", password: "{spec.app_password}" }} ] }}',
+            "  APP: { jetstream: enabled, users: [ "
+            f'{{ user: "app", password: "{spec.app_password}" }} ] }}',
             "}",
             "system_account: SYS",
         ]

@@ -79,8 +79,11 @@ class AccountData:
         if len(canonical_json(content)) > MAX_CONTENT_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", "account data is larger than 64 KiB")
         fact: dict[str, Any] = {
-            "op": "account_data", "user_id": user_id, "room_id": room_id or GLOBAL,
-            "type": kind, "content": content,
+            "op": "account_data",
+            "user_id": user_id,
+            "room_id": room_id or GLOBAL,
+            "type": kind,
+            "content": content,
         }
         await self._append(user_id, fact)
 
@@ -103,16 +106,26 @@ class AccountData:
             raise bad_json("order must be a number")
         if len(canonical_json(content)) > MAX_CONTENT_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", "tag content is too large")
-        fact = {"op": "room_tag", "user_id": user_id, "room_id": room_id, "tag": tag,
-                "content": content}
+        fact = {
+            "op": "room_tag",
+            "user_id": user_id,
+            "room_id": room_id,
+            "tag": tag,
+            "content": content,
+        }
         await self._append(user_id, fact)
 
     async def delete_tag(self, who: Requester, user_id: str, room_id: str, tag: str) -> None:
         _only_self(who, user_id)
         _room(room_id)
         _check_tag(tag)
-        fact = {"op": "room_tag", "user_id": user_id, "room_id": room_id, "tag": tag,
-                "content": None}
+        fact = {
+            "op": "room_tag",
+            "user_id": user_id,
+            "room_id": room_id,
+            "tag": tag,
+            "content": None,
+        }
         await self._append(user_id, fact)
 
     async def _append(self, user_id: str, fact: dict[str, Any]) -> None:
@@ -140,8 +153,13 @@ class AccountDataSync:
         return after, now.get(streams, names.USERS_STREAM)
 
     def room_extras(
-        self, user_id: str, device_id: str, room_id: str, stream: str,
-        since: SyncToken | None, now: SyncToken,
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
     ) -> RoomExtras | None:
         after, upto = self._window(since, now)
         if after is not None and after >= upto:

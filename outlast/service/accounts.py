@@ -31,7 +31,9 @@ class Requester:
 
 
 def unknown_token() -> MatrixError:
-    return MatrixError(401, "M_UNKNOWN_TOKEN", "access token unknown or revoked", extra={"soft_logout": False})
+    return MatrixError(
+        401, "M_UNKNOWN_TOKEN", "access token unknown or revoked", extra={"soft_logout": False}
+    )
 
 
 def _check_password(password: Any) -> str:
@@ -60,7 +62,9 @@ class Accounts:
         return Requester(found[0], found[1], hashed)
 
     async def available(self, localpart: str) -> bool:
-        user_id = ids.user_id(ids.validate_new_localpart(localpart, self.ctx.server_name), self.ctx.server_name)
+        user_id = ids.user_id(
+            ids.validate_new_localpart(localpart, self.ctx.server_name), self.ctx.server_name
+        )
         if queries.user(self.ctx.conn, user_id) is None:
             await self.ctx.catch_up(names.USERS_STREAM)
         if queries.user(self.ctx.conn, user_id) is not None:
@@ -68,10 +72,16 @@ class Accounts:
         return True
 
     def _new_session(self, device_id: str | None, display_name: Any) -> tuple[str, dict[str, Any]]:
-        if device_id is not None and (not isinstance(device_id, str) or not 0 < len(device_id) <= 255):
-            raise MatrixError(400, "M_INVALID_PARAM", "device_id must be a string of 1-255 characters")
+        if device_id is not None and (
+            not isinstance(device_id, str) or not 0 < len(device_id) <= 255
+        ):
+            raise MatrixError(
+                400, "M_INVALID_PARAM", "device_id must be a string of 1-255 characters"
+            )
         if display_name is not None and not isinstance(display_name, str):
-            raise MatrixError(400, "M_INVALID_PARAM", "initial_device_display_name must be a string")
+            raise MatrixError(
+                400, "M_INVALID_PARAM", "initial_device_display_name must be a string"
+            )
         token = ids.new_access_token()
         device = {
             "device_id": device_id or ids.new_device_id(),
@@ -94,8 +104,12 @@ class Accounts:
             localpart = "user" + "".join(secrets.choice("0123456789") for _ in range(10))
         localpart = ids.validate_new_localpart(localpart, self.ctx.server_name)
         user_id = ids.user_id(localpart, self.ctx.server_name)
-        password_hash = await self.passwords.hash(_check_password(password)) if password is not None else None
-        token, device = (None, None) if inhibit_login else self._new_session(device_id, display_name)
+        password_hash = (
+            await self.passwords.hash(_check_password(password)) if password is not None else None
+        )
+        token, device = (
+            (None, None) if inhibit_login else self._new_session(device_id, display_name)
+        )
         fact = {
             "op": "register",
             "user_id": user_id,
@@ -152,7 +166,9 @@ class Accounts:
         fact = {"op": "logout_all", "user_id": who.user_id}
         await self.ctx.applied(await self._append(names.user_session_subject(who.user_id), fact))
 
-    async def change_password(self, who: Requester, new_password: Any, logout_devices: bool) -> None:
+    async def change_password(
+        self, who: Requester, new_password: Any, logout_devices: bool
+    ) -> None:
         password_hash = await self.passwords.hash(_check_password(new_password))
         fact = {
             "op": "password",

@@ -60,7 +60,7 @@ class SiteContext:
         A client's token may come from another worker or site whose view was
         ahead of ours; waiting here keeps its reads monotonic.
         """
-        for name, seq in zip(self.stream_names, positions):
+        for name, seq in zip(self.stream_names, positions, strict=False):
             if self.positions.applied(name) < seq:
                 await self.positions.wait_for(name, seq, timeout)
 

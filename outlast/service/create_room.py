@@ -41,7 +41,9 @@ class RoomCreator:
             raise invalid_param(f"unknown preset {preset!r}")
         version = _str(body, "room_version") or ROOM_VERSION
         if version not in SUPPORTED_VERSIONS:
-            raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"room version {version} is not supported")
+            raise MatrixError(
+                400, "M_UNSUPPORTED_ROOM_VERSION", f"room version {version} is not supported"
+            )
         invites = body.get("invite", [])
         if not isinstance(invites, list) or not all(ids.is_user_id(u) for u in invites):
             raise bad_json("invite must be a list of user ids")
@@ -64,21 +66,32 @@ class RoomCreator:
             directory.check_may_publish(self.ctx, creator)
         room_id = ids.new_room_id(self.ctx.server_name)
         alias = await self._claim_alias(body, room_id, creator)
-        sn = self.ctx.server_name
 
         def ev(t: str, content: dict[str, Any], sk: str | None = "") -> dict[str, Any]:
             return build_event(room_id, creator, t, content, sk)
 
         plan: list[dict[str, Any]] = [
             ev("m.room.create", {**creation_content, "room_version": version}),
-            ev("m.room.member", {"membership": "join", "displayname": ids.parse_user_id(creator)[0],
-                                 **member_fields(self.ctx.conn, creator)}, creator),
-            ev("m.room.power_levels", auth.initial_power_levels(creator, preset, invites, override)),
+            ev(
+                "m.room.member",
+                {
+                    "membership": "join",
+                    "displayname": ids.parse_user_id(creator)[0],
+                    **member_fields(self.ctx.conn, creator),
+                },
+                creator,
+            ),
+            ev(
+                "m.room.power_levels", auth.initial_power_levels(creator, preset, invites, override)
+            ),
         ]
         if alias:
             plan.append(ev("m.room.canonical_alias", {"alias": alias}))
         plan += [
-            ev("m.room.join_rules", {"join_rule": "public" if preset == "public_chat" else "invite"}),
+            ev(
+                "m.room.join_rules",
+                {"join_rule": "public" if preset == "public_chat" else "invite"},
+            ),
             ev("m.room.history_visibility", {"history_visibility": "shared"}),
         ]
         if preset != "public_chat":

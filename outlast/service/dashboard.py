@@ -84,9 +84,9 @@ def drill_summary(seq: int, record: dict[str, Any]) -> dict[str, Any]:
         "verdict": record.get("verdict") or {},
         "write_gap": record.get("write_gap") or None,
         "acks_per_second_by_site": record.get("acks_per_second_by_site") or {},
-        "rebuild": None if not rebuild else {
-            k: rebuild.get(k) for k in ("site", "node", "seconds", "identical")
-        },
+        "rebuild": None
+        if not rebuild
+        else {k: rebuild.get(k) for k in ("site", "node", "seconds", "identical")},
         "nats_server_version": record.get("nats_server_version"),
     }
 
@@ -105,8 +105,7 @@ class Dashboard:
         return self.ctx.config.server.site
 
     def stream_names(self) -> list[str]:
-        return [*self.ctx.stream_names, *(s.name for s in control_streams()),
-                f"OBJ_{MEDIA_BUCKET}"]
+        return [*self.ctx.stream_names, *(s.name for s in control_streams()), f"OBJ_{MEDIA_BUCKET}"]
 
     async def status(self) -> dict[str, Any]:
         async with self._lock:
@@ -141,8 +140,9 @@ class Dashboard:
                 "sites": len(sites),
                 "healthy_sites": len(healthy),
                 "streams": len(streams),
-                "streams_without_leader": sum(1 for s in streams if not s.get("leader")
-                                              and not s.get("missing")),
+                "streams_without_leader": sum(
+                    1 for s in streams if not s.get("leader") and not s.get("missing")
+                ),
                 "write_rate": round(sum(float(s.get("write_rate") or 0) for s in healthy), 2),
             },
             "sites": sites,
@@ -153,7 +153,8 @@ class Dashboard:
                 {"site": self.site, "url": "/_outlast/metrics", "local": True},
                 *(
                     {"site": s["name"], "url": s["url"] + "/_outlast/metrics", "local": False}
-                    for s in sites if s.get("url") and s["name"] != self.site
+                    for s in sites
+                    if s.get("url") and s["name"] != self.site
                 ),
             ],
         }
@@ -167,8 +168,9 @@ class Dashboard:
         try:
             for _ in range(MAX_SITES * 2):
                 msg = await asyncio.wait_for(
-                    self.ctx.log.js.get_msg(HEALTH_STREAM, seq, subject=f"{PREFIX}.health.>",
-                                            direct=True, next=True),
+                    self.ctx.log.js.get_msg(
+                        HEALTH_STREAM, seq, subject=f"{PREFIX}.health.>", direct=True, next=True
+                    ),
                     LOOKUP_TIMEOUT,
                 )
                 seq = int(msg.seq or seq) + 1
@@ -192,8 +194,9 @@ class Dashboard:
                 reports[self.site] = own
         return reports
 
-    def _sites(self, reports: dict[str, dict[str, Any]], nodes: list[dict[str, Any]],
-               health_electing: bool) -> list[dict[str, Any]]:
+    def _sites(
+        self, reports: dict[str, dict[str, Any]], nodes: list[dict[str, Any]], health_electing: bool
+    ) -> list[dict[str, Any]]:
         now = time.time()
         names = set(reports) | {n["site"] for n in nodes}
         out = []
@@ -201,8 +204,9 @@ class Dashboard:
             report = reports.get(name) or {}
             site_nodes = [n for n in nodes if n["site"] == name]
             stamp = report.get("time")
-            age = (round(max(0.0, now - float(stamp)), 1)
-                   if isinstance(stamp, (int, float)) else None)
+            age = (
+                round(max(0.0, now - float(stamp)), 1) if isinstance(stamp, (int, float)) else None
+            )
             fresh = age is not None and age <= STALE_SECONDS
             if fresh and report.get("ready"):
                 state, reason = "healthy", "reporting, ready"
@@ -228,25 +232,27 @@ class Dashboard:
                 state, reason = "not_ready", f"node {', '.join(offline)} offline"
             elif offline:
                 reason += f"; node {', '.join(offline)} offline"
-            out.append({
-                "name": name,
-                "state": state,
-                "healthy": state == "healthy",
-                "reason": reason,
-                "local": name == self.site,
-                "report_age_seconds": age,
-                "ready": bool(report.get("ready")),
-                "node": report.get("node") or (site_nodes[0]["name"] if site_nodes else ""),
-                "nodes": [n["name"] for n in site_nodes],
-                "leads": sum(len(n["leads"]) for n in site_nodes),
-                "view_lag": report.get("view_lag"),
-                "view_lag_by_stream": report.get("view_lag_by_stream") or {},
-                "write_rate": report.get("write_rate"),
-                "sync_waiters": report.get("sync_waiters"),
-                "route_peers": report.get("route_peers"),
-                "url": report.get("url") or "",
-                "reported_at": stamp,
-            })
+            out.append(
+                {
+                    "name": name,
+                    "state": state,
+                    "healthy": state == "healthy",
+                    "reason": reason,
+                    "local": name == self.site,
+                    "report_age_seconds": age,
+                    "ready": bool(report.get("ready")),
+                    "node": report.get("node") or (site_nodes[0]["name"] if site_nodes else ""),
+                    "nodes": [n["name"] for n in site_nodes],
+                    "leads": sum(len(n["leads"]) for n in site_nodes),
+                    "view_lag": report.get("view_lag"),
+                    "view_lag_by_stream": report.get("view_lag_by_stream") or {},
+                    "write_rate": report.get("write_rate"),
+                    "sync_waiters": report.get("sync_waiters"),
+                    "route_peers": report.get("route_peers"),
+                    "url": report.get("url") or "",
+                    "reported_at": stamp,
+                }
+            )
         return out
 
     # --- streams and nodes ---------------------------------------------------------
@@ -277,16 +283,19 @@ class Dashboard:
             entry["replicas"] = []
             for peer in cluster.replicas or []:
                 active = round((peer.active or 0) / 1e9, 3)
-                entry["replicas"].append({
-                    "name": peer.name or "",
-                    "current": bool(peer.current),
-                    # The leader has not heard from it for seconds, or (a leader elected
-                    # since) never: as good as offline, though JetStream may never flag it.
-                    "offline": bool(peer.offline) or active > SILENT_REPLICA_SECONDS
-                    or (not peer.active and not peer.current),
-                    "lag": int(peer.lag or 0),
-                    "active_seconds": active,
-                })
+                entry["replicas"].append(
+                    {
+                        "name": peer.name or "",
+                        "current": bool(peer.current),
+                        # The leader has not heard from it for seconds, or (a leader elected
+                        # since) never: as good as offline, though JetStream may never flag it.
+                        "offline": bool(peer.offline)
+                        or active > SILENT_REPLICA_SECONDS
+                        or (not peer.active and not peer.current),
+                        "lag": int(peer.lag or 0),
+                        "active_seconds": active,
+                    }
+                )
         applied = self.ctx.positions.applied(name) if name in self.ctx.stream_names else None
         if applied is not None:
             entry["view_lag"] = max(0, entry["last_seq"] - applied)
@@ -298,9 +307,16 @@ class Dashboard:
 
         def node(name: str) -> dict[str, Any]:
             if name not in nodes:
-                nodes[name] = {"name": name, "site": site_of_node(name, node_sites),
-                               "leads": [], "replica_of": 0, "offline": False,
-                               "seen_offline": 0, "max_lag": 0, "behind": 0}
+                nodes[name] = {
+                    "name": name,
+                    "site": site_of_node(name, node_sites),
+                    "leads": [],
+                    "replica_of": 0,
+                    "offline": False,
+                    "seen_offline": 0,
+                    "max_lag": 0,
+                    "behind": 0,
+                }
             return nodes[name]
 
         for stream in streams:
@@ -316,8 +332,9 @@ class Dashboard:
                     n["behind"] += 1
         for n in nodes.values():
             # Offline: every leader that answered has lost it (a node leading anything is up).
-            n["offline"] = (not n["leads"] and n["replica_of"] > 0
-                            and n["seen_offline"] == n["replica_of"])
+            n["offline"] = (
+                not n["leads"] and n["replica_of"] > 0 and n["seen_offline"] == n["replica_of"]
+            )
             del n["seen_offline"]
         return sorted(nodes.values(), key=lambda n: (n["site"], n["name"]))
 
@@ -327,8 +344,13 @@ class Dashboard:
         try:
             for _ in range(MAX_DRILLS_READ_PER_CALL):
                 msg = await asyncio.wait_for(
-                    self.ctx.log.js.get_msg(DRILLS_STREAM, self._drill_next,
-                                            subject=f"{PREFIX}.drills.>", direct=True, next=True),
+                    self.ctx.log.js.get_msg(
+                        DRILLS_STREAM,
+                        self._drill_next,
+                        subject=f"{PREFIX}.drills.>",
+                        direct=True,
+                        next=True,
+                    ),
                     LOOKUP_TIMEOUT,
                 )
                 seq = int(msg.seq or self._drill_next)

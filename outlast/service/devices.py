@@ -59,10 +59,15 @@ class Devices:
             return  # spec: display_name is optional; nothing to change
         if not isinstance(display_name, str) or len(display_name) > MAX_DISPLAY_NAME:
             raise bad_json(f"display_name must be a string of at most {MAX_DISPLAY_NAME} chars")
-        await self._append(user_id, {
-            "op": "device_update", "user_id": user_id, "device_id": device_id,
-            "display_name": display_name,
-        })
+        await self._append(
+            user_id,
+            {
+                "op": "device_update",
+                "user_id": user_id,
+                "device_id": device_id,
+                "display_name": display_name,
+            },
+        )
 
     async def delete(self, user_id: str, device_ids: list[str]) -> None:
         """Delete devices (unknown ids are ignored, as a repeated delete must succeed)."""
@@ -85,8 +90,10 @@ class Devices:
 
 def check_device_ids(value: Any) -> list[str]:
     """POST /delete_devices: ``devices`` is a list of device id strings."""
-    if not isinstance(value, list) or len(value) > MAX_DELETE or not all(
-        isinstance(d, str) and 0 < len(d) <= 255 for d in value
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_DELETE
+        or not all(isinstance(d, str) and 0 < len(d) <= 255 for d in value)
     ):
         raise MatrixError(400, "M_BAD_JSON", "devices must be a list of device ids")
     return value

@@ -54,8 +54,12 @@ def check_may_publish(ctx: SiteContext, user_id: str) -> None:
 
 async def publish(ctx: SiteContext, room_id: str, user_id: str, visibility: str) -> None:
     """Record a room's directory visibility (checks are the caller's)."""
-    fact = {"op": "room_directory", "room_id": room_id, "visibility": visibility,
-            "user_id": user_id}
+    fact = {
+        "op": "room_directory",
+        "room_id": room_id,
+        "visibility": visibility,
+        "user_id": user_id,
+    }
     try:
         ack = await ctx.log.append(directory_subject(room_id, ctx.config.log.partitions), fact)
     except LogUnavailable as exc:
@@ -148,9 +152,7 @@ class Directory:
         self, alias: str, fact: dict[str, Any], expected: int, conflict: MatrixError
     ) -> None:
         try:
-            ack = await self.ctx.log.append(
-                names.alias_subject(alias), fact, expected_seq=expected
-            )
+            ack = await self.ctx.log.append(names.alias_subject(alias), fact, expected_seq=expected)
         except FenceFailed:
             raise conflict from None
         except LogUnavailable as exc:
@@ -196,8 +198,9 @@ class Directory:
             return
         await publish(self.ctx, room_id, who.user_id, visibility)
 
-    def public_rooms(self, limit: Any, since: Any, search: Any, room_types: Any,
-                     server: Any) -> dict[str, Any]:
+    def public_rooms(
+        self, limit: Any, since: Any, search: Any, room_types: Any, server: Any
+    ) -> dict[str, Any]:
         if server not in (None, "", self.ctx.server_name):
             raise invalid_param("only this server's directory can be listed")
         limit = _limit(limit)
@@ -214,7 +217,7 @@ class Directory:
         if room_types is not None:
             entries = [e for e in entries if e.get("room_type") in room_types]
         entries.sort(key=lambda e: (-e["num_joined_members"], e["room_id"]))
-        page = entries[offset:offset + limit]
+        page = entries[offset : offset + limit]
         body: dict[str, Any] = {"chunk": page, "total_room_count_estimate": total}
         if limit and offset + limit < len(entries):
             body["next_batch"] = f"o{offset + limit}"
@@ -234,9 +237,7 @@ class Directory:
         limit = min(limit, MAX_USER_RESULTS)
         needle = term.strip().casefold()
         found = []
-        for user_id, name, avatar in ext_directory.directory_candidates(
-            self.ctx.conn, who.user_id
-        ):
+        for user_id, name, avatar in ext_directory.directory_candidates(self.ctx.conn, who.user_id):
             shown = name if isinstance(name, str) else None
             if needle not in user_id.casefold() and needle not in (shown or "").casefold():
                 continue

@@ -33,8 +33,13 @@ class RoomExtras:
 
 class SyncExtension(Protocol):
     def room_extras(
-        self, user_id: str, device_id: str, room_id: str, stream: str,
-        since: SyncToken | None, now: SyncToken,
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
     ) -> RoomExtras | None:
         """What this feature adds to one joined room's entry (None: nothing)."""
         ...

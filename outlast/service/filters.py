@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from outlast.core.errors import MatrixError, not_found
@@ -10,7 +11,6 @@ from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.view import queries
-import json
 
 
 class Filters:

@@ -106,7 +106,8 @@ class Keys:
         claims = e2ee.check_claims(wanted)
         jobs = [
             (user_id, device_id, algorithm)
-            for user_id, devices in claims.items() if self._local(user_id)
+            for user_id, devices in claims.items()
+            if self._local(user_id)
             for device_id, algorithm in devices.items()
         ]
         results = await asyncio.gather(*(self._claim_one(*job) for job in jobs))
@@ -129,8 +130,13 @@ class Keys:
             if otk is None:
                 return await self._claim_fallback(user_id, device_id, algorithm)
             key_id, key = otk
-            fact = {"op": "keys_claim", "user_id": user_id, "device_id": device_id,
-                    "algorithm": algorithm, "key_id": key_id}
+            fact = {
+                "op": "keys_claim",
+                "user_id": user_id,
+                "device_id": device_id,
+                "algorithm": algorithm,
+                "key_id": key_id,
+            }
             try:
                 ack = await log.append(subject, fact, expected_seq=seen)
             except FenceBusy:
@@ -153,8 +159,14 @@ class Keys:
             return None
         key_id, key, used = fallback
         if not used:
-            fact = {"op": "keys_claim", "user_id": user_id, "device_id": device_id,
-                    "algorithm": algorithm, "key_id": key_id, "fallback": True}
+            fact = {
+                "op": "keys_claim",
+                "user_id": user_id,
+                "device_id": device_id,
+                "algorithm": algorithm,
+                "key_id": key_id,
+                "fallback": True,
+            }
             try:
                 await self.ctx.log.append(device_keys_subject(user_id, device_id), fact)
             except LogUnavailable as exc:
@@ -218,8 +230,13 @@ class E2eeSync:
         self.to_device = to_device
 
     def room_extras(
-        self, user_id: str, device_id: str, room_id: str, stream: str,
-        since: SyncToken | None, now: SyncToken,
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
     ) -> RoomExtras | None:
         return None
 

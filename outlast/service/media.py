@@ -99,8 +99,14 @@ class MediaRepository:
         if declared is not None and declared > self.config.max_upload_bytes:
             raise _too_large(self.config.max_upload_bytes)
 
-    async def upload(self, user_id: str, body: AsyncIterator[bytes], declared: int | None,
-                     content_type: str | None, filename: str | None) -> str:
+    async def upload(
+        self,
+        user_id: str,
+        body: AsyncIterator[bytes],
+        declared: int | None,
+        content_type: str | None,
+        filename: str | None,
+    ) -> str:
         """POST /upload: spool, then store under a fresh media id."""
         self.check_length(declared)
         media_id = secrets.token_urlsafe(18)
@@ -116,9 +122,16 @@ class MediaRepository:
         await self._store(media_id, None, pending, 0)
         return {"content_uri": self.mxc(media_id), "unused_expires_at": expires}
 
-    async def upload_to(self, user_id: str, server_name: str, media_id: str,
-                        body: AsyncIterator[bytes], declared: int | None,
-                        content_type: str | None, filename: str | None) -> None:
+    async def upload_to(
+        self,
+        user_id: str,
+        server_name: str,
+        media_id: str,
+        body: AsyncIterator[bytes],
+        declared: int | None,
+        content_type: str | None,
+        filename: str | None,
+    ) -> None:
         """PUT /upload/{server}/{id}: once, by the user who created the id, before it expires."""
         obj = await self._info(server_name, media_id)
         if obj is None or _expired(obj):
@@ -148,8 +161,9 @@ class MediaRepository:
             raise
         return spooled
 
-    async def _store(self, name: str, source: IO[bytes] | None, metadata: dict[str, str],
-                     expected_seq: int) -> StoredObject:
+    async def _store(
+        self, name: str, source: IO[bytes] | None, metadata: dict[str, str], expected_seq: int
+    ) -> StoredObject:
         try:
             return await self.bucket.put(name, source, metadata, expected_seq=expected_seq)
         except AlreadyWritten:
@@ -178,8 +192,11 @@ class MediaRepository:
             if obj is None or _expired(obj):
                 raise not_found("media not found")
             if obj.metadata.get("state") != "pending":
-                return Media(obj, clean_content_type(obj.metadata.get("content_type")),
-                             obj.metadata.get("filename") or None)
+                return Media(
+                    obj,
+                    clean_content_type(obj.metadata.get("content_type")),
+                    obj.metadata.get("filename") or None,
+                )
             if time.monotonic() >= deadline:
                 raise MatrixError(504, "M_NOT_YET_UPLOADED", "content has not yet been uploaded")
             await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
@@ -194,8 +211,15 @@ class MediaRepository:
 
     # --- thumbnails -------------------------------------------------------------
 
-    async def thumbnail(self, server_name: str, media_id: str, width: int, height: int,
-                        method: str, timeout_ms: int | None) -> Thumbnail:
+    async def thumbnail(
+        self,
+        server_name: str,
+        media_id: str,
+        width: int,
+        height: int,
+        method: str,
+        timeout_ms: int | None,
+    ) -> Thumbnail:
         if width < 1 or height < 1:
             raise MatrixError(400, "M_INVALID_PARAM", "width and height must be positive")
         if method not in thumbnails.METHODS:
@@ -246,15 +270,20 @@ class MediaRepository:
     async def _cache(self, name: str, data: bytes | None, metadata: dict[str, str]) -> None:
         """Best effort: a lost race or an unavailable log only costs a re-render later."""
         try:
-            await self.bucket.put(name, io.BytesIO(data) if data else None, metadata,
-                                  expected_seq=0)
+            await self.bucket.put(
+                name, io.BytesIO(data) if data else None, metadata, expected_seq=0
+            )
         except (AlreadyWritten, LogUnavailable):
             pass
 
 
 def _ready(user_id: str, content_type: str | None, filename: str | None) -> dict[str, str]:
-    meta = {"state": "ready", "uploader": user_id, "content_type": clean_content_type(content_type),
-            "created_ts": str(now_ms())}
+    meta = {
+        "state": "ready",
+        "uploader": user_id,
+        "content_type": clean_content_type(content_type),
+        "created_ts": str(now_ms()),
+    }
     name = clean_filename(filename)
     if name:
         meta["filename"] = name
@@ -277,4 +306,3 @@ def install(services: Services) -> None:
     repo = MediaRepository(services.ctx)
     services.features["media"] = repo
     services.ctx.extensions.on_start.append(repo.start)
-

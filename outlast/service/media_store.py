@@ -74,7 +74,9 @@ class ObjectBucket:
     async def ensure(self, replicas: int, timeout: float = 60.0) -> None:
         """Create the bucket (file storage, the log's replica count), waiting out elections."""
         config = api.ObjectStoreConfig(
-            bucket=self.bucket, replicas=replicas, storage=api.StorageType.FILE,
+            bucket=self.bucket,
+            replicas=replicas,
+            storage=api.StorageType.FILE,
             description="Outlast media repository",
         )
         deadline = time.monotonic() + timeout
@@ -126,8 +128,11 @@ class ObjectBucket:
         if raw.get("deleted"):
             return None
         return StoredObject(
-            name=name, seq=int(msg.seq or 0), nuid=str(raw.get("nuid", "")),
-            size=int(raw.get("size") or 0), chunks=int(raw.get("chunks") or 0),
+            name=name,
+            seq=int(msg.seq or 0),
+            nuid=str(raw.get("nuid", "")),
+            size=int(raw.get("size") or 0),
+            chunks=int(raw.get("chunks") or 0),
             digest=str(raw.get("digest") or ""),
             metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
         )
@@ -151,15 +156,23 @@ class ObjectBucket:
                 await js.publish(chunk_subject, payload)
                 size, chunks = size + len(payload), chunks + 1
             meta = {
-                "name": name, "bucket": self.bucket, "nuid": nuid, "size": size,
-                "chunks": chunks, "mtime": datetime.now(UTC).isoformat(),
+                "name": name,
+                "bucket": self.bucket,
+                "nuid": nuid,
+                "size": size,
+                "chunks": chunks,
+                "mtime": datetime.now(UTC).isoformat(),
                 "digest": "SHA-256=" + base64.urlsafe_b64encode(digest.digest()).decode(),
-                "options": {"max_chunk_size": CHUNK_SIZE}, "metadata": metadata,
+                "options": {"max_chunk_size": CHUNK_SIZE},
+                "metadata": metadata,
             }
             ack = await js.publish(
-                self._meta_subject(name), json.dumps(meta).encode(),
-                headers={"Nats-Rollup": "sub",
-                         "Nats-Expected-Last-Subject-Sequence": str(expected_seq)},
+                self._meta_subject(name),
+                json.dumps(meta).encode(),
+                headers={
+                    "Nats-Rollup": "sub",
+                    "Nats-Expected-Last-Subject-Sequence": str(expected_seq),
+                },
             )
         except BaseException as exc:
             await self._purge(chunk_subject)
@@ -196,4 +209,3 @@ class ObjectBucket:
         async for chunk in self.read(obj):
             sink.write(chunk)
         sink.seek(0)
-

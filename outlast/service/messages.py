@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from outlast.core import auth, ids
-from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
+from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
 from outlast.core.tokens import Position, encode_boundary
@@ -147,7 +147,9 @@ class Messages:
             is_own_membership_event=own,
         ):
             raise not_found("event not found")
-        return self.ctx.extensions.decorate(who.user_id, [render(row, who.device_id, who.user_id)])[0]
+        return self.ctx.extensions.decorate(who.user_id, [render(row, who.device_id, who.user_id)])[
+            0
+        ]
 
     def page(
         self,
@@ -177,12 +179,20 @@ class Messages:
                 break
             if backwards:
                 rows = queries.events_between(
-                    self.ctx.conn, room_id, after=end, before=cursor, limit=limit * 2 + 10,
+                    self.ctx.conn,
+                    room_id,
+                    after=end,
+                    before=cursor,
+                    limit=limit * 2 + 10,
                     newest_first=True,
                 )
             else:
                 rows = queries.events_between(
-                    self.ctx.conn, room_id, after=cursor, before=end, limit=limit * 2 + 10,
+                    self.ctx.conn,
+                    room_id,
+                    after=cursor,
+                    before=end,
+                    limit=limit * 2 + 10,
                     newest_first=False,
                 )
             if not rows:

@@ -42,11 +42,16 @@ class Misc:
             password = base64.b64encode(mac.digest()).decode()
         else:
             username, password = voip.turn_username, voip.turn_password
-        return {"username": username, "password": password, "uris": list(voip.turn_uris),
-                "ttl": ttl}
+        return {
+            "username": username,
+            "password": password,
+            "uris": list(voip.turn_uris),
+            "ttl": ttl,
+        }
 
-    def context(self, who: Requester, room_id: str, event_id: str, limit: int,
-                event_filter: EventFilter) -> dict[str, Any]:
+    def context(
+        self, who: Requester, room_id: str, event_id: str, limit: int, event_filter: EventFilter
+    ) -> dict[str, Any]:
         """GET /rooms/{roomId}/context/{eventId}: the event, its neighbours and the state."""
         messages = self.services.messages
         event = messages.event(who, room_id, event_id)  # 404 unless the user may see it
@@ -57,7 +62,12 @@ class Misc:
         before_limit = limit // 2
         before = messages.page(who, room_id, position, None, True, before_limit, event_filter)
         after = messages.page(
-            who, room_id, (position[0], position[1] + 1), None, False, limit - before_limit,
+            who,
+            room_id,
+            (position[0], position[1] + 1),
+            None,
+            False,
+            limit - before_limit,
             event_filter,
         )
         events_before: list[dict[str, Any]] = before["chunk"]

@@ -49,8 +49,11 @@ class Presence:
             raise forbidden("you can only set your own presence")
         state = body.get("presence")
         if not isinstance(state, str):
-            raise MatrixError(400, "M_MISSING_PARAM" if state is None else "M_BAD_JSON",
-                              "presence must be one of online, offline, unavailable")
+            raise MatrixError(
+                400,
+                "M_MISSING_PARAM" if state is None else "M_BAD_JSON",
+                "presence must be one of online, offline, unavailable",
+            )
         if state not in store.PRESENCE_STATES:
             raise MatrixError(400, "M_INVALID_PARAM", f"unknown presence state {state[:32]!r}")
         status = body.get("status_msg")
@@ -60,8 +63,13 @@ class Presence:
             raise bad_json(f"status_msg is longer than {MAX_STATUS_MSG} characters")
         if not self.enabled:
             return
-        fact = {"op": store.PRESENCE_OP, "user_id": who.user_id, "presence": state,
-                "status_msg": status, "ts": now_ms()}
+        fact = {
+            "op": store.PRESENCE_OP,
+            "user_id": who.user_id,
+            "presence": state,
+            "status_msg": status,
+            "ts": now_ms(),
+        }
         try:
             ack = await self.ctx.log.append(names.user_subject(who.user_id, "presence"), fact)
         except LogUnavailable as exc:
@@ -83,8 +91,13 @@ class Presence:
         return content(row)
 
     def room_extras(
-        self, user_id: str, device_id: str, room_id: str, stream: str,
-        since: SyncToken | None, now: SyncToken,
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
     ) -> RoomExtras | None:
         return None
 

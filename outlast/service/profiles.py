@@ -143,7 +143,8 @@ class Profiles:
             if old.get("membership") != "join":
                 raise _Skip()
             content = {
-                k: v for k, v in old.items()
+                k: v
+                for k, v in old.items()
                 if k not in ("reason", "join_authorised_via_users_server", *MEMBER_FIELDS)
             }
             content.update(fields)

@@ -43,16 +43,26 @@ class Push:
         doc, _ = ext_push.rules_document(self.ctx.conn, user_id)
         return pushrules.find(user_id, doc, kind, rule_id)
 
-    async def put_rule(self, user_id: str, kind: str, rule_id: str, body: dict[str, Any],
-                       before: str | None, after: str | None) -> None:
-        await self._edit(user_id, lambda doc: pushrules.put_rule(
-            user_id, doc, kind, rule_id, body, before, after))
+    async def put_rule(
+        self,
+        user_id: str,
+        kind: str,
+        rule_id: str,
+        body: dict[str, Any],
+        before: str | None,
+        after: str | None,
+    ) -> None:
+        await self._edit(
+            user_id,
+            lambda doc: pushrules.put_rule(user_id, doc, kind, rule_id, body, before, after),
+        )
 
     async def delete_rule(self, user_id: str, kind: str, rule_id: str) -> None:
         await self._edit(user_id, lambda doc: pushrules.delete_rule(doc, kind, rule_id))
 
-    async def set_attribute(self, user_id: str, kind: str, rule_id: str, attr: str,
-                            value: Any) -> None:
+    async def set_attribute(
+        self, user_id: str, kind: str, rule_id: str, attr: str, value: Any
+    ) -> None:
         await self._edit(
             user_id, lambda doc: pushrules.set_attribute(user_id, doc, kind, rule_id, attr, value)
         )
@@ -65,7 +75,8 @@ class Push:
             new = change(doc)
             try:
                 ack = await self.ctx.log.append(
-                    subject, {"op": "push_rules", "user_id": user_id, "doc": new},
+                    subject,
+                    {"op": "push_rules", "user_id": user_id, "doc": new},
                     expected_seq=seq,
                 )
             except FenceBusy:
@@ -96,12 +107,18 @@ class Push:
         subject = user_subject(user_id, "pushers")
         if body["kind"] is None:
             payload: dict[str, Any] = {
-                "op": "pusher_delete", "user_id": user_id, "app_id": app_id, "pushkey": pushkey,
+                "op": "pusher_delete",
+                "user_id": user_id,
+                "app_id": app_id,
+                "pushkey": pushkey,
             }
         else:
-            payload = {"op": "pusher_set", "user_id": user_id,
-                       "pusher": _pusher(body, app_id, pushkey),
-                       "append": bool(body.get("append", False))}
+            payload = {
+                "op": "pusher_set",
+                "user_id": user_id,
+                "pusher": _pusher(body, app_id, pushkey),
+                "append": bool(body.get("append", False)),
+            }
         try:
             ack = await self.ctx.log.append(subject, payload)
         except LogUnavailable as exc:
@@ -110,12 +127,20 @@ class Push:
 
     # --- /sync: m.push_rules in account_data ------------------------------------
 
-    def room_extras(self, user_id: str, device_id: str, room_id: str, stream: str,
-                    since: SyncToken | None, now: SyncToken) -> RoomExtras | None:
+    def room_extras(
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
+    ) -> RoomExtras | None:
         return None
 
-    def top_extras(self, user_id: str, device_id: str, since: SyncToken | None,
-                   now: SyncToken) -> dict[str, Any]:
+    def top_extras(
+        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
+    ) -> dict[str, Any]:
         """The ruleset on an initial sync, and again whenever it changed since ``since``."""
         doc, seq = ext_push.rules_document(self.ctx.conn, user_id)
         if since is not None:
@@ -134,18 +159,24 @@ def _pusher(body: dict[str, Any], app_id: str, pushkey: str) -> dict[str, Any]:
     kind = body["kind"]
     if kind not in PUSHER_KINDS:
         raise MatrixError(400, "M_INVALID_PARAM", "kind must be http, email or null")
-    missing = [k for k in ("app_display_name", "device_display_name", "lang", "data")
-               if not isinstance(body.get(k), dict if k == "data" else str)]
+    missing = [
+        k
+        for k in ("app_display_name", "device_display_name", "lang", "data")
+        if not isinstance(body.get(k), dict if k == "data" else str)
+    ]
     if missing:
         raise _missing("missing or invalid: " + ", ".join(missing))
     data = body["data"]
     if kind == "http" and not isinstance(data.get("url"), str):
         raise _missing("data.url is required for http pushers")
     pusher = {
-        "app_id": app_id, "pushkey": pushkey, "kind": kind,
+        "app_id": app_id,
+        "pushkey": pushkey,
+        "kind": kind,
         "app_display_name": body["app_display_name"],
         "device_display_name": body["device_display_name"],
-        "lang": body["lang"], "data": data,
+        "lang": body["lang"],
+        "data": data,
     }
     if isinstance(body.get("profile_tag"), str):
         pusher["profile_tag"] = body["profile_tag"]
@@ -157,4 +188,3 @@ def install(services: Services) -> None:
     push = Push(services.ctx)
     services.features["push"] = push
     services.ctx.extensions.sync.append(push)
-

@@ -101,8 +101,13 @@ class Receipts:
             raise forbidden("you are not joined to this room")
         for mark in marks:
             await self._require_event(room_id, mark["event_id"], subjects.stream)
-        fact = {"op": store.MARK_OP, "room_id": room_id, "user_id": user_id, "ts": now_ms(),
-                "marks": marks}
+        fact = {
+            "op": store.MARK_OP,
+            "room_id": room_id,
+            "user_id": user_id,
+            "ts": now_ms(),
+            "marks": marks,
+        }
         try:
             ack = await self.ctx.log.append(subjects.receipt, fact)
         except LogUnavailable as exc:
@@ -115,17 +120,23 @@ class Receipts:
         if store.event_position(self.ctx.conn, room_id, event_id) is not None:
             return
         # Perhaps sent at another site and not yet applied here.
-        if await self.ctx.catch_up(stream) and store.event_position(
-            self.ctx.conn, room_id, event_id
-        ) is not None:
+        if (
+            await self.ctx.catch_up(stream)
+            and store.event_position(self.ctx.conn, room_id, event_id) is not None
+        ):
             return
         raise not_found("event not found in this room")
 
     # --- /sync -----------------------------------------------------------------
 
     def room_extras(
-        self, user_id: str, device_id: str, room_id: str, stream: str,
-        since: SyncToken | None, now: SyncToken,
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
     ) -> RoomExtras | None:
         index = self.ctx.stream_names.index(stream)
         after = since.positions[index] if since is not None else 0
@@ -139,16 +150,15 @@ class Receipts:
                 return RoomExtras(unread=dict(cached[2]))
         extras = RoomExtras(unread=self.notification_counts(user_id, room_id))
         shown = [
-            r for r in store.receipts_between(conn, room_id, after, upto)
+            r
+            for r in store.receipts_between(conn, room_id, after, upto)
             if unread.visible_to(r, user_id)
         ]
         if shown:
             extras.ephemeral.append({"type": "m.receipt", "content": unread.receipt_content(shown)})
         marker = store.fully_read(conn, room_id, user_id)
         if marker is not None and after < marker[1] <= upto:
-            extras.account_data.append(
-                {"type": "m.fully_read", "content": {"event_id": marker[0]}}
-            )
+            extras.account_data.append({"type": "m.fully_read", "content": {"event_id": marker[0]}})
         return extras
 
     def top_extras(
@@ -199,7 +209,8 @@ class Receipts:
     def decorate(self, user_id: str, events: list[dict[str, Any]]) -> None:
         """Set ``unsigned["io.outlast.unread_count"]`` on the messages among ``events``."""
         targets = [
-            e for e in events
+            e
+            for e in events
             if e.get("type") in unread.COUNTED_TYPES and isinstance(e.get("event_id"), str)
         ]
         if not targets:

@@ -161,7 +161,13 @@ class Sync:
                 return None
             upto = (changed_at, int(row["idx"]) + 1)
             return self._timeline_slice(
-                who, room_id, "leave", None if since_seq is None else since_seq, upto, sync_filter, True
+                who,
+                room_id,
+                "leave",
+                None if since_seq is None else since_seq,
+                upto,
+                sync_filter,
+                True,
             )
         if membership != "join":
             return None
@@ -191,7 +197,12 @@ class Sync:
         after = (since_seq + 1, 0) if since_seq is not None else None
         changes = queries.membership_changes(self.ctx.conn, room_id, who.user_id)
         rows = queries.events_between(
-            self.ctx.conn, room_id, after=after, before=upto, limit=limit * 3 + 20, newest_first=True
+            self.ctx.conn,
+            room_id,
+            after=after,
+            before=upto,
+            limit=limit * 3 + 20,
+            newest_first=True,
         )
         visible = visible_rows(rows, changes, who.user_id)
         picked = []
@@ -215,7 +226,9 @@ class Sync:
             state = [e for e in state_rows.values() if _after(self.ctx.conn, e, since_seq)]
         else:
             state = []
-        state = [e for e in assembly.state_delta(state, timeline) if sync_filter.room.state.matches(e)]
+        state = [
+            e for e in assembly.state_delta(state, timeline) if sync_filter.room.state.matches(e)
+        ]
         return RoomSlice(
             room_id,
             section,

@@ -49,14 +49,22 @@ class ToDevice:
             if q.to_device_sent(self.ctx.conn, who.user_id, who.device_id, txn_id, target):
                 continue  # a retry of a txnId this view already applied
             fact = {
-                "op": "to_device", "sender": who.user_id, "sender_device": who.device_id,
-                "txn_id": txn_id, "type": event_type, "target": target, "messages": devices,
+                "op": "to_device",
+                "sender": who.user_id,
+                "sender_device": who.device_id,
+                "txn_id": txn_id,
+                "type": event_type,
+                "target": target,
+                "messages": devices,
             }
             try:
-                acks.append(await self.ctx.log.append(
-                    user_subject(target, "todevice"), fact,
-                    msg_id=to_device_msg_id(who.user_id, who.device_id, txn_id, target),
-                ))
+                acks.append(
+                    await self.ctx.log.append(
+                        user_subject(target, "todevice"),
+                        fact,
+                        msg_id=to_device_msg_id(who.user_id, who.device_id, txn_id, target),
+                    )
+                )
             except LogUnavailable as exc:
                 raise log_unavailable(exc) from exc
         if acks:

@@ -76,8 +76,13 @@ class Typing:
             raise forbidden("you are not joined to this room")
         timeout_ms = min(int(timeout), MAX_TIMEOUT_MS) if typing else 0
         self._apply(room_id, who.user_id, typing, timeout_ms)
-        notice = {"origin": self.origin, "room_id": room_id, "user_id": who.user_id,
-                  "typing": typing, "timeout": timeout_ms}
+        notice = {
+            "origin": self.origin,
+            "room_id": room_id,
+            "user_id": who.user_id,
+            "typing": typing,
+            "timeout": timeout_ms,
+        }
         try:
             await self.ctx.log.nc.publish(
                 names.typing_subject(room_id), json.dumps(notice).encode("utf-8")
@@ -126,8 +131,13 @@ class Typing:
     # --- /sync -----------------------------------------------------------------
 
     def room_extras(
-        self, user_id: str, device_id: str, room_id: str, stream: str,
-        since: SyncToken | None, now: SyncToken,
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
     ) -> RoomExtras | None:
         typing = self.typing_in(room_id)
         changed = self._changed.get(room_id, 0)

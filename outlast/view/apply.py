@@ -16,7 +16,7 @@ from outlast.view.extension import EventHook, OpHandler
 
 def apply_message(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     op = str(msg.data.get("op"))
-    handler = _HANDLERS.get(op)
+    handler: OpHandler | None = _HANDLERS.get(op)
     if handler is None:
         handler = _extension_handlers().get(op)
     if handler is None:
@@ -70,12 +70,8 @@ def _add_device(conn: sqlite3.Connection, user_id: str, device: dict[str, Any], 
 
 
 def _remove_devices(conn: sqlite3.Connection, user_id: str, keep: str | None = None) -> None:
-    conn.execute(
-        "DELETE FROM tokens WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep)
-    )
-    conn.execute(
-        "DELETE FROM devices WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep)
-    )
+    conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
+    conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
 
 
 def _password(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
@@ -92,8 +88,7 @@ def _password(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
 def _deactivate(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     user = msg.data["user_id"]
     conn.execute(
-        "UPDATE users SET deactivated = 1, password_hash = NULL, account_seq = ?"
-        " WHERE user_id = ?",
+        "UPDATE users SET deactivated = 1, password_hash = NULL, account_seq = ? WHERE user_id = ?",
         (msg.seq, user),
     )
     _remove_devices(conn, user)
@@ -185,9 +180,18 @@ def _room_events(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
             "INSERT INTO events (stream, seq, idx, room_id, event_id, type, state_key, sender,"
             " json, txn_device, txn_id, hist_vis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                msg.stream, msg.seq, idx, room_id, event["event_id"], event["type"],
-                event.get("state_key"), event["sender"], json.dumps(event),
-                txn.get("device_id"), txn.get("txn_id"), hist_vis,
+                msg.stream,
+                msg.seq,
+                idx,
+                room_id,
+                event["event_id"],
+                event["type"],
+                event.get("state_key"),
+                event["sender"],
+                json.dumps(event),
+                txn.get("device_id"),
+                txn.get("txn_id"),
+                hist_vis,
             ),
         )
         if "state_key" in event:
@@ -198,28 +202,35 @@ def _room_events(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
             affected |= hook(conn, msg, idx, event)
     for room_id in rooms:
         if is_state_subject:
-            conn.execute(
-                "UPDATE rooms SET state_seq = ? WHERE room_id = ?", (msg.seq, room_id)
-            )
+            conn.execute("UPDATE rooms SET state_seq = ? WHERE room_id = ?", (msg.seq, room_id))
         affected.update(
             r[0]
             for r in conn.execute(
-                "SELECT user_id FROM members WHERE room_id = ? AND membership IN ('join', 'invite')",
+                "SELECT user_id FROM members WHERE room_id = ?"
+                " AND membership IN ('join', 'invite')",
                 (room_id,),
             )
         )
     return affected
 
 
-def _apply_state(conn: sqlite3.Connection, msg: LogMessage, idx: int, event: dict[str, Any]) -> None:
+def _apply_state(
+    conn: sqlite3.Connection, msg: LogMessage, idx: int, event: dict[str, Any]
+) -> None:
     room_id = event["room_id"]
     if event["type"] == "m.room.create" and event["state_key"] == "":
         content = event.get("content", {})
         conn.execute(
             "INSERT OR IGNORE INTO rooms (room_id, stream, state_seq, version, creator,"
             " created_seq) VALUES (?, ?, ?, ?, ?, ?)",
-            (room_id, msg.stream, msg.seq, str(content.get("room_version", "11")),
-             event["sender"], msg.seq),
+            (
+                room_id,
+                msg.stream,
+                msg.seq,
+                str(content.get("room_version", "11")),
+                event["sender"],
+                msg.seq,
+            ),
         )
     conn.execute(
         "INSERT OR REPLACE INTO state (room_id, type, state_key, event_id, seq, idx)"

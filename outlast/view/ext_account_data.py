@@ -29,8 +29,14 @@ CREATE INDEX IF NOT EXISTS account_data_by_seq ON account_data (user_id, seq);
 GLOBAL = ""  # room_id of global account data
 
 
-def _store(conn: sqlite3.Connection, user_id: str, room_id: str, kind: str,
-           content: dict[str, Any], seq: int) -> None:
+def _store(
+    conn: sqlite3.Connection,
+    user_id: str,
+    room_id: str,
+    kind: str,
+    content: dict[str, Any],
+    seq: int,
+) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO account_data (user_id, room_id, type, content, seq)"
         " VALUES (?, ?, ?, ?, ?)",

@@ -112,9 +112,7 @@ def _device_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     d = msg.data
     user_id = d["user_id"]
     for device_id in d.get("device_ids", []):
-        conn.execute(
-            "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id)
-        )
+        conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
         conn.execute(
             "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
         )
@@ -175,8 +173,8 @@ def _keys_claim(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     d = msg.data
     user_id, device_id = d["user_id"], d["device_id"]
     _record_subject(conn, user_id, device_id, msg.seq)
-    table, flag = ("e2e_fallback_keys", "used") if d.get("fallback") else (
-        "e2e_one_time_keys", "claimed"
+    table, flag = (
+        ("e2e_fallback_keys", "used") if d.get("fallback") else ("e2e_one_time_keys", "claimed")
     )
     conn.execute(
         f"UPDATE {table} SET {flag} = 1 WHERE user_id = ? AND device_id = ?"

@@ -80,8 +80,9 @@ def _apply_marks(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
             continue
         if rtype == "m.fully_read":
             private |= _move_marker(conn, msg.seq, room_id, user_id, event_id, position)
-        elif _move_receipt(conn, msg.seq, room_id, user_id, rtype, thread_id, event_id, position,
-                           ts):
+        elif _move_receipt(
+            conn, msg.seq, room_id, user_id, rtype, thread_id, event_id, position, ts
+        ):
             if rtype in PRIVATE_TYPES:
                 private = True
             else:
@@ -93,8 +94,15 @@ def _apply_marks(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
 
 
 def _move_receipt(
-    conn: sqlite3.Connection, log_seq: int, room_id: str, user_id: str, rtype: str,
-    thread_id: str, event_id: str, position: Position, ts: int,
+    conn: sqlite3.Connection,
+    log_seq: int,
+    room_id: str,
+    user_id: str,
+    rtype: str,
+    thread_id: str,
+    event_id: str,
+    position: Position,
+    ts: int,
 ) -> bool:
     row = conn.execute(
         "SELECT seq, idx FROM receipts WHERE room_id = ? AND user_id = ? AND receipt_type = ?"
@@ -112,7 +120,11 @@ def _move_receipt(
 
 
 def _move_marker(
-    conn: sqlite3.Connection, log_seq: int, room_id: str, user_id: str, event_id: str,
+    conn: sqlite3.Connection,
+    log_seq: int,
+    room_id: str,
+    user_id: str,
+    event_id: str,
     position: Position,
 ) -> bool:
     row = conn.execute(
@@ -137,8 +149,13 @@ def _apply_presence(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     conn.execute(
         "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, active_ts, log_seq)"
         " VALUES (?, ?, ?, ?, ?)",
-        (user_id, state, status if isinstance(status, str) else None,
-         ts if isinstance(ts, int) else 0, msg.seq),
+        (
+            user_id,
+            state,
+            status if isinstance(status, str) else None,
+            ts if isinstance(ts, int) else 0,
+            msg.seq,
+        ),
     )
     return {user_id, *room_mates(conn, user_id)}
 
@@ -167,13 +184,11 @@ def event_position(conn: sqlite3.Connection, room_id: str, event_id: str) -> Pos
     return (int(row[0]), int(row[1])) if row else None
 
 
-def event_places(
-    conn: sqlite3.Connection, event_ids: list[str]
-) -> dict[str, tuple[str, Position]]:
+def event_places(conn: sqlite3.Connection, event_ids: list[str]) -> dict[str, tuple[str, Position]]:
     """Room and position of each stored event among ``event_ids``."""
     places: dict[str, tuple[str, Position]] = {}
     for start in range(0, len(event_ids), 500):
-        chunk = event_ids[start:start + 500]
+        chunk = event_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
             f"SELECT event_id, room_id, seq, idx FROM events WHERE event_id IN ({marks})", chunk
@@ -265,8 +280,12 @@ def last_event_position(conn: sqlite3.Connection, room_id: str) -> tuple[int, in
 
 
 def counted_events_after(
-    conn: sqlite3.Connection, room_id: str, position: Position, types: Iterable[str],
-    not_sender: str, limit: int,
+    conn: sqlite3.Connection,
+    room_id: str,
+    position: Position,
+    types: Iterable[str],
+    not_sender: str,
+    limit: int,
 ) -> list[sqlite3.Row]:
     """Newest-first events of ``types`` after ``position`` not sent by ``not_sender``."""
     wanted = list(types)

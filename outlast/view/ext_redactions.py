@@ -46,9 +46,7 @@ def apply_redaction(
     if "redacted_because" in (stored.get("unsigned") or {}):
         return set()  # the first redaction stands; later ones change nothing
     redacted = redaction.redacted_by(stored, event)
-    conn.execute(
-        "UPDATE events SET json = ? WHERE event_id = ?", (json.dumps(redacted), target_id)
-    )
+    conn.execute("UPDATE events SET json = ? WHERE event_id = ?", (json.dumps(redacted), target_id))
     return set()  # the room's members are woken for the redaction event itself
 
 

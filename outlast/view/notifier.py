@@ -39,7 +39,7 @@ class Notifier:
         try:
             await asyncio.wait_for(event.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             bucket.discard(event)

@@ -148,6 +148,6 @@ class Positions:
         self._waiters.setdefault(stream, []).append((seq, fut))
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True

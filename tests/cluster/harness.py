@@ -64,12 +64,16 @@ class Cluster:
         return [s["name"] for s in self.description["sites"]]
 
     def control(self, path: str, timeout: float = 300) -> str:
-        req = urllib.request.Request(self.description["control_url"] + path, method="POST", data=b"")
+        req = urllib.request.Request(
+            self.description["control_url"] + path, method="POST", data=b""
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return str(resp.read().decode())
 
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.description["control_url"] + "/status", timeout=10) as resp:
+        with urllib.request.urlopen(
+            self.description["control_url"] + "/status", timeout=10
+        ) as resp:
             data: dict[str, Any] = json.loads(resp.read())
             return data
 
@@ -85,14 +89,27 @@ class Cluster:
 
     def rebuild(self, name: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "outlast", "site", "rebuild", name, "--cluster",
-             str(self.dir / "cluster.json")],
-            capture_output=True, text=True, timeout=400,
+            [
+                sys.executable,
+                "-m",
+                "outlast",
+                "site",
+                "rebuild",
+                name,
+                "--cluster",
+                str(self.dir / "cluster.json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=400,
         )
 
     def down(self) -> None:
-        subprocess.run([sys.executable, "-m", "outlast", "cluster", "down", "--dir", str(self.dir)],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "outlast", "cluster", "down", "--dir", str(self.dir)],
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def leader_site(cluster: Cluster) -> str:
@@ -100,8 +117,9 @@ def leader_site(cluster: Cluster) -> str:
     counts: dict[str, int] = {}
     for site in cluster.description["sites"]:
         try:
-            with urllib.request.urlopen(site["monitor_url"] + "/jsz?streams=true&accounts=true",
-                                        timeout=5) as resp:
+            with urllib.request.urlopen(
+                site["monitor_url"] + "/jsz?streams=true&accounts=true", timeout=5
+            ) as resp:
                 jsz = json.loads(resp.read())
         except OSError:
             continue
@@ -120,15 +138,33 @@ def start_cluster(directory: Path, sites: int = 3, partitions: int = 2) -> Clust
     extra = directory.parent / f"{directory.name}-site.toml"
     extra.write_text(FAST_HASH)
     result = subprocess.run(
-        [sys.executable, "-m", "outlast", "cluster", "up", "--sites", str(sites), "--dir",
-         str(directory), "--detach", "--partitions", str(partitions), "--site-config", str(extra)],
-        capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "outlast",
+            "cluster",
+            "up",
+            "--sites",
+            str(sites),
+            "--dir",
+            str(directory),
+            "--detach",
+            "--partitions",
+            str(partitions),
+            "--site-config",
+            str(extra),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     cluster = Cluster(directory)
     if result.returncode != 0:
         cluster.down()
-        log = (directory / "supervisor.log")
-        raise RuntimeError(f"cluster up failed: {result.stderr}\n{log.read_text() if log.exists() else ''}")
+        log = directory / "supervisor.log"
+        raise RuntimeError(
+            f"cluster up failed: {result.stderr}\n{log.read_text() if log.exists() else ''}"
+        )
     return cluster
 
 
@@ -203,8 +239,9 @@ def all_pids(description: dict[str, Any]) -> list[int]:
     return [int(description["supervisor_pid"]), *site_pids]
 
 
-async def http(method: str, url: str, body: Any = None, token: str | None = None,
-               timeout: float = 20.0) -> tuple[int | None, Any, dict[str, str]]:
+async def http(
+    method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 20.0
+) -> tuple[int | None, Any, dict[str, str]]:
     """One raw HTTP request (health and error checks): status, JSON body, headers.
 
     A transport failure (refused, reset, client timeout) is status None with the error.
@@ -228,8 +265,9 @@ async def health(url: str, timeout: float = 5.0) -> int | None:
     return status
 
 
-async def wait_for(probe: Callable[[], Awaitable[Any]], timeout: float,
-                   interval: float = 0.1) -> tuple[Any, float]:
+async def wait_for(
+    probe: Callable[[], Awaitable[Any]], timeout: float, interval: float = 0.1
+) -> tuple[Any, float]:
     """Poll ``probe`` until it returns something truthy: (value, seconds it took).
 
     Fails the test after ``timeout`` seconds, showing the last value.
@@ -268,8 +306,9 @@ def ok(resp: Response, cls: type[Any]) -> Any:
     return resp
 
 
-async def send_retrying(client: AsyncClient, room_id: str, body: str, txn_id: str,
-                        budget: float = 30.0) -> tuple[str, float, int]:
+async def send_retrying(
+    client: AsyncClient, room_id: str, body: str, txn_id: str, budget: float = 30.0
+) -> tuple[str, float, int]:
     """Send like a Matrix client: on 5xx or no answer retry the same txnId (bounded).
 
     Returns (event_id, seconds until acknowledged, attempts).
@@ -281,19 +320,22 @@ async def send_retrying(client: AsyncClient, room_id: str, body: str, txn_id: st
         attempts += 1
         resp: Any
         try:
-            resp = await client.room_send(room_id, "m.room.message",
-                                          {"msgtype": "m.text", "body": body}, tx_id=txn_id)
+            resp = await client.room_send(
+                room_id, "m.room.message", {"msgtype": "m.text", "body": body}, tx_id=txn_id
+            )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             resp = exc  # no answer: retried like a 5xx
         if isinstance(resp, RoomSendResponse):
             return resp.event_id, time.monotonic() - started, attempts
         transport = getattr(resp, "transport_response", None)
         status = transport.status if transport is not None else None
-        assert status is None or status >= 500 or status == 429, \
+        assert status is None or status >= 500 or status == 429, (
             f"send {body!r} via {client.homeserver} refused: {resp!r}"
+        )
         if time.monotonic() - started > budget:
-            raise AssertionError(f"send {body!r} via {client.homeserver} not acknowledged in "
-                                 f"{budget}s: {resp!r}")
+            raise AssertionError(
+                f"send {body!r} via {client.homeserver} not acknowledged in {budget}s: {resp!r}"
+            )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
 
@@ -303,8 +345,10 @@ async def timeline(client: AsyncClient, room_id: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     start: str | None = None
     for _ in range(200):
-        page = ok(await client.room_messages(room_id, start, direction=MessageDirection.back,
-                                             limit=100), RoomMessagesResponse)
+        page = ok(
+            await client.room_messages(room_id, start, direction=MessageDirection.back, limit=100),
+            RoomMessagesResponse,
+        )
         events.extend(e.source for e in page.chunk)
         if not page.end or not page.chunk:
             break

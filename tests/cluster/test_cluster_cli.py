@@ -80,8 +80,9 @@ def cluster_dir(tmp_path: Path) -> Iterator[Path]:
 
 def test_fewer_than_three_sites_is_refused(tmp_path: Path) -> None:
     directory = tmp_path / "two"
-    result = outlast("cluster", "up", "--sites", "2", "--dir", str(directory), "--detach",
-                     timeout=60)
+    result = outlast(
+        "cluster", "up", "--sites", "2", "--dir", str(directory), "--detach", timeout=60
+    )
     assert result.returncode == 2, result
     assert "at least 3 sites" in result.stderr
     assert not (directory / "cluster.json").exists()
@@ -89,8 +90,17 @@ def test_fewer_than_three_sites_is_refused(tmp_path: Path) -> None:
 
 def test_detached_up_status_down(cluster_dir: Path, tmp_path: Path) -> None:
     started = time.monotonic()
-    up = outlast("cluster", "up", "--sites", "3", "--dir", str(cluster_dir), "--detach",
-                 "--site-config", fast_hash_config(tmp_path))
+    up = outlast(
+        "cluster",
+        "up",
+        "--sites",
+        "3",
+        "--dir",
+        str(cluster_dir),
+        "--detach",
+        "--site-config",
+        fast_hash_config(tmp_path),
+    )
     assert up.returncode == 0, up.stderr
     print(f"cluster up --detach returned in {time.monotonic() - started:.1f}s")
 
@@ -100,8 +110,9 @@ def test_detached_up_status_down(cluster_dir: Path, tmp_path: Path) -> None:
     for description in (printed, stored):
         _check_description(description, cluster_dir)
     assert printed["front_door"] == stored["front_door"]
-    assert [(s["name"], s["url"], s["pids"], s["data_dir"]) for s in printed["sites"]] == \
-        [(s["name"], s["url"], s["pids"], s["data_dir"]) for s in stored["sites"]]
+    assert [(s["name"], s["url"], s["pids"], s["data_dir"]) for s in printed["sites"]] == [
+        (s["name"], s["url"], s["pids"], s["data_dir"]) for s in stored["sites"]
+    ]
     pids = all_pids(stored)
     assert all(pid_alive(pid) for pid in pids), {pid: pid_alive(pid) for pid in pids}
     assert _front_door_answers(stored["front_door"])
@@ -114,20 +125,24 @@ def test_detached_up_status_down(cluster_dir: Path, tmp_path: Path) -> None:
     assert live["front_door"] == stored["front_door"]
 
     # A second `up` on a running cluster's directory is refused and changes nothing.
-    again = outlast("cluster", "up", "--sites", "3", "--dir", str(cluster_dir), "--detach",
-                    timeout=60)
+    again = outlast(
+        "cluster", "up", "--sites", "3", "--dir", str(cluster_dir), "--detach", timeout=60
+    )
     assert again.returncode == 2, again
     assert "running cluster" in again.stderr and "cluster down" in again.stderr
     assert all(pid_alive(pid) for pid in pids)
-    assert json.loads((cluster_dir / "cluster.json").read_text())["supervisor_pid"] == \
-        stored["supervisor_pid"]
+    assert (
+        json.loads((cluster_dir / "cluster.json").read_text())["supervisor_pid"]
+        == stored["supervisor_pid"]
+    )
 
     # down: every process is gone, the front door too.
     started = time.monotonic()
     down = outlast("cluster", "down", "--dir", str(cluster_dir), timeout=90)
     assert down.returncode == 0, down.stderr
-    assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=30), \
-        [pid for pid in pids if pid_alive(pid)]
+    assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=30), [
+        pid for pid in pids if pid_alive(pid)
+    ]
     print(f"cluster down: every pid gone after {time.monotonic() - started:.1f}s")
     assert not _front_door_answers(stored["front_door"])
     assert json.loads((cluster_dir / "cluster.json").read_text()).get("stopped") is True
@@ -135,8 +150,17 @@ def test_detached_up_status_down(cluster_dir: Path, tmp_path: Path) -> None:
 
 
 def test_down_after_the_supervisor_crashed(cluster_dir: Path, tmp_path: Path) -> None:
-    up = outlast("cluster", "up", "--sites", "3", "--dir", str(cluster_dir), "--detach",
-                 "--site-config", fast_hash_config(tmp_path))
+    up = outlast(
+        "cluster",
+        "up",
+        "--sites",
+        "3",
+        "--dir",
+        str(cluster_dir),
+        "--detach",
+        "--site-config",
+        fast_hash_config(tmp_path),
+    )
     assert up.returncode == 0, up.stderr
     description = json.loads((cluster_dir / "cluster.json").read_text())
     pids = all_pids(description)
@@ -145,8 +169,9 @@ def test_down_after_the_supervisor_crashed(cluster_dir: Path, tmp_path: Path) ->
 
     down = outlast("cluster", "down", "--dir", str(cluster_dir), timeout=90)
     assert down.returncode == 0, down.stderr
-    assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=30), \
-        [pid for pid in pids if pid_alive(pid)]
+    assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=30), [
+        pid for pid in pids if pid_alive(pid)
+    ]
     # The front door (HAProxy, not among the listed pids) went with its supervisor.
     assert wait_until(lambda: not _front_door_answers(description["front_door"]), timeout=10)
 
@@ -156,11 +181,23 @@ def test_foreground_up_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     description: dict[str, Any] | None = None
     with open(tmp_path / "up.out", "wb") as out, open(tmp_path / "up.err", "wb") as err:
         proc = subprocess.Popen(
-            [*OUTLAST, "cluster", "up", "--sites", "3", "--dir", str(directory),
-             "--site-config", fast_hash_config(tmp_path)],
-            stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+            [
+                *OUTLAST,
+                "cluster",
+                "up",
+                "--sites",
+                "3",
+                "--dir",
+                str(directory),
+                "--site-config",
+                fast_hash_config(tmp_path),
+            ],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
         )
     try:
+
         def all_up() -> bool:
             nonlocal description
             assert proc.poll() is None, (tmp_path / "up.err").read_text()
@@ -181,13 +218,15 @@ def test_foreground_up_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         started = time.monotonic()
         assert proc.wait(timeout=60) == 0, (tmp_path / "up.err").read_text()
         print(f"foreground cluster exited 0 {time.monotonic() - started:.1f}s after SIGTERM")
-        assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=10), \
-            [pid for pid in pids if pid_alive(pid)]
+        assert wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=10), [
+            pid for pid in pids if pid_alive(pid)
+        ]
         assert not _front_door_answers(description["front_door"])
         assert json.loads((directory / "cluster.json").read_text()).get("stopped") is True
         # It printed its description on stdout once ready.
-        assert json.loads((tmp_path / "up.out").read_text())["front_door"] == \
-            description["front_door"]
+        assert (
+            json.loads((tmp_path / "up.out").read_text())["front_door"] == description["front_door"]
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

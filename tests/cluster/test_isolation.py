@@ -92,18 +92,34 @@ class Figures:
     to_caught_up: float = 0.0
 
 
-async def _try_write(ledger: Ledger, cut_at: float, what: str, body: str, method: str,
-                     url: str, payload: Any, token: str | None) -> None:
+async def _try_write(
+    ledger: Ledger,
+    cut_at: float,
+    what: str,
+    body: str,
+    method: str,
+    url: str,
+    payload: Any,
+    token: str | None,
+) -> None:
     started = time.monotonic()
     status, answer, headers = await http(method, url, payload, token=token, timeout=30)
-    ledger.attempts.append(Attempt(
-        what, body, round(started - cut_at, 3), round(time.monotonic() - started, 3), status,
-        answer.get("errcode") if isinstance(answer, dict) else None, headers.get("Retry-After"),
-    ))
+    ledger.attempts.append(
+        Attempt(
+            what,
+            body,
+            round(started - cut_at, 3),
+            round(time.monotonic() - started, 3),
+            status,
+            answer.get("errcode") if isinstance(answer, dict) else None,
+            headers.get("Retry-After"),
+        )
+    )
 
 
-async def _write_at_victim(ledger: Ledger, cut_at: float, url: str, room: str, member: str,
-                           owner: str, stop: asyncio.Event) -> None:
+async def _write_at_victim(
+    ledger: Ledger, cut_at: float, url: str, room: str, member: str, owner: str, stop: asyncio.Event
+) -> None:
     """Keep trying every kind of write at the isolated site, concurrently, until told to stop."""
 
     async def lane(kind: str) -> None:
@@ -111,20 +127,53 @@ async def _write_at_victim(ledger: Ledger, cut_at: float, url: str, room: str, m
         while not stop.is_set():
             body = f"isolated-{kind}-{i}"
             if kind == "register":
-                await _try_write(ledger, cut_at, kind, body, "POST", url + V3 + "/register",
-                                 {"username": f"isolated{i}", "password": "pw",
-                                  "auth": {"type": "m.login.dummy"}}, None)
+                await _try_write(
+                    ledger,
+                    cut_at,
+                    kind,
+                    body,
+                    "POST",
+                    url + V3 + "/register",
+                    {
+                        "username": f"isolated{i}",
+                        "password": "pw",
+                        "auth": {"type": "m.login.dummy"},
+                    },
+                    None,
+                )
             elif kind == "createRoom":
-                await _try_write(ledger, cut_at, kind, body, "POST", url + V3 + "/createRoom",
-                                 {"name": body}, member)
+                await _try_write(
+                    ledger,
+                    cut_at,
+                    kind,
+                    body,
+                    "POST",
+                    url + V3 + "/createRoom",
+                    {"name": body},
+                    member,
+                )
             elif kind == "topic":
-                await _try_write(ledger, cut_at, kind, body, "PUT",
-                                 url + V3 + f"/rooms/{room}/state/m.room.topic", {"topic": body},
-                                 owner)
+                await _try_write(
+                    ledger,
+                    cut_at,
+                    kind,
+                    body,
+                    "PUT",
+                    url + V3 + f"/rooms/{room}/state/m.room.topic",
+                    {"topic": body},
+                    owner,
+                )
             else:
-                await _try_write(ledger, cut_at, "send", body, "PUT",
-                                 url + V3 + f"/rooms/{room}/send/m.room.message/{body}",
-                                 {"msgtype": "m.text", "body": body}, member)
+                await _try_write(
+                    ledger,
+                    cut_at,
+                    "send",
+                    body,
+                    "PUT",
+                    url + V3 + f"/rooms/{room}/send/m.room.message/{body}",
+                    {"msgtype": "m.text", "body": body},
+                    member,
+                )
             i += 1
             await asyncio.sleep(0.1)
 
@@ -137,12 +186,14 @@ class Acks:
     worst: float = 0.0
 
 
-async def _write_at_majority(client: AsyncClient, room: str, label: str, acks: Acks,
-                             stop: asyncio.Event) -> None:
+async def _write_at_majority(
+    client: AsyncClient, room: str, label: str, acks: Acks, stop: asyncio.Event
+) -> None:
     k = 0
     while not stop.is_set():
-        event_id, seconds, _ = await send_retrying(client, room, f"{label}-during-{k}",
-                                                   f"{label}-during-{k}", budget=40)
+        event_id, seconds, _ = await send_retrying(
+            client, room, f"{label}-during-{k}", f"{label}-during-{k}", budget=40
+        )
         acks.event_ids.append(event_id)
         acks.worst = max(acks.worst, seconds)
         k += 1
@@ -167,9 +218,12 @@ async def isolate_and_heal(cluster: Cluster, victim: str) -> Figures:
         room = ok(created, RoomCreateResponse).room_id
         for name, user in users.items():
             ok(await user.join(room), JoinResponse)
-            ok(await user.room_send(room, "m.room.message", {"msgtype": "m.text",
-                                                             "body": f"{name} before"}),
-               RoomSendResponse)
+            ok(
+                await user.room_send(
+                    room, "m.room.message", {"msgtype": "m.text", "body": f"{name} before"}
+                ),
+                RoomSendResponse,
+            )
 
         since_before = ok(await users[victim].sync(timeout=0), SyncResponse).next_batch
 
@@ -179,30 +233,54 @@ async def isolate_and_heal(cluster: Cluster, victim: str) -> Figures:
         stop = asyncio.Event()
         ledger = Ledger()
         acks = {n: Acks() for n in majority}
-        tasks = [asyncio.create_task(_write_at_victim(
-            ledger, cut_at, urls[victim], room, users[victim].access_token, owner.access_token,
-            stop))]
-        tasks += [asyncio.create_task(_write_at_majority(users[n], room, n, acks[n], stop))
-                  for n in majority]
+        tasks = [
+            asyncio.create_task(
+                _write_at_victim(
+                    ledger,
+                    cut_at,
+                    urls[victim],
+                    room,
+                    users[victim].access_token,
+                    owner.access_token,
+                    stop,
+                )
+            )
+        ]
+        tasks += [
+            asyncio.create_task(_write_at_majority(users[n], room, n, acks[n], stop))
+            for n in majority
+        ]
         try:
             _, figures.to_unhealthy = await wait_for(
-                lambda: _status_is(urls[victim], 503), timeout=15, interval=0.05)
+                lambda: _status_is(urls[victim], 503), timeout=15, interval=0.05
+            )
             # The front door stops sending anything to the victim, and keeps serving.
             _, figures.drained = await wait_for(
-                lambda: _drained(cluster, victim), timeout=15, interval=0.1)
+                lambda: _drained(cluster, victim), timeout=15, interval=0.1
+            )
             figures.drained += figures.to_unhealthy
             await wait_for(lambda: _acked(acks[majority[0]], 2), timeout=40, interval=0.2)
-            roaming = asyncio.create_task(_roam(users[victim], urls[majority[0]], urls[victim],
-                                                since_before, list(acks[majority[0]].event_ids)))
-            door_acked = [await send_retrying(door, room, f"door-{k}", f"door-{k}", budget=40)
-                          for k in range(5)]
+            roaming = asyncio.create_task(
+                _roam(
+                    users[victim],
+                    urls[majority[0]],
+                    urls[victim],
+                    since_before,
+                    list(acks[majority[0]].event_ids),
+                )
+            )
+            door_acked = [
+                await send_retrying(door, room, f"door-{k}", f"door-{k}", budget=40)
+                for k in range(5)
+            ]
             await _logout_retrying(revoked)
             # The cut-off site cannot learn of it; the front door no longer sends anyone there.
             stale_accepts = await _token_status(urls[victim], revoked_token, 200)
             # The majority keeps (or quickly resumes) committing.
             await wait_for(lambda: _enough(acks, ledger), timeout=40, interval=0.2)
-            leaders, _ = await wait_for(lambda: _leaders_without(cluster, majority[0], victim),
-                                        timeout=30, interval=0.5)
+            leaders, _ = await wait_for(
+                lambda: _leaders_without(cluster, majority[0], victim), timeout=30, interval=0.5
+            )
             ahead, behind, covered = await asyncio.wait_for(roaming, 60)
         finally:
             stop.set()
@@ -217,19 +295,22 @@ async def isolate_and_heal(cluster: Cluster, victim: str) -> Figures:
         figures.first_503 = ledger.attempts[0].seconds
         figures.slowest_503 = max(a.seconds for a in ledger.attempts)
         figures.majority_worst_ack = max(a.worst for a in acks.values())
-        print(f"isolated {victim}: {len(ledger.attempts)} writes at {victim}, all 503 "
-              f"(first answered in {figures.first_503:.2f}s, slowest {figures.slowest_503:.2f}s); "
-              f"health 503 after {figures.to_unhealthy:.2f}s; front door drained after "
-              f"{figures.drained:.2f}s; majority acks {[len(a.event_ids) for a in acks.values()]}, "
-              f"slowest {figures.majority_worst_ack:.2f}s; front door acks "
-              f"{[round(s, 2) for _, s, _ in door_acked]}; leaders {leaders}; token revoked at "
-              f"the majority still accepted at the cut-off {victim}: {stale_accepts}")
+        print(
+            f"isolated {victim}: {len(ledger.attempts)} writes at {victim}, all 503 "
+            f"(first answered in {figures.first_503:.2f}s, slowest {figures.slowest_503:.2f}s); "
+            f"health 503 after {figures.to_unhealthy:.2f}s; front door drained after "
+            f"{figures.drained:.2f}s; majority acks {[len(a.event_ids) for a in acks.values()]}, "
+            f"slowest {figures.majority_worst_ack:.2f}s; front door acks "
+            f"{[round(s, 2) for _, s, _ in door_acked]}; leaders {leaders}; token revoked at "
+            f"the majority still accepted at the cut-off {victim}: {stale_accepts}"
+        )
 
         # -- the heal --
         await asyncio.get_running_loop().run_in_executor(None, heal, cluster, victim)
         healed_at = time.monotonic()
-        _, figures.to_healthy = await wait_for(lambda: _status_is(urls[victim], 200),
-                                               timeout=30, interval=0.1)
+        _, figures.to_healthy = await wait_for(
+            lambda: _status_is(urls[victim], 200), timeout=30, interval=0.1
+        )
         written = [e for a in acks.values() for e in a.event_ids] + [e for e, _, _ in door_acked]
         reference = session_at(owner, urls[majority[0]])
         at_victim = users[victim]
@@ -264,31 +345,40 @@ async def isolate_and_heal(cluster: Cluster, victim: str) -> Figures:
         # The name the isolated site refused to register is still free.
         assert {a.what for a in ledger.attempts} == {"send", "register", "createRoom", "topic"}
         status, body, _ = await http(
-            "GET", urls[majority[0]] + V3 + "/register/available?username=isolated0")
+            "GET", urls[majority[0]] + V3 + "/register/available?username=isolated0"
+        )
         assert (status, body) == (200, {"available": True}), body
 
         # A sync token the user got at the majority, used at the cut-off site, came back
         # no older than it was; after the heal, syncing from it there repeats nothing.
-        assert all(b >= a for a, b in zip(positions(ahead), positions(behind), strict=True)), \
-            (ahead, behind)
+        assert all(b >= a for a, b in zip(positions(ahead), positions(behind), strict=True)), (
+            ahead,
+            behind,
+        )
         pinned = session_at(users[victim], urls[victim])
         clients.append(pinned)
-        again = ok(await pinned.sync(timeout=0, since=behind, sync_filter=BIG_TIMELINE),
-                   SyncResponse)
-        repeated = covered & {e.event_id for r in again.rooms.join.values()
-                              for e in r.timeline.events}
+        again = ok(
+            await pinned.sync(timeout=0, since=behind, sync_filter=BIG_TIMELINE), SyncResponse
+        )
+        repeated = covered & {
+            e.event_id for r in again.rooms.join.values() for e in r.timeline.events
+        }
         assert not repeated, f"{len(repeated)} events delivered twice"
 
         # The healed site accepts writes again, and the front door uses it again.
-        _, seconds, attempts = await send_retrying(users[victim], room, "after heal",
-                                                   "after-heal", budget=20)
+        _, seconds, attempts = await send_retrying(
+            users[victim], room, "after heal", "after-heal", budget=20
+        )
         await wait_for(lambda: _in_rotation(cluster, victim), timeout=20, interval=0.2)
         # Its node is back in every stream's group and agrees on the leaders.
-        await wait_for(lambda: _leaders_agree(cluster, victim, majority[0]), timeout=20,
-                       interval=0.5)
-        print(f"healed {victim}: healthy after {figures.to_healthy:.2f}s, same history "
-              f"({len(history)} events) after {figures.to_caught_up:.2f}s, first write after "
-              f"heal acknowledged in {seconds:.2f}s ({attempts} attempt(s))")
+        await wait_for(
+            lambda: _leaders_agree(cluster, victim, majority[0]), timeout=20, interval=0.5
+        )
+        print(
+            f"healed {victim}: healthy after {figures.to_healthy:.2f}s, same history "
+            f"({len(history)} events) after {figures.to_caught_up:.2f}s, first write after "
+            f"heal acknowledged in {seconds:.2f}s ({attempts} attempt(s))"
+        )
         return figures
     finally:
         await close_all(*clients)
@@ -306,8 +396,9 @@ async def _acked(acks: Acks, n: int) -> bool:
     return len(acks.event_ids) >= n
 
 
-async def _roam(user: AsyncClient, majority_url: str, victim_url: str, since: str,
-                covered: list[str]) -> tuple[str, str, set[str]]:
+async def _roam(
+    user: AsyncClient, majority_url: str, victim_url: str, since: str, covered: list[str]
+) -> tuple[str, str, set[str]]:
     """The user syncs at the majority, then takes that token to the cut-off site.
 
     Returns (token from the majority, token the cut-off site answered with, event ids
@@ -315,9 +406,12 @@ async def _roam(user: AsyncClient, majority_url: str, victim_url: str, since: st
     """
     roamer = session_at(user, majority_url)
     # The cut-off site waits (bounded) for a token's positions it cannot reach.
-    pinned = AsyncClient(victim_url, user.user_id, device_id=user.device_id,
-                         config=AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0,
-                                                  request_timeout=90))
+    pinned = AsyncClient(
+        victim_url,
+        user.user_id,
+        device_id=user.device_id,
+        config=AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, request_timeout=90),
+    )
     pinned.access_token = user.access_token
     try:
         ahead = ok(await roamer.sync(timeout=0, since=since), SyncResponse).next_batch
@@ -369,7 +463,8 @@ async def _leaders_without(cluster: Cluster, via: str, victim: str) -> dict[str,
     """Every stream has a leader among the majority (as the majority sees it)."""
     try:
         leaders = await asyncio.get_running_loop().run_in_executor(
-            None, stream_leaders, cluster, via)
+            None, stream_leaders, cluster, via
+        )
     except OSError:
         return {}
     ok_ = leaders and all(site and site != victim for site in leaders.values())

@@ -14,7 +14,9 @@ from tests.cluster.harness import Cluster, leader_site
 pytestmark = pytest.mark.slow
 
 
-async def read_back(load: Load, cluster: Cluster, sites: list[str]) -> dict[str, dict[str, list[StoredEvent]]]:
+async def read_back(
+    load: Load, cluster: Cluster, sites: list[str]
+) -> dict[str, dict[str, list[StoredEvent]]]:
     reader = load.users[0]
     timelines: dict[str, dict[str, list[StoredEvent]]] = {}
     for name in sites:
@@ -23,14 +25,16 @@ async def read_back(load: Load, cluster: Cluster, sites: list[str]) -> dict[str,
             events = await load.timeline(cluster.site_url(name), room_id, reader.token)
             rooms[room_id] = [
                 StoredEvent(e["event_id"], e["content"].get("body", ""))
-                for e in events if e["type"] == "m.room.message"
+                for e in events
+                if e["type"] == "m.room.message"
             ]
         timelines[name] = rooms
     return timelines
 
 
-async def burn_under_load(cluster: Cluster, victim: str, seconds_before: float = 3.0,
-                          seconds_after: float = 12.0) -> tuple[Load, float]:
+async def burn_under_load(
+    cluster: Cluster, victim: str, seconds_before: float = 3.0, seconds_after: float = 12.0
+) -> tuple[Load, float]:
     load = Load(cluster.front_door)
     await load.__aenter__()
     await load.setup(users=6, rooms=3)
@@ -72,7 +76,9 @@ async def test_rebuild_then_survive_a_second_fire(cluster: Cluster) -> None:
         assert judge(load.sends(), timelines).ok
         # Redundancy is back: burn another site and keep going.
         second = next(n for n in cluster.names if n != first)
-        load2, fault_at = await burn_under_load(cluster, second, seconds_before=2.0, seconds_after=10.0)
+        load2, fault_at = await burn_under_load(
+            cluster, second, seconds_before=2.0, seconds_after=10.0
+        )
         try:
             survivors = [n for n in cluster.names if n != second]
             verdict = judge(load2.sends(), await read_back(load2, cluster, survivors))

@@ -14,8 +14,13 @@ ME, ALICE, BOB, CAROL = "@me:hs", "@alice:hs", "@bob:hs", "@carol:hs"
 
 
 def keys(user: str = ME, device: str = "DEV") -> dict[str, Any]:
-    return {"user_id": user, "device_id": device, "algorithms": ["m.megolm.v1.aes-sha2"],
-            "keys": {f"ed25519:{device}": "k"}, "signatures": {}}
+    return {
+        "user_id": user,
+        "device_id": device,
+        "algorithms": ["m.megolm.v1.aes-sha2"],
+        "keys": {f"ed25519:{device}": "k"},
+        "signatures": {},
+    }
 
 
 def test_device_keys_must_name_the_uploader() -> None:
@@ -44,7 +49,8 @@ def test_key_maps() -> None:
 
 def test_user_maps() -> None:
     assert e2ee.check_claims({ALICE: {"D": "signed_curve25519"}}) == {
-        ALICE: {"D": "signed_curve25519"}}
+        ALICE: {"D": "signed_curve25519"}
+    }
     assert e2ee.check_queries({ALICE: []}) == {ALICE: []}
     assert e2ee.check_to_device({ALICE: {"*": {}}}) == {ALICE: {"*": {}}}
     for check, bad in (
@@ -61,9 +67,17 @@ def test_user_maps() -> None:
 def test_to_device_msg_id_is_stable_and_distinct() -> None:
     one = e2ee.to_device_msg_id(ME, "D", "t1", ALICE)
     assert one == e2ee.to_device_msg_id(ME, "D", "t1", ALICE)
-    assert len({one, e2ee.to_device_msg_id(ME, "D", "t1", BOB),
+    assert (
+        len(
+            {
+                one,
+                e2ee.to_device_msg_id(ME, "D", "t1", BOB),
                 e2ee.to_device_msg_id(ME, "E", "t1", ALICE),
-                e2ee.to_device_msg_id(ME, "D", "t2", ALICE)}) == 4
+                e2ee.to_device_msg_id(ME, "D", "t2", ALICE),
+            }
+        )
+        == 4
+    )
 
 
 def test_key_changes_count_only_for_users_sharing_a_room() -> None:

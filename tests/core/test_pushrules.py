@@ -9,14 +9,25 @@ from outlast.core.errors import MatrixError
 
 ALICE = "@alice:example.org"
 SPEC_OVERRIDE = [
-    ".m.rule.master", ".m.rule.suppress_notices", ".m.rule.invite_for_me",
-    ".m.rule.member_event", ".m.rule.is_user_mention", ".m.rule.contains_display_name",
-    ".m.rule.is_room_mention", ".m.rule.roomnotif", ".m.rule.tombstone", ".m.rule.reaction",
-    ".m.rule.room.server_acl", ".m.rule.suppress_edits",
+    ".m.rule.master",
+    ".m.rule.suppress_notices",
+    ".m.rule.invite_for_me",
+    ".m.rule.member_event",
+    ".m.rule.is_user_mention",
+    ".m.rule.contains_display_name",
+    ".m.rule.is_room_mention",
+    ".m.rule.roomnotif",
+    ".m.rule.tombstone",
+    ".m.rule.reaction",
+    ".m.rule.room.server_acl",
+    ".m.rule.suppress_edits",
 ]
 SPEC_UNDERRIDE = [
-    ".m.rule.call", ".m.rule.encrypted_room_one_to_one", ".m.rule.room_one_to_one",
-    ".m.rule.message", ".m.rule.encrypted",
+    ".m.rule.call",
+    ".m.rule.encrypted_room_one_to_one",
+    ".m.rule.room_one_to_one",
+    ".m.rule.message",
+    ".m.rule.encrypted",
 ]
 
 
@@ -33,8 +44,13 @@ def test_defaults_are_the_spec_ruleset_for_the_user() -> None:
     assert rules["content"][0]["pattern"] == "alice"
     assert rules["room"] == [] and rules["sender"] == []
     master = rules["override"][0]
-    assert master == {"rule_id": ".m.rule.master", "default": True, "enabled": False,
-                      "conditions": [], "actions": []}
+    assert master == {
+        "rule_id": ".m.rule.master",
+        "default": True,
+        "enabled": False,
+        "conditions": [],
+        "actions": [],
+    }
     invite = next(r for r in rules["override"] if r["rule_id"] == ".m.rule.invite_for_me")
     assert {"kind": "event_match", "key": "state_key", "pattern": ALICE} in invite["conditions"]
     mention = next(r for r in rules["override"] if r["rule_id"] == ".m.rule.is_user_mention")
@@ -46,15 +62,25 @@ def test_defaults_are_the_spec_ruleset_for_the_user() -> None:
 
 
 def test_new_user_rule_is_most_important_of_its_kind_but_after_master() -> None:
-    doc = pushrules.put_rule(ALICE, None, "override", "mine",
-                             {"actions": ["notify"], "conditions": []})
+    doc = pushrules.put_rule(
+        ALICE, None, "override", "mine", {"actions": ["notify"], "conditions": []}
+    )
     doc = pushrules.put_rule(ALICE, doc, "override", "newer", {"actions": []})
     rules = pushrules.ruleset(ALICE, doc)
-    assert ids(rules["override"])[:4] == [".m.rule.master", "newer", "mine",
-                                          ".m.rule.suppress_notices"]
+    assert ids(rules["override"])[:4] == [
+        ".m.rule.master",
+        "newer",
+        "mine",
+        ".m.rule.suppress_notices",
+    ]
     mine = pushrules.find(ALICE, doc, "override", "mine")
-    assert mine == {"rule_id": "mine", "actions": ["notify"], "enabled": True,
-                    "conditions": [], "default": False}
+    assert mine == {
+        "rule_id": "mine",
+        "actions": ["notify"],
+        "enabled": True,
+        "conditions": [],
+        "default": False,
+    }
 
 
 def test_before_and_after_place_the_rule() -> None:
@@ -75,8 +101,9 @@ def test_update_keeps_place_and_enabled_state() -> None:
     doc = pushrules.put_rule(ALICE, None, "content", "cake", {"pattern": "cake", "actions": []})
     doc = pushrules.put_rule(ALICE, doc, "content", "pie", {"pattern": "pie", "actions": []})
     doc = pushrules.set_attribute(ALICE, doc, "content", "cake", "enabled", False)
-    doc = pushrules.put_rule(ALICE, doc, "content", "cake",
-                             {"pattern": "cake*lie", "actions": ["notify"]})
+    doc = pushrules.put_rule(
+        ALICE, doc, "content", "cake", {"pattern": "cake*lie", "actions": ["notify"]}
+    )
     content = pushrules.ruleset(ALICE, doc)["content"]
     assert ids(content) == ["pie", "cake", ".m.rule.contains_user_name"]
     assert content[1]["pattern"] == "cake*lie" and content[1]["enabled"] is False
@@ -85,8 +112,9 @@ def test_update_keeps_place_and_enabled_state() -> None:
 def test_server_rules_can_be_disabled_and_given_actions_but_not_replaced() -> None:
     doc = pushrules.set_attribute(ALICE, None, "override", ".m.rule.master", "enabled", True)
     bing = {"set_tweak": "sound", "value": "bing"}
-    doc = pushrules.set_attribute(ALICE, doc, "underride", ".m.rule.message", "actions",
-                                  ["notify", bing, "dont_notify"])
+    doc = pushrules.set_attribute(
+        ALICE, doc, "underride", ".m.rule.message", "actions", ["notify", bing, "dont_notify"]
+    )
     assert pushrules.find(ALICE, doc, "override", ".m.rule.master")["enabled"] is True
     message = pushrules.find(ALICE, doc, "underride", ".m.rule.message")
     assert message["actions"] == ["notify", {"set_tweak": "sound", "value": "bing"}]

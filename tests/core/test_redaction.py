@@ -58,8 +58,13 @@ def test_state_key_survives() -> None:
     [
         (
             "m.room.member",
-            {"membership": "join", "displayname": "A", "avatar_url": "mxc://x/y",
-             "join_authorised_via_users_server": "@b:localhost", "reason": "hi"},
+            {
+                "membership": "join",
+                "displayname": "A",
+                "avatar_url": "mxc://x/y",
+                "join_authorised_via_users_server": "@b:localhost",
+                "reason": "hi",
+            },
             {"membership": "join", "join_authorised_via_users_server": "@b:localhost"},
         ),
         (
@@ -69,12 +74,30 @@ def test_state_key_survives() -> None:
         ),
         (
             "m.room.power_levels",
-            {"ban": 50, "events": {"m.room.name": 50}, "events_default": 0, "invite": 0,
-             "kick": 50, "redact": 50, "state_default": 50, "users": {"@a:localhost": 100},
-             "users_default": 0, "notifications": {"room": 50}, "historical": 100},
-            {"ban": 50, "events": {"m.room.name": 50}, "events_default": 0, "invite": 0,
-             "kick": 50, "redact": 50, "state_default": 50, "users": {"@a:localhost": 100},
-             "users_default": 0},
+            {
+                "ban": 50,
+                "events": {"m.room.name": 50},
+                "events_default": 0,
+                "invite": 0,
+                "kick": 50,
+                "redact": 50,
+                "state_default": 50,
+                "users": {"@a:localhost": 100},
+                "users_default": 0,
+                "notifications": {"room": 50},
+                "historical": 100,
+            },
+            {
+                "ban": 50,
+                "events": {"m.room.name": 50},
+                "events_default": 0,
+                "invite": 0,
+                "kick": 50,
+                "redact": 50,
+                "state_default": 50,
+                "users": {"@a:localhost": 100},
+                "users_default": 0,
+            },
         ),
         (
             "m.room.history_visibility",
@@ -106,10 +129,9 @@ def test_third_party_invite_keeps_only_signed() -> None:
         "membership": "invite",
         "third_party_invite": {"signed": {"mxid": "@b:localhost"}},
     }
-    assert redacted_content("m.room.member", {"membership": "invite",
-                                              "third_party_invite": {"display_name": "x"}}) == {
-        "membership": "invite"
-    }
+    assert redacted_content(
+        "m.room.member", {"membership": "invite", "third_party_invite": {"display_name": "x"}}
+    ) == {"membership": "invite"}
 
 
 def test_malformed_content_becomes_empty() -> None:
@@ -131,8 +153,9 @@ def test_redacting_twice_is_the_same() -> None:
 
 
 def test_redacted_by_sets_redacted_because_only() -> None:
-    cause = make_event("m.room.redaction", {"redacts": "$e", "reason": "r"}, event_id="$r",
-                       redacts="$e")
+    cause = make_event(
+        "m.room.redaction", {"redacts": "$e", "reason": "r"}, event_id="$r", redacts="$e"
+    )
     out = redacted_by(make_event("m.room.message", {"body": "x"}, unsigned={"age": 1}), cause)
     assert out["unsigned"] == {"redacted_because": cause}
     assert out["content"] == {}

@@ -45,8 +45,9 @@ def test_target_dimensions_never_upscale() -> None:
 
 def test_render_png_with_alpha_and_palette() -> None:
     for mode in ("RGBA", "P", "L"):
-        data, kind = thumbnails.thumbnail(png((400, 300), mode), "image/png",
-                                          Size(96, 96, "crop")) or (b"", "")
+        data, kind = thumbnails.thumbnail(
+            png((400, 300), mode), "image/png", Size(96, 96, "crop")
+        ) or (b"", "")
         assert kind == "image/png"
         with Image.open(io.BytesIO(data)) as img:
             assert img.size == (96, 96)

@@ -21,10 +21,14 @@ BOB = "@bob:example.test"
 CAROL = "@carol:example.test"
 
 
-def message(body: str, sender: str = BOB, etype: str = "m.room.message",
-            **extra: Any) -> dict[str, Any]:
-    return {"type": etype, "sender": sender, "content": {"msgtype": "m.text", "body": body,
-                                                         **extra}}
+def message(
+    body: str, sender: str = BOB, etype: str = "m.room.message", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": etype,
+        "sender": sender,
+        "content": {"msgtype": "m.text", "body": body, **extra},
+    }
 
 
 # --- read positions -----------------------------------------------------------

@@ -30,44 +30,73 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 USERS, ROOMS, RATE = 6, 3, 30
 DURATION, AT, HEAL_AFTER = 20, 4, 6
 DRILL_TIMEOUT = 420  # seconds for one drill subprocess, rebuild included
-GAP_BOUND = 60.0     # generous: elections take 4-9 s, a loaded CI box more
+GAP_BOUND = 60.0  # generous: elections take 4-9 s, a loaded CI box more
 
 # Drill ids per fault, as the drills on the shared cluster ran (for the history test).
 SHARED_DRILLS: dict[str, str] = {}
 
 
-def outlast(*args: str, timeout: float, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "outlast", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+def outlast(
+    *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "outlast", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def fire_drill(cluster_file: Path | None, fault: str, out: Path, *extra: str,
-               users: int = USERS, rooms: int = ROOMS, rate: float = RATE,
-               duration: float = DURATION, at: float = AT,
-               env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str],
-                                                          dict[str, Any]]:
+def fire_drill(
+    cluster_file: Path | None,
+    fault: str,
+    out: Path,
+    *extra: str,
+    users: int = USERS,
+    rooms: int = ROOMS,
+    rate: float = RATE,
+    duration: float = DURATION,
+    at: float = AT,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     args = ["drill", "fire"]
     if cluster_file is not None:
         args += ["--cluster", str(cluster_file)]
-    args += ["--users", str(users), "--rooms", str(rooms), "--rate", str(rate),
-             "--duration", str(duration), "--at", str(at), "--fault", fault,
-             "--json-out", str(out), *extra]
+    args += [
+        "--users",
+        str(users),
+        "--rooms",
+        str(rooms),
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--at",
+        str(at),
+        "--fault",
+        fault,
+        "--json-out",
+        str(out),
+        *extra,
+    ]
     proc = outlast(*args, timeout=DRILL_TIMEOUT, env=env)
     # The terminal summary is what an operator reads: show it in the test output.
     print(proc.stdout)
-    assert out.exists(), (f"no JSON report (exit {proc.returncode})\n"
-                          f"{tail(proc.stdout)}\n{tail(proc.stderr)}")
+    assert out.exists(), (
+        f"no JSON report (exit {proc.returncode})\n{tail(proc.stdout)}\n{tail(proc.stderr)}"
+    )
     report: dict[str, Any] = json.loads(out.read_text())
     return proc, report
 
 
-def assert_drill_passed(proc: subprocess.CompletedProcess[str], report: dict[str, Any],
-                        fault: str, users: int = USERS) -> None:
+def assert_drill_passed(
+    proc: subprocess.CompletedProcess[str], report: dict[str, Any], fault: str, users: int = USERS
+) -> None:
     v, gap = report["verdict"], report.get("write_gap") or {}
     context = f"\nverdict {v}\nwrite gap {gap}\n{tail(proc.stdout)}\n{tail(proc.stderr)}"
     assert proc.returncode == 0, f"drill exited {proc.returncode}" + context
@@ -83,8 +112,9 @@ def assert_drill_passed(proc: subprocess.CompletedProcess[str], report: dict[str
     # The engine the drill ran on is named, and it is the one installed.
     version = report["nats_server_version"]
     assert re.search(r"v\d+\.\d+\.\d+", version), version
-    installed = subprocess.run([nats_server_binary(), "--version"], capture_output=True,
-                               text=True, timeout=30)
+    installed = subprocess.run(
+        [nats_server_binary(), "--version"], capture_output=True, text=True, timeout=30
+    )
     installed_version = re.search(r"v\d+\.\d+\.\d+", installed.stdout + installed.stderr)
     assert installed_version is not None and installed_version.group(0) in version, version
     # The summary printed on stdout carries the same figures.
@@ -144,8 +174,9 @@ def test_temporary_fault_drill(shared_cluster: Cluster, fault: str, tmp_path: Pa
     extra = ["--heal-after", str(HEAL_AFTER), "--quiet"]
     if fault == "power":
         extra += ["--plot", str(tmp_path / "power.png")]
-    proc, report = fire_drill(shared_cluster.dir / "cluster.json", fault,
-                              tmp_path / f"{fault}.json", *extra)
+    proc, report = fire_drill(
+        shared_cluster.dir / "cluster.json", fault, tmp_path / f"{fault}.json", *extra
+    )
     SHARED_DRILLS[fault] = report["id"]
     assert_drill_passed(proc, report, fault)
     assert report["site"] in shared_cluster.names
@@ -191,8 +222,9 @@ def test_history_lists_the_drills_just_run(shared_cluster: Cluster) -> None:
 
 def test_fire_with_rebuild(fresh_cluster: Cluster, tmp_path: Path) -> None:
     before = {s["name"]: s["node"] for s in fresh_cluster.description["sites"]}
-    proc, report = fire_drill(fresh_cluster.dir / "cluster.json", "fire", tmp_path / "fire.json",
-                              "--rebuild", "--quiet")
+    proc, report = fire_drill(
+        fresh_cluster.dir / "cluster.json", "fire", tmp_path / "fire.json", "--rebuild", "--quiet"
+    )
     assert_drill_passed(proc, report, "fire")
     victim = report["site"]
     assert report["recovered_at_s"] is None
@@ -208,8 +240,14 @@ def test_fire_with_rebuild(fresh_cluster: Cluster, tmp_path: Path) -> None:
     assert health_status(site["url"]) == 200
     wait_healthy(fresh_cluster, timeout=60)
     # Its record is on the log, readable like any other.
-    listing = outlast("drill", "history", "--cluster", str(fresh_cluster.dir / "cluster.json"),
-                      "--json", timeout=120)
+    listing = outlast(
+        "drill",
+        "history",
+        "--cluster",
+        str(fresh_cluster.dir / "cluster.json"),
+        "--json",
+        timeout=120,
+    )
     assert listing.returncode == 0, listing.stderr
     ids = [r["id"] for r in json.loads(listing.stdout)]
     assert report["id"] in ids
@@ -241,8 +279,25 @@ def test_drill_without_cluster_starts_and_stops_its_own(tmp_path: Path) -> None:
     scratch.mkdir()
     out = tmp_path / "own.json"
     env = {**os.environ, "TMPDIR": str(scratch)}
-    args = [sys.executable, "-m", "outlast", "drill", "fire", "--users", "3", "--rooms", "2",
-            "--rate", "10", "--duration", "10", "--at", "3", "--json-out", str(out)]  # a fire
+    args = [
+        sys.executable,
+        "-m",
+        "outlast",
+        "drill",
+        "fire",
+        "--users",
+        "3",
+        "--rooms",
+        "2",
+        "--rate",
+        "10",
+        "--duration",
+        "10",
+        "--at",
+        "3",
+        "--json-out",
+        str(out),
+    ]  # a fire
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     seen: dict[int, str] = {}
     try:
@@ -261,8 +316,9 @@ def test_drill_without_cluster_starts_and_stops_its_own(tmp_path: Path) -> None:
                     drill.wait()
         err = stderr.read_text()
         print(stdout.read_text())
-        assert drill.returncode == 0, (f"exit {drill.returncode}\n"
-                                       f"{tail(stdout.read_text())}\n{tail(err)}")
+        assert drill.returncode == 0, (
+            f"exit {drill.returncode}\n{tail(stdout.read_text())}\n{tail(err)}"
+        )
         # It said where its cluster lived, and that was a fresh directory under TMPDIR.
         said = re.search(r"starting a local 3-site cluster in (\S+)", err)
         assert said, err
@@ -290,8 +346,19 @@ def test_drill_without_cluster_starts_and_stops_its_own(tmp_path: Path) -> None:
         # Whatever happened, take down any cluster under the scratch directory and
         # then any process of it still running (by pid, only ours).
         for cluster_json in scratch.glob("*/cluster.json"):
-            subprocess.run([sys.executable, "-m", "outlast", "cluster", "down", "--dir",
-                            str(cluster_json.parent)], capture_output=True, timeout=120)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "outlast",
+                    "cluster",
+                    "down",
+                    "--dir",
+                    str(cluster_json.parent),
+                ],
+                capture_output=True,
+                timeout=120,
+            )
         for pid in processes_mentioning(str(scratch)):
             try:
                 os.kill(pid, 9)

@@ -35,9 +35,15 @@ def synthetic_report(**overrides: Any) -> dict[str, Any]:
         "counters": {"sent": 481, "acked": 477, "errors": 62, "retries": 58},
         "acks_per_second_by_site": by_site,
         "verdict": {
-            "acknowledged": 477, "lost": 0, "duplicated": 0, "reordered": 0,
-            "in_doubt_resolved": 6, "unacknowledged_but_stored": 1, "unacknowledged": 4,
-            "examples": {"lost": [], "duplicated": [], "reordered": []}, "ok": True,
+            "acknowledged": 477,
+            "lost": 0,
+            "duplicated": 0,
+            "reordered": 0,
+            "in_doubt_resolved": 6,
+            "unacknowledged_but_stored": 1,
+            "unacknowledged": 4,
+            "examples": {"lost": [], "duplicated": [], "reordered": []},
+            "ok": True,
         },
         "nats_server_version": "nats-server: v2.15.1",
         "settings": {"replicas": 3, "sync_interval": "always", "placement": "unique_tag site:"},
@@ -69,17 +75,25 @@ def test_summary_names_the_key_figures() -> None:
 
 def test_summary_of_a_failed_drill_says_fail_with_the_counts() -> None:
     report = synthetic_report()
-    report["verdict"] = {**report["verdict"], "lost": 2, "duplicated": 1, "reordered": 3,
-                         "ok": False}
+    report["verdict"] = {
+        **report["verdict"],
+        "lost": 2,
+        "duplicated": 1,
+        "reordered": 3,
+        "ok": False,
+    }
     text = summary(report)
     assert "LOST: 2   DUPLICATED: 1   REORDERED: 3" in text
     assert "verdict: FAIL" in text and "PASS" not in text
 
 
 def test_summary_of_a_fire_with_rebuild_and_no_gap() -> None:
-    report = synthetic_report(fault="fire", recovered_at_s=None, write_gap={},
-                              rebuild={"site": "b", "node": "b-2", "replaced": "b-1",
-                                       "seconds": 3.2, "identical": True})
+    report = synthetic_report(
+        fault="fire",
+        recovered_at_s=None,
+        write_gap={},
+        rebuild={"site": "b", "node": "b-2", "replaced": "b-1", "seconds": 3.2, "identical": True},
+    )
     text = summary(report)
     assert "fault 'fire' on site b" in text
     assert "rebuild: site b as node b-2 in 3.2s; timelines through it identical: True" in text
@@ -95,10 +109,10 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     assert data[:8] == PNG_SIGNATURE, "not a PNG"
     chunks, offset = [], 8
     while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset:offset + 4])
-        kind = data[offset + 4:offset + 8]
-        payload = data[offset + 8:offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[offset + 8 + length:offset + 12 + length])
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        payload = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
         assert zlib.crc32(kind + payload) == crc, f"bad CRC in {kind!r}"
         chunks.append((kind, payload))
         offset += 12 + length
@@ -160,8 +174,9 @@ def test_plot_differs_with_the_data(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("gap", [{}, None])
 def test_plot_without_gap_or_acks(tmp_path: Path, gap: dict[str, float] | None) -> None:
-    report = synthetic_report(write_gap=gap, acks_per_second_by_site={}, recovered_at_s=None,
-                              fault="fire")
+    report = synthetic_report(
+        write_gap=gap, acks_per_second_by_site={}, recovered_at_s=None, fault="fire"
+    )
     out = tmp_path / "empty.png"
     plot(report, out)
     assert out.read_bytes().startswith(PNG_SIGNATURE)

@@ -17,14 +17,21 @@ SITES = ("a", "b", "c")
 R1, R2 = "!one:localhost", "!two:localhost"
 
 
-def send(client: str, seq: int, room: str, *, acked: bool = True, errors: int = 0,
-         t: float | None = None) -> Send:
+def send(
+    client: str, seq: int, room: str, *, acked: bool = True, errors: int = 0, t: float | None = None
+) -> Send:
     """A ledger entry as the load generator writes it (body and txnId from client and seq)."""
     sent_at = float(seq) if t is None else t
     return Send(
-        client=client, room_id=room, txn_id=f"{client}-{seq}", body=f"{client}#{seq}",
-        acked=acked, event_id=f"$ev-{client}-{seq}" if acked else None,
-        attempts=1 + errors, errors=errors, sent_at=sent_at,
+        client=client,
+        room_id=room,
+        txn_id=f"{client}-{seq}",
+        body=f"{client}#{seq}",
+        acked=acked,
+        event_id=f"$ev-{client}-{seq}" if acked else None,
+        attempts=1 + errors,
+        errors=errors,
+        sent_at=sent_at,
         acked_at=sent_at + 0.01 if acked else None,
     )
 
@@ -56,8 +63,11 @@ def timelines_of(sends: list[Send], sites: tuple[str, ...] = SITES) -> Timelines
 
 def assert_only(verdict: Verdict, **expected: int) -> None:
     """Exactly the named failure lists have the given lengths; the others are empty."""
-    counts = {"lost": len(verdict.lost), "duplicated": len(verdict.duplicated),
-              "reordered": len(verdict.reordered)}
+    counts = {
+        "lost": len(verdict.lost),
+        "duplicated": len(verdict.duplicated),
+        "reordered": len(verdict.reordered),
+    }
     wanted = {"lost": 0, "duplicated": 0, "reordered": 0, **expected}
     assert counts == wanted, verdict.as_dict()
 
@@ -102,8 +112,9 @@ def test_acknowledged_event_dropped_at_one_site_is_lost() -> None:
     sends = ledger()
     timelines = timelines_of(sends)
     victim = next(s for s in sends if s.client == "bob" and s.txn_id == "bob-3")
-    timelines["b"][victim.room_id] = [e for e in timelines["b"][victim.room_id]
-                                     if e.event_id != victim.event_id]
+    timelines["b"][victim.room_id] = [
+        e for e in timelines["b"][victim.room_id] if e.event_id != victim.event_id
+    ]
     verdict = judge(sends, timelines)
     assert not verdict.ok
     assert_only(verdict, lost=1)  # a gap at one site is not a reordering
@@ -273,11 +284,11 @@ FAULT = 100.0
 def test_write_gap_statistics_on_hand_made_data() -> None:
     acks = {
         # acks before the fault never count; gap = the longest step from the fault on
-        "u1": [90.0, 99.5, 101.0, 101.2, 101.4],          # fault -> 101.0: 1.0
-        "u2": [99.9, 102.0, 102.5],                        # 2.0
-        "u3": [100.5, 101.0, 104.0, 104.2],                # 104.0 - 101.0 = 3.0
-        "u4": [104.0, 104.5, 104.9],                       # 4.0
-        "u5": [101.0, 102.0, 112.0],                       # 112.0 - 102.0 = 10.0
+        "u1": [90.0, 99.5, 101.0, 101.2, 101.4],  # fault -> 101.0: 1.0
+        "u2": [99.9, 102.0, 102.5],  # 2.0
+        "u3": [100.5, 101.0, 104.0, 104.2],  # 104.0 - 101.0 = 3.0
+        "u4": [104.0, 104.5, 104.9],  # 4.0
+        "u5": [101.0, 102.0, 112.0],  # 112.0 - 102.0 = 10.0
     }
     gap = write_gap(FAULT, acks)
     assert gap == {"clients": 5.0, "min": 1.0, "median": 3.0, "p99": 10.0, "max": 10.0}
@@ -319,17 +330,20 @@ def test_write_gap_percentiles_over_many_clients() -> None:
     assert gap["clients"] == 100.0
     assert gap["min"] == 0.1
     assert gap["max"] == 10.0
-    assert gap["median"] == pytest.approx(5.05)   # between the 50th and 51st client
-    assert gap["p99"] == 9.9                       # nearest rank: the 99th of 100
+    assert gap["median"] == pytest.approx(5.05)  # between the 50th and 51st client
+    assert gap["p99"] == 9.9  # nearest rank: the 99th of 100
 
 
-@pytest.mark.parametrize(("gaps", "median"), [
-    ([1.0, 3.0], 2.0),
-    ([1.0, 2.0, 3.0, 4.0], 2.5),
-    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3.5),
-    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 4.5),
-    ([4.0, 1.0, 9.0], 4.0),
-])
+@pytest.mark.parametrize(
+    ("gaps", "median"),
+    [
+        ([1.0, 3.0], 2.0),
+        ([1.0, 2.0, 3.0, 4.0], 2.5),
+        ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3.5),
+        ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 4.5),
+        ([4.0, 1.0, 9.0], 4.0),
+    ],
+)
 def test_write_gap_median_of_an_even_number_of_clients(gaps: list[float], median: float) -> None:
     acks = {f"u{i}": [FAULT + g] for i, g in enumerate(gaps)}
     gap = write_gap(FAULT, acks)

@@ -75,9 +75,10 @@ async def api(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.request(
-        method, url, data=data, headers=headers, params=params
-    ) as resp:
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.request(method, url, data=data, headers=headers, params=params) as resp,
+    ):
         raw = await resp.read()
         try:
             return resp.status, json.loads(raw) if raw else None
@@ -95,8 +96,9 @@ async def all_messages(client: AsyncClient, room_id: str, limit: int = 50) -> li
     start: str | None = None
     for _ in range(1000):
         page = expect(
-            await client.room_messages(room_id, start, direction=MessageDirection.back,
-                                       limit=limit),
+            await client.room_messages(
+                room_id, start, direction=MessageDirection.back, limit=limit
+            ),
             RoomMessagesResponse,
         )
         events.extend(e.source for e in page.chunk)

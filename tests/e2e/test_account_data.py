@@ -26,8 +26,9 @@ async def pair(server: OutlastProcess) -> AsyncIterator[tuple[AsyncClient, Async
         await close_all(alice, bob)
 
 
-async def raw_sync(url: str, token: str, since: str | None = None,
-                   timeout_ms: int = 0) -> dict[str, Any]:
+async def raw_sync(
+    url: str, token: str, since: str | None = None, timeout_ms: int = 0
+) -> dict[str, Any]:
     params = {"timeout": str(timeout_ms)} | ({"since": since} if since else {})
     status, body = await api("GET", url + V3 + "/sync", token=token, params=params)
     assert status == 200, body
@@ -36,8 +37,11 @@ async def raw_sync(url: str, token: str, since: str | None = None,
 
 def ours(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The account data this test set (other features add their own, e.g. m.push_rules)."""
-    return {e["type"]: e["content"] for e in events
-            if e["type"].startswith("org.example.") or e["type"] == "m.tag"}
+    return {
+        e["type"]: e["content"]
+        for e in events
+        if e["type"].startswith("org.example.") or e["type"] == "m.tag"
+    }
 
 
 def global_data(body: dict[str, Any]) -> dict[str, Any]:
@@ -56,16 +60,29 @@ async def test_global_and_room_account_data_in_get_and_sync(
     url, token = server.url + V3, alice.access_token
     room_id = str(expect(await alice.room_create(), RoomCreateResponse).room_id)
 
-    assert (await api("PUT", f"{url}/user/{ALICE}/account_data/org.example.theme",
-                      {"dark": True}, token))[0] == 200
-    assert (await api("PUT", f"{url}/user/{ALICE}/rooms/{room_id}/account_data/org.example.pin",
-                      {"pinned": ["$a"]}, token))[0] == 200
-    assert await api("GET", f"{url}/user/{ALICE}/account_data/org.example.theme",
-                     token=token) == (200, {"dark": True})
-    assert await api("GET", f"{url}/user/{ALICE}/rooms/{room_id}/account_data/org.example.pin",
-                     token=token) == (200, {"pinned": ["$a"]})
-    status, body = await api("GET", f"{url}/user/{ALICE}/account_data/org.example.none",
-                             token=token)
+    assert (
+        await api(
+            "PUT", f"{url}/user/{ALICE}/account_data/org.example.theme", {"dark": True}, token
+        )
+    )[0] == 200
+    assert (
+        await api(
+            "PUT",
+            f"{url}/user/{ALICE}/rooms/{room_id}/account_data/org.example.pin",
+            {"pinned": ["$a"]},
+            token,
+        )
+    )[0] == 200
+    assert await api("GET", f"{url}/user/{ALICE}/account_data/org.example.theme", token=token) == (
+        200,
+        {"dark": True},
+    )
+    assert await api(
+        "GET", f"{url}/user/{ALICE}/rooms/{room_id}/account_data/org.example.pin", token=token
+    ) == (200, {"pinned": ["$a"]})
+    status, body = await api(
+        "GET", f"{url}/user/{ALICE}/account_data/org.example.none", token=token
+    )
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     # Room data is not global data.
     status, _ = await api("GET", f"{url}/user/{ALICE}/account_data/org.example.pin", token=token)
@@ -76,8 +93,9 @@ async def test_global_and_room_account_data_in_get_and_sync(
     assert room_data(first, room_id) == {"org.example.pin": {"pinned": ["$a"]}}
 
     # An incremental sync carries only what changed since the token.
-    assert (await api("PUT", f"{url}/user/{ALICE}/account_data/org.example.other",
-                      {"n": 1}, token))[0] == 200
+    assert (
+        await api("PUT", f"{url}/user/{ALICE}/account_data/org.example.other", {"n": 1}, token)
+    )[0] == 200
     later = await raw_sync(server.url, token, first["next_batch"])
     assert global_data(later) == {"org.example.other": {"n": 1}}
     assert room_data(later, room_id) == {}
@@ -104,7 +122,8 @@ async def test_tags(server: OutlastProcess, pair: tuple[AsyncClient, AsyncClient
 
     assert (await api("DELETE", f"{url}/rooms/{room_id}/tags/u.work", token=token))[0] == 200
     assert await api("GET", f"{url}/rooms/{room_id}/tags", token=token) == (
-        200, {"tags": {"m.favourite": {"order": 0.25}}}
+        200,
+        {"tags": {"m.favourite": {"order": 0.25}}},
     )
     after = await raw_sync(server.url, token, before["next_batch"])
     assert room_data(after, room_id) == {"m.tag": {"tags": {"m.favourite": {"order": 0.25}}}}
@@ -122,8 +141,12 @@ async def test_long_poll_wakes_on_account_data(
         raw_sync(server.url, alice.access_token, first["next_batch"], timeout_ms=25_000)
     )
     await asyncio.sleep(0.5)
-    status, _ = await api("PUT", f"{server.url}{V3}/user/{ALICE}/account_data/org.example.wake",
-                          {"now": True}, alice.access_token)
+    status, _ = await api(
+        "PUT",
+        f"{server.url}{V3}/user/{ALICE}/account_data/org.example.wake",
+        {"now": True},
+        alice.access_token,
+    )
     assert status == 200
     woke = await asyncio.wait_for(poll, 30)
     assert global_data(woke) == {"org.example.wake": {"now": True}}
@@ -148,14 +171,20 @@ async def test_permissions_and_refused_types(
         assert (status, answer["errcode"]) == (403, "M_FORBIDDEN"), path
 
     token = alice.access_token
-    status, answer = await api("PUT", f"{url}/user/{ALICE}/rooms/{room_id}/account_data/"
-                               "m.fully_read", {"event_id": "$x"}, token)
+    status, answer = await api(
+        "PUT",
+        f"{url}/user/{ALICE}/rooms/{room_id}/account_data/m.fully_read",
+        {"event_id": "$x"},
+        token,
+    )
     assert (status, answer["errcode"]) == (405, "M_BAD_JSON")
     status, answer = await api("PUT", f"{url}/user/{ALICE}/account_data/m.push_rules", {}, token)
     assert (status, answer["errcode"]) == (405, "M_BAD_JSON")
-    status, answer = await api("PUT", f"{url}/user/{ALICE}/account_data/org.example.list",
-                               b"[1, 2]", token)
+    status, answer = await api(
+        "PUT", f"{url}/user/{ALICE}/account_data/org.example.list", b"[1, 2]", token
+    )
     assert (status, answer["errcode"]) == (400, "M_BAD_JSON")
-    status, answer = await api("PUT", f"{url}/user/{ALICE}/rooms/not-a-room/account_data/a.b",
-                               {}, token)
+    status, answer = await api(
+        "PUT", f"{url}/user/{ALICE}/rooms/not-a-room/account_data/a.b", {}, token
+    )
     assert (status, answer["errcode"]) == (400, "M_INVALID_PARAM")

@@ -85,7 +85,8 @@ async def test_login_flows_and_password_login(server: OutlastProcess) -> None:
 
         # Legacy r0 POST /login with the old `user` field.
         status, body = await api(
-            "POST", server.url + "/_matrix/client/r0/login",
+            "POST",
+            server.url + "/_matrix/client/r0/login",
             {"type": "m.login.password", "user": "alice", "password": "wonderland"},
         )
         assert status == 200 and body["user_id"] == "@alice:localhost"
@@ -146,22 +147,29 @@ async def test_password_change_with_uia(server: OutlastProcess) -> None:
     try:
         expect(await other.login("old-secret"), LoginResponse)
         url = server.url + V3 + "/account/password"
-        status, body = await api("POST", url, {"new_password": "new-secret"},
-                                 token=alice.access_token)
+        status, body = await api(
+            "POST", url, {"new_password": "new-secret"}, token=alice.access_token
+        )
         assert status == 401 and {"stages": ["m.login.password"]} in body["flows"]
         session = body["session"]
 
-        wrong = {"type": "m.login.password", "session": session, "password": "nope",
-                 "identifier": {"type": "m.id.user", "user": "alice"}}
-        status, body = await api("POST", url, {"new_password": "x", "auth": wrong},
-                                 token=alice.access_token)
+        wrong = {
+            "type": "m.login.password",
+            "session": session,
+            "password": "nope",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+        }
+        status, body = await api(
+            "POST", url, {"new_password": "x", "auth": wrong}, token=alice.access_token
+        )
         # A failed stage is a retryable 401 carrying the flows again (spec: UIA).
         assert (status, body["errcode"]) == (401, "M_FORBIDDEN")
         assert {"stages": ["m.login.password"]} in body["flows"] and body["session"]
 
         auth = {**wrong, "password": "old-secret"}
-        status, body = await api("POST", url, {"new_password": "new-secret", "auth": auth},
-                                 token=alice.access_token)
+        status, body = await api(
+            "POST", url, {"new_password": "new-secret", "auth": auth}, token=alice.access_token
+        )
         assert status == 200, body
         # The requesting device stays logged in; the others are logged out (default).
         expect(await alice.whoami(), WhoamiResponse)
@@ -187,8 +195,12 @@ async def test_deactivate(server: OutlastProcess) -> None:
         url = server.url + V3 + "/account/deactivate"
         status, body = await api("POST", url, {}, token=alice.access_token)
         assert status == 401 and body["flows"] == [{"stages": ["m.login.password"]}]
-        auth = {"type": "m.login.password", "session": body["session"], "password": "wonderland",
-                "identifier": {"type": "m.id.user", "user": "@alice:localhost"}}
+        auth = {
+            "type": "m.login.password",
+            "session": body["session"],
+            "password": "wonderland",
+            "identifier": {"type": "m.id.user", "user": "@alice:localhost"},
+        }
         status, body = await api("POST", url, {"auth": auth}, token=alice.access_token)
         assert status == 200, body
 

@@ -60,9 +60,11 @@ async def test_start_up_calls_answer(server: OutlastProcess) -> None:
                 assert body == expected, path
         status, body = await api("GET", f"{server.url}{V3}/room_keys/version", token=token)
         assert (status, body["errcode"]) == (404, "M_NOT_FOUND")  # no backup: what clients expect
-        for path in ("/_matrix/client/v1/auth_metadata",
-                     "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
-                     f"{V3}/no/such/endpoint"):
+        for path in (
+            "/_matrix/client/v1/auth_metadata",
+            "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
+            f"{V3}/no/such/endpoint",
+        ):
             status, body = await api("GET", server.url + path, token=token)
             assert (status, body["errcode"]) == (404, "M_UNRECOGNIZED"), path
         for path in (f"{V3}/pushrules/", f"{V3}/pushers", f"{V3}/voip/turnServer"):
@@ -80,7 +82,9 @@ async def test_push_rules_default_shape_and_edits(server: OutlastProcess) -> Non
         status, body = await api("GET", f"{base}/", token=token)
         rules = body["global"]
         assert [r["rule_id"] for r in rules["override"]][:2] == [
-            ".m.rule.master", ".m.rule.suppress_notices"]
+            ".m.rule.master",
+            ".m.rule.suppress_notices",
+        ]
         assert rules["content"][0]["pattern"] == "alice"
         invite = next(r for r in rules["override"] if r["rule_id"] == ".m.rule.invite_for_me")
         assert invite["conditions"][2]["pattern"] == "@alice:localhost"
@@ -89,17 +93,25 @@ async def test_push_rules_default_shape_and_edits(server: OutlastProcess) -> Non
         assert pushed, "initial sync carries m.push_rules"
 
         # nio's own calls: add, disable, change actions, delete.
-        expect(await alice.set_pushrule(
-            "global", PushRuleKind.override, "cake",
-            conditions=[PushEventMatch("content.body", "cake")],
-            actions=[PushNotify(), PushSetTweak("sound", "bell")],
-        ), SetPushRuleResponse)
+        expect(
+            await alice.set_pushrule(
+                "global",
+                PushRuleKind.override,
+                "cake",
+                conditions=[PushEventMatch("content.body", "cake")],
+                actions=[PushNotify(), PushSetTweak("sound", "bell")],
+            ),
+            SetPushRuleResponse,
+        )
         status, rule = await api("GET", f"{base}/global/override/cake", token=token)
         assert status == 200
-        assert rule == {"rule_id": "cake", "default": False, "enabled": True,
-                        "conditions": [{"kind": "event_match", "key": "content.body",
-                                        "pattern": "cake"}],
-                        "actions": ["notify", {"set_tweak": "sound", "value": "bell"}]}
+        assert rule == {
+            "rule_id": "cake",
+            "default": False,
+            "enabled": True,
+            "conditions": [{"kind": "event_match", "key": "content.body", "pattern": "cake"}],
+            "actions": ["notify", {"set_tweak": "sound", "value": "bell"}],
+        }
         status, body = await api("GET", f"{base}/", token=token)
         assert [r["rule_id"] for r in body["global"]["override"]][:2] == [".m.rule.master", "cake"]
         # The change reaches the next /sync as m.push_rules.
@@ -107,23 +119,32 @@ async def test_push_rules_default_shape_and_edits(server: OutlastProcess) -> Non
         events = [e for e in changed.account_data_events if isinstance(e, PushRulesEvent)]
         assert events and any(r.id == "cake" for r in events[0].global_rules.override)
 
-        expect(await alice.enable_pushrule("global", PushRuleKind.override, "cake", False),
-               EnablePushRuleResponse)
+        expect(
+            await alice.enable_pushrule("global", PushRuleKind.override, "cake", False),
+            EnablePushRuleResponse,
+        )
         status, body = await api("GET", f"{base}/global/override/cake/enabled", token=token)
         assert (status, body) == (200, {"enabled": False})
-        expect(await alice.set_pushrule_actions("global", PushRuleKind.underride,
-                                                ".m.rule.message", []),
-               SetPushRuleActionsResponse)
-        status, body = await api("GET", f"{base}/global/underride/.m.rule.message/actions",
-                                 token=token)
+        expect(
+            await alice.set_pushrule_actions(
+                "global", PushRuleKind.underride, ".m.rule.message", []
+            ),
+            SetPushRuleActionsResponse,
+        )
+        status, body = await api(
+            "GET", f"{base}/global/underride/.m.rule.message/actions", token=token
+        )
         assert (status, body) == (200, {"actions": []})
-        status, _ = await api("PUT", f"{base}/global/override/.m.rule.master/enabled",
-                              {"enabled": True}, token=token)
+        status, _ = await api(
+            "PUT", f"{base}/global/override/.m.rule.master/enabled", {"enabled": True}, token=token
+        )
         assert status == 200
         status, body = await api("GET", f"{base}/global/override/.m.rule.master", token=token)
         assert body["enabled"] is True and body["default"] is True
-        expect(await alice.delete_pushrule("global", PushRuleKind.override, "cake"),
-               DeletePushRuleResponse)
+        expect(
+            await alice.delete_pushrule("global", PushRuleKind.override, "cake"),
+            DeletePushRuleResponse,
+        )
 
         errors: list[tuple[str, str, object, int, str]] = [
             ("GET", f"{base}/global/override/cake", None, 404, "M_NOT_FOUND"),
@@ -134,8 +155,7 @@ async def test_push_rules_default_shape_and_edits(server: OutlastProcess) -> Non
             ("PUT", f"{base}/global/content/x", {"actions": []}, 400, "M_MISSING_PARAM"),
             ("PUT", f"{base}/global/room/x", {"actions": "loud"}, 400, "M_BAD_JSON"),
             ("PUT", f"{base}/global/room/x", b"{", 400, "M_NOT_JSON"),
-            ("PUT", f"{base}/global/override/.m.rule.master/enabled", {}, 400,
-             "M_MISSING_PARAM"),
+            ("PUT", f"{base}/global/override/.m.rule.master/enabled", {}, 400, "M_MISSING_PARAM"),
             ("GET", f"{base}/global/override/nope/enabled", None, 404, "M_NOT_FOUND"),
         ]
         for method, url, body, status_code, errcode in errors:
@@ -145,17 +165,25 @@ async def test_push_rules_default_shape_and_edits(server: OutlastProcess) -> Non
         server.restart()
         status, body = await api("GET", f"{base}/global/override/.m.rule.master", token=token)
         assert body["enabled"] is True
-        status, body = await api("GET", f"{base}/global/underride/.m.rule.message/actions",
-                                 token=token)
+        status, body = await api(
+            "GET", f"{base}/global/underride/.m.rule.message/actions", token=token
+        )
         assert body == {"actions": []}
     finally:
         await close_all(alice)
 
 
 def pusher(pushkey: str, **extra: object) -> dict[str, object]:
-    return {"kind": "http", "app_id": "org.example.app", "pushkey": pushkey,
-            "app_display_name": "Example", "device_display_name": "Phone", "lang": "en",
-            "data": {"url": "https://push.example.org/_matrix/push/v1/notify"}, **extra}
+    return {
+        "kind": "http",
+        "app_id": "org.example.app",
+        "pushkey": pushkey,
+        "app_display_name": "Example",
+        "device_display_name": "Phone",
+        "lang": "en",
+        "data": {"url": "https://push.example.org/_matrix/push/v1/notify"},
+        **extra,
+    }
 
 
 async def test_pushers_set_get_delete(server: OutlastProcess) -> None:
@@ -163,8 +191,9 @@ async def test_pushers_set_get_delete(server: OutlastProcess) -> None:
     bob = await register(server.url, "bob")
     url = f"{server.url}{V3}/pushers"
     try:
-        status, _ = await api("POST", f"{url}/set", pusher("key-1", profile_tag="t"),
-                              token=alice.access_token)
+        status, _ = await api(
+            "POST", f"{url}/set", pusher("key-1", profile_tag="t"), token=alice.access_token
+        )
         assert status == 200
         status, body = await api("GET", url, token=alice.access_token)
         assert body["pushers"] == [{k: v for k, v in pusher("key-1", profile_tag="t").items()}]
@@ -178,13 +207,20 @@ async def test_pushers_set_get_delete(server: OutlastProcess) -> None:
         assert len((await api("GET", url, token=alice.access_token))[1]["pushers"]) == 1
         assert len((await api("GET", url, token=bob.access_token))[1]["pushers"]) == 1
         # kind null deletes.
-        status, _ = await api("POST", f"{url}/set",
-                              {"kind": None, "app_id": "org.example.app", "pushkey": "key-1"},
-                              token=alice.access_token)
+        status, _ = await api(
+            "POST",
+            f"{url}/set",
+            {"kind": None, "app_id": "org.example.app", "pushkey": "key-1"},
+            token=alice.access_token,
+        )
         assert status == 200
         assert (await api("GET", url, token=alice.access_token))[1] == {"pushers": []}
-        for bad in ({"kind": "http"}, {**pusher("k"), "lang": None},
-                    {**pusher("k"), "data": {}}, {**pusher("k"), "kind": "carrier-pigeon"}):
+        for bad in (
+            {"kind": "http"},
+            {**pusher("k"), "lang": None},
+            {**pusher("k"), "data": {}},
+            {**pusher("k"), "kind": "carrier-pigeon"},
+        ):
             status, body = await api("POST", f"{url}/set", bad, token=alice.access_token)
             assert status == 400 and body["errcode"] in ("M_MISSING_PARAM", "M_INVALID_PARAM")
     finally:
@@ -198,8 +234,9 @@ async def test_event_context(server: OutlastProcess) -> None:
         room_id = expect(await alice.room_create(), RoomCreateResponse).room_id
         sent = []
         for i in range(9):
-            resp = expect(await alice.room_send(room_id, "m.room.message", text(f"m{i}")),
-                          RoomSendResponse)
+            resp = expect(
+                await alice.room_send(room_id, "m.room.message", text(f"m{i}")), RoomSendResponse
+            )
             sent.append(resp.event_id)
         ctx = expect(await alice.room_context(room_id, sent[4], limit=4), RoomContextResponse)
         assert ctx.event.event_id == sent[4]
@@ -208,30 +245,42 @@ async def test_event_context(server: OutlastProcess) -> None:
         assert any(e.source["type"] == "m.room.create" for e in ctx.state)
         # The tokens continue where the context stopped, both ways.
         status, older = await api(
-            "GET", f"{server.url}{V3}/rooms/{room_id}/messages", token=alice.access_token,
+            "GET",
+            f"{server.url}{V3}/rooms/{room_id}/messages",
+            token=alice.access_token,
             params={"from": ctx.start, "dir": "b", "limit": "2"},
         )
         assert [e["event_id"] for e in older["chunk"]] == [sent[1], sent[0]]
         status, newer = await api(
-            "GET", f"{server.url}{V3}/rooms/{room_id}/messages", token=alice.access_token,
+            "GET",
+            f"{server.url}{V3}/rooms/{room_id}/messages",
+            token=alice.access_token,
             params={"from": ctx.end, "dir": "f", "limit": "5"},
         )
         assert [e["event_id"] for e in newer["chunk"]] == [sent[7], sent[8]]
         status, body = await api(
-            "GET", f"{server.url}{V3}/rooms/{room_id}/context/{sent[4]}",
-            token=alice.access_token, params={"limit": "0"},
+            "GET",
+            f"{server.url}{V3}/rooms/{room_id}/context/{sent[4]}",
+            token=alice.access_token,
+            params={"limit": "0"},
         )
         assert status == 200 and body["events_before"] == [] and body["events_after"] == []
         assert body["event"]["event_id"] == sent[4]
         # Outsiders and unknown events get 404 / 403, never a 500.
-        status, body = await api("GET", f"{server.url}{V3}/rooms/{room_id}/context/{sent[4]}",
-                                 token=eve.access_token)
+        status, body = await api(
+            "GET", f"{server.url}{V3}/rooms/{room_id}/context/{sent[4]}", token=eve.access_token
+        )
         assert status in (403, 404) and body["errcode"] in ("M_FORBIDDEN", "M_NOT_FOUND")
-        status, body = await api("GET", f"{server.url}{V3}/rooms/{room_id}/context/$nope",
-                                 token=alice.access_token)
+        status, body = await api(
+            "GET", f"{server.url}{V3}/rooms/{room_id}/context/$nope", token=alice.access_token
+        )
         assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
-        status, body = await api("GET", f"{server.url}{V3}/rooms/{room_id}/context/{sent[0]}",
-                                 token=alice.access_token, params={"filter": "{"})
+        status, body = await api(
+            "GET",
+            f"{server.url}{V3}/rooms/{room_id}/context/{sent[0]}",
+            token=alice.access_token,
+            params={"filter": "{"},
+        )
         assert (status, body["errcode"]) == (400, "M_NOT_JSON")
     finally:
         await close_all(alice, eve)
@@ -260,8 +309,9 @@ async def test_configured_turn_server_gives_time_limited_credentials(
 ) -> None:
     alice = await register(turn_server.url, "alice")
     try:
-        status, body = await api("GET", f"{turn_server.url}{V3}/voip/turnServer",
-                                 token=alice.access_token)
+        status, body = await api(
+            "GET", f"{turn_server.url}{V3}/voip/turnServer", token=alice.access_token
+        )
         assert status == 200
         assert body["uris"] == ["turn:turn.example.org:3478?transport=udp"]
         assert body["ttl"] == 600

@@ -20,18 +20,26 @@ V3 = "/_matrix/client/v3"
 
 async def login(server: OutlastProcess, name: str, device_name: str) -> tuple[str, str]:
     """A second session (token, device id) for an existing user."""
-    status, body = await api("POST", server.url + V3 + "/login", {
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": name},
-        "password": f"pw-{name}", "initial_device_display_name": device_name,
-    })
+    status, body = await api(
+        "POST",
+        server.url + V3 + "/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": name},
+            "password": f"pw-{name}",
+            "initial_device_display_name": device_name,
+        },
+    )
     assert status == 200, body
     return body["access_token"], body["device_id"]
 
 
 def password_auth(name: str, session: str, password: str | None = None) -> dict[str, Any]:
     return {
-        "type": "m.login.password", "session": session,
-        "identifier": {"type": "m.id.user", "user": name}, "password": password or f"pw-{name}",
+        "type": "m.login.password",
+        "session": session,
+        "identifier": {"type": "m.id.user", "user": name},
+        "password": password or f"pw-{name}",
     }
 
 
@@ -45,25 +53,34 @@ async def test_list_get_and_rename(server: OutlastProcess) -> None:
         assert set(by_id) == {alice.device_id, laptop.device_id}
         assert by_id[laptop.device_id].display_name == "Laptop"
 
-        expect(await alice.update_device(laptop.device_id, {"display_name": "Work laptop"}),
-               UpdateDeviceResponse)
-        status, body = await api("GET", f"{server.url}{V3}/devices/{laptop.device_id}",
-                                 token=laptop.access_token)
+        expect(
+            await alice.update_device(laptop.device_id, {"display_name": "Work laptop"}),
+            UpdateDeviceResponse,
+        )
+        status, body = await api(
+            "GET", f"{server.url}{V3}/devices/{laptop.device_id}", token=laptop.access_token
+        )
         assert status == 200
         assert (body["device_id"], body["display_name"]) == (laptop.device_id, "Work laptop")
 
         # Unknown devices are 404 for GET and PUT; bad names are rejected with 400.
         for method in ("GET", "PUT"):
-            status, body = await api(method, f"{server.url}{V3}/devices/NOPE", {},
-                                     token=alice.access_token)
+            status, body = await api(
+                method, f"{server.url}{V3}/devices/NOPE", {}, token=alice.access_token
+            )
             assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
-        status, body = await api("PUT", f"{server.url}{V3}/devices/{laptop.device_id}",
-                                 {"display_name": 7}, token=alice.access_token)
+        status, body = await api(
+            "PUT",
+            f"{server.url}{V3}/devices/{laptop.device_id}",
+            {"display_name": 7},
+            token=alice.access_token,
+        )
         assert (status, body["errcode"]) == (400, "M_BAD_JSON")
         # Another user's device is invisible to this user.
         bob = await register(server.url, "bob")
-        status, _ = await api("GET", f"{server.url}{V3}/devices/{laptop.device_id}",
-                              token=bob.access_token)
+        status, _ = await api(
+            "GET", f"{server.url}{V3}/devices/{laptop.device_id}", token=bob.access_token
+        )
         assert status == 404
         await bob.close()
     finally:
@@ -74,42 +91,57 @@ async def test_delete_device_needs_password_and_revokes_its_token(server: Outlas
     alice = await register(server.url, "alice")
     token, device_id = await login(server, "alice", "Phone")
     url = f"{server.url}{V3}/devices/{device_id}"
-    keys = {"user_id": alice.user_id, "device_id": device_id, "algorithms": ["m.olm.v1"],
-            "keys": {f"ed25519:{device_id}": "k"}, "signatures": {}}
+    keys = {
+        "user_id": alice.user_id,
+        "device_id": device_id,
+        "algorithms": ["m.olm.v1"],
+        "keys": {f"ed25519:{device_id}": "k"},
+        "signatures": {},
+    }
     try:
-        status, _ = await api("POST", f"{server.url}{V3}/keys/upload", {"device_keys": keys},
-                              token=token)
+        status, _ = await api(
+            "POST", f"{server.url}{V3}/keys/upload", {"device_keys": keys}, token=token
+        )
         assert status == 200
         query: dict[str, Any] = {"device_keys": {alice.user_id: []}}
-        status, body = await api("POST", f"{server.url}{V3}/keys/query", query,
-                                 token=alice.access_token)
+        status, body = await api(
+            "POST", f"{server.url}{V3}/keys/query", query, token=alice.access_token
+        )
         assert list(body["device_keys"][alice.user_id]) == [device_id]
         assert body["device_keys"][alice.user_id][device_id]["unsigned"] == {
-            "device_display_name": "Phone"}
+            "device_display_name": "Phone"
+        }
 
         status, body = await api("DELETE", url, token=alice.access_token)
         assert status == 401 and body["errcode"] == "M_UNAUTHORIZED"
         assert {"stages": ["m.login.password"]} in body["flows"] and body["session"]
         session = body["session"]
 
-        status, body = await api("DELETE", url, {"auth": password_auth("alice", session, "nope")},
-                                 token=alice.access_token)
+        status, body = await api(
+            "DELETE",
+            url,
+            {"auth": password_auth("alice", session, "nope")},
+            token=alice.access_token,
+        )
         assert status == 401 and body["flows"]  # a failed stage may be retried
 
-        status, body = await api("DELETE", url, {"auth": password_auth("alice", session)},
-                                 token=alice.access_token)
+        status, body = await api(
+            "DELETE", url, {"auth": password_auth("alice", session)}, token=alice.access_token
+        )
         assert (status, body) == (200, {})
 
         status, body = await api("GET", f"{server.url}{V3}/account/whoami", token=token)
         assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
         listed = expect(await alice.devices(), DevicesResponse)
         assert [d.id for d in listed.devices] == [alice.device_id]
-        status, body = await api("POST", f"{server.url}{V3}/keys/query", query,
-                                 token=alice.access_token)
+        status, body = await api(
+            "POST", f"{server.url}{V3}/keys/query", query, token=alice.access_token
+        )
         assert body["device_keys"][alice.user_id] == {}  # its keys went with it
         # Deleting it again is a 404 rather than an error of the server.
-        status, body = await api("DELETE", url, {"auth": password_auth("alice", session)},
-                                 token=alice.access_token)
+        status, body = await api(
+            "DELETE", url, {"auth": password_auth("alice", session)}, token=alice.access_token
+        )
         assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     finally:
         await alice.close()
@@ -133,8 +165,12 @@ async def test_delete_devices_with_nio_uia(server: OutlastProcess) -> None:
         status, _ = await api("GET", f"{server.url}{V3}/account/whoami", token=sessions[2][0])
         assert status == 200
 
-        status, body = await api("POST", f"{server.url}{V3}/delete_devices",
-                                 {"devices": "not-a-list"}, token=alice.access_token)
+        status, body = await api(
+            "POST",
+            f"{server.url}{V3}/delete_devices",
+            {"devices": "not-a-list"},
+            token=alice.access_token,
+        )
         assert (status, body["errcode"]) == (400, "M_BAD_JSON")
     finally:
         await alice.close()
@@ -150,19 +186,37 @@ async def test_deleted_device_reaches_room_members_device_lists(server: OutlastP
         await sync(bob)
         before = bob.next_batch
 
-        status, body = await api("POST", f"{server.url}{V3}/delete_devices",
-                                 {"devices": [device_id]}, token=alice.access_token)
+        status, body = await api(
+            "POST",
+            f"{server.url}{V3}/delete_devices",
+            {"devices": [device_id]},
+            token=alice.access_token,
+        )
         assert status == 401
-        status, _ = await api("POST", f"{server.url}{V3}/delete_devices", {
-            "devices": [device_id], "auth": password_auth("alice", body["session"]),
-        }, token=alice.access_token)
+        status, _ = await api(
+            "POST",
+            f"{server.url}{V3}/delete_devices",
+            {
+                "devices": [device_id],
+                "auth": password_auth("alice", body["session"]),
+            },
+            token=alice.access_token,
+        )
         assert status == 200
 
-        status, body = await api("GET", f"{server.url}{V3}/sync", token=bob.access_token,
-                                 params={"since": before, "timeout": "5000"})
+        status, body = await api(
+            "GET",
+            f"{server.url}{V3}/sync",
+            token=bob.access_token,
+            params={"since": before, "timeout": "5000"},
+        )
         assert status == 200 and alice.user_id in body["device_lists"]["changed"]
-        status, body = await api("GET", f"{server.url}{V3}/keys/changes", token=bob.access_token,
-                                 params={"from": before, "to": body["next_batch"]})
+        status, body = await api(
+            "GET",
+            f"{server.url}{V3}/keys/changes",
+            token=bob.access_token,
+            params={"from": before, "to": body["next_batch"]},
+        )
         assert status == 200 and alice.user_id in body["changed"]
 
         # A plain logout removes a device too (a core op, seen by the view's trigger).
@@ -171,8 +225,12 @@ async def test_deleted_device_reaches_room_members_device_lists(server: OutlastP
         mark = bob.next_batch
         status, _ = await api("POST", f"{server.url}{V3}/logout", token=gone_token)
         assert status == 200
-        status, body = await api("GET", f"{server.url}{V3}/sync", token=bob.access_token,
-                                 params={"since": mark, "timeout": "0"})
+        status, body = await api(
+            "GET",
+            f"{server.url}{V3}/sync",
+            token=bob.access_token,
+            params={"since": mark, "timeout": "0"},
+        )
         assert status == 200 and alice.user_id in body["device_lists"]["changed"]
     finally:
         await close_all(alice, bob)

@@ -43,8 +43,9 @@ async def create(client: AsyncClient, **kwargs: Any) -> str:
 
 async def public_rooms(url: str, token: str | None = None, **body: Any) -> dict[str, Any]:
     if token is None:
-        status, page = await api("GET", url + V3 + "/publicRooms",
-                                 params={k: str(v) for k, v in body.items()})
+        status, page = await api(
+            "GET", url + V3 + "/publicRooms", params={k: str(v) for k, v in body.items()}
+        )
     else:
         status, page = await api("POST", url + V3 + "/publicRooms", body, token)
     assert status == 200, page
@@ -64,7 +65,9 @@ async def test_alias_lifecycle(server: OutlastProcess, users: list[AsyncClient])
     # answer to this call as success, so these go over raw HTTP.)
     async def call(method: str, who: AsyncClient, name: str, body: Any = None) -> tuple[int, str]:
         status, answer = await api(
-            method, f"{server.url}{V3}/directory/room/{quote(name, safe='')}", body,
+            method,
+            f"{server.url}{V3}/directory/room/{quote(name, safe='')}",
+            body,
             who.access_token,
         )
         return status, (answer or {}).get("errcode", "")
@@ -79,11 +82,13 @@ async def test_alias_lifecycle(server: OutlastProcess, users: list[AsyncClient])
     assert await put(carol, "#carols:localhost", room_id) == (403, "M_FORBIDDEN")  # not a member
 
     # Only members list the room's aliases.
-    status, body = await api("GET", f"{server.url}{V3}/rooms/{room_id}/aliases",
-                             token=bob.access_token)
+    status, body = await api(
+        "GET", f"{server.url}{V3}/rooms/{room_id}/aliases", token=bob.access_token
+    )
     assert (status, body) == (200, {"aliases": [alias]})
-    status, body = await api("GET", f"{server.url}{V3}/rooms/{room_id}/aliases",
-                             token=carol.access_token)
+    status, body = await api(
+        "GET", f"{server.url}{V3}/rooms/{room_id}/aliases", token=carol.access_token
+    )
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
     # Bob neither created the alias nor moderates the room.
@@ -102,8 +107,9 @@ async def test_alias_lifecycle(server: OutlastProcess, users: list[AsyncClient])
 async def test_create_room_alias_and_canonical_alias(users: list[AsyncClient]) -> None:
     alice, bob, _, _ = users
     room_id = await create(alice, alias="wonderland", preset=RoomPreset.public_chat)
-    resolved = expect(await bob.room_resolve_alias("#wonderland:localhost"),
-                      RoomResolveAliasResponse)
+    resolved = expect(
+        await bob.room_resolve_alias("#wonderland:localhost"), RoomResolveAliasResponse
+    )
     assert resolved.room_id == room_id
     expect_error(await alice.room_create(alias="wonderland"), 400, "M_ROOM_IN_USE")
 
@@ -112,36 +118,50 @@ async def test_public_rooms_listing_search_and_pages(
     server: OutlastProcess, users: list[AsyncClient]
 ) -> None:
     alice, bob, carol, _ = users
-    tea = await create(alice, visibility=RoomVisibility.public, name="Tea Party",
-                       topic="Unbirthdays", alias="tea")
+    tea = await create(
+        alice, visibility=RoomVisibility.public, name="Tea Party", topic="Unbirthdays", alias="tea"
+    )
     croquet = await create(bob, visibility=RoomVisibility.public, name="Croquet")
     hidden = await create(carol, preset=RoomPreset.public_chat, name="Not listed")
     expect(await carol.join(tea), JoinResponse)
 
     vis = expect(await bob.room_get_visibility(tea), RoomGetVisibilityResponse)
     assert vis.visibility == "public"
-    assert expect(await bob.room_get_visibility(hidden), RoomGetVisibilityResponse).visibility \
+    assert (
+        expect(await bob.room_get_visibility(hidden), RoomGetVisibilityResponse).visibility
         == "private"
+    )
 
     page = await public_rooms(server.url)
     assert [r["room_id"] for r in page["chunk"]] == [tea, croquet]  # most members first
     assert page["total_room_count_estimate"] == 2
     entry = page["chunk"][0]
     assert entry == {
-        "room_id": tea, "name": "Tea Party", "topic": "Unbirthdays",
-        "canonical_alias": "#tea:localhost", "num_joined_members": 2,
-        "world_readable": False, "guest_can_join": False, "join_rule": "public",
+        "room_id": tea,
+        "name": "Tea Party",
+        "topic": "Unbirthdays",
+        "canonical_alias": "#tea:localhost",
+        "num_joined_members": 2,
+        "world_readable": False,
+        "guest_can_join": False,
+        "join_rule": "public",
     }
 
     # Publishing an existing room; searching; paging with since.
-    status, _ = await api("PUT", f"{server.url}{V3}/directory/list/room/{hidden}",
-                          {"visibility": "public"}, carol.access_token)
+    status, _ = await api(
+        "PUT",
+        f"{server.url}{V3}/directory/list/room/{hidden}",
+        {"visibility": "public"},
+        carol.access_token,
+    )
     assert status == 200
-    found = await public_rooms(server.url, alice.access_token,
-                               filter={"generic_search_term": "birthday"})
+    found = await public_rooms(
+        server.url, alice.access_token, filter={"generic_search_term": "birthday"}
+    )
     assert [r["room_id"] for r in found["chunk"]] == [tea]
-    found = await public_rooms(server.url, alice.access_token,
-                               filter={"generic_search_term": "LISTED"})
+    found = await public_rooms(
+        server.url, alice.access_token, filter={"generic_search_term": "LISTED"}
+    )
     assert [r["room_id"] for r in found["chunk"]] == [hidden]
 
     seen: list[str] = []
@@ -164,11 +184,19 @@ async def test_public_rooms_listing_search_and_pages(
 
     # Only members with state power change a listing.
     for who, room_id in ((bob, tea), (carol, tea), (alice, croquet)):
-        status, body = await api("PUT", f"{server.url}{V3}/directory/list/room/{room_id}",
-                                 {"visibility": "private"}, who.access_token)
+        status, body = await api(
+            "PUT",
+            f"{server.url}{V3}/directory/list/room/{room_id}",
+            {"visibility": "private"},
+            who.access_token,
+        )
         assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), who.user_id
-    status, _ = await api("PUT", f"{server.url}{V3}/directory/list/room/{tea}",
-                          {"visibility": "private"}, alice.access_token)
+    status, _ = await api(
+        "PUT",
+        f"{server.url}{V3}/directory/list/room/{tea}",
+        {"visibility": "private"},
+        alice.access_token,
+    )
     assert status == 200
     page = await public_rooms(server.url)
     assert tea not in [r["room_id"] for r in page["chunk"]]
@@ -186,37 +214,42 @@ async def test_user_directory_search(server: OutlastProcess, users: list[AsyncCl
 
     async def search(term: str, limit: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"search_term": term} | ({"limit": limit} if limit else {})
-        status, found = await api("POST", server.url + V3 + "/user_directory/search", body,
-                                  alice.access_token)
+        status, found = await api(
+            "POST", server.url + V3 + "/user_directory/search", body, alice.access_token
+        )
         assert status == 200, found
         return dict(found)
 
-    assert (await search("bob"))["results"] == [{"user_id": BOB,
-                                                 "display_name": "Bill the Lizard"}]
+    assert (await search("bob"))["results"] == [{"user_id": BOB, "display_name": "Bill the Lizard"}]
     assert [r["user_id"] for r in (await search("LIZARD"))["results"]] == [BOB]
     assert [r["user_id"] for r in (await search("carol"))["results"]] == [CAROL]
     assert (await search("dave")) == {"results": [], "limited": False}
     both = await search("localhost", limit=1)
     assert len(both["results"]) == 1 and both["limited"] is True
-    status, body = await api("POST", server.url + V3 + "/user_directory/search", {},
-                             alice.access_token)
+    status, body = await api(
+        "POST", server.url + V3 + "/user_directory/search", {}, alice.access_token
+    )
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
 
 
 async def test_publishing_can_be_reserved_for_admins(tmp_path: Path) -> None:
-    proc = start_outlast(tmp_path / "closed",
-                         log_extra="\n[directory]\nusers_may_publish = false\n")
+    proc = start_outlast(
+        tmp_path / "closed", log_extra="\n[directory]\nusers_may_publish = false\n"
+    )
     try:
         alice = await register(proc.url, "alice")
         try:
             forbidden(await alice.room_create(visibility=RoomVisibility.public))
             room_id = await create(alice, preset=RoomPreset.public_chat)
-            status, body = await api("PUT", f"{proc.url}{V3}/directory/list/room/{room_id}",
-                                     {"visibility": "public"}, alice.access_token)
+            status, body = await api(
+                "PUT",
+                f"{proc.url}{V3}/directory/list/room/{room_id}",
+                {"visibility": "public"},
+                alice.access_token,
+            )
             assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
             assert (await public_rooms(proc.url))["chunk"] == []
         finally:
             await alice.close()
     finally:
         proc.stop()
-

@@ -51,10 +51,15 @@ async def test_two_nio_clients_exchange_an_encrypted_message(
             expect(await client.register(name, f"pw-{name}"), RegisterResponse)
             assert client.olm is not None and client.should_upload_keys
             expect(await client.keys_upload(), KeysUploadResponse)
-        encryption = {"type": "m.room.encryption", "state_key": "",
-                      "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
-        room = expect(await alice.room_create(invite=[bob.user_id], initial_state=[encryption]),
-                      RoomCreateResponse)
+        encryption = {
+            "type": "m.room.encryption",
+            "state_key": "",
+            "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+        }
+        room = expect(
+            await alice.room_create(invite=[bob.user_id], initial_state=[encryption]),
+            RoomCreateResponse,
+        )
         await sync(bob)
         expect(await bob.join(room.room_id), JoinResponse)
         await sync(bob)
@@ -70,8 +75,9 @@ async def test_two_nio_clients_exchange_an_encrypted_message(
         devices = list(alice.device_store.active_user_devices(bob.user_id))
         assert [d.id for d in devices] == [bob.device_id]
         alice.verify_device(devices[0])
-        expect(await alice.room_send(room.room_id, "m.room.message", text(SECRET)),
-               RoomSendResponse)
+        expect(
+            await alice.room_send(room.room_id, "m.room.message", text(SECRET)), RoomSendResponse
+        )
 
         seen: list[Any] = []
 
@@ -86,8 +92,12 @@ async def test_two_nio_clients_exchange_an_encrypted_message(
         assert not any(isinstance(e, MegolmEvent) for e in seen)
 
         # Alice's other devices would get the key too; the server stored only ciphertext.
-        status, body = await api("GET", f"{server.url}{V3}/rooms/{room.room_id}/messages",
-                                 token=bob.access_token, params={"dir": "b", "limit": "5"})
+        status, body = await api(
+            "GET",
+            f"{server.url}{V3}/rooms/{room.room_id}/messages",
+            token=bob.access_token,
+            params={"dir": "b", "limit": "5"},
+        )
         assert status == 200
         assert body["chunk"][0]["type"] == "m.room.encrypted"
         assert SECRET not in str(body)
@@ -102,28 +112,46 @@ async def test_two_nio_clients_exchange_an_encrypted_message(
 
 
 async def user(server: OutlastProcess, name: str) -> dict[str, str]:
-    status, body = await api("POST", server.url + V3 + "/register", {
-        "username": name, "password": f"pw-{name}", "auth": {"type": "m.login.dummy"},
-    })
+    status, body = await api(
+        "POST",
+        server.url + V3 + "/register",
+        {
+            "username": name,
+            "password": f"pw-{name}",
+            "auth": {"type": "m.login.dummy"},
+        },
+    )
     assert status == 200, body
-    return {"user_id": body["user_id"], "token": body["access_token"],
-            "device_id": body["device_id"]}
+    return {
+        "user_id": body["user_id"],
+        "token": body["access_token"],
+        "device_id": body["device_id"],
+    }
 
 
 async def second_device(server: OutlastProcess, name: str) -> dict[str, str]:
-    status, body = await api("POST", server.url + V3 + "/login", {
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": name},
-        "password": f"pw-{name}",
-    })
+    status, body = await api(
+        "POST",
+        server.url + V3 + "/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": name},
+            "password": f"pw-{name}",
+        },
+    )
     assert status == 200, body
-    return {"user_id": body["user_id"], "token": body["access_token"],
-            "device_id": body["device_id"]}
+    return {
+        "user_id": body["user_id"],
+        "token": body["access_token"],
+        "device_id": body["device_id"],
+    }
 
 
 def device_keys(who: dict[str, str], curve: str = "curve") -> dict[str, Any]:
     device = who["device_id"]
     return {
-        "user_id": who["user_id"], "device_id": device,
+        "user_id": who["user_id"],
+        "device_id": device,
         "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
         "keys": {f"curve25519:{device}": curve, f"ed25519:{device}": "ed"},
         "signatures": {who["user_id"]: {f"ed25519:{device}": "sig"}},
@@ -131,21 +159,36 @@ def device_keys(who: dict[str, str], curve: str = "curve") -> dict[str, Any]:
 
 
 def otks(count: int, start: int = 0) -> dict[str, Any]:
-    return {f"signed_curve25519:K{i:03d}": {"key": f"otk-{i}", "signatures": {}}
-            for i in range(start, start + count)}
+    return {
+        f"signed_curve25519:K{i:03d}": {"key": f"otk-{i}", "signatures": {}}
+        for i in range(start, start + count)
+    }
 
 
-async def call(server: OutlastProcess, method: str, path: str, who: dict[str, str],
-               body: Any = None, params: dict[str, str] | None = None) -> tuple[int, Any]:
+async def call(
+    server: OutlastProcess,
+    method: str,
+    path: str,
+    who: dict[str, str],
+    body: Any = None,
+    params: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     return await api(method, server.url + V3 + path, body, token=who["token"], params=params)
 
 
 async def test_upload_query_and_validation(server: OutlastProcess) -> None:
     alice, bob = await user(server, "alice"), await user(server, "bob")
-    status, body = await call(server, "POST", "/keys/upload", alice, {
-        "device_keys": device_keys(alice), "one_time_keys": otks(3),
-        "fallback_keys": {"signed_curve25519:F1": {"key": "fb", "fallback": True}},
-    })
+    status, body = await call(
+        server,
+        "POST",
+        "/keys/upload",
+        alice,
+        {
+            "device_keys": device_keys(alice),
+            "one_time_keys": otks(3),
+            "fallback_keys": {"signed_curve25519:F1": {"key": "fb", "fallback": True}},
+        },
+    )
     assert (status, body) == (200, {"one_time_key_counts": {"signed_curve25519": 3}})
     # The same upload again changes nothing; a key id reused with another value is refused.
     status, body = await call(server, "POST", "/keys/upload", alice, {"one_time_keys": otks(3)})
@@ -154,16 +197,25 @@ async def test_upload_query_and_validation(server: OutlastProcess) -> None:
     status, body = await call(server, "POST", "/keys/upload", alice, {"one_time_keys": reused})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     # Identity keys must be the requester's own.
-    status, body = await call(server, "POST", "/keys/upload", bob,
-                              {"device_keys": device_keys(alice)})
+    status, body = await call(
+        server, "POST", "/keys/upload", bob, {"device_keys": device_keys(alice)}
+    )
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
-    for bad in ({"one_time_keys": "x"}, {"one_time_keys": {"nocolon": "k"}},
-                {"device_keys": {"user_id": bob["user_id"]}}):
+    for bad in (
+        {"one_time_keys": "x"},
+        {"one_time_keys": {"nocolon": "k"}},
+        {"device_keys": {"user_id": bob["user_id"]}},
+    ):
         status, body = await call(server, "POST", "/keys/upload", bob, bad)
         assert status == 400 and body["errcode"] in ("M_BAD_JSON", "M_INVALID_PARAM"), bad
 
-    status, body = await call(server, "POST", "/keys/query", bob,
-                              {"device_keys": {alice["user_id"]: [], bob["user_id"]: []}})
+    status, body = await call(
+        server,
+        "POST",
+        "/keys/query",
+        bob,
+        {"device_keys": {alice["user_id"]: [], bob["user_id"]: []}},
+    )
     assert status == 200
     keys = body["device_keys"][alice["user_id"]][alice["device_id"]]
     assert keys["keys"] == device_keys(alice)["keys"]
@@ -179,10 +231,17 @@ async def test_upload_query_and_validation(server: OutlastProcess) -> None:
 
 async def test_concurrent_claims_hand_out_each_one_time_key_once(server: OutlastProcess) -> None:
     alice, bob = await user(server, "alice"), await user(server, "bob")
-    status, _ = await call(server, "POST", "/keys/upload", alice, {
-        "device_keys": device_keys(alice), "one_time_keys": otks(5),
-        "fallback_keys": {"signed_curve25519:FB": {"key": "fallback", "fallback": True}},
-    })
+    status, _ = await call(
+        server,
+        "POST",
+        "/keys/upload",
+        alice,
+        {
+            "device_keys": device_keys(alice),
+            "one_time_keys": otks(5),
+            "fallback_keys": {"signed_curve25519:FB": {"key": "fallback", "fallback": True}},
+        },
+    )
     assert status == 200
     request = {"one_time_keys": {alice["user_id"]: {alice["device_id"]: "signed_curve25519"}}}
     answers = await asyncio.gather(
@@ -202,12 +261,17 @@ async def test_concurrent_claims_hand_out_each_one_time_key_once(server: Outlast
     # Without a fallback key an exhausted device is simply missing from the answer.
     carol = await user(server, "carol")
     await call(server, "POST", "/keys/upload", carol, {"one_time_keys": otks(1)})
-    request = {"one_time_keys": {carol["user_id"]: {carol["device_id"]: "signed_curve25519"},
-                                 "@nobody:localhost": {"X": "signed_curve25519"}}}
+    request = {
+        "one_time_keys": {
+            carol["user_id"]: {carol["device_id"]: "signed_curve25519"},
+            "@nobody:localhost": {"X": "signed_curve25519"},
+        }
+    }
     first = await call(server, "POST", "/keys/claim", bob, request)
     second = await call(server, "POST", "/keys/claim", bob, request)
     assert list(first[1]["one_time_keys"][carol["user_id"]][carol["device_id"]]) == [
-        "signed_curve25519:K000"]
+        "signed_curve25519:K000"
+    ]
     assert second == (200, {"failures": {}, "one_time_keys": {}})
 
 
@@ -219,24 +283,31 @@ async def test_send_to_device_reaches_the_right_device_once(server: OutlastProce
     _, phone_initial = await call(server, "GET", "/sync", phone)
 
     # Bob's long-poll wakes when the message arrives.
-    poll = asyncio.create_task(call(server, "GET", "/sync", bob,
-                                    params={"since": since, "timeout": "20000"}))
+    poll = asyncio.create_task(
+        call(server, "GET", "/sync", bob, params={"since": since, "timeout": "20000"})
+    )
     await asyncio.sleep(0.3)
     payload = {"messages": {bob["user_id"]: {bob["device_id"]: {"ciphertext": "opaque"}}}}
     for _ in range(2):  # a retried txnId is delivered once
-        status, body = await call(server, "PUT", "/sendToDevice/m.room.encrypted/txn1", alice,
-                                  payload)
+        status, body = await call(
+            server, "PUT", "/sendToDevice/m.room.encrypted/txn1", alice, payload
+        )
         assert (status, body) == (200, {})
     status, body = await asyncio.wait_for(poll, 15)
-    assert body["to_device"]["events"] == [{
-        "sender": alice["user_id"], "type": "m.room.encrypted",
-        "content": {"ciphertext": "opaque"},
-    }]
-    _, later = await call(server, "GET", "/sync", bob,
-                          params={"since": body["next_batch"], "timeout": "0"})
+    assert body["to_device"]["events"] == [
+        {
+            "sender": alice["user_id"],
+            "type": "m.room.encrypted",
+            "content": {"ciphertext": "opaque"},
+        }
+    ]
+    _, later = await call(
+        server, "GET", "/sync", bob, params={"since": body["next_batch"], "timeout": "0"}
+    )
     assert later["to_device"]["events"] == []
-    _, other = await call(server, "GET", "/sync", phone,
-                          params={"since": phone_initial["next_batch"], "timeout": "0"})
+    _, other = await call(
+        server, "GET", "/sync", phone, params={"since": phone_initial["next_batch"], "timeout": "0"}
+    )
     assert other["to_device"]["events"] == []
 
     # "*" reaches every device of the user; a new txnId is a new message.
@@ -256,8 +327,9 @@ async def test_send_to_device_reaches_the_right_device_once(server: OutlastProce
         return bool(fresh["to_device"]["events"] == [])
 
     await eventually(pruned, timeout=10)
-    status, body = await call(server, "PUT", "/sendToDevice/m.test/txn3", alice,
-                              {"messages": {"not-a-user": {"*": {}}}})
+    status, body = await call(
+        server, "PUT", "/sendToDevice/m.test/txn3", alice, {"messages": {"not-a-user": {"*": {}}}}
+    )
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     assert again["to_device"]["events"] == []
 
@@ -272,21 +344,29 @@ async def test_key_changes_and_device_lists(server: OutlastProcess) -> None:
     _, first = await call(server, "GET", "/sync", alice)
     since = first["next_batch"]
 
-    poll = asyncio.create_task(call(server, "GET", "/sync", alice,
-                                    params={"since": since, "timeout": "20000"}))
+    poll = asyncio.create_task(
+        call(server, "GET", "/sync", alice, params={"since": since, "timeout": "20000"})
+    )
     await asyncio.sleep(0.3)
     for who in (bob, stranger):
-        status, _ = await call(server, "POST", "/keys/upload", who,
-                               {"device_keys": device_keys(who)})
+        status, _ = await call(
+            server, "POST", "/keys/upload", who, {"device_keys": device_keys(who)}
+        )
         assert status == 200
     status, body = await asyncio.wait_for(poll, 15)
     assert body["device_lists"]["changed"] == [bob["user_id"]]
 
-    status, changes = await call(server, "GET", "/keys/changes", alice,
-                                 params={"from": since, "to": body["next_batch"]})
+    status, changes = await call(
+        server, "GET", "/keys/changes", alice, params={"from": since, "to": body["next_batch"]}
+    )
     assert (status, changes) == (200, {"changed": [bob["user_id"]], "left": []})
-    status, changes = await call(server, "GET", "/keys/changes", alice,
-                                 params={"from": body["next_batch"], "to": body["next_batch"]})
+    status, changes = await call(
+        server,
+        "GET",
+        "/keys/changes",
+        alice,
+        params={"from": body["next_batch"], "to": body["next_batch"]},
+    )
     assert changes == {"changed": [], "left": []}
     status, changes = await call(server, "GET", "/keys/changes", alice, params={"from": "x"})
     assert status == 400
@@ -294,8 +374,9 @@ async def test_key_changes_and_device_lists(server: OutlastProcess) -> None:
     # Bob leaving the only shared room puts him in "left".
     status, _ = await call(server, "POST", f"/rooms/{room['room_id']}/leave", bob, {})
     assert status == 200
-    _, body = await call(server, "GET", "/sync", alice,
-                         params={"since": body["next_batch"], "timeout": "5000"})
+    _, body = await call(
+        server, "GET", "/sync", alice, params={"since": body["next_batch"], "timeout": "5000"}
+    )
     assert body["device_lists"]["left"] == [bob["user_id"]]
 
 
@@ -305,8 +386,10 @@ async def test_key_changes_and_device_lists(server: OutlastProcess) -> None:
 @pytest.fixture
 def two_views(tmp_path: Path) -> Iterator[tuple[OutlastProcess, OutlastProcess]]:
     """Two `outlast serve` processes (own SQLite views) on one standalone nats-server."""
-    node = NatsNode(NodeSpec(name="shared", store_dir=tmp_path / "nats" / "js",
-                             client_port=free_port()), tmp_path / "nats" / "nats.conf")
+    node = NatsNode(
+        NodeSpec(name="shared", store_dir=tmp_path / "nats" / "js", client_port=free_port()),
+        tmp_path / "nats" / "nats.conf",
+    )
     node.start()
     procs: list[OutlastProcess] = []
     try:
@@ -327,8 +410,13 @@ async def test_claims_and_deletions_across_two_views(
 ) -> None:
     a, b = two_views
     alice, bob = await user(a, "alice"), await user(a, "bob")
-    status, _ = await call(a, "POST", "/keys/upload", alice,
-                           {"device_keys": device_keys(alice), "one_time_keys": otks(6)})
+    status, _ = await call(
+        a,
+        "POST",
+        "/keys/upload",
+        alice,
+        {"device_keys": device_keys(alice), "one_time_keys": otks(6)},
+    )
     assert status == 200
 
     async def b_knows_keys() -> bool:
@@ -340,15 +428,20 @@ async def test_claims_and_deletions_across_two_views(
     answers = await asyncio.gather(
         *(call(site, "POST", "/keys/claim", bob, request) for site in (a, b) * 6)
     )
-    claimed = [k for status, body in answers if status == 200
-               for k in body["one_time_keys"].get(alice["user_id"], {}).get(alice["device_id"], {})]
+    claimed = [
+        k
+        for status, body in answers
+        if status == 200
+        for k in body["one_time_keys"].get(alice["user_id"], {}).get(alice["device_id"], {})
+    ]
     assert all(status == 200 for status, _ in answers)
     assert sorted(claimed) == sorted(otks(6))  # 12 claims, 6 keys: each handed out once
 
     # A to-device message sent at A wakes a long-poll parked at B.
     _, first = await call(b, "GET", "/sync", alice)
-    poll = asyncio.create_task(call(b, "GET", "/sync", alice,
-                                    params={"since": first["next_batch"], "timeout": "20000"}))
+    poll = asyncio.create_task(
+        call(b, "GET", "/sync", alice, params={"since": first["next_batch"], "timeout": "20000"})
+    )
     await asyncio.sleep(0.3)
     payload = {"messages": {alice["user_id"]: {alice["device_id"]: {"hello": "from a"}}}}
     status, _ = await call(a, "PUT", "/sendToDevice/m.test/t1", bob, payload)
@@ -363,8 +456,12 @@ async def test_claims_and_deletions_across_two_views(
         await asyncio.sleep(0.5)
         status, challenge = await call(a, "DELETE", f"/devices/{phone['device_id']}", alice, {})
     assert status == 401
-    auth = {"type": "m.login.password", "session": challenge["session"],
-            "identifier": {"type": "m.id.user", "user": "alice"}, "password": "pw-alice"}
+    auth = {
+        "type": "m.login.password",
+        "session": challenge["session"],
+        "identifier": {"type": "m.id.user", "user": "alice"},
+        "password": "pw-alice",
+    }
     status, _ = await call(a, "DELETE", f"/devices/{phone['device_id']}", alice, {"auth": auth})
     assert status == 200
 

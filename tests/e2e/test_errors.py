@@ -21,18 +21,26 @@ class Site:
 
     def __init__(self, proc: OutlastProcess) -> None:
         self.proc = proc
-        status, body = http_json("POST", proc.url + V3 + "/register", {
-            "username": "eve", "password": "pw", "auth": {"type": "m.login.dummy"}})
+        status, body = http_json(
+            "POST",
+            proc.url + V3 + "/register",
+            {"username": "eve", "password": "pw", "auth": {"type": "m.login.dummy"}},
+        )
         assert status == 200, body
         self.token: str = body["access_token"]
         status, body = self.call("POST", "/createRoom", {"name": "target"})
         assert status == 200, body
         self.room: str = body["room_id"]
 
-    def call(self, method: str, path: str, body: Any = None,
-             token: str | None = "") -> tuple[int, Any]:
-        return http_json(method, self.proc.url + (path if path.startswith("/_") else V3 + path),
-                         body, self.token if token == "" else token)
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = ""
+    ) -> tuple[int, Any]:
+        return http_json(
+            method,
+            self.proc.url + (path if path.startswith("/_") else V3 + path),
+            body,
+            self.token if token == "" else token,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +54,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 def assert_error(status: int, body: Any, want_status: int, errcode: str) -> None:
     assert (status, body.get("errcode") if isinstance(body, dict) else body) == (
-        want_status, errcode), body
+        want_status,
+        errcode,
+    ), body
     assert isinstance(body.get("error"), str)
 
 
@@ -65,8 +75,9 @@ def test_missing_and_bad_tokens(site: Site) -> None:
     assert_error(*site.call("GET", "/account/whoami", token="x" * 5000), 401, "M_UNKNOWN_TOKEN")
     status, body = http_json("GET", site.proc.url + V3 + "/account/whoami?access_token=bad")
     assert_error(status, body, 401, "M_UNKNOWN_TOKEN")
-    status, body = http_json("GET", site.proc.url + V3 + "/account/whoami?access_token="
-                             + site.token)
+    status, body = http_json(
+        "GET", site.proc.url + V3 + "/account/whoami?access_token=" + site.token
+    )
     assert status == 200 and body["user_id"] == "@eve:localhost"
 
 
@@ -187,20 +198,29 @@ HOSTILE: list[tuple[str, str, Any]] = [
     ("POST", "/createRoom", {"room_alias_name": ""}),
     ("POST", "/createRoom", {"room_alias_name": "x" * 300}),
     ("POST", "/login", {"type": "m.login.password", "identifier": "x"}),
-    ("POST", "/login", {"type": "m.login.password",
-                        "identifier": {"type": "m.id.user", "user": 5}}),
+    (
+        "POST",
+        "/login",
+        {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": 5}},
+    ),
     ("POST", "/login", {"type": "m.login.password", "user": "@:"}),
     ("POST", "/login", {"type": "m.login.password", "user": "@a:elsewhere", "password": "x"}),
     ("POST", "/login", {"type": "m.login.password", "user": "eve", "password": ["x"]}),
     ("POST", "/login", {"type": "m.login.password", "user": "eve", "password": "p" * 100_000}),
-    ("POST", "/login", {"type": "m.login.password", "user": "eve", "password": "pw",
-                        "device_id": 5}),
+    (
+        "POST",
+        "/login",
+        {"type": "m.login.password", "user": "eve", "password": "pw", "device_id": 5},
+    ),
     ("POST", "/login", {"type": 5}),
     ("POST", "/register", {"username": 5, "auth": {"type": "m.login.dummy"}}),
     ("POST", "/register", {"username": "ok1", "auth": "x"}),
     ("POST", "/register", {"username": "ok2", "auth": {"type": "m.login.dummy"}, "password": 5}),
-    ("POST", "/register", {"username": "ok3", "auth": {"type": "m.login.dummy"}, "password": "p",
-                           "device_id": ["x"]}),
+    (
+        "POST",
+        "/register",
+        {"username": "ok3", "auth": {"type": "m.login.dummy"}, "password": "p", "device_id": ["x"]},
+    ),
     ("POST", "/register?kind=guest", {}),
     ("GET", "/register/available", None),
     ("GET", "/register/available?username=%00%FF", None),
@@ -210,18 +230,25 @@ HOSTILE: list[tuple[str, str, Any]] = [
     ("GET", "/user/@eve:localhost/filter/%2F..", None),
     ("GET", "/user/@eve:localhost/filter/" + "f" * 4000, None),
     ("GET", "/user/%E2%98%83/filter/1", None),
-    ("POST", "/account/password", {"auth": {"type": "m.login.password", "password": 5},
-                                   "new_password": "x"}),
-    ("POST", "/account/password", {"auth": {"type": "m.login.password", "identifier": "bad"},
-                                   "new_password": "x"}),
+    (
+        "POST",
+        "/account/password",
+        {"auth": {"type": "m.login.password", "password": 5}, "new_password": "x"},
+    ),
+    (
+        "POST",
+        "/account/password",
+        {"auth": {"type": "m.login.password", "identifier": "bad"}, "new_password": "x"},
+    ),
     ("POST", "/account/deactivate", {"auth": []}),
     ("GET", "/capabilities?" + "&".join(f"k{i}=v" for i in range(500)), None),
     ("OPTIONS", "/sync", None),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), HOSTILE,
-                         ids=[f"{m} {p[:60]}" for m, p, _ in HOSTILE])
+@pytest.mark.parametrize(
+    ("method", "path", "body"), HOSTILE, ids=[f"{m} {p[:60]}" for m, p, _ in HOSTILE]
+)
 def test_hostile_input_never_500(site: Site, method: str, path: str, body: Any) -> None:
     status, reply = site.call(method, path.replace(R, quote(site.room)), body)
     assert status < 500, reply
@@ -234,8 +261,11 @@ def test_hostile_input_never_500(site: Site, method: str, path: str, body: Any) 
 
 
 def test_raw_protocol_junk_keeps_server_up(site: Site) -> None:
-    for junk in (b"GARBAGE\r\n\r\n", b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
-                 b"\x00\x01\x02\r\n\r\n"):
+    for junk in (
+        b"GARBAGE\r\n\r\n",
+        b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x00\x01\x02\r\n\r\n",
+    ):
         with socket.create_connection(("127.0.0.1", site.proc.port), timeout=5) as sock:
             sock.sendall(junk)
             reply = sock.recv(200)
@@ -254,11 +284,15 @@ def test_rate_limit_on(tmp_path: Path) -> None:
         log_extra="\n[limits]\nrate_limit_per_second = 1.0\nrate_limit_burst = 5\n",
     )
     try:
-        status, body = http_json("POST", proc.url + V3 + "/register", {
-            "username": "fast", "password": "pw", "auth": {"type": "m.login.dummy"}})
+        status, body = http_json(
+            "POST",
+            proc.url + V3 + "/register",
+            {"username": "fast", "password": "pw", "auth": {"type": "m.login.dummy"}},
+        )
         token = body["access_token"] if status == 200 else None
-        replies = [http_json("GET", proc.url + V3 + "/account/whoami", token=token)
-                   for _ in range(30)]
+        replies = [
+            http_json("GET", proc.url + V3 + "/account/whoami", token=token) for _ in range(30)
+        ]
         limited = [body for status, body in replies if status == 429]
         assert limited, [status for status, _ in replies]
         assert all(b["errcode"] == "M_LIMIT_EXCEEDED" and b["retry_after_ms"] > 0 for b in limited)

@@ -25,13 +25,17 @@ from tests.servers import TEST_CONFIG, OutlastProcess, free_port, launch
 MEDIA_STREAM = "OBJ_OUTLAST_MEDIA"
 
 
-async def upload(url: str, token: str, data: bytes, content_type: str,
-                 filename: str | None = None) -> str:
+async def upload(
+    url: str, token: str, data: bytes, content_type: str, filename: str | None = None
+) -> str:
     params = {"filename": filename} if filename else None
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{url}/_matrix/media/v3/upload", data=data, headers=headers, params=params
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/_matrix/media/v3/upload", data=data, headers=headers, params=params
+        ) as resp,
+    ):
         body = await resp.json()
         assert resp.status == 200, body
         uri: str = body["content_uri"]
@@ -39,12 +43,14 @@ async def upload(url: str, token: str, data: bytes, content_type: str,
         return uri
 
 
-async def fetch(url: str, path: str, token: str | None = None,
-                params: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+async def fetch(
+    url: str, path: str, token: str | None = None, params: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as session, session.get(
-        url + path, headers=headers, params=params
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url + path, headers=headers, params=params) as resp,
+    ):
         return resp.status, dict(resp.headers), await resp.read()
 
 
@@ -56,8 +62,13 @@ def image(fmt: str, size: tuple[int, int]) -> bytes:
     """A real image: a gradient, so encoders cannot cheat on flat colour."""
     width, height = size
     img = Image.new("RGB", size)
-    img.putdata([((x * 255) // width, (y * 255) // height, 128)
-                 for y in range(height) for x in range(width)])
+    img.putdata(
+        [
+            ((x * 255) // width, (y * 255) // height, 128)
+            for y in range(height)
+            for x in range(width)
+        ]
+    )
     out = io.BytesIO()
     img.save(out, fmt)
     return out.getvalue()
@@ -67,8 +78,12 @@ async def test_bytes_round_trip_exactly_with_type_and_name(server: OutlastProces
     alice = await register(server.url, "alice")
     blob = os.urandom(3 * 1024 * 1024 + 17)
     try:
-        resp, _ = await alice.upload(io.BytesIO(blob), content_type="application/x-test",
-                                     filename="blob.bin", filesize=len(blob))
+        resp, _ = await alice.upload(
+            io.BytesIO(blob),
+            content_type="application/x-test",
+            filename="blob.bin",
+            filesize=len(blob),
+        )
         uri = expect(resp, UploadResponse).content_uri
         got = expect(await alice.download(uri), MemoryDownloadResponse)
         assert got.body == blob
@@ -76,7 +91,8 @@ async def test_bytes_round_trip_exactly_with_type_and_name(server: OutlastProces
         assert got.filename == "blob.bin"
         # The same bytes from the path with a file name, and from the legacy endpoint.
         status, headers, body = await fetch(
-            server.url, f"/_matrix/client/v1/media/download/{media_path(uri)}/other.txt",
+            server.url,
+            f"/_matrix/client/v1/media/download/{media_path(uri)}/other.txt",
             alice.access_token,
         )
         assert status == 200 and body == blob
@@ -97,8 +113,11 @@ async def test_disposition_is_inline_only_for_safe_types(server: OutlastProcess)
         cases = [
             ("image/png", "cat.png", 'inline; filename="cat.png"'),
             ("text/html", "page.html", 'attachment; filename="page.html"'),
-            ("text/plain; charset=utf-8", "naïve \"quote\".txt",
-             "inline; filename*=utf-8''na%C3%AFve%20%22quote%22.txt"),
+            (
+                "text/plain; charset=utf-8",
+                'naïve "quote".txt',
+                "inline; filename*=utf-8''na%C3%AFve%20%22quote%22.txt",
+            ),
             ("application/pdf", None, "attachment"),
         ]
         for content_type, name, expected in cases:
@@ -118,34 +137,48 @@ async def test_create_then_upload_once_by_its_creator(server: OutlastProcess) ->
     alice = await register(server.url, "alice")
     bob = await register(server.url, "bob")
     try:
-        status, created = await api("POST", f"{server.url}/_matrix/media/v1/create",
-                                    token=alice.access_token)
+        status, created = await api(
+            "POST", f"{server.url}/_matrix/media/v1/create", token=alice.access_token
+        )
         assert status == 200 and created["content_uri"].startswith("mxc://localhost/")
         assert created["unused_expires_at"] > 0
         path = media_path(created["content_uri"])
         # Not uploaded yet: a reader that will not wait is told so.
-        status, body = await api("GET", f"{server.url}/_matrix/client/v1/media/download/{path}",
-                                 token=bob.access_token, params={"timeout_ms": "0"})
+        status, body = await api(
+            "GET",
+            f"{server.url}/_matrix/client/v1/media/download/{path}",
+            token=bob.access_token,
+            params={"timeout_ms": "0"},
+        )
         assert (status, body["errcode"]) == (504, "M_NOT_YET_UPLOADED")
         put = f"{server.url}/_matrix/media/v3/upload/{path}"
         status, body = await api("PUT", put, b"not yours", token=bob.access_token)
         assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
         # A waiting reader gets the bytes as soon as they arrive.
-        waiting = asyncio.create_task(fetch(
-            server.url, f"/_matrix/client/v1/media/download/{path}", bob.access_token,
-            params={"timeout_ms": "15000"},
-        ))
+        waiting = asyncio.create_task(
+            fetch(
+                server.url,
+                f"/_matrix/client/v1/media/download/{path}",
+                bob.access_token,
+                params={"timeout_ms": "15000"},
+            )
+        )
         await asyncio.sleep(0.3)
-        status, body = await api("PUT", put + "?filename=late.txt", b"late bytes",
-                                 token=alice.access_token)
+        status, body = await api(
+            "PUT", put + "?filename=late.txt", b"late bytes", token=alice.access_token
+        )
         assert (status, body) == (200, {})
         status, headers, data = await waiting
         assert (status, data) == (200, b"late bytes")
         assert headers["Content-Disposition"].endswith('filename="late.txt"')
         status, body = await api("PUT", put, b"again", token=alice.access_token)
         assert (status, body["errcode"]) == (409, "M_CANNOT_OVERWRITE_MEDIA")
-        status, body = await api("PUT", f"{server.url}/_matrix/media/v3/upload/localhost/nope",
-                                 b"x", token=alice.access_token)
+        status, body = await api(
+            "PUT",
+            f"{server.url}/_matrix/media/v3/upload/localhost/nope",
+            b"x",
+            token=alice.access_token,
+        )
         assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     finally:
         await close_all(alice, bob)
@@ -163,8 +196,9 @@ async def test_unknown_media_and_missing_token(server: OutlastProcess) -> None:
         for path in ("localhost/unknownMediaId", "elsewhere.org/unknownMediaId"):
             status, body = await api("GET", f"{base}/download/{path}", token=alice.access_token)
             assert (status, body["errcode"]) == (404, "M_NOT_FOUND"), path
-        status, body = await api("GET", f"{base}/download/localhost/bad.id",
-                                 token=alice.access_token)
+        status, body = await api(
+            "GET", f"{base}/download/localhost/bad.id", token=alice.access_token
+        )
         assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
         status, body = await api("GET", f"{server.url}/_matrix/media/v3/download/localhost/nope")
         assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
@@ -172,7 +206,8 @@ async def test_unknown_media_and_missing_token(server: OutlastProcess) -> None:
         assert config.upload_size == 50 * 1024 * 1024
         empty = await upload(server.url, alice.access_token, b"", "text/plain", "empty.txt")
         status, headers, body = await fetch(
-            server.url, f"/_matrix/client/v1/media/download/{media_path(empty)}",
+            server.url,
+            f"/_matrix/client/v1/media/download/{media_path(empty)}",
             alice.access_token,
         )
         assert (status, body, headers["Content-Length"]) == (200, b"", "0")
@@ -180,10 +215,11 @@ async def test_unknown_media_and_missing_token(server: OutlastProcess) -> None:
         await close_all(alice)
 
 
-@pytest.mark.parametrize("fmt,mime", [("PNG", "image/png"), ("JPEG", "image/jpeg"),
-                                      ("GIF", "image/gif"), ("WEBP", "image/webp")])
-async def test_thumbnails_have_real_dimensions(server: OutlastProcess, fmt: str,
-                                               mime: str) -> None:
+@pytest.mark.parametrize(
+    "fmt,mime",
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")],
+)
+async def test_thumbnails_have_real_dimensions(server: OutlastProcess, fmt: str, mime: str) -> None:
     alice = await register(server.url, "alice")
     try:
         uri = await upload(server.url, alice.access_token, image(fmt, (1000, 800)), mime, "a")
@@ -220,30 +256,40 @@ async def test_thumbnail_edge_cases(server: OutlastProcess) -> None:
         assert (status, body) == (200, small)  # never upscaled: the original
         tall = await upload(server.url, token, image("PNG", (50, 400)), "image/png")
         status, _, body = await fetch(
-            server.url, f"/_matrix/client/v1/media/thumbnail/{media_path(tall)}", token,
+            server.url,
+            f"/_matrix/client/v1/media/thumbnail/{media_path(tall)}",
+            token,
             {"width": "96", "height": "96", "method": "crop"},
         )
         with Image.open(io.BytesIO(body)) as img:
             assert img.size == (50, 96)
         text = await upload(server.url, token, b"hello", "text/plain")
         status, body = await api(
-            "GET", f"{server.url}/_matrix/client/v1/media/thumbnail/{media_path(text)}",
-            token=token, params={"width": "32", "height": "32"},
+            "GET",
+            f"{server.url}/_matrix/client/v1/media/thumbnail/{media_path(text)}",
+            token=token,
+            params={"width": "32", "height": "32"},
         )
         assert (status, body["errcode"]) == (400, "M_UNKNOWN")
         fake = await upload(server.url, token, b"not really a png", "image/png")
         status, body = await api(
-            "GET", f"{server.url}/_matrix/client/v1/media/thumbnail/{media_path(fake)}",
-            token=token, params={"width": "32", "height": "32"},
+            "GET",
+            f"{server.url}/_matrix/client/v1/media/thumbnail/{media_path(fake)}",
+            token=token,
+            params={"width": "32", "height": "32"},
         )
         assert (status, body["errcode"]) == (400, "M_UNKNOWN")
-        for params in ({"width": "32"}, {"width": "-1", "height": "5"},
-                       {"width": "32", "height": "32", "method": "stretch"}):
+        for params in (
+            {"width": "32"},
+            {"width": "-1", "height": "5"},
+            {"width": "32", "height": "32", "method": "stretch"},
+        ):
             status, body = await api("GET", f"{server.url}{path}", token=token, params=params)
             assert status == 400 and body["errcode"] in ("M_MISSING_PARAM", "M_INVALID_PARAM")
         # The legacy thumbnail endpoint needs no token while legacy access is on.
         status, _, body = await fetch(
-            server.url, f"/_matrix/media/v3/thumbnail/{media_path(uri)}",
+            server.url,
+            f"/_matrix/media/v3/thumbnail/{media_path(uri)}",
             params={"width": "96", "height": "96"},
         )
         assert (status, body) == (200, small)
@@ -289,8 +335,9 @@ async def test_over_limit_upload_is_refused_and_stores_nothing(
     try:
         token = alice.access_token
         before = await media_messages(nats_port)
-        status, body = await api("POST", f"{server.url}/_matrix/media/v3/upload",
-                                 os.urandom(1_000_001), token=token)
+        status, body = await api(
+            "POST", f"{server.url}/_matrix/media/v3/upload", os.urandom(1_000_001), token=token
+        )
         assert (status, body["errcode"]) == (413, "M_TOO_LARGE")
 
         async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: limit while streaming
@@ -298,9 +345,12 @@ async def test_over_limit_upload_is_refused_and_stores_nothing(
                 yield os.urandom(100_000)
 
         headers = {"Authorization": f"Bearer {token}"}
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{server.url}/_matrix/media/v3/upload", data=chunks(), headers=headers
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{server.url}/_matrix/media/v3/upload", data=chunks(), headers=headers
+            ) as resp,
+        ):
             assert resp.status == 413
             assert (await resp.json())["errcode"] == "M_TOO_LARGE"
         assert await media_messages(nats_port) == before
@@ -313,12 +363,10 @@ async def test_over_limit_upload_is_refused_and_stores_nothing(
         config = expect(await alice.content_repository_config(), ContentRepositoryConfigResponse)
         assert config.upload_size == 1_000_000
         # Legacy unauthenticated access is frozen: 404, as the spec allows.
-        status, body = await api("GET", f"{server.url}/_matrix/media/v3/download/"
-                                 f"{media_path(uri)}")
+        status, body = await api("GET", f"{server.url}/_matrix/media/v3/download/{media_path(uri)}")
         assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     finally:
         await close_all(alice)
-
 
 
 # --- three sites: the bucket is replicated like every stream ----------------------------
@@ -341,17 +389,21 @@ async def test_media_from_one_site_is_served_by_every_site(tmp_path: Path) -> No
             assert status == 200 and body == blob, url
             assert headers["Content-Disposition"] == 'inline; filename="x.png"'
         # create at one site, upload at another; a second upload at a third is refused.
-        status, created = await api("POST", f"{a}/_matrix/media/v1/create",
-                                    token=alice.access_token)
+        status, created = await api(
+            "POST", f"{a}/_matrix/media/v1/create", token=alice.access_token
+        )
         path = media_path(created["content_uri"])
-        status, _ = await api("PUT", f"{b}/_matrix/media/v3/upload/{path}", b"once",
-                              token=alice.access_token)
+        status, _ = await api(
+            "PUT", f"{b}/_matrix/media/v3/upload/{path}", b"once", token=alice.access_token
+        )
         assert status == 200
-        status, body = await api("PUT", f"{c}/_matrix/media/v3/upload/{path}", b"twice",
-                                 token=alice.access_token)
+        status, body = await api(
+            "PUT", f"{c}/_matrix/media/v3/upload/{path}", b"twice", token=alice.access_token
+        )
         assert (status, body["errcode"]) == (409, "M_CANNOT_OVERWRITE_MEDIA")
-        status, _, data = await fetch(a, f"/_matrix/client/v1/media/download/{path}",
-                                      alice.access_token)
+        status, _, data = await fetch(
+            a, f"/_matrix/client/v1/media/download/{path}", alice.access_token
+        )
         assert (status, data) == (200, b"once")
         await close_all(alice)
     finally:

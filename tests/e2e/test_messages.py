@@ -41,8 +41,9 @@ async def pair(server: OutlastProcess) -> AsyncIterator[tuple[AsyncClient, Async
     alice = await register(server.url, "alice")
     bob = await register(server.url, "bob")
     try:
-        room = expect(await alice.room_create(visibility=RoomVisibility.public),
-                      RoomCreateResponse).room_id
+        room = expect(
+            await alice.room_create(visibility=RoomVisibility.public), RoomCreateResponse
+        ).room_id
         expect(await bob.join(room), JoinResponse)
         yield alice, bob, room
     finally:
@@ -52,18 +53,30 @@ async def pair(server: OutlastProcess) -> AsyncIterator[tuple[AsyncClient, Async
 async def send_texts(client: AsyncClient, room: str, bodies: list[str]) -> list[str]:
     out = []
     for body in bodies:
-        out.append(expect(await client.room_send(room, "m.room.message", text(body)),
-                          RoomSendResponse).event_id)
+        out.append(
+            expect(
+                await client.room_send(room, "m.room.message", text(body)), RoomSendResponse
+            ).event_id
+        )
     return out
 
 
-async def page(client: AsyncClient, room: str, start: str | None, direction: str, limit: int,
-               end: str | None = None, message_filter: dict[str, Any] | None = None
-               ) -> RoomMessagesResponse:
+async def page(
+    client: AsyncClient,
+    room: str,
+    start: str | None,
+    direction: str,
+    limit: int,
+    end: str | None = None,
+    message_filter: dict[str, Any] | None = None,
+) -> RoomMessagesResponse:
     d = MessageDirection.back if direction == "b" else MessageDirection.front
-    return expect(await client.room_messages(room, start, end, direction=d, limit=limit,
-                                             message_filter=message_filter),
-                  RoomMessagesResponse)
+    return expect(
+        await client.room_messages(
+            room, start, end, direction=d, limit=limit, message_filter=message_filter
+        ),
+        RoomMessagesResponse,
+    )
 
 
 def bodies(events: list[dict[str, Any]]) -> list[str]:
@@ -72,14 +85,17 @@ def bodies(events: list[dict[str, Any]]) -> list[str]:
 
 async def test_send_is_idempotent_per_txn(pair: tuple[AsyncClient, AsyncClient, str]) -> None:
     alice, bob, room = pair
-    first = expect(await alice.room_send(room, "m.room.message", text("once"), tx_id="txn-1"),
-                   RoomSendResponse)
-    again = expect(await alice.room_send(room, "m.room.message", text("once"), tx_id="txn-1"),
-                   RoomSendResponse)
+    first = expect(
+        await alice.room_send(room, "m.room.message", text("once"), tx_id="txn-1"), RoomSendResponse
+    )
+    again = expect(
+        await alice.room_send(room, "m.room.message", text("once"), tx_id="txn-1"), RoomSendResponse
+    )
     assert first.event_id == again.event_id
     # Same txnId from another user is a different event.
-    other = expect(await bob.room_send(room, "m.room.message", text("once"), tx_id="txn-1"),
-                   RoomSendResponse)
+    other = expect(
+        await bob.room_send(room, "m.room.message", text("once"), tx_id="txn-1"), RoomSendResponse
+    )
     assert other.event_id != first.event_id
     events = await all_messages(bob, room)
     assert ids(events).count(first.event_id) == 1
@@ -158,15 +174,17 @@ async def test_messages_filters(pair: tuple[AsyncClient, AsyncClient, str]) -> N
     expect(await alice.room_send(room, "org.example.ping", {"n": 1}), RoomSendResponse)
     expect(await alice.room_put_state(room, "m.room.topic", {"topic": "t"}), RoomPutStateResponse)
 
-    only_messages = await page(bob, room, None, "b", 50,
-                               message_filter={"types": ["m.room.message"]})
+    only_messages = await page(
+        bob, room, None, "b", 50, message_filter={"types": ["m.room.message"]}
+    )
     assert [e.source["content"]["body"] for e in only_messages.chunk] == ["b1", "a2", "a1"]
 
     wildcard = await page(bob, room, None, "b", 50, message_filter={"types": ["m.room.*"]})
     assert "org.example.ping" not in {e.source["type"] for e in wildcard.chunk}
 
-    not_types = await page(bob, room, None, "b", 50,
-                           message_filter={"not_types": ["m.room.member", "m.room.message"]})
+    not_types = await page(
+        bob, room, None, "b", 50, message_filter={"not_types": ["m.room.member", "m.room.message"]}
+    )
     kinds = {e.source["type"] for e in not_types.chunk}
     assert "org.example.ping" in kinds and "m.room.topic" in kinds
     assert not kinds & {"m.room.member", "m.room.message"}
@@ -175,9 +193,14 @@ async def test_messages_filters(pair: tuple[AsyncClient, AsyncClient, str]) -> N
     assert {e.source["sender"] for e in from_bob.chunk} == {"@bob:localhost"}
     assert "b1" in bodies([e.source for e in from_bob.chunk])
 
-    not_alice = await page(bob, room, None, "b", 50,
-                           message_filter={"not_senders": ["@alice:localhost"],
-                                           "types": ["m.room.message"]})
+    not_alice = await page(
+        bob,
+        room,
+        None,
+        "b",
+        50,
+        message_filter={"not_senders": ["@alice:localhost"], "types": ["m.room.message"]},
+    )
     assert bodies([e.source for e in not_alice.chunk]) == ["b1"]
 
     # A filter's limit caps the page.
@@ -190,12 +213,18 @@ async def test_history_visibility_joined_vs_shared(server: OutlastProcess) -> No
     bob = await register(server.url, "bob")
     carol = await register(server.url, "carol")
     try:
-        joined_room = expect(await alice.room_create(visibility=RoomVisibility.public),
-                             RoomCreateResponse).room_id
-        shared_room = expect(await alice.room_create(visibility=RoomVisibility.public),
-                             RoomCreateResponse).room_id
-        expect(await alice.room_put_state(joined_room, "m.room.history_visibility",
-                                          {"history_visibility": "joined"}), RoomPutStateResponse)
+        joined_room = expect(
+            await alice.room_create(visibility=RoomVisibility.public), RoomCreateResponse
+        ).room_id
+        shared_room = expect(
+            await alice.room_create(visibility=RoomVisibility.public), RoomCreateResponse
+        ).room_id
+        expect(
+            await alice.room_put_state(
+                joined_room, "m.room.history_visibility", {"history_visibility": "joined"}
+            ),
+            RoomPutStateResponse,
+        )
         [secret] = await send_texts(alice, joined_room, ["before bob"])
         await send_texts(alice, shared_room, ["before bob"])
         expect(await bob.join(joined_room), JoinResponse)
@@ -205,8 +234,9 @@ async def test_history_visibility_joined_vs_shared(server: OutlastProcess) -> No
 
         assert bodies(await all_messages(bob, joined_room)) == ["after bob"]
         assert bodies(await all_messages(bob, shared_room)) == ["before bob", "after bob"]
-        status, _ = await api("GET", server.url + V3 + f"/rooms/{joined_room}/event/{secret}",
-                              token=bob.access_token)
+        status, _ = await api(
+            "GET", server.url + V3 + f"/rooms/{joined_room}/event/{secret}", token=bob.access_token
+        )
         assert status == 404
 
         first = await sync(bob, timeout=0, sync_filter={"room": {"timeline": {"limit": 50}}})
@@ -214,14 +244,16 @@ async def test_history_visibility_joined_vs_shared(server: OutlastProcess) -> No
             "after bob"
         ]
         assert bodies([e.source for e in first.rooms.join[shared_room].timeline.events]) == [
-            "before bob", "after bob"
+            "before bob",
+            "after bob",
         ]
         # alice, joined throughout, sees both in either room.
         assert bodies(await all_messages(alice, joined_room)) == ["before bob", "after bob"]
 
         # Not joined at all: carol cannot read a shared room's history.
-        status, body = await api("GET", server.url + V3 + f"/rooms/{shared_room}/messages",
-                                 token=carol.access_token)
+        status, body = await api(
+            "GET", server.url + V3 + f"/rooms/{shared_room}/messages", token=carol.access_token
+        )
         assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     finally:
         await close_all(alice, bob, carol)
@@ -233,8 +265,10 @@ async def test_transaction_id_only_for_sending_device(
     alice, bob, room = pair
     other_device = await _second_device(server, "alice")
     try:
-        sent = expect(await alice.room_send(room, "m.room.message", text("tx"), tx_id="my-txn"),
-                      RoomSendResponse)
+        sent = expect(
+            await alice.room_send(room, "m.room.message", text("tx"), tx_id="my-txn"),
+            RoomSendResponse,
+        )
 
         def find(events: list[Any]) -> dict[str, Any]:
             [event] = [e.source for e in events if e.event_id == sent.event_id]
@@ -242,8 +276,10 @@ async def test_transaction_id_only_for_sending_device(
 
         own = find((await sync(alice, timeout=0)).rooms.join[room].timeline.events)
         assert own["unsigned"]["transaction_id"] == "my-txn"
-        assert "transaction_id" not in find(
-            (await sync(bob, timeout=0)).rooms.join[room].timeline.events)["unsigned"]
+        assert (
+            "transaction_id"
+            not in find((await sync(bob, timeout=0)).rooms.join[room].timeline.events)["unsigned"]
+        )
         assert "transaction_id" not in find(
             (await sync(other_device, timeout=0)).rooms.join[room].timeline.events
         ).get("unsigned", {})

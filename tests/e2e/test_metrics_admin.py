@@ -72,14 +72,26 @@ def sample(body: str, name: str, **labels: str) -> float:
 
 
 def outlast_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "outlast", *args], capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "outlast", *args],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
 
 
-def grant(server: OutlastProcess, user: str,
-          action: str = "grant") -> subprocess.CompletedProcess[str]:
-    return outlast_cli("admin", action, user, "--config", str(server.config_path),
-                       "--data-dir", str(server.data_dir))
+def grant(
+    server: OutlastProcess, user: str, action: str = "grant"
+) -> subprocess.CompletedProcess[str]:
+    return outlast_cli(
+        "admin",
+        action,
+        user,
+        "--config",
+        str(server.config_path),
+        "--data-dir",
+        str(server.data_dir),
+    )
 
 
 def nats_child(server: OutlastProcess) -> int:
@@ -102,9 +114,14 @@ async def status_of(server: OutlastProcess, token: str | None) -> tuple[int, Any
 async def test_metrics_count_requests_waiters_and_publishes(quick_server: OutlastProcess) -> None:
     server = quick_server
     first = await metrics(server)
-    for name in ("outlast_http_requests_total", "outlast_http_request_duration_seconds_bucket",
-                 "outlast_sync_waiters", "outlast_projector_lag_messages",
-                 "outlast_jetstream_publishes_total", "outlast_jetstream_publish_errors_total"):
+    for name in (
+        "outlast_http_requests_total",
+        "outlast_http_request_duration_seconds_bucket",
+        "outlast_sync_waiters",
+        "outlast_projector_lag_messages",
+        "outlast_jetstream_publishes_total",
+        "outlast_jetstream_publish_errors_total",
+    ):
         assert name in first, f"{name} missing from:\n{first}"
     assert 'outlast_projector_lag_messages{stream="OUTLAST_USERS"} 0.0' in first
     register_route = {"method": "POST", "route": "/_matrix/client/v3/register"}
@@ -123,12 +140,18 @@ async def test_metrics_count_requests_waiters_and_publishes(quick_server: Outlas
 
         # Route templates, not raw paths: a room id never becomes a label value.
         for i in range(3):
-            expect(await alice.room_send(room, "m.room.message", text(f"hi {i}"), tx_id=f"t{i}"),
-                   RoomSendResponse)
+            expect(
+                await alice.room_send(room, "m.room.message", text(f"hi {i}"), tx_id=f"t{i}"),
+                RoomSendResponse,
+            )
         sent = await metrics(server)
         send_route = "/_matrix/client/v3/rooms/{room_id}/send/{event_type}/{txn_id}"
-        assert sample(sent, "outlast_http_requests_total", method="PUT", route=send_route,
-                      status="200") == 3
+        assert (
+            sample(
+                sent, "outlast_http_requests_total", method="PUT", route=send_route, status="200"
+            )
+            == 3
+        )
         assert room not in sent
         assert sample(sent, "outlast_jetstream_publishes_total") >= publishes + 3
 
@@ -137,32 +160,47 @@ async def test_metrics_count_requests_waiters_and_publishes(quick_server: Outlas
         poll = asyncio.create_task(bob.sync(timeout=15_000, since=bob.next_batch))
         try:
             await eventually(lambda: _waiters_at_least(server, 1), timeout=10, interval=0.1)
-            expect(await alice.room_send(room, "m.room.message", text("wake"), tx_id="w"),
-                   RoomSendResponse)
+            expect(
+                await alice.room_send(room, "m.room.message", text("wake"), tx_id="w"),
+                RoomSendResponse,
+            )
             expect(await asyncio.wait_for(poll, 20), SyncResponse)
         finally:
             poll.cancel()
         await eventually(lambda: _waiters_at_most(server, 0), timeout=10, interval=0.1)
 
         # A write the log cannot acknowledge is a publish error (the nats child frozen).
-        errors_before = sample(await metrics(server), "outlast_jetstream_publish_errors_total",
-                               kind="unavailable")
+        errors_before = sample(
+            await metrics(server), "outlast_jetstream_publish_errors_total", kind="unavailable"
+        )
         nats_pid = nats_child(server)
         os.kill(nats_pid, signal.SIGSTOP)
         try:
             status, body = await api(
-                "PUT", f"{server.url}/_matrix/client/v3/rooms/{room}/send/m.room.message/frozen",
-                text("while frozen"), token=alice.access_token)
+                "PUT",
+                f"{server.url}/_matrix/client/v3/rooms/{room}/send/m.room.message/frozen",
+                text("while frozen"),
+                token=alice.access_token,
+            )
             assert status == 503, body
         finally:
             os.kill(nats_pid, signal.SIGCONT)
-        errors_after = sample(await metrics(server), "outlast_jetstream_publish_errors_total",
-                              kind="unavailable")
+        errors_after = sample(
+            await metrics(server), "outlast_jetstream_publish_errors_total", kind="unavailable"
+        )
         assert errors_after >= errors_before + 1
         unmatched = await get_text(server.url + "/no/such/path")
         assert unmatched[0] == 404
-        assert sample(await metrics(server), "outlast_http_requests_total", method="GET",
-                      route="unmatched", status="404") == 1
+        assert (
+            sample(
+                await metrics(server),
+                "outlast_http_requests_total",
+                method="GET",
+                route="unmatched",
+                status="404",
+            )
+            == 1
+        )
     finally:
         await close_all(alice, bob)
 
@@ -186,8 +224,9 @@ async def test_admin_grant_and_revoke_through_the_cli(server: OutlastProcess) ->
         assert (await status_of(server, None))[0] == 401
         status, body = await status_of(server, alice.access_token)
         assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
-        status, who = await api("GET", server.url + "/_outlast/admin/whoami",
-                                token=alice.access_token)
+        status, who = await api(
+            "GET", server.url + "/_outlast/admin/whoami", token=alice.access_token
+        )
         assert (status, who["user_id"], who["admin"]) == (200, "@alice:localhost", False)
 
         done = grant(server, "@alice:localhost")
@@ -200,8 +239,9 @@ async def test_admin_grant_and_revoke_through_the_cli(server: OutlastProcess) ->
 
         body = await eventually(alice_allowed, timeout=10, interval=0.1)
         assert (await status_of(server, bob.access_token))[0] == 403
-        status, who = await api("GET", server.url + "/_outlast/admin/whoami",
-                                token=alice.access_token)
+        status, who = await api(
+            "GET", server.url + "/_outlast/admin/whoami", token=alice.access_token
+        )
         assert who["admin"] is True
 
         # The status a dashboard draws: this (only) site healthy from its own
@@ -212,8 +252,14 @@ async def test_admin_grant_and_revoke_through_the_cli(server: OutlastProcess) ->
         assert site["report_age_seconds"] is not None and site["report_age_seconds"] < 5
         assert site["url"] == server.url
         names = {s["name"] for s in body["streams"]}
-        assert {"OUTLAST_USERS", "OUTLAST_DIRECTORY", "OUTLAST_ROOMS_0", "OUTLAST_ROOMS_1",
-                "OUTLAST_HEALTH", "OUTLAST_DRILLS"} <= names
+        assert {
+            "OUTLAST_USERS",
+            "OUTLAST_DIRECTORY",
+            "OUTLAST_ROOMS_0",
+            "OUTLAST_ROOMS_1",
+            "OUTLAST_HEALTH",
+            "OUTLAST_DRILLS",
+        } <= names
         assert all(s["leader"] for s in body["streams"] if not s.get("missing"))
         assert body["drills"] == []
         assert body["metrics"][0]["url"] == "/_outlast/metrics"

@@ -56,8 +56,10 @@ class Pair:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
-    node = NatsNode(NodeSpec(name="shared", store_dir=tmp_path / "nats" / "js",
-                             client_port=free_port()), tmp_path / "nats" / "nats.conf")
+    node = NatsNode(
+        NodeSpec(name="shared", store_dir=tmp_path / "nats" / "js", client_port=free_port()),
+        tmp_path / "nats" / "nats.conf",
+    )
     node.start()
     procs: list[OutlastProcess] = []
     try:
@@ -81,8 +83,9 @@ async def people(pair: Pair) -> AsyncIterator[tuple[AsyncClient, AsyncClient, st
         # Registered on A; logs in on B (B learns the account from the log).
         await (await register(pair.a.url, "bob")).close()
         expect(await bob.login("pw-bob"), LoginResponse)
-        room = expect(await alice.room_create(visibility=RoomVisibility.public),
-                      RoomCreateResponse).room_id
+        room = expect(
+            await alice.room_create(visibility=RoomVisibility.public), RoomCreateResponse
+        ).room_id
         expect(await bob.join(room), JoinResponse)
         yield alice, bob, room
     finally:
@@ -97,14 +100,16 @@ def at(client: AsyncClient, url: str) -> AsyncClient:
 
 
 async def caught_up(client: AsyncClient, room: str, event_id: str) -> bool:
-    status, _ = await api("GET", client.homeserver + V3 + f"/rooms/{room}/event/{event_id}",
-                          token=client.access_token)
+    status, _ = await api(
+        "GET", client.homeserver + V3 + f"/rooms/{room}/event/{event_id}", token=client.access_token
+    )
     return status == 200
 
 
 async def room_view(client: AsyncClient, room: str) -> dict[str, Any]:
-    status, state = await api("GET", client.homeserver + V3 + f"/rooms/{room}/state",
-                              token=client.access_token)
+    status, state = await api(
+        "GET", client.homeserver + V3 + f"/rooms/{room}/state", token=client.access_token
+    )
     assert status == 200, state
     return {
         "state": sorted((e["type"], e["state_key"], e["event_id"]) for e in state),
@@ -120,8 +125,9 @@ async def test_users_on_different_processes_chat(
     assert room in first.rooms.join
     poll = asyncio.create_task(bob.sync(timeout=20_000, since=first.next_batch))
     try:
-        sent = expect(await alice.room_send(room, "m.room.message", text("hi from A")),
-                      RoomSendResponse).event_id
+        sent = expect(
+            await alice.room_send(room, "m.room.message", text("hi from A")), RoomSendResponse
+        ).event_id
         woke = expect(await asyncio.wait_for(poll, 30), SyncResponse)
     finally:
         poll.cancel()
@@ -131,8 +137,9 @@ async def test_users_on_different_processes_chat(
         got += [e.event_id for e in nxt.rooms.join[room].timeline.events]
     assert sent in got
 
-    reply = expect(await bob.room_send(room, "m.room.message", text("hi from B")),
-                   RoomSendResponse).event_id
+    reply = expect(
+        await bob.room_send(room, "m.room.message", text("hi from B")), RoomSendResponse
+    ).event_id
     await eventually(lambda: caught_up(alice, room, reply))
     # A private room created on B, with an invite for a user who lives on A.
     private = expect(await bob.room_create(name="b-side"), RoomCreateResponse).room_id
@@ -150,8 +157,12 @@ async def _put_topic(client: AsyncClient, room: str, topic: str) -> str | None:
     """PUT a topic, retrying like a client would on 503; the event id if acknowledged."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        status, body = await api("PUT", client.homeserver + V3 + f"/rooms/{room}/state/"
-                                 "m.room.topic", {"topic": topic}, token=client.access_token)
+        status, body = await api(
+            "PUT",
+            client.homeserver + V3 + f"/rooms/{room}/state/m.room.topic",
+            {"topic": topic},
+            token=client.access_token,
+        )
         if status == 200:
             return str(body["event_id"])
         assert status == 503 and body["errcode"] == "M_UNAVAILABLE", (status, body)
@@ -163,8 +174,11 @@ async def test_concurrent_state_changes_converge(
     pair: Pair, people: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
     alice, bob, room = people
-    levels = await api("GET", alice.homeserver + V3 + f"/rooms/{room}/state/m.room.power_levels",
-                       token=alice.access_token)
+    levels = await api(
+        "GET",
+        alice.homeserver + V3 + f"/rooms/{room}/state/m.room.power_levels",
+        token=alice.access_token,
+    )
     content = levels[1]
     content["users"][BOB] = 50
     expect(await alice.room_put_state(room, "m.room.power_levels", content), RoomPutStateResponse)
@@ -183,17 +197,26 @@ async def test_concurrent_state_changes_converge(
     last_topic = [i for i in history if i in set(acked)][-1]
     assert ("m.room.topic", "", last_topic) in view["state"]
     for client in (alice, bob):
-        status, topic = await api("GET", client.homeserver + V3 + f"/rooms/{room}/state/"
-                                  "m.room.topic", token=client.access_token)
+        status, topic = await api(
+            "GET",
+            client.homeserver + V3 + f"/rooms/{room}/state/m.room.topic",
+            token=client.access_token,
+        )
         assert status == 200
-        event = await api("GET", client.homeserver + V3 + f"/rooms/{room}/event/{last_topic}",
-                          token=client.access_token)
+        event = await api(
+            "GET",
+            client.homeserver + V3 + f"/rooms/{room}/event/{last_topic}",
+            token=client.access_token,
+        )
         assert topic == event[1]["content"]
 
 
 async def _bob_may_set_topic(bob: AsyncClient, room: str) -> bool:
-    status, body = await api("GET", bob.homeserver + V3 + f"/rooms/{room}/state/"
-                             "m.room.power_levels", token=bob.access_token)
+    status, body = await api(
+        "GET",
+        bob.homeserver + V3 + f"/rooms/{room}/state/m.room.power_levels",
+        token=bob.access_token,
+    )
     return status == 200 and body["users"].get(BOB) == 50
 
 
@@ -201,9 +224,12 @@ async def _chatter(client: AsyncClient, room: str, n: int, lane: int = 0) -> lis
     """Send up to ``n`` messages back to back until refused; the acknowledged ids."""
     ok: list[str] = []
     for i in range(n):
-        status, body = await api("PUT", client.homeserver + V3 + f"/rooms/{room}/send/"
-                                 f"m.room.message/race-{lane}-{i}", text(f"race {lane} {i}"),
-                                 token=client.access_token)
+        status, body = await api(
+            "PUT",
+            client.homeserver + V3 + f"/rooms/{room}/send/m.room.message/race-{lane}-{i}",
+            text(f"race {lane} {i}"),
+            token=client.access_token,
+        )
         if status == 200:
             ok.append(body["event_id"])
         else:
@@ -222,8 +248,12 @@ async def test_kick_races_messages_from_the_kicked_user(
     chatter = asyncio.gather(*[_chatter(bob, room, 200, lane) for lane in range(lanes)])
     # Let a few messages land, then kick bob from the other process mid-stream.
     await eventually(lambda: _has_message_from(alice, room, BOB, 3), timeout=20)
-    status, body = await api("POST", alice.homeserver + V3 + f"/rooms/{room}/kick",
-                             {"user_id": BOB}, token=alice.access_token)
+    status, body = await api(
+        "POST",
+        alice.homeserver + V3 + f"/rooms/{room}/kick",
+        {"user_id": BOB},
+        token=alice.access_token,
+    )
     assert status == 200, body
     acked = [i for lane in await asyncio.wait_for(chatter, 30) for i in lane]
     assert len(acked) < 200 * lanes, "the kick never took effect for bob's sends"
@@ -244,13 +274,19 @@ async def test_kick_races_messages_from_the_kicked_user(
             events = await all_messages(reader, room, limit=100)
         finally:
             await reader.close()
-        kick = [i for i, e in enumerate(events) if e["type"] == "m.room.member"
-                and e["state_key"] == BOB and e["content"]["membership"] == "leave"]
+        kick = [
+            i
+            for i, e in enumerate(events)
+            if e["type"] == "m.room.member"
+            and e["state_key"] == BOB
+            and e["content"]["membership"] == "leave"
+        ]
         assert len(kick) == 1
-        after = [e for e in events[kick[0]:] if e["sender"] == BOB]
+        after = [e for e in events[kick[0] :] if e["sender"] == BOB]
         assert after == [], after
-        bob_msgs = [e["event_id"] for e in events if e["sender"] == BOB
-                    and e["type"] == "m.room.message"]
+        bob_msgs = [
+            e["event_id"] for e in events if e["sender"] == BOB and e["type"] == "m.room.message"
+        ]
         assert set(acked) <= set(bob_msgs)
 
 
@@ -278,17 +314,21 @@ async def test_txn_retry_on_other_process_is_deduplicated(
         assert status == 200 and who["device_id"] == bob.device_id
         for n in range(5):
             txn = f"retry-{n}"
-            first = expect(await bob.room_send(room, "m.room.message", text(txn), tx_id=txn),
-                           RoomSendResponse)
+            first = expect(
+                await bob.room_send(room, "m.room.message", text(txn), tx_id=txn), RoomSendResponse
+            )
             # Retry immediately through the other process (its view may lag).
-            second = expect(await on_a.room_send(room, "m.room.message", text(txn), tx_id=txn),
-                            RoomSendResponse)
+            second = expect(
+                await on_a.room_send(room, "m.room.message", text(txn), tx_id=txn), RoomSendResponse
+            )
             assert first.event_id == second.event_id
         # And the other way round: first on A, retry on B.
-        first = expect(await on_a.room_send(room, "m.room.message", text("x"), tx_id="ab"),
-                       RoomSendResponse)
-        second = expect(await bob.room_send(room, "m.room.message", text("x"), tx_id="ab"),
-                        RoomSendResponse)
+        first = expect(
+            await on_a.room_send(room, "m.room.message", text("x"), tx_id="ab"), RoomSendResponse
+        )
+        second = expect(
+            await bob.room_send(room, "m.room.message", text("x"), tx_id="ab"), RoomSendResponse
+        )
         assert first.event_id == second.event_id
         await eventually(lambda: _views_agree(pair, alice, room), timeout=20)
         history = await all_messages(alice, room, limit=100)
@@ -301,8 +341,13 @@ async def test_txn_retry_on_other_process_is_deduplicated(
 async def test_accounts_across_processes(pair: Pair) -> None:
     # Two processes race to register one name: exactly one wins.
     body = {"username": "racer", "password": "pw", "auth": {"type": "m.login.dummy"}}
-    results = await asyncio.gather(*[api("POST", url + V3 + "/register", body)
-                                     for url in (pair.a.url, pair.b.url) for _ in range(3)])
+    results = await asyncio.gather(
+        *[
+            api("POST", url + V3 + "/register", body)
+            for url in (pair.a.url, pair.b.url)
+            for _ in range(3)
+        ]
+    )
     assert sorted(status for status, _ in results) == [200] + [400] * 5, results
     assert all(b["errcode"] == "M_USER_IN_USE" for status, b in results if status == 400)
     token = next(b["access_token"] for status, b in results if status == 200)

@@ -27,11 +27,22 @@ COMMANDER = Path(sys.executable).parent / "matrix-commander"
 
 def commander(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the CLI with its credentials and store in ``tmp_path``; fail with its output."""
-    cmd = [str(COMMANDER), "--credentials", str(tmp_path / "credentials.json"),
-           "--store", str(tmp_path / "store"), *args]
+    cmd = [
+        str(COMMANDER),
+        "--credentials",
+        str(tmp_path / "credentials.json"),
+        "--store",
+        str(tmp_path / "store"),
+        *args,
+    ]
     result = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        env={**os.environ, "HOME": str(tmp_path)}, cwd=tmp_path,
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(tmp_path)},
+        cwd=tmp_path,
     )
     assert result.returncode == 0, f"{args}: {result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     return result
@@ -48,22 +59,38 @@ def json_lines(output: str) -> list[dict[str, Any]]:
     return events
 
 
-@pytest.mark.skipif(not COMMANDER.exists(), reason="matrix-commander is not installed "
-                    "(it is in the project's test extra: pip install -e '.[test]')")
+@pytest.mark.skipif(
+    not COMMANDER.exists(),
+    reason="matrix-commander is not installed "
+    "(it is in the project's test extra: pip install -e '.[test]')",
+)
 async def test_matrix_commander_logs_in_sends_and_receives(
     server: OutlastProcess, tmp_path: Path
 ) -> None:
     alice = await register(server.url, "alice")
     carl = await register(server.url, "carl", "pw-carl")
     try:
-        room_id = expect(await alice.room_create(invite=["@carl:localhost"]),
-                         RoomCreateResponse).room_id
+        room_id = expect(
+            await alice.room_create(invite=["@carl:localhost"]), RoomCreateResponse
+        ).room_id
         await carl.join(room_id)
         await close_all(carl)
         # Log in the way a user does: password flow, writes the credentials file.
-        commander(tmp_path, "--login", "password", "--user-login", "@carl:localhost",
-                  "--password", "pw-carl", "--homeserver", server.url, "--device", "commander",
-                  "--room-default", room_id)
+        commander(
+            tmp_path,
+            "--login",
+            "password",
+            "--user-login",
+            "@carl:localhost",
+            "--password",
+            "pw-carl",
+            "--homeserver",
+            server.url,
+            "--device",
+            "commander",
+            "--room-default",
+            room_id,
+        )
         creds = json.loads((tmp_path / "credentials.json").read_text())
         assert creds["user_id"] == "@carl:localhost" and creds["room_id"] == room_id
 
@@ -75,8 +102,11 @@ async def test_matrix_commander_logs_in_sends_and_receives(
 
         async def arrived() -> list[dict[str, Any]]:
             events = await all_messages(alice, room_id)
-            got = [e for e in events if e["sender"] == "@carl:localhost"
-                   and e["type"] == "m.room.message"]
+            got = [
+                e
+                for e in events
+                if e["sender"] == "@carl:localhost" and e["type"] == "m.room.message"
+            ]
             return got if len(got) >= 2 else []
 
         messages = await eventually(arrived)
@@ -89,16 +119,22 @@ async def test_matrix_commander_logs_in_sends_and_receives(
         got = expect(await alice.download(url), MemoryDownloadResponse)
         body = got.body
         if encrypted:
-            body = decrypt_attachment(got.body, encrypted["key"]["k"],
-                                      encrypted["hashes"]["sha256"], encrypted["iv"])
+            body = decrypt_attachment(
+                got.body, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"]
+            )
         assert body == attachment.read_bytes()
 
         # Receive: alice writes, matrix-commander prints it.
-        expect(await alice.room_send(room_id, "m.room.message", text("hello, commander")),
-               RoomSendResponse)
+        expect(
+            await alice.room_send(room_id, "m.room.message", text("hello, commander")),
+            RoomSendResponse,
+        )
         result = commander(tmp_path, "--tail", "10", "--output", "json")
-        bodies = [(e["source"]["sender"], e["source"]["content"].get("body"))
-                  for e in json_lines(result.stdout) if "source" in e]
+        bodies = [
+            (e["source"]["sender"], e["source"]["content"].get("body"))
+            for e in json_lines(result.stdout)
+            if "source" in e
+        ]
         assert ("@alice:localhost", "hello, commander") in bodies, result.stdout[-3000:]
     finally:
         await close_all(alice)
@@ -113,13 +149,19 @@ def js_packages() -> None:
         subprocess.run([str(ROOT / "scripts" / "js-deps.sh")], check=True, timeout=300)
 
 
-@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
-                    reason="Node.js (node and npm) is not installed; matrix-js-sdk needs it")
+@pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="Node.js (node and npm) is not installed; matrix-js-sdk needs it",
+)
 def test_matrix_js_sdk_logs_in_syncs_sends_and_receives(server: OutlastProcess) -> None:
     js_packages()
     result = subprocess.run(
-        ["node", str(JS_DIR / "chat.mjs"), server.url], capture_output=True, text=True,
-        timeout=150, stdin=subprocess.DEVNULL, cwd=ROOT,
+        ["node", str(JS_DIR / "chat.mjs"), server.url],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, f"no result line:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -128,8 +170,12 @@ def test_matrix_js_sdk_logs_in_syncs_sends_and_receives(server: OutlastProcess) 
     assert outcome["bob_received"]["body"] == "hello from alice"
     assert outcome["bob_received"]["sender"].startswith("@jsalice")
     assert outcome["alice_received"]["body"] == "hello from bob"
-    assert outcome["media"] == {**outcome["media"], "status": 200, "same_bytes": True,
-                                "content_type": "application/x-test"}
+    assert outcome["media"] == {
+        **outcome["media"],
+        "status": 200,
+        "same_bytes": True,
+        "content_type": "application/x-test",
+    }
     assert outcome["push_rule_kinds"] == ["content", "override", "room", "sender", "underride"]
     # Nothing the SDK asked for on the way was answered with an error.
     assert outcome["failures"] == []

@@ -76,8 +76,12 @@ async def test_displayname_and_avatar_reach_member_events(
         assert shown[ALICE] == ("Alice Liddell", "mxc://localhost/rabbit")
 
     # Clearing the avatar removes it from the member events too.
-    status, _ = await api("PUT", f"{server.url}{V3}/profile/{ALICE}/avatar_url",
-                          {"avatar_url": None}, alice.access_token)
+    status, _ = await api(
+        "PUT",
+        f"{server.url}{V3}/profile/{ALICE}/avatar_url",
+        {"avatar_url": None},
+        alice.access_token,
+    )
     assert status == 200
     assert "avatar_url" not in await member_content(bob, rooms[0], ALICE)
     status, body = await api("GET", f"{server.url}{V3}/profile/{ALICE}")
@@ -116,18 +120,21 @@ async def test_profile_changes_appear_in_other_members_sync(
 async def test_errors(server: OutlastProcess, pair: tuple[AsyncClient, AsyncClient]) -> None:
     alice, bob = pair
     url = server.url + V3
-    status, body = await api("PUT", f"{url}/profile/{ALICE}/displayname",
-                             {"displayname": "Mallory"}, bob.access_token)
+    status, body = await api(
+        "PUT", f"{url}/profile/{ALICE}/displayname", {"displayname": "Mallory"}, bob.access_token
+    )
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = await api("GET", f"{url}/profile/{quote('@nobody:localhost')}")
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
-    status, body = await api("PUT", f"{url}/profile/{ALICE}/displayname",
-                             {"displayname": 5}, alice.access_token)
+    status, body = await api(
+        "PUT", f"{url}/profile/{ALICE}/displayname", {"displayname": 5}, alice.access_token
+    )
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
     status, body = await api("PUT", f"{url}/profile/{ALICE}/displayname", {}, alice.access_token)
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
-    status, body = await api("PUT", f"{url}/profile/{ALICE}/Not-A-Key", {"Not-A-Key": 1},
-                             alice.access_token)
+    status, body = await api(
+        "PUT", f"{url}/profile/{ALICE}/Not-A-Key", {"Not-A-Key": 1}, alice.access_token
+    )
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     status, body = await api("GET", f"{url}/profile/{ALICE}/displayname")
     assert (status, body) == (200, {})  # unset, not an error

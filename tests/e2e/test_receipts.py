@@ -37,8 +37,10 @@ async def trio(server: OutlastProcess) -> AsyncIterator[Trio]:
     bob = await register(server.url, "bob")
     carol = await register(server.url, "carol")
     try:
-        room = expect(await alice.room_create(visibility=RoomVisibility.public, name="read"),
-                      RoomCreateResponse).room_id
+        room = expect(
+            await alice.room_create(visibility=RoomVisibility.public, name="read"),
+            RoomCreateResponse,
+        ).room_id
         expect(await bob.join(room), JoinResponse)
         expect(await carol.join(room), JoinResponse)
         yield alice, bob, carol, room
@@ -47,14 +49,20 @@ async def trio(server: OutlastProcess) -> AsyncIterator[Trio]:
 
 
 async def send(client: AsyncClient, room: str, body: str) -> str:
-    return str(expect(await client.room_send(room, "m.room.message", text(body)),
-                      RoomSendResponse).event_id)
+    return str(
+        expect(
+            await client.room_send(room, "m.room.message", text(body)), RoomSendResponse
+        ).event_id
+    )
 
 
-async def read(client: AsyncClient, room: str, event_id: str,
-               receipt_type: ReceiptType = ReceiptType.read) -> None:
-    expect(await client.update_receipt_marker(room, event_id, receipt_type),
-           UpdateReceiptMarkerResponse)
+async def read(
+    client: AsyncClient, room: str, event_id: str, receipt_type: ReceiptType = ReceiptType.read
+) -> None:
+    expect(
+        await client.update_receipt_marker(room, event_id, receipt_type),
+        UpdateReceiptMarkerResponse,
+    )
 
 
 def receipts(resp: SyncResponse, room: str) -> list[tuple[str, str, str]]:
@@ -63,7 +71,8 @@ def receipts(resp: SyncResponse, room: str) -> list[tuple[str, str, str]]:
         return []
     return [
         (r.event_id, r.receipt_type, r.user_id)
-        for e in resp.rooms.join[room].ephemeral if isinstance(e, ReceiptEvent)
+        for e in resp.rooms.join[room].ephemeral
+        if isinstance(e, ReceiptEvent)
         for r in e.receipts
     ]
 
@@ -74,34 +83,44 @@ def unread_counts(resp: SyncResponse, room: str) -> tuple[int, int]:
     return counts.notification_count, counts.highlight_count
 
 
-async def number_everywhere(server: OutlastProcess, client: AsyncClient, room: str,
-                            event_id: str) -> tuple[Any, Any, Any]:
+async def number_everywhere(
+    server: OutlastProcess, client: AsyncClient, room: str, event_id: str
+) -> tuple[Any, Any, Any]:
     """The unread number of one event as /sync (initial), /messages and /event show it."""
     token = client.access_token
-    status, synced = await api("GET", f"{server.url}{V3}/sync", token=token,
-                               params={"timeout": "0"})
+    status, synced = await api(
+        "GET", f"{server.url}{V3}/sync", token=token, params={"timeout": "0"}
+    )
     assert status == 200, synced
     timeline = synced["rooms"]["join"][room]["timeline"]["events"]
     in_sync = next(e for e in timeline if e["event_id"] == event_id)["unsigned"].get(UNREAD)
-    status, page = await api("GET", f"{server.url}{V3}/rooms/{room}/messages", token=token,
-                             params={"dir": "b", "limit": "50"})
+    status, page = await api(
+        "GET",
+        f"{server.url}{V3}/rooms/{room}/messages",
+        token=token,
+        params={"dir": "b", "limit": "50"},
+    )
     assert status == 200, page
     in_page = next(e for e in page["chunk"] if e["event_id"] == event_id)["unsigned"].get(UNREAD)
-    status, single = await api("GET", f"{server.url}{V3}/rooms/{room}/event/{event_id}",
-                               token=token)
+    status, single = await api(
+        "GET", f"{server.url}{V3}/rooms/{room}/event/{event_id}", token=token
+    )
     assert status == 200, single
     return in_sync, in_page, single["unsigned"].get(UNREAD)
 
 
-async def initial_receipts(server: OutlastProcess, client: AsyncClient,
-                           room: str) -> set[tuple[str, str, str]]:
+async def initial_receipts(
+    server: OutlastProcess, client: AsyncClient, room: str
+) -> set[tuple[str, str, str]]:
     """Receipts in a room as a fresh (token-less) /sync shows them to ``client``."""
-    status, body = await api("GET", f"{server.url}{V3}/sync", token=client.access_token,
-                             params={"timeout": "0"})
+    status, body = await api(
+        "GET", f"{server.url}{V3}/sync", token=client.access_token, params={"timeout": "0"}
+    )
     assert status == 200, body
     return {
         (event_id, rtype, user)
-        for e in body["rooms"]["join"][room]["ephemeral"]["events"] if e["type"] == "m.receipt"
+        for e in body["rooms"]["join"][room]["ephemeral"]["events"]
+        if e["type"] == "m.receipt"
         for event_id, by_type in e["content"].items()
         for rtype, by_user in by_type.items()
         for user in by_user
@@ -214,36 +233,76 @@ async def test_receipt_and_marker_errors(server: OutlastProcess, trio: Trio) -> 
     token = alice.access_token
     try:
         cases: list[tuple[str, str, Any, str | None, int, str]] = [
-            ("POST", f"{base}/{room}/receipt/m.bogus/{event_id}", {}, token, 400,
-             "M_INVALID_PARAM"),
+            (
+                "POST",
+                f"{base}/{room}/receipt/m.bogus/{event_id}",
+                {},
+                token,
+                400,
+                "M_INVALID_PARAM",
+            ),
             ("POST", f"{base}/{room}/receipt/m.read/$nope", {}, token, 404, "M_NOT_FOUND"),
             ("POST", f"{base}/{room}/receipt/m.read/{elsewhere}", {}, token, 404, "M_NOT_FOUND"),
-            ("POST", f"{base}/{room}/receipt/m.read/{event_id}", {"thread_id": 5}, token, 400,
-             "M_INVALID_PARAM"),
-            ("POST", f"{base}/{room}/receipt/m.read/{event_id}", {"thread_id": ""}, token, 400,
-             "M_INVALID_PARAM"),
-            ("POST", f"{base}/{room}/receipt/m.read/{event_id}", b"{not json", token, 400,
-             "M_NOT_JSON"),
-            ("POST", f"{base}/{room}/receipt/m.read/{event_id}", {}, dave.access_token, 403,
-             "M_FORBIDDEN"),
-            ("POST", f"{base}/{room}/receipt/m.read/{event_id}", {}, None, 401,
-             "M_MISSING_TOKEN"),
-            ("POST", f"{base}/not-a-room/receipt/m.read/{event_id}", {}, token, 400,
-             "M_INVALID_PARAM"),
-            ("POST", f"{base}/{room}/read_markers", {"m.fully_read": 7}, token, 400,
-             "M_BAD_JSON"),
-            ("POST", f"{base}/{room}/read_markers", {"m.read": "$nope"}, token, 404,
-             "M_NOT_FOUND"),
-            ("POST", f"{base}/{room}/read_markers", {"m.fully_read": event_id},
-             dave.access_token, 403, "M_FORBIDDEN"),
+            (
+                "POST",
+                f"{base}/{room}/receipt/m.read/{event_id}",
+                {"thread_id": 5},
+                token,
+                400,
+                "M_INVALID_PARAM",
+            ),
+            (
+                "POST",
+                f"{base}/{room}/receipt/m.read/{event_id}",
+                {"thread_id": ""},
+                token,
+                400,
+                "M_INVALID_PARAM",
+            ),
+            (
+                "POST",
+                f"{base}/{room}/receipt/m.read/{event_id}",
+                b"{not json",
+                token,
+                400,
+                "M_NOT_JSON",
+            ),
+            (
+                "POST",
+                f"{base}/{room}/receipt/m.read/{event_id}",
+                {},
+                dave.access_token,
+                403,
+                "M_FORBIDDEN",
+            ),
+            ("POST", f"{base}/{room}/receipt/m.read/{event_id}", {}, None, 401, "M_MISSING_TOKEN"),
+            (
+                "POST",
+                f"{base}/not-a-room/receipt/m.read/{event_id}",
+                {},
+                token,
+                400,
+                "M_INVALID_PARAM",
+            ),
+            ("POST", f"{base}/{room}/read_markers", {"m.fully_read": 7}, token, 400, "M_BAD_JSON"),
+            ("POST", f"{base}/{room}/read_markers", {"m.read": "$nope"}, token, 404, "M_NOT_FOUND"),
+            (
+                "POST",
+                f"{base}/{room}/read_markers",
+                {"m.fully_read": event_id},
+                dave.access_token,
+                403,
+                "M_FORBIDDEN",
+            ),
         ]
         for method, url, body, who, status, errcode in cases:
             got, answer = await api(method, url, body, who)
             assert (got, answer["errcode"]) == (status, errcode), (url, body, answer)
         # The threaded form and an explicit m.fully_read through /receipt are accepted.
         for rtype, body in (("m.read", {"thread_id": event_id}), ("m.fully_read", {})):
-            got, answer = await api("POST", f"{base}/{room}/receipt/{rtype}/{event_id}", body,
-                                    token)
+            got, answer = await api(
+                "POST", f"{base}/{room}/receipt/{rtype}/{event_id}", body, token
+            )
             assert (got, answer) == (200, {})
     finally:
         await close_all(dave)

@@ -79,8 +79,9 @@ async def test_message_is_redacted_for_everyone(
         assert redaction["content"] == {"redacts": gone, "reason": "spam"}
         assert redaction["redacts"] == gone  # also top level, for older clients
         synced = await raw_sync(server.url, client.access_token)
-        timeline = {e["event_id"]: e for e in
-                    synced["rooms"]["join"][room_id]["timeline"]["events"]}
+        timeline = {
+            e["event_id"]: e for e in synced["rooms"]["join"][room_id]["timeline"]["events"]
+        }
         assert_redacted(timeline[gone], redaction_id)
         assert timeline[keep]["content"]["body"] == "hello"
     # Redacting again changes nothing for readers.
@@ -98,8 +99,10 @@ async def test_power_levels_decide_who_may_redact(
 
     # The plain send path cannot bypass the check: the event is stored, the target kept.
     status, body = await api(
-        "PUT", f"{server.url}{V3}/rooms/{room_id}/send/m.room.redaction/sneaky",
-        {"redacts": hers}, bob.access_token,
+        "PUT",
+        f"{server.url}{V3}/rooms/{room_id}/send/m.room.redaction/sneaky",
+        {"redacts": hers},
+        bob.access_token,
     )
     assert status == 200, body
     assert (await fetch(alice, room_id, hers))["content"]["body"] == "admin words"
@@ -109,11 +112,16 @@ async def test_power_levels_decide_who_may_redact(
     redaction = expect(await bob.room_redact(room_id, own), RoomRedactResponse).event_id
     assert_redacted(await fetch(alice, room_id, own), redaction)
 
-    status, body = await api("PUT", f"{server.url}{V3}/rooms/{room_id}/redact/$nope/t1", {},
-                             alice.access_token)
+    status, body = await api(
+        "PUT", f"{server.url}{V3}/rooms/{room_id}/redact/$nope/t1", {}, alice.access_token
+    )
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
-    status, body = await api("PUT", f"{server.url}{V3}/rooms/{room_id}/redact/{own}/t2",
-                             {"reason": 5}, alice.access_token)
+    status, body = await api(
+        "PUT",
+        f"{server.url}{V3}/rooms/{room_id}/redact/{own}/t2",
+        {"reason": 5},
+        alice.access_token,
+    )
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
 
 
@@ -137,14 +145,18 @@ async def test_redacting_state_keeps_only_allowed_keys(
     server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
     alice, bob, room_id = room
-    topic = expect(await alice.room_put_state(room_id, "m.room.topic", {"topic": "Croquet"}),
-                   RoomPutStateResponse).event_id
+    topic = expect(
+        await alice.room_put_state(room_id, "m.room.topic", {"topic": "Croquet"}),
+        RoomPutStateResponse,
+    ).event_id
     redaction = expect(await alice.room_redact(room_id, topic), RoomRedactResponse).event_id
-    state = expect(await bob.room_get_state_event(room_id, "m.room.topic"),
-                   RoomGetStateEventResponse)
+    state = expect(
+        await bob.room_get_state_event(room_id, "m.room.topic"), RoomGetStateEventResponse
+    )
     assert state.content == {}
-    status, full = await api("GET", f"{server.url}{V3}/rooms/{room_id}/state",
-                             token=bob.access_token)
+    status, full = await api(
+        "GET", f"{server.url}{V3}/rooms/{room_id}/state", token=bob.access_token
+    )
     assert status == 200
     by_type = {(e["type"], e["state_key"]): e for e in full}
     assert_redacted(by_type[("m.room.topic", "")], redaction)
@@ -153,8 +165,9 @@ async def test_redacting_state_keeps_only_allowed_keys(
     member = by_type[("m.room.member", BOB)]["event_id"]
     redaction = expect(await alice.room_redact(room_id, member), RoomRedactResponse).event_id
     assert_redacted(await fetch(bob, room_id, member), redaction, {"membership": "join"})
-    state = expect(await alice.room_get_state_event(room_id, "m.room.member", BOB),
-                   RoomGetStateEventResponse)
+    state = expect(
+        await alice.room_get_state_event(room_id, "m.room.member", BOB), RoomGetStateEventResponse
+    )
     assert state.content == {"membership": "join"}
     # The room keeps working: Bob is still a member and can talk.
     await send(bob, room_id, "still here")

@@ -40,27 +40,36 @@ async def setup_conversation(
 ) -> tuple[AsyncClient, AsyncClient, str, list[str]]:
     alice = await register(server.url, "alice", "wonderland")
     bob = await register(server.url, "bob", "builder")
-    room = expect(await alice.room_create(visibility=RoomVisibility.public, name="durable",
-                                          alias="durable"), RoomCreateResponse).room_id
+    room = expect(
+        await alice.room_create(visibility=RoomVisibility.public, name="durable", alias="durable"),
+        RoomCreateResponse,
+    ).room_id
     expect(await bob.join(room), JoinResponse)
     sent = []
     for i in range(12):
         who = alice if i % 2 == 0 else bob
-        sent.append(expect(await who.room_send(room, "m.room.message", text(f"msg {i}"),
-                                               tx_id=f"t{i}"), RoomSendResponse).event_id)
+        sent.append(
+            expect(
+                await who.room_send(room, "m.room.message", text(f"msg {i}"), tx_id=f"t{i}"),
+                RoomSendResponse,
+            ).event_id
+        )
     return alice, bob, room, sent
 
 
 async def snapshot(client: AsyncClient, room: str) -> dict[str, Any]:
     """What a client sees of a room: its /messages history and an initial /sync."""
     history = await all_messages(client, room, limit=7)
-    first = await sync(client, timeout=0, since=None,
-                       sync_filter={"room": {"timeline": {"limit": 5}}})
+    first = await sync(
+        client, timeout=0, since=None, sync_filter={"room": {"timeline": {"limit": 5}}}
+    )
     joined = first.rooms.join[room]
-    state = sorted((e.source["type"], e.source["state_key"], e.source["event_id"])
-                   for e in joined.state)
-    status, members = await api("GET", client.homeserver + V3 + f"/rooms/{room}/joined_members",
-                                token=client.access_token)
+    state = sorted(
+        (e.source["type"], e.source["state_key"], e.source["event_id"]) for e in joined.state
+    )
+    status, members = await api(
+        "GET", client.homeserver + V3 + f"/rooms/{room}/joined_members", token=client.access_token
+    )
     assert status == 200
     return {
         "history": ids(history),
@@ -98,12 +107,15 @@ async def test_everything_survives_a_restart(server: OutlastProcess) -> None:
             assert expect(await again[1].join("#durable:localhost"), JoinResponse).room_id == room
 
             # A txnId retried after the restart returns the original event, stored once.
-            retry = expect(await again[0].room_send(room, "m.room.message", text("msg 0"),
-                                                    tx_id="t0"), RoomSendResponse)
+            retry = expect(
+                await again[0].room_send(room, "m.room.message", text("msg 0"), tx_id="t0"),
+                RoomSendResponse,
+            )
             assert retry.event_id == sent[0]
             # New writes continue the same order.
-            new = expect(await again[1].room_send(room, "m.room.message", text("after")),
-                         RoomSendResponse).event_id
+            new = expect(
+                await again[1].room_send(room, "m.room.message", text("after")), RoomSendResponse
+            ).event_id
             history = ids(await all_messages(login, room))
             assert history == before["history"] + [new]
         finally:
@@ -114,9 +126,20 @@ async def test_everything_survives_a_restart(server: OutlastProcess) -> None:
 
 def rebuild_view(server: OutlastProcess) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "outlast", "view", "rebuild", "--config", str(server.config_path),
-         "--data-dir", str(server.data_dir)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "outlast",
+            "view",
+            "rebuild",
+            "--config",
+            str(server.config_path),
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -125,8 +148,10 @@ async def test_view_rebuild_answers_the_same(server: OutlastProcess) -> None:
     alice, bob, room, sent = await setup_conversation(server)
     try:
         # Some membership churn and state so the rebuild has more than messages to replay.
-        expect(await alice.room_put_state(room, "m.room.topic", {"topic": "rebuilt"}),
-               RoomPutStateResponse)
+        expect(
+            await alice.room_put_state(room, "m.room.topic", {"topic": "rebuilt"}),
+            RoomPutStateResponse,
+        )
         expect(await bob.room_leave(room), RoomLeaveResponse)
         expect(await bob.join(room), JoinResponse)
         before_alice = await snapshot(alice, room)
@@ -147,8 +172,9 @@ async def test_view_rebuild_answers_the_same(server: OutlastProcess) -> None:
             quiet = await sync(b, timeout=0, since=token)
             assert room not in quiet.rooms.join
             # And the next message shows up after it.
-            new = expect(await a.room_send(room, "m.room.message", text("post-rebuild")),
-                         RoomSendResponse).event_id
+            new = expect(
+                await a.room_send(room, "m.room.message", text("post-rebuild")), RoomSendResponse
+            ).event_id
             later = await sync(b, timeout=0, since=token)
             assert [e.event_id for e in later.rooms.join[room].timeline.events] == [new]
         finally:

@@ -70,26 +70,31 @@ async def test_presets_and_room_ids(server: OutlastProcess, users: tuple[AsyncCl
     expect_error(await bob.join(private), 403, "M_FORBIDDEN")
     assert await member_ids(alice, public) == {ALICE, BOB}
     assert await member_ids(alice, private) == {ALICE}
-    rule = expect(await alice.room_get_state_event(private, "m.room.join_rules"),
-                  RoomGetStateEventResponse)
+    rule = expect(
+        await alice.room_get_state_event(private, "m.room.join_rules"), RoomGetStateEventResponse
+    )
     assert rule.content == {"join_rule": "invite"}
     status, body = await api("GET", server.url + V3 + "/capabilities", token=alice.access_token)
     assert status == 200
     assert body["capabilities"]["m.room_versions"]["default"] == "11"
-    create_event = expect(await alice.room_get_state_event(public, "m.room.create"),
-                          RoomGetStateEventResponse)
+    create_event = expect(
+        await alice.room_get_state_event(public, "m.room.create"), RoomGetStateEventResponse
+    )
     assert create_event.content["room_version"] == "11"
 
 
 async def test_name_topic_alias_and_join_by_alias(users: tuple[AsyncClient, ...]) -> None:
     alice, bob, _ = users
-    room = await create(alice, visibility=RoomVisibility.public, alias="tea", name="Tea",
-                        topic="Earl Grey")
+    room = await create(
+        alice, visibility=RoomVisibility.public, alias="tea", name="Tea", topic="Earl Grey"
+    )
     name = expect(await alice.room_get_state_event(room, "m.room.name"), RoomGetStateEventResponse)
-    topic = expect(await alice.room_get_state_event(room, "m.room.topic"),
-                   RoomGetStateEventResponse)
-    alias = expect(await alice.room_get_state_event(room, "m.room.canonical_alias"),
-                   RoomGetStateEventResponse)
+    topic = expect(
+        await alice.room_get_state_event(room, "m.room.topic"), RoomGetStateEventResponse
+    )
+    alias = expect(
+        await alice.room_get_state_event(room, "m.room.canonical_alias"), RoomGetStateEventResponse
+    )
     assert (name.content, topic.content) == ({"name": "Tea"}, {"topic": "Earl Grey"})
     assert alias.content["alias"] == "#tea:localhost"
 
@@ -99,8 +104,9 @@ async def test_name_topic_alias_and_join_by_alias(users: tuple[AsyncClient, ...]
     # The alias is taken now.
     expect_error(await alice.room_create(alias="tea"), 400, "M_ROOM_IN_USE")
 
-    expect(await alice.room_put_state(room, "m.room.topic", {"topic": "Assam"}),
-           RoomPutStateResponse)
+    expect(
+        await alice.room_put_state(room, "m.room.topic", {"topic": "Assam"}), RoomPutStateResponse
+    )
     topic = expect(await bob.room_get_state_event(room, "m.room.topic"), RoomGetStateEventResponse)
     assert topic.content == {"topic": "Assam"}
 
@@ -128,8 +134,9 @@ async def test_invite_join_leave_forget(users: tuple[AsyncClient, ...]) -> None:
 
 
 async def api_members(client: AsyncClient, room_id: str) -> dict[str, str]:
-    status, body = await api("GET", client.homeserver + V3 + f"/rooms/{room_id}/members",
-                             token=client.access_token)
+    status, body = await api(
+        "GET", client.homeserver + V3 + f"/rooms/{room_id}/members", token=client.access_token
+    )
     assert status == 200, body
     return {e["state_key"]: e["content"]["membership"] for e in body["chunk"]}
 
@@ -170,24 +177,37 @@ async def test_members_and_state_endpoints(users: tuple[AsyncClient, ...]) -> No
 
     members = await api_members(alice, room)
     assert members == {ALICE: "join", BOB: "join", CAROL: "invite"}
-    status, body = await api("GET", alice.homeserver + V3 + f"/rooms/{room}/members",
-                             token=alice.access_token, params={"membership": "invite"})
+    status, body = await api(
+        "GET",
+        alice.homeserver + V3 + f"/rooms/{room}/members",
+        token=alice.access_token,
+        params={"membership": "invite"},
+    )
     assert status == 200 and [e["state_key"] for e in body["chunk"]] == [CAROL]
-    status, body = await api("GET", alice.homeserver + V3 + f"/rooms/{room}/joined_members",
-                             token=bob.access_token)
+    status, body = await api(
+        "GET", alice.homeserver + V3 + f"/rooms/{room}/joined_members", token=bob.access_token
+    )
     assert status == 200 and set(body["joined"]) == {ALICE, BOB}
     assert body["joined"][BOB]["display_name"] == "bob"
 
     state = expect(await bob.room_get_state(room), RoomGetStateResponse)
     types = {(e["type"], e["state_key"]) for e in state.events}
-    assert {("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.name", ""),
-            ("m.room.join_rules", ""), ("m.room.member", CAROL)} <= types
+    assert {
+        ("m.room.create", ""),
+        ("m.room.power_levels", ""),
+        ("m.room.name", ""),
+        ("m.room.join_rules", ""),
+        ("m.room.member", CAROL),
+    } <= types
     assert all("event_id" in e and "sender" in e for e in state.events)
 
-    put = expect(await alice.room_put_state(room, "org.example.custom", {"k": 1}, state_key="x"),
-                 RoomPutStateResponse)
-    got = expect(await bob.room_get_state_event(room, "org.example.custom", "x"),
-                 RoomGetStateEventResponse)
+    put = expect(
+        await alice.room_put_state(room, "org.example.custom", {"k": 1}, state_key="x"),
+        RoomPutStateResponse,
+    )
+    got = expect(
+        await bob.room_get_state_event(room, "org.example.custom", "x"), RoomGetStateEventResponse
+    )
     assert got.content == {"k": 1}
     missing = await bob.room_get_state_event(room, "org.example.custom", "nope")
     assert missing.transport_response is not None and missing.transport_response.status == 404
@@ -198,8 +218,9 @@ async def test_members_and_state_endpoints(users: tuple[AsyncClient, ...]) -> No
     sent = expect(await bob.room_send(room, "m.room.message", text("hi")), RoomSendResponse)
     msg = expect(await alice.room_get_event(room, sent.event_id), RoomGetEventResponse)
     assert msg.event.source["sender"] == BOB
-    status, body = await api("GET", alice.homeserver + V3 + f"/rooms/{room}/event/$nope",
-                             token=alice.access_token)
+    status, body = await api(
+        "GET", alice.homeserver + V3 + f"/rooms/{room}/event/$nope", token=alice.access_token
+    )
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     assert room in await joined(alice) and room in await joined(bob)
     assert room not in await joined(carol)
@@ -208,19 +229,24 @@ async def test_members_and_state_endpoints(users: tuple[AsyncClient, ...]) -> No
 async def test_non_member_is_locked_out(users: tuple[AsyncClient, ...]) -> None:
     alice, _, carol = users
     room = await create(alice, name="secret")
-    sent = expect(await alice.room_send(room, "m.room.message", text("for members")),
-                  RoomSendResponse)
+    sent = expect(
+        await alice.room_send(room, "m.room.message", text("for members")), RoomSendResponse
+    )
     expect_error(await carol.room_messages(room, limit=10), 403, "M_FORBIDDEN")
     expect_error(await carol.room_get_state(room), 403, "M_FORBIDDEN")
     expect_error(await carol.room_get_state_event(room, "m.room.name"), 403, "M_FORBIDDEN")
     forbidden(await carol.room_send(room, "m.room.message", text("let me in")))
     forbidden(await carol.room_put_state(room, "m.room.topic", {"topic": "x"}))
     expect_error(await carol.joined_members(room), 403, "M_FORBIDDEN")
-    status, body = await api("GET", carol.homeserver + V3 + f"/rooms/{room}/members",
-                             token=carol.access_token)
+    status, body = await api(
+        "GET", carol.homeserver + V3 + f"/rooms/{room}/members", token=carol.access_token
+    )
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
-    status, _ = await api("GET", carol.homeserver + V3 + f"/rooms/{room}/event/{sent.event_id}",
-                          token=carol.access_token)
+    status, _ = await api(
+        "GET",
+        carol.homeserver + V3 + f"/rooms/{room}/event/{sent.event_id}",
+        token=carol.access_token,
+    )
     assert status in (403, 404)
     expect_error(await carol.room_invite(room, CAROL), 403, "M_FORBIDDEN")
 
@@ -230,8 +256,9 @@ async def test_power_levels_guard_state(users: tuple[AsyncClient, ...]) -> None:
     room = await create(alice, preset=RoomPreset.private_chat, name="Alice's")
     expect(await alice.room_invite(room, BOB), RoomInviteResponse)
     expect(await bob.join(room), JoinResponse)
-    levels = expect(await bob.room_get_state_event(room, "m.room.power_levels"),
-                    RoomGetStateEventResponse)
+    levels = expect(
+        await bob.room_get_state_event(room, "m.room.power_levels"), RoomGetStateEventResponse
+    )
     assert levels.content["users"][ALICE] == 100 and levels.content.get("state_default", 50) == 50
     forbidden(await bob.room_put_state(room, "m.room.name", {"name": "Bob's"}))
     content = dict(levels.content)
@@ -255,9 +282,9 @@ async def test_concurrent_joins_and_state_changes_all_succeed(server: OutlastPro
         results = await asyncio.gather(*[c.join(room) for c in others])
         for resp in results:
             expect(resp, JoinResponse)
-        puts = await asyncio.gather(*[
-            alice.room_put_state(room, "m.room.topic", {"topic": f"t{i}"}) for i in range(15)
-        ])
+        puts = await asyncio.gather(
+            *[alice.room_put_state(room, "m.room.topic", {"topic": f"t{i}"}) for i in range(15)]
+        )
         put_ids = {expect(resp, RoomPutStateResponse).event_id for resp in puts}
         assert len(put_ids) == 15
         assert await member_ids(alice, room) == {ALICE} | {c.user_id for c in others}

@@ -19,11 +19,17 @@ async def test_two_clients_chat(server: OutlastProcess) -> None:
         await bob.join(room_id)
         first = await bob.sync(timeout=0)
         assert isinstance(first, SyncResponse)
-        sent = await alice.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "hello bob"})
+        sent = await alice.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "hello bob"}
+        )
         assert isinstance(sent, RoomSendResponse)
         nxt = await bob.sync(timeout=10_000, since=first.next_batch)
         assert isinstance(nxt, SyncResponse)
-        bodies = [e.body for e in nxt.rooms.join[room_id].timeline.events if isinstance(e, RoomMessageText)]
+        bodies = [
+            e.body
+            for e in nxt.rooms.join[room_id].timeline.events
+            if isinstance(e, RoomMessageText)
+        ]
         assert bodies == ["hello bob"]
     finally:
         await alice.close()

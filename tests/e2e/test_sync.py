@@ -32,8 +32,10 @@ async def pair(server: OutlastProcess) -> AsyncIterator[tuple[AsyncClient, Async
     alice = await register(server.url, "alice")
     bob = await register(server.url, "bob")
     try:
-        room = expect(await alice.room_create(visibility=RoomVisibility.public, name="sync"),
-                      RoomCreateResponse).room_id
+        room = expect(
+            await alice.room_create(visibility=RoomVisibility.public, name="sync"),
+            RoomCreateResponse,
+        ).room_id
         expect(await bob.join(room), JoinResponse)
         yield alice, bob, room
     finally:
@@ -121,44 +123,61 @@ async def test_timeline_limit_inline_and_uploaded_filter(
     first = await sync(bob, timeout=0)
     sent = [await send(alice, room, f"m{i}") for i in range(7)]
 
-    inline = await sync(bob, timeout=0, since=first.next_batch,
-                        sync_filter={"room": {"timeline": {"limit": 3}}})
+    inline = await sync(
+        bob, timeout=0, since=first.next_batch, sync_filter={"room": {"timeline": {"limit": 3}}}
+    )
     assert timeline_ids(inline, room) == sent[-3:]
     assert inline.rooms.join[room].timeline.limited
 
-    unlimited = await sync(bob, timeout=0, since=first.next_batch,
-                           sync_filter={"room": {"timeline": {"limit": 20}}})
+    unlimited = await sync(
+        bob, timeout=0, since=first.next_batch, sync_filter={"room": {"timeline": {"limit": 20}}}
+    )
     assert timeline_ids(unlimited, room) == sent
     assert not unlimited.rooms.join[room].timeline.limited
 
     room_filter = {"timeline": {"limit": 2, "types": ["m.room.message"]}}
     uploaded = expect(await bob.upload_filter(room=room_filter), UploadFilterResponse)
-    status, stored = await api("GET", server.url + V3 + f"/user/@bob:localhost/filter/"
-                               f"{uploaded.filter_id}", token=bob.access_token)
+    status, stored = await api(
+        "GET",
+        server.url + V3 + f"/user/@bob:localhost/filter/{uploaded.filter_id}",
+        token=bob.access_token,
+    )
     assert status == 200 and stored["room"] == room_filter
     # Another user cannot read bob's filter.
-    status, _ = await api("GET", server.url + V3 + f"/user/@bob:localhost/filter/"
-                          f"{uploaded.filter_id}", token=alice.access_token)
+    status, _ = await api(
+        "GET",
+        server.url + V3 + f"/user/@bob:localhost/filter/{uploaded.filter_id}",
+        token=alice.access_token,
+    )
     assert status == 403
     by_id = await sync(bob, timeout=0, since=first.next_batch, sync_filter=uploaded.filter_id)
     assert timeline_ids(by_id, room) == sent[-2:]
     assert by_id.rooms.join[room].timeline.limited
 
-    status, body = await api("GET", server.url + V3 + "/sync", token=bob.access_token,
-                             params={"filter": "no-such-filter"})
+    status, body = await api(
+        "GET",
+        server.url + V3 + "/sync",
+        token=bob.access_token,
+        params={"filter": "no-such-filter"},
+    )
     assert status == 404 and body["errcode"] == "M_NOT_FOUND"
 
 
 async def test_invite_shows_invite_state(pair: tuple[AsyncClient, AsyncClient, str]) -> None:
     alice, bob, _ = pair
     first = await sync(bob, timeout=0)
-    private = expect(await alice.room_create(name="Invite only", topic="shh"),
-                     RoomCreateResponse).room_id
+    private = expect(
+        await alice.room_create(name="Invite only", topic="shh"), RoomCreateResponse
+    ).room_id
     expect(await alice.room_invite(private, "@bob:localhost"), RoomInviteResponse)
     resp = await sync(bob, timeout=0, since=first.next_batch)
     assert private in resp.rooms.invite
-    status, raw = await api("GET", bob.homeserver + V3 + "/sync", token=bob.access_token,
-                            params={"since": first.next_batch})
+    status, raw = await api(
+        "GET",
+        bob.homeserver + V3 + "/sync",
+        token=bob.access_token,
+        params={"since": first.next_batch},
+    )
     events = raw["rooms"]["invite"][private]["invite_state"]["events"]
     by_type = {(e["type"], e["state_key"]): e for e in events}
     assert by_type[("m.room.name", "")]["content"] == {"name": "Invite only"}
@@ -179,8 +198,9 @@ async def test_leave_section_after_kick(pair: tuple[AsyncClient, AsyncClient, st
     resp = await sync(bob, timeout=0, since=first.next_batch)
     assert room in resp.rooms.leave and room not in resp.rooms.join
     events = [e.source for e in resp.rooms.leave[room].timeline.events]
-    kick = [e for e in events
-            if e["type"] == "m.room.member" and e["state_key"] == "@bob:localhost"]
+    kick = [
+        e for e in events if e["type"] == "m.room.member" and e["state_key"] == "@bob:localhost"
+    ]
     assert kick and kick[-1]["content"]["membership"] == "leave"
     assert kick[-1]["sender"] == "@alice:localhost"
     assert secret not in [e["event_id"] for e in events]
@@ -198,8 +218,13 @@ async def test_full_state(pair: tuple[AsyncClient, AsyncClient, str]) -> None:
     full = await sync(bob, timeout=0, since=first.next_batch, full_state=True)
     joined = full.rooms.join[room]
     state = {(e.source["type"], e.source["state_key"]) for e in joined.state}
-    assert {("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.name", ""),
-            ("m.room.member", "@alice:localhost"), ("m.room.member", "@bob:localhost")} <= state
+    assert {
+        ("m.room.create", ""),
+        ("m.room.power_levels", ""),
+        ("m.room.name", ""),
+        ("m.room.member", "@alice:localhost"),
+        ("m.room.member", "@bob:localhost"),
+    } <= state
     assert timeline_ids(full, room) == [msg]
     # full_state with no news still lists the room at once.
     quiet = await sync(bob, timeout=0, since=full.next_batch, full_state=True)
@@ -213,8 +238,9 @@ async def test_limited_sync_carries_state_changes(
     first = await sync(bob, timeout=0)
     expect(await alice.room_put_state(room, "m.room.topic", {"topic": "gap"}), RoomPutStateResponse)
     sent = [await send(alice, room, f"m{i}") for i in range(5)]
-    resp = await sync(bob, timeout=0, since=first.next_batch,
-                      sync_filter={"room": {"timeline": {"limit": 2}}})
+    resp = await sync(
+        bob, timeout=0, since=first.next_batch, sync_filter={"room": {"timeline": {"limit": 2}}}
+    )
     joined = resp.rooms.join[room]
     assert joined.timeline.limited and timeline_ids(resp, room) == sent[-2:]
     topics = [e.source for e in joined.state if e.source["type"] == "m.room.topic"]

@@ -41,8 +41,9 @@ Pair = tuple[AsyncClient, AsyncClient, str]
 async def room_pair(url: str) -> tuple[AsyncClient, AsyncClient, str]:
     alice = await register(url, "alice")
     bob = await register(url, "bob")
-    room = expect(await alice.room_create(visibility=RoomVisibility.public, name="chat"),
-                  RoomCreateResponse).room_id
+    room = expect(
+        await alice.room_create(visibility=RoomVisibility.public, name="chat"), RoomCreateResponse
+    ).room_id
     expect(await bob.join(room), JoinResponse)
     return alice, bob, room
 
@@ -105,8 +106,9 @@ async def test_typing_wakes_a_long_poll_and_stops_when_told(
         poll.cancel()
     assert typing_in(woke, room) == [[bob.user_id]]
     # An initial sync shows who is typing right now.
-    status, body = await api("GET", f"{server.url}{V3}/sync", token=alice.access_token,
-                             params={"timeout": "0"})
+    status, body = await api(
+        "GET", f"{server.url}{V3}/sync", token=alice.access_token, params={"timeout": "0"}
+    )
     assert status == 200
     assert {"type": "m.typing", "content": {"user_ids": [bob.user_id]}} in (
         body["rooms"]["join"][room]["ephemeral"]["events"]
@@ -123,8 +125,7 @@ async def test_typing_errors(server: OutlastProcess, pair: Pair) -> None:
     try:
         forbidden(await carol.room_typing(room, True))  # not a member
         url = f"{server.url}{V3}/rooms/{room}/typing/{bob.user_id}"
-        status, body = await api("PUT", url, {"typing": True, "timeout": 1000},
-                                 alice.access_token)
+        status, body = await api("PUT", url, {"typing": True, "timeout": 1000}, alice.access_token)
         assert (status, body["errcode"]) == (403, "M_FORBIDDEN")  # someone else's typing
         mine = f"{server.url}{V3}/rooms/{room}/typing/{alice.user_id}"
         bad: list[tuple[Any, int, str]] = [
@@ -138,8 +139,12 @@ async def test_typing_errors(server: OutlastProcess, pair: Pair) -> None:
         for payload, want_status, errcode in bad:
             status, body = await api("PUT", mine, payload, alice.access_token)
             assert (status, body["errcode"]) == (want_status, errcode), payload
-        status, body = await api("PUT", f"{server.url}{V3}/rooms/nope/typing/{alice.user_id}",
-                                 {"typing": False}, alice.access_token)
+        status, body = await api(
+            "PUT",
+            f"{server.url}{V3}/rooms/nope/typing/{alice.user_id}",
+            {"typing": False},
+            alice.access_token,
+        )
         assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     finally:
         await close_all(carol)
@@ -157,15 +162,20 @@ async def test_presence_set_get_and_delivered_to_room_mates(pair: Pair) -> None:
     assert (mine.presence, mine.status_msg) == ("unavailable", "at lunch")
     theirs = expect(await bob.get_presence(alice.user_id), PresenceGetResponse)
     assert (theirs.presence, theirs.status_msg, theirs.currently_active) == (
-        "unavailable", "at lunch", False
+        "unavailable",
+        "at lunch",
+        False,
     )
     assert theirs.last_active_ago is not None and theirs.last_active_ago >= 0
     never_set = expect(await alice.get_presence(bob.user_id), PresenceGetResponse)
     assert never_set.presence == "offline"
 
     later = await sync(bob, timeout=5000, since=first.next_batch)
-    seen = [(e.user_id, e.presence, e.status_msg) for e in later.presence_events
-            if isinstance(e, PresenceEvent)]
+    seen = [
+        (e.user_id, e.presence, e.status_msg)
+        for e in later.presence_events
+        if isinstance(e, PresenceEvent)
+    ]
     assert seen == [(alice.user_id, "unavailable", "at lunch")]
 
     expect(await alice.set_presence("online"), PresenceSetResponse)
@@ -186,13 +196,16 @@ async def test_presence_errors(server: OutlastProcess, pair: Pair) -> None:
         status, body = await api("PUT", url, {"presence": "online"}, alice.access_token)
         assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
         mine = f"{server.url}{V3}/presence/{alice.user_id}/status"
-        for payload, errcode in (({}, "M_MISSING_PARAM"),
-                                 ({"presence": "online", "status_msg": 3}, "M_BAD_JSON"),
-                                 (b"not json", "M_NOT_JSON")):
+        for payload, errcode in (
+            ({}, "M_MISSING_PARAM"),
+            ({"presence": "online", "status_msg": 3}, "M_BAD_JSON"),
+            (b"not json", "M_NOT_JSON"),
+        ):
             status, body = await api("PUT", mine, payload, alice.access_token)
             assert (status, body["errcode"]) == (400, errcode), payload
-        status, body = await api("GET", f"{server.url}{V3}/presence/not-a-user/status",
-                                 token=alice.access_token)
+        status, body = await api(
+            "GET", f"{server.url}{V3}/presence/not-a-user/status", token=alice.access_token
+        )
         assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     finally:
         await close_all(stranger)

@@ -36,9 +36,15 @@ EXPECTED_CSP = {
 
 
 def api_register(server: OutlastProcess, username: str) -> dict[str, Any]:
-    status, body = http_json("POST", server.url + "/_matrix/client/v3/register", {
-        "username": username, "password": "correct horse", "auth": {"type": "m.login.dummy"},
-    })
+    status, body = http_json(
+        "POST",
+        server.url + "/_matrix/client/v3/register",
+        {
+            "username": username,
+            "password": "correct horse",
+            "auth": {"type": "m.login.dummy"},
+        },
+    )
     assert status == 200, body
     return dict(body)
 
@@ -137,9 +143,13 @@ def test_page_and_assets_have_strict_headers(server: OutlastProcess) -> None:
     assert "style=" not in html
     assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html)
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
-    for asset, kind in [("app.js", "text/javascript"), ("client.js", "text/javascript"),
-                        ("matrix.js", "text/javascript"), ("style.css", "text/css"),
-                        ("icon.svg", "image/svg+xml")]:
+    for asset, kind in [
+        ("app.js", "text/javascript"),
+        ("client.js", "text/javascript"),
+        ("matrix.js", "text/javascript"),
+        ("style.css", "text/css"),
+        ("icon.svg", "image/svg+xml"),
+    ]:
         with urllib.request.urlopen(f"{server.url}/_outlast/web/chat/{asset}", timeout=10) as resp:
             body = resp.read().decode()
             assert resp.headers["Content-Type"].startswith(kind), asset
@@ -210,19 +220,33 @@ def test_two_users_chat(server: OutlastProcess, browser: Any, tmp_path: Path) ->
     api(server, "POST", f"/join/{room_id}", carol["access_token"], {})
     alice.locator("#room-sub", has_text="3 members").wait_for()
     # ... and she has a room of her own with alice, where a message waits unread.
-    drill = api(server, "POST", "/createRoom", carol["access_token"],
-                {"name": "Fire drill review", "invite": ["@alice:localhost"]})["room_id"]
+    drill = api(
+        server,
+        "POST",
+        "/createRoom",
+        carol["access_token"],
+        {"name": "Fire drill review", "invite": ["@alice:localhost"]},
+    )["room_id"]
     api(server, "POST", f"/join/{drill}", token, {})
-    api(server, "PUT", f"/rooms/{drill}/send/m.room.message/d1", carol["access_token"],
-        {"msgtype": "m.text", "body": "The drill report is up: 0 lost, 0 duplicated."})
+    api(
+        server,
+        "PUT",
+        f"/rooms/{drill}/send/m.room.message/d1",
+        carol["access_token"],
+        {"msgtype": "m.text", "body": "The drill report is up: 0 lost, 0 duplicated."},
+    )
     room_button(alice, "Fire drill review").locator(".badge", has_text="1").wait_for()
 
     # An image: alice's upload shows at bob as a thumbnail fetched with his token.
     alice.locator("#file-input").set_input_files(str(make_png(tmp_path / "mockup.png")))
     image = bob.locator("#messages .msg img.thumb[alt='mockup.png']")
     image.wait_for()
-    wait_until(lambda: image.evaluate("img => img.complete && img.naturalWidth > 0"
-                                      " && img.src.startsWith('blob:')"), "bob's thumbnail")
+    wait_until(
+        lambda: image.evaluate(
+            "img => img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:')"
+        ),
+        "bob's thumbnail",
+    )
     alice_image = alice.locator("#messages .msg.mine img.thumb[alt='mockup.png']")
     alice_image.wait_for()
     wait_until(lambda: alice_image.evaluate("img => img.naturalWidth > 0"), "alice's preview")
@@ -268,8 +292,9 @@ def test_two_users_chat(server: OutlastProcess, browser: Any, tmp_path: Path) ->
         page.context.close()
 
 
-def test_direct_chat_directory_and_profile(server: OutlastProcess, browser: Any,
-                                           tmp_path: Path) -> None:
+def test_direct_chat_directory_and_profile(
+    server: OutlastProcess, browser: Any, tmp_path: Path
+) -> None:
     alice = new_page(browser)
     bob = new_page(browser)
     register(alice, server, "alice")
@@ -302,8 +327,10 @@ def test_direct_chat_directory_and_profile(server: OutlastProcess, browser: Any,
     open_room(bob, "alice")
     send(bob, "back to the DM")
     sent_message(bob, "back to the DM")
-    wait_until(lambda: bob.locator("#room-list .room-name").first.inner_text() == "alice",
-               "the DM to move to the top")
+    wait_until(
+        lambda: bob.locator("#room-list .room-name").first.inner_text() == "alice",
+        "the DM to move to the top",
+    )
 
     # A display name and a picture: bob sees both beside alice's next message.
     open_room(alice, "bob")
@@ -320,8 +347,10 @@ def test_direct_chat_directory_and_profile(server: OutlastProcess, browser: Any,
     note.locator(".sender", has_text="Alice Kim").wait_for()
     picture = note.locator(".avatar img")
     picture.wait_for()
-    wait_until(lambda: picture.evaluate("img => img.complete && img.naturalWidth > 0"),
-               "alice's avatar at bob")
+    wait_until(
+        lambda: picture.evaluate("img => img.complete && img.naturalWidth > 0"),
+        "alice's avatar at bob",
+    )
     room_button(bob, "Alice Kim").wait_for()
 
     for page in (alice, bob):
@@ -332,12 +361,22 @@ def test_direct_chat_directory_and_profile(server: OutlastProcess, browser: Any,
 def test_back_pagination_by_scrolling_up(server: OutlastProcess, browser: Any) -> None:
     alice = api_register(server, "alice")
     bob = api_register(server, "bob")
-    room_id = api(server, "POST", "/createRoom", alice["access_token"],
-                  {"name": "History", "invite": ["@bob:localhost"]})["room_id"]
+    room_id = api(
+        server,
+        "POST",
+        "/createRoom",
+        alice["access_token"],
+        {"name": "History", "invite": ["@bob:localhost"]},
+    )["room_id"]
     api(server, "POST", f"/join/{room_id}", bob["access_token"], {})
     for i in range(60):
-        api(server, "PUT", f"/rooms/{room_id}/send/m.room.message/h{i}", alice["access_token"],
-            {"msgtype": "m.text", "body": f"history message {i:02d}"})
+        api(
+            server,
+            "PUT",
+            f"/rooms/{room_id}/send/m.room.message/h{i}",
+            alice["access_token"],
+            {"msgtype": "m.text", "body": f"history message {i:02d}"},
+        )
 
     page = new_page(browser)
     login(page, server, "bob")
@@ -363,8 +402,13 @@ def test_reconnects_after_restart_without_duplicates(server: OutlastProcess, bro
     bob = api_register(server, "bob")
     page = new_page(browser)
     register(page, server, "alice")
-    room_id = api(server, "POST", "/createRoom", bob["access_token"],
-                  {"name": "Ops", "invite": ["@alice:localhost"]})["room_id"]
+    room_id = api(
+        server,
+        "POST",
+        "/createRoom",
+        bob["access_token"],
+        {"name": "Ops", "invite": ["@alice:localhost"]},
+    )["room_id"]
     page.get_by_role("button", name="Accept invitation to Ops").click()
     page.locator("#room-name", has_text="Ops").wait_for()
     send(page, "before the outage")
@@ -381,15 +425,21 @@ def test_reconnects_after_restart_without_duplicates(server: OutlastProcess, bro
     server.wait_ready()
     page.locator("#banner").wait_for(state="hidden")
     sent_message(page, "written during the outage")
-    api(server, "PUT", f"/rooms/{room_id}/send/m.room.message/after1", bob["access_token"],
-        {"msgtype": "m.text", "body": "bob after the restart"})
+    api(
+        server,
+        "PUT",
+        f"/rooms/{room_id}/send/m.room.message/after1",
+        bob["access_token"],
+        {"msgtype": "m.text", "body": "bob after the restart"},
+    )
     message(page, "bob after the restart").wait_for()
     page.wait_for_timeout(1000)
 
     for text in ("before the outage", "written during the outage", "bob after the restart"):
         assert message(page, text).count() == 1, text
     event_ids = page.locator("#messages .msg[data-event-id]").evaluate_all(
-        "nodes => nodes.map(n => n.dataset.eventId)")
+        "nodes => nodes.map(n => n.dataset.eventId)"
+    )
     assert len(event_ids) == len(set(event_ids))
     # The server holds exactly one copy of the message sent during the outage.
     history = api(server, "GET", f"/rooms/{room_id}/messages?dir=b&limit=50", bob["access_token"])

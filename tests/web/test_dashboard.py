@@ -59,8 +59,11 @@ def wait_until(what: str, probe: Any, timeout: float, interval: float = 0.25) ->
 
 
 def register(url: str, name: str) -> dict[str, Any]:
-    status, body = http_json("POST", url + V3 + "/register", {
-        "username": name, "password": PASSWORD, "auth": {"type": "m.login.dummy"}})
+    status, body = http_json(
+        "POST",
+        url + V3 + "/register",
+        {"username": name, "password": PASSWORD, "auth": {"type": "m.login.dummy"}},
+    )
     assert status == 200, body
     return dict(body)
 
@@ -70,12 +73,14 @@ def room_path(room_id: str) -> str:
 
 
 def bodies(url: str, token: str, room_id: str) -> list[str]:
-    status, body = http_json("GET", url + room_path(room_id) + "/messages?dir=b&limit=100",
-                             token=token)
+    status, body = http_json(
+        "GET", url + room_path(room_id) + "/messages?dir=b&limit=100", token=token
+    )
     if status != 200:
         return []
-    return [e["content"].get("body", "") for e in body["chunk"]
-            if e.get("type") == "m.room.message"]
+    return [
+        e["content"].get("body", "") for e in body["chunk"] if e.get("type") == "m.room.message"
+    ]
 
 
 def all_healthy(cluster: Cluster) -> bool:
@@ -92,11 +97,35 @@ def all_healthy(cluster: Cluster) -> bool:
 def run_drill(cluster: Cluster, out: Path) -> dict[str, Any]:
     """A short real fire drill (a freeze of the busiest site) so the history has a record."""
     proc = subprocess.run(
-        [sys.executable, "-m", "outlast", "drill", "fire", "--cluster",
-         str(cluster.dir / "cluster.json"), "--users", "4", "--rooms", "2", "--rate", "20",
-         "--duration", "12", "--at", "3", "--fault", "freeze", "--heal-after", "3",
-         "--quiet", "--json-out", str(out)],
-        capture_output=True, text=True, timeout=DRILL_TIMEOUT,
+        [
+            sys.executable,
+            "-m",
+            "outlast",
+            "drill",
+            "fire",
+            "--cluster",
+            str(cluster.dir / "cluster.json"),
+            "--users",
+            "4",
+            "--rooms",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "12",
+            "--at",
+            "3",
+            "--fault",
+            "freeze",
+            "--heal-after",
+            "3",
+            "--quiet",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=DRILL_TIMEOUT,
     )
     assert out.exists(), f"drill wrote no report ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     report: dict[str, Any] = json.loads(out.read_text())
@@ -114,20 +143,33 @@ def page_exists(url: str) -> bool:
 def site_states(page: Any) -> dict[str, str]:
     states: dict[str, str] = page.eval_on_selector_all(
         "#sites li[data-site]",
-        "cards => Object.fromEntries(cards.map(c => [c.dataset.site, c.dataset.state]))")
+        "cards => Object.fromEntries(cards.map(c => [c.dataset.site, c.dataset.state]))",
+    )
     return states
 
 
 def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
-        browser: Any, cluster: Cluster, tmp_path: Path) -> None:
+    browser: Any, cluster: Cluster, tmp_path: Path
+) -> None:
     a, b = cluster.site_url("a"), cluster.site_url("b")
 
     # An administrator, granted through the CLI with the cluster file.
     register(a, "ops")
     granted = subprocess.run(
-        [sys.executable, "-m", "outlast", "admin", "grant", "@ops:localhost",
-         "--cluster", str(cluster.dir / "cluster.json")],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        [
+            sys.executable,
+            "-m",
+            "outlast",
+            "admin",
+            "grant",
+            "@ops:localhost",
+            "--cluster",
+            str(cluster.dir / "cluster.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
     assert granted.returncode == 0, granted.stderr
 
     report = run_drill(cluster, tmp_path / "drill.json")
@@ -142,8 +184,11 @@ def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
         dash.get_by_label("Password", exact=True).fill(PASSWORD)
         dash.get_by_role("button", name="Sign in").click()
         dash.wait_for_selector("#board:not([hidden])")
-        wait_until("three healthy sites", lambda: site_states(dash) == {
-            "a": "healthy", "b": "healthy", "c": "healthy"}, 30)
+        wait_until(
+            "three healthy sites",
+            lambda: site_states(dash) == {"a": "healthy", "b": "healthy", "c": "healthy"},
+            30,
+        )
         assert dash.locator("#served-by").inner_text() == "served by site a"
         assert "3 of 3 sites healthy" in dash.locator("#summary").inner_text()
 
@@ -151,12 +196,20 @@ def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
         dash.wait_for_selector('#streams tr[data-stream="OUTLAST_USERS"]')
         leaders = dash.eval_on_selector_all(
             "#streams tr[data-stream]",
-            "rows => Object.fromEntries(rows.map(r => [r.dataset.stream, r.dataset.leaderSite]))")
-        assert {"OUTLAST_USERS", "OUTLAST_DIRECTORY", "OUTLAST_ROOMS_0", "OUTLAST_ROOMS_1",
-                "OUTLAST_HEALTH", "OUTLAST_DRILLS"} <= set(leaders)
+            "rows => Object.fromEntries(rows.map(r => [r.dataset.stream, r.dataset.leaderSite]))",
+        )
+        assert {
+            "OUTLAST_USERS",
+            "OUTLAST_DIRECTORY",
+            "OUTLAST_ROOMS_0",
+            "OUTLAST_ROOMS_1",
+            "OUTLAST_HEALTH",
+            "OUTLAST_DRILLS",
+        } <= set(leaders)
         assert set(leaders.values()) <= {"a", "b", "c"} and all(leaders.values()), leaders
-        nodes = dash.eval_on_selector_all("#nodes tr[data-node]",
-                                          "rows => rows.map(r => r.dataset.node)")
+        nodes = dash.eval_on_selector_all(
+            "#nodes tr[data-node]", "rows => rows.map(r => r.dataset.node)"
+        )
         assert sorted(nodes) == ["a-1", "b-1", "c-1"]
 
         # The drill, drawn as inline SVG from its record on the log.
@@ -179,9 +232,15 @@ def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
         # --- burn site c ------------------------------------------------------------------
         burned_at = time.monotonic()
         cluster.burn("c")
-        wait_until("site c down while a and b are healthy", lambda: (
-            (s := site_states(dash)).get("c") == "down"
-            and s.get("a") == "healthy" and s.get("b") == "healthy"), SITE_DOWN_WITHIN)
+        wait_until(
+            "site c down while a and b are healthy",
+            lambda: (
+                (s := site_states(dash)).get("c") == "down"
+                and s.get("a") == "healthy"
+                and s.get("b") == "healthy"
+            ),
+            SITE_DOWN_WITHIN,
+        )
         took = time.monotonic() - burned_at
         print(f"dashboard showed site c down after {took:.1f}s")
         assert "2 of 3 sites healthy" in dash.locator("#summary").inner_text()
@@ -191,25 +250,36 @@ def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
         # Meanwhile the chat keeps working: alice sends, bob (site b) receives, and back.
         if room_id is not None:
             send_in_chat(chat, "after the fire")
-            wait_until("bob reads alice's message sent after the fire",
-                       lambda: "after the fire" in bodies(b, bob["access_token"], room_id),
-                       CHAT_WITHIN)
+            wait_until(
+                "bob reads alice's message sent after the fire",
+                lambda: "after the fire" in bodies(b, bob["access_token"], room_id),
+                CHAT_WITHIN,
+            )
             status, body = http_json(
-                "PUT", b + room_path(room_id) + "/send/m.room.message/reply-1",
+                "PUT",
+                b + room_path(room_id) + "/send/m.room.message/reply-1",
                 {"msgtype": "m.text", "body": "bob answers from site b"},
-                token=bob["access_token"])
+                token=bob["access_token"],
+            )
             assert status == 200, body
             chat.locator("#messages").get_by_text("bob answers from site b").wait_for(
-                timeout=CHAT_WITHIN * 1000)
+                timeout=CHAT_WITHIN * 1000
+            )
             assert chat.locator("#messages").get_by_text("after the fire").count() == 1
         else:
             pytest.fail("no web chat at / to prove the chat keeps working")
 
         # The streams c led elect new leaders at a or b, and their leaders lose c's node.
-        wait_until("every stream led by a or b", lambda: all(
-            v in ("a", "b") for v in dash.eval_on_selector_all(
-                "#streams tr[data-stream]", "rows => rows.map(r => r.dataset.leaderSite)")),
-            30)
+        wait_until(
+            "every stream led by a or b",
+            lambda: all(
+                v in ("a", "b")
+                for v in dash.eval_on_selector_all(
+                    "#streams tr[data-stream]", "rows => rows.map(r => r.dataset.leaderSite)"
+                )
+            ),
+            30,
+        )
         dash.locator('#nodes tr[data-node="c-1"]').get_by_text("Offline").wait_for(timeout=30_000)
         dash.screenshot(path=str(SCREENSHOTS / "dashboard-site-down.png"), full_page=True)
 
@@ -241,12 +311,16 @@ def start_chat(chat: Any, url: str, b: str, bob: dict[str, Any]) -> str:
         return rooms[0] if rooms else ""
 
     room_id = str(wait_until("bob's invite reaches site b", invited, 30))
-    status, body = http_json("POST", b + room_path(room_id) + "/join", {},
-                             token=bob["access_token"])
+    status, body = http_json(
+        "POST", b + room_path(room_id) + "/join", {}, token=bob["access_token"]
+    )
     assert status == 200, body
     send_in_chat(chat, "before the fire")
-    wait_until("bob reads alice's first message", lambda: "before the fire" in bodies(
-        b, bob["access_token"], room_id), 30)
+    wait_until(
+        "bob reads alice's first message",
+        lambda: "before the fire" in bodies(b, bob["access_token"], room_id),
+        30,
+    )
     return room_id
 
 

@@ -139,10 +139,14 @@ async def _password_auth(request: web.Request, body: dict[str, Any], user_id: st
     if auth.get("type") != "m.login.password":
         raise _uia("m.login.password", auth.get("session"))
     services = request.app[REQUESTER_KEY]
-    claimed = _login_user(auth, services.ctx.server_name) if (
-        auth.get("identifier") or auth.get("user")
-    ) else user_id
-    if claimed != user_id or not await services.accounts.check_password(user_id, auth.get("password")):
+    claimed = (
+        _login_user(auth, services.ctx.server_name)
+        if (auth.get("identifier") or auth.get("user"))
+        else user_id
+    )
+    if claimed != user_id or not await services.accounts.check_password(
+        user_id, auth.get("password")
+    ):
         # Spec (UIA): a failed stage is a 401 with the flows again, so the client can retry.
         raise _uia("m.login.password", auth.get("session"), "Invalid password")
 

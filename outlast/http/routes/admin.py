@@ -50,8 +50,9 @@ def _asset(name: str) -> web.Response:
     path = DASHBOARD_DIR / name
     if content_type is None or not path.is_file():
         raise MatrixError(404, "M_NOT_FOUND", "no such dashboard file")
-    return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
-                        headers=PAGE_HEADERS)
+    return web.Response(
+        body=path.read_bytes(), content_type=content_type, charset="utf-8", headers=PAGE_HEADERS
+    )
 
 
 @routes.get("/dashboard", prefixes=OUTLAST)
@@ -77,8 +78,13 @@ async def whoami(request: web.Request) -> web.Response:
     who = await requester(request)
     services = request.app[REQUESTER_KEY]
     admins = services.features["admin"]
-    return ok({"user_id": who.user_id, "admin": admins.is_admin(who.user_id),
-               "site": services.ctx.config.server.site})
+    return ok(
+        {
+            "user_id": who.user_id,
+            "admin": admins.is_admin(who.user_id),
+            "site": services.ctx.config.server.site,
+        }
+    )
 
 
 @routes.get("/admin/status", prefixes=OUTLAST)

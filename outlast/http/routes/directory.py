@@ -74,9 +74,11 @@ async def put_visibility(request: web.Request) -> web.Response:
 async def public_rooms(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/publicRooms — readable without logging in."""
     query = request.query
-    return ok(_directory(request).public_rooms(
-        query.get("limit"), query.get("since"), None, None, query.get("server")
-    ))
+    return ok(
+        _directory(request).public_rooms(
+            query.get("limit"), query.get("since"), None, None, query.get("server")
+        )
+    )
 
 
 @routes.post("/publicRooms")
@@ -87,10 +89,15 @@ async def search_public_rooms(request: web.Request) -> web.Response:
     room_filter = body.get("filter") or {}
     if not isinstance(room_filter, dict):
         raise bad_json("filter must be an object")
-    return ok(_directory(request).public_rooms(
-        body.get("limit"), body.get("since"), room_filter.get("generic_search_term"),
-        room_filter.get("room_types"), request.query.get("server"),
-    ))
+    return ok(
+        _directory(request).public_rooms(
+            body.get("limit"),
+            body.get("since"),
+            room_filter.get("generic_search_term"),
+            room_filter.get("room_types"),
+            request.query.get("server"),
+        )
+    )
 
 
 @routes.post("/user_directory/search")

@@ -29,13 +29,36 @@ CLIENT_V1 = ("/_matrix/client/v1",)
 READ_CHUNK = 64 * 1024
 
 # Spec "Serving inline content": the only types served with ``inline``.
-INLINE_TYPES = frozenset({
-    "text/css", "text/plain", "text/csv", "application/json", "application/ld+json",
-    "image/jpeg", "image/gif", "image/png", "image/apng", "image/webp", "image/avif",
-    "video/mp4", "video/webm", "video/ogg", "video/quicktime", "audio/mp4", "audio/webm",
-    "audio/aac", "audio/mpeg", "audio/ogg", "audio/wave", "audio/wav", "audio/x-wav",
-    "audio/x-pn-wav", "audio/flac", "audio/x-flac",
-})
+INLINE_TYPES = frozenset(
+    {
+        "text/css",
+        "text/plain",
+        "text/csv",
+        "application/json",
+        "application/ld+json",
+        "image/jpeg",
+        "image/gif",
+        "image/png",
+        "image/apng",
+        "image/webp",
+        "image/avif",
+        "video/mp4",
+        "video/webm",
+        "video/ogg",
+        "video/quicktime",
+        "audio/mp4",
+        "audio/webm",
+        "audio/aac",
+        "audio/mpeg",
+        "audio/ogg",
+        "audio/wave",
+        "audio/wav",
+        "audio/x-wav",
+        "audio/x-pn-wav",
+        "audio/flac",
+        "audio/x-flac",
+    }
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf;"
@@ -94,8 +117,11 @@ async def upload(request: web.Request) -> web.Response:
     """POST /_matrix/media/v3/upload"""
     who = await requester(request)
     uri = await _repo(request).upload(
-        who.user_id, _body(request), request.content_length,
-        request.headers.get("Content-Type"), request.query.get("filename"),
+        who.user_id,
+        _body(request),
+        request.content_length,
+        request.headers.get("Content-Type"),
+        request.query.get("filename"),
     )
     return ok({"content_uri": uri})
 
@@ -112,9 +138,13 @@ async def upload_to(request: web.Request) -> web.Response:
     """PUT /_matrix/media/v3/upload/{serverName}/{mediaId}"""
     who = await requester(request)
     await _repo(request).upload_to(
-        who.user_id, request.match_info["server_name"], request.match_info["media_id"],
-        _body(request), request.content_length,
-        request.headers.get("Content-Type"), request.query.get("filename"),
+        who.user_id,
+        request.match_info["server_name"],
+        request.match_info["media_id"],
+        _body(request),
+        request.content_length,
+        request.headers.get("Content-Type"),
+        request.query.get("filename"),
     )
     return ok()
 
@@ -133,8 +163,10 @@ async def _download(request: web.Request) -> web.StreamResponse:
         request.match_info["server_name"], request.match_info["media_id"], _timeout_ms(request)
     )
     filename = request.match_info.get("file_name") or media.filename
-    headers = {"Content-Type": media.content_type,
-               "Content-Disposition": disposition(media.content_type, filename)}
+    headers = {
+        "Content-Type": media.content_type,
+        "Content-Disposition": disposition(media.content_type, filename),
+    }
     return await _stream(request, repo.read(media), media.obj.size, headers)
 
 
@@ -142,27 +174,38 @@ async def _thumbnail(request: web.Request) -> web.StreamResponse:
     repo = _repo(request)
     width, height = _dimension(request, "width"), _dimension(request, "height")
     thumb = await repo.thumbnail(
-        request.match_info["server_name"], request.match_info["media_id"], width, height,
-        request.query.get("method", "scale"), _timeout_ms(request),
+        request.match_info["server_name"],
+        request.match_info["media_id"],
+        width,
+        height,
+        request.query.get("method", "scale"),
+        _timeout_ms(request),
     )
     extension = thumb.content_type.split("/")[-1].split(";")[0]
-    headers = {"Content-Type": thumb.content_type,
-               "Content-Disposition": f'inline; filename="thumbnail.{extension}"'}
+    headers = {
+        "Content-Type": thumb.content_type,
+        "Content-Disposition": f'inline; filename="thumbnail.{extension}"',
+    }
     if thumb.data is not None:
         return web.Response(body=thumb.data, headers={**SECURITY_HEADERS, **headers})
     assert thumb.obj is not None
     return await _stream(request, repo.read(thumb.obj), thumb.obj.size, headers)
 
 
-async def _stream(request: web.Request, chunks: AsyncIterator[bytes], size: int,
-                  headers: dict[str, str]) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, chunks: AsyncIterator[bytes], size: int, headers: dict[str, str]
+) -> web.StreamResponse:
     """Send the bytes as they come from the bucket; a failure midway cuts the connection
     (the client sees a short body against Content-Length, never a corrupt success)."""
     from outlast.http.app import CORS_HEADERS  # the middleware cannot add headers once sent
 
     response = web.StreamResponse(
-        headers={**CORS_HEADERS, **SECURITY_HEADERS, **headers,
-                 "X-Outlast-Site": str(request.app[REQUESTER_KEY].ctx.config.server.site)}
+        headers={
+            **CORS_HEADERS,
+            **SECURITY_HEADERS,
+            **headers,
+            "X-Outlast-Site": str(request.app[REQUESTER_KEY].ctx.config.server.site),
+        }
     )
     response.content_length = size
     first: bytes | None = None

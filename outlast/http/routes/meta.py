@@ -9,7 +9,20 @@ from outlast.http.routing import Routes
 
 routes = Routes()
 
-SPEC_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"]
+SPEC_VERSIONS = [
+    "r0.6.1",
+    "v1.1",
+    "v1.2",
+    "v1.3",
+    "v1.4",
+    "v1.5",
+    "v1.6",
+    "v1.7",
+    "v1.8",
+    "v1.9",
+    "v1.10",
+    "v1.11",
+]
 
 
 @routes.get("/_matrix/client/versions", prefixes=("",))

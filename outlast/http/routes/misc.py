@@ -168,7 +168,8 @@ async def event_context(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 10, high=100)
     if event_filter.limit is not None:
         limit = min(limit, event_filter.limit)
-    return ok(_feature(request, "misc").context(
-        who, room_id, request.match_info["event_id"], limit, event_filter
-    ))
-
+    return ok(
+        _feature(request, "misc").context(
+            who, room_id, request.match_info["event_id"], limit, event_filter
+        )
+    )

@@ -24,9 +24,16 @@ async def receipt(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}"""
     who = await requester(request)
     body = await json_body(request)
-    await request.app[REQUESTER_KEY].features["receipts"].receipt(
-        who, _room_id(request), request.match_info["receipt_type"],
-        request.match_info["event_id"], body,
+    await (
+        request.app[REQUESTER_KEY]
+        .features["receipts"]
+        .receipt(
+            who,
+            _room_id(request),
+            request.match_info["receipt_type"],
+            request.match_info["event_id"],
+            body,
+        )
     )
     return ok()
 
@@ -36,9 +43,7 @@ async def read_markers(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/read_markers"""
     who = await requester(request)
     body = await json_body(request)
-    await request.app[REQUESTER_KEY].features["receipts"].read_markers(
-        who, _room_id(request), body
-    )
+    await request.app[REQUESTER_KEY].features["receipts"].read_markers(who, _room_id(request), body)
     return ok()
 
 
@@ -47,8 +52,10 @@ async def typing(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}"""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    await request.app[REQUESTER_KEY].features["typing"].set_typing(
-        who, _room_id(request), request.match_info["user_id"], body
+    await (
+        request.app[REQUESTER_KEY]
+        .features["typing"]
+        .set_typing(who, _room_id(request), request.match_info["user_id"], body)
     )
     return ok()
 
@@ -57,9 +64,9 @@ async def typing(request: web.Request) -> web.Response:
 async def get_presence(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/presence/{userId}/status"""
     who = await requester(request)
-    return ok(request.app[REQUESTER_KEY].features["presence"].status(
-        who, request.match_info["user_id"]
-    ))
+    return ok(
+        request.app[REQUESTER_KEY].features["presence"].status(who, request.match_info["user_id"])
+    )
 
 
 @routes.put("/presence/{user_id}/status")
@@ -67,7 +74,9 @@ async def put_presence(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/presence/{userId}/status"""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    await request.app[REQUESTER_KEY].features["presence"].set_status(
-        who, request.match_info["user_id"], body
+    await (
+        request.app[REQUESTER_KEY]
+        .features["presence"]
+        .set_status(who, request.match_info["user_id"], body)
     )
     return ok()

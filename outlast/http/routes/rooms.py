@@ -39,7 +39,9 @@ async def join_any(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
     who = await requester(request)
     await json_body(request)
-    room_id = await request.app[REQUESTER_KEY].memberships.join(who.user_id, request.match_info["room"])
+    room_id = await request.app[REQUESTER_KEY].memberships.join(
+        who.user_id, request.match_info["room"]
+    )
     return ok({"room_id": room_id})
 
 
@@ -57,7 +59,9 @@ async def leave(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/leave"""
     who = await requester(request)
     body = await json_body(request)
-    await request.app[REQUESTER_KEY].memberships.leave(who.user_id, _room_id(request), body.get("reason"))
+    await request.app[REQUESTER_KEY].memberships.leave(
+        who.user_id, _room_id(request), body.get("reason")
+    )
     return ok()
 
 

@@ -10,7 +10,15 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError
 from outlast.core.filters import EventFilter, parse_event_filter
 from outlast.core.tokens import parse_boundary, parse_sync_token
-from outlast.http.request import REQUESTER_KEY, json_body, ok, query_bool, query_int, requester, require_self
+from outlast.http.request import (
+    REQUESTER_KEY,
+    json_body,
+    ok,
+    query_bool,
+    query_int,
+    requester,
+    require_self,
+)
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -93,4 +101,6 @@ async def get_filter(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/user/{userId}/filter/{filterId}"""
     who = await requester(request)
     require_self(who, request.match_info["user_id"])
-    return ok(await request.app[REQUESTER_KEY].filters.get(who.user_id, request.match_info["filter_id"]))
+    return ok(
+        await request.app[REQUESTER_KEY].filters.get(who.user_id, request.match_info["filter_id"])
+    )
