@@ -16,11 +16,10 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-FAST_HASH = "[auth]\nargon2_time_cost = 1\nargon2_memory_kib = 8192\nargon2_parallelism = 1\n"
+from bench.run import LocalCluster
 
 
 def run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -68,29 +67,12 @@ def main() -> int:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="outlast-drills-"))
-    (work / "site.toml").write_text(FAST_HASH)
-    up = run(
-        [
-            sys.executable,
-            "-m",
-            "outlast",
-            "cluster",
-            "up",
-            "--sites",
-            "3",
-            "--dir",
-            str(work / "c"),
-            "--detach",
-            "--site-config",
-            str(work / "site.toml"),
-        ],
-        300,
-    )
-    if up.returncode != 0:
-        print(up.stderr, file=sys.stderr)
+    try:
+        local = LocalCluster()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
         return 1
-    cluster = str(work / "c" / "cluster.json")
+    cluster = str(local.dir / "c" / "cluster.json")
     plan = ["fire"] * args.fires + [
         f for f in ("power", "partition", "freeze") for _ in range(args.others)
     ]
@@ -139,7 +121,7 @@ def main() -> int:
                 reports.append(json.loads(target.read_text()))
             print(f"[{i + 1}/{len(plan)}] {fault}: exit {result.returncode}", flush=True)
     finally:
-        run([sys.executable, "-m", "outlast", "cluster", "down", "--dir", str(work / "c")], 120)
+        local.stop()
     summary = summarize(reports)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

@@ -51,6 +51,26 @@ class SyncExtension(Protocol):
         ...
 
 
+class SyncExtensionBase:
+    """Adds nothing; a feature overrides only the half of /sync it contributes to."""
+
+    def room_extras(
+        self,
+        user_id: str,
+        device_id: str,
+        room_id: str,
+        stream: str,
+        since: SyncToken | None,
+        now: SyncToken,
+    ) -> RoomExtras | None:
+        return None
+
+    def top_extras(
+        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
+    ) -> dict[str, Any]:
+        return {}
+
+
 # Adds to ``unsigned`` of events the given user is about to receive.
 EventDecorator = Callable[[str, list[dict[str, Any]]], None]
 Hook = Callable[[], Awaitable[None]]

@@ -28,7 +28,7 @@ from outlast.log.names import USERS_STREAM
 from outlast.log.names import device_keys_subject as names_device_keys_subject
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
-from outlast.service.extension import RoomExtras
+from outlast.service.extension import SyncExtensionBase
 from outlast.service.to_device import ToDevice
 from outlast.view import device_queries as q
 
@@ -222,23 +222,12 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-class E2eeSync:
+class E2eeSync(SyncExtensionBase):
     """The top-level /sync keys for encryption: to_device, device_lists, key counts."""
 
     def __init__(self, keys: Keys, to_device: ToDevice) -> None:
         self.keys = keys
         self.to_device = to_device
-
-    def room_extras(
-        self,
-        user_id: str,
-        device_id: str,
-        room_id: str,
-        stream: str,
-        since: SyncToken | None,
-        now: SyncToken,
-    ) -> RoomExtras | None:
-        return None
 
     def top_extras(
         self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken

@@ -23,7 +23,7 @@ from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable, now_ms
-from outlast.service.extension import RoomExtras
+from outlast.service.extension import SyncExtensionBase
 from outlast.view import ext_receipts as store
 from outlast.view import queries
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 MAX_STATUS_MSG = 1024
 
 
-class Presence:
+class Presence(SyncExtensionBase):
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
 
@@ -89,17 +89,6 @@ class Presence:
         if row is None:
             return {"presence": "offline"}
         return content(row)
-
-    def room_extras(
-        self,
-        user_id: str,
-        device_id: str,
-        room_id: str,
-        stream: str,
-        since: SyncToken | None,
-        now: SyncToken,
-    ) -> RoomExtras | None:
-        return None
 
     def top_extras(
         self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken

@@ -19,7 +19,7 @@ from outlast.core.tokens import SyncToken
 from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
 from outlast.log.names import USERS_STREAM, user_subject
 from outlast.service.context import SiteContext, log_unavailable
-from outlast.service.extension import RoomExtras
+from outlast.service.extension import SyncExtensionBase
 from outlast.view import ext_push
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ FENCE_ATTEMPTS = 8
 PUSHER_KINDS = ("http", "email")
 
 
-class Push:
+class Push(SyncExtensionBase):
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
 
@@ -126,17 +126,6 @@ class Push:
         await self.ctx.applied(ack)
 
     # --- /sync: m.push_rules in account_data ------------------------------------
-
-    def room_extras(
-        self,
-        user_id: str,
-        device_id: str,
-        room_id: str,
-        stream: str,
-        since: SyncToken | None,
-        now: SyncToken,
-    ) -> RoomExtras | None:
-        return None
 
     def top_extras(
         self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken

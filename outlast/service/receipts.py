@@ -37,7 +37,7 @@ from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable, now_ms
-from outlast.service.extension import RoomExtras
+from outlast.service.extension import RoomExtras, SyncExtensionBase
 from outlast.view import ext_receipts as store
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def invalid(error: str) -> MatrixError:
     return MatrixError(400, "M_INVALID_PARAM", error)
 
 
-class Receipts:
+class Receipts(SyncExtensionBase):
     """The service behind the receipt and read-marker endpoints, and its /sync extension."""
 
     def __init__(self, ctx: SiteContext) -> None:
@@ -160,11 +160,6 @@ class Receipts:
         if marker is not None and after < marker[1] <= upto:
             extras.account_data.append({"type": "m.fully_read", "content": {"event_id": marker[0]}})
         return extras
-
-    def top_extras(
-        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
-    ) -> dict[str, Any]:
-        return {}
 
     def notification_counts(self, user_id: str, room_id: str) -> dict[str, int]:
         """Messages from others after the user's read position (and after they joined).

@@ -33,7 +33,7 @@ from outlast.core.tokens import SyncToken
 from outlast.log import names
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext
-from outlast.service.extension import RoomExtras
+from outlast.service.extension import RoomExtras, SyncExtensionBase
 from outlast.view import ext_receipts as store
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ SWEEP_SECONDS = 0.25
 Clock = Callable[[], float]
 
 
-class Typing:
+class Typing(SyncExtensionBase):
     def __init__(self, ctx: SiteContext, clock: Clock = time.monotonic) -> None:
         self.ctx = ctx
         self.clock = clock
@@ -148,11 +148,6 @@ class Typing:
         if not send:
             return None
         return RoomExtras(ephemeral=[{"type": "m.typing", "content": {"user_ids": typing}}])
-
-    def top_extras(
-        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
-    ) -> dict[str, Any]:
-        return {}
 
     # --- sharing between workers ----------------------------------------------------
 

@@ -6,6 +6,7 @@ new, so the projector can wake exactly those long-polls.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from typing import Any
@@ -24,7 +25,9 @@ def apply_message(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     return handler(conn, msg)
 
 
+@functools.cache
 def _extension_handlers() -> dict[str, OpHandler]:
+    """Merged once: this runs for every message the projector applies."""
     from outlast.view.extensions import EXTENSIONS
 
     merged: dict[str, OpHandler] = {}
@@ -33,10 +36,12 @@ def _extension_handlers() -> dict[str, OpHandler]:
     return merged
 
 
-def _event_hooks() -> list[EventHook]:
+@functools.cache
+def _event_hooks() -> tuple[EventHook, ...]:
+    """Collected once: this runs for every room event the projector applies."""
     from outlast.view.extensions import EXTENSIONS
 
-    return [hook for ext in EXTENSIONS for hook in ext.event_hooks]
+    return tuple(hook for ext in EXTENSIONS for hook in ext.event_hooks)
 
 
 def _register(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
