@@ -62,7 +62,7 @@ class Memberships:
             checked(state, event)
             return [event]
 
-        events = await self.writer.commit(room_id, build, state_change=True)
+        events = await self.writer.commit(room_id, build)
         return str(events[0]["event_id"])
 
     async def join(self, user_id: str, room_id_or_alias: str) -> str:

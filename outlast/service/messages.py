@@ -39,8 +39,6 @@ class Messages:
         if len(txn_id) > 255:
             raise bad_json("transaction id too long")
         event_id = ids.txn_event_id(who.user_id, who.device_id, room_id, event_type, txn_id)
-        if queries.event_row(self.ctx.conn, event_id) is not None:
-            return event_id
 
         def build(state: StateMap) -> list[dict[str, Any]]:
             if not state:
@@ -49,12 +47,8 @@ class Messages:
             checked(state, event)
             return [event]
 
-        await self.writer.commit(
-            room_id,
-            build,
-            state_change=False,
-            msg_id=event_id,
-            txn={"device_id": who.device_id, "txn_id": txn_id},
+        await self.writer.send(
+            room_id, build, msg_id=event_id, txn={"device_id": who.device_id, "txn_id": txn_id}
         )
         return event_id
 
@@ -71,7 +65,7 @@ class Messages:
             checked(state, event)
             return [event]
 
-        events = await self.writer.commit(room_id, build, state_change=True)
+        events = await self.writer.commit(room_id, build)
         return str(events[0]["event_id"])
 
     def _readable_state(self, user_id: str, room_id: str) -> StateMap:

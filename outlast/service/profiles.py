@@ -155,7 +155,7 @@ class Profiles:
             checked(state, event)
             return [event]
 
-        await self.writer.commit(room_id, build, state_change=True)
+        await self.writer.commit(room_id, build)
 
 
 def _checked_value(key: str, value: Any) -> Any:

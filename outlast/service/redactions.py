@@ -64,12 +64,8 @@ class Redactions:
             auth.check_redaction(who.user_id, target_sender, state)
             return [event]
 
-        await self.writer.commit(
-            room_id,
-            build,
-            state_change=False,
-            msg_id=event_id,
-            txn={"device_id": who.device_id, "txn_id": txn_id},
+        await self.writer.send(
+            room_id, build, msg_id=event_id, txn={"device_id": who.device_id, "txn_id": txn_id}
         )
         return event_id
 

@@ -1,17 +1,24 @@
-"""The room write path: build events, check them against current state, commit fenced.
+"""The room write path: build events, check them against current state, commit.
 
-Every room write is appended with ``Nats-Expected-Last-Subject-Sequence`` on
+State changes are appended with ``Nats-Expected-Last-Subject-Sequence`` on
 the room's *state* subject, set to the state sequence this site's view had
-when it ran the auth checks. State changes publish to that subject, so two
-concurrent state changes cannot both pass against the same old state, and a
-message cannot commit against a membership another site already changed. On
-a failed fence the writer catches its view up to the log's tail and re-checks.
+when it ran the auth checks, so two concurrent state changes cannot both pass
+against the same old state. On a failed fence the writer catches its view up
+to the log's tail and re-checks.
+
+Messages are not fenced. They are checked here against this view's state
+(the fast refusal) and appended to the timeline subject; the projector checks
+each one again against the state at its place in the log and drops it if the
+rules changed in between (outlast.view.apply). The writer waits for its own
+view to apply the message, so the client learns that verdict: 200 only for an
+event every view stores, 403 for one none does. Why not fence messages too:
+a clustered stream admits one fenced publish per subject at a time (10164),
+so every send into a room would queue behind the previous one's replication.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Callable
@@ -22,7 +29,12 @@ from outlast.core.errors import MatrixError, forbidden, not_found, unavailable
 from outlast.core.events import make_event
 from outlast.log import names
 from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
-from outlast.service.context import SiteContext, log_unavailable, now_ms
+from outlast.service.context import (
+    READ_YOUR_WRITES_TIMEOUT,
+    SiteContext,
+    log_unavailable,
+    now_ms,
+)
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
@@ -45,17 +57,35 @@ class RoomWriter:
     def subjects(self, room_id: str) -> names.RoomSubjects:
         return names.room_subjects(room_id, self.ctx.config.log.partitions)
 
-    async def commit(
-        self,
-        room_id: str,
-        build: Builder,
-        *,
-        state_change: bool,
-        msg_id: str | None = None,
-        txn: dict[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
-        if not state_change:
-            return await self._commit(room_id, build, state_change, msg_id, txn)
+    async def send(self, room_id: str, build: Builder, *, msg_id: str, txn: dict[str, str]) -> None:
+        """Commit a message (no state change); idempotent on ``msg_id``, the event id."""
+        if queries.has_event(self.ctx.conn, msg_id):
+            return  # committed by an earlier attempt (ours or the client's retry)
+        subjects = self.subjects(room_id)
+        state = self.ctx.room_state(room_id)
+        if not state:
+            await self.ctx.catch_up(subjects.stream)  # created at another site just now?
+            state = self.ctx.room_state(room_id)
+            if not state:
+                raise not_found("unknown room")
+        events = build(state)
+        try:
+            ack = await self.ctx.log.append(
+                subjects.timeline, {"op": "events", "events": events, "txn": txn}, msg_id=msg_id
+            )
+        except LogUnavailable as exc:
+            raise log_unavailable(exc) from exc
+        if not await self.ctx.positions.wait_for(ack.stream, ack.seq, READ_YOUR_WRITES_TIMEOUT):
+            # Durable, but this view has not judged it yet: the outcome is unknown
+            # to us, as after a publish timeout. A retry with the txnId resolves it.
+            raise unavailable("the write is not confirmed yet; retry it", retry_after_s=1)
+        if not queries.has_event(self.ctx.conn, msg_id):
+            # The projector refused it: the room's rules changed before it committed.
+            build(self.ctx.room_state(room_id))  # raises the specific reason, if it still holds
+            raise forbidden("the room changed before this event was committed")
+
+    async def commit(self, room_id: str, build: Builder) -> list[dict[str, Any]]:
+        """Commit a state change, fenced on the room's state subject."""
         # Concurrent state changes from one process would all be checked against
         # the same state and all but one fail their fence, round after round,
         # until some run out of attempts. Queue them locally instead; the fence
@@ -64,29 +94,17 @@ class RoomWriter:
         entry[1] += 1
         try:
             async with entry[0]:
-                return await self._commit(room_id, build, state_change, msg_id, txn)
+                return await self._commit(room_id, build)
         finally:
             entry[1] -= 1
             if entry[1] == 0:
                 self._state_locks.pop(room_id, None)
 
-    async def _commit(
-        self,
-        room_id: str,
-        build: Builder,
-        state_change: bool,
-        msg_id: str | None,
-        txn: dict[str, str] | None,
-    ) -> list[dict[str, Any]]:
+    async def _commit(self, room_id: str, build: Builder) -> list[dict[str, Any]]:
         subjects = self.subjects(room_id)
         deadline = time.monotonic() + WRITE_BUDGET_SECONDS
         attempt = 0
         while time.monotonic() < deadline:
-            if msg_id is not None:
-                done = queries.event_row(self.ctx.conn, msg_id)
-                if done is not None:
-                    # Committed by an earlier attempt (ours or the client's retry).
-                    return [json.loads(done["json"])]
             row = queries.room(self.ctx.conn, room_id)
             if row is None:
                 attempt += 1
@@ -94,15 +112,10 @@ class RoomWriter:
                     continue
                 raise not_found("unknown room")
             events = build(self.ctx.room_state(room_id))
-            fact: dict[str, Any] = {"op": "events", "events": events}
-            if txn:
-                fact["txn"] = txn
             try:
                 ack = await self.ctx.log.append(
-                    subjects.state if state_change else subjects.timeline,
-                    fact,
-                    msg_id=msg_id,
-                    fence_subject=subjects.state,
+                    subjects.state,
+                    {"op": "events", "events": events},
                     expected_seq=int(row["state_seq"]),
                 )
             except FenceBusy:

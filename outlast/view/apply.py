@@ -11,12 +11,22 @@ import json
 import sqlite3
 from typing import Any
 
+from outlast.core import auth, jsonenc
+from outlast.core.errors import MatrixError
 from outlast.log.client import LogMessage
 from outlast.view.extension import EventHook, OpHandler
+from outlast.view.queries import StateMap
+from outlast.view.state_cache import BatchStates
 
 
-def apply_message(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+def apply_message(
+    conn: sqlite3.Connection, msg: LogMessage, states: BatchStates | None = None
+) -> set[str]:
+    """Apply one message. ``states`` serves room state to room events (the
+    projector passes its batch's; without one, state is read from ``conn``)."""
     op = str(msg.data.get("op"))
+    if op == "events":
+        return _room_events(conn, msg, states or BatchStates(conn, None))
     handler: OpHandler | None = _HANDLERS.get(op)
     if handler is None:
         handler = _extension_handlers().get(op)
@@ -158,32 +168,41 @@ def _alias_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     return set()
 
 
-def _room_events(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+def _room_events(conn: sqlite3.Connection, msg: LogMessage, states: BatchStates) -> set[str]:
+    """Store a fact's room events in log order.
+
+    State events arrive on the room's state subject, fenced: they were checked
+    against exactly the state they follow. Messages arrive unfenced on the
+    timeline subject, checked by the writer against the state its view had;
+    they are checked again here against the state at their place in the log,
+    and an event that fails (its sender was kicked meanwhile, say) is never
+    stored. Every view replays the same log through the same rules, so every
+    view rejects the same events.
+    """
     affected: set[str] = set()
     rooms: set[str] = set()
     is_state_subject = msg.subject.endswith(".state")
-    for idx, event in enumerate(msg.data.get("events", [])):
+    txn = msg.data.get("txn") or {}
+    events = msg.data.get("events", [])
+    if is_state_subject:
+        # The fence compares with the subject's last sequence: keep the view's
+        # copy in step even when every event of the message is a repeat.
+        for room_id in {e["room_id"] for e in events}:
+            conn.execute("UPDATE rooms SET state_seq = ? WHERE room_id = ?", (msg.seq, room_id))
+    for idx, event in enumerate(events):
         room_id = event["room_id"]
-        rooms.add(room_id)
-        exists = conn.execute(
-            "SELECT 1 FROM events WHERE event_id = ?", (event["event_id"],)
-        ).fetchone()
-        if exists:
-            continue  # a retry that slipped past the dedup window: stored once
-        vis_row = conn.execute(
-            "SELECT e.json FROM state s JOIN events e ON e.event_id = s.event_id"
-            " WHERE s.room_id = ? AND s.type = 'm.room.history_visibility' AND s.state_key = ''",
-            (room_id,),
-        ).fetchone()
-        hist_vis = "shared"
-        if vis_row is not None:
-            value = json.loads(vis_row[0]).get("content", {}).get("history_visibility")
-            if isinstance(value, str):
-                hist_vis = value
-        txn = msg.data.get("txn") or {}
-        conn.execute(
-            "INSERT INTO events (stream, seq, idx, room_id, event_id, type, state_key, sender,"
-            " json, txn_device, txn_id, hist_vis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        state = states.state(room_id)
+        if not is_state_subject and not _allowed_message(event, state):
+            continue
+        vis = state.get(("m.room.history_visibility", ""))
+        hist_vis = (vis or {}).get("content", {}).get("history_visibility")
+        # OR IGNORE: event ids are unique, so a retry that slipped past the log's
+        # dedup window is stored once (positions never repeat: the projector
+        # skips sequences it has applied).
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO events (stream, seq, idx, room_id, event_id, type, state_key,"
+            " sender, json, txn_device, txn_id, hist_vis)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 msg.stream,
                 msg.seq,
@@ -193,30 +212,38 @@ def _room_events(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
                 event["type"],
                 event.get("state_key"),
                 event["sender"],
-                json.dumps(event),
+                jsonenc.dumps_text(event),
                 txn.get("device_id"),
                 txn.get("txn_id"),
-                hist_vis,
+                hist_vis if isinstance(hist_vis, str) else "shared",
             ),
-        )
+        ).rowcount
+        if not inserted:
+            continue
+        rooms.add(room_id)
         if "state_key" in event:
             _apply_state(conn, msg, idx, event)
+            states.changed(room_id)
             if event["type"] == "m.room.member":
                 affected.add(event["state_key"])
         for hook in _event_hooks():
             affected |= hook(conn, msg, idx, event)
+        if event["type"] == "m.room.redaction":
+            states.changed(room_id)  # it may have rewritten a state event
     for room_id in rooms:
-        if is_state_subject:
-            conn.execute("UPDATE rooms SET state_seq = ? WHERE room_id = ?", (msg.seq, room_id))
-        affected.update(
-            r[0]
-            for r in conn.execute(
-                "SELECT user_id FROM members WHERE room_id = ?"
-                " AND membership IN ('join', 'invite')",
-                (room_id,),
-            )
-        )
+        affected |= states.audience(room_id)
     return affected
+
+
+def _allowed_message(event: dict[str, Any], state: StateMap) -> bool:
+    """A timeline event passes the room's rules at its place in the log."""
+    if "state_key" in event:
+        return False  # state changes must go through the fenced state subject
+    try:
+        auth.check_event(event, state)
+    except MatrixError:
+        return False
+    return True
 
 
 def _apply_state(
@@ -280,6 +307,5 @@ _HANDLERS = {
     "filter": _filter,
     "alias": _alias,
     "alias_delete": _alias_delete,
-    "events": _room_events,
     "forget": _forget,
 }

@@ -21,7 +21,7 @@ from outlast.log.client import LogClient, LogMessage
 from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
 from outlast.view.notifier import Notifier
-from outlast.view.state_cache import StateCache, rooms_changing_state
+from outlast.view.state_cache import BatchStates, StateCache
 from outlast.view.store import Positions
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Projector:
     def _apply_batch(self, batch: list[LogMessage]) -> None:
         applied = {spec.name: self.positions.applied(spec.name) for spec in self.streams}
         affected: set[str] = set()
-        changed: set[str] = set()
+        states = BatchStates(self.conn, self.state_cache)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             for msg in batch:
@@ -115,10 +115,8 @@ class Projector:
                     continue
                 if msg.stream in self._refollow:
                     continue
-                affected |= apply_message(self.conn, msg)
+                affected |= apply_message(self.conn, msg, states)
                 applied[msg.stream] = msg.seq
-                if self.state_cache is not None:
-                    changed.update(rooms_changing_state(msg.data))
             for stream, seq in applied.items():
                 if seq != self.positions.applied(stream):
                     self.conn.execute(
@@ -128,10 +126,10 @@ class Projector:
         except BaseException:
             self.conn.execute("ROLLBACK")
             if self.state_cache is not None:
-                self.state_cache.invalidate(changed)
+                self.state_cache.invalidate(states.touched)
             raise
         if self.state_cache is not None:
-            self.state_cache.invalidate(changed)
+            self.state_cache.invalidate(states.touched)
         self.applied_count += len(batch)
         self.last_applied_at = time.monotonic()
         for stream, seq in applied.items():

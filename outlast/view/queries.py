@@ -114,6 +114,12 @@ def event_row(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:
     return row
 
 
+def has_event(conn: sqlite3.Connection, event_id: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone() is not None
+    )
+
+
 def events_between(
     conn: sqlite3.Connection,
     room_id: str,

@@ -15,6 +15,7 @@ import pytest
 from outlast.log import names
 from outlast.log.client import LogMessage
 from outlast.view.apply import apply_message
+from outlast.view.state_cache import BatchStates, StateCache
 from outlast.view.store import open_db
 
 PARTITIONS = 1
@@ -356,6 +357,74 @@ def test_duplicate_state_event_does_not_rewrite_state(view: View) -> None:
     view.state(name)
     view.state(name)
     assert view.rows("SELECT seq FROM state WHERE type = 'm.room.name'") == [(2,)]
+    # The fence compares with the subject's last sequence, repeats included.
+    assert state_seq(view) == 3
+
+
+# --- messages are judged at their place in the log ---------------------------
+
+
+def stored(view: View, ev: dict[str, Any]) -> bool:
+    return view.value("SELECT 1 FROM events WHERE event_id = ?", ev["event_id"]) == 1
+
+
+def test_message_from_a_non_member_is_never_stored(view: View) -> None:
+    view.state(*new_room())
+    intruder = message("let me in", sender=BOB)
+    assert view.timeline(intruder) == set()
+    assert not stored(view, intruder)
+
+
+def test_message_checked_before_a_kick_but_logged_after_it_is_dropped(view: View) -> None:
+    view.state(*new_room(), member(BOB, "join"))
+    view.state(member(BOB, "leave", sender=ALICE))  # the kick commits first
+    late = message("sent while being kicked", sender=BOB)
+    view.timeline(late, message("still fine"))
+    assert not stored(view, late)
+    assert [r[0] for r in view.rows("SELECT sender FROM events WHERE type = 'm.room.message'")] == [
+        ALICE
+    ]
+
+
+def test_message_below_the_power_level_is_dropped(view: View) -> None:
+    view.state(*new_room(), member(BOB, "join"))
+    view.state(event("m.room.power_levels", {"users": {ALICE: 100}, "events_default": 50}, ""))
+    muted = message("am I muted?", sender=BOB)
+    view.timeline(muted)
+    assert not stored(view, muted)
+
+
+def test_state_event_on_the_timeline_subject_is_dropped(view: View) -> None:
+    view.state(*new_room())
+    sneaky = event("m.room.name", {"name": "unfenced"}, "")
+    view.timeline(sneaky)
+    assert not stored(view, sneaky)
+    assert view.value("SELECT COUNT(*) FROM state WHERE type = 'm.room.name'") == 0
+
+
+def test_a_batch_sees_its_own_state_changes_through_the_cache(view: View) -> None:
+    """The projector reads unchanged rooms from the cache, changed ones from the transaction."""
+    view.state(*new_room(), member(BOB, "join"))
+    cache = StateCache(view.conn)
+    assert cache.audience(ROOM) == {ALICE, BOB}  # cached before the batch
+    states = BatchStates(view.conn, cache)
+    late = message("after my kick", sender=BOB)
+    view.conn.execute("BEGIN IMMEDIATE")
+    apply_message(view.conn, LogMessage(SUBJECTS.stream, 3, SUBJECTS.state, kick()), states)
+    woken = apply_message(
+        view.conn,
+        LogMessage(SUBJECTS.stream, 4, SUBJECTS.timeline, {"op": "events", "events": [late]}),
+        states,
+    )
+    view.conn.execute("COMMIT")
+    assert not stored(view, late) and woken == set()
+    assert states.touched == {ROOM}
+    cache.invalidate(states.touched)
+    assert cache.audience(ROOM) == {ALICE}
+
+
+def kick() -> dict[str, Any]:
+    return {"op": "events", "events": [member(BOB, "leave", sender=ALICE)]}
 
 
 def test_history_visibility_is_recorded_per_event(view: View) -> None:
