@@ -3,18 +3,78 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from aiohttp import web
 
+from outlast.core import jsonenc
 from outlast.core.errors import MatrixError
 from outlast.service.accounts import Requester
 
 REQUESTER_KEY: web.AppKey[Any] = web.AppKey("services", object)
 
 
+# Canonical JSON (what events are hashed and signed as) allows integers in this range only.
+MAX_SAFE_INT = 2**53 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _BadValue(ValueError):
+    """Valid JSON syntax, but a value Outlast cannot store faithfully."""
+
+
 def _no_constants(value: str) -> Any:
     raise ValueError(f"{value} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadValue("numbers must be finite")
+    return value
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        raise _BadValue("integers must be within ±(2^53 - 1)")
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    """Lone surrogates (from ``\\ud800``-style escapes) are not text: refuse them.
+
+    They could not be encoded as UTF-8 for the log later, so the request
+    would fail half-way instead of at the door."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise _BadValue("strings must be valid Unicode (no lone surrogates)")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def parse_json(text: str) -> Any:
+    """Parse a client's JSON: M_NOT_JSON if it is not JSON, M_BAD_JSON if it holds
+    values that cannot round-trip (non-finite numbers, huge integers, lone surrogates)."""
+    try:
+        value = json.loads(
+            text, parse_constant=_no_constants, parse_float=_finite_float, parse_int=_safe_int
+        )
+        if "\\u" in text:
+            _check_strings(value)
+    except _BadValue as exc:
+        raise MatrixError(400, "M_BAD_JSON", f"request body: {exc}") from None
+    except (ValueError, RecursionError):
+        raise MatrixError(400, "M_NOT_JSON", "request body is not valid JSON") from None
+    return value
 
 
 async def json_body(request: web.Request, *, allow_empty: bool = True) -> dict[str, Any]:
@@ -26,9 +86,9 @@ async def json_body(request: web.Request, *, allow_empty: bool = True) -> dict[s
         raise MatrixError(400, "M_NOT_JSON", "request body must be JSON")
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MatrixError(400, "M_NOT_JSON", "request body is not valid JSON") from None
+    except UnicodeDecodeError:
+        raise MatrixError(400, "M_NOT_JSON", "request body is not UTF-8") from None
+    value = parse_json(text)
     if not isinstance(value, dict):
         raise MatrixError(400, "M_BAD_JSON", "request body must be a JSON object")
     return value
@@ -70,7 +130,11 @@ def query_bool(request: web.Request, name: str) -> bool:
 
 
 def ok(body: Any = None, status: int = 200) -> web.Response:
-    return web.json_response({} if body is None else body, status=status)
+    return web.Response(
+        body=jsonenc.dumps({} if body is None else body),
+        status=status,
+        content_type="application/json",
+    )
 
 
 def require_self(who: Requester, user_id: str) -> None:

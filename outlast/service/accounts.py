@@ -8,6 +8,7 @@ applies within milliseconds, which is how revocation reaches every site.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from outlast.service.passwords import Passwords
 from outlast.view import queries
 
 MAX_PASSWORD_BYTES = 512
+MAX_CACHED_SESSIONS = 100_000
 
 
 @dataclass(frozen=True)
@@ -48,18 +50,55 @@ class Accounts:
     def __init__(self, ctx: SiteContext, passwords: Passwords) -> None:
         self.ctx = ctx
         self.passwords = passwords
+        # token hash -> (users stream position when resolved, requester). Every
+        # change to accounts, devices and tokens is a message on the users
+        # stream, so an entry is good exactly while that stream has not moved.
+        self._sessions: dict[str, tuple[int, Requester]] = {}
+        self._next_catch_up: asyncio.Future[bool] | None = None
+        self._catch_up_task: asyncio.Task[None] | None = None
 
     async def authenticate(self, access_token: str) -> Requester:
         """Resolve a token; on a miss, catch up with the log once (a login made elsewhere)."""
         if len(access_token) > 512:
             raise unknown_token()
         hashed = ids.token_hash(access_token)
+        cached = self._sessions.get(hashed)
+        if cached is not None and cached[0] == self.ctx.positions.applied(names.USERS_STREAM):
+            return cached[1]
         found = queries.session_for_token(self.ctx.conn, hashed)
-        if found is None and await self.ctx.catch_up(names.USERS_STREAM):
+        if found is None and await self._catch_up_users():
             found = queries.session_for_token(self.ctx.conn, hashed)
         if found is None:
             raise unknown_token()
-        return Requester(found[0], found[1], hashed)
+        who = Requester(found[0], found[1], hashed)
+        if len(self._sessions) >= MAX_CACHED_SESSIONS:
+            self._sessions.clear()
+        self._sessions[hashed] = (self.ctx.positions.applied(names.USERS_STREAM), who)
+        return who
+
+    async def _catch_up_users(self) -> bool:
+        """Catch the view up with the users stream, batching concurrent callers.
+
+        An unknown token may be a login just made at another site, so a miss
+        asks the log how far the users stream is. A flood of bogus tokens must
+        not become a flood of such requests: callers that arrive while one is
+        running share the next one (which starts after they arrived, so it
+        still sees any login committed before their request).
+        """
+        if self._next_catch_up is None:
+            self._next_catch_up = asyncio.get_running_loop().create_future()
+            if self._catch_up_task is None or self._catch_up_task.done():
+                self._catch_up_task = asyncio.create_task(self._run_catch_ups())
+        return await asyncio.shield(self._next_catch_up)
+
+    async def _run_catch_ups(self) -> None:
+        while self._next_catch_up is not None:
+            round_, self._next_catch_up = self._next_catch_up, None
+            try:
+                caught_up = await self.ctx.catch_up(names.USERS_STREAM)
+            except Exception:  # never leave callers waiting on a failed round
+                caught_up = False
+            round_.set_result(caught_up)
 
     async def available(self, localpart: str) -> bool:
         user_id = ids.user_id(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -81,6 +82,20 @@ def test_missing_and_bad_tokens(site: Site) -> None:
     assert status == 200 and body["user_id"] == "@eve:localhost"
 
 
+def test_a_flood_of_unknown_tokens_is_refused_and_real_ones_keep_working(site: Site) -> None:
+    """Each unknown token makes the server ask the log whether it missed a login;
+    concurrent misses share those requests, so the flood answers 401 throughout."""
+
+    def probe(i: int) -> int:
+        return site.call("GET", "/account/whoami", token=f"olt_bogus_{i}")[0]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(probe, range(400)))
+    assert statuses == [401] * 400
+    status, body = site.call("GET", "/account/whoami")
+    assert status == 200 and body["user_id"] == "@eve:localhost"
+
+
 def test_malformed_json_bodies(site: Site) -> None:
     assert_error(*site.call("POST", "/createRoom", b"{not json"), 400, "M_NOT_JSON")
     assert_error(*site.call("POST", "/createRoom", b"\xff\xfe"), 400, "M_NOT_JSON")
@@ -91,6 +106,20 @@ def test_malformed_json_bodies(site: Site) -> None:
     send = f"/rooms/{site.room}/send/m.room.message/txn-json"
     assert_error(*site.call("PUT", send, b"[]"), 400, "M_BAD_JSON")
     assert_error(*site.call("PUT", send, b"{"), 400, "M_NOT_JSON")
+    # Valid JSON syntax, but values no event can hold faithfully: refused at the door.
+    for bad in (
+        b'{"msgtype": "m.text", "body": "\\ud800"}',  # a lone surrogate: not text
+        b'{"msgtype": "m.text", "body": "x", "n": 9007199254740992}',  # beyond 2^53 - 1
+        b'{"msgtype": "m.text", "body": "x", "f": 1e400}',  # overflows to infinity
+    ):
+        assert_error(*site.call("PUT", send, bad), 400, "M_BAD_JSON")
+    # Escaped pairs are ordinary characters, and the edge of the safe range is fine.
+    status, _ = site.call(
+        "PUT",
+        f"/rooms/{site.room}/send/m.room.message/txn-ok-escapes",
+        b'{"msgtype": "m.text", "body": "\\ud83d\\ude00", "n": -9007199254740991}',
+    )
+    assert status == 200
     deep = b"[" * 100_000 + b"]" * 100_000
     status, body = site.call("PUT", send, deep)
     assert status == 400 and body["errcode"] in ("M_NOT_JSON", "M_BAD_JSON")
