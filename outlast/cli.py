@@ -11,6 +11,7 @@ from pathlib import Path
 
 from outlast import __version__
 from outlast.config import Config, ConfigError, load, validate
+from outlast.runtime import run
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 from outlast.workers import serve_workers
 
                 return asyncio.run(serve_workers(config))
-            return asyncio.run(_serve(config))
+            return run(_serve(config))
         if args.command == "view" and args.view_command == "rebuild":
             return asyncio.run(_rebuild_view(resolve_config(args)))
         from outlast.cluster.commands import dispatch

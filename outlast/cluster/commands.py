@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from outlast.cluster.plan import ClusterPlan, load_description
+from outlast.runtime import run
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,7 +117,7 @@ def cluster_up(args: argparse.Namespace) -> int:
 
     plan = ClusterPlan.new(directory, args.sites, args.partitions, args.workers, extra)
     ready_fd = int(os.environ.pop("OUTLAST_READY_FD", "-1"))
-    return asyncio.run(run_cluster(plan, ready_fd=ready_fd if ready_fd >= 0 else None))
+    return run(run_cluster(plan, ready_fd=ready_fd if ready_fd >= 0 else None))
 
 
 def _detach(args: argparse.Namespace, directory: Path) -> int:

@@ -115,9 +115,30 @@ def _creator(state: State) -> str | None:
     return None
 
 
+# Derived levels per (power levels event, create event) object. Every check of
+# a message needs them, and deriving them walks the whole users map. Events in
+# state maps are never mutated (a redaction stores a new object), and an entry
+# holds the events themselves, so their ids cannot be reused while it lives.
+_LEVELS_CACHE: dict[tuple[int, int], tuple[Any, Any, PowerLevels]] = {}
+_LEVELS_CACHE_SIZE: Final = 1024
+
+
 def power_levels(state: State) -> PowerLevels:
     """Effective power levels; defaults follow the m.room.power_levels spec."""
     event = state.get((POWER_LEVELS, ""))
+    create = state.get((CREATE, ""))
+    key = (id(event), id(create))
+    hit = _LEVELS_CACHE.get(key)
+    if hit is not None and hit[0] is event and hit[1] is create:
+        return hit[2]
+    levels = _derive_power_levels(state, event)
+    if len(_LEVELS_CACHE) >= _LEVELS_CACHE_SIZE:
+        _LEVELS_CACHE.pop(next(iter(_LEVELS_CACHE)))
+    _LEVELS_CACHE[key] = (event, create, levels)
+    return levels
+
+
+def _derive_power_levels(state: State, event: Mapping[str, Any] | None) -> PowerLevels:
     content = _content(event)
     if event is None:
         # No power levels event: the creator has 100, others 0, state_default 0.

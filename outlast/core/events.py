@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from outlast.core import jsonenc
 from outlast.core.errors import MatrixError, bad_json
 
 MAX_EVENT_BYTES = 65_536
@@ -13,9 +13,7 @@ MAX_STATE_KEY_BYTES = 255
 
 
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode(
-        "utf-8"
-    )
+    return jsonenc.canonical(value)
 
 
 def validate_type(event_type: str) -> None:

@@ -40,6 +40,8 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
 }
 
+HOT_PATHS = frozenset({"/rooms/{room_id}/send/{event_type}/{txn_id}"})
+
 ROUTE_GROUPS: list[Routes] = [
     meta.routes,
     account.routes,
@@ -139,6 +141,10 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
     app[REQUESTER_KEY] = services
     metrics.install(app, services)  # request counts and latencies, outermost
+    # aiohttp tries the routes under one path prefix in the order they were
+    # added; sending is by far the most frequent of the two dozen under /rooms.
     for group in ROUTE_GROUPS:
-        group.mount(app.router)
+        group.mount(app.router, lambda path: path in HOT_PATHS)
+    for group in ROUTE_GROUPS:
+        group.mount(app.router, lambda path: path not in HOT_PATHS)
     return app

@@ -32,6 +32,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # /sync long-polls park for up to a minute: the buckets reach past it.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 REFRESH_TIMEOUT = 2.0
+# Any other method is counted as OTHER, so made-up methods cannot grow the label space.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 # No ``*_created`` series beside every counter: Prometheus does not need them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -118,6 +120,8 @@ class Metrics:
         self.ready.set_function(self._ready)
         self.registry.register(_LagCollector(services))
         services.ctx.log.observers.append(self.observe_publish)
+        # Route templates, methods and statuses are few: this stays small.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def _ready(self) -> float:
         report = getattr(self.services.health_check, "last_report", None) or {}
@@ -145,8 +149,17 @@ class Metrics:
             raise
         finally:
             route = route_template(request)
-            self.requests.labels(request.method, route, status).inc()
-            self.latency.labels(request.method, route).observe(time.perf_counter() - started)
+            method = request.method if request.method in METHODS else "OTHER"
+            key = (method, route, status)
+            children = self._children.get(key)
+            if children is None:
+                # labels() takes a lock and builds a key each call: look each series up once.
+                children = self._children[key] = (
+                    self.requests.labels(*key),
+                    self.latency.labels(method, route),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
     async def render(self) -> bytes:
         """The text exposition, with the health measurement (and so the lag) refreshed."""

@@ -45,7 +45,10 @@ class Routes:
     ) -> Callable[[Handler], Handler]:
         return self._add("DELETE", path, prefixes)
 
-    def mount(self, router: web.UrlDispatcher) -> None:
+    def mount(self, router: web.UrlDispatcher, paths: Callable[[str], bool] | None = None) -> None:
+        """Add the routes (only those whose path ``paths`` accepts, if given)."""
         for method, path, handler, prefixes in self.entries:
+            if paths is not None and not paths(path):
+                continue
             for prefix in prefixes:
                 router.add_route(method, prefix + path, handler)

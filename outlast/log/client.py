@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
 
+from outlast.core import jsonenc
 from outlast.log.names import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ PublishObserver = Callable[[str, str], None]
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return jsonenc.dumps(payload)
 
 
 class LogClient:

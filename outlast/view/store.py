@@ -73,6 +73,11 @@ def open_db(path: Path | str, streams: Iterable[str]) -> sqlite3.Connection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
+    # One connection per view, in one process: hold the file lock for the
+    # connection's life instead of taking and dropping it around every
+    # statement (two fcntl calls each), and keep the WAL index in process
+    # memory. A second process opening the same view gets "database is locked".
+    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
     conn.execute("PRAGMA journal_mode=WAL")
     # The view is disposable and its position is committed with its rows: a lost
     # tail after power loss is simply re-applied from the log.
@@ -145,9 +150,17 @@ class Positions:
         if self.applied(stream) >= seq:
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(stream, []).append((seq, fut))
+        waiter = (seq, fut)
+        self._waiters.setdefault(stream, []).append(waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
-            return False
+            return self.applied(stream) >= seq
+        finally:
+            # Timed out or cancelled: do not keep the waiter until the stream
+            # reaches its sequence (that may never happen).
+            current = self._waiters.get(stream)
+            if current is not None and waiter in current:
+                current.remove(waiter)
         return True

@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from outlast.view.store import SCHEMA_VERSION, Positions, open_db
 
 STREAMS = ["OUTLAST_USERS", "OUTLAST_DIRECTORY", "OUTLAST_ROOMS_0"]
@@ -128,3 +130,14 @@ async def test_many_waiters_wake_up_to_the_advanced_sequence() -> None:
     await asyncio.sleep(0.01)
     pos.advance("OUTLAST_USERS", 2)
     assert {n: await w for n, w in waiters.items()} == {1: True, 2: True, 3: False}
+
+
+async def test_a_timed_out_or_cancelled_waiter_is_forgotten() -> None:
+    pos = fresh_positions()
+    assert await pos.wait_for("OUTLAST_USERS", 7, timeout=0.01) is False
+    cancelled = asyncio.create_task(pos.wait_for("OUTLAST_USERS", 8, timeout=5))
+    await asyncio.sleep(0.01)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert pos._waiters["OUTLAST_USERS"] == []
