@@ -17,8 +17,71 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import cast
 
 log = logging.getLogger(__name__)
+
+
+class _Side(asyncio.Protocol):
+    """One end of a relayed connection: what it receives goes out through its peer.
+
+    Protocol callbacks rather than stream reader/writer tasks: every message
+    replicated between sites crosses a relay, and this costs a fraction of
+    the CPU. Back-pressure follows the peer: when the peer's send buffer is
+    full, this side stops reading.
+    """
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.early: list[bytes] = []  # received before the peer was connected
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        self.relay.connections.add(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+        else:
+            self.early.append(data)
+
+    def eof_received(self) -> bool:
+        return False  # close this side; connection_lost closes the peer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.relay.connections.discard(self.transport)
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def join(self, peer: _Side) -> None:
+        self.peer, peer.peer = peer, self
+        for src, dst in ((self, peer), (peer, self)):
+            if dst.transport is not None:
+                for data in src.early:
+                    dst.transport.write(data)
+            src.early.clear()
+
+
+class _Inbound(_Side):
+    """The side a node dialled: on arrival, dial the target and join the two."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.relay.dial(self)
 
 
 @dataclass
@@ -29,51 +92,57 @@ class Relay:
     target_port: int
     cut: bool = False
     server: asyncio.base_events.Server | None = None
-    connections: set[asyncio.StreamWriter] = field(default_factory=set)
+    connections: set[asyncio.Transport] = field(default_factory=set)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", self.listen_port)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(self._inbound, "127.0.0.1", self.listen_port)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cut:
-            writer.close()
+    def _inbound(self) -> _Side:
+        return _Inbound(self)
+
+    def dial(self, inbound: _Side) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect(inbound))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, inbound: _Side) -> None:
+        transport = inbound.transport
+        if transport is None:
             return
+        if self.cut:
+            transport.abort()
+            return
+        transport.pause_reading()
+        loop = asyncio.get_running_loop()
         try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.target_port), 2
+            _, outbound = await asyncio.wait_for(
+                loop.create_connection(lambda: _Side(self), "127.0.0.1", self.target_port), 2
             )
         except (TimeoutError, OSError):
-            writer.close()
+            transport.abort()
             return
-        self.connections.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while not self.cut:
-                    data = await src.read(65536)
-                    if not data:
-                        break
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                with contextlib.suppress(Exception):
-                    dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.connections.difference_update((writer, up_writer))
+        if self.cut or transport.is_closing():
+            transport.abort()
+            if outbound.transport is not None:
+                outbound.transport.abort()
+            return
+        inbound.join(outbound)
+        transport.resume_reading()
 
     def set_cut(self, cut: bool) -> None:
         self.cut = cut
         if cut:
             for conn in list(self.connections):
                 with contextlib.suppress(Exception):
-                    conn.transport.abort()
+                    conn.abort()
             self.connections.clear()
 
     async def stop(self) -> None:
         self.set_cut(True)
+        for task in list(self._tasks):
+            task.cancel()
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
