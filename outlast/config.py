@@ -65,6 +65,17 @@ class AuthConfig:
     argon2_parallelism: int = 4
 
 
+# The cheapest argon2 settings, as a config section. For tests and benchmarks
+# that register many users on a small machine; never for a deployment, where
+# they would make guessing stolen password hashes cheap.
+FAST_HASH_TOML = """
+[auth]
+argon2_time_cost = 1
+argon2_memory_kib = 8192
+argon2_parallelism = 1
+"""
+
+
 @dataclass
 class SyncConfig:
     max_timeout_ms: int = 60_000

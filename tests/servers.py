@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from outlast.config import FAST_HASH_TOML
+
 # Cheap argon2 parameters keep the suite fast; production defaults are in docs/config.md.
 TEST_CONFIG = """
 [server]
@@ -22,11 +24,6 @@ server_name = "localhost"
 [log]
 partitions = {partitions}
 {log_extra}
-
-[auth]
-argon2_time_cost = 1
-argon2_memory_kib = 8192
-argon2_parallelism = 1
 """
 
 
@@ -109,7 +106,7 @@ class OutlastProcess:
 def write_config(data_dir: Path, partitions: int = 2, log_extra: str = "") -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir.parent / f"{data_dir.name}.toml"
-    path.write_text(TEST_CONFIG.format(partitions=partitions, log_extra=log_extra))
+    path.write_text(TEST_CONFIG.format(partitions=partitions, log_extra=log_extra) + FAST_HASH_TOML)
     return path
 
 

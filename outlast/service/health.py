@@ -90,6 +90,7 @@ class Health:
         self.last_report: dict[str, Any] | None = None
         self._timer: asyncio.Task[None] | None = None
         self._stopping = False
+        self._http: aiohttp.ClientSession | None = None
 
     async def report(self) -> dict[str, Any]:
         async with self._lock:
@@ -178,17 +179,22 @@ class Health:
         if timer is not None:
             timer.cancel()
             await asyncio.wait({timer}, timeout=REPORT_INTERVAL + 3.0)
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
 
     async def _route_peers(self) -> set[str] | None:
         """Names of the other nodes the local node has routes to (from its monitor port)."""
         url = self.ctx.config.log.monitor_url
         if not url:
             return set() if self.ctx.config.log.replicas == 1 else None
+        if self._http is None or self._http.closed:
+            # One session for the worker's life (closed in stop_reports), not one
+            # per measurement: each new session is a new connector and connection.
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0))
         try:
-            timeout = aiohttp.ClientTimeout(total=1.0)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(url.rstrip("/") + "/routez") as resp:
-                    data = await resp.json(content_type=None)
+            async with self._http.get(url.rstrip("/") + "/routez") as resp:
+                data = await resp.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError, OSError):
             return None
         return {str(r.get("remote_name") or r.get("remote_id")) for r in data.get("routes") or []}

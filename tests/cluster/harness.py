@@ -29,12 +29,7 @@ from nio import (
     RoomSendResponse,
 )
 
-FAST_HASH = """
-[auth]
-argon2_time_cost = 1
-argon2_memory_kib = 8192
-argon2_parallelism = 1
-"""
+from outlast.config import FAST_HASH_TOML
 
 
 @dataclass
@@ -136,7 +131,7 @@ def leader_site(cluster: Cluster) -> str:
 def start_cluster(directory: Path, sites: int = 3, partitions: int = 2) -> Cluster:
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
-    extra.write_text(FAST_HASH)
+    extra.write_text(FAST_HASH_TOML)
     result = subprocess.run(
         [
             sys.executable,
