@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -17,6 +18,8 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     do the cluster supervisor's inter-site relays, which every replicated
     message crosses.
     """
+    if os.environ.get("OUTLAST_EVENT_LOOP", "uvloop") == "asyncio":
+        return asyncio.run(main)  # for comparisons and for debugging with asyncio's tools
     try:
         import uvloop
     except ImportError:

@@ -39,6 +39,13 @@ from outlast.view.store import Positions, open_db
 
 log = logging.getLogger(__name__)
 
+# Pending connections the kernel queues before the worker accepts them. When a
+# site fails, its users reconnect to the others all at once; with aiohttp's
+# default of 128, connections beyond it had their handshakes dropped and sat
+# until the client gave up (bench: 10,000 parked /syncs opened at once).
+# The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
 
 @dataclass
 class Services:
@@ -143,7 +150,12 @@ class Site:
         await self.runner.setup()
         host, port = listen_address(config)
         site = web.TCPSite(
-            self.runner, host, port, reuse_address=True, reuse_port=config.server.reuse_port or None
+            self.runner,
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=config.server.reuse_port or None,
+            backlog=LISTEN_BACKLOG,
         )
         await site.start()
         server = site._server
