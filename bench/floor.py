@@ -39,7 +39,11 @@ async def _start_nodes(replicas: int, root: Path) -> list[NatsNode]:
 
 
 async def measure(
-    replicas: int, sequential: int = 2000, burst: int = 20000, in_flight: int = 128
+    replicas: int,
+    sequential: int = 2000,
+    burst: int = 20000,
+    in_flight: int = 128,
+    concurrent: int = 8,
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"outlast-floor-r{replicas}-"))
     nodes = await _start_nodes(replicas, root)
@@ -70,6 +74,17 @@ async def measure(
             t = time.perf_counter()
             await js.publish(f"floor.s.{i % 16}", payload)
             latencies.append(time.perf_counter() - t)
+        # The same shape as the Matrix send phase: `concurrent` publishers, each
+        # waiting for its ack before the next publish (like-for-like latency).
+        concurrent_latencies: list[float] = []
+
+        async def publisher(p: int) -> None:
+            for i in range(sequential // concurrent):
+                t = time.perf_counter()
+                await js.publish(f"floor.c.{p}.{i % 16}", payload)
+                concurrent_latencies.append(time.perf_counter() - t)
+
+        await asyncio.gather(*(publisher(p) for p in range(concurrent)))
         sem = asyncio.Semaphore(in_flight)
 
         async def one(i: int) -> None:
@@ -83,6 +98,7 @@ async def measure(
             "replicas": replicas,
             "sync_interval": "always",
             "sequential": summarize_ms(latencies),
+            "concurrent": {"publishers": concurrent, **summarize_ms(concurrent_latencies)},
             "throughput_msgs_per_s": round(burst / meter.wall, 1),
             "in_flight": in_flight,
             "client_cpu_percent": meter.client_cpu_percent,

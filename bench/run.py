@@ -10,7 +10,6 @@ Every phase is bounded in time. Figures are medians over --runs runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -29,9 +28,11 @@ import aiohttp
 
 from bench import floor, workload
 from bench.stats import median
+from outlast.config import FAST_HASH_TOML
 from outlast.log.engine import free_port
+from outlast.runtime import run as run_loop
 
-FAST_HASH = "[auth]\nargon2_time_cost = 1\nargon2_memory_kib = 8192\nargon2_parallelism = 1\n"
+FAST_HASH = FAST_HASH_TOML
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -119,6 +120,11 @@ class LocalCluster:
             raise RuntimeError(out.stderr)
         self.description = json.loads(out.stdout)
 
+    def pids(self) -> list[int]:
+        """Every process of the cluster: workers, nats-servers, supervisor, front door."""
+        out = subprocess.run(["pgrep", "-f", str(self.dir)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
     def stop(self) -> None:
         subprocess.run(
             [sys.executable, "-m", "outlast", "cluster", "down", "--dir", str(self.dir / "c")],
@@ -141,7 +147,14 @@ async def run_workload(
     async with aiohttp.ClientSession(connector=connector) as session:
         clients, rooms = await workload.setup(session, base, args.users, args.rooms, prefix)
         result: dict[str, Any] = {"target": name, "base_url": base}
-        result["send"] = await workload.phase_send(clients, rooms, args.senders, args.per_sender)
+        result["send"] = await workload.phase_send(
+            clients, rooms, args.senders, args.per_sender, server_pids
+        )
+        # One sender, each send waiting for the last: latency without queueing,
+        # comparable with the floor's sequential publish-ack.
+        result["send_sequential"] = await workload.phase_send(
+            clients, rooms, 1, args.per_sender * 2
+        )
         result["deliver"] = await workload.phase_deliver(
             clients, rooms[0], args.receivers, args.rate, args.deliver_seconds, deliver_bases
         )
@@ -156,10 +169,18 @@ async def run_workload(
     return result
 
 
+def cpu_row(r: dict[str, Any]) -> str:
+    s = r["send"]
+    parts = [f"{k} {v:.3f}" for k, v in s["server_cpu_ms_per_msg"].items()]
+    parts.append(f"load generator {s['client_cpu_ms_per_msg']:.3f}")
+    return f"{'':<24} send CPU ms/msg: " + ", ".join(parts)
+
+
 def row(r: dict[str, Any]) -> str:
     s, d = r["send"], r["deliver"]
     return (
         f"{r['target']:<24} send p50 {s['p50_ms']:7.2f} ms p99 {s['p99_ms']:7.2f} ms "
+        f"(1 sender p50 {r['send_sequential']['p50_ms']:.2f} ms) "
         f"{s['throughput_msgs_per_s']:7.0f} msg/s | deliver p50 {d['end_to_end']['p50_ms']:6.1f} "
         f"p99 {d['end_to_end']['p99_ms']:6.1f} ms once={d['exactly_once']} "
         f"order={d['same_order_all_receivers']} | history p50 {r['history']['p50_ms']:.1f} ms "
@@ -199,7 +220,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 one["floor"].append(f)
                 print(
                     f"floor R{replicas}: publish p50 {f['sequential']['p50_ms']} ms "
-                    f"p99 {f['sequential']['p99_ms']} ms, {f['throughput_msgs_per_s']} msg/s "
+                    f"p99 {f['sequential']['p99_ms']} ms, with 8 publishers p50 "
+                    f"{f['concurrent']['p50_ms']} ms; {f['throughput_msgs_per_s']} msg/s "
                     f"(client cpu {f['client_cpu_percent']}%)",
                     flush=True,
                 )
@@ -214,7 +236,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         idle=args.idle if workers == 1 else 0,
                     )
                     one["targets"].append(r)
-                    print(row(r), flush=True)
+                    print(row(r), cpu_row(r), sep="\n", flush=True)
                 finally:
                     target.stop()
             if not args.no_cluster:
@@ -222,14 +244,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     d = cluster.description
                     sites = [s["url"] for s in d["sites"]]
-                    r = await run_workload("3 sites via front door", d["front_door"], args, [])
-                    one["targets"].append(r)
-                    print(row(r), flush=True)
                     r = await run_workload(
-                        "3 sites direct", sites[0], args, [], deliver_bases=sites[1:]
+                        "3 sites via front door", d["front_door"], args, cluster.pids()
                     )
                     one["targets"].append(r)
-                    print(row(r), flush=True)
+                    print(row(r), cpu_row(r), sep="\n", flush=True)
+                    r = await run_workload(
+                        "3 sites direct", sites[0], args, cluster.pids(), deliver_bases=sites[1:]
+                    )
+                    one["targets"].append(r)
+                    print(row(r), cpu_row(r), sep="\n", flush=True)
                 finally:
                     cluster.stop()
         for url in args.base_url or []:
@@ -248,6 +272,7 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         same = [x for r in runs for x in r["floor"] if x["replicas"] == f["replicas"]]
         out[key] = {
             "p50_ms": median([x["sequential"]["p50_ms"] for x in same]),
+            "p50_ms_8_publishers": median([x["concurrent"]["p50_ms"] for x in same]),
             "throughput": median([x["throughput_msgs_per_s"] for x in same]),
         }
     for t in runs[0]["targets"]:
@@ -255,6 +280,7 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[t["target"]] = {
             "send_p50_ms": median([x["send"]["p50_ms"] for x in same]),
             "send_p99_ms": median([x["send"]["p99_ms"] for x in same]),
+            "send_1_sender_p50_ms": median([x["send_sequential"]["p50_ms"] for x in same]),
             "send_throughput": median([x["send"]["throughput_msgs_per_s"] for x in same]),
             "deliver_p50_ms": median([x["deliver"]["end_to_end"]["p50_ms"] for x in same]),
             "deliver_p99_ms": median([x["deliver"]["end_to_end"]["p99_ms"] for x in same]),
@@ -262,6 +288,11 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "history_p50_ms": median([x["history"]["p50_ms"] for x in same]),
             "initial_sync_p50_ms": median([x["initial_sync"]["p50_ms"] for x in same]),
             "client_cpu_percent_send": median([x["send"]["client_cpu_percent"] for x in same]),
+            "send_cpu_ms_per_msg": {
+                label: median([x["send"]["server_cpu_ms_per_msg"].get(label, 0.0) for x in same])
+                for label in t["send"]["server_cpu_ms_per_msg"]
+            }
+            | {"load generator": median([x["send"]["client_cpu_ms_per_msg"] for x in same])},
         }
         if "idle" in t:
             out[t["target"]]["idle"] = [x.get("idle") for x in same]
@@ -298,7 +329,8 @@ def main() -> int:
             500,
             10,
         )
-    report = asyncio.run(main_async(args))
+    # The load generator runs on the same cores as the servers: keep it cheap.
+    report = run_loop(main_async(args))
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(report, indent=2))
     print("\nmedians:", json.dumps(report["medians"], indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -63,3 +64,53 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_label(pid: int) -> str:
+    """A short name for a server process, from its command line."""
+    try:
+        with open(f"/proc/{pid}/cmdline") as fh:
+            argv = fh.read().split("\0")
+    except OSError:
+        return "gone"
+    joined = " ".join(argv)
+    if "nats-server" in argv[0]:
+        return "nats-server"
+    if "haproxy" in argv[0]:
+        return "haproxy"
+    if " cluster up" in joined:
+        return "cluster supervisor (inter-site relays)"
+    if " serve" in joined:
+        return "outlast worker"
+    return argv[0].rsplit("/", 1)[-1]
+
+
+class ServerCpu:
+    """CPU the server's processes spent over a phase, per message, summed per kind."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+
+    def __enter__(self) -> ServerCpu:
+        self._start = {p: cpu_seconds(p) for p in self.pids}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used: dict[str, float] = {}
+        for pid in self.pids:
+            label = process_label(pid)
+            spent = cpu_seconds(pid) - self._start[pid]
+            self.used[label] = self.used.get(label, 0.0) + max(0.0, spent)
+
+    def per_message_ms(self, messages: int) -> dict[str, float]:
+        return {k: round(1000 * v / messages, 3) for k, v in sorted(self.used.items())}

@@ -12,12 +12,13 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from bench.stats import CpuMeter, rss_kib, summarize_ms
+from bench.stats import CpuMeter, ServerCpu, rss_kib, summarize_ms
 
 
 class Client:
@@ -93,7 +94,11 @@ async def setup(
 
 
 async def phase_send(
-    clients: list[Client], rooms: list[str], senders: int, per_sender: int
+    clients: list[Client],
+    rooms: list[str],
+    senders: int,
+    per_sender: int,
+    server_pids: Sequence[int] = (),
 ) -> dict[str, Any]:
     latencies: list[float] = []
 
@@ -104,13 +109,18 @@ async def phase_send(
             await c.send(rooms[(i + n) % len(rooms)], f"s{i}-{n}")
             latencies.append(time.perf_counter() - t)
 
-    with CpuMeter() as meter:
+    with CpuMeter() as meter, ServerCpu(server_pids) as server:
         await asyncio.gather(*(sender(i) for i in range(senders)))
+    sent = max(1, len(latencies))
     return {
         "senders": senders,
         **summarize_ms(latencies),
         "throughput_msgs_per_s": round(len(latencies) / meter.wall, 1),
         "client_cpu_percent": meter.client_cpu_percent,
+        # Where the machine's CPU went per message: on a shared 2-core machine the
+        # sum of these (plus the client's) is what bounds throughput.
+        "client_cpu_ms_per_msg": round(1000 * meter.cpu / sent, 3),
+        "server_cpu_ms_per_msg": server.per_message_ms(sent),
     }
 
 
