@@ -32,8 +32,6 @@ from outlast.config import FAST_HASH_TOML
 from outlast.log.engine import free_port
 from outlast.runtime import run as run_loop
 
-FAST_HASH = FAST_HASH_TOML
-
 
 def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
@@ -54,7 +52,7 @@ class Embedded:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-"))
         self.port = free_port()
         (self.dir / "bench.toml").write_text(
-            FAST_HASH + "\n[limits]\nmax_request_bytes = 1048576\n"
+            FAST_HASH_TOML + "\n[limits]\nmax_request_bytes = 1048576\n"
         )
         self.proc = subprocess.Popen(
             [
@@ -96,7 +94,7 @@ class Embedded:
 class LocalCluster:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-cluster-"))
-        (self.dir / "site.toml").write_text(FAST_HASH)
+        (self.dir / "site.toml").write_text(FAST_HASH_TOML)
         out = subprocess.run(
             [
                 sys.executable,
