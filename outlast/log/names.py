@@ -80,8 +80,10 @@ def control_streams() -> list[StreamSpec]:
     ]
 
 
-def health_subject(site: str) -> str:
-    return f"{PREFIX}.health.{token(site)}"
+def health_subject(site: str, worker: str = "") -> str:
+    """One subject per worker (the stream keeps the last message of each)."""
+    base = f"{PREFIX}.health.{token(site)}"
+    return f"{base}.{token(worker)}" if worker else base
 
 
 def drill_subject(drill_id: str) -> str:

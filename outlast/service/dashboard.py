@@ -33,6 +33,7 @@ from outlast.log.names import (
     MEDIA_BUCKET,
     PREFIX,
     control_streams,
+    health_subject,
 )
 from outlast.service.context import SiteContext
 from outlast.service.health import Health
@@ -48,6 +49,8 @@ LOOKUP_TIMEOUT = 1.5  # per JetStream request; a stream without a leader must no
 STATUS_CACHE_SECONDS = 0.5  # many open dashboards cost one computation per half second
 DRILLS_SHOWN = 20
 MAX_SITES = 64
+MAX_REPORTS = MAX_SITES * 8  # one per worker subject, old generations included
+FORGET_SECONDS = 60.0  # a worker silent this long no longer counts for its site
 MAX_DRILLS_READ_PER_CALL = 200
 
 _NOT_THERE = (nats.js.errors.NotFoundError,)
@@ -162,11 +165,11 @@ class Dashboard:
     # --- sites -----------------------------------------------------------------
 
     async def _reports(self) -> dict[str, dict[str, Any]]:
-        """The latest self-report of every site, by site name."""
-        reports: dict[str, dict[str, Any]] = {}
+        """The latest self-report of every site (its workers' merged), by site name."""
+        by_site: dict[str, dict[str, dict[str, Any]]] = {}
         seq = 1
         try:
-            for _ in range(MAX_SITES * 2):
+            for _ in range(MAX_REPORTS):
                 msg = await asyncio.wait_for(
                     self.ctx.log.js.get_msg(
                         HEALTH_STREAM, seq, subject=f"{PREFIX}.health.>", direct=True, next=True
@@ -179,8 +182,8 @@ class Dashboard:
                 except ValueError:
                     continue
                 site = data.get("site")
-                if isinstance(site, str) and site:
-                    reports[site] = data
+                if isinstance(site, str) and site and isinstance(data, dict):
+                    by_site.setdefault(site, {})[str(msg.subject)] = data
         except _NOT_THERE:
             pass  # read past the last report
         except _NO_ANSWER:
@@ -189,10 +192,13 @@ class Dashboard:
             log.warning("reading health reports failed", exc_info=True)
         own = self.health.last_report if self.health is not None else None
         if own is not None:
-            stored = reports.get(self.site)
+            # This worker's newest measurement may not have reached the log yet.
+            key = health_subject(self.site, str(own.get("worker_key") or ""))
+            stored = by_site.setdefault(self.site, {}).get(key)
             if stored is None or float(stored.get("time") or 0) <= float(own.get("time") or 0):
-                reports[self.site] = own
-        return reports
+                by_site[self.site][key] = own
+        now = time.time()
+        return {site: merge_worker_reports(list(r.values()), now) for site, r in by_site.items()}
 
     def _sites(
         self, reports: dict[str, dict[str, Any]], nodes: list[dict[str, Any]], health_electing: bool
@@ -248,6 +254,7 @@ class Dashboard:
                     "view_lag_by_stream": report.get("view_lag_by_stream") or {},
                     "write_rate": report.get("write_rate"),
                     "sync_waiters": report.get("sync_waiters"),
+                    "workers": report.get("workers") or [],
                     "route_peers": report.get("route_peers"),
                     "url": report.get("url") or "",
                     "reported_at": stamp,
@@ -375,3 +382,41 @@ class Dashboard:
 
 def install(services: Services) -> None:
     services.features["dashboard"] = Dashboard(services.ctx, services.health_check)
+
+
+def merge_worker_reports(reports: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """One site's report from the latest report of each of its workers.
+
+    The site is ready when every worker still reporting is; rates and parked
+    long-polls add up over them. A worker silent for longer than
+    ``FORGET_SECONDS`` (stopped, or from before a rebuild) is left out.
+    """
+
+    def age(report: dict[str, Any]) -> float:
+        stamp = report.get("time")
+        return now - float(stamp) if isinstance(stamp, (int, float)) else float("inf")
+
+    recent = [r for r in reports if age(r) <= FORGET_SECONDS] or reports
+    freshest = min(recent, key=age)
+    fresh = [r for r in recent if age(r) <= STALE_SECONDS]
+    not_ready = [r for r in fresh if not r.get("ready")]
+    # A worker that is not ready explains the site's state (its flags say why).
+    merged = dict(not_ready[0] if not_ready else freshest)
+    merged["time"] = freshest.get("time")
+    merged["ready"] = bool(fresh) and not not_ready
+    if fresh:
+        merged["write_rate"] = round(sum(float(r.get("write_rate") or 0) for r in fresh), 2)
+        merged["sync_waiters"] = sum(int(r.get("sync_waiters") or 0) for r in fresh)
+        merged["view_lag"] = max(int(r.get("view_lag") or 0) for r in fresh)
+    merged["workers"] = [
+        {
+            "pid": r.get("worker"),
+            "ready": bool(r.get("ready")),
+            "report_age_seconds": round(max(0.0, age(r)), 1),
+            "write_rate": r.get("write_rate"),
+            "sync_waiters": r.get("sync_waiters"),
+            "view_lag": r.get("view_lag"),
+        }
+        for r in sorted(recent, key=lambda r: str(r.get("worker")))
+    ]
+    return merged

@@ -25,10 +25,12 @@ alive from state it holds itself (see outlast/service/dashboard.py).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -91,6 +93,11 @@ class Health:
         self._timer: asyncio.Task[None] | None = None
         self._stopping = False
         self._http: aiohttp.ClientSession | None = None
+        # Which worker of the site this is, stable across its restarts: each
+        # worker has its own view file. Every worker reports on its own subject,
+        # so a site with several workers shows all of them, not the last to report.
+        view = Path(ctx.config.view_path).resolve()
+        self.worker_key = hashlib.sha256(str(view).encode()).hexdigest()[:12]
 
     async def report(self) -> dict[str, Any]:
         async with self._lock:
@@ -135,6 +142,7 @@ class Health:
             "write_rate": self.write_rate.per_second(),
             "node": self._node_name(),
             "worker": os.getpid(),
+            "worker_key": self.worker_key,
             "url": self._public_url(),
             "time": time.time(),
         }
@@ -204,7 +212,9 @@ class Health:
         site = self.ctx.config.server.site
         fact = {"op": "probe", **report}
         try:
-            await asyncio.wait_for(self.ctx.log.append(health_subject(site), fact), 1.0)
+            await asyncio.wait_for(
+                self.ctx.log.append(health_subject(site, self.worker_key), fact), 1.0
+            )
         except Exception:  # noqa: BLE001 - informational
             return False
         return True

@@ -339,6 +339,7 @@
         stat("view_lag", "View lag"),
         stat("write_rate", "Writes/s"),
         stat("sync_waiters", "Sync waiters"),
+        stat("workers", "Workers ready"),
         stat("age", "Last report")),
       h("p", { class: "site-links", "data-field": "links" }));
     card.querySelector(".site-swatch").classList.add(`swatch-${swatch(name)}`);
@@ -360,6 +361,9 @@
       ? "–" : `${fmtNumber(site.view_lag)} msg`;
     field("write_rate").textContent = fmtNumber(site.write_rate, 1);
     field("sync_waiters").textContent = fmtNumber(site.sync_waiters);
+    const workers = site.workers || [];
+    field("workers").textContent = workers.length
+      ? `${workers.filter((w) => w.ready).length} of ${workers.length}` : "–";
     field("age").textContent = fmtAge(site.report_age_seconds);
     const links = field("links");
     const href = site.local ? "/_outlast/metrics" : (site.url ? `${site.url}/_outlast/metrics` : "");
