@@ -17,6 +17,10 @@ from outlast.drill import faults, record
 from outlast.drill.load import Load
 from outlast.drill.verdict import StoredEvent, judge, write_gap
 
+# How long the survivors' views get to show every acknowledged message before
+# what is still missing counts as lost (they re-follow streams whose leader burned).
+SETTLE_TIMEOUT = 60.0
+
 
 @dataclass
 class DrillOptions:
@@ -131,9 +135,10 @@ class Drill:
             readers = [n for n in sites if o.fault != "fire" or n != victim_name]
             if o.fault != "fire":
                 await self._wait_healthy(readers)
-            timelines = await self._read(load, readers)
+            timelines, settle_s = await self._read_settled(load, readers)
             verdict = judge(load.sends(), timelines)
             report = self._report(load, victim_name, fault_at, recovered_at, verdict.as_dict())
+            report["views_settled_after_s"] = settle_s
             report["write_gap"] = write_gap(
                 fault_at, {u.name: u.ack_times for u in load.users}, until=load_ended
             )
@@ -164,12 +169,43 @@ class Drill:
             await asyncio.sleep(0.5)
         raise TimeoutError(f"sites {names} not healthy {timeout}s after the fault was undone")
 
-    async def _read(self, load: Load, names: list[str]) -> dict[str, dict[str, list[StoredEvent]]]:
+    async def _read_settled(
+        self, load: Load, names: list[str], timeout: float = SETTLE_TIMEOUT
+    ) -> tuple[dict[str, dict[str, list[StoredEvent]]], float]:
+        """Read every site's timelines once each holds every acknowledged message,
+        or after ``timeout``; and how long after the load ended that took.
+
+        An acknowledged message is committed on a quorum, but a surviving site's
+        view may still be re-following a stream whose leader burned: reading it
+        at that moment would report a message as lost that the site is about to
+        show. Lost means still missing once the views have had time to apply
+        the log, so the read is repeated until nothing acknowledged is missing
+        (or the time is up, and what is missing then is reported lost).
+        """
+        started = time.monotonic()
+        acked = {s.event_id for s in load.sends() if s.acked}
+        first = True
+        while True:
+            timelines = await self._read(load, names, quiet=not first)
+            first = False
+            missing = any(
+                acked - {e.event_id for events in rooms.values() for e in events}
+                for rooms in timelines.values()
+            )
+            waited = time.monotonic() - started
+            if not missing or waited >= timeout:
+                return timelines, round(waited, 3)
+            await asyncio.sleep(0.5)
+
+    async def _read(
+        self, load: Load, names: list[str], quiet: bool = False
+    ) -> dict[str, dict[str, list[StoredEvent]]]:
         reader = load.users[0]
         urls = {s["name"]: s["url"] for s in self.description["sites"]}
         out: dict[str, dict[str, list[StoredEvent]]] = {}
         for name in names:
-            self.say(f"reading {len(load.rooms)} timelines back through site {name}")
+            if not quiet:
+                self.say(f"reading {len(load.rooms)} timelines back through site {name}")
             rooms = {}
             for room_id in load.rooms:
                 events = await load.timeline(urls[name], room_id, reader.token)

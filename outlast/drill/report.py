@@ -28,6 +28,11 @@ def summary(report: dict[str, Any]) -> str:
             f"  client-visible write gap (s): min {gap['min']}  median {gap['median']}  "
             f"p99 {gap['p99']}  max {gap['max']}  over {int(gap['clients'])} clients"
         )
+    if report.get("views_settled_after_s") is not None:
+        lines.append(
+            f"  timelines read back {report['views_settled_after_s']}s after the load ended "
+            "(re-read until every acknowledged message showed, at most 60 s)"
+        )
     if report.get("recovered_at_s") is not None:
         lines.append(f"  fault undone at t={report['recovered_at_s']:.1f}s")
     if report.get("rebuild"):

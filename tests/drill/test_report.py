@@ -68,6 +68,12 @@ def test_summary_names_the_key_figures() -> None:
     assert "in-doubt sends resolved by retry: 6" in text
     assert "never acknowledged: 4 (of which stored: 1)" in text
     assert "min 6.73  median 7.018  p99 7.509  max 7.509  over 6 clients" in text
+    assert "read back" not in text  # older records carry no settle time
+
+
+def test_summary_says_when_the_timelines_were_read() -> None:
+    text = summary({**synthetic_report(), "views_settled_after_s": 2.5})
+    assert "timelines read back 2.5s after the load ended" in text
     assert "fault undone at t=10.5s" in text
     assert "rebuild" not in text
     assert text.rstrip().endswith("verdict: PASS")
