@@ -10,10 +10,11 @@ Layout::
                          outlast.users.<user>.session    login/logout/devices
                          outlast.users.<user>.data       filters, forgotten rooms
                          outlast.users.<user>.<kind>     profile, account_data, presence,
-                                                         devices, keys, todevice, push
+                                                         devices, keys, todevice, push,
+                                                         cross_signing
     OUTLAST_DIRECTORY    outlast.alias.<alias>           alias -> room (fenced, unique)
     OUTLAST_ROOMS_<p>    outlast.rooms.<p>.<room>.state     state events (fenced on itself)
-                         outlast.rooms.<p>.<room>.timeline  messages (fenced on .state)
+                         outlast.rooms.<p>.<room>.timeline  messages (re-checked when applied)
                          outlast.rooms.<p>.<room>.receipt   receipts, read markers
                          outlast.rooms.<p>.<room>.directory room directory listing
     OUTLAST_HEALTH       outlast.health.<site>           write probes (one kept per site)
@@ -115,6 +116,11 @@ def user_subject(user_id: str, kind: str) -> str:
 def device_keys_subject(user_id: str, device_id: str) -> str:
     """Every key fact of one device (one-time-key claims are fenced on it)."""
     return f"{user_subject(user_id, 'keys')}.{token(device_id)}"
+
+
+def cross_signing_subject(user_id: str) -> str:
+    """A user's cross-signing keys and the signatures they upload (key uploads are fenced on it)."""
+    return user_subject(user_id, "cross_signing")
 
 
 def directory_subject(room_id: str, partitions: int) -> str:

@@ -93,7 +93,8 @@ def _device_exists(conn: sqlite3.Connection, user_id: str, device_id: str) -> bo
     return row is not None
 
 
-def _changed(conn: sqlite3.Connection, user_id: str, seq: int) -> set[str]:
+def record_device_change(conn: sqlite3.Connection, user_id: str, seq: int) -> set[str]:
+    """Record that the user's devices or keys changed at ``seq``; return whose /sync it reaches."""
     conn.execute("INSERT INTO device_list_changes (user_id, seq) VALUES (?, ?)", (user_id, seq))
     return _sharing(conn, user_id)
 
@@ -104,7 +105,7 @@ def _device_update(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
         "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?",
         (d.get("display_name"), d["user_id"], d["device_id"]),
     )
-    return _changed(conn, d["user_id"], msg.seq) if cur.rowcount else set()
+    return record_device_change(conn, d["user_id"], msg.seq) if cur.rowcount else set()
 
 
 def _device_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
@@ -147,7 +148,7 @@ def _keys_upload(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
                 " VALUES (?, ?, ?)",
                 (user_id, device_id, raw),
             )
-            affected = _changed(conn, user_id, msg.seq)
+            affected = record_device_change(conn, user_id, msg.seq)
     for key_id, key in (d.get("one_time_keys") or {}).items():
         algorithm, _, ident = key_id.partition(":")
         conn.execute(

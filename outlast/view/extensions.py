@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from outlast.view import (
     ext_account_data,
+    ext_cross_signing,
     ext_devices,
     ext_directory,
     ext_push,
@@ -17,6 +18,7 @@ EXTENSIONS: tuple[ViewExtension, ...] = (
     ext_directory.EXTENSION,
     ext_account_data.EXTENSION,
     ext_devices.EXTENSION,
+    ext_cross_signing.EXTENSION,  # after devices: it writes device_list_changes
     ext_redactions.EXTENSION,
     ext_push.EXTENSION,
 )

@@ -74,9 +74,38 @@ async def upload_keys(request: web.Request) -> web.Response:
 @routes.post("/keys/query")
 async def query_keys(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/keys/query"""
-    await requester(request)
+    who = await requester(request)
     body = await json_body(request)
-    return ok(request.app[REQUESTER_KEY].features["keys"].query(body.get("device_keys")))
+    keys = request.app[REQUESTER_KEY].features["keys"]
+    return ok(keys.query(body.get("device_keys"), who.user_id))
+
+
+@routes.post("/keys/device_signing/upload")
+async def upload_signing_keys(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/keys/device_signing/upload (user-interactive auth by
+    password to replace existing keys; none for the first upload or an identical retry)"""
+    who = await requester(request)
+    body = await json_body(request)
+
+    async def authenticate() -> None:
+        await password_auth(request, body, who.user_id)
+
+    await (
+        request.app[REQUESTER_KEY]
+        .features["keys"]
+        .upload_signing_keys(who.user_id, body, authenticate)
+    )
+    return ok()
+
+
+@routes.post("/keys/signatures/upload")
+async def upload_signatures(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/keys/signatures/upload"""
+    who = await requester(request)
+    body = await json_body(request)
+    return ok(
+        await request.app[REQUESTER_KEY].features["keys"].upload_signatures(who.user_id, body)
+    )
 
 
 @routes.post("/keys/claim")
