@@ -149,7 +149,7 @@ class Drill:
                 )
                 fresh = status(self.description)
                 self.description = fresh
-                rebuilt = await self._read(load, [victim_name])
+                rebuilt, _ = await self._read_settled(load, [victim_name])
                 result["identical"] = rebuilt[victim_name] == timelines[readers[0]]
                 report["rebuild"] = result
                 if not result["identical"]:
