@@ -29,7 +29,7 @@ from outlast.core import e2ee
 from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param, unavailable
 from outlast.core.ids import is_user_id, parse_user_id
 from outlast.core.tokens import SyncToken, parse_sync_token
-from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
+from outlast.log.client import Ack, FenceBusy, FenceFailed, LogUnavailable
 from outlast.log.names import USERS_STREAM, cross_signing_subject
 from outlast.log.names import device_keys_subject as names_device_keys_subject
 from outlast.service.accounts import Requester
@@ -156,7 +156,7 @@ class Keys:
         fenced on the user's cross-signing subject at the state the decision
         saw, so two concurrent "first" uploads cannot both skip auth.
         """
-        conn, log = self.ctx.conn, self.ctx.log
+        conn = self.ctx.conn
         wanted = {
             usage: check_cross_signing_key(body[field], user_id, usage)
             for field, usage in SIGNING_KEY_FIELDS.items()
@@ -186,16 +186,9 @@ class Keys:
                 authenticated = True
                 continue  # auth took a while: decide again against a fresh view
             fact = {"op": "cross_signing_keys", "user_id": user_id, "keys": new}
-            try:
-                ack = await log.append(subject, fact, expected_seq=seen)
-            except FenceBusy:
-                await asyncio.sleep(random.uniform(0.002, 0.02))
+            ack = await self._fenced_append(subject, fact, seen)
+            if ack is None:
                 continue
-            except FenceFailed:
-                await self._catch_up_subject(subject)
-                continue
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
             await self.ctx.applied(ack)
             return
         raise unavailable("cross-signing keys are changing too fast; retry")
@@ -293,7 +286,7 @@ class Keys:
     async def _claim_one(
         self, user_id: str, device_id: str, algorithm: str
     ) -> dict[str, Any] | None:
-        conn, log = self.ctx.conn, self.ctx.log
+        conn = self.ctx.conn
         subject = device_keys_subject(user_id, device_id)
         deadline = time.monotonic() + CLAIM_BUDGET_SECONDS
         while time.monotonic() < deadline:
@@ -310,16 +303,9 @@ class Keys:
                 "algorithm": algorithm,
                 "key_id": key_id,
             }
-            try:
-                ack = await log.append(subject, fact, expected_seq=seen)
-            except FenceBusy:
-                await asyncio.sleep(random.uniform(0.002, 0.02))
+            ack = await self._fenced_append(subject, fact, seen)
+            if ack is None:
                 continue
-            except FenceFailed:
-                await self._catch_up_subject(subject)
-                continue
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
             await self.ctx.applied(ack)
             return {f"{algorithm}:{key_id}": key}
         raise unavailable("one-time keys are being claimed too fast; retry")
@@ -345,6 +331,21 @@ class Keys:
             except LogUnavailable as exc:
                 raise log_unavailable(exc) from exc
         return {f"{algorithm}:{key_id}": key}
+
+    async def _fenced_append(self, subject: str, fact: dict[str, Any], seen: int) -> Ack | None:
+        """Append ``fact`` only if ``seen`` is still the subject's last sequence.
+
+        None when the fence was busy or lost: the caller decides again (after
+        a short pause, or once this view has caught up with the subject)."""
+        try:
+            return await self.ctx.log.append(subject, fact, expected_seq=seen)
+        except FenceBusy:
+            await asyncio.sleep(random.uniform(0.002, 0.02))
+        except FenceFailed:
+            await self._catch_up_subject(subject)
+        except LogUnavailable as exc:
+            raise log_unavailable(exc) from exc
+        return None
 
     async def _catch_up_subject(self, subject: str) -> None:
         """Wait until this view has applied the subject's latest fact."""
