@@ -20,7 +20,10 @@ from nio import (
     SyncResponse,
 )
 
+from tests.servers import OutlastProcess
+
 T = TypeVar("T", bound=Response)
+V3 = "/_matrix/client/v3"
 
 # No endless retries: a test sees the server's real answer (429s, timeouts) at once.
 CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, request_timeout=30)
@@ -84,6 +87,53 @@ async def api(
             return resp.status, json.loads(raw) if raw else None
         except ValueError:
             return resp.status, raw
+
+
+async def raw_user(server: OutlastProcess, name: str) -> dict[str, str]:
+    """Register ``name`` (password ``pw-<name>``) through the raw API."""
+    status, body = await api(
+        "POST",
+        server.url + V3 + "/register",
+        {"username": name, "password": f"pw-{name}", "auth": {"type": "m.login.dummy"}},
+    )
+    assert status == 200, body
+    return {
+        "name": name,
+        "user_id": body["user_id"],
+        "token": body["access_token"],
+        "device_id": body["device_id"],
+    }
+
+
+async def call(
+    server: OutlastProcess,
+    method: str,
+    path: str,
+    who: dict[str, str],
+    body: Any = None,
+    params: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """A client-server API call (``path`` below /_matrix/client/v3) as ``who``."""
+    return await api(method, server.url + V3 + path, body, token=who["token"], params=params)
+
+
+async def watch_device_lists(
+    server: OutlastProcess, alice: dict[str, str], bob: dict[str, str]
+) -> tuple[str, str, asyncio.Task[tuple[int, Any]]]:
+    """Alice and Bob share a new room; Alice long-polls /sync from there.
+
+    Returns the room id, the sync token the poll started from, and the poll."""
+    status, room = await call(server, "POST", "/createRoom", alice, {"invite": [bob["user_id"]]})
+    assert status == 200
+    status, _ = await call(server, "POST", f"/rooms/{room['room_id']}/join", bob, {})
+    assert status == 200
+    _, first = await call(server, "GET", "/sync", alice)
+    since = str(first["next_batch"])
+    poll = asyncio.create_task(
+        call(server, "GET", "/sync", alice, params={"since": since, "timeout": "20000"})
+    )
+    await asyncio.sleep(0.3)
+    return str(room["room_id"]), since, poll
 
 
 async def sync(client: AsyncClient, **kwargs: Any) -> SyncResponse:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import api
+from tests.e2e.helpers import api, call, raw_user, watch_device_lists
 from tests.servers import OutlastProcess, start_outlast
 
 V3 = "/_matrix/client/v3"
@@ -34,30 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutlastProcess]
 
 
 async def user(server: OutlastProcess, name: str) -> dict[str, str]:
-    name = f"{name}{next(_names)}"
-    status, body = await api(
-        "POST",
-        server.url + V3 + "/register",
-        {"username": name, "password": f"pw-{name}", "auth": {"type": "m.login.dummy"}},
-    )
-    assert status == 200, body
-    return {
-        "name": name,
-        "user_id": body["user_id"],
-        "token": body["access_token"],
-        "device_id": body["device_id"],
-    }
-
-
-async def call(
-    server: OutlastProcess,
-    method: str,
-    path: str,
-    who: dict[str, str],
-    body: Any = None,
-    params: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    return await api(method, server.url + V3 + path, body, token=who["token"], params=params)
+    """A new user, its name made unique: the tests share one server."""
+    return await raw_user(server, f"{name}{next(_names)}")
 
 
 def public_key() -> str:
@@ -404,17 +382,7 @@ def device_keys_sig(device: dict[str, Any], who: dict[str, str]) -> str:
 async def test_cross_signing_changes_reach_device_lists(server: OutlastProcess) -> None:
     alice, bob = await user(server, "alice"), await user(server, "bob")
     stranger = await user(server, "stranger")
-    status, room = await call(server, "POST", "/createRoom", alice, {"invite": [bob["user_id"]]})
-    assert status == 200
-    status, _ = await call(server, "POST", f"/rooms/{room['room_id']}/join", bob, {})
-    assert status == 200
-    _, first = await call(server, "GET", "/sync", alice)
-    since = first["next_batch"]
-
-    poll = asyncio.create_task(
-        call(server, "GET", "/sync", alice, params={"since": since, "timeout": "20000"})
-    )
-    await asyncio.sleep(0.3)
+    _, since, poll = await watch_device_lists(server, alice, bob)
     for who in (bob, stranger):
         status, _ = await call(server, "POST", "/keys/device_signing/upload", who, full_set(who))
         assert status == 200

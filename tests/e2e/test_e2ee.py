@@ -26,7 +26,17 @@ from nio import (
 )
 
 from outlast.log.engine import NatsNode, NodeSpec, free_port
-from tests.e2e.helpers import api, close_all, eventually, expect, sync, text
+from tests.e2e.helpers import (
+    api,
+    call,
+    close_all,
+    eventually,
+    expect,
+    sync,
+    text,
+    watch_device_lists,
+)
+from tests.e2e.helpers import raw_user as user
 from tests.servers import OutlastProcess, start_outlast
 
 V3 = "/_matrix/client/v3"
@@ -111,24 +121,6 @@ async def test_two_nio_clients_exchange_an_encrypted_message(
 # ---- the raw API -----------------------------------------------------------------
 
 
-async def user(server: OutlastProcess, name: str) -> dict[str, str]:
-    status, body = await api(
-        "POST",
-        server.url + V3 + "/register",
-        {
-            "username": name,
-            "password": f"pw-{name}",
-            "auth": {"type": "m.login.dummy"},
-        },
-    )
-    assert status == 200, body
-    return {
-        "user_id": body["user_id"],
-        "token": body["access_token"],
-        "device_id": body["device_id"],
-    }
-
-
 async def second_device(server: OutlastProcess, name: str) -> dict[str, str]:
     status, body = await api(
         "POST",
@@ -163,17 +155,6 @@ def otks(count: int, start: int = 0) -> dict[str, Any]:
         f"signed_curve25519:K{i:03d}": {"key": f"otk-{i}", "signatures": {}}
         for i in range(start, start + count)
     }
-
-
-async def call(
-    server: OutlastProcess,
-    method: str,
-    path: str,
-    who: dict[str, str],
-    body: Any = None,
-    params: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    return await api(method, server.url + V3 + path, body, token=who["token"], params=params)
 
 
 async def test_upload_query_and_validation(server: OutlastProcess) -> None:
@@ -337,17 +318,7 @@ async def test_send_to_device_reaches_the_right_device_once(server: OutlastProce
 async def test_key_changes_and_device_lists(server: OutlastProcess) -> None:
     alice, bob = await user(server, "alice"), await user(server, "bob")
     stranger = await user(server, "stranger")
-    status, room = await call(server, "POST", "/createRoom", alice, {"invite": [bob["user_id"]]})
-    assert status == 200
-    status, _ = await call(server, "POST", f"/rooms/{room['room_id']}/join", bob, {})
-    assert status == 200
-    _, first = await call(server, "GET", "/sync", alice)
-    since = first["next_batch"]
-
-    poll = asyncio.create_task(
-        call(server, "GET", "/sync", alice, params={"since": since, "timeout": "20000"})
-    )
-    await asyncio.sleep(0.3)
+    room_id, since, poll = await watch_device_lists(server, alice, bob)
     for who in (bob, stranger):
         status, _ = await call(
             server, "POST", "/keys/upload", who, {"device_keys": device_keys(who)}
@@ -372,7 +343,7 @@ async def test_key_changes_and_device_lists(server: OutlastProcess) -> None:
     assert status == 400
 
     # Bob leaving the only shared room puts him in "left".
-    status, _ = await call(server, "POST", f"/rooms/{room['room_id']}/leave", bob, {})
+    status, _ = await call(server, "POST", f"/rooms/{room_id}/leave", bob, {})
     assert status == 200
     _, body = await call(
         server, "GET", "/sync", alice, params={"since": body["next_batch"], "timeout": "5000"}

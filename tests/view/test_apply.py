@@ -6,17 +6,12 @@ import itertools
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from outlast.log import names
 from outlast.log.client import LogMessage
 from outlast.view.apply import apply_message
 from outlast.view.state_cache import BatchStates, StateCache
-from outlast.view.store import open_db
 
 PARTITIONS = 1
 STREAMS = [s.name for s in names.all_streams(PARTITIONS)]
@@ -64,15 +59,6 @@ class View:
     def value(self, sql: str, *args: Any) -> Any:
         row = self.conn.execute(sql, args).fetchone()
         return None if row is None else row[0]
-
-
-@pytest.fixture
-def view(tmp_path: Path) -> Iterator[View]:
-    conn = open_db(tmp_path / "view.sqlite", STREAMS)
-    try:
-        yield View(conn)
-    finally:
-        conn.close()
 
 
 # --- builders ---------------------------------------------------------------

@@ -3,25 +3,13 @@ and signatures go with the keys and devices they involve (outlast.view.ext_cross
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from outlast.log import names
 from outlast.view import ext_cross_signing as xs
-from outlast.view.store import open_db
-from tests.view.test_apply import ALICE, BOB, STREAMS, View, device, register
-
-
-@pytest.fixture
-def view(tmp_path: Path) -> Iterator[View]:
-    conn = open_db(tmp_path / "view.sqlite", STREAMS)
-    try:
-        yield View(conn)
-    finally:
-        conn.close()
+from tests.view.test_apply import ALICE, BOB, View, device, register
 
 
 def key(user: str, usage: str, pub: str) -> dict[str, Any]:
