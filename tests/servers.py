@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,18 @@ server_name = "localhost"
 partitions = {partitions}
 {log_extra}
 """
+
+
+def eventually(probe: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Call ``probe`` every 0.1 s until it returns something truthy, and return that;
+    fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} ({timeout} s)")
 
 
 def free_port() -> int:

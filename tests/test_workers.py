@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.servers import OutlastProcess, http_json, start_outlast
+from tests.servers import OutlastProcess, eventually, http_json, start_outlast
 
 pytestmark = pytest.mark.slow
 
@@ -35,16 +35,6 @@ def site(tmp_path: Path) -> Iterator[OutlastProcess]:
         yield proc
     finally:
         proc.stop()
-
-
-def eventually(probe: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def register(site: OutlastProcess, name: str) -> str:

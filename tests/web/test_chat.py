@@ -8,14 +8,13 @@ collect console errors, page errors and CSP violations.
 from __future__ import annotations
 
 import re
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers import OutlastProcess, http_json, launch
+from tests.servers import OutlastProcess, eventually, http_json, launch
 from tests.web.conftest import PHONE, SCREENSHOTS, TIMEOUT_MS, csp_violations, new_page, problems
 
 pytestmark = pytest.mark.slow
@@ -103,12 +102,7 @@ def sent_message(page: Any, text: str) -> Any:
 
 
 def wait_until(predicate: Any, what: str, timeout: float = TIMEOUT_MS / 1000) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    eventually(predicate, timeout, what)
 
 
 def make_png(path: Path, size: tuple[int, int] = (480, 320)) -> Path:
