@@ -31,12 +31,7 @@ def dumps(value: Any) -> bytes:
 
 def dumps_text(value: Any) -> str:
     """The same as ``dumps``, as text (SQLite TEXT columns)."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(value).decode("utf-8")
-        except TypeError:
-            pass
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return dumps(value).decode("utf-8")
 
 
 def canonical(value: Any) -> bytes:
