@@ -155,19 +155,12 @@ class LogClient:
         payload: dict[str, Any],
         *,
         msg_id: str | None = None,
-        fence_subject: str | None = None,
         expected_seq: int | None = None,
     ) -> Ack:
         """:meth:`_append`, with its outcome told to the observers."""
         outcome = "error"
         try:
-            ack = await self._append(
-                subject,
-                payload,
-                msg_id=msg_id,
-                fence_subject=fence_subject,
-                expected_seq=expected_seq,
-            )
+            ack = await self._append(subject, payload, msg_id=msg_id, expected_seq=expected_seq)
             outcome = "ok"
             return ack
         except FenceFailed:
@@ -189,13 +182,12 @@ class LogClient:
         payload: dict[str, Any],
         *,
         msg_id: str | None = None,
-        fence_subject: str | None = None,
         expected_seq: int | None = None,
     ) -> Ack:
         """Publish one fact and wait until the log has committed it.
 
         With ``expected_seq`` the write only commits if the last message on
-        ``fence_subject`` (default: ``subject``) has exactly that sequence
+        ``subject`` has exactly that sequence
         (0: no message yet). With ``msg_id`` a repeat within the stream's
         duplicate window returns the original sequence instead of storing again.
         """
@@ -204,8 +196,6 @@ class LogClient:
             headers["Nats-Msg-Id"] = msg_id
         if expected_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_seq)
-            if fence_subject is not None and fence_subject != subject:
-                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = fence_subject
         try:
             ack = await self.js.publish(
                 subject, encode(payload), timeout=self.publish_timeout, headers=headers or None
