@@ -169,9 +169,12 @@ def _apply(section: Any, values: dict[str, Any], where: str) -> None:
         current = getattr(section, key)
         if isinstance(current, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key} must be true or false")
-        if isinstance(current, int) and not isinstance(current, bool):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{where}.{key} must be a whole number")
+        if (
+            isinstance(current, int)
+            and not isinstance(current, bool)
+            and (not isinstance(value, int) or isinstance(value, bool))
+        ):
+            raise ConfigError(f"{where}.{key} must be a whole number")
         if isinstance(current, float):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ConfigError(f"{where}.{key} must be a number")

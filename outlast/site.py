@@ -174,7 +174,7 @@ class Site:
                     duplicate_window=float(self.config.log.duplicate_window_seconds),
                 )
                 return
-            except Exception as exc:  # noqa: BLE001 - JetStream may still be electing
+            except Exception as exc:  # JetStream may still be electing
                 if time.monotonic() > deadline:
                     raise
                 log.info("waiting for JetStream to accept stream setup: %s", exc)
@@ -192,7 +192,7 @@ class Site:
             try:
                 await projector.start()
                 return
-            except Exception as exc:  # noqa: BLE001 - JetStream may still be electing
+            except Exception as exc:  # JetStream may still be electing
                 if time.monotonic() > deadline:
                     raise
                 log.info("waiting for JetStream to accept the view's consumers: %s", exc)
@@ -219,7 +219,7 @@ class Site:
             for hook in self.services.ctx.extensions.on_stop:
                 try:
                     await hook()
-                except Exception:  # noqa: BLE001 - stopping is best effort
+                except Exception:  # stopping is best effort
                     log.exception("stop hook failed")
             await self.services.projector.stop()
             self.services.ctx.conn.close()

@@ -308,7 +308,7 @@ class Supervisor:
         try:
             result = await work(progress)
             await progress("RESULT " + json.dumps(result))
-        except Exception as exc:  # noqa: BLE001 - reported to the caller
+        except Exception as exc:  # reported to the caller
             log.exception("control action failed")
             await progress("ERROR " + json.dumps({"error": str(exc)}))
         await response.write_eof()
@@ -379,7 +379,7 @@ async def run_cluster(
             os.close(ready_fd)
         await supervisor.stopping.wait()
         await progress("stopping every site")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported, and the exit code says it failed
         print(f"cluster: failed: {exc}", file=sys.stderr, flush=True)
         if ready_fd is not None:
             with contextlib.suppress(OSError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -40,7 +41,7 @@ class DrillOptions:
 
 
 def status(description: dict[str, Any]) -> dict[str, Any]:
-    with urllib.request.urlopen(description["control_url"] + "/status", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(description["control_url"] + "/status", timeout=10) as resp:
         data: dict[str, Any] = json.loads(resp.read())
         return data
 
@@ -51,7 +52,7 @@ def leader_counts(description: dict[str, Any]) -> dict[str, int]:
     for site in description["sites"]:
         try:
             url = site["monitor_url"] + "/jsz?streams=true&accounts=true"
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=5) as resp:
                 jsz = json.loads(resp.read())
         except OSError:
             continue
@@ -90,10 +91,8 @@ class Drill:
                 f"  t={t:5.1f}s sent={c.sent} acked={c.acked} errors={c.errors} "
                 f"retries={c.retries} | {health}"
             )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-            except TimeoutError:
-                pass
 
     async def run(self) -> dict[str, Any]:
         o = self.o

@@ -10,6 +10,7 @@ space; anything unrouted is ``unmatched``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -165,10 +166,9 @@ class Metrics:
         """The text exposition, with the health measurement (and so the lag) refreshed."""
         health = self.services.health_check
         if health is not None:
-            try:
+            # Serve the last known values if the measurement fails or is slow.
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(health.report(), REFRESH_TIMEOUT)
-            except Exception:  # noqa: BLE001 - serve the last known values
-                pass
         return generate_latest(self.registry)
 
 

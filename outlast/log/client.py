@@ -121,7 +121,7 @@ class LogClient:
         if self._nc is not None:
             try:
                 await asyncio.wait_for(self._nc.close(), timeout=5)
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:  # closing is best effort
                 log.debug("closing nats connection failed", exc_info=True)
             self._nc = None
             self._js = None

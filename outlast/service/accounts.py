@@ -96,7 +96,7 @@ class Accounts:
             round_, self._next_catch_up = self._next_catch_up, None
             try:
                 caught_up = await self.ctx.catch_up(names.USERS_STREAM)
-            except Exception:  # never leave callers waiting on a failed round
+            except Exception:  # noqa: BLE001 - never leave callers waiting on a failed round
                 caught_up = False
             round_.set_result(caught_up)
 

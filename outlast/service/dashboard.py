@@ -188,7 +188,7 @@ class Dashboard:
             pass  # read past the last report
         except _NO_ANSWER:
             log.debug("health reports unavailable", exc_info=True)
-        except Exception:  # noqa: BLE001 - the page shows what it has
+        except Exception:  # the page shows what it has
             log.warning("reading health reports failed", exc_info=True)
         own = self.health.last_report if self.health is not None else None
         if own is not None:
@@ -372,7 +372,7 @@ class Dashboard:
             pass
         except _NO_ANSWER:
             log.debug("drill records unavailable", exc_info=True)
-        except Exception:  # noqa: BLE001 - shown from what was read before
+        except Exception:  # shown from what was read before
             log.warning("reading drill records failed", exc_info=True)
         newest = sorted(self._drills, reverse=True)[:DRILLS_SHOWN]
         for seq in [s for s in self._drills if s not in newest]:

@@ -170,7 +170,7 @@ class Health:
         while not self._stopping:
             try:
                 await self.report()
-            except Exception:  # noqa: BLE001 - the next round tries again
+            except Exception:  # the next round tries again
                 log.debug("self-report failed", exc_info=True)
             await asyncio.sleep(REPORT_INTERVAL)
 

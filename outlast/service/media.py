@@ -15,6 +15,7 @@ contain dots, so these names are never addressable as media).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import secrets
@@ -269,12 +270,10 @@ class MediaRepository:
 
     async def _cache(self, name: str, data: bytes | None, metadata: dict[str, str]) -> None:
         """Best effort: a lost race or an unavailable log only costs a re-render later."""
-        try:
+        with contextlib.suppress(AlreadyWritten, LogUnavailable):
             await self.bucket.put(
                 name, io.BytesIO(data) if data else None, metadata, expected_seq=0
             )
-        except (AlreadyWritten, LogUnavailable):
-            pass
 
 
 def _ready(user_id: str, content_type: str | None, filename: str | None) -> dict[str, str]:

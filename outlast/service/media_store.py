@@ -85,7 +85,7 @@ class ObjectBucket:
                 # nats-py overwrites config.bucket with its first argument.
                 await self.log.js.create_object_store(self.bucket, config=config)
                 return
-            except Exception as exc:  # noqa: BLE001 - JetStream may still be electing
+            except Exception as exc:  # JetStream may still be electing
                 if getattr(exc, "err_code", None) == STREAM_NAME_IN_USE:
                     return  # created earlier with other settings: use it as it is
                 if time.monotonic() > deadline:
@@ -186,7 +186,7 @@ class ObjectBucket:
     async def _purge(self, chunk_subject: str) -> None:
         try:
             await self.log.js.purge_stream(self.stream, subject=chunk_subject)
-        except Exception:  # noqa: BLE001 - orphaned chunks are only wasted space
+        except Exception:  # orphaned chunks are only wasted space
             log.warning("could not purge %s", chunk_subject, exc_info=True)
 
     async def read(self, obj: StoredObject) -> AsyncIterator[bytes]:

@@ -207,9 +207,7 @@ class Messages:
             "chunk": chunk,
             "start": encode_boundary(start) if start else "t0_0",
         }
-        if not exhausted and cursor is not None and (chunk or limit == 0):
-            body["end"] = encode_boundary(cursor)
-        elif not exhausted and cursor is not None:
+        if not exhausted and cursor is not None:
             body["end"] = encode_boundary(cursor)
         return body
 

@@ -16,9 +16,9 @@ def render(row: sqlite3.Row, device_id: str | None, user_id: str | None = None) 
     event: dict[str, Any] = json.loads(row["json"])
     unsigned = dict(event.get("unsigned") or {})
     unsigned["age"] = max(0, now_ms() - int(event.get("origin_server_ts", 0)))
-    if row["txn_id"] is not None and device_id is not None and row["txn_device"] == device_id:
-        if user_id is None or row["sender"] == user_id:
-            unsigned["transaction_id"] = row["txn_id"]
+    own_device = device_id is not None and row["txn_device"] == device_id
+    if row["txn_id"] is not None and own_device and (user_id is None or row["sender"] == user_id):
+        unsigned["transaction_id"] = row["txn_id"]
     event["unsigned"] = unsigned
     return event
 

@@ -87,7 +87,7 @@ class Typing(SyncExtensionBase):
             await self.ctx.log.nc.publish(
                 names.typing_subject(room_id), json.dumps(notice).encode("utf-8")
             )
-        except Exception:  # noqa: BLE001 - typing is best effort; this worker already knows
+        except Exception:  # typing is best effort; this worker already knows
             log.warning("could not publish a typing notice", exc_info=True)
 
     # --- state -------------------------------------------------------------------
@@ -141,10 +141,7 @@ class Typing(SyncExtensionBase):
     ) -> RoomExtras | None:
         typing = self.typing_in(room_id)
         changed = self._changed.get(room_id, 0)
-        if since is None:
-            send = bool(typing)
-        else:
-            send = since.ephemeral < changed <= now.ephemeral
+        send = bool(typing) if since is None else since.ephemeral < changed <= now.ephemeral
         if not send:
             return None
         return RoomExtras(ephemeral=[{"type": "m.typing", "content": {"user_ids": typing}}])
@@ -186,7 +183,7 @@ class Typing(SyncExtensionBase):
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - keep sweeping; one bad pass is not fatal
+            except Exception:  # keep sweeping; one bad pass is not fatal
                 log.exception("typing sweep failed")
 
 

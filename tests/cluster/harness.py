@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -76,10 +77,8 @@ class Cluster:
         """A fire: kill -9 every process of the site and delete its data."""
         site = self.site(name)
         for pid in site["pids"]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(site["data_dir"], ignore_errors=True)
 
     def rebuild(self, name: str) -> subprocess.CompletedProcess[str]:
@@ -243,14 +242,16 @@ async def http(
     """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.request(method, url, json=body, headers=headers) as resp:
-                raw = await resp.read()
-                try:
-                    data = json.loads(raw) if raw else None
-                except ValueError:
-                    data = raw.decode(errors="replace")
-                return resp.status, data, dict(resp.headers)
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.request(method, url, json=body, headers=headers) as resp,
+        ):
+            raw = await resp.read()
+            try:
+                data = json.loads(raw) if raw else None
+            except ValueError:
+                data = raw.decode(errors="replace")
+            return resp.status, data, dict(resp.headers)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return None, repr(exc), {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -172,9 +173,8 @@ async def deactivate(request: web.Request) -> web.Response:
     await _password_auth(request, body, who.user_id)
     services = request.app[REQUESTER_KEY]
     for room_id in services.rooms_joined(who.user_id):
-        try:
+        # Leaving is best effort; the account is deactivated regardless.
+        with contextlib.suppress(MatrixError):
             await services.memberships.leave(who.user_id, room_id)
-        except MatrixError:
-            pass  # leaving is best effort; the account is deactivated regardless
     await services.accounts.deactivate(who.user_id)
     return ok({"id_server_unbind_result": "no-support"})
