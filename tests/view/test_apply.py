@@ -351,7 +351,7 @@ def test_duplicate_state_event_does_not_rewrite_state(view: View) -> None:
 
 
 def stored(view: View, ev: dict[str, Any]) -> bool:
-    return view.value("SELECT 1 FROM events WHERE event_id = ?", ev["event_id"]) == 1
+    return bool(view.value("SELECT 1 FROM events WHERE event_id = ?", ev["event_id"]) == 1)
 
 
 def test_message_from_a_non_member_is_never_stored(view: View) -> None:
