@@ -20,15 +20,15 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_lint() -> None:
-    result = run("ruff", "check", "outlast", "bench", "tests")
+    result = run("ruff", "check", "outlast", "bench", "tests", "scripts")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_ruff_format() -> None:
-    result = run("ruff", "format", "--check", "outlast", "bench", "tests")
+    result = run("ruff", "format", "--check", "outlast", "bench", "tests", "scripts")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy_strict() -> None:
-    result = run("mypy", "outlast", "tests", "bench")
+    result = run("mypy", "outlast", "tests", "bench", "scripts")
     assert result.returncode == 0, result.stdout + result.stderr
