@@ -95,10 +95,13 @@ async def _reachable(url: str) -> bool:
 async def _run(args: argparse.Namespace, *, admin: bool) -> int:
     from outlast.log.client import LogClient, LogUnavailable
     from outlast.log.engine import NatsNode, embedded_node
+    from outlast.log.names import Names
     from outlast.service.admin import UnknownUser, set_admin
+    from outlast.service.context import names_of
 
     node: NatsNode | None = None
     urls: list[str]
+    names = Names()  # a cluster from `outlast cluster` uses the default names
     if args.cluster:
         from outlast.cluster.plan import load_description
 
@@ -113,6 +116,7 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
 
         config = resolve_config(args)
         server_name = config.server.server_name
+        names = names_of(config)
         if config.log.nats_urls:
             urls = list(config.log.nats_urls)
         else:
@@ -140,7 +144,7 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
             print(f"outlast: cannot reach the log at {', '.join(urls)}: {exc!r}", file=sys.stderr)
             return 2
         try:
-            ack = await asyncio.wait_for(set_admin(log, user_id, admin), WRITE_TIMEOUT)
+            ack = await asyncio.wait_for(set_admin(log, names, user_id, admin), WRITE_TIMEOUT)
         except UnknownUser:
             print(f"outlast: no account {user_id} (register it first)", file=sys.stderr)
             return 1

@@ -40,6 +40,7 @@ class LimitsConfig:
 @dataclass
 class LogConfig:
     nats_urls: list[str] = field(default_factory=list)
+    prefix: str = "outlast"
     partitions: int = 4
     replicas: int = 1
     duplicate_window_seconds: int = 120
@@ -211,6 +212,13 @@ def load(path: str | Path | None) -> Config:
 def validate(config: Config) -> None:
     if config.log.partitions < 1 or config.log.partitions > 64:
         raise ConfigError("log.partitions must be between 1 and 64")
+    from outlast.log.names import PREFIX_PATTERN
+
+    if not PREFIX_PATTERN.fullmatch(config.log.prefix):
+        raise ConfigError(
+            "log.prefix must be lower-case letters, digits and _, starting with a letter"
+            " (at most 32)"
+        )
     if not 1 <= config.server.workers <= 64:
         raise ConfigError("server.workers must be between 1 and 64")
     if config.log.replicas not in (1, 3, 5):

@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from outlast.clock import SYSTEM, Clock
 from outlast.config import Config, listen_address
 from outlast.http.app import RateLimiter, build_app
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
-from outlast.log.names import all_streams, control_streams
 from outlast.service.accounts import Accounts
-from outlast.service.context import SiteContext
+from outlast.service.context import SiteContext, names_of
 from outlast.service.create_room import RoomCreator
 from outlast.service.filters import Filters
 from outlast.service.health import Health
@@ -76,8 +75,9 @@ class Services:
 class Site:
     """Start and stop one worker: log (and embedded node), view, projector, HTTP."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock = SYSTEM) -> None:
         self.config = config
+        self.clock = clock
         self.node: NatsNode | None = None
         self.log: LogClient | None = None
         self.services: Services | None = None
@@ -101,14 +101,19 @@ class Site:
             publish_timeout=config.log.publish_timeout_seconds,
         )
         await self.log.connect()
-        streams = all_streams(config.log.partitions)
-        await self._ensure_streams([*streams, *control_streams()])
+        names = names_of(config)
+        streams = names.streams()
+        await self._ensure_streams([*streams, *names.control_streams()])
         conn = open_db(config.view_path, [s.name for s in streams])
         positions = Positions(conn)
         notifier = Notifier()
         state_cache = StateCache(conn)
-        ctx = SiteContext(config, self.log, conn, positions, notifier, state_cache=state_cache)
-        projector = Projector(conn, self.log, streams, positions, notifier, state_cache)
+        ctx = SiteContext(
+            config, self.log, conn, positions, notifier, state_cache=state_cache, clock=self.clock
+        )
+        projector = Projector(
+            conn, self.log, streams, positions, notifier, state_cache, clock=self.clock
+        )
         await self._start_projector(projector)
         writer = RoomWriter(ctx)
         self.services = Services(
@@ -165,7 +170,7 @@ class Site:
 
     async def _ensure_streams(self, streams: Any) -> None:
         assert self.log is not None
-        deadline = time.monotonic() + 60
+        deadline = self.clock.monotonic() + 60
         while True:
             try:
                 await self.log.ensure_streams(
@@ -175,10 +180,10 @@ class Site:
                 )
                 return
             except Exception as exc:  # JetStream may still be electing
-                if time.monotonic() > deadline:
+                if self.clock.monotonic() > deadline:
                     raise
                 log.info("waiting for JetStream to accept stream setup: %s", exc)
-                await asyncio.sleep(0.5)
+                await self.clock.sleep(0.5)
 
     async def _start_projector(self, projector: Projector) -> None:
         """Create the view's consumers, retrying while JetStream is still settling.
@@ -187,16 +192,16 @@ class Site:
         being elected) a consumer request can time out; that is a reason to wait,
         not to exit.
         """
-        deadline = time.monotonic() + 60
+        deadline = self.clock.monotonic() + 60
         while True:
             try:
                 await projector.start()
                 return
             except Exception as exc:  # JetStream may still be electing
-                if time.monotonic() > deadline:
+                if self.clock.monotonic() > deadline:
                     raise
                 log.info("waiting for JetStream to accept the view's consumers: %s", exc)
-                await asyncio.sleep(0.5)
+                await self.clock.sleep(0.5)
 
     async def _catch_up(self, streams: Any) -> None:
         """Start serving only once the view has applied what the log held at start."""

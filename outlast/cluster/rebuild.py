@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import nats
 
 from outlast.cluster.plan import PortPicker
-from outlast.log.names import all_streams, control_streams
+from outlast.log.names import Names
 
 if TYPE_CHECKING:
     from outlast.cluster.supervisor import Progress, Supervisor
@@ -94,7 +94,8 @@ async def rebuild_site(supervisor: Supervisor, name: str, progress: Progress) ->
 
     # 4. Every stream drops the dead peer and re-replicates onto the new node.
     app_nc = await nats.connect(plan.app_url(survivors[0]), connect_timeout=5)
-    streams = [s.name for s in [*all_streams(plan.partitions), *control_streams()]]
+    layout = Names(partitions=plan.partitions)
+    streams = [s.name for s in [*layout.streams(), *layout.control_streams()]]
     try:
         js = app_nc.jetstream(timeout=5)
         deadline = time.monotonic() + 300

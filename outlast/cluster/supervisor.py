@@ -234,9 +234,10 @@ class Supervisor:
     async def balance(self, progress: Progress) -> None:
         """Spread stream leaders round robin over the sites (see balance.py)."""
         from outlast.cluster.balance import balance_leaders
-        from outlast.log.names import all_streams, control_streams
+        from outlast.log.names import Names
 
-        streams = [s.name for s in [*all_streams(self.plan.partitions), *control_streams()]]
+        layout = Names(partitions=self.plan.partitions)
+        streams = [s.name for s in [*layout.streams(), *layout.control_streams()]]
         nodes = [s.node_name for s in self.plan.sites]
         placed = await balance_leaders(self.plan.app_url(self.plan.sites[0]), streams, nodes)
         await progress(f"stream leaders spread over sites: {len(placed)}/{len(streams)} placed")

@@ -9,7 +9,10 @@ from typing import Any
 import nats
 from nats.js.errors import NotFoundError
 
-from outlast.log.names import DRILLS_STREAM, drill_subject
+from outlast.log.names import Names
+
+# A cluster started by `outlast cluster` uses the default names.
+NAMES = Names()
 
 
 async def store(nats_urls: list[str], report: dict[str, Any]) -> int:
@@ -17,7 +20,7 @@ async def store(nats_urls: list[str], report: dict[str, Any]) -> int:
     try:
         js = nc.jetstream(timeout=10)
         ack = await js.publish(
-            drill_subject(report["id"]),
+            NAMES.drill_subject(report["id"]),
             json.dumps(report).encode(),
             headers={"Nats-Msg-Id": f"drill-{report['id']}"},
         )
@@ -30,12 +33,12 @@ async def history(nats_url: str, limit: int = 100) -> list[dict[str, Any]]:
     nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
     try:
         js = nc.jetstream(timeout=10)
-        info = await js.stream_info(DRILLS_STREAM)
+        info = await js.stream_info(NAMES.drills_stream)
         first, last = int(info.state.first_seq), int(info.state.last_seq)
         out = []
         for seq in range(max(first, last - limit + 1), last + 1):
             try:
-                msg = await js.get_msg(DRILLS_STREAM, seq)
+                msg = await js.get_msg(NAMES.drills_stream, seq)
             except NotFoundError:
                 continue
             if msg.data:

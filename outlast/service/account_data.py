@@ -16,7 +16,6 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.events import canonical_json, validate_type
 from outlast.core.tokens import SyncToken
-from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
 SERVER_TYPES = ("m.fully_read", "m.push_rules")
 MAX_CONTENT_BYTES = 65_536
 MAX_TAG_BYTES = 255
-
-
-def account_data_subject(user_id: str) -> str:
-    return names.user_subject(user_id, "account_data")
 
 
 def _room(room_id: str | None) -> str:
@@ -130,7 +125,9 @@ class AccountData:
 
     async def _append(self, user_id: str, fact: dict[str, Any]) -> None:
         try:
-            ack = await self.ctx.log.append(account_data_subject(user_id), fact)
+            ack = await self.ctx.log.append(
+                self.ctx.names.user_subject(user_id, "account_data"), fact
+            )
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)
@@ -149,8 +146,8 @@ class AccountDataSync:
 
     def _window(self, since: SyncToken | None, now: SyncToken) -> tuple[int | None, int]:
         streams = self.ctx.stream_names
-        after = since.get(streams, names.USERS_STREAM) if since is not None else None
-        return after, now.get(streams, names.USERS_STREAM)
+        after = since.get(streams, self.ctx.names.users_stream) if since is not None else None
+        return after, now.get(streams, self.ctx.names.users_stream)
 
     def room_extras(
         self,

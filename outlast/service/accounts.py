@@ -15,9 +15,8 @@ from typing import Any
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, forbidden
-from outlast.log import names
 from outlast.log.client import FenceFailed, LogUnavailable
-from outlast.service.context import SiteContext, log_unavailable, now_ms
+from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.passwords import Passwords
 from outlast.view import queries
 
@@ -63,7 +62,9 @@ class Accounts:
             raise unknown_token()
         hashed = ids.token_hash(access_token)
         cached = self._sessions.get(hashed)
-        if cached is not None and cached[0] == self.ctx.positions.applied(names.USERS_STREAM):
+        if cached is not None and cached[0] == self.ctx.positions.applied(
+            self.ctx.names.users_stream
+        ):
             return cached[1]
         found = queries.session_for_token(self.ctx.conn, hashed)
         if found is None and await self._catch_up_users():
@@ -73,7 +74,7 @@ class Accounts:
         who = Requester(found[0], found[1], hashed)
         if len(self._sessions) >= MAX_CACHED_SESSIONS:
             self._sessions.clear()
-        self._sessions[hashed] = (self.ctx.positions.applied(names.USERS_STREAM), who)
+        self._sessions[hashed] = (self.ctx.positions.applied(self.ctx.names.users_stream), who)
         return who
 
     async def _catch_up_users(self) -> bool:
@@ -95,7 +96,7 @@ class Accounts:
         while self._next_catch_up is not None:
             round_, self._next_catch_up = self._next_catch_up, None
             try:
-                caught_up = await self.ctx.catch_up(names.USERS_STREAM)
+                caught_up = await self.ctx.catch_up(self.ctx.names.users_stream)
             except Exception:  # noqa: BLE001 - never leave callers waiting on a failed round
                 caught_up = False
             round_.set_result(caught_up)
@@ -105,7 +106,7 @@ class Accounts:
             ids.validate_new_localpart(localpart, self.ctx.server_name), self.ctx.server_name
         )
         if queries.user(self.ctx.conn, user_id) is None:
-            await self.ctx.catch_up(names.USERS_STREAM)
+            await self.ctx.catch_up(self.ctx.names.users_stream)
         if queries.user(self.ctx.conn, user_id) is not None:
             raise MatrixError(400, "M_USER_IN_USE", "that user id is taken")
         return True
@@ -153,13 +154,13 @@ class Accounts:
             "op": "register",
             "user_id": user_id,
             "password_hash": password_hash,
-            "ts": now_ms(),
+            "ts": self.ctx.now_ms(),
             "device": device,
             "admin": int(admin),
         }
         try:
             ack = await self.ctx.log.append(
-                names.user_account_subject(user_id), fact, expected_seq=0
+                self.ctx.names.user_account_subject(user_id), fact, expected_seq=0
             )
         except FenceFailed:
             raise MatrixError(400, "M_USER_IN_USE", "that user id is taken") from None
@@ -174,7 +175,7 @@ class Accounts:
     async def check_password(self, user_id: str, password: Any) -> bool:
         row = queries.user(self.ctx.conn, user_id)
         if row is None:
-            await self.ctx.catch_up(names.USERS_STREAM)
+            await self.ctx.catch_up(self.ctx.names.users_stream)
             row = queries.user(self.ctx.conn, user_id)
         if not isinstance(password, str) or len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
             return False
@@ -187,8 +188,8 @@ class Accounts:
         if not await self.check_password(user_id, password):
             raise forbidden("Invalid username or password")
         token, device = self._new_session(device_id, display_name)
-        fact = {"op": "login", "user_id": user_id, "device": device, "ts": now_ms()}
-        ack = await self._append(names.user_session_subject(user_id), fact)
+        fact = {"op": "login", "user_id": user_id, "device": device, "ts": self.ctx.now_ms()}
+        ack = await self._append(self.ctx.names.user_session_subject(user_id), fact)
         await self.ctx.applied(ack)
         return {
             "user_id": user_id,
@@ -199,11 +200,15 @@ class Accounts:
 
     async def logout(self, who: Requester) -> None:
         fact = {"op": "logout", "user_id": who.user_id, "token_hash": who.token_hash}
-        await self.ctx.applied(await self._append(names.user_session_subject(who.user_id), fact))
+        await self.ctx.applied(
+            await self._append(self.ctx.names.user_session_subject(who.user_id), fact)
+        )
 
     async def logout_all(self, who: Requester) -> None:
         fact = {"op": "logout_all", "user_id": who.user_id}
-        await self.ctx.applied(await self._append(names.user_session_subject(who.user_id), fact))
+        await self.ctx.applied(
+            await self._append(self.ctx.names.user_session_subject(who.user_id), fact)
+        )
 
     async def change_password(
         self, who: Requester, new_password: Any, logout_devices: bool
@@ -216,11 +221,15 @@ class Accounts:
             "logout_devices": logout_devices,
             "keep_device": who.device_id,
         }
-        await self.ctx.applied(await self._append(names.user_account_subject(who.user_id), fact))
+        await self.ctx.applied(
+            await self._append(self.ctx.names.user_account_subject(who.user_id), fact)
+        )
 
     async def deactivate(self, user_id: str) -> None:
         fact = {"op": "deactivate", "user_id": user_id}
-        await self.ctx.applied(await self._append(names.user_account_subject(user_id), fact))
+        await self.ctx.applied(
+            await self._append(self.ctx.names.user_account_subject(user_id), fact)
+        )
 
     async def _append(self, subject: str, fact: dict[str, Any]) -> Any:
         try:

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import nats.errors
 import nats.js.errors
 
+from outlast.clock import SYSTEM, Clock, now_ms
 from outlast.core.errors import MatrixError
 from outlast.log.client import Ack, LogClient, LogUnavailable
-from outlast.log.names import USERS_STREAM, user_account_subject, user_subject
-from outlast.service.context import SiteContext, now_ms
+from outlast.log.names import Names
+from outlast.service.context import SiteContext
 from outlast.view import queries
 
 if TYPE_CHECKING:
@@ -30,30 +31,28 @@ class UnknownUser(LookupError):
     """No account with this user id was ever registered."""
 
 
-def admin_subject(user_id: str) -> str:
-    return user_subject(user_id, "admin")
+def admin_fact(user_id: str, admin: bool, clock: Clock = SYSTEM) -> dict[str, object]:
+    return {"op": ADMIN_OP, "user_id": user_id, "admin": bool(admin), "ts": now_ms(clock)}
 
 
-def admin_fact(user_id: str, admin: bool) -> dict[str, object]:
-    return {"op": ADMIN_OP, "user_id": user_id, "admin": bool(admin), "ts": now_ms()}
-
-
-async def account_exists(log: LogClient, user_id: str) -> bool:
+async def account_exists(log: LogClient, names: Names, user_id: str) -> bool:
     try:
-        return await log.last_subject_seq(USERS_STREAM, user_account_subject(user_id)) > 0
+        return (
+            await log.last_subject_seq(names.users_stream, names.user_account_subject(user_id)) > 0
+        )
     except nats.js.errors.NotFoundError:  # no users stream yet: nobody registered
         return False
 
 
-async def set_admin(log: LogClient, user_id: str, admin: bool) -> Ack:
+async def set_admin(log: LogClient, names: Names, user_id: str, admin: bool) -> Ack:
     """Record on the log that ``user_id`` is (or is no longer) a server administrator."""
     try:
-        exists = await account_exists(log, user_id)
+        exists = await account_exists(log, names, user_id)
     except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
         raise LogUnavailable(f"cannot look up the account: {exc!r}") from exc
     if not exists:
         raise UnknownUser(user_id)
-    return await log.append(admin_subject(user_id), admin_fact(user_id, admin))
+    return await log.append(names.user_subject(user_id, "admin"), admin_fact(user_id, admin))
 
 
 class Admins:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from outlast.clock import SYSTEM, Clock
 from outlast.config import Config
 from outlast.core.errors import unavailable
 from outlast.log.client import Ack, LogClient, LogUnavailable
-from outlast.log.names import StreamSpec, all_streams
+from outlast.log.names import Names, StreamSpec
 from outlast.service.extension import Extensions
 from outlast.view.notifier import Notifier
 from outlast.view.state_cache import StateCache
@@ -29,6 +29,7 @@ class SiteContext:
     notifier: Notifier
     extensions: Extensions = field(default_factory=Extensions)
     state_cache: StateCache | None = None
+    clock: Clock = SYSTEM
 
     def room_state(self, room_id: str) -> dict[tuple[str, str], dict[str, Any]]:
         """Current state of a room (cached; do not mutate the result)."""
@@ -43,8 +44,12 @@ class SiteContext:
         return self.config.server.server_name
 
     @cached_property
+    def names(self) -> Names:
+        return names_of(self.config)
+
+    @cached_property
     def streams(self) -> list[StreamSpec]:
-        return all_streams(self.config.log.partitions)
+        return self.names.streams()
 
     @cached_property
     def stream_names(self) -> list[str]:
@@ -76,9 +81,14 @@ class SiteContext:
             return False
         return await self.positions.wait_for(stream, last, timeout)
 
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch on this site's clock."""
+        return int(self.clock.time() * 1000)
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+
+def names_of(config: Config) -> Names:
+    """The names of the deployment a configuration belongs to."""
+    return Names(config.log.prefix, config.log.partitions)
 
 
 def log_unavailable(exc: Exception) -> Exception:

@@ -6,11 +6,10 @@ from typing import Any
 
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, invalid_param
-from outlast.log import names
 from outlast.log.client import FenceFailed, LogUnavailable
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.profiles import member_fields
-from outlast.service.rooms import RoomWriter, build_event, checked
+from outlast.service.rooms import RoomWriter, checked
 from outlast.view.queries import StateMap
 
 ROOM_VERSION = "11"
@@ -68,7 +67,7 @@ class RoomCreator:
         alias = await self._claim_alias(body, room_id, creator)
 
         def ev(t: str, content: dict[str, Any], sk: str | None = "") -> dict[str, Any]:
-            return build_event(room_id, creator, t, content, sk)
+            return self.writer.build_event(room_id, creator, t, content, sk)
 
         plan: list[dict[str, Any]] = [
             ev("m.room.create", {**creation_content, "room_version": version}),
@@ -144,7 +143,7 @@ async def claim_alias(ctx: SiteContext, alias: str, room_id: str, creator: str) 
         raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken")
     fact = {"op": "alias", "alias": alias, "room_id": room_id, "creator": creator}
     try:
-        ack = await ctx.log.append(names.alias_subject(alias), fact, expected_seq=0)
+        ack = await ctx.log.append(ctx.names.alias_subject(alias), fact, expected_seq=0)
     except FenceFailed:
         raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken") from None
     except LogUnavailable as exc:

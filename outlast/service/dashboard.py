@@ -21,20 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import nats.js.errors
 
-from outlast.log.names import (
-    DRILLS_STREAM,
-    HEALTH_STREAM,
-    MEDIA_BUCKET,
-    PREFIX,
-    control_streams,
-    health_subject,
-)
 from outlast.service.context import SiteContext
 from outlast.service.health import Health
 
@@ -108,15 +99,17 @@ class Dashboard:
         return self.ctx.config.server.site
 
     def stream_names(self) -> list[str]:
-        return [*self.ctx.stream_names, *(s.name for s in control_streams()), f"OBJ_{MEDIA_BUCKET}"]
+        names = self.ctx.names
+        control = [s.name for s in names.control_streams()]
+        return [*self.ctx.stream_names, *control, f"OBJ_{names.media_bucket}"]
 
     async def status(self) -> dict[str, Any]:
         async with self._lock:
-            now = time.monotonic()
+            now = self.ctx.clock.monotonic()
             if self._cached is not None and now - self._cached[0] < STATUS_CACHE_SECONDS:
                 return self._cached[1]
             status = await self._compute()
-            self._cached = (time.monotonic(), status)
+            self._cached = (self.ctx.clock.monotonic(), status)
             return status
 
     async def _compute(self) -> dict[str, Any]:
@@ -130,14 +123,15 @@ class Dashboard:
             for replica in stream.get("replicas", []):
                 replica["site"] = site_of_node(replica["name"], node_sites)
         nodes = self._nodes(streams, node_sites)
-        health_stream = next((s for s in streams if s["name"] == HEALTH_STREAM), None)
+        health_name = self.ctx.names.health_stream
+        health_stream = next((s for s in streams if s["name"] == health_name), None)
         health_electing = health_stream is None or not health_stream.get("leader")
         sites = self._sites(reports, nodes, health_electing)
         healthy = [s for s in sites if s["state"] == "healthy"]
         return {
             "served_by": self.site,
             "server_name": self.ctx.server_name,
-            "generated_at": time.time(),
+            "generated_at": self.ctx.clock.time(),
             "stale_after_seconds": STALE_SECONDS,
             "summary": {
                 "sites": len(sites),
@@ -172,7 +166,11 @@ class Dashboard:
             for _ in range(MAX_REPORTS):
                 msg = await asyncio.wait_for(
                     self.ctx.log.js.get_msg(
-                        HEALTH_STREAM, seq, subject=f"{PREFIX}.health.>", direct=True, next=True
+                        self.ctx.names.health_stream,
+                        seq,
+                        subject=self.ctx.names.health_wildcard,
+                        direct=True,
+                        next=True,
                     ),
                     LOOKUP_TIMEOUT,
                 )
@@ -193,17 +191,17 @@ class Dashboard:
         own = self.health.last_report if self.health is not None else None
         if own is not None:
             # This worker's newest measurement may not have reached the log yet.
-            key = health_subject(self.site, str(own.get("worker_key") or ""))
+            key = self.ctx.names.health_subject(self.site, str(own.get("worker_key") or ""))
             stored = by_site.setdefault(self.site, {}).get(key)
             if stored is None or float(stored.get("time") or 0) <= float(own.get("time") or 0):
                 by_site[self.site][key] = own
-        now = time.time()
+        now = self.ctx.clock.time()
         return {site: merge_worker_reports(list(r.values()), now) for site, r in by_site.items()}
 
     def _sites(
         self, reports: dict[str, dict[str, Any]], nodes: list[dict[str, Any]], health_electing: bool
     ) -> list[dict[str, Any]]:
-        now = time.time()
+        now = self.ctx.clock.time()
         names = set(reports) | {n["site"] for n in nodes}
         out = []
         for name in sorted(names):
@@ -352,9 +350,9 @@ class Dashboard:
             for _ in range(MAX_DRILLS_READ_PER_CALL):
                 msg = await asyncio.wait_for(
                     self.ctx.log.js.get_msg(
-                        DRILLS_STREAM,
+                        self.ctx.names.drills_stream,
                         self._drill_next,
-                        subject=f"{PREFIX}.drills.>",
+                        subject=self.ctx.names.drills_wildcard,
                         direct=True,
                         next=True,
                     ),

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from outlast.core.errors import MatrixError, bad_json, not_found
 from outlast.log.client import LogUnavailable
-from outlast.log.names import USERS_STREAM, user_subject
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.view import device_queries as q
 
@@ -47,7 +46,7 @@ class Devices:
 
     async def get(self, user_id: str, device_id: str) -> dict[str, Any]:
         row = q.device(self.ctx.conn, user_id, device_id)
-        if row is None and await self.ctx.catch_up(USERS_STREAM):
+        if row is None and await self.ctx.catch_up(self.ctx.names.users_stream):
             row = q.device(self.ctx.conn, user_id, device_id)  # a login made at another site
         if row is None:
             raise not_found("no such device")
@@ -73,7 +72,7 @@ class Devices:
         """Delete devices (unknown ids are ignored, as a repeated delete must succeed)."""
         wanted: list[str] = [*dict.fromkeys(device_ids)]
         if not all(q.device(self.ctx.conn, user_id, d) for d in wanted):
-            await self.ctx.catch_up(USERS_STREAM)
+            await self.ctx.catch_up(self.ctx.names.users_stream)
         known = [d for d in wanted if q.device(self.ctx.conn, user_id, d)]
         if known:
             await self._append(
@@ -82,7 +81,7 @@ class Devices:
 
     async def _append(self, user_id: str, fact: dict[str, Any]) -> None:
         try:
-            ack = await self.ctx.log.append(user_subject(user_id, "devices"), fact)
+            ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "devices"), fact)
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
-from outlast.log import names
 from outlast.log.client import FenceFailed, LogUnavailable
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
@@ -30,9 +29,6 @@ CANONICAL_ALIAS = "m.room.canonical_alias"
 _SINCE = re.compile(r"o([0-9]{1,9})")
 MAX_PUBLIC_ROOMS = 500
 MAX_USER_RESULTS = 100
-
-
-directory_subject = names.directory_subject
 
 
 def _conflict(alias: str) -> MatrixError:
@@ -61,7 +57,7 @@ async def publish(ctx: SiteContext, room_id: str, user_id: str, visibility: str)
         "user_id": user_id,
     }
     try:
-        ack = await ctx.log.append(directory_subject(room_id, ctx.config.log.partitions), fact)
+        ack = await ctx.log.append(ctx.names.directory_subject(room_id), fact)
     except LogUnavailable as exc:
         raise log_unavailable(exc) from exc
     await ctx.applied(ack)
@@ -84,7 +80,7 @@ class Directory:
         if not ids.is_room_alias(alias):
             raise invalid_param("not a valid room alias")
         row = ext_directory.alias_row(self.ctx.conn, alias)
-        if row is None and await self.ctx.catch_up(names.DIRECTORY_STREAM):
+        if row is None and await self.ctx.catch_up(self.ctx.names.directory_stream):
             row = ext_directory.alias_row(self.ctx.conn, alias)
         if row is None:
             raise not_found(f"room alias {alias} not found")
@@ -141,18 +137,20 @@ class Directory:
         """The alias subject's last sequence, with this view caught up to it."""
         try:
             last = await self.ctx.log.last_subject_seq(
-                names.DIRECTORY_STREAM, names.alias_subject(alias)
+                self.ctx.names.directory_stream, self.ctx.names.alias_subject(alias)
             )
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
-        await self.ctx.positions.wait_for(names.DIRECTORY_STREAM, last, 5.0)
+        await self.ctx.positions.wait_for(self.ctx.names.directory_stream, last, 5.0)
         return last
 
     async def _fenced(
         self, alias: str, fact: dict[str, Any], expected: int, conflict: MatrixError
     ) -> None:
         try:
-            ack = await self.ctx.log.append(names.alias_subject(alias), fact, expected_seq=expected)
+            ack = await self.ctx.log.append(
+                self.ctx.names.alias_subject(alias), fact, expected_seq=expected
+            )
         except FenceFailed:
             raise conflict from None
         except LogUnavailable as exc:

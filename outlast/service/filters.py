@@ -7,7 +7,6 @@ from typing import Any
 
 from outlast.core.errors import MatrixError, not_found
 from outlast.core.filters import SyncFilter, default_sync_filter, filter_id_for, parse_sync_filter
-from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.view import queries
@@ -24,7 +23,7 @@ class Filters:
             return filter_id
         fact = {"op": "filter", "user_id": user_id, "filter_id": filter_id, "filter": body}
         try:
-            ack = await self.ctx.log.append(names.user_data_subject(user_id), fact)
+            ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)
@@ -32,7 +31,7 @@ class Filters:
 
     async def get(self, user_id: str, filter_id: str) -> Any:
         stored = queries.stored_filter(self.ctx.conn, user_id, filter_id)
-        if stored is None and await self.ctx.catch_up(names.USERS_STREAM):
+        if stored is None and await self.ctx.catch_up(self.ctx.names.users_stream):
             stored = queries.stored_filter(self.ctx.conn, user_id, filter_id)
         if stored is None:
             raise not_found("no such filter")

@@ -28,14 +28,13 @@ import asyncio
 import hashlib
 import logging
 import os
-import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from outlast.log.names import health_subject
+from outlast.clock import Clock
 from outlast.service.context import SiteContext
 from outlast.view.projector import Projector
 
@@ -47,25 +46,26 @@ log = logging.getLogger(__name__)
 CACHE_SECONDS = 0.3
 REPORT_INTERVAL = 1.0  # seconds between self-reports on the timer
 RATE_WINDOW = 10.0  # write rate: acknowledged appends per second over this window
-HEALTH_PREFIX = health_subject("x").rpartition(".")[0] + "."
 
 
 class WriteRate:
     """Acknowledged appends of this worker per second over the last ``RATE_WINDOW`` s
-    (health probes excluded)."""
+    (health probes, on subjects starting with ``excluded``, not counted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock, excluded: str) -> None:
+        self.clock = clock
+        self.excluded = excluded
         self._acks: deque[float] = deque()
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
 
     def observe(self, subject: str, outcome: str) -> None:
-        if outcome == "ok" and not subject.startswith(HEALTH_PREFIX):
-            self._acks.append(time.monotonic())
+        if outcome == "ok" and not subject.startswith(self.excluded):
+            self._acks.append(self.clock.monotonic())
             if len(self._acks) > 1_000_000:
                 self._acks.popleft()
 
     def per_second(self) -> float:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         while self._acks and self._acks[0] < now - RATE_WINDOW:
             self._acks.popleft()
         window = min(RATE_WINDOW, max(1.0, now - self.started))
@@ -85,7 +85,8 @@ class Health:
         # view looks current while it is still seconds behind: it would serve
         # stale reads and accept tokens revoked during the partition.
         self._rejoining = True
-        self.write_rate = WriteRate()
+        self.clock = ctx.clock
+        self.write_rate = WriteRate(ctx.clock, ctx.names.health_wildcard.removesuffix(">"))
         ctx.log.observers.append(self.write_rate.observe)
         # The latest measurement's view lag per stream (metrics read it) and report.
         self.last_lag: dict[str, int] = {}
@@ -101,11 +102,11 @@ class Health:
 
     async def report(self) -> dict[str, Any]:
         async with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if self._cached is not None and now - self._cached[0] < CACHE_SECONDS:
                 return self._cached[1]
             report = await self._measure()
-            self._cached = (time.monotonic(), report)
+            self._cached = (self.clock.monotonic(), report)
             return report
 
     async def _measure(self) -> dict[str, Any]:
@@ -121,7 +122,7 @@ class Health:
             self.last_lag = lag
         behind = sum(lag.values())
         stalled = behind > 0 and (
-            time.monotonic() - self.projector.last_applied_at > config.view.max_lag_seconds
+            self.clock.monotonic() - self.projector.last_applied_at > config.view.max_lag_seconds
         )
         if not quorum:
             self._rejoining = True
@@ -144,7 +145,7 @@ class Health:
             "worker": os.getpid(),
             "worker_key": self.worker_key,
             "url": self._public_url(),
-            "time": time.time(),
+            "time": self.clock.time(),
         }
         # Cut off from a quorum, the probe could only time out: nothing is published
         # and the other sites see this site's last report grow old.
@@ -172,7 +173,7 @@ class Health:
                 await self.report()
             except Exception:  # the next round tries again
                 log.debug("self-report failed", exc_info=True)
-            await asyncio.sleep(REPORT_INTERVAL)
+            await self.clock.sleep(REPORT_INTERVAL)
 
     async def start_reports(self) -> None:
         if self._timer is None:
@@ -213,7 +214,7 @@ class Health:
         fact = {"op": "probe", **report}
         try:
             await asyncio.wait_for(
-                self.ctx.log.append(health_subject(site, self.worker_key), fact), 1.0
+                self.ctx.log.append(self.ctx.names.health_subject(site, self.worker_key), fact), 1.0
             )
         except Exception:  # noqa: BLE001 - informational
             return False

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +29,6 @@ from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param,
 from outlast.core.ids import is_user_id, parse_user_id
 from outlast.core.tokens import SyncToken, parse_sync_token
 from outlast.log.client import Ack, FenceBusy, FenceFailed, LogUnavailable
-from outlast.log.names import USERS_STREAM, cross_signing_subject
-from outlast.log.names import device_keys_subject as names_device_keys_subject
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import SyncExtensionBase
@@ -52,9 +49,6 @@ SIGNING_KEY_FIELDS = {
     "user_signing_key": "user_signing",
 }
 DEFAULT_OTK_ALGORITHM = "signed_curve25519"
-
-
-device_keys_subject = names_device_keys_subject
 
 
 class Keys:
@@ -92,7 +86,9 @@ class Keys:
             fact["fallback_keys"] = fallbacks
         if fact != header:  # something new to publish
             try:
-                ack = await self.ctx.log.append(device_keys_subject(user, device), fact)
+                ack = await self.ctx.log.append(
+                    self.ctx.names.device_keys_subject(user, device), fact
+                )
             except LogUnavailable as exc:
                 raise log_unavailable(exc) from exc
             await self.ctx.applied(ack)
@@ -162,10 +158,11 @@ class Keys:
             for field, usage in SIGNING_KEY_FIELDS.items()
             if body.get(field) is not None
         }
-        subject = cross_signing_subject(user_id)
+        subject = self.ctx.names.cross_signing_subject(user_id)
         authenticated = False
-        deadline = time.monotonic() + SIGNING_UPLOAD_BUDGET_SECONDS
-        while time.monotonic() < deadline:
+        clock = self.ctx.clock
+        deadline = clock.monotonic() + SIGNING_UPLOAD_BUDGET_SECONDS
+        while clock.monotonic() < deadline:
             # One synchronous read of the view: the fence and the decision agree.
             seen = xs.subject_seq(conn, user_id)
             stored = xs.stored_keys(conn, user_id)
@@ -219,7 +216,7 @@ class Keys:
         if items:
             fact = {"op": "cross_signing_signatures", "user_id": signer, "signatures": items}
             try:
-                ack = await self.ctx.log.append(cross_signing_subject(signer), fact)
+                ack = await self.ctx.log.append(self.ctx.names.cross_signing_subject(signer), fact)
             except LogUnavailable as exc:
                 raise log_unavailable(exc) from exc
             await self.ctx.applied(ack)
@@ -287,9 +284,10 @@ class Keys:
         self, user_id: str, device_id: str, algorithm: str
     ) -> dict[str, Any] | None:
         conn = self.ctx.conn
-        subject = device_keys_subject(user_id, device_id)
-        deadline = time.monotonic() + CLAIM_BUDGET_SECONDS
-        while time.monotonic() < deadline:
+        subject = self.ctx.names.device_keys_subject(user_id, device_id)
+        clock = self.ctx.clock
+        deadline = clock.monotonic() + CLAIM_BUDGET_SECONDS
+        while clock.monotonic() < deadline:
             # Read the fence and the choice in one synchronous step: one view state.
             seen = q.key_subject_seq(conn, user_id, device_id)
             otk = q.next_one_time_key(conn, user_id, device_id, algorithm)
@@ -327,7 +325,9 @@ class Keys:
                 "fallback": True,
             }
             try:
-                await self.ctx.log.append(device_keys_subject(user_id, device_id), fact)
+                await self.ctx.log.append(
+                    self.ctx.names.device_keys_subject(user_id, device_id), fact
+                )
             except LogUnavailable as exc:
                 raise log_unavailable(exc) from exc
         return {f"{algorithm}:{key_id}": key}
@@ -340,7 +340,7 @@ class Keys:
         try:
             return await self.ctx.log.append(subject, fact, expected_seq=seen)
         except FenceBusy:
-            await asyncio.sleep(random.uniform(0.002, 0.02))
+            await self.ctx.clock.sleep(random.uniform(0.002, 0.02))
         except FenceFailed:
             await self._catch_up_subject(subject)
         except LogUnavailable as exc:
@@ -350,11 +350,11 @@ class Keys:
     async def _catch_up_subject(self, subject: str) -> None:
         """Wait until this view has applied the subject's latest fact."""
         try:
-            last = await self.ctx.log.last_subject_seq(USERS_STREAM, subject)
+            last = await self.ctx.log.last_subject_seq(self.ctx.names.users_stream, subject)
         except LogUnavailable:
-            await asyncio.sleep(0.05)
+            await self.ctx.clock.sleep(0.05)
             return
-        await self.ctx.positions.wait_for(USERS_STREAM, last, 2.0)
+        await self.ctx.positions.wait_for(self.ctx.names.users_stream, last, 2.0)
 
     async def changes(self, user_id: str, start: str, end: str) -> tuple[list[str], list[str]]:
         """GET /keys/changes: device-list changes between two sync tokens."""
@@ -371,7 +371,7 @@ class Keys:
         """(changed, left) between two sync tokens, as seen by ``user_id``."""
         conn = self.ctx.conn
         streams = self.ctx.stream_names
-        users = streams.index(USERS_STREAM)
+        users = streams.index(self.ctx.names.users_stream)
         key_changed = q.users_with_device_changes(
             conn, since.positions[users], now.positions[users]
         )
@@ -484,7 +484,7 @@ class E2eeSync(SyncExtensionBase):
         self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
     ) -> dict[str, Any]:
         conn = self.keys.ctx.conn
-        users = self.keys.ctx.stream_names.index(USERS_STREAM)
+        users = self.keys.ctx.stream_names.index(self.keys.ctx.names.users_stream)
         after = since.positions[users] if since is not None else None
         changed: list[str] = []
         left: list[str] = []

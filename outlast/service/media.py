@@ -20,7 +20,6 @@ import io
 import re
 import secrets
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
@@ -28,8 +27,7 @@ from typing import IO, TYPE_CHECKING
 from outlast.core import thumbnails
 from outlast.core.errors import MatrixError, forbidden, not_found, too_large
 from outlast.log.client import LogUnavailable
-from outlast.log.names import MEDIA_BUCKET
-from outlast.service.context import SiteContext, log_unavailable, now_ms
+from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.media_store import AlreadyWritten, ObjectBucket, StoredObject
 
 if TYPE_CHECKING:
@@ -79,7 +77,7 @@ class MediaRepository:
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
         self.config = ctx.config.media
-        self.bucket = ObjectBucket(ctx.log, MEDIA_BUCKET)
+        self.bucket = ObjectBucket(ctx.log, ctx.names.media_bucket)
         self.sizes = thumbnails.parse_sizes(self.config.thumbnail_sizes)
         self.tmp_dir = ctx.config.data_path / "media-tmp"
 
@@ -112,13 +110,15 @@ class MediaRepository:
         self.check_length(declared)
         media_id = secrets.token_urlsafe(18)
         with await self._spool(body) as spooled:
-            await self._store(media_id, spooled, _ready(user_id, content_type, filename), 0)
+            await self._store(
+                media_id, spooled, _ready(user_id, content_type, filename, self.ctx.now_ms()), 0
+            )
         return self.mxc(media_id)
 
     async def create(self, user_id: str) -> dict[str, object]:
         """POST /create: reserve a media id for a later PUT by the same user."""
         media_id = secrets.token_urlsafe(18)
-        expires = now_ms() + self.config.unused_expires_seconds * 1000
+        expires = self.ctx.now_ms() + self.config.unused_expires_seconds * 1000
         pending = {"state": "pending", "uploader": user_id, "expires_at": str(expires)}
         await self._store(media_id, None, pending, 0)
         return {"content_uri": self.mxc(media_id), "unused_expires_at": expires}
@@ -135,7 +135,7 @@ class MediaRepository:
     ) -> None:
         """PUT /upload/{server}/{id}: once, by the user who created the id, before it expires."""
         obj = await self._info(server_name, media_id)
-        if obj is None or _expired(obj):
+        if obj is None or _expired(obj, self.ctx.now_ms()):
             raise not_found("unknown or expired media id")
         if obj.metadata.get("state") != "pending":
             raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "media already uploaded")
@@ -143,7 +143,12 @@ class MediaRepository:
             raise forbidden("this media id was created by another user")
         self.check_length(declared)
         with await self._spool(body) as spooled:
-            await self._store(media_id, spooled, _ready(user_id, content_type, filename), obj.seq)
+            await self._store(
+                media_id,
+                spooled,
+                _ready(user_id, content_type, filename, self.ctx.now_ms()),
+                obj.seq,
+            )
 
     async def _spool(self, body: AsyncIterator[bytes]) -> IO[bytes]:
         """The request body in a temporary file; 413 as soon as it passes the limit."""
@@ -187,10 +192,11 @@ class MediaRepository:
     async def open(self, server_name: str, media_id: str, timeout_ms: int | None) -> Media:
         """A finished upload; waits up to ``timeout_ms`` for one that was only created."""
         wait = DEFAULT_WAIT_MS if timeout_ms is None else max(0, min(timeout_ms, MAX_WAIT_MS))
-        deadline = time.monotonic() + wait / 1000
+        clock = self.ctx.clock
+        deadline = clock.monotonic() + wait / 1000
         while True:
             obj = await self._info(server_name, media_id)
-            if obj is None or _expired(obj):
+            if obj is None or _expired(obj, self.ctx.now_ms()):
                 raise not_found("media not found")
             if obj.metadata.get("state") != "pending":
                 return Media(
@@ -198,9 +204,9 @@ class MediaRepository:
                     clean_content_type(obj.metadata.get("content_type")),
                     obj.metadata.get("filename") or None,
                 )
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 raise MatrixError(504, "M_NOT_YET_UPLOADED", "content has not yet been uploaded")
-            await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+            await clock.sleep(min(0.25, max(0.0, deadline - clock.monotonic())))
 
     async def read(self, media: Media | StoredObject) -> AsyncIterator[bytes]:
         obj = media.obj if isinstance(media, Media) else media
@@ -276,12 +282,14 @@ class MediaRepository:
             )
 
 
-def _ready(user_id: str, content_type: str | None, filename: str | None) -> dict[str, str]:
+def _ready(
+    user_id: str, content_type: str | None, filename: str | None, now_ms: int
+) -> dict[str, str]:
     meta = {
         "state": "ready",
         "uploader": user_id,
         "content_type": clean_content_type(content_type),
-        "created_ts": str(now_ms()),
+        "created_ts": str(now_ms),
     }
     name = clean_filename(filename)
     if name:
@@ -289,11 +297,11 @@ def _ready(user_id: str, content_type: str | None, filename: str | None) -> dict
     return meta
 
 
-def _expired(obj: StoredObject) -> bool:
+def _expired(obj: StoredObject, now_ms: int) -> bool:
     if obj.metadata.get("state") != "pending":
         return False
     expires = obj.metadata.get("expires_at", "")
-    return expires.isdigit() and int(expires) < now_ms()
+    return expires.isdigit() and int(expires) < now_ms
 
 
 def _too_large(limit: int) -> MatrixError:

@@ -6,11 +6,10 @@ from typing import Any
 
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
-from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.profiles import member_fields
-from outlast.service.rooms import RoomWriter, build_event, checked
+from outlast.service.rooms import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
@@ -25,7 +24,7 @@ class Memberships:
             return room_id_or_alias
         if ids.is_room_alias(room_id_or_alias):
             target = queries.alias_target(self.ctx.conn, room_id_or_alias)
-            if target is None and await self.ctx.catch_up(names.DIRECTORY_STREAM):
+            if target is None and await self.ctx.catch_up(self.ctx.names.directory_stream):
                 target = queries.alias_target(self.ctx.conn, room_id_or_alias)
             if target is None:
                 raise not_found("room alias not found")
@@ -58,7 +57,7 @@ class Memberships:
                 content.setdefault("displayname", name or ids.parse_user_id(target)[0])
             if reason:
                 content["reason"] = reason[:1024]
-            event = build_event(room_id, sender, "m.room.member", content, target)
+            event = self.writer.build_event(room_id, sender, "m.room.member", content, target)
             checked(state, event)
             return [event]
 
@@ -88,7 +87,7 @@ class Memberships:
             raise not_found("unknown room")
         fact = {"op": "forget", "user_id": user_id, "room_id": room_id}
         try:
-            ack = await self.ctx.log.append(names.user_data_subject(user_id), fact)
+            ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)

@@ -14,7 +14,7 @@ from outlast.core.visibility import event_visible, membership_at
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext
 from outlast.service.render import render, visible_rows
-from outlast.service.rooms import RoomWriter, build_event, checked
+from outlast.service.rooms import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
@@ -43,7 +43,9 @@ class Messages:
         def build(state: StateMap) -> list[dict[str, Any]]:
             if not state:
                 raise forbidden("you are not in this room")
-            event = build_event(room_id, who.user_id, event_type, content, None, event_id)
+            event = self.writer.build_event(
+                room_id, who.user_id, event_type, content, None, event_id
+            )
             checked(state, event)
             return [event]
 
@@ -61,7 +63,7 @@ class Messages:
         def build(state: StateMap) -> list[dict[str, Any]]:
             if not state:
                 raise forbidden("you are not in this room")
-            event = build_event(room_id, user_id, event_type, content, state_key)
+            event = self.writer.build_event(room_id, user_id, event_type, content, state_key)
             checked(state, event)
             return [event]
 
@@ -141,9 +143,9 @@ class Messages:
             is_own_membership_event=own,
         ):
             raise not_found("event not found")
-        return self.ctx.extensions.decorate(who.user_id, [render(row, who.device_id, who.user_id)])[
-            0
-        ]
+        return self.ctx.extensions.decorate(
+            who.user_id, [render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())]
+        )[0]
 
     def page(
         self,
@@ -195,7 +197,7 @@ class Messages:
             for row in visible_rows(rows, changes, who.user_id):
                 if len(chunk) >= limit:
                     break
-                event = render(row, who.device_id, who.user_id)
+                event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())
                 cursor = _boundary_after(row, backwards)
                 if event_filter.matches(event):
                     chunk.append(event)

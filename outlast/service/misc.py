@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 from typing import TYPE_CHECKING, Any
 
 from outlast.core.filters import EventFilter
@@ -37,7 +36,7 @@ class Misc:
             return {}
         ttl = voip.turn_user_lifetime_seconds
         if voip.turn_shared_secret:
-            username = f"{int(time.time()) + ttl}:{user_id}"
+            username = f"{int(self.ctx.clock.time()) + ttl}:{user_id}"
             mac = hmac.new(voip.turn_shared_secret.encode(), username.encode(), hashlib.sha1)
             password = base64.b64encode(mac.digest()).decode()
         else:

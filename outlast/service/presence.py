@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.tokens import SyncToken
-from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable, now_ms
+from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import SyncExtensionBase
 from outlast.view import ext_receipts as store
 from outlast.view import queries
@@ -68,10 +67,12 @@ class Presence(SyncExtensionBase):
             "user_id": who.user_id,
             "presence": state,
             "status_msg": status,
-            "ts": now_ms(),
+            "ts": self.ctx.now_ms(),
         }
         try:
-            ack = await self.ctx.log.append(names.user_subject(who.user_id, "presence"), fact)
+            ack = await self.ctx.log.append(
+                self.ctx.names.user_subject(who.user_id, "presence"), fact
+            )
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)
@@ -88,32 +89,33 @@ class Presence(SyncExtensionBase):
         row = store.presence_of(conn, user_id) if self.enabled else None
         if row is None:
             return {"presence": "offline"}
-        return content(row)
+        return content(row, self.ctx.now_ms())
 
     def top_extras(
         self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
     ) -> dict[str, Any]:
         if not self.enabled:
             return {}
-        index = self.ctx.stream_names.index(names.USERS_STREAM)
+        index = self.ctx.stream_names.index(self.ctx.names.users_stream)
         after = since.positions[index] if since is not None else 0
         if since is not None and after >= now.positions[index]:
             return {}  # the users stream has not moved: no presence changed
         rows = store.presence_between(self.ctx.conn, user_id, after, now.positions[index])
         if not rows:
             return {}
+        now_ms = self.ctx.now_ms()
         events = [
-            {"type": "m.presence", "sender": row["user_id"], "content": content(row)}
+            {"type": "m.presence", "sender": row["user_id"], "content": content(row, now_ms)}
             for row in rows
         ]
         return {"presence": events}
 
 
-def content(row: sqlite3.Row) -> dict[str, Any]:
+def content(row: sqlite3.Row, now_ms: int) -> dict[str, Any]:
     """A presence row as the spec's presence content (status_msg only when set)."""
     body: dict[str, Any] = {
         "presence": row["presence"],
-        "last_active_ago": max(0, now_ms() - int(row["active_ts"])),
+        "last_active_ago": max(0, now_ms - int(row["active_ts"])),
         "currently_active": row["presence"] == "online",
     }
     if row["status_msg"] is not None:

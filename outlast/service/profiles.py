@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.events import canonical_json
-from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
-from outlast.service.rooms import RoomWriter, build_event, checked
+from outlast.service.rooms import RoomWriter, checked
 from outlast.view import ext_directory, queries
 from outlast.view.queries import StateMap
 
@@ -38,10 +37,6 @@ _KEY = re.compile(r"avatar_url|displayname|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 MAX_DISPLAYNAME = 256
 MAX_AVATAR_URL = 1024
 MAX_PROFILE_BYTES = 65_536
-
-
-def profile_subject(user_id: str) -> str:
-    return names.user_subject(user_id, "profile")
 
 
 def member_fields(conn: Any, user_id: str) -> dict[str, str]:
@@ -68,7 +63,7 @@ class Profiles:
         if not ids.is_user_id(user_id):
             raise MatrixError(400, "M_INVALID_PARAM", "not a user id")
         if queries.user(self.ctx.conn, user_id) is None:
-            await self.ctx.catch_up(names.USERS_STREAM)
+            await self.ctx.catch_up(self.ctx.names.users_stream)
         row = queries.user(self.ctx.conn, user_id)
         if row is None or row["deactivated"]:
             raise not_found("no such user")
@@ -118,7 +113,7 @@ class Profiles:
 
     async def _append(self, user_id: str, fact: dict[str, Any]) -> None:
         try:
-            ack = await self.ctx.log.append(profile_subject(user_id), fact)
+            ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "profile"), fact)
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)
@@ -151,7 +146,7 @@ class Profiles:
             content.setdefault(DISPLAYNAME, ids.parse_user_id(user_id)[0])
             if all(content.get(k) == old.get(k) for k in MEMBER_FIELDS):
                 raise _Skip()
-            event = build_event(room_id, user_id, "m.room.member", content, user_id)
+            event = self.writer.build_event(room_id, user_id, "m.room.member", content, user_id)
             checked(state, event)
             return [event]
 

@@ -9,7 +9,6 @@ delivered to push gateways.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,6 @@ from outlast.core import pushrules
 from outlast.core.errors import MatrixError, unavailable
 from outlast.core.tokens import SyncToken
 from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
-from outlast.log.names import USERS_STREAM, user_subject
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import SyncExtensionBase
 from outlast.view import ext_push
@@ -69,7 +67,7 @@ class Push(SyncExtensionBase):
 
     async def _edit(self, user_id: str, change: Callable[[Any], dict[str, Any]]) -> None:
         """Read, change, append fenced on what was read; on a lost race, catch up and redo."""
-        subject = user_subject(user_id, "push")
+        subject = self.ctx.names.user_subject(user_id, "push")
         for _ in range(FENCE_ATTEMPTS):
             doc, seq = ext_push.rules_document(self.ctx.conn, user_id)
             new = change(doc)
@@ -80,10 +78,10 @@ class Push(SyncExtensionBase):
                     expected_seq=seq,
                 )
             except FenceBusy:
-                await asyncio.sleep(0.05)
+                await self.ctx.clock.sleep(0.05)
                 continue
             except FenceFailed:
-                await self.ctx.catch_up(USERS_STREAM, timeout=2.0)
+                await self.ctx.catch_up(self.ctx.names.users_stream, timeout=2.0)
                 continue
             except LogUnavailable as exc:
                 raise log_unavailable(exc) from exc
@@ -104,7 +102,7 @@ class Push(SyncExtensionBase):
             raise _missing("pushkey must be a string of at most 512 bytes")
         if "kind" not in body:
             raise _missing("kind is required")
-        subject = user_subject(user_id, "pushers")
+        subject = self.ctx.names.user_subject(user_id, "pushers")
         if body["kind"] is None:
             payload: dict[str, Any] = {
                 "op": "pusher_delete",
@@ -134,7 +132,8 @@ class Push(SyncExtensionBase):
         doc, seq = ext_push.rules_document(self.ctx.conn, user_id)
         if since is not None:
             streams = self.ctx.stream_names
-            if not since.get(streams, USERS_STREAM) < seq <= now.get(streams, USERS_STREAM):
+            users = self.ctx.names.users_stream
+            if not since.get(streams, users) < seq <= now.get(streams, users):
                 return {}
         event = {"type": "m.push_rules", "content": {"global": pushrules.ruleset(user_id, doc)}}
         return {"account_data": [event]}

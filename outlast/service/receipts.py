@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import unread
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.tokens import SyncToken
-from outlast.log import names
 from outlast.log.client import LogUnavailable
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable, now_ms
+from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import RoomExtras, SyncExtensionBase
 from outlast.view import ext_receipts as store
 
@@ -96,7 +95,7 @@ class Receipts(SyncExtensionBase):
             await self._commit(who.user_id, room_id, marks)
 
     async def _commit(self, user_id: str, room_id: str, marks: list[dict[str, Any]]) -> None:
-        subjects = names.room_subjects(room_id, self.ctx.config.log.partitions)
+        subjects = self.ctx.names.room_subjects(room_id)
         if store.membership(self.ctx.conn, room_id, user_id) != "join":
             raise forbidden("you are not joined to this room")
         for mark in marks:
@@ -105,7 +104,7 @@ class Receipts(SyncExtensionBase):
             "op": store.MARK_OP,
             "room_id": room_id,
             "user_id": user_id,
-            "ts": now_ms(),
+            "ts": self.ctx.now_ms(),
             "marks": marks,
         }
         try:

@@ -16,7 +16,7 @@ from outlast.core import auth, ids
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext
-from outlast.service.rooms import RoomWriter, build_event, checked
+from outlast.service.rooms import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
@@ -58,7 +58,9 @@ class Redactions:
         def build(state: StateMap) -> list[dict[str, Any]]:
             if not state:
                 raise forbidden("you are not in this room")
-            event = build_event(room_id, who.user_id, REDACTION, content, None, event_id)
+            event = self.writer.build_event(
+                room_id, who.user_id, REDACTION, content, None, event_id
+            )
             event["redacts"] = target_id  # room versions before 11 put it here; clients read both
             checked(state, event)
             auth.check_redaction(who.user_id, target_sender, state)

@@ -8,14 +8,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from outlast.core.visibility import MembershipChange, event_visible, membership_at
-from outlast.service.context import now_ms
 
 
-def render(row: sqlite3.Row, device_id: str | None, user_id: str | None = None) -> dict[str, Any]:
-    """Client format, with ``unsigned.transaction_id`` only for the sending device."""
+def render(
+    row: sqlite3.Row, device_id: str | None, user_id: str | None = None, *, now_ms: int
+) -> dict[str, Any]:
+    """Client format, with ``unsigned.transaction_id`` only for the sending device and
+    ``unsigned.age`` counted up to ``now_ms``."""
     event: dict[str, Any] = json.loads(row["json"])
     unsigned = dict(event.get("unsigned") or {})
-    unsigned["age"] = max(0, now_ms() - int(event.get("origin_server_ts", 0)))
+    unsigned["age"] = max(0, now_ms - int(event.get("origin_server_ts", 0)))
     own_device = device_id is not None and row["txn_device"] == device_id
     if row["txn_id"] is not None and own_device and (user_id is None or row["sender"] == user_id):
         unsigned["transaction_id"] = row["txn_id"]

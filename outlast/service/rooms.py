@@ -20,21 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, forbidden, not_found, unavailable
 from outlast.core.events import make_event
-from outlast.log import names
 from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
-from outlast.service.context import (
-    READ_YOUR_WRITES_TIMEOUT,
-    SiteContext,
-    log_unavailable,
-    now_ms,
-)
+from outlast.log.names import RoomSubjects
+from outlast.service.context import READ_YOUR_WRITES_TIMEOUT, SiteContext, log_unavailable
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
@@ -54,8 +48,8 @@ class RoomWriter:
         # room id -> [lock, users]: one state change per room at a time in this process.
         self._state_locks: dict[str, list[Any]] = {}
 
-    def subjects(self, room_id: str) -> names.RoomSubjects:
-        return names.room_subjects(room_id, self.ctx.config.log.partitions)
+    def subjects(self, room_id: str) -> RoomSubjects:
+        return self.ctx.names.room_subjects(room_id)
 
     async def send(self, room_id: str, build: Builder, *, msg_id: str, txn: dict[str, str]) -> None:
         """Commit a message (no state change); idempotent on ``msg_id``, the event id."""
@@ -102,9 +96,10 @@ class RoomWriter:
 
     async def _commit(self, room_id: str, build: Builder) -> list[dict[str, Any]]:
         subjects = self.subjects(room_id)
-        deadline = time.monotonic() + WRITE_BUDGET_SECONDS
+        clock = self.ctx.clock
+        deadline = clock.monotonic() + WRITE_BUDGET_SECONDS
         attempt = 0
-        while time.monotonic() < deadline:
+        while clock.monotonic() < deadline:
             row = queries.room(self.ctx.conn, room_id)
             if row is None:
                 attempt += 1
@@ -120,7 +115,7 @@ class RoomWriter:
                 )
             except FenceBusy:
                 # Clustered streams admit one fenced write per subject at a time.
-                await asyncio.sleep(random.uniform(0.001, 0.004))
+                await self.ctx.clock.sleep(random.uniform(0.001, 0.004))
                 continue
             except FenceFailed:
                 attempt += 1
@@ -132,15 +127,35 @@ class RoomWriter:
             return events
         raise unavailable("the room is changing too fast; try again", retry_after_s=1)
 
-    async def _catch_up_state(self, subjects: names.RoomSubjects, attempt: int) -> None:
+    async def _catch_up_state(self, subjects: RoomSubjects, attempt: int) -> None:
         try:
             last = await self.ctx.log.last_subject_seq(subjects.stream, subjects.state)
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
         if not await self.ctx.positions.wait_for(subjects.stream, last, 2.0):
-            await asyncio.sleep(0.05)
+            await self.ctx.clock.sleep(0.05)
         # Jitter so that writers racing from several processes do not collide in lockstep.
-        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+        await self.ctx.clock.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+
+    def build_event(
+        self,
+        room_id: str,
+        sender: str,
+        event_type: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A new event, stamped with this site's clock."""
+        return make_event(
+            event_id=event_id or ids.new_event_id(),
+            room_id=room_id,
+            sender=sender,
+            event_type=event_type,
+            content=content,
+            origin_server_ts=self.ctx.now_ms(),
+            state_key=state_key,
+        )
 
     async def create(self, room_id: str, events: list[dict[str, Any]]) -> None:
         """Commit a new room's first events at once: the subject must not exist yet."""
@@ -163,25 +178,6 @@ def checked(state: StateMap, event: dict[str, Any]) -> StateMap:
         state = dict(state)
         state[(event["type"], event["state_key"])] = event
     return state
-
-
-def build_event(
-    room_id: str,
-    sender: str,
-    event_type: str,
-    content: dict[str, Any],
-    state_key: str | None = None,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    return make_event(
-        event_id=event_id or ids.new_event_id(),
-        room_id=room_id,
-        sender=sender,
-        event_type=event_type,
-        content=content,
-        origin_server_ts=now_ms(),
-        state_key=state_key,
-    )
 
 
 def require_joined(state: StateMap, user_id: str) -> None:

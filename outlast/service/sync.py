@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -32,10 +31,11 @@ class Sync:
         full_state: bool,
         timeout_ms: int,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + min(timeout_ms, self.ctx.config.sync.max_timeout_ms) / 1000
+        clock = self.ctx.clock
+        deadline = clock.monotonic() + min(timeout_ms, self.ctx.config.sync.max_timeout_ms) / 1000
         while True:
             response = self.build(who, since, sync_filter, full_state=full_state)
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.monotonic()
             if (
                 since is None
                 or full_state
@@ -206,8 +206,9 @@ class Sync:
         )
         visible = visible_rows(rows, changes, who.user_id)
         picked = []
+        now_ms = self.ctx.now_ms()
         for r in visible:
-            event = render(r, who.device_id, who.user_id)
+            event = render(r, who.device_id, who.user_id, now_ms=now_ms)
             if sync_filter.room.timeline.matches(event):
                 picked.append((r, event))
             if len(picked) > limit:

@@ -19,7 +19,6 @@ from outlast.core.e2ee import check_to_device, to_device_msg_id
 from outlast.core.errors import MatrixError
 from outlast.core.ids import parse_user_id
 from outlast.log.client import Ack, LogUnavailable
-from outlast.log.names import user_subject
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.view import device_queries as q
@@ -60,7 +59,7 @@ class ToDevice:
             try:
                 acks.append(
                     await self.ctx.log.append(
-                        user_subject(target, "todevice"),
+                        self.ctx.names.user_subject(target, "todevice"),
                         fact,
                         msg_id=to_device_msg_id(who.user_id, who.device_id, txn_id, target),
                     )
@@ -97,7 +96,7 @@ class ToDevice:
 
         async def append() -> None:
             try:
-                await self.ctx.log.append(user_subject(user_id, "todevice"), fact)
+                await self.ctx.log.append(self.ctx.names.user_subject(user_id, "todevice"), fact)
             except Exception as exc:  # noqa: BLE001 - retried on the device's next sync
                 log.info("to-device acknowledgement not recorded: %s", exc)
             finally:

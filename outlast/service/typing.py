@@ -22,15 +22,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from outlast.core import ids
 from outlast.core.errors import bad_json, forbidden
 from outlast.core.tokens import SyncToken
-from outlast.log import names
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext
 from outlast.service.extension import RoomExtras, SyncExtensionBase
@@ -45,13 +42,11 @@ DEFAULT_TIMEOUT_MS = 30_000
 MAX_TIMEOUT_MS = 120_000
 SWEEP_SECONDS = 0.25
 
-Clock = Callable[[], float]
-
 
 class Typing(SyncExtensionBase):
-    def __init__(self, ctx: SiteContext, clock: Clock = time.monotonic) -> None:
+    def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
-        self.clock = clock
+        self.clock = ctx.clock
         self.origin = uuid.uuid4().hex
         self._typing: dict[str, dict[str, float]] = {}  # room -> user -> expiry (clock)
         self._changed: dict[str, int] = {}  # room -> ephemeral counter at its last change
@@ -85,7 +80,7 @@ class Typing(SyncExtensionBase):
         }
         try:
             await self.ctx.log.nc.publish(
-                names.typing_subject(room_id), json.dumps(notice).encode("utf-8")
+                self.ctx.names.typing_subject(room_id), json.dumps(notice).encode("utf-8")
             )
         except Exception:  # typing is best effort; this worker already knows
             log.warning("could not publish a typing notice", exc_info=True)
@@ -98,7 +93,7 @@ class Typing(SyncExtensionBase):
         # last told, so removing it is a change and renewing it is not.
         was_typing = user_id in room
         if typing:
-            room[user_id] = self.clock() + timeout_ms / 1000
+            room[user_id] = self.clock.monotonic() + timeout_ms / 1000
         else:
             room.pop(user_id, None)
         if not room:
@@ -112,12 +107,12 @@ class Typing(SyncExtensionBase):
 
     def typing_in(self, room_id: str) -> list[str]:
         """Who is typing in a room now (expired entries are ignored even before the sweep)."""
-        now = self.clock()
+        now = self.clock.monotonic()
         return sorted(u for u, expiry in self._typing.get(room_id, {}).items() if expiry > now)
 
     def sweep(self) -> None:
         """Drop expired entries; rooms that lost a typist count as changed."""
-        now = self.clock()
+        now = self.clock.monotonic()
         for room_id in list(self._typing):
             room = self._typing[room_id]
             expired = [u for u, expiry in room.items() if expiry <= now]
@@ -149,7 +144,9 @@ class Typing(SyncExtensionBase):
     # --- sharing between workers ----------------------------------------------------
 
     async def start(self) -> None:
-        self._sub = await self.ctx.log.nc.subscribe(names.TYPING_WILDCARD, cb=self._received)
+        self._sub = await self.ctx.log.nc.subscribe(
+            self.ctx.names.typing_wildcard, cb=self._received
+        )
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="typing-sweeper")
 
     async def stop(self) -> None:
@@ -180,7 +177,7 @@ class Typing(SyncExtensionBase):
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await self.clock.sleep(SWEEP_SECONDS)
             try:
                 self.sweep()
             except Exception:  # keep sweeping; one bad pass is not fatal

@@ -26,10 +26,9 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
-from outlast.log.names import USERS_STREAM
 from outlast.view.extension import ViewExtension
 
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS e2e_device_keys (
     user_id TEXT NOT NULL, device_id TEXT NOT NULL, json TEXT NOT NULL,
     PRIMARY KEY (user_id, device_id)
@@ -70,7 +69,7 @@ CREATE TRIGGER IF NOT EXISTS device_gone AFTER DELETE ON devices BEGIN
     INSERT INTO device_list_changes (user_id, seq) VALUES (OLD.user_id, NULL);
 END;
 CREATE TRIGGER IF NOT EXISTS stamp_device_changes
-AFTER UPDATE OF seq ON positions WHEN NEW.stream = '{USERS_STREAM}' BEGIN
+AFTER UPDATE OF seq ON positions WHEN NEW.stream LIKE '%\\_USERS' ESCAPE '\\' BEGIN
     UPDATE device_list_changes SET seq = NEW.seq WHERE seq IS NULL;
 END;
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from outlast.log.client import LogClient, LogMessage
-from outlast.log.names import all_streams
+from outlast.log.names import Names
 from outlast.view.notifier import Notifier
 from outlast.view.projector import Projector
 from outlast.view.state_cache import StateCache
@@ -31,7 +31,7 @@ def load(path: Path = LOG_V1) -> list[LogMessage]:
 
 def project(messages: list[LogMessage], path: Path) -> sqlite3.Connection:
     """Apply the messages as the projector does, one per batch, stream by stream."""
-    streams = all_streams(PARTITIONS)
+    streams = Names(partitions=PARTITIONS).streams()
     conn = open_db(path, [s.name for s in streams])
     positions = Positions(conn)
     projector = Projector(

@@ -8,17 +8,18 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from outlast.log import names
 from outlast.log.client import LogMessage
+from outlast.log.names import Names
 from outlast.view.apply import apply_message
 from outlast.view.state_cache import BatchStates, StateCache
 
 PARTITIONS = 1
-STREAMS = [s.name for s in names.all_streams(PARTITIONS)]
+NAMES = Names(partitions=PARTITIONS)
+STREAMS = [s.name for s in NAMES.streams()]
 ALICE = "@alice:example.test"
 BOB = "@bob:example.test"
 ROOM = "!room:example.test"
-SUBJECTS = names.room_subjects(ROOM, PARTITIONS)
+SUBJECTS = NAMES.room_subjects(ROOM)
 _ids = itertools.count()
 
 
@@ -38,10 +39,10 @@ class View:
         return affected
 
     def account(self, user: str, data: dict[str, Any]) -> set[str]:
-        return self.send(names.USERS_STREAM, names.user_account_subject(user), data)
+        return self.send(NAMES.users_stream, NAMES.user_account_subject(user), data)
 
     def session(self, user: str, data: dict[str, Any]) -> set[str]:
-        return self.send(names.USERS_STREAM, names.user_session_subject(user), data)
+        return self.send(NAMES.users_stream, NAMES.user_session_subject(user), data)
 
     def state(self, *events: dict[str, Any], **extra: Any) -> set[str]:
         return self.send(
@@ -230,23 +231,23 @@ def test_deactivate_clears_password_and_all_sessions(view: View) -> None:
 
 
 def test_filter_is_stored_once(view: View) -> None:
-    subject = names.user_data_subject(ALICE)
+    subject = NAMES.user_data_subject(ALICE)
     fact = {"op": "filter", "user_id": ALICE, "filter_id": "f1", "filter": {"room": {}}}
-    view.send(names.USERS_STREAM, subject, fact)
-    view.send(names.USERS_STREAM, subject, {**fact, "filter": {"other": 1}})
+    view.send(NAMES.users_stream, subject, fact)
+    view.send(NAMES.users_stream, subject, {**fact, "filter": {"other": 1}})
     assert [json.loads(r[0]) for r in view.rows("SELECT json FROM filters")] == [{"room": {}}]
 
 
 def test_alias_is_set_and_deleted(view: View) -> None:
     alias = "#room:example.test"
-    subject = names.alias_subject(alias)
+    subject = NAMES.alias_subject(alias)
     view.send(
-        names.DIRECTORY_STREAM,
+        NAMES.directory_stream,
         subject,
         {"op": "alias", "alias": alias, "room_id": ROOM, "creator": ALICE},
     )
     assert view.rows("SELECT alias, room_id, creator FROM aliases") == [(alias, ROOM, ALICE)]
-    view.send(names.DIRECTORY_STREAM, subject, {"op": "alias_delete", "alias": alias})
+    view.send(NAMES.directory_stream, subject, {"op": "alias_delete", "alias": alias})
     assert view.rows("SELECT * FROM aliases") == []
 
 

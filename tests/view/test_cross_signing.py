@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from outlast.log import names
 from outlast.view import ext_cross_signing as xs
-from tests.view.test_apply import ALICE, BOB, View, device, register
+from tests.view.test_apply import ALICE, BOB, NAMES, View, device, register
 
 
 def key(user: str, usage: str, pub: str) -> dict[str, Any]:
@@ -18,12 +17,12 @@ def key(user: str, usage: str, pub: str) -> dict[str, Any]:
 
 def upload_keys(view: View, user: str, **keys: dict[str, Any]) -> set[str]:
     fact = {"op": "cross_signing_keys", "user_id": user, "keys": keys}
-    return view.send(names.USERS_STREAM, names.cross_signing_subject(user), fact)
+    return view.send(NAMES.users_stream, NAMES.cross_signing_subject(user), fact)
 
 
 def sign(view: View, signer: str, *items: dict[str, str]) -> set[str]:
     fact = {"op": "cross_signing_signatures", "user_id": signer, "signatures": list(items)}
-    return view.send(names.USERS_STREAM, names.cross_signing_subject(signer), fact)
+    return view.send(NAMES.users_stream, NAMES.cross_signing_subject(signer), fact)
 
 
 def item(user: str, kind: str, target: str, by: str, sig: str = "sig") -> dict[str, str]:
@@ -37,7 +36,7 @@ def device_keys(view: View, user: str, device_id: str) -> None:
         "device_id": device_id,
         "device_keys": {"user_id": user, "device_id": device_id, "keys": {}, "signatures": {}},
     }
-    view.send(names.USERS_STREAM, names.device_keys_subject(user, device_id), fact)
+    view.send(NAMES.users_stream, NAMES.device_keys_subject(user, device_id), fact)
 
 
 @pytest.fixture
@@ -73,7 +72,7 @@ def test_keys_are_stored_replaced_and_count_as_device_changes(alice: View) -> No
     assert xs.key_id(conn, ALICE, "self_signing") == "ed25519:S2"
     assert xs.key_id(conn, ALICE, "master") == "ed25519:M1"
     assert changes(alice, ALICE) == before + 1
-    assert xs.subject_seq(conn, ALICE) == alice.seqs[names.USERS_STREAM]
+    assert xs.subject_seq(conn, ALICE) == alice.seqs[NAMES.users_stream]
 
 
 def test_signatures_are_checked_when_applied(alice: View) -> None:
