@@ -24,6 +24,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from outlast.core import jsonenc
+from outlast.log.facts import Fact
 from outlast.log.names import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,6 @@ Handler = Callable[[LogMessage], Awaitable[None]]
 # outcome one of "ok", "fence" (FenceFailed), "unavailable" (LogUnavailable), "error",
 # "cancelled" (the caller went away; the write's fate is unknown).
 PublishObserver = Callable[[str, str], None]
-
-
-def encode(payload: dict[str, Any]) -> bytes:
-    return jsonenc.dumps(payload)
 
 
 class LogClient:
@@ -152,7 +149,7 @@ class LogClient:
     async def append(
         self,
         subject: str,
-        payload: dict[str, Any],
+        fact: Fact,
         *,
         msg_id: str | None = None,
         expected_seq: int | None = None,
@@ -160,7 +157,7 @@ class LogClient:
         """:meth:`_append`, with its outcome told to the observers."""
         outcome = "error"
         try:
-            ack = await self._append(subject, payload, msg_id=msg_id, expected_seq=expected_seq)
+            ack = await self._append(subject, fact, msg_id=msg_id, expected_seq=expected_seq)
             outcome = "ok"
             return ack
         except FenceFailed:
@@ -179,7 +176,7 @@ class LogClient:
     async def _append(
         self,
         subject: str,
-        payload: dict[str, Any],
+        fact: Fact,
         *,
         msg_id: str | None = None,
         expected_seq: int | None = None,
@@ -198,7 +195,10 @@ class LogClient:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_seq)
         try:
             ack = await self.js.publish(
-                subject, encode(payload), timeout=self.publish_timeout, headers=headers or None
+                subject,
+                jsonenc.dumps(fact.encode()),
+                timeout=self.publish_timeout,
+                headers=headers or None,
             )
         except nats.js.errors.APIError as exc:
             if exc.err_code == FENCE_BUSY:

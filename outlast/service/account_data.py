@@ -17,11 +17,12 @@ from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.events import canonical_json, validate_type
 from outlast.core.tokens import SyncToken
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import GLOBAL, AccountDataSet, Fact, RoomTagged
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import RoomExtras
 from outlast.view import ext_account_data as store
-from outlast.view.ext_account_data import GLOBAL, TAG_TYPE
+from outlast.view.ext_account_data import TAG_TYPE
 
 if TYPE_CHECKING:
     from outlast.site import Services
@@ -73,13 +74,7 @@ class AccountData:
             raise MatrixError(400, "M_NOT_JSON", "content must be a JSON object")
         if len(canonical_json(content)) > MAX_CONTENT_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", "account data is larger than 64 KiB")
-        fact: dict[str, Any] = {
-            "op": "account_data",
-            "user_id": user_id,
-            "room_id": room_id or GLOBAL,
-            "type": kind,
-            "content": content,
-        }
+        fact = AccountDataSet(user_id, room_id or GLOBAL, kind, content)
         await self._append(user_id, fact)
 
     def tags(self, who: Requester, user_id: str, room_id: str) -> dict[str, Any]:
@@ -101,29 +96,17 @@ class AccountData:
             raise bad_json("order must be a number")
         if len(canonical_json(content)) > MAX_CONTENT_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", "tag content is too large")
-        fact = {
-            "op": "room_tag",
-            "user_id": user_id,
-            "room_id": room_id,
-            "tag": tag,
-            "content": content,
-        }
+        fact = RoomTagged(user_id, room_id, tag, content)
         await self._append(user_id, fact)
 
     async def delete_tag(self, who: Requester, user_id: str, room_id: str, tag: str) -> None:
         _only_self(who, user_id)
         _room(room_id)
         _check_tag(tag)
-        fact = {
-            "op": "room_tag",
-            "user_id": user_id,
-            "room_id": room_id,
-            "tag": tag,
-            "content": None,
-        }
+        fact = RoomTagged(user_id, room_id, tag, None)
         await self._append(user_id, fact)
 
-    async def _append(self, user_id: str, fact: dict[str, Any]) -> None:
+    async def _append(self, user_id: str, fact: Fact) -> None:
         try:
             ack = await self.ctx.log.append(
                 self.ctx.names.user_subject(user_id, "account_data"), fact

@@ -15,7 +15,17 @@ from typing import Any
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, forbidden
-from outlast.log.client import FenceFailed, LogUnavailable
+from outlast.log.client import Ack, FenceFailed, LogUnavailable
+from outlast.log.facts import (
+    Deactivate,
+    Fact,
+    Login,
+    Logout,
+    LogoutAll,
+    NewDevice,
+    Password,
+    Register,
+)
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.passwords import Passwords
 from outlast.view import queries
@@ -111,7 +121,7 @@ class Accounts:
             raise MatrixError(400, "M_USER_IN_USE", "that user id is taken")
         return True
 
-    def _new_session(self, device_id: str | None, display_name: Any) -> tuple[str, dict[str, Any]]:
+    def _new_session(self, device_id: str | None, display_name: Any) -> tuple[str, NewDevice]:
         if device_id is not None and (
             not isinstance(device_id, str) or not 0 < len(device_id) <= 255
         ):
@@ -123,11 +133,11 @@ class Accounts:
                 400, "M_INVALID_PARAM", "initial_device_display_name must be a string"
             )
         token = ids.new_access_token()
-        device = {
-            "device_id": device_id or ids.new_device_id(),
-            "token_hash": ids.token_hash(token),
-            "display_name": display_name[:256] if isinstance(display_name, str) else None,
-        }
+        device = NewDevice(
+            device_id or ids.new_device_id(),
+            ids.token_hash(token),
+            display_name[:256] if isinstance(display_name, str) else None,
+        )
         return token, device
 
     async def register(
@@ -150,14 +160,7 @@ class Accounts:
         token, device = (
             (None, None) if inhibit_login else self._new_session(device_id, display_name)
         )
-        fact = {
-            "op": "register",
-            "user_id": user_id,
-            "password_hash": password_hash,
-            "ts": self.ctx.now_ms(),
-            "device": device,
-            "admin": int(admin),
-        }
+        fact = Register(user_id, password_hash, self.ctx.now_ms(), device, admin)
         try:
             ack = await self.ctx.log.append(
                 self.ctx.names.user_account_subject(user_id), fact, expected_seq=0
@@ -169,7 +172,7 @@ class Accounts:
         await self.ctx.applied(ack)
         body: dict[str, Any] = {"user_id": user_id, "home_server": self.ctx.server_name}
         if device is not None:
-            body.update(access_token=token, device_id=device["device_id"])
+            body.update(access_token=token, device_id=device.device_id)
         return body
 
     async def check_password(self, user_id: str, password: Any) -> bool:
@@ -188,24 +191,24 @@ class Accounts:
         if not await self.check_password(user_id, password):
             raise forbidden("Invalid username or password")
         token, device = self._new_session(device_id, display_name)
-        fact = {"op": "login", "user_id": user_id, "device": device, "ts": self.ctx.now_ms()}
+        fact = Login(user_id, device, self.ctx.now_ms())
         ack = await self._append(self.ctx.names.user_session_subject(user_id), fact)
         await self.ctx.applied(ack)
         return {
             "user_id": user_id,
             "access_token": token,
-            "device_id": device["device_id"],
+            "device_id": device.device_id,
             "home_server": self.ctx.server_name,
         }
 
     async def logout(self, who: Requester) -> None:
-        fact = {"op": "logout", "user_id": who.user_id, "token_hash": who.token_hash}
+        fact = Logout(who.user_id, who.token_hash)
         await self.ctx.applied(
             await self._append(self.ctx.names.user_session_subject(who.user_id), fact)
         )
 
     async def logout_all(self, who: Requester) -> None:
-        fact = {"op": "logout_all", "user_id": who.user_id}
+        fact = LogoutAll(who.user_id)
         await self.ctx.applied(
             await self._append(self.ctx.names.user_session_subject(who.user_id), fact)
         )
@@ -214,24 +217,18 @@ class Accounts:
         self, who: Requester, new_password: Any, logout_devices: bool
     ) -> None:
         password_hash = await self.passwords.hash(_check_password(new_password))
-        fact = {
-            "op": "password",
-            "user_id": who.user_id,
-            "password_hash": password_hash,
-            "logout_devices": logout_devices,
-            "keep_device": who.device_id,
-        }
+        fact = Password(who.user_id, password_hash, logout_devices, who.device_id)
         await self.ctx.applied(
             await self._append(self.ctx.names.user_account_subject(who.user_id), fact)
         )
 
     async def deactivate(self, user_id: str) -> None:
-        fact = {"op": "deactivate", "user_id": user_id}
+        fact = Deactivate(user_id)
         await self.ctx.applied(
             await self._append(self.ctx.names.user_account_subject(user_id), fact)
         )
 
-    async def _append(self, subject: str, fact: dict[str, Any]) -> Any:
+    async def _append(self, subject: str, fact: Fact) -> Ack:
         try:
             return await self.ctx.log.append(subject, fact)
         except LogUnavailable as exc:

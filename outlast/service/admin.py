@@ -1,7 +1,7 @@
 """Server administrators: a durable flag on accounts, plus a configured list.
 
-``outlast admin grant|revoke USER`` appends the fact ``{"op": "admin",
-"user_id", "admin"}`` to the user's ``admin`` subject in OUTLAST_USERS; every
+``outlast admin grant|revoke USER`` appends the fact ``Admin`` (op ``admin``)
+to the user's ``admin`` subject in OUTLAST_USERS; every
 site's projector applies it to ``users.admin`` in its view (see
 outlast/view/apply.py). ``[admin] users`` in the configuration names more
 administrators, checked at request time.
@@ -17,6 +17,7 @@ import nats.js.errors
 from outlast.clock import SYSTEM, Clock, now_ms
 from outlast.core.errors import MatrixError
 from outlast.log.client import Ack, LogClient, LogUnavailable
+from outlast.log.facts import Admin
 from outlast.log.names import Names
 from outlast.service.context import SiteContext
 from outlast.view import queries
@@ -24,15 +25,13 @@ from outlast.view import queries
 if TYPE_CHECKING:
     from outlast.site import Services
 
-ADMIN_OP = "admin"
-
 
 class UnknownUser(LookupError):
     """No account with this user id was ever registered."""
 
 
-def admin_fact(user_id: str, admin: bool, clock: Clock = SYSTEM) -> dict[str, object]:
-    return {"op": ADMIN_OP, "user_id": user_id, "admin": bool(admin), "ts": now_ms(clock)}
+def admin_fact(user_id: str, admin: bool, clock: Clock = SYSTEM) -> Admin:
+    return Admin(user_id, bool(admin), now_ms(clock))
 
 
 async def account_exists(log: LogClient, names: Names, user_id: str) -> bool:

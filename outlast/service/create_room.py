@@ -7,6 +7,7 @@ from typing import Any
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, invalid_param
 from outlast.log.client import FenceFailed, LogUnavailable
+from outlast.log.facts import AliasSet
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.profiles import member_fields
 from outlast.service.rooms import RoomWriter, checked
@@ -141,7 +142,7 @@ async def claim_alias(ctx: SiteContext, alias: str, room_id: str, creator: str) 
 
     if queries.alias_target(ctx.conn, alias) is not None:
         raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken")
-    fact = {"op": "alias", "alias": alias, "room_id": room_id, "creator": creator}
+    fact = AliasSet(alias, room_id, creator)
     try:
         ack = await ctx.log.append(ctx.names.alias_subject(alias), fact, expected_seq=0)
     except FenceFailed:

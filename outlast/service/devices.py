@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from outlast.core.errors import MatrixError, bad_json, not_found
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import DeviceRenamed, DevicesDeleted, Fact
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.view import device_queries as q
 
@@ -58,15 +59,7 @@ class Devices:
             return  # spec: display_name is optional; nothing to change
         if not isinstance(display_name, str) or len(display_name) > MAX_DISPLAY_NAME:
             raise bad_json(f"display_name must be a string of at most {MAX_DISPLAY_NAME} chars")
-        await self._append(
-            user_id,
-            {
-                "op": "device_update",
-                "user_id": user_id,
-                "device_id": device_id,
-                "display_name": display_name,
-            },
-        )
+        await self._append(user_id, DeviceRenamed(user_id, device_id, display_name))
 
     async def delete(self, user_id: str, device_ids: list[str]) -> None:
         """Delete devices (unknown ids are ignored, as a repeated delete must succeed)."""
@@ -75,11 +68,9 @@ class Devices:
             await self.ctx.catch_up(self.ctx.names.users_stream)
         known = [d for d in wanted if q.device(self.ctx.conn, user_id, d)]
         if known:
-            await self._append(
-                user_id, {"op": "device_delete", "user_id": user_id, "device_ids": known}
-            )
+            await self._append(user_id, DevicesDeleted(user_id, tuple(known)))
 
-    async def _append(self, user_id: str, fact: dict[str, Any]) -> None:
+    async def _append(self, user_id: str, fact: Fact) -> None:
         try:
             ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "devices"), fact)
         except LogUnavailable as exc:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from outlast.log.client import FenceFailed, LogUnavailable
+from outlast.log.facts import AliasDeleted, AliasSet, Fact, RoomListed
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.create_room import claim_alias
@@ -50,12 +51,7 @@ def check_may_publish(ctx: SiteContext, user_id: str) -> None:
 
 async def publish(ctx: SiteContext, room_id: str, user_id: str, visibility: str) -> None:
     """Record a room's directory visibility (checks are the caller's)."""
-    fact = {
-        "op": "room_directory",
-        "room_id": room_id,
-        "visibility": visibility,
-        "user_id": user_id,
-    }
+    fact = RoomListed(room_id, visibility, user_id)
     try:
         ack = await ctx.log.append(ctx.names.directory_subject(room_id), fact)
     except LogUnavailable as exc:
@@ -107,7 +103,7 @@ class Directory:
         if ext_directory.alias_row(self.ctx.conn, alias) is not None:
             raise _conflict(alias)
         # The alias existed and was deleted: claim it again, fenced on the deletion.
-        fact = {"op": "alias", "alias": alias, "room_id": room_id, "creator": who.user_id}
+        fact = AliasSet(alias, room_id, who.user_id)
         await self._fenced(alias, fact, last, _conflict(alias))
 
     async def delete_alias(self, who: Requester, alias: str) -> None:
@@ -119,7 +115,7 @@ class Directory:
         if not self._may_delete(who.user_id, row):
             raise forbidden("only the alias's creator or a room moderator may delete it")
         conflict = MatrixError(409, "M_UNKNOWN", "the alias changed meanwhile; try again")
-        await self._fenced(alias, {"op": "alias_delete", "alias": alias}, last, conflict)
+        await self._fenced(alias, AliasDeleted(alias), last, conflict)
 
     def _may_delete(self, user_id: str, row: Any) -> bool:
         if row["creator"] == user_id:
@@ -144,9 +140,7 @@ class Directory:
         await self.ctx.positions.wait_for(self.ctx.names.directory_stream, last, 5.0)
         return last
 
-    async def _fenced(
-        self, alias: str, fact: dict[str, Any], expected: int, conflict: MatrixError
-    ) -> None:
+    async def _fenced(self, alias: str, fact: Fact, expected: int, conflict: MatrixError) -> None:
         try:
             ack = await self.ctx.log.append(
                 self.ctx.names.alias_subject(alias), fact, expected_seq=expected

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from outlast.clock import Clock
+from outlast.log.facts import HealthProbe
 from outlast.service.context import SiteContext
 from outlast.view.projector import Projector
 
@@ -211,7 +212,7 @@ class Health:
     async def _probe(self, report: dict[str, Any]) -> bool:
         """A write to the site's health subject that carries the self-report."""
         site = self.ctx.config.server.site
-        fact = {"op": "probe", **report}
+        fact = HealthProbe(report)
         try:
             await asyncio.wait_for(
                 self.ctx.log.append(self.ctx.names.health_subject(site, self.worker_key), fact), 1.0

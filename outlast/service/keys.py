@@ -29,6 +29,13 @@ from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param,
 from outlast.core.ids import is_user_id, parse_user_id
 from outlast.core.tokens import SyncToken, parse_sync_token
 from outlast.log.client import Ack, FenceBusy, FenceFailed, LogUnavailable
+from outlast.log.facts import (
+    CrossSigningKeysSet,
+    Fact,
+    KeyClaimed,
+    KeysUploaded,
+    SignaturesMade,
+)
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import SyncExtensionBase
@@ -61,12 +68,11 @@ class Keys:
     async def upload(self, who: Requester, body: dict[str, Any]) -> dict[str, int]:
         """Publish what is new; return the device's unclaimed one-time-key counts."""
         conn, user, device = self.ctx.conn, who.user_id, who.device_id
-        header = {"op": "keys_upload", "user_id": user, "device_id": device}
-        fact: dict[str, Any] = dict(header)
+        device_keys: dict[str, Any] | None = None
         if body.get("device_keys") is not None:
             keys = e2ee.check_device_keys(body["device_keys"], user, device)
             if q.stored_device_keys(conn, user, device) != _canonical(keys):
-                fact["device_keys"] = keys
+                device_keys = keys
         otks = e2ee.check_key_map(body.get("one_time_keys"), "one_time_keys")
         split = {k: (e2ee.algorithm_of(k), k.partition(":")[2]) for k in otks}
         stored = q.one_time_keys(conn, user, device, split.values())
@@ -79,12 +85,9 @@ class Keys:
                 raise MatrixError(
                     400, "M_INVALID_PARAM", f"one-time key {key_id} exists with another value"
                 )
-        if new_otks:
-            fact["one_time_keys"] = new_otks
         fallbacks = e2ee.check_fallback_keys(body.get("fallback_keys"))
-        if fallbacks:
-            fact["fallback_keys"] = fallbacks
-        if fact != header:  # something new to publish
+        fact = KeysUploaded(user, device, device_keys, new_otks or None, fallbacks or None)
+        if fact.changes_anything():  # something new to publish
             try:
                 ack = await self.ctx.log.append(
                     self.ctx.names.device_keys_subject(user, device), fact
@@ -182,7 +185,7 @@ class Keys:
                 await authenticate()
                 authenticated = True
                 continue  # auth took a while: decide again against a fresh view
-            fact = {"op": "cross_signing_keys", "user_id": user_id, "keys": new}
+            fact = CrossSigningKeysSet(user_id, new)
             ack = await self._fenced_append(subject, fact, seen)
             if ack is None:
                 continue
@@ -214,7 +217,7 @@ class Keys:
                         "error": exc.error,
                     }
         if items:
-            fact = {"op": "cross_signing_signatures", "user_id": signer, "signatures": items}
+            fact = SignaturesMade(signer, tuple(items))
             try:
                 ack = await self.ctx.log.append(self.ctx.names.cross_signing_subject(signer), fact)
             except LogUnavailable as exc:
@@ -294,13 +297,7 @@ class Keys:
             if otk is None:
                 return await self._claim_fallback(user_id, device_id, algorithm)
             key_id, key = otk
-            fact = {
-                "op": "keys_claim",
-                "user_id": user_id,
-                "device_id": device_id,
-                "algorithm": algorithm,
-                "key_id": key_id,
-            }
+            fact = KeyClaimed(user_id, device_id, algorithm, key_id)
             ack = await self._fenced_append(subject, fact, seen)
             if ack is None:
                 continue
@@ -316,14 +313,7 @@ class Keys:
             return None
         key_id, key, used = fallback
         if not used:
-            fact = {
-                "op": "keys_claim",
-                "user_id": user_id,
-                "device_id": device_id,
-                "algorithm": algorithm,
-                "key_id": key_id,
-                "fallback": True,
-            }
+            fact = KeyClaimed(user_id, device_id, algorithm, key_id, fallback=True)
             try:
                 await self.ctx.log.append(
                     self.ctx.names.device_keys_subject(user_id, device_id), fact
@@ -332,7 +322,7 @@ class Keys:
                 raise log_unavailable(exc) from exc
         return {f"{algorithm}:{key_id}": key}
 
-    async def _fenced_append(self, subject: str, fact: dict[str, Any], seen: int) -> Ack | None:
+    async def _fenced_append(self, subject: str, fact: Fact, seen: int) -> Ack | None:
         """Append ``fact`` only if ``seen`` is still the subject's last sequence.
 
         None when the fence was busy or lost: the caller decides again (after

@@ -7,6 +7,7 @@ from typing import Any
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import RoomForgotten
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.profiles import member_fields
 from outlast.service.rooms import RoomWriter, checked
@@ -85,7 +86,7 @@ class Memberships:
             raise MatrixError(400, "M_UNKNOWN", "leave the room before forgetting it")
         if queries.room(self.ctx.conn, room_id) is None:
             raise not_found("unknown room")
-        fact = {"op": "forget", "user_id": user_id, "room_id": room_id}
+        fact = RoomForgotten(user_id, room_id)
         try:
             ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
         except LogUnavailable as exc:

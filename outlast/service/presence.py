@@ -20,6 +20,7 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.tokens import SyncToken
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import PresenceSet
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import SyncExtensionBase
@@ -62,13 +63,7 @@ class Presence(SyncExtensionBase):
             raise bad_json(f"status_msg is longer than {MAX_STATUS_MSG} characters")
         if not self.enabled:
             return
-        fact = {
-            "op": store.PRESENCE_OP,
-            "user_id": who.user_id,
-            "presence": state,
-            "status_msg": status,
-            "ts": self.ctx.now_ms(),
-        }
+        fact = PresenceSet(who.user_id, state, status, self.ctx.now_ms())
         try:
             ack = await self.ctx.log.append(
                 self.ctx.names.user_subject(who.user_id, "presence"), fact

@@ -19,6 +19,7 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.events import canonical_json
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import Fact, ProfileDeleted, ProfileSet
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.rooms import RoomWriter, checked
@@ -93,10 +94,11 @@ class Profiles:
             return
         if len(canonical_json({**current, key: value})) > MAX_PROFILE_BYTES:
             raise MatrixError(400, "M_PROFILE_TOO_LARGE", "the profile would exceed 64 KiB")
+        fact: Fact
         if value is None and key in MEMBER_FIELDS:
-            fact: dict[str, Any] = {"op": "profile_delete", "user_id": user_id, "key": key}
+            fact = ProfileDeleted(user_id, key)
         else:
-            fact = {"op": "profile_set", "user_id": user_id, "key": key, "value": value}
+            fact = ProfileSet(user_id, key, value)
         await self._append(user_id, fact)
         if key in MEMBER_FIELDS:
             await self._update_rooms(user_id)
@@ -107,11 +109,11 @@ class Profiles:
         self._key(key)
         if key not in ext_directory.profile(self.ctx.conn, user_id):
             return
-        await self._append(user_id, {"op": "profile_delete", "user_id": user_id, "key": key})
+        await self._append(user_id, ProfileDeleted(user_id, key))
         if key in MEMBER_FIELDS:
             await self._update_rooms(user_id)
 
-    async def _append(self, user_id: str, fact: dict[str, Any]) -> None:
+    async def _append(self, user_id: str, fact: Fact) -> None:
         try:
             ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "profile"), fact)
         except LogUnavailable as exc:

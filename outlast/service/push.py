@@ -16,6 +16,7 @@ from outlast.core import pushrules
 from outlast.core.errors import MatrixError, unavailable
 from outlast.core.tokens import SyncToken
 from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
+from outlast.log.facts import Fact, PusherDeleted, PusherSet, PushRulesSet
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import SyncExtensionBase
 from outlast.view import ext_push
@@ -74,7 +75,7 @@ class Push(SyncExtensionBase):
             try:
                 ack = await self.ctx.log.append(
                     subject,
-                    {"op": "push_rules", "user_id": user_id, "doc": new},
+                    PushRulesSet(user_id, new),
                     expected_seq=seq,
                 )
             except FenceBusy:
@@ -103,20 +104,12 @@ class Push(SyncExtensionBase):
         if "kind" not in body:
             raise _missing("kind is required")
         subject = self.ctx.names.user_subject(user_id, "pushers")
+        payload: Fact
         if body["kind"] is None:
-            payload: dict[str, Any] = {
-                "op": "pusher_delete",
-                "user_id": user_id,
-                "app_id": app_id,
-                "pushkey": pushkey,
-            }
+            payload = PusherDeleted(user_id, app_id, pushkey)
         else:
-            payload = {
-                "op": "pusher_set",
-                "user_id": user_id,
-                "pusher": _pusher(body, app_id, pushkey),
-                "append": bool(body.get("append", False)),
-            }
+            append = bool(body.get("append", False))
+            payload = PusherSet(user_id, _pusher(body, app_id, pushkey), append)
         try:
             ack = await self.ctx.log.append(subject, payload)
         except LogUnavailable as exc:

@@ -34,6 +34,7 @@ from outlast.core import unread
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.tokens import SyncToken
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import ReceiptsMarked
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.service.extension import RoomExtras, SyncExtensionBase
@@ -100,13 +101,7 @@ class Receipts(SyncExtensionBase):
             raise forbidden("you are not joined to this room")
         for mark in marks:
             await self._require_event(room_id, mark["event_id"], subjects.stream)
-        fact = {
-            "op": store.MARK_OP,
-            "room_id": room_id,
-            "user_id": user_id,
-            "ts": self.ctx.now_ms(),
-            "marks": marks,
-        }
+        fact = ReceiptsMarked(room_id, user_id, self.ctx.now_ms(), tuple(marks))
         try:
             ack = await self.ctx.log.append(subjects.receipt, fact)
         except LogUnavailable as exc:

@@ -27,6 +27,7 @@ from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, forbidden, not_found, unavailable
 from outlast.core.events import make_event
 from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
+from outlast.log.facts import RoomEvents
 from outlast.log.names import RoomSubjects
 from outlast.service.context import READ_YOUR_WRITES_TIMEOUT, SiteContext, log_unavailable
 from outlast.view import queries
@@ -65,7 +66,7 @@ class RoomWriter:
         events = build(state)
         try:
             ack = await self.ctx.log.append(
-                subjects.timeline, {"op": "events", "events": events, "txn": txn}, msg_id=msg_id
+                subjects.timeline, RoomEvents(tuple(events), txn), msg_id=msg_id
             )
         except LogUnavailable as exc:
             raise log_unavailable(exc) from exc
@@ -110,7 +111,7 @@ class RoomWriter:
             try:
                 ack = await self.ctx.log.append(
                     subjects.state,
-                    {"op": "events", "events": events},
+                    RoomEvents(tuple(events)),
                     expected_seq=int(row["state_seq"]),
                 )
             except FenceBusy:
@@ -162,7 +163,7 @@ class RoomWriter:
         subjects = self.subjects(room_id)
         try:
             ack = await self.ctx.log.append(
-                subjects.state, {"op": "events", "events": events}, expected_seq=0
+                subjects.state, RoomEvents(tuple(events)), expected_seq=0
             )
         except FenceFailed:
             raise MatrixError(400, "M_ROOM_IN_USE", "room id collision; try again") from None

@@ -19,6 +19,7 @@ from outlast.core.e2ee import check_to_device, to_device_msg_id
 from outlast.core.errors import MatrixError
 from outlast.core.ids import parse_user_id
 from outlast.log.client import Ack, LogUnavailable
+from outlast.log.facts import ToDeviceReceived, ToDeviceSent
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext, log_unavailable
 from outlast.view import device_queries as q
@@ -47,15 +48,7 @@ class ToDevice:
                 continue
             if q.to_device_sent(self.ctx.conn, who.user_id, who.device_id, txn_id, target):
                 continue  # a retry of a txnId this view already applied
-            fact = {
-                "op": "to_device",
-                "sender": who.user_id,
-                "sender_device": who.device_id,
-                "txn_id": txn_id,
-                "type": event_type,
-                "target": target,
-                "messages": devices,
-            }
+            fact = ToDeviceSent(who.user_id, who.device_id, txn_id, event_type, target, devices)
             try:
                 acks.append(
                     await self.ctx.log.append(
@@ -92,7 +85,7 @@ class ToDevice:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # built outside the server's loop (a test): nothing to record
-        fact = {"op": "to_device_ack", "user_id": user_id, "device_id": device_id, "upto": upto}
+        fact = ToDeviceReceived(user_id, device_id, upto)
 
         async def append() -> None:
             try:

@@ -1,22 +1,73 @@
-"""How each kind of log message changes the view. Called inside one transaction.
+"""How each kind of fact changes the view. Called inside the projector's transaction.
 
-Every function returns the user ids whose /sync might now return something
-new, so the projector can wake exactly those long-polls.
+:func:`apply_message` decodes a log message into its fact type and
+:func:`apply_fact` dispatches on the type: one ``case`` per kind, so the whole
+vocabulary and who applies it is on one screen. Every function returns the
+user ids whose /sync might now return something new, so the projector can wake
+exactly those long-polls. A message that does not decode (an op from a newer
+version, or a malformed fact) is skipped, never retried for ever.
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import logging
 import sqlite3
 from typing import Any
 
 from outlast.core import auth, jsonenc
 from outlast.core.errors import MatrixError
 from outlast.log.client import LogMessage
-from outlast.view.extension import EventHook, OpHandler
+from outlast.log.facts import (
+    AccountDataSet,
+    Admin,
+    AliasDeleted,
+    AliasSet,
+    CrossSigningKeysSet,
+    Deactivate,
+    DecodeError,
+    DeviceRenamed,
+    DevicesDeleted,
+    Fact,
+    FilterStored,
+    KeyClaimed,
+    KeysUploaded,
+    Login,
+    Logout,
+    LogoutAll,
+    NewDevice,
+    Password,
+    PresenceSet,
+    ProfileDeleted,
+    ProfileSet,
+    PusherDeleted,
+    PusherSet,
+    PushRulesSet,
+    ReceiptsMarked,
+    Register,
+    RoomEvents,
+    RoomForgotten,
+    RoomListed,
+    RoomTagged,
+    SignaturesMade,
+    ToDeviceReceived,
+    ToDeviceSent,
+    UnknownFact,
+    decode,
+)
+from outlast.view import (
+    ext_account_data,
+    ext_cross_signing,
+    ext_devices,
+    ext_directory,
+    ext_push,
+    ext_receipts,
+    ext_redactions,
+)
 from outlast.view.queries import StateMap
 from outlast.view.state_cache import BatchStates
+
+log = logging.getLogger(__name__)
 
 
 def apply_message(
@@ -24,63 +75,114 @@ def apply_message(
 ) -> set[str]:
     """Apply one message. ``states`` serves room state to room events (the
     projector passes its batch's; without one, state is read from ``conn``)."""
-    op = str(msg.data.get("op"))
-    if op == "events":
-        return _room_events(conn, msg, states or BatchStates(conn, None))
-    handler: OpHandler | None = _HANDLERS.get(op)
-    if handler is None:
-        handler = _extension_handlers().get(op)
-    if handler is None:
-        return set()  # unknown ops from a newer version are skipped, not fatal
-    return handler(conn, msg)
+    try:
+        fact = decode(msg.data)
+    except UnknownFact:
+        return set()  # from a newer version: skipped, not fatal
+    except DecodeError as exc:
+        log.error("malformed fact %s:%d skipped: %s", msg.stream, msg.seq, exc)
+        return set()
+    return apply_fact(conn, msg, fact, states or BatchStates(conn, None))
 
 
-@functools.cache
-def _extension_handlers() -> dict[str, OpHandler]:
-    """Merged once: this runs for every message the projector applies."""
-    from outlast.view.extensions import EXTENSIONS
+def apply_fact(
+    conn: sqlite3.Connection, msg: LogMessage, fact: Fact, states: BatchStates
+) -> set[str]:
+    """The view's rule for each kind of fact (``msg`` gives its place in the log)."""
+    match fact:
+        # accounts, sessions, devices
+        case Register():
+            return _register(conn, msg, fact)
+        case Login():
+            return _login(conn, fact)
+        case Logout():
+            return _logout(conn, fact)
+        case LogoutAll():
+            return _logout_all(conn, fact)
+        case Password():
+            return _password(conn, msg, fact)
+        case Deactivate():
+            return _deactivate(conn, msg, fact)
+        case Admin():
+            return _admin(conn, fact)
+        case FilterStored():
+            return _filter(conn, fact)
+        case DeviceRenamed():
+            return ext_devices.apply_device_renamed(conn, msg, fact)
+        case DevicesDeleted():
+            return ext_devices.apply_devices_deleted(conn, msg, fact)
+        # rooms and aliases
+        case RoomEvents():
+            return _room_events(conn, msg, fact, states)
+        case ReceiptsMarked():
+            return ext_receipts.apply_marks(conn, msg, fact)
+        case RoomListed():
+            return ext_directory.apply_room_listed(conn, msg, fact)
+        case AliasSet():
+            return _alias(conn, fact)
+        case AliasDeleted():
+            return _alias_delete(conn, fact)
+        case RoomForgotten():
+            return _forget(conn, fact)
+        # what users set for themselves
+        case PresenceSet():
+            return ext_receipts.apply_presence(conn, msg, fact)
+        case ProfileSet():
+            return ext_directory.apply_profile_set(conn, msg, fact)
+        case ProfileDeleted():
+            return ext_directory.apply_profile_delete(conn, msg, fact)
+        case AccountDataSet():
+            return ext_account_data.apply_account_data(conn, msg, fact)
+        case RoomTagged():
+            return ext_account_data.apply_room_tag(conn, msg, fact)
+        case PushRulesSet():
+            return ext_push.apply_push_rules(conn, msg, fact)
+        case PusherSet():
+            return ext_push.apply_pusher_set(conn, msg, fact)
+        case PusherDeleted():
+            return ext_push.apply_pusher_delete(conn, msg, fact)
+        # end-to-end encryption
+        case KeysUploaded():
+            return ext_devices.apply_keys_uploaded(conn, msg, fact)
+        case KeyClaimed():
+            return ext_devices.apply_key_claimed(conn, msg, fact)
+        case CrossSigningKeysSet():
+            return ext_cross_signing.apply_keys(conn, msg, fact)
+        case SignaturesMade():
+            return ext_cross_signing.apply_signatures(conn, msg, fact)
+        case ToDeviceSent():
+            return ext_devices.apply_to_device(conn, msg, fact)
+        case ToDeviceReceived():
+            return ext_devices.apply_to_device_received(conn, msg, fact)
+        case _:
+            return set()  # control facts (health probes): no view follows their streams
 
-    merged: dict[str, OpHandler] = {}
-    for ext in EXTENSIONS:
-        merged.update(ext.handlers)
-    return merged
 
-
-@functools.cache
-def _event_hooks() -> tuple[EventHook, ...]:
-    """Collected once: this runs for every room event the projector applies."""
-    from outlast.view.extensions import EXTENSIONS
-
-    return tuple(hook for ext in EXTENSIONS for hook in ext.event_hooks)
-
-
-def _register(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def _register(conn: sqlite3.Connection, msg: LogMessage, fact: Register) -> set[str]:
     conn.execute(
         "INSERT OR IGNORE INTO users (user_id, password_hash, created_ts, account_seq, admin)"
         " VALUES (?, ?, ?, ?, ?)",
-        (d["user_id"], d.get("password_hash"), d.get("ts", 0), msg.seq, int(d.get("admin", 0))),
+        (fact.user_id, fact.password_hash, fact.ts, msg.seq, int(fact.admin)),
     )
-    device = d.get("device")
-    if device:
-        _add_device(conn, d["user_id"], device, d.get("ts", 0))
-    return {d["user_id"]}
+    if fact.device is not None:
+        _add_device(conn, fact.user_id, fact.device, fact.ts)
+    return {fact.user_id}
 
 
-def _add_device(conn: sqlite3.Connection, user_id: str, device: dict[str, Any], ts: int) -> None:
+def _add_device(conn: sqlite3.Connection, user_id: str, device: NewDevice, ts: int) -> None:
     # A login that reuses a device id replaces that device's old token.
     conn.execute(
-        "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device["device_id"])
+        "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device.device_id)
     )
     conn.execute(
         "INSERT INTO devices (user_id, device_id, display_name, created_ts) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (user_id, device_id) DO UPDATE SET display_name ="
         " COALESCE(excluded.display_name, devices.display_name)",
-        (user_id, device["device_id"], device.get("display_name"), ts),
+        (user_id, device.device_id, device.display_name, ts),
     )
     conn.execute(
         "INSERT OR REPLACE INTO tokens (token_hash, user_id, device_id) VALUES (?, ?, ?)",
-        (device["token_hash"], user_id, device["device_id"]),
+        (device.token_hash, user_id, device.device_id),
     )
 
 
@@ -89,86 +191,79 @@ def _remove_devices(conn: sqlite3.Connection, user_id: str, keep: str | None = N
     conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
 
 
-def _password(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def _password(conn: sqlite3.Connection, msg: LogMessage, fact: Password) -> set[str]:
     conn.execute(
         "UPDATE users SET password_hash = ?, account_seq = ? WHERE user_id = ?",
-        (d["password_hash"], msg.seq, d["user_id"]),
+        (fact.password_hash, msg.seq, fact.user_id),
     )
-    if d.get("logout_devices"):
-        _remove_devices(conn, d["user_id"], keep=d.get("keep_device"))
-    return {d["user_id"]}
+    if fact.logout_devices:
+        _remove_devices(conn, fact.user_id, keep=fact.keep_device)
+    return {fact.user_id}
 
 
-def _deactivate(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    user = msg.data["user_id"]
+def _deactivate(conn: sqlite3.Connection, msg: LogMessage, fact: Deactivate) -> set[str]:
     conn.execute(
         "UPDATE users SET deactivated = 1, password_hash = NULL, account_seq = ? WHERE user_id = ?",
-        (msg.seq, user),
+        (msg.seq, fact.user_id),
     )
-    _remove_devices(conn, user)
-    return {user}
+    _remove_devices(conn, fact.user_id)
+    return {fact.user_id}
 
 
-def _admin(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+def _admin(conn: sqlite3.Connection, fact: Admin) -> set[str]:
     """Grant or revoke the server-administrator flag (``outlast admin grant|revoke``)."""
-    d = msg.data
-    conn.execute(
-        "UPDATE users SET admin = ? WHERE user_id = ?", (int(bool(d.get("admin"))), d["user_id"])
-    )
+    conn.execute("UPDATE users SET admin = ? WHERE user_id = ?", (int(fact.admin), fact.user_id))
     return set()
 
 
-def _login(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    _add_device(conn, d["user_id"], d["device"], d.get("ts", 0))
-    return {d["user_id"]}
+def _login(conn: sqlite3.Connection, fact: Login) -> set[str]:
+    _add_device(conn, fact.user_id, fact.device, fact.ts)
+    return {fact.user_id}
 
 
-def _logout(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def _logout(conn: sqlite3.Connection, fact: Logout) -> set[str]:
     row = conn.execute(
-        "SELECT device_id FROM tokens WHERE token_hash = ?", (d["token_hash"],)
+        "SELECT device_id FROM tokens WHERE token_hash = ?", (fact.token_hash,)
     ).fetchone()
     if row is not None:
         conn.execute(
-            "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (d["user_id"], row[0])
+            "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (fact.user_id, row[0])
         )
         conn.execute(
-            "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (d["user_id"], row[0])
+            "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (fact.user_id, row[0])
         )
-    return {d["user_id"]}
+    return {fact.user_id}
 
 
-def _logout_all(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    _remove_devices(conn, msg.data["user_id"])
-    return {msg.data["user_id"]}
+def _logout_all(conn: sqlite3.Connection, fact: LogoutAll) -> set[str]:
+    _remove_devices(conn, fact.user_id)
+    return {fact.user_id}
 
 
-def _filter(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def _filter(conn: sqlite3.Connection, fact: FilterStored) -> set[str]:
     conn.execute(
         "INSERT OR IGNORE INTO filters (user_id, filter_id, json) VALUES (?, ?, ?)",
-        (d["user_id"], d["filter_id"], json.dumps(d["filter"])),
+        (fact.user_id, fact.filter_id, json.dumps(fact.filter)),
     )
     return set()
 
 
-def _alias(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def _alias(conn: sqlite3.Connection, fact: AliasSet) -> set[str]:
     conn.execute(
         "INSERT OR REPLACE INTO aliases (alias, room_id, creator) VALUES (?, ?, ?)",
-        (d["alias"], d["room_id"], d["creator"]),
+        (fact.alias, fact.room_id, fact.creator),
     )
     return set()
 
 
-def _alias_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    conn.execute("DELETE FROM aliases WHERE alias = ?", (msg.data["alias"],))
+def _alias_delete(conn: sqlite3.Connection, fact: AliasDeleted) -> set[str]:
+    conn.execute("DELETE FROM aliases WHERE alias = ?", (fact.alias,))
     return set()
 
 
-def _room_events(conn: sqlite3.Connection, msg: LogMessage, states: BatchStates) -> set[str]:
+def _room_events(
+    conn: sqlite3.Connection, msg: LogMessage, fact: RoomEvents, states: BatchStates
+) -> set[str]:
     """Store a fact's room events in log order.
 
     State events arrive on the room's state subject, fenced: they were checked
@@ -182,8 +277,8 @@ def _room_events(conn: sqlite3.Connection, msg: LogMessage, states: BatchStates)
     affected: set[str] = set()
     rooms: set[str] = set()
     is_state_subject = msg.subject.endswith(".state")
-    txn = msg.data.get("txn") or {}
-    events = msg.data.get("events", [])
+    txn = fact.txn or {}
+    events = fact.events
     if is_state_subject:
         # The fence compares with the subject's last sequence: keep the view's
         # copy in step even when every event of the message is a repeat.
@@ -226,9 +321,8 @@ def _room_events(conn: sqlite3.Connection, msg: LogMessage, states: BatchStates)
             states.changed(room_id)
             if event["type"] == "m.room.member":
                 affected.add(event["state_key"])
-        for hook in _event_hooks():
-            affected |= hook(conn, msg, idx, event)
         if event["type"] == "m.room.redaction":
+            affected |= ext_redactions.apply_redaction(conn, msg, idx, event)
             states.changed(room_id)  # it may have rewritten a state event
     for room_id in rooms:
         affected |= states.audience(room_id)
@@ -286,26 +380,10 @@ def _apply_state(
         )
 
 
-def _forget(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def _forget(conn: sqlite3.Connection, fact: RoomForgotten) -> set[str]:
     conn.execute(
         "UPDATE members SET forgotten = 1 WHERE room_id = ? AND user_id = ?"
         " AND membership IN ('leave', 'ban')",
-        (d["room_id"], d["user_id"]),
+        (fact.room_id, fact.user_id),
     )
     return set()
-
-
-_HANDLERS = {
-    "register": _register,
-    "password": _password,
-    "deactivate": _deactivate,
-    "admin": _admin,
-    "login": _login,
-    "logout": _logout,
-    "logout_all": _logout_all,
-    "filter": _filter,
-    "alias": _alias,
-    "alias_delete": _alias_delete,
-    "forget": _forget,
-}

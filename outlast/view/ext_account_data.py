@@ -13,6 +13,7 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
+from outlast.log.facts import GLOBAL, AccountDataSet, RoomTagged
 from outlast.view.extension import ViewExtension
 
 TAG_TYPE = "m.tag"
@@ -25,8 +26,6 @@ CREATE TABLE IF NOT EXISTS account_data (
 );
 CREATE INDEX IF NOT EXISTS account_data_by_seq ON account_data (user_id, seq);
 """
-
-GLOBAL = ""  # room_id of global account data
 
 
 def _store(
@@ -44,30 +43,24 @@ def _store(
     )
 
 
-def _account_data(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    _store(conn, d["user_id"], d.get("room_id") or GLOBAL, d["type"], d["content"], msg.seq)
-    return {d["user_id"]}
+def apply_account_data(conn: sqlite3.Connection, msg: LogMessage, fact: AccountDataSet) -> set[str]:
+    _store(conn, fact.user_id, fact.room_id or GLOBAL, fact.type, fact.content, msg.seq)
+    return {fact.user_id}
 
 
-def _room_tag(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    current = get(conn, d["user_id"], d["room_id"], TAG_TYPE) or {}
+def apply_room_tag(conn: sqlite3.Connection, msg: LogMessage, fact: RoomTagged) -> set[str]:
+    current = get(conn, fact.user_id, fact.room_id, TAG_TYPE) or {}
     tags = current.get("tags")
     tags = dict(tags) if isinstance(tags, dict) else {}
-    if d.get("content") is None:
-        tags.pop(d["tag"], None)
+    if fact.content is None:
+        tags.pop(fact.tag, None)
     else:
-        tags[d["tag"]] = d["content"]
-    _store(conn, d["user_id"], d["room_id"], TAG_TYPE, {**current, "tags": tags}, msg.seq)
-    return {d["user_id"]}
+        tags[fact.tag] = fact.content
+    _store(conn, fact.user_id, fact.room_id, TAG_TYPE, {**current, "tags": tags}, msg.seq)
+    return {fact.user_id}
 
 
-EXTENSION = ViewExtension(
-    name="account_data",
-    schema=SCHEMA,
-    handlers={"account_data": _account_data, "room_tag": _room_tag},
-)
+EXTENSION = ViewExtension(name="account_data", schema=SCHEMA)
 
 
 # --- reads ------------------------------------------------------------------

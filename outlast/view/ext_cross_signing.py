@@ -26,6 +26,7 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
+from outlast.log.facts import CrossSigningKeysSet, SignaturesMade
 from outlast.view.ext_devices import record_device_change
 from outlast.view.extension import ViewExtension
 
@@ -168,13 +169,12 @@ def _record_subject(conn: sqlite3.Connection, user_id: str, seq: int) -> None:
     )
 
 
-def _keys(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    """New cross-signing keys of one user: ``{"keys": {usage: key}}``, already checked."""
-    d = msg.data
-    user_id = d["user_id"]
+def apply_keys(conn: sqlite3.Connection, msg: LogMessage, fact: CrossSigningKeysSet) -> set[str]:
+    """New cross-signing keys of one user: ``{usage: key}``, already checked."""
+    user_id = fact.user_id
     _record_subject(conn, user_id, msg.seq)
     changed = False
-    for usage, key in (d.get("keys") or {}).items():
+    for usage, key in fact.keys.items():
         if usage not in USAGES or not isinstance(key, dict) or not key.get("keys"):
             continue
         new_id = str(next(iter(key["keys"])))
@@ -204,15 +204,14 @@ def _keys(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     return record_device_change(conn, user_id, msg.seq)
 
 
-def _signatures(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    """Signatures one user made: ``{"signatures": [{user_id, kind, target, key_id,
-    signature}]}``, each re-checked here against the keys at this place in the log."""
-    d = msg.data
-    signer = d["user_id"]
+def apply_signatures(conn: sqlite3.Connection, msg: LogMessage, fact: SignaturesMade) -> set[str]:
+    """Signatures one user made: ``[{user_id, kind, target, key_id, signature}]``, each
+    re-checked here against the keys at this place in the log."""
+    signer = fact.user_id
     _record_subject(conn, signer, msg.seq)
     affected: set[str] = set()
     owners: set[str] = set()
-    for item in d.get("signatures") or []:
+    for item in fact.signatures:
         if not isinstance(item, dict):
             continue
         fields = [item.get(k) for k in ("user_id", "kind", "target", "key_id", "signature")]
@@ -238,11 +237,4 @@ def cross_signing_keys(conn: sqlite3.Connection, user_id: str) -> dict[str, dict
     return {usage: json.loads(raw) for usage, (_, raw) in stored_keys(conn, user_id).items()}
 
 
-EXTENSION = ViewExtension(
-    name="cross_signing",
-    schema=SCHEMA,
-    handlers={
-        "cross_signing_keys": _keys,
-        "cross_signing_signatures": _signatures,
-    },
-)
+EXTENSION = ViewExtension(name="cross_signing", schema=SCHEMA)

@@ -26,6 +26,14 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
+from outlast.log.facts import (
+    DeviceRenamed,
+    DevicesDeleted,
+    KeyClaimed,
+    KeysUploaded,
+    ToDeviceReceived,
+    ToDeviceSent,
+)
 from outlast.view.extension import ViewExtension
 
 SCHEMA = """
@@ -98,20 +106,22 @@ def record_device_change(conn: sqlite3.Connection, user_id: str, seq: int) -> se
     return _sharing(conn, user_id)
 
 
-def _device_update(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def apply_device_renamed(
+    conn: sqlite3.Connection, msg: LogMessage, fact: DeviceRenamed
+) -> set[str]:
     cur = conn.execute(
         "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?",
-        (d.get("display_name"), d["user_id"], d["device_id"]),
+        (fact.display_name, fact.user_id, fact.device_id),
     )
-    return record_device_change(conn, d["user_id"], msg.seq) if cur.rowcount else set()
+    return record_device_change(conn, fact.user_id, msg.seq) if cur.rowcount else set()
 
 
-def _device_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+def apply_devices_deleted(
+    conn: sqlite3.Connection, msg: LogMessage, fact: DevicesDeleted
+) -> set[str]:
     """Tokens go with their device, so the device stops working at every site."""
-    d = msg.data
-    user_id = d["user_id"]
-    for device_id in d.get("device_ids", []):
+    user_id = fact.user_id
+    for device_id in fact.device_ids:
         conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
         conn.execute(
             "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
@@ -127,15 +137,14 @@ def _record_subject(conn: sqlite3.Connection, user_id: str, device_id: str, seq:
     )
 
 
-def _keys_upload(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    user_id, device_id = d["user_id"], d["device_id"]
+def apply_keys_uploaded(conn: sqlite3.Connection, msg: LogMessage, fact: KeysUploaded) -> set[str]:
+    user_id, device_id = fact.user_id, fact.device_id
     _record_subject(conn, user_id, device_id, msg.seq)
     if not _device_exists(conn, user_id, device_id):
         return set()  # deleted before its upload was applied: nothing to publish
     affected: set[str] = set()
-    device_keys = d.get("device_keys")
-    if isinstance(device_keys, dict):
+    device_keys = fact.device_keys
+    if device_keys is not None:
         raw = json.dumps(device_keys, sort_keys=True)
         old = conn.execute(
             "SELECT json FROM e2e_device_keys WHERE user_id = ? AND device_id = ?",
@@ -148,14 +157,14 @@ def _keys_upload(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
                 (user_id, device_id, raw),
             )
             affected = record_device_change(conn, user_id, msg.seq)
-    for key_id, key in (d.get("one_time_keys") or {}).items():
+    for key_id, key in (fact.one_time_keys or {}).items():
         algorithm, _, ident = key_id.partition(":")
         conn.execute(
             "INSERT OR IGNORE INTO e2e_one_time_keys"
             " (user_id, device_id, algorithm, key_id, json, seq) VALUES (?, ?, ?, ?, ?, ?)",
             (user_id, device_id, algorithm, ident, json.dumps(key, sort_keys=True), msg.seq),
         )
-    for key_id, key in (d.get("fallback_keys") or {}).items():
+    for key_id, key in (fact.fallback_keys or {}).items():
         algorithm, _, ident = key_id.partition(":")
         raw = json.dumps(key, sort_keys=True)
         # Re-uploading the same fallback key keeps its "used" mark (spec: replaced, not reset).
@@ -169,36 +178,34 @@ def _keys_upload(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
     return affected | {user_id}
 
 
-def _keys_claim(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    user_id, device_id = d["user_id"], d["device_id"]
+def apply_key_claimed(conn: sqlite3.Connection, msg: LogMessage, fact: KeyClaimed) -> set[str]:
+    user_id, device_id = fact.user_id, fact.device_id
     _record_subject(conn, user_id, device_id, msg.seq)
     table, flag = (
-        ("e2e_fallback_keys", "used") if d.get("fallback") else ("e2e_one_time_keys", "claimed")
+        ("e2e_fallback_keys", "used") if fact.fallback else ("e2e_one_time_keys", "claimed")
     )
     conn.execute(
         f"UPDATE {table} SET {flag} = 1 WHERE user_id = ? AND device_id = ?"
         " AND algorithm = ? AND key_id = ?",
-        (user_id, device_id, d["algorithm"], d["key_id"]),
+        (user_id, device_id, fact.algorithm, fact.key_id),
     )
     return set()  # counts ride along on the owner's next sync; no need to wake it
 
 
-def _to_device(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+def apply_to_device(conn: sqlite3.Connection, msg: LogMessage, fact: ToDeviceSent) -> set[str]:
     """Store one sender's message for each addressed device ("*": every device now)."""
-    d = msg.data
-    target = d["target"]
+    target = fact.target
     done = conn.execute(
         "INSERT OR IGNORE INTO to_device_txns (sender, sender_device, txn_id, target)"
         " VALUES (?, ?, ?, ?)",
-        (d["sender"], d["sender_device"], d["txn_id"], target),
+        (fact.sender, fact.sender_device, fact.txn_id, target),
     )
     if not done.rowcount:
         return set()  # a retry that slipped past the log's dedup window
     rows = conn.execute("SELECT device_id FROM devices WHERE user_id = ?", (target,))
     devices = {r[0] for r in rows}
     delivered: dict[str, Any] = {}
-    for device_id, content in (d.get("messages") or {}).items():
+    for device_id, content in fact.messages.items():
         if device_id == "*":
             for each in devices:
                 delivered.setdefault(each, content)
@@ -208,30 +215,20 @@ def _to_device(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
         conn.execute(
             "INSERT OR IGNORE INTO to_device_inbox"
             " (user_id, device_id, seq, idx, sender, type, content) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (target, device_id, msg.seq, idx, d["sender"], d["type"], json.dumps(content)),
+            (target, device_id, msg.seq, idx, fact.sender, fact.type, json.dumps(content)),
         )
     return {target} if delivered else set()
 
 
-def _to_device_ack(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
+def apply_to_device_received(
+    conn: sqlite3.Connection, msg: LogMessage, fact: ToDeviceReceived
+) -> set[str]:
     """A device proved (by a later since token) that it has everything up to ``upto``."""
-    d = msg.data
     conn.execute(
         "DELETE FROM to_device_inbox WHERE user_id = ? AND device_id = ? AND seq <= ?",
-        (d["user_id"], d["device_id"], int(d["upto"])),
+        (fact.user_id, fact.device_id, fact.upto),
     )
     return set()
 
 
-EXTENSION = ViewExtension(
-    name="devices",
-    schema=SCHEMA,
-    handlers={
-        "device_update": _device_update,
-        "device_delete": _device_delete,
-        "keys_upload": _keys_upload,
-        "keys_claim": _keys_claim,
-        "to_device": _to_device,
-        "to_device_ack": _to_device_ack,
-    },
-)
+EXTENSION = ViewExtension(name="devices", schema=SCHEMA)

@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
+from outlast.log.facts import ProfileDeleted, ProfileSet, RoomListed
 from outlast.view.extension import ViewExtension
 
 SCHEMA = """
@@ -39,39 +40,30 @@ ENTRY_TYPES = (
 )
 
 
-def _profile_set(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def apply_profile_set(conn: sqlite3.Connection, msg: LogMessage, fact: ProfileSet) -> set[str]:
     conn.execute(
         "INSERT OR REPLACE INTO profiles (user_id, key, value) VALUES (?, ?, ?)",
-        (d["user_id"], d["key"], json.dumps(d.get("value"))),
+        (fact.user_id, fact.key, json.dumps(fact.value)),
     )
     return set()
 
 
-def _profile_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    conn.execute("DELETE FROM profiles WHERE user_id = ? AND key = ?", (d["user_id"], d["key"]))
+def apply_profile_delete(
+    conn: sqlite3.Connection, msg: LogMessage, fact: ProfileDeleted
+) -> set[str]:
+    conn.execute("DELETE FROM profiles WHERE user_id = ? AND key = ?", (fact.user_id, fact.key))
     return set()
 
 
-def _room_directory(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
+def apply_room_listed(conn: sqlite3.Connection, msg: LogMessage, fact: RoomListed) -> set[str]:
     conn.execute(
         "INSERT OR REPLACE INTO room_directory (room_id, visibility, seq) VALUES (?, ?, ?)",
-        (d["room_id"], d["visibility"], msg.seq),
+        (fact.room_id, fact.visibility, msg.seq),
     )
     return set()
 
 
-EXTENSION = ViewExtension(
-    name="directory",
-    schema=SCHEMA,
-    handlers={
-        "profile_set": _profile_set,
-        "profile_delete": _profile_delete,
-        "room_directory": _room_directory,
-    },
-)
+EXTENSION = ViewExtension(name="directory", schema=SCHEMA)
 
 
 # --- reads ------------------------------------------------------------------

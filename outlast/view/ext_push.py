@@ -15,6 +15,7 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
+from outlast.log.facts import PusherDeleted, PusherSet, PushRulesSet
 from outlast.view.extension import ViewExtension
 
 SCHEMA = """
@@ -30,45 +31,36 @@ CREATE INDEX IF NOT EXISTS pushers_by_user ON pushers (user_id);
 """
 
 
-def _push_rules(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    if not isinstance(d.get("user_id"), str) or not isinstance(d.get("doc"), dict):
-        return set()  # malformed: skipped, never wedges the projector
+def apply_push_rules(conn: sqlite3.Connection, msg: LogMessage, fact: PushRulesSet) -> set[str]:
     conn.execute(
         "INSERT INTO push_rules (user_id, doc, seq) VALUES (?, ?, ?)"
         " ON CONFLICT (user_id) DO UPDATE SET doc = excluded.doc, seq = excluded.seq",
-        (d["user_id"], json.dumps(d["doc"]), msg.seq),
+        (fact.user_id, json.dumps(fact.doc), msg.seq),
     )
-    return {d["user_id"]}
+    return {fact.user_id}
 
 
-def _pusher_set(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    pusher = d.get("pusher")
-    if not isinstance(pusher, dict) or not isinstance(d.get("user_id"), str):
-        return set()
-    if not d.get("append", False):
+def apply_pusher_set(conn: sqlite3.Connection, msg: LogMessage, fact: PusherSet) -> set[str]:
+    pusher = fact.pusher
+    if not fact.append:
         # Spec: without append, this pushkey now belongs to this user only.
         conn.execute(
             "DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id != ?",
-            (pusher["app_id"], pusher["pushkey"], d["user_id"]),
+            (pusher["app_id"], pusher["pushkey"], fact.user_id),
         )
     conn.execute(
         "INSERT INTO pushers (app_id, pushkey, user_id, pusher, seq) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (app_id, pushkey, user_id) DO UPDATE"
         " SET pusher = excluded.pusher, seq = excluded.seq",
-        (pusher["app_id"], pusher["pushkey"], d["user_id"], json.dumps(pusher), msg.seq),
+        (pusher["app_id"], pusher["pushkey"], fact.user_id, json.dumps(pusher), msg.seq),
     )
     return set()
 
 
-def _pusher_delete(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    if not all(isinstance(d.get(k), str) for k in ("user_id", "app_id", "pushkey")):
-        return set()
+def apply_pusher_delete(conn: sqlite3.Connection, msg: LogMessage, fact: PusherDeleted) -> set[str]:
     conn.execute(
         "DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id = ?",
-        (d["app_id"], d["pushkey"], d["user_id"]),
+        (fact.app_id, fact.pushkey, fact.user_id),
     )
     return set()
 
@@ -88,12 +80,4 @@ def pushers(conn: sqlite3.Connection, user_id: str) -> list[dict[str, Any]]:
     return [json.loads(r["pusher"]) for r in rows]
 
 
-EXTENSION = ViewExtension(
-    name="push",
-    schema=SCHEMA,
-    handlers={
-        "push_rules": _push_rules,
-        "pusher_set": _pusher_set,
-        "pusher_delete": _pusher_delete,
-    },
-)
+EXTENSION = ViewExtension(name="push", schema=SCHEMA)

@@ -23,10 +23,9 @@ from typing import Any
 
 from outlast.core.unread import MARKER_TYPES, PRIVATE_TYPES, READ_TYPES, Position, Receipt
 from outlast.log.client import LogMessage
+from outlast.log.facts import PresenceSet, ReceiptsMarked
 from outlast.view.extension import ViewExtension
 
-MARK_OP = "receipts.mark"
-PRESENCE_OP = "presence.set"
 PRESENCE_STATES = ("online", "offline", "unavailable")
 
 SCHEMA = """
@@ -53,20 +52,14 @@ CREATE INDEX IF NOT EXISTS presence_by_arrival ON presence (log_seq);
 # --- applying facts -----------------------------------------------------------
 
 
-def _apply_marks(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    room_id, user_id, ts = d.get("room_id"), d.get("user_id"), d.get("ts", 0)
-    marks = d.get("marks")
-    if not (isinstance(room_id, str) and isinstance(user_id, str) and isinstance(marks, list)):
-        return set()
-    if not isinstance(ts, int):
-        ts = 0
+def apply_marks(conn: sqlite3.Connection, msg: LogMessage, fact: ReceiptsMarked) -> set[str]:
+    room_id, user_id, ts = fact.room_id, fact.user_id, fact.ts
     # Re-checked here so that every site decides alike, whatever its view held
     # when the receipt was accepted.
     if membership(conn, room_id, user_id) != "join":
         return set()
     public = private = False
-    for mark in marks:
+    for mark in fact.marks:
         if not isinstance(mark, dict):
             continue
         rtype, event_id = mark.get("type"), mark.get("event_id")
@@ -140,31 +133,18 @@ def _move_marker(
     return True
 
 
-def _apply_presence(conn: sqlite3.Connection, msg: LogMessage) -> set[str]:
-    d = msg.data
-    user_id, state = d.get("user_id"), d.get("presence")
-    status, ts = d.get("status_msg"), d.get("ts")
-    if not isinstance(user_id, str) or state not in PRESENCE_STATES:
+def apply_presence(conn: sqlite3.Connection, msg: LogMessage, fact: PresenceSet) -> set[str]:
+    if fact.presence not in PRESENCE_STATES:
         return set()
     conn.execute(
         "INSERT OR REPLACE INTO presence (user_id, presence, status_msg, active_ts, log_seq)"
         " VALUES (?, ?, ?, ?, ?)",
-        (
-            user_id,
-            state,
-            status if isinstance(status, str) else None,
-            ts if isinstance(ts, int) else 0,
-            msg.seq,
-        ),
+        (fact.user_id, fact.presence, fact.status_msg, fact.ts, msg.seq),
     )
-    return {user_id, *room_mates(conn, user_id)}
+    return {fact.user_id, *room_mates(conn, fact.user_id)}
 
 
-EXTENSION = ViewExtension(
-    name="receipts",
-    schema=SCHEMA,
-    handlers={MARK_OP: _apply_marks, PRESENCE_OP: _apply_presence},
-)
+EXTENSION = ViewExtension(name="receipts", schema=SCHEMA)
 
 
 # --- reading ------------------------------------------------------------------

@@ -21,7 +21,6 @@ from outlast.core import auth, redaction
 from outlast.core.errors import MatrixError
 from outlast.log.client import LogMessage
 from outlast.view import queries
-from outlast.view.extension import ViewExtension
 
 
 def apply_redaction(
@@ -48,6 +47,3 @@ def apply_redaction(
     redacted = redaction.redacted_by(stored, event)
     conn.execute("UPDATE events SET json = ? WHERE event_id = ?", (json.dumps(redacted), target_id))
     return set()  # the room's members are woken for the redaction event itself
-
-
-EXTENSION = ViewExtension(name="redactions", event_hooks=(apply_redaction,))

@@ -9,7 +9,6 @@ from outlast.view import (
     ext_directory,
     ext_push,
     ext_receipts,
-    ext_redactions,
 )
 from outlast.view.extension import ViewExtension
 
@@ -19,6 +18,5 @@ EXTENSIONS: tuple[ViewExtension, ...] = (
     ext_account_data.EXTENSION,
     ext_devices.EXTENSION,
     ext_cross_signing.EXTENSION,  # after devices: it writes device_list_changes
-    ext_redactions.EXTENSION,
     ext_push.EXTENSION,
 )
