@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from outlast.core.errors import MatrixError
+from outlast.core.errors import MatrixError, log_unavailable
 from outlast.http import metrics
 from outlast.http.request import REQUESTER_KEY
 from outlast.http.routes import (
@@ -30,6 +30,7 @@ from outlast.http.routes import (
     webchat,
 )
 from outlast.http.routing import Routes
+from outlast.log.client import LogUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,10 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
             response = await handler(request)
         except MatrixError as exc:
             return _error(exc.status, exc.errcode, exc.error, exc.headers, exc.extra)
+        except LogUnavailable as exc:
+            # The one place an engine outage becomes an answer: nothing was committed.
+            down = log_unavailable(exc)
+            return _error(down.status, down.errcode, down.error, down.headers, down.extra)
         except web.HTTPRequestEntityTooLarge:
             return _error(
                 413, "M_TOO_LARGE", f"request body is larger than {max_request_bytes} bytes"

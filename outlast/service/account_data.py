@@ -16,10 +16,9 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.events import canonical_json, validate_type
 from outlast.core.tokens import SyncToken
-from outlast.log.client import LogUnavailable
 from outlast.log.facts import GLOBAL, AccountDataSet, Fact, RoomTagged
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.extension import RoomExtras
 from outlast.view import ext_account_data as store
 from outlast.view.ext_account_data import TAG_TYPE
@@ -107,12 +106,7 @@ class AccountData:
         await self._append(user_id, fact)
 
     async def _append(self, user_id: str, fact: Fact) -> None:
-        try:
-            ack = await self.ctx.log.append(
-                self.ctx.names.user_subject(user_id, "account_data"), fact
-            )
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "account_data"), fact)
         await self.ctx.applied(ack)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, forbidden
-from outlast.log.client import Ack, FenceFailed, LogUnavailable
+from outlast.log.client import Ack, FenceFailed
 from outlast.log.facts import (
     Deactivate,
     Fact,
@@ -26,7 +26,7 @@ from outlast.log.facts import (
     Password,
     Register,
 )
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.passwords import Passwords
 from outlast.view import queries
 
@@ -167,8 +167,6 @@ class Accounts:
             )
         except FenceFailed:
             raise MatrixError(400, "M_USER_IN_USE", "that user id is taken") from None
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)
         body: dict[str, Any] = {"user_id": user_id, "home_server": self.ctx.server_name}
         if device is not None:
@@ -229,7 +227,4 @@ class Accounts:
         )
 
     async def _append(self, subject: str, fact: Fact) -> Ack:
-        try:
-            return await self.ctx.log.append(subject, fact)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        return await self.ctx.log.append(subject, fact)

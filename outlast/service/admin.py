@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import nats.errors
-import nats.js.errors
-
 from outlast.clock import SYSTEM, Clock, now_ms
 from outlast.core.errors import MatrixError
-from outlast.log.client import Ack, LogClient, LogUnavailable
+from outlast.log.client import Ack, LogClient
 from outlast.log.facts import Admin
 from outlast.log.names import Names
 from outlast.service.context import SiteContext
@@ -35,21 +32,13 @@ def admin_fact(user_id: str, admin: bool, clock: Clock = SYSTEM) -> Admin:
 
 
 async def account_exists(log: LogClient, names: Names, user_id: str) -> bool:
-    try:
-        return (
-            await log.last_subject_seq(names.users_stream, names.user_account_subject(user_id)) > 0
-        )
-    except nats.js.errors.NotFoundError:  # no users stream yet: nobody registered
-        return False
+    """Whether the user's account subject holds a fact (0 also without a users stream)."""
+    return await log.last_subject_seq(names.users_stream, names.user_account_subject(user_id)) > 0
 
 
 async def set_admin(log: LogClient, names: Names, user_id: str, admin: bool) -> Ack:
     """Record on the log that ``user_id`` is (or is no longer) a server administrator."""
-    try:
-        exists = await account_exists(log, names, user_id)
-    except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
-        raise LogUnavailable(f"cannot look up the account: {exc!r}") from exc
-    if not exists:
+    if not await account_exists(log, names, user_id):
         raise UnknownUser(user_id)
     return await log.append(names.user_subject(user_id, "admin"), admin_fact(user_id, admin))
 

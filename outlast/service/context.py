@@ -9,7 +9,6 @@ from typing import Any
 
 from outlast.clock import SYSTEM, Clock
 from outlast.config import Config
-from outlast.core.errors import unavailable
 from outlast.log.client import Ack, LogClient, LogUnavailable
 from outlast.log.names import Names, StreamSpec
 from outlast.service.extension import Extensions
@@ -89,7 +88,3 @@ class SiteContext:
 def names_of(config: Config) -> Names:
     """The names of the deployment a configuration belongs to."""
     return Names(config.log.prefix, config.log.partitions)
-
-
-def log_unavailable(exc: Exception) -> Exception:
-    return unavailable(f"cannot commit right now: {exc}")

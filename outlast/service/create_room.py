@@ -6,9 +6,9 @@ from typing import Any
 
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, invalid_param
-from outlast.log.client import FenceFailed, LogUnavailable
+from outlast.log.client import FenceFailed
 from outlast.log.facts import AliasSet
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.profiles import member_fields
 from outlast.service.rooms import RoomWriter, checked
 from outlast.view.queries import StateMap
@@ -147,7 +147,5 @@ async def claim_alias(ctx: SiteContext, alias: str, room_id: str, creator: str) 
         ack = await ctx.log.append(ctx.names.alias_subject(alias), fact, expected_seq=0)
     except FenceFailed:
         raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken") from None
-    except LogUnavailable as exc:
-        raise log_unavailable(exc) from exc
     await ctx.applied(ack)
     return alias

@@ -23,9 +23,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-import nats.errors
-import nats.js.errors
-
+from outlast.log.client import LogUnavailable, StreamMissing
 from outlast.service.context import SiteContext
 from outlast.service.health import Health
 
@@ -44,15 +42,7 @@ MAX_REPORTS = MAX_SITES * 8  # one per worker subject, old generations included
 FORGET_SECONDS = 60.0  # a worker silent this long no longer counts for its site
 MAX_DRILLS_READ_PER_CALL = 200
 
-_NOT_THERE = (nats.js.errors.NotFoundError,)
-_NO_ANSWER = (
-    asyncio.TimeoutError,
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-)
+_NO_ANSWER = (TimeoutError, LogUnavailable)
 
 
 def site_of_node(node: str, known: dict[str, str] | None = None) -> str:
@@ -162,28 +152,23 @@ class Dashboard:
         """The latest self-report of every site (its workers' merged), by site name."""
         by_site: dict[str, dict[str, dict[str, Any]]] = {}
         seq = 1
+        names = self.ctx.names
         try:
             for _ in range(MAX_REPORTS):
                 msg = await asyncio.wait_for(
-                    self.ctx.log.js.get_msg(
-                        self.ctx.names.health_stream,
-                        seq,
-                        subject=self.ctx.names.health_wildcard,
-                        direct=True,
-                        next=True,
-                    ),
+                    self.ctx.log.next_message(names.health_stream, seq, names.health_wildcard),
                     LOOKUP_TIMEOUT,
                 )
-                seq = int(msg.seq or seq) + 1
+                if msg is None:
+                    break  # read past the last report
+                seq = msg.seq + 1
                 try:
                     data = json.loads(msg.data or b"{}")
                 except ValueError:
                     continue
                 site = data.get("site")
                 if isinstance(site, str) and site and isinstance(data, dict):
-                    by_site.setdefault(site, {})[str(msg.subject)] = data
-        except _NOT_THERE:
-            pass  # read past the last report
+                    by_site.setdefault(site, {})[msg.subject] = data
         except _NO_ANSWER:
             log.debug("health reports unavailable", exc_info=True)
         except Exception:  # the page shows what it has
@@ -268,8 +253,8 @@ class Dashboard:
     async def _stream(self, name: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": name, "leader": "", "leader_site": "", "replicas": []}
         try:
-            info = await asyncio.wait_for(self.ctx.log.js.stream_info(name), LOOKUP_TIMEOUT)
-        except _NOT_THERE:
+            info = await asyncio.wait_for(self.ctx.log.stream_state(name), LOOKUP_TIMEOUT)
+        except StreamMissing:
             entry["missing"] = True
             entry["error"] = "not created yet"
             return entry
@@ -279,25 +264,24 @@ class Dashboard:
         except Exception as exc:  # noqa: BLE001 - shown, not fatal
             entry["error"] = f"{type(exc).__name__}"
             return entry
-        entry["messages"] = int(info.state.messages or 0)
-        entry["last_seq"] = int(info.state.last_seq or 0)
-        entry["bytes"] = int(info.state.bytes or 0)
-        cluster = info.cluster
-        if cluster is not None:
-            entry["leader"] = cluster.leader or ""
+        entry["messages"] = info.messages
+        entry["last_seq"] = info.last_seq
+        entry["bytes"] = info.bytes
+        if info.clustered:
+            entry["leader"] = info.leader
             entry["replicas"] = []
-            for peer in cluster.replicas or []:
-                active = round((peer.active or 0) / 1e9, 3)
+            for peer in info.replicas:
+                active = peer.active_seconds
                 entry["replicas"].append(
                     {
-                        "name": peer.name or "",
-                        "current": bool(peer.current),
+                        "name": peer.name,
+                        "current": peer.current,
                         # The leader has not heard from it for seconds, or (a leader elected
                         # since) never: as good as offline, though JetStream may never flag it.
-                        "offline": bool(peer.offline)
+                        "offline": peer.offline
                         or active > SILENT_REPLICA_SECONDS
-                        or (not peer.active and not peer.current),
-                        "lag": int(peer.lag or 0),
+                        or (not peer.active_ns and not peer.current),
+                        "lag": peer.lag,
                         "active_seconds": active,
                     }
                 )
@@ -349,16 +333,16 @@ class Dashboard:
         try:
             for _ in range(MAX_DRILLS_READ_PER_CALL):
                 msg = await asyncio.wait_for(
-                    self.ctx.log.js.get_msg(
+                    self.ctx.log.next_message(
                         self.ctx.names.drills_stream,
                         self._drill_next,
-                        subject=self.ctx.names.drills_wildcard,
-                        direct=True,
-                        next=True,
+                        self.ctx.names.drills_wildcard,
                     ),
                     LOOKUP_TIMEOUT,
                 )
-                seq = int(msg.seq or self._drill_next)
+                if msg is None:
+                    break
+                seq = msg.seq
                 self._drill_next = seq + 1
                 try:
                     record = json.loads(msg.data or b"{}")
@@ -366,8 +350,6 @@ class Dashboard:
                     continue
                 if isinstance(record, dict):
                     self._drills[seq] = drill_summary(seq, record)
-        except _NOT_THERE:
-            pass
         except _NO_ANSWER:
             log.debug("drill records unavailable", exc_info=True)
         except Exception:  # shown from what was read before

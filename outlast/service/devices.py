@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from outlast.core.errors import MatrixError, bad_json, not_found
-from outlast.log.client import LogUnavailable
 from outlast.log.facts import DeviceRenamed, DevicesDeleted, Fact
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.view import device_queries as q
 
 if TYPE_CHECKING:
@@ -71,10 +70,7 @@ class Devices:
             await self._append(user_id, DevicesDeleted(user_id, tuple(known)))
 
     async def _append(self, user_id: str, fact: Fact) -> None:
-        try:
-            ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "devices"), fact)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "devices"), fact)
         await self.ctx.applied(ack)
 
 

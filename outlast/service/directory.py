@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
-from outlast.log.client import FenceFailed, LogUnavailable
+from outlast.log.client import FenceFailed
 from outlast.log.facts import AliasDeleted, AliasSet, Fact, RoomListed
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.create_room import claim_alias
 from outlast.view import ext_directory, queries
 
@@ -52,10 +52,7 @@ def check_may_publish(ctx: SiteContext, user_id: str) -> None:
 async def publish(ctx: SiteContext, room_id: str, user_id: str, visibility: str) -> None:
     """Record a room's directory visibility (checks are the caller's)."""
     fact = RoomListed(room_id, visibility, user_id)
-    try:
-        ack = await ctx.log.append(ctx.names.directory_subject(room_id), fact)
-    except LogUnavailable as exc:
-        raise log_unavailable(exc) from exc
+    ack = await ctx.log.append(ctx.names.directory_subject(room_id), fact)
     await ctx.applied(ack)
 
 
@@ -131,12 +128,9 @@ class Directory:
 
     async def _alias_seq(self, alias: str) -> int:
         """The alias subject's last sequence, with this view caught up to it."""
-        try:
-            last = await self.ctx.log.last_subject_seq(
-                self.ctx.names.directory_stream, self.ctx.names.alias_subject(alias)
-            )
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        last = await self.ctx.log.last_subject_seq(
+            self.ctx.names.directory_stream, self.ctx.names.alias_subject(alias)
+        )
         await self.ctx.positions.wait_for(self.ctx.names.directory_stream, last, 5.0)
         return last
 
@@ -147,8 +141,6 @@ class Directory:
             )
         except FenceFailed:
             raise conflict from None
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)
 
     def room_aliases(self, who: Requester, room_id: str) -> list[str]:

@@ -7,9 +7,8 @@ from typing import Any
 
 from outlast.core.errors import MatrixError, not_found
 from outlast.core.filters import SyncFilter, default_sync_filter, filter_id_for, parse_sync_filter
-from outlast.log.client import LogUnavailable
 from outlast.log.facts import FilterStored
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.view import queries
 
 
@@ -23,10 +22,7 @@ class Filters:
         if queries.stored_filter(self.ctx.conn, user_id, filter_id) is not None:
             return filter_id
         fact = FilterStored(user_id, filter_id, body)
-        try:
-            ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
         await self.ctx.applied(ack)
         return filter_id
 

@@ -155,8 +155,7 @@ class Health:
         return report
 
     def _node_name(self) -> str:
-        info = getattr(self.ctx.log.nc, "_server_info", None) if self.ctx.log.connected else None
-        return str((info or {}).get("server_name") or "")
+        return self.ctx.log.server_name
 
     def _public_url(self) -> str:
         server = self.ctx.config.server
@@ -225,12 +224,12 @@ class Health:
         """Every stream has a known leader and the view has applied what it committed."""
         for name in self.ctx.stream_names:
             try:
-                info = await asyncio.wait_for(self.ctx.log.js.stream_info(name), 1.0)
+                info = await asyncio.wait_for(self.ctx.log.stream_state(name), 1.0)
             except Exception:  # noqa: BLE001 - no answer: not shown to be caught up
                 return False
-            if info.cluster is not None and not info.cluster.leader:
+            if info.clustered and not info.leader:
                 return False  # a replica's own (possibly stale) state, not the tail
-            if not await self.ctx.positions.wait_for(name, int(info.state.last_seq or 0), 0.2):
+            if not await self.ctx.positions.wait_for(name, info.last_seq, 0.2):
                 return False
         return True
 

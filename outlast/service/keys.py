@@ -37,7 +37,7 @@ from outlast.log.facts import (
     SignaturesMade,
 )
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.extension import SyncExtensionBase
 from outlast.service.to_device import ToDevice
 from outlast.view import device_queries as q
@@ -88,12 +88,7 @@ class Keys:
         fallbacks = e2ee.check_fallback_keys(body.get("fallback_keys"))
         fact = KeysUploaded(user, device, device_keys, new_otks or None, fallbacks or None)
         if fact.changes_anything():  # something new to publish
-            try:
-                ack = await self.ctx.log.append(
-                    self.ctx.names.device_keys_subject(user, device), fact
-                )
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
+            ack = await self.ctx.log.append(self.ctx.names.device_keys_subject(user, device), fact)
             await self.ctx.applied(ack)
         return self.counts(user, device)
 
@@ -218,10 +213,7 @@ class Keys:
                     }
         if items:
             fact = SignaturesMade(signer, tuple(items))
-            try:
-                ack = await self.ctx.log.append(self.ctx.names.cross_signing_subject(signer), fact)
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
+            ack = await self.ctx.log.append(self.ctx.names.cross_signing_subject(signer), fact)
             await self.ctx.applied(ack)
         return {"failures": failures}
 
@@ -314,12 +306,7 @@ class Keys:
         key_id, key, used = fallback
         if not used:
             fact = KeyClaimed(user_id, device_id, algorithm, key_id, fallback=True)
-            try:
-                await self.ctx.log.append(
-                    self.ctx.names.device_keys_subject(user_id, device_id), fact
-                )
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
+            await self.ctx.log.append(self.ctx.names.device_keys_subject(user_id, device_id), fact)
         return {f"{algorithm}:{key_id}": key}
 
     async def _fenced_append(self, subject: str, fact: Fact, seen: int) -> Ack | None:
@@ -333,8 +320,6 @@ class Keys:
             await self.ctx.clock.sleep(random.uniform(0.002, 0.02))
         except FenceFailed:
             await self._catch_up_subject(subject)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
         return None
 
     async def _catch_up_subject(self, subject: str) -> None:

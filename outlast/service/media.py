@@ -27,8 +27,8 @@ from typing import IO, TYPE_CHECKING
 from outlast.core import thumbnails
 from outlast.core.errors import MatrixError, forbidden, not_found, too_large
 from outlast.log.client import LogUnavailable
-from outlast.service.context import SiteContext, log_unavailable
-from outlast.service.media_store import AlreadyWritten, ObjectBucket, StoredObject
+from outlast.log.objects import AlreadyWritten, ObjectBucket, StoredObject
+from outlast.service.context import SiteContext
 
 if TYPE_CHECKING:
     from outlast.site import Services
@@ -174,8 +174,6 @@ class MediaRepository:
             return await self.bucket.put(name, source, metadata, expected_seq=expected_seq)
         except AlreadyWritten:
             raise MatrixError(409, "M_CANNOT_OVERWRITE_MEDIA", "media already uploaded") from None
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
 
     # --- reading ----------------------------------------------------------------
 
@@ -184,10 +182,7 @@ class MediaRepository:
             raise MatrixError(400, "M_INVALID_PARAM", "invalid media id")
         if server_name != self.server_name:
             return None  # no federation: remote media is never available here
-        try:
-            return await self.bucket.info(media_id)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        return await self.bucket.info(media_id)
 
     async def open(self, server_name: str, media_id: str, timeout_ms: int | None) -> Media:
         """A finished upload; waits up to ``timeout_ms`` for one that was only created."""
@@ -210,11 +205,8 @@ class MediaRepository:
 
     async def read(self, media: Media | StoredObject) -> AsyncIterator[bytes]:
         obj = media.obj if isinstance(media, Media) else media
-        try:
-            async for chunk in self.bucket.read(obj):
-                yield chunk
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        async for chunk in self.bucket.read(obj):
+            yield chunk
 
     # --- thumbnails -------------------------------------------------------------
 
@@ -241,10 +233,7 @@ class MediaRepository:
         if size is None:
             raise MatrixError(400, "M_UNKNOWN", "thumbnails are turned off")
         cache_name = f"{media_id}.thumb.{size.key}"
-        try:
-            cached = await self.bucket.info(cache_name)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        cached = await self.bucket.info(cache_name)
         if cached is not None:
             kind = cached.metadata.get("content_type", "application/octet-stream")
             if kind == "original":  # the source is already small enough
@@ -260,10 +249,7 @@ class MediaRepository:
 
     async def _render(self, media: Media, size: thumbnails.Size) -> tuple[bytes, str] | None:
         with tempfile.TemporaryFile(dir=self.tmp_dir) as source:
-            try:
-                await self.bucket.read_into(media.obj, source)
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
+            await self.bucket.read_into(media.obj, source)
             loop = asyncio.get_running_loop()
             try:
                 return await loop.run_in_executor(

@@ -6,9 +6,8 @@ from typing import Any
 
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
-from outlast.log.client import LogUnavailable
 from outlast.log.facts import RoomForgotten
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.profiles import member_fields
 from outlast.service.rooms import RoomWriter, checked
 from outlast.view import queries
@@ -87,10 +86,7 @@ class Memberships:
         if queries.room(self.ctx.conn, room_id) is None:
             raise not_found("unknown room")
         fact = RoomForgotten(user_id, room_id)
-        try:
-            ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
         await self.ctx.applied(ack)
 
     def require_room(self, room_id: str) -> StateMap:

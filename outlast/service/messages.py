@@ -9,7 +9,7 @@ from outlast.core import auth, ids
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
-from outlast.core.tokens import Position, encode_boundary
+from outlast.core.tokens import Position, encode_boundary, parse_boundary, parse_sync_token
 from outlast.core.visibility import event_visible, membership_at
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext
@@ -29,6 +29,36 @@ class Messages:
     def room_stream(self, room_id: str) -> str:
         """The partition stream holding a room (its order lives there)."""
         return self.writer.subjects(room_id).stream
+
+    def boundary(self, room_id: str, token: str) -> Position:
+        """A /messages ``from``/``to`` token as a position in the room: a ``t…`` boundary,
+        or a sync token's position in the room's partition."""
+        if token.startswith("s"):
+            streams = self.ctx.stream_names
+            sync_token = parse_sync_token(token, len(streams))
+            index = streams.index(self.room_stream(room_id))
+            return parse_boundary(token, sync_token.positions[index])
+        return parse_boundary(token)
+
+    async def history(
+        self,
+        who: Requester,
+        room_id: str,
+        start: Position | None,
+        end: Position | None,
+        backwards: bool,
+        limit: int,
+        event_filter: EventFilter,
+    ) -> dict[str, Any]:
+        """GET /rooms/{roomId}/messages: one page from ``start`` (the room's newest end when
+        paging back without one), after this view has reached ``start`` (the token may come
+        from a site or worker whose view was ahead)."""
+        stream = self.room_stream(room_id)
+        if start is not None:
+            await self.ctx.positions.wait_for(stream, start[0] - 1, 5.0)
+        if start is None and backwards:
+            start = (self.ctx.positions.applied(stream) + 1, 0)
+        return self.page(who, room_id, start, end, backwards, limit, event_filter)
 
     async def send(
         self, who: Requester, room_id: str, event_type: str, txn_id: str, content: Any

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.tokens import SyncToken
-from outlast.log.client import LogUnavailable
 from outlast.log.facts import PresenceSet
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.extension import SyncExtensionBase
 from outlast.view import ext_receipts as store
 from outlast.view import queries
@@ -64,12 +63,7 @@ class Presence(SyncExtensionBase):
         if not self.enabled:
             return
         fact = PresenceSet(who.user_id, state, status, self.ctx.now_ms())
-        try:
-            ack = await self.ctx.log.append(
-                self.ctx.names.user_subject(who.user_id, "presence"), fact
-            )
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(self.ctx.names.user_subject(who.user_id, "presence"), fact)
         await self.ctx.applied(ack)
 
     def status(self, who: Requester, user_id: str) -> dict[str, Any]:

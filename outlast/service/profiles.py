@@ -21,7 +21,7 @@ from outlast.core.events import canonical_json
 from outlast.log.client import LogUnavailable
 from outlast.log.facts import Fact, ProfileDeleted, ProfileSet
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.rooms import RoomWriter, checked
 from outlast.view import ext_directory, queries
 from outlast.view.queries import StateMap
@@ -114,10 +114,7 @@ class Profiles:
             await self._update_rooms(user_id)
 
     async def _append(self, user_id: str, fact: Fact) -> None:
-        try:
-            ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "profile"), fact)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(self.ctx.names.user_subject(user_id, "profile"), fact)
         await self.ctx.applied(ack)
 
     async def _update_rooms(self, user_id: str) -> None:
@@ -127,7 +124,7 @@ class Profiles:
                 await self._update_room(user_id, room_id)
             except _Skip:
                 continue
-            except MatrixError as exc:
+            except (MatrixError, LogUnavailable) as exc:
                 # One room refusing (e.g. it is being torn down) must not fail the others.
                 log.warning("profile update in %s for %s failed: %s", room_id, user_id, exc)
 

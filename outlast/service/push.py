@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import pushrules
 from outlast.core.errors import MatrixError, unavailable
 from outlast.core.tokens import SyncToken
-from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
+from outlast.log.client import FenceBusy, FenceFailed
 from outlast.log.facts import Fact, PusherDeleted, PusherSet, PushRulesSet
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.extension import SyncExtensionBase
 from outlast.view import ext_push
 
@@ -84,8 +84,6 @@ class Push(SyncExtensionBase):
             except FenceFailed:
                 await self.ctx.catch_up(self.ctx.names.users_stream, timeout=2.0)
                 continue
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
             await self.ctx.applied(ack)
             return
         raise unavailable("push rules are being changed concurrently; try again")
@@ -110,10 +108,7 @@ class Push(SyncExtensionBase):
         else:
             append = bool(body.get("append", False))
             payload = PusherSet(user_id, _pusher(body, app_id, pushkey), append)
-        try:
-            ack = await self.ctx.log.append(subject, payload)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(subject, payload)
         await self.ctx.applied(ack)
 
     # --- /sync: m.push_rules in account_data ------------------------------------

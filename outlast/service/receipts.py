@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import unread
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.tokens import SyncToken
-from outlast.log.client import LogUnavailable
 from outlast.log.facts import ReceiptsMarked
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.service.extension import RoomExtras, SyncExtensionBase
 from outlast.view import ext_receipts as store
 
@@ -102,10 +101,7 @@ class Receipts(SyncExtensionBase):
         for mark in marks:
             await self._require_event(room_id, mark["event_id"], subjects.stream)
         fact = ReceiptsMarked(room_id, user_id, self.ctx.now_ms(), tuple(marks))
-        try:
-            ack = await self.ctx.log.append(subjects.receipt, fact)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(subjects.receipt, fact)
         await self.ctx.applied(ack)
 
     async def _require_event(self, room_id: str, event_id: str, stream: str) -> None:

@@ -26,10 +26,10 @@ from typing import Any
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, forbidden, not_found, unavailable
 from outlast.core.events import make_event
-from outlast.log.client import FenceBusy, FenceFailed, LogUnavailable
+from outlast.log.client import FenceBusy, FenceFailed
 from outlast.log.facts import RoomEvents
 from outlast.log.names import RoomSubjects
-from outlast.service.context import READ_YOUR_WRITES_TIMEOUT, SiteContext, log_unavailable
+from outlast.service.context import READ_YOUR_WRITES_TIMEOUT, SiteContext
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
@@ -64,12 +64,9 @@ class RoomWriter:
             if not state:
                 raise not_found("unknown room")
         events = build(state)
-        try:
-            ack = await self.ctx.log.append(
-                subjects.timeline, RoomEvents(tuple(events), txn), msg_id=msg_id
-            )
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        ack = await self.ctx.log.append(
+            subjects.timeline, RoomEvents(tuple(events), txn), msg_id=msg_id
+        )
         if not await self.ctx.positions.wait_for(ack.stream, ack.seq, READ_YOUR_WRITES_TIMEOUT):
             # Durable, but this view has not judged it yet: the outcome is unknown
             # to us, as after a publish timeout. A retry with the txnId resolves it.
@@ -122,17 +119,12 @@ class RoomWriter:
                 attempt += 1
                 await self._catch_up_state(subjects, attempt)
                 continue
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
             await self.ctx.applied(ack)
             return events
         raise unavailable("the room is changing too fast; try again", retry_after_s=1)
 
     async def _catch_up_state(self, subjects: RoomSubjects, attempt: int) -> None:
-        try:
-            last = await self.ctx.log.last_subject_seq(subjects.stream, subjects.state)
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
+        last = await self.ctx.log.last_subject_seq(subjects.stream, subjects.state)
         if not await self.ctx.positions.wait_for(subjects.stream, last, 2.0):
             await self.ctx.clock.sleep(0.05)
         # Jitter so that writers racing from several processes do not collide in lockstep.
@@ -167,8 +159,6 @@ class RoomWriter:
             )
         except FenceFailed:
             raise MatrixError(400, "M_ROOM_IN_USE", "room id collision; try again") from None
-        except LogUnavailable as exc:
-            raise log_unavailable(exc) from exc
         await self.ctx.applied(ack)
 
 

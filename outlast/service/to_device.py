@@ -18,10 +18,10 @@ from typing import Any
 from outlast.core.e2ee import check_to_device, to_device_msg_id
 from outlast.core.errors import MatrixError
 from outlast.core.ids import parse_user_id
-from outlast.log.client import Ack, LogUnavailable
+from outlast.log.client import Ack
 from outlast.log.facts import ToDeviceReceived, ToDeviceSent
 from outlast.service.accounts import Requester
-from outlast.service.context import SiteContext, log_unavailable
+from outlast.service.context import SiteContext
 from outlast.view import device_queries as q
 
 log = logging.getLogger(__name__)
@@ -49,16 +49,13 @@ class ToDevice:
             if q.to_device_sent(self.ctx.conn, who.user_id, who.device_id, txn_id, target):
                 continue  # a retry of a txnId this view already applied
             fact = ToDeviceSent(who.user_id, who.device_id, txn_id, event_type, target, devices)
-            try:
-                acks.append(
-                    await self.ctx.log.append(
-                        self.ctx.names.user_subject(target, "todevice"),
-                        fact,
-                        msg_id=to_device_msg_id(who.user_id, who.device_id, txn_id, target),
-                    )
+            acks.append(
+                await self.ctx.log.append(
+                    self.ctx.names.user_subject(target, "todevice"),
+                    fact,
+                    msg_id=to_device_msg_id(who.user_id, who.device_id, txn_id, target),
                 )
-            except LogUnavailable as exc:
-                raise log_unavailable(exc) from exc
+            )
         if acks:
             await self.ctx.applied(max(acks, key=lambda a: a.seq))
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from outlast.core import ids
 from outlast.core.errors import bad_json, forbidden
 from outlast.core.tokens import SyncToken
+from outlast.log.client import Subscription
 from outlast.service.accounts import Requester
 from outlast.service.context import SiteContext
 from outlast.service.extension import RoomExtras, SyncExtensionBase
@@ -50,7 +50,7 @@ class Typing(SyncExtensionBase):
         self.origin = uuid.uuid4().hex
         self._typing: dict[str, dict[str, float]] = {}  # room -> user -> expiry (clock)
         self._changed: dict[str, int] = {}  # room -> ephemeral counter at its last change
-        self._sub: Any = None
+        self._sub: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     # --- the endpoint ----------------------------------------------------------
@@ -79,9 +79,7 @@ class Typing(SyncExtensionBase):
             "timeout": timeout_ms,
         }
         try:
-            await self.ctx.log.nc.publish(
-                self.ctx.names.typing_subject(room_id), json.dumps(notice).encode("utf-8")
-            )
+            await self.ctx.log.publish_notice(self.ctx.names.typing_subject(room_id), notice)
         except Exception:  # typing is best effort; this worker already knows
             log.warning("could not publish a typing notice", exc_info=True)
 
@@ -144,8 +142,8 @@ class Typing(SyncExtensionBase):
     # --- sharing between workers ----------------------------------------------------
 
     async def start(self) -> None:
-        self._sub = await self.ctx.log.nc.subscribe(
-            self.ctx.names.typing_wildcard, cb=self._received
+        self._sub = await self.ctx.log.subscribe_notices(
+            self.ctx.names.typing_wildcard, self._received
         )
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="typing-sweeper")
 
@@ -160,11 +158,7 @@ class Typing(SyncExtensionBase):
                 await self._sub.unsubscribe()
             self._sub = None
 
-    async def _received(self, msg: Any) -> None:
-        try:
-            notice = json.loads(msg.data)
-        except ValueError:
-            return
+    async def _received(self, notice: Any) -> None:
         if not isinstance(notice, dict) or notice.get("origin") == self.origin:
             return
         room_id, user_id = notice.get("room_id"), notice.get("user_id")

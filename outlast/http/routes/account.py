@@ -12,6 +12,7 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json
 from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
 from outlast.http.routing import Routes
+from outlast.log.client import LogUnavailable
 
 routes = Routes()
 
@@ -174,7 +175,7 @@ async def deactivate(request: web.Request) -> web.Response:
     services = request.app[REQUESTER_KEY]
     for room_id in services.rooms_joined(who.user_id):
         # Leaving is best effort; the account is deactivated regardless.
-        with contextlib.suppress(MatrixError):
+        with contextlib.suppress(MatrixError, LogUnavailable):
             await services.memberships.leave(who.user_id, room_id)
     await services.accounts.deactivate(who.user_id)
     return ok({"id_server_unbind_result": "no-support"})

@@ -19,6 +19,7 @@ from aiohttp import ClientError, web
 from outlast.core.errors import MatrixError, not_found
 from outlast.http.request import REQUESTER_KEY, ok, requester
 from outlast.http.routing import Routes
+from outlast.log.client import LogUnavailable
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -219,7 +220,7 @@ async def _stream(
             async for chunk in iterator:
                 await response.write(chunk)
         await response.write_eof()
-    except (MatrixError, ConnectionResetError) as exc:
+    except (MatrixError, LogUnavailable, ConnectionResetError) as exc:
         log.warning("download of %s cut short: %s", request.path, exc)
         if request.transport is not None:
             request.transport.close()

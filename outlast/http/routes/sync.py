@@ -9,7 +9,7 @@ from aiohttp import web
 from outlast.core import ids
 from outlast.core.errors import MatrixError
 from outlast.core.filters import EventFilter, parse_event_filter
-from outlast.core.tokens import parse_boundary, parse_sync_token
+from outlast.core.tokens import parse_sync_token
 from outlast.http.request import (
     REQUESTER_KEY,
     json_body,
@@ -55,23 +55,9 @@ async def messages(request: web.Request) -> web.Response:
     direction = request.query.get("dir", "b")
     if direction not in ("b", "f"):
         raise MatrixError(400, "M_INVALID_PARAM", "dir must be b or f")
-    stream = services.messages.room_stream(room_id)
-    stream_index = services.ctx.stream_names.index(stream)
-
-    def boundary(token: str) -> tuple[int, int]:
-        if token.startswith("s"):
-            sync_token = parse_sync_token(token, len(services.ctx.stream_names))
-            return parse_boundary(token, sync_token.positions[stream_index])
-        return parse_boundary(token)
-
-    raw_from = request.query.get("from")
-    start = boundary(raw_from) if raw_from else None
-    if start is not None:
-        await services.ctx.positions.wait_for(stream, start[0] - 1, 5.0)
-    if start is None and direction == "b":
-        start = (services.ctx.positions.applied(stream) + 1, 0)
-    raw_to = request.query.get("to")
-    end = boundary(raw_to) if raw_to else None
+    raw_from, raw_to = request.query.get("from"), request.query.get("to")
+    start = services.messages.boundary(room_id, raw_from) if raw_from else None
+    end = services.messages.boundary(room_id, raw_to) if raw_to else None
     raw_filter = request.query.get("filter")
     event_filter = EventFilter()
     if raw_filter:
@@ -82,7 +68,9 @@ async def messages(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 10, high=1000)
     if event_filter.limit is not None:
         limit = min(limit, event_filter.limit)
-    body = services.messages.page(who, room_id, start, end, direction == "b", limit, event_filter)
+    body = await services.messages.history(
+        who, room_id, start, end, direction == "b", limit, event_filter
+    )
     return ok(body)
 
 

@@ -1,4 +1,5 @@
-"""The media bucket: a JetStream object store, read and written in chunks.
+"""The media bucket: a JetStream object store, read and written in chunks (the log's
+object-store adapter: the media service sees only put, info and read).
 
 The layout is NATS's own object store (stream ``OBJ_<bucket>``, chunks on
 ``$O.<bucket>.C.<nuid>``, one metadata message per object on
