@@ -212,15 +212,16 @@ def check_create(event: dict[str, Any]) -> None:
     # Step 1.2: servers create rooms in their own namespace. A v12 room ID is a
     # hash of the create event and has no server part to compare.
     room_id = event.get("room_id")
-    if room_id is not None and not rules.room_id_is_create_hash:
-        if _domain(room_id) != _domain(sender):
-            raise forbidden("room ID domain does not match the sender's domain")
+    hashed = rules.room_id_is_create_hash
+    if room_id is not None and not hashed and _domain(room_id) != _domain(sender):
+        raise forbidden("room ID domain does not match the sender's domain")
     if rules.create_has_creator and not isinstance(content.get("creator"), str):
         raise forbidden("m.room.create needs a creator in this room version")  # v10 step 1.4
-    extra = content.get("additional_creators")
-    if rules.creators_infinite and extra is not None:  # v12 step 1.4
-        if not isinstance(extra, list) or not all(_valid_user_id(u) for u in extra):
-            raise forbidden("additional_creators must be a list of user IDs")
+    extra = content.get("additional_creators", [])
+    if rules.creators_infinite and not (  # v12 step 1.4
+        isinstance(extra, list) and all(_valid_user_id(u) for u in extra)
+    ):
+        raise forbidden("additional_creators must be a list of user IDs")
 
 
 def check_event(event: dict[str, Any], state: State) -> None:

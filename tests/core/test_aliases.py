@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from outlast.core.aliases import (
@@ -20,7 +22,7 @@ def resolve(alias: str) -> str | None:
     return ALIASES.get(alias)
 
 
-def code(content: dict[str, object], previous: dict[str, object] | None = None) -> str:
+def code(content: Mapping[str, object], previous: Mapping[str, object] | None = None) -> str:
     with pytest.raises(MatrixError) as err:
         check_canonical_alias(content, ROOM, previous, resolve)
     assert err.value.status == 400

@@ -73,7 +73,8 @@ def test_create_and_update_bodies() -> None:
         MEGOLM_BACKUP_V1,
         AUTH,
     )
-    for bad in ([], {"algorithm": 1, "auth_data": {}}, {"algorithm": "a", "auth_data": "x"}):
+    bads: list[Any] = [[], {"algorithm": 1, "auth_data": {}}, {"algorithm": "a", "auth_data": "x"}]
+    for bad in bads:
         assert errcode(lambda b=bad: parse_version_body(b))[:2] == (400, "M_BAD_JSON")
     new_auth = {"public_key": "def"}
     body = {"algorithm": MEGOLM_BACKUP_V1, "auth_data": new_auth, "version": "7"}

@@ -48,7 +48,8 @@ def test_request_bodies() -> None:
     assert wants_refresh({"refresh_token": True}) and not wants_refresh({})
     assert refused(lambda: wants_refresh({"refresh_token": "yes"})).errcode == "M_BAD_JSON"
     assert parse_refresh_body({"refresh_token": "olr_x"}) == "olr_x"
-    for body in ({}, {"refresh_token": 5}, [], {"refresh_token": ""}):
+    bodies: list[Any] = [{}, {"refresh_token": 5}, [], {"refresh_token": ""}]
+    for body in bodies:
         err = refused(lambda b=body: parse_refresh_body(b))
         assert (err.status, err.errcode) == (400, "M_MISSING_PARAM")
 

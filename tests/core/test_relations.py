@@ -39,7 +39,20 @@ def rel(rel_type: str, parent: str, **extra: Any) -> dict[str, Any]:
     return {"rel_type": rel_type, "event_id": parent, **extra}
 
 
+def relates(rel_type: str, parent: str, **extra: Any) -> dict[str, Any]:
+    """Keyword arguments for ``event``: its ``m.relates_to``."""
+    return {"m.relates_to": rel(rel_type, parent, **extra)}
+
+
 ORIGINAL = event("$orig", body="I like cake", formatted_body="cake", msgtype="m.text")
+
+
+def in_reply_to(parent: str) -> dict[str, Any]:
+    return {"m.relates_to": {"m.in_reply_to": {"event_id": parent}}}
+
+
+def new_content(body: str) -> dict[str, Any]:
+    return {"m.new_content": {"body": body, "msgtype": "m.text"}}
 
 
 def edit(event_id: str, ts: int, body: str, **over: Any) -> dict[str, Any]:
@@ -47,18 +60,18 @@ def edit(event_id: str, ts: int, body: str, **over: Any) -> dict[str, Any]:
         event_id,
         ts=ts,
         body=f"* {body}",
-        **{"m.new_content": {"body": body, "msgtype": "m.text"}},
-        **{"m.relates_to": rel("m.replace", "$orig")},
+        **new_content(body),
+        **relates("m.replace", "$orig"),
     )
     e.update(over)
     return e
 
 
 def test_relation_of_needs_rel_type_and_event_id() -> None:
-    assert relation_of(event("$a", **{"m.relates_to": rel("m.thread", "$r")})) is not None
-    reply = event("$a", **{"m.relates_to": {"m.in_reply_to": {"event_id": "$r"}}})
+    assert relation_of(event("$a", **relates("m.thread", "$r"))) is not None
+    reply = event("$a", **in_reply_to("$r"))
     assert relation_of(reply) is None
-    assert relation_of(event("$a", **{"m.relates_to": rel("m.thread", "no-sigil")})) is None
+    assert relation_of(event("$a", **relates("m.thread", "no-sigil"))) is None
     assert relation_of({"content": "nope"}) is None
 
 
@@ -92,7 +105,7 @@ def test_latest_edit_wins_by_timestamp_then_event_id() -> None:
 
 
 def test_applying_new_content_keeps_the_original_relation() -> None:
-    reply = event("$orig", body="x", **{"m.relates_to": {"m.in_reply_to": {"event_id": "$p"}}})
+    reply = event("$orig", body="x", **in_reply_to("$p"))
     applied = apply_replacement(reply, edit("$e", 1, "better", sender=ALICE))
     assert applied["content"] == {
         "body": "better",
@@ -107,10 +120,10 @@ def test_applying_new_content_keeps_the_original_relation() -> None:
 def test_thread_summary() -> None:
     root = event("$root", sender=BOB)
     replies = [
-        event("$t1", ALICE, **{"m.relates_to": rel("m.thread", "$root")}),
-        event("$t2", "@troll:hs", **{"m.relates_to": rel("m.thread", "$root")}),
-        event("$t3", BOB, **{"m.relates_to": rel("m.thread", "$root")}),
-        event("$x", BOB, **{"m.relates_to": rel("m.reference", "$root")}),
+        event("$t1", ALICE, **relates("m.thread", "$root")),
+        event("$t2", "@troll:hs", **relates("m.thread", "$root")),
+        event("$t3", BOB, **relates("m.thread", "$root")),
+        event("$x", BOB, **relates("m.reference", "$root")),
     ]
     summary = thread_summary(root, replies, ALICE, ignored={"@troll:hs"})
     assert summary is not None
@@ -136,7 +149,7 @@ def test_bundle_and_references() -> None:
 
 def react(event_id: str, sender: str, key: str, target: str = "$orig") -> dict[str, Any]:
     return dict(
-        event(event_id, sender, **{"m.relates_to": rel("m.annotation", target, key=key)}),
+        event(event_id, sender, **relates("m.annotation", target, key=key)),
         type="m.reaction",
     )
 
@@ -173,5 +186,5 @@ def test_duplicate_annotations_are_refused() -> None:
 def test_threads_cannot_start_from_relations() -> None:
     check_thread_root(ORIGINAL)
     with pytest.raises(MatrixError) as err:
-        check_thread_root(event("$t", **{"m.relates_to": rel("m.thread", "$root")}))
+        check_thread_root(event("$t", **relates("m.thread", "$root")))
     assert (err.value.status, err.value.errcode) == (400, "M_UNKNOWN")
