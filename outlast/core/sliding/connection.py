@@ -111,8 +111,10 @@ def plan(
 ) -> tuple[list[RoomPlan], ConnectionState]:
     """The rooms to send and the connection state after this response is taken.
 
-    ``changed`` are rooms with anything new since ``pos``; ``state_expanded``
-    rooms whose new config wants current state the old one did not (see
+    ``changed`` are rooms with anything new since ``pos`` that the user may
+    see: for a room they are invited to or left, only their own membership
+    changes count, not the room's other traffic. ``state_expanded`` are rooms
+    whose new config wants current state the old one did not (see
     :func:`outlast.core.sliding.state.expands`).
     """
     plans: list[RoomPlan] = []
