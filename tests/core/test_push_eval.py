@@ -27,7 +27,7 @@ def recipient(members: int = 5, name: str | None = "Alice Liddell") -> Recipient
     return Recipient(ALICE, name, members, LEVELS)
 
 
-def event(etype: str = "m.room.message", sender: str = BOB, **content: Any) -> dict[str, Any]:
+def event(etype: str = "m.room.message", sender: Any = BOB, **content: Any) -> dict[str, Any]:
     return {
         "type": etype,
         "sender": sender,
@@ -37,7 +37,7 @@ def event(etype: str = "m.room.message", sender: str = BOB, **content: Any) -> d
     }
 
 
-def message(body: str, sender: str = BOB, **content: Any) -> dict[str, Any]:
+def message(body: str, sender: Any = BOB, **content: Any) -> dict[str, Any]:
     return event("m.room.message", sender, **{"msgtype": "m.text", "body": body, **content})
 
 
@@ -326,7 +326,7 @@ def test_highlight_tweak_values() -> None:
 
 def test_kinds_are_checked_in_spec_order() -> None:
     doc = None
-    for kind, rule_id, body in [
+    rules: list[tuple[str, str, dict[str, Any]]] = [
         ("underride", "u", {"conditions": [], "actions": ["notify"]}),
         ("sender", BOB, {"actions": []}),
         ("room", ROOM, {"actions": ["notify"]}),
@@ -339,7 +339,8 @@ def test_kinds_are_checked_in_spec_order() -> None:
                 "actions": [],
             },
         ),
-    ]:
+    ]
+    for kind, rule_id, body in rules:
         doc = pushrules.put_rule(ALICE, doc, kind, rule_id, body)
     assert rule_of(message("It's time for tea"), doc) == "o"
     assert rule_of(message("tea?"), doc) == "c"

@@ -19,14 +19,18 @@ from outlast.core.push_gateway import (
 )
 
 ALICE = "@alice:example.org"
-STORED = {
+STORED_DATA: dict[str, Any] = {
+    "url": "https://push.example.org/_matrix/push/v1/notify",
+    "custom": {"k": 1},
+}
+STORED: dict[str, Any] = {
     "app_id": "org.example.app.ios",
     "pushkey": "V2h5IG9uIGVhcnRoIGRpZCB5b3UgZGVjb2RlIHRoaXM/",
     "kind": "http",
     "app_display_name": "App",
     "device_display_name": "Phone",
     "lang": "en",
-    "data": {"url": "https://push.example.org/_matrix/push/v1/notify", "custom": {"k": 1}},
+    "data": STORED_DATA,
 }
 MESSAGE = {
     "event_id": "$3957tyerfgewrf384",
@@ -39,7 +43,7 @@ MESSAGE = {
 
 
 def pusher(**data: Any) -> Pusher:
-    stored = {**STORED, "data": {**STORED["data"], **data}}
+    stored = {**STORED, "data": {**STORED_DATA, **data}}
     made = Pusher.from_stored(stored, 12345678)
     assert made is not None
     return made
@@ -139,6 +143,7 @@ def test_rejected_pushkeys_are_only_those_sent() -> None:
     sent = ["a", "b"]
     assert rejected_pushkeys({"rejected": ["a", "zzz", 3]}, sent) == {"a"}
     assert rejected_pushkeys({"rejected": []}, sent) == set()
+    bad: Any
     for bad in (None, [], {"rejected": "a"}, {}):
         assert rejected_pushkeys(bad, sent) == set()
 
