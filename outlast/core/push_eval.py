@@ -100,16 +100,24 @@ class CompiledRule:
     rule_id: str
     actions: tuple[Any, ...]
     conditions: tuple[Condition, ...]  # all must hold
+    event_type: str | None = None  # a literal ``type`` condition, lowercased: checked first
+    legacy_mention: bool = False
 
-    def matches(self, event: Event, recipient: Recipient) -> bool:
-        if self.rule_id in LEGACY_MENTION_RULES and _has_mentions(event):
+    def matches(self, event: Event, recipient: Recipient, event_type: str) -> bool:
+        """All conditions hold; ``event_type`` is the event's type, lowercased."""
+        if self.event_type is not None and self.event_type != event_type:
             return False
-        return all(condition(event, recipient) for condition in self.conditions)
+        if self.legacy_mention and _has_mentions(event):
+            return False
+        for condition in self.conditions:
+            if not condition(event, recipient):
+                return False
+        return True
 
 
 def _has_mentions(event: Event) -> bool:
     content = event.get("content")
-    return isinstance(content, Mapping) and "m.mentions" in content
+    return isinstance(content, dict) and "m.mentions" in content
 
 
 def _never(event: Event, recipient: Recipient) -> bool:
@@ -229,7 +237,27 @@ def compile_rule(kind: str, rule: Mapping[str, Any]) -> CompiledRule:
     raw_actions = rule.get("actions", [])
     listed = raw_actions if isinstance(raw_actions, list) else []
     actions = tuple(a for a in listed if not (isinstance(a, str) and a in LEGACY_ACTIONS))
-    return CompiledRule(kind, rule_id, actions, conditions)
+    return CompiledRule(
+        kind, rule_id, actions, conditions, _literal_type(rule), rule_id in LEGACY_MENTION_RULES
+    )
+
+
+def _literal_type(rule: Mapping[str, Any]) -> str | None:
+    """The event type a rule requires by a wildcard-free ``event_match`` on ``type``, if any.
+
+    Most default rules start so; checking it before anything else skips them
+    cheaply for the events they cannot match (a rule costs a dict lookup then).
+    """
+    conditions = rule.get("conditions")
+    for condition in conditions if isinstance(conditions, list) else []:
+        if not isinstance(condition, Mapping) or condition.get("kind") != "event_match":
+            continue
+        pattern = condition.get("pattern")
+        if condition.get("key") == "type" and isinstance(pattern, str):
+            literal = compile_glob(pattern).literal
+            if literal is not None:
+                return literal
+    return None
 
 
 def compile_ruleset(ruleset: Mapping[str, Sequence[Mapping[str, Any]]]) -> tuple[CompiledRule, ...]:
@@ -251,7 +279,9 @@ def evaluate(rules: Sequence[CompiledRule], event: Event, recipient: Recipient) 
     """The actions for ``recipient`` of ``event``: the first matching rule's, or none."""
     if event.get("sender") == recipient.user_id:
         return NOTHING  # spec: never notify users of events they sent themselves
+    raw_type = event.get("type")
+    event_type = raw_type.lower() if isinstance(raw_type, str) else ""
     for rule in rules:
-        if rule.matches(event, recipient):
+        if rule.matches(event, recipient, event_type):
             return Outcome(rule.actions, rule.rule_id, rule.kind)
     return NOTHING

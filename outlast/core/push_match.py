@@ -39,6 +39,11 @@ def _is_word(char: str) -> bool:
     return char in _WORD
 
 
+def _boundary(text: str, i: int) -> bool:
+    """Is position ``i`` (between ``text[i-1]`` and ``text[i]``) a word boundary?"""
+    return i == 0 or i == len(text) or not _is_word(text[i - 1]) or not _is_word(text[i])
+
+
 @dataclass(frozen=True)
 class Glob:
     """A compiled, case-insensitive glob (or a literal, for display names)."""
@@ -48,6 +53,7 @@ class Glob:
     any_mask: int  # positions holding ``?``
     star_mask: int  # positions holding ``*``
     needle: str  # the longest wildcard-free run: a cheap "cannot match" test
+    literal: str | None  # the whole pattern when it has no wildcards: matched with str methods
 
     def _closure(self, states: int) -> int:
         # Runs of stars are collapsed when compiling, so one step reaches past a star.
@@ -60,6 +66,8 @@ class Glob:
     def fullmatch(self, text: str) -> bool:
         """Does the pattern match the whole of ``text``?"""
         text = text.lower()
+        if self.literal is not None:
+            return text == self.literal
         if self.needle not in text:
             return False
         states = self._closure(1)
@@ -77,6 +85,8 @@ class Glob:
         itself (so ``@room`` is found in ``hi@room``), as Synapse does.
         """
         text = text.lower()
+        if self.literal is not None:
+            return self._find_literal(text, self.literal)
         if self.needle not in text:
             return False
         accept = 1 << self.length
@@ -84,16 +94,22 @@ class Glob:
         states = 0
         n = len(text)
         for i in range(n + 1):
-            before = text[i - 1] if i else ""
-            here = text[i] if i < n else ""
-            boundary = not before or not here or not _is_word(before) or not _is_word(here)
-            if boundary:
+            if _boundary(text, i):
                 states |= start
                 if states & accept:
                     return True
             if i == n:
                 return False
-            states = self._step(states, here)
+            states = self._step(states, text[i])
+        return False
+
+    @staticmethod
+    def _find_literal(text: str, literal: str) -> bool:
+        at = text.find(literal)
+        while at != -1:
+            if _boundary(text, at) and _boundary(text, at + len(literal)):
+                return True
+            at = text.find(literal, at + 1)
         return False
 
 
@@ -121,4 +137,5 @@ def compile_glob(pattern: str, wildcards: bool = True) -> Glob:
             runs.append("")
         else:
             runs[-1] += char
-    return Glob(len(chars), masks, any_mask, star_mask, max(runs, key=len))
+    literal = "".join(chars) if not any_mask and not star_mask else None
+    return Glob(len(chars), masks, any_mask, star_mask, max(runs, key=len), literal)

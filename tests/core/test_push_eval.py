@@ -348,3 +348,12 @@ def test_kinds_are_checked_in_spec_order() -> None:
     assert rule_of({**message("coffee?"), "room_id": "!other:x"}, doc) == BOB
     assert rule_of({**event("x.custom"), "room_id": "!other:x", "sender": "@c:x"}, doc) == "u"
     assert rule_of(message("teapot"), doc) == ROOM  # content rules match whole words
+
+
+def test_type_conditions_are_case_insensitive_globs() -> None:
+    doc = override({"kind": "event_match", "key": "type", "pattern": "M.Room.Message"})
+    assert rule_of(message("x"), doc) == "mine"
+    doc = override({"kind": "event_match", "key": "type", "pattern": "m.room.*"})
+    assert rule_of(message("x"), doc) == "mine"
+    assert rule_of(event("m.call.invite"), doc) == ".m.rule.call"
+    assert rule_of({**message("x"), "type": 7}) is None  # a non-string type matches no type rule

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -77,3 +78,25 @@ def test_exact_values_do_not_cast() -> None:
     assert not same_value(True, 1) and not same_value(1, True) and not same_value("true", True)
     assert not same_value(1.0, 1) and not same_value([1], [1]) and not same_value({}, {})
     assert is_simple(2**53 - 1) and not is_simple(2**53) and not is_simple(-(2**53))
+
+
+def test_literal_fast_path_agrees_with_the_nfa() -> None:
+    texts = [
+        "",
+        "alice",
+        "Alice!",
+        "malice",
+        "alice_x",
+        "x alice",
+        "alicealice",
+        "@alice:x",
+        "é alice é",
+    ]
+    for pattern in ("alice", "", "@alice", "alice:x", "e a"):
+        fast = compile_glob(pattern)
+        assert fast.literal is not None
+        nfa = replace(fast, literal=None)
+        for text in texts:
+            assert fast.fullmatch(text) is nfa.fullmatch(text), (pattern, text)
+            assert fast.search_words(text) is nfa.search_words(text), (pattern, text)
+    assert compile_glob("a*").literal is None and compile_glob("a?").literal is None
