@@ -37,7 +37,9 @@ def imports(path: Path, known: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
@@ -94,8 +96,10 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def main() -> int:
     edges = graph()
     found = cycles(edges)
-    print(f"{len(edges)} modules, {sum(len(e) for e in edges.values())} imports, "
-          f"{len(found)} import cycles")
+    print(
+        f"{len(edges)} modules, {sum(len(e) for e in edges.values())} imports, "
+        f"{len(found)} import cycles"
+    )
     for component in found:
         print("  cycle: " + " <-> ".join(component))
     return 1 if found else 0
