@@ -93,11 +93,11 @@ async def _reachable(url: str) -> bool:
 
 
 async def _run(args: argparse.Namespace, *, admin: bool) -> int:
+    from outlast.accounts.admins import UnknownUser, set_admin
+    from outlast.context import names_of
     from outlast.log.client import LogClient, LogUnavailable
     from outlast.log.engine import NatsNode, embedded_node
     from outlast.log.names import Names
-    from outlast.service.admin import UnknownUser, set_admin
-    from outlast.service.context import names_of
 
     node: NatsNode | None = None
     urls: list[str]

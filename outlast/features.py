@@ -9,23 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from outlast.service import (
-    account_data,
-    admin,
-    dashboard,
-    devices,
-    directory,
-    health,
-    keys,
-    media,
-    misc,
-    presence,
-    profiles,
-    push,
-    receipts,
-    redactions,
-    typing,
-)
+from outlast.account_data import service as account_data
+from outlast.accounts import admins as admin
+from outlast.accounts import devices
+from outlast.directory import service as directory
+from outlast.e2ee import keys
+from outlast.media import service as media
+from outlast.ops import dashboard, health
+from outlast.presence import service as presence
+from outlast.presence import typing
+from outlast.profiles import service as profiles
+from outlast.push import service as push
+from outlast.receipts import service as receipts
+from outlast.rooms import context as misc
+from outlast.rooms import redactions
 
 if TYPE_CHECKING:
     from outlast.site import Services

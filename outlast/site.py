@@ -15,21 +15,21 @@ from typing import Any
 
 from aiohttp import web
 
+from outlast.accounts.passwords import Passwords
+from outlast.accounts.service import Accounts
 from outlast.clock import SYSTEM, Clock
 from outlast.config import Config, listen_address
+from outlast.context import SiteContext, names_of
 from outlast.http.app import RateLimiter, build_app
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
-from outlast.service.accounts import Accounts
-from outlast.service.context import SiteContext, names_of
-from outlast.service.create_room import RoomCreator
-from outlast.service.filters import Filters
-from outlast.service.health import Health
-from outlast.service.membership import Memberships
-from outlast.service.messages import Messages
-from outlast.service.passwords import Passwords
-from outlast.service.rooms import RoomWriter
-from outlast.service.sync import Sync
+from outlast.ops.health import Health
+from outlast.rooms.create import RoomCreator
+from outlast.rooms.membership import Memberships
+from outlast.rooms.messages import Messages
+from outlast.rooms.writer import RoomWriter
+from outlast.sync.filters import Filters
+from outlast.sync.service import Sync
 from outlast.view import queries
 from outlast.view.notifier import Notifier
 from outlast.view.projector import Projector

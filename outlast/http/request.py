@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from outlast.accounts.service import Requester
 from outlast.core import jsonenc
 from outlast.core.errors import MatrixError
-from outlast.service.accounts import Requester
 
 REQUESTER_KEY: web.AppKey[Any] = web.AppKey("services", object)
 

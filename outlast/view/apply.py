@@ -15,8 +15,12 @@ import logging
 import sqlite3
 from typing import Any
 
+from outlast.account_data import tables as ext_account_data
 from outlast.core import auth, jsonenc
 from outlast.core.errors import MatrixError
+from outlast.directory import tables as ext_directory
+from outlast.e2ee import signing_tables as ext_cross_signing
+from outlast.e2ee import tables as ext_devices
 from outlast.log.client import LogMessage
 from outlast.log.facts import (
     AccountDataSet,
@@ -55,15 +59,9 @@ from outlast.log.facts import (
     UnknownFact,
     decode,
 )
-from outlast.view import (
-    ext_account_data,
-    ext_cross_signing,
-    ext_devices,
-    ext_directory,
-    ext_push,
-    ext_receipts,
-    ext_redactions,
-)
+from outlast.push import tables as ext_push
+from outlast.receipts import tables as ext_receipts
+from outlast.rooms import redaction_tables as ext_redactions
 from outlast.view.queries import StateMap
 from outlast.view.state_cache import BatchStates
 

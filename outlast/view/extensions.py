@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from outlast.view import (
-    ext_account_data,
-    ext_cross_signing,
-    ext_devices,
-    ext_directory,
-    ext_push,
-    ext_receipts,
-)
+from outlast.account_data import tables as ext_account_data
+from outlast.directory import tables as ext_directory
+from outlast.e2ee import signing_tables as ext_cross_signing
+from outlast.e2ee import tables as ext_devices
+from outlast.push import tables as ext_push
+from outlast.receipts import tables as ext_receipts
 from outlast.view.extension import ViewExtension
 
 EXTENSIONS: tuple[ViewExtension, ...] = (

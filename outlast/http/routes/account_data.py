@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from outlast.account_data.service import AccountData
 from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
 from outlast.http.routing import Routes
-from outlast.service.account_data import AccountData
 
 routes = Routes()
 

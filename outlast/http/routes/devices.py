@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from outlast.accounts.devices import check_device_ids
 from outlast.core.errors import missing_param
 from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
 from outlast.http.routes.account import _password_auth as password_auth
 from outlast.http.routing import Routes
-from outlast.service.devices import check_device_ids
 
 routes = Routes()
 

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json
+from outlast.directory.service import Directory
 from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
 from outlast.http.routing import Routes
-from outlast.service.directory import Directory
 
 routes = Routes()
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
 from outlast.http.routing import Routes
-from outlast.service.profiles import Profiles
+from outlast.profiles.service import Profiles
 
 routes = Routes()
 

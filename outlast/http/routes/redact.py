@@ -8,7 +8,7 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError
 from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
 from outlast.http.routing import Routes
-from outlast.service.redactions import Redactions
+from outlast.rooms.redactions import Redactions
 
 routes = Routes()
 

@@ -1,0 +1,151 @@
+"""createRoom: a new room's initial events, checked and committed as one fact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlast.context import SiteContext
+from outlast.core import auth, ids
+from outlast.core.errors import MatrixError, bad_json, invalid_param
+from outlast.log.client import FenceFailed
+from outlast.log.facts import AliasSet
+from outlast.profiles.service import member_fields
+from outlast.rooms.writer import RoomWriter, checked
+from outlast.view.queries import StateMap
+
+ROOM_VERSION = "11"
+SUPPORTED_VERSIONS = ("11",)
+PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
+
+
+def _str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise bad_json(f"{key} must be a string")
+    return value
+
+
+class RoomCreator:
+    def __init__(self, ctx: SiteContext, writer: RoomWriter) -> None:
+        self.ctx = ctx
+        self.writer = writer
+
+    async def create(self, creator: str, body: dict[str, Any]) -> dict[str, Any]:
+        visibility = _str(body, "visibility") or "private"
+        if visibility not in ("public", "private"):
+            raise invalid_param("visibility must be public or private")
+        preset = _str(body, "preset") or (
+            "public_chat" if visibility == "public" else "private_chat"
+        )
+        if preset not in PRESETS:
+            raise invalid_param(f"unknown preset {preset!r}")
+        version = _str(body, "room_version") or ROOM_VERSION
+        if version not in SUPPORTED_VERSIONS:
+            raise MatrixError(
+                400, "M_UNSUPPORTED_ROOM_VERSION", f"room version {version} is not supported"
+            )
+        invites = body.get("invite", [])
+        if not isinstance(invites, list) or not all(ids.is_user_id(u) for u in invites):
+            raise bad_json("invite must be a list of user ids")
+        if len(invites) > 100:
+            raise invalid_param("at most 100 invites at creation")
+        initial_state = body.get("initial_state", [])
+        if not isinstance(initial_state, list) or len(initial_state) > 100:
+            raise bad_json("initial_state must be a list of at most 100 events")
+        override = body.get("power_level_content_override")
+        if override is not None and not isinstance(override, dict):
+            raise bad_json("power_level_content_override must be an object")
+        creation_content = body.get("creation_content") or {}
+        if not isinstance(creation_content, dict):
+            raise bad_json("creation_content must be an object")
+        is_direct = bool(body.get("is_direct", False))
+
+        from outlast.directory import service as directory  # it imports claim_alias from here
+
+        if visibility == "public":
+            directory.check_may_publish(self.ctx, creator)
+        room_id = ids.new_room_id(self.ctx.server_name)
+        alias = await self._claim_alias(body, room_id, creator)
+
+        def ev(t: str, content: dict[str, Any], sk: str | None = "") -> dict[str, Any]:
+            return self.writer.build_event(room_id, creator, t, content, sk)
+
+        plan: list[dict[str, Any]] = [
+            ev("m.room.create", {**creation_content, "room_version": version}),
+            ev(
+                "m.room.member",
+                {
+                    "membership": "join",
+                    "displayname": ids.parse_user_id(creator)[0],
+                    **member_fields(self.ctx.conn, creator),
+                },
+                creator,
+            ),
+            ev(
+                "m.room.power_levels", auth.initial_power_levels(creator, preset, invites, override)
+            ),
+        ]
+        if alias:
+            plan.append(ev("m.room.canonical_alias", {"alias": alias}))
+        plan += [
+            ev(
+                "m.room.join_rules",
+                {"join_rule": "public" if preset == "public_chat" else "invite"},
+            ),
+            ev("m.room.history_visibility", {"history_visibility": "shared"}),
+        ]
+        if preset != "public_chat":
+            plan.append(ev("m.room.guest_access", {"guest_access": "can_join"}))
+        for item in initial_state:
+            if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+                raise bad_json("initial_state entries need a type")
+            content = item.get("content", {})
+            if not isinstance(content, dict):
+                raise bad_json("initial_state content must be an object")
+            sk = item.get("state_key", "")
+            if not isinstance(sk, str):
+                raise bad_json("state_key must be a string")
+            plan.append(ev(item["type"], content, sk))
+        if (name := _str(body, "name")) is not None:
+            plan.append(ev("m.room.name", {"name": name}))
+        if (topic := _str(body, "topic")) is not None:
+            plan.append(ev("m.room.topic", {"topic": topic}))
+        for invitee in invites:
+            invite: dict[str, Any] = {"membership": "invite"}
+            if is_direct:
+                invite["is_direct"] = True
+            plan.append(ev("m.room.member", invite, invitee))
+
+        state: StateMap = {}
+        auth.check_create(plan[0])
+        state[("m.room.create", "")] = plan[0]
+        for event in plan[1:]:
+            state = checked(state, event)
+        await self.writer.create(room_id, plan)
+        if visibility == "public":
+            await directory.publish(self.ctx, room_id, creator, "public")
+        return {"room_id": room_id, **({"room_alias": alias} if alias else {})}
+
+    async def _claim_alias(self, body: dict[str, Any], room_id: str, creator: str) -> str | None:
+        name = _str(body, "room_alias_name")
+        if name is None:
+            return None
+        alias = f"#{name}:{self.ctx.server_name}"
+        if not name or ":" in name or not ids.is_room_alias(alias):
+            raise invalid_param("room_alias_name is not a valid alias localpart")
+        return await claim_alias(self.ctx, alias, room_id, creator)
+
+
+async def claim_alias(ctx: SiteContext, alias: str, room_id: str, creator: str) -> str:
+    """Aliases are unique across sites: the alias subject must not exist yet."""
+    from outlast.view import queries
+
+    if queries.alias_target(ctx.conn, alias) is not None:
+        raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken")
+    fact = AliasSet(alias, room_id, creator)
+    try:
+        ack = await ctx.log.append(ctx.names.alias_subject(alias), fact, expected_seq=0)
+    except FenceFailed:
+        raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken") from None
+    await ctx.applied(ack)
+    return alias
