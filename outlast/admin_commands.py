@@ -1,6 +1,6 @@
 """`outlast admin grant|revoke USER`: make an account a server administrator, or not.
 
-The flag is a fact on the log (see outlast/service/admin.py), so it reaches
+The flag is a fact on the log (see outlast/accounts/admins.py), so it reaches
 every site's view. Where the log is:
 
 - ``--cluster FILE``: the cluster.json of ``outlast cluster up``; the command

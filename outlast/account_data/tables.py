@@ -14,7 +14,6 @@ from typing import Any
 
 from outlast.log.client import LogMessage
 from outlast.log.facts import GLOBAL, AccountDataSet, RoomTagged
-from outlast.view.extension import ViewExtension
 
 TAG_TYPE = "m.tag"
 
@@ -58,9 +57,6 @@ def apply_room_tag(conn: sqlite3.Connection, msg: LogMessage, fact: RoomTagged) 
         tags[fact.tag] = fact.content
     _store(conn, fact.user_id, fact.room_id, TAG_TYPE, {**current, "tags": tags}, msg.seq)
     return {fact.user_id}
-
-
-EXTENSION = ViewExtension(name="account_data", schema=SCHEMA)
 
 
 # --- reads ------------------------------------------------------------------

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from outlast.accounts import tables
 from outlast.context import SiteContext
 from outlast.core.errors import MatrixError, bad_json, not_found
-from outlast.e2ee import queries as q
 from outlast.log.facts import DeviceRenamed, DevicesDeleted, Fact
 
 if TYPE_CHECKING:
@@ -42,12 +42,12 @@ class Devices:
         self.ctx = ctx
 
     def all(self, user_id: str) -> list[dict[str, Any]]:
-        return [_public(row) for row in q.devices(self.ctx.conn, user_id)]
+        return [_public(row) for row in tables.devices(self.ctx.conn, user_id)]
 
     async def get(self, user_id: str, device_id: str) -> dict[str, Any]:
-        row = q.device(self.ctx.conn, user_id, device_id)
+        row = tables.device(self.ctx.conn, user_id, device_id)
         if row is None and await self.ctx.catch_up(self.ctx.names.users_stream):
-            row = q.device(self.ctx.conn, user_id, device_id)  # a login made at another site
+            row = tables.device(self.ctx.conn, user_id, device_id)  # a login made at another site
         if row is None:
             raise not_found("no such device")
         return _public(row)
@@ -63,9 +63,9 @@ class Devices:
     async def delete(self, user_id: str, device_ids: list[str]) -> None:
         """Delete devices (unknown ids are ignored, as a repeated delete must succeed)."""
         wanted: list[str] = [*dict.fromkeys(device_ids)]
-        if not all(q.device(self.ctx.conn, user_id, d) for d in wanted):
+        if not all(tables.device(self.ctx.conn, user_id, d) for d in wanted):
             await self.ctx.catch_up(self.ctx.names.users_stream)
-        known = [d for d in wanted if q.device(self.ctx.conn, user_id, d)]
+        known = [d for d in wanted if tables.device(self.ctx.conn, user_id, d)]
         if known:
             await self._append(user_id, DevicesDeleted(user_id, tuple(known)))
 

@@ -18,7 +18,7 @@ from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
-from outlast.directory import tables as ext_directory
+from outlast.directory import tables
 from outlast.log.client import FenceFailed
 from outlast.log.facts import AliasDeleted, AliasSet, Fact, RoomListed
 from outlast.rooms.create import claim_alias
@@ -73,9 +73,9 @@ class Directory:
     async def resolve(self, alias: str) -> dict[str, Any]:
         if not ids.is_room_alias(alias):
             raise invalid_param("not a valid room alias")
-        row = ext_directory.alias_row(self.ctx.conn, alias)
+        row = tables.alias_row(self.ctx.conn, alias)
         if row is None and await self.ctx.catch_up(self.ctx.names.directory_stream):
-            row = ext_directory.alias_row(self.ctx.conn, alias)
+            row = tables.alias_row(self.ctx.conn, alias)
         if row is None:
             raise not_found(f"room alias {alias} not found")
         return {"room_id": row["room_id"], "servers": [self.ctx.server_name]}
@@ -98,7 +98,7 @@ class Directory:
                     raise _conflict(alias) from None
                 raise
             return
-        if ext_directory.alias_row(self.ctx.conn, alias) is not None:
+        if tables.alias_row(self.ctx.conn, alias) is not None:
             raise _conflict(alias)
         # The alias existed and was deleted: claim it again, fenced on the deletion.
         fact = AliasSet(alias, room_id, who.user_id)
@@ -107,7 +107,7 @@ class Directory:
     async def delete_alias(self, who: Requester, alias: str) -> None:
         self._local_alias(alias)
         last = await self._alias_seq(alias)
-        row = ext_directory.alias_row(self.ctx.conn, alias)
+        row = tables.alias_row(self.ctx.conn, alias)
         if row is None:
             raise not_found(f"room alias {alias} not found")
         if not self._may_delete(who.user_id, row):
@@ -152,14 +152,14 @@ class Directory:
         joined = auth.membership(state, who.user_id) == "join"
         if not joined and vis.get("history_visibility") != "world_readable":
             raise forbidden("you are not in this room")
-        return ext_directory.room_aliases(self.ctx.conn, room_id)
+        return tables.room_aliases(self.ctx.conn, room_id)
 
     # --- the public room directory --------------------------------------------
 
     def visibility(self, room_id: str) -> str:
         if queries.room(self.ctx.conn, room_id) is None:
             raise not_found("unknown room")
-        return ext_directory.visibility(self.ctx.conn, room_id)
+        return tables.visibility(self.ctx.conn, room_id)
 
     async def set_visibility(self, who: Requester, room_id: str, visibility: Any) -> None:
         if visibility is None:
@@ -179,7 +179,7 @@ class Directory:
                 raise forbidden("insufficient power level to change the room's listing")
         if visibility == "public":
             check_may_publish(self.ctx, who.user_id)
-        if ext_directory.visibility(self.ctx.conn, room_id) == visibility:
+        if tables.visibility(self.ctx.conn, room_id) == visibility:
             return
         await publish(self.ctx, room_id, who.user_id, visibility)
 
@@ -194,7 +194,7 @@ class Directory:
             raise bad_json("generic_search_term must be a string")
         if room_types is not None and not isinstance(room_types, list):
             raise bad_json("room_types must be a list")
-        entries = [_entry(*room) for room in ext_directory.published_rooms(self.ctx.conn)]
+        entries = [_entry(*room) for room in tables.published_rooms(self.ctx.conn)]
         total = len(entries)
         if search:
             term = search.casefold()
@@ -222,7 +222,7 @@ class Directory:
         limit = min(limit, MAX_USER_RESULTS)
         needle = term.strip().casefold()
         found = []
-        for user_id, name, avatar in ext_directory.directory_candidates(self.ctx.conn, who.user_id):
+        for user_id, name, avatar in tables.directory_candidates(self.ctx.conn, who.user_id):
             shown = name if isinstance(name, str) else None
             if needle not in user_id.casefold() and needle not in (shown or "").casefold():
                 continue

@@ -1,10 +1,7 @@
-"""View tables for people and places: profiles and the public room directory.
-
-``profiles`` holds one row per (user, field): a profile change is a per-field
-fact on the user's ``profile`` subject, so two sites changing different
-fields never overwrite each other and the last write of one field wins in
-log order everywhere. ``room_directory`` holds each room's published
-visibility. Aliases themselves live in the core ``aliases`` table.
+"""The view's public room directory: each room's published visibility (the only writer
+of ``room_directory``), and the reads behind /publicRooms, aliases and user search.
+Aliases themselves are rooms' (``aliases``, outlast/rooms/tables.py); profiles are
+profiles' (outlast/profiles/tables.py).
 """
 
 from __future__ import annotations
@@ -14,14 +11,9 @@ import sqlite3
 from typing import Any
 
 from outlast.log.client import LogMessage
-from outlast.log.facts import ProfileDeleted, ProfileSet, RoomListed
-from outlast.view.extension import ViewExtension
+from outlast.log.facts import RoomListed
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS profiles (
-    user_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (user_id, key)
-);
 CREATE TABLE IF NOT EXISTS room_directory (
     room_id TEXT PRIMARY KEY, visibility TEXT NOT NULL, seq INTEGER NOT NULL
 );
@@ -40,21 +32,6 @@ ENTRY_TYPES = (
 )
 
 
-def apply_profile_set(conn: sqlite3.Connection, msg: LogMessage, fact: ProfileSet) -> set[str]:
-    conn.execute(
-        "INSERT OR REPLACE INTO profiles (user_id, key, value) VALUES (?, ?, ?)",
-        (fact.user_id, fact.key, json.dumps(fact.value)),
-    )
-    return set()
-
-
-def apply_profile_delete(
-    conn: sqlite3.Connection, msg: LogMessage, fact: ProfileDeleted
-) -> set[str]:
-    conn.execute("DELETE FROM profiles WHERE user_id = ? AND key = ?", (fact.user_id, fact.key))
-    return set()
-
-
 def apply_room_listed(conn: sqlite3.Connection, msg: LogMessage, fact: RoomListed) -> set[str]:
     conn.execute(
         "INSERT OR REPLACE INTO room_directory (room_id, visibility, seq) VALUES (?, ?, ?)",
@@ -63,16 +40,7 @@ def apply_room_listed(conn: sqlite3.Connection, msg: LogMessage, fact: RoomListe
     return set()
 
 
-EXTENSION = ViewExtension(name="directory", schema=SCHEMA)
-
-
 # --- reads ------------------------------------------------------------------
-
-
-def profile(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
-    """Every stored profile field of a user (empty if none were ever set)."""
-    rows = conn.execute("SELECT key, value FROM profiles WHERE user_id = ?", (user_id,))
-    return {str(r[0]): json.loads(r[1]) for r in rows}
 
 
 def visibility(conn: sqlite3.Connection, room_id: str) -> str:

@@ -42,6 +42,7 @@ from outlast.log.facts import (
     SignaturesMade,
 )
 from outlast.sync.window import SyncExtensionBase
+from outlast.view import queries
 
 if TYPE_CHECKING:
     from outlast.site import Services
@@ -165,7 +166,7 @@ class Keys:
             seen = xs.subject_seq(conn, user_id)
             stored = xs.stored_keys(conn, user_id)
             _check_signed_by_master(user_id, wanted, stored)
-            in_use = xs.device_ids(conn, user_id)
+            in_use = queries.device_ids(conn, user_id)
             for key in wanted.values():
                 if xs.public_part(next(iter(key["keys"]))) in in_use:
                     raise forbidden("a cross-signing key's public key is one of your device ids")
@@ -352,18 +353,18 @@ class Keys:
         )
         changes: list[e2ee.MemberChange] = []
         members: dict[str, set[str]] = {}
-        for room_id, stream in q.user_rooms(conn, user_id):
+        for room_id, stream in queries.user_rooms(conn, user_id):
             i = streams.index(stream)
             if since.positions[i] >= now.positions[i]:
                 continue
-            window = q.member_changes(conn, room_id, since.positions[i], now.positions[i])
+            window = queries.member_changes(conn, room_id, since.positions[i], now.positions[i])
             changes += window
             if any(c.user_id == user_id for c in window):
-                members[room_id] = q.room_members(conn, room_id)
+                members[room_id] = queries.room_members(conn, room_id)
         if not key_changed and not changes:
             return [], []  # the common case: skip computing who shares a room
         return e2ee.device_list_delta(
-            user_id, q.sharing_users(conn, user_id), key_changed, changes, members
+            user_id, queries.sharing_users(conn, user_id), key_changed, changes, members
         )
 
 

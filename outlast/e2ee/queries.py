@@ -7,27 +7,6 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from outlast.core.e2ee import MemberChange
-
-
-def devices(conn: sqlite3.Connection, user_id: str) -> list[sqlite3.Row]:
-    return list(
-        conn.execute(
-            "SELECT device_id, display_name, created_ts FROM devices WHERE user_id = ?"
-            " ORDER BY device_id",
-            (user_id,),
-        )
-    )
-
-
-def device(conn: sqlite3.Connection, user_id: str, device_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = conn.execute(
-        "SELECT device_id, display_name, created_ts FROM devices"
-        " WHERE user_id = ? AND device_id = ?",
-        (user_id, device_id),
-    ).fetchone()
-    return row
-
 
 def device_keys(
     conn: sqlite3.Connection, user_id: str, device_ids: list[str]
@@ -164,46 +143,3 @@ def users_with_device_changes(conn: sqlite3.Connection, after: int, upto: int) -
         (after, upto),
     )
     return {str(r[0]) for r in rows}
-
-
-def sharing_users(conn: sqlite3.Connection, user_id: str) -> set[str]:
-    """Users joined to or invited into a room the user is joined to (the user included)."""
-    rows = conn.execute(
-        "SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.room_id = m.room_id"
-        " WHERE m.user_id = ? AND m.membership = 'join' AND o.membership IN ('join', 'invite')",
-        (user_id,),
-    )
-    return {str(r[0]) for r in rows} | {user_id}
-
-
-def user_rooms(conn: sqlite3.Connection, user_id: str) -> list[tuple[str, str]]:
-    """(room id, partition stream) of every room the user has a membership in."""
-    rows = conn.execute(
-        "SELECT m.room_id, r.stream FROM members m JOIN rooms r ON r.room_id = m.room_id"
-        " WHERE m.user_id = ?",
-        (user_id,),
-    )
-    return [(str(r[0]), str(r[1])) for r in rows]
-
-
-def member_changes(
-    conn: sqlite3.Connection, room_id: str, after: int, upto: int
-) -> list[MemberChange]:
-    rows = conn.execute(
-        "SELECT user_id, membership FROM membership_changes WHERE room_id = ?"
-        " AND seq > ? AND seq <= ? ORDER BY seq, idx",
-        (room_id, after, upto),
-    )
-    return [MemberChange(room_id, str(r[0]), str(r[1])) for r in rows]
-
-
-def room_members(conn: sqlite3.Connection, room_id: str) -> set[str]:
-    rows = conn.execute(
-        "SELECT user_id FROM members WHERE room_id = ? AND membership IN ('join', 'invite')",
-        (room_id,),
-    )
-    return {str(r[0]) for r in rows}
-
-
-def user_exists(conn: sqlite3.Connection, user_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone() is not None

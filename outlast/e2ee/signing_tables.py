@@ -14,7 +14,8 @@ subject. Invariants:
   writer checked it against its view, and every projector checks it again at
   its place in the log, so all views keep the same signatures.
 - A signature made by a key that has been replaced, on a master key that has
-  been replaced, or on or by a device that is gone is deleted with it.
+  been replaced, or on or by a device that is gone is deleted with it (for a
+  device: :func:`forget_device_signatures`, from ``devices_gone``).
 - A key upload or a signature counts as a device-list change of the key's
   owner (recorded like device changes, in ``device_list_changes``).
 """
@@ -28,7 +29,7 @@ from typing import Any
 from outlast.e2ee.tables import record_device_change
 from outlast.log.client import LogMessage
 from outlast.log.facts import CrossSigningKeysSet, SignaturesMade
-from outlast.view.extension import ViewExtension
+from outlast.view.queries import has_device
 
 USAGES = ("master", "self_signing", "user_signing")
 DEVICE = "device"
@@ -51,12 +52,6 @@ CREATE TABLE IF NOT EXISTS e2e_cross_signatures (
 );
 CREATE INDEX IF NOT EXISTS e2e_cross_signatures_by_signer
     ON e2e_cross_signatures (signer, signer_key_id);
-CREATE TRIGGER IF NOT EXISTS device_gone_cross_signatures AFTER DELETE ON devices BEGIN
-    DELETE FROM e2e_cross_signatures
-        WHERE target_user = OLD.user_id AND kind = 'device' AND target = OLD.device_id;
-    DELETE FROM e2e_cross_signatures
-        WHERE signer = OLD.user_id AND signer_key_id = 'ed25519:' || OLD.device_id;
-END;
 """
 
 
@@ -90,18 +85,6 @@ def key_id(conn: sqlite3.Connection, user_id: str, usage: str) -> str | None:
         (user_id, usage),
     ).fetchone()
     return str(row[0]) if row else None
-
-
-def has_device(conn: sqlite3.Connection, user_id: str, device_id: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
-    ).fetchone()
-    return row is not None
-
-
-def device_ids(conn: sqlite3.Connection, user_id: str) -> set[str]:
-    rows = conn.execute("SELECT device_id FROM devices WHERE user_id = ?", (user_id,))
-    return {str(r[0]) for r in rows}
 
 
 def published_device_keys(conn: sqlite3.Connection, user_id: str, device_id: str) -> str | None:
@@ -237,4 +220,13 @@ def cross_signing_keys(conn: sqlite3.Connection, user_id: str) -> dict[str, dict
     return {usage: json.loads(raw) for usage, (_, raw) in stored_keys(conn, user_id).items()}
 
 
-EXTENSION = ViewExtension(name="cross_signing", schema=SCHEMA)
+def forget_device_signatures(conn: sqlite3.Connection, user_id: str, device_id: str) -> None:
+    """A device is gone: signatures on it, and those it made, go with it."""
+    conn.execute(
+        "DELETE FROM e2e_cross_signatures WHERE target_user = ? AND kind = ? AND target = ?",
+        (user_id, DEVICE, device_id),
+    )
+    conn.execute(
+        "DELETE FROM e2e_cross_signatures WHERE signer = ? AND signer_key_id = ?",
+        (user_id, f"ed25519:{device_id}"),
+    )

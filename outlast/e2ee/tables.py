@@ -1,8 +1,7 @@
-"""View tables and log handlers for devices, end-to-end keys and to-device messages.
+"""The view's end-to-end encryption tables: the keys devices publish, one-time-key
+claims, device-list changes and the to-device inbox (the only writer of each).
 
-The core view owns ``devices`` and ``tokens`` (login, logout); this extension
-adds renames and deletions, the public keys devices publish, one-time-key
-claims, and the to-device inbox. Invariants:
+Devices themselves are accounts' (outlast/accounts/tables.py). Invariants:
 
 - A one-time key row is never deleted while its device lives, only marked
   claimed: a re-upload of a claimed key id is recognised and never handed
@@ -10,13 +9,13 @@ claims, and the to-device inbox. Invariants:
 - ``e2e_key_subjects`` holds, per device, the sequence of the last fact on
   that device's keys subject this view applied. A claim is fenced on it, so
   two claimers (any worker, any site) cannot both commit the same key.
-- Whenever a device disappears, however it happened (a delete here, or a
-  core logout, password change or deactivation), the ``device_gone`` trigger
-  drops its keys and inbox and records a device-list change. Core ops don't
-  pass through this module, so the change is stamped with the users stream's
-  applied sequence at the end of the batch (``stamp_device_changes``): never
-  earlier than the fact, so a sync may report it once more than needed but
-  never miss it.
+- Whenever a device disappears, however it happened (a deletion, a logout, a
+  password change or a deactivation), :func:`devices_gone` drops its keys and
+  inbox and records a device-list change at the sequence of the fact that
+  removed it (and ``signing_tables.forget_device_signatures`` the signatures on
+  or by it). The projector calls both for every fact that removes devices
+  (outlast/view/apply.py): explicit steps, where triggers on accounts' table
+  used to do it unseen.
 """
 
 from __future__ import annotations
@@ -27,14 +26,12 @@ from typing import Any
 
 from outlast.log.client import LogMessage
 from outlast.log.facts import (
-    DeviceRenamed,
-    DevicesDeleted,
     KeyClaimed,
     KeysUploaded,
     ToDeviceReceived,
     ToDeviceSent,
 )
-from outlast.view.extension import ViewExtension
+from outlast.view.queries import has_device, sharing_users
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS e2e_device_keys (
@@ -67,66 +64,28 @@ CREATE TABLE IF NOT EXISTS to_device_txns (
     sender TEXT NOT NULL, sender_device TEXT NOT NULL, txn_id TEXT NOT NULL,
     target TEXT NOT NULL, PRIMARY KEY (sender, sender_device, txn_id, target)
 );
--- device_lists reads a room's membership changes within a sync window.
-CREATE INDEX IF NOT EXISTS membership_changes_by_seq ON membership_changes (room_id, seq);
-CREATE TRIGGER IF NOT EXISTS device_gone AFTER DELETE ON devices BEGIN
-    DELETE FROM e2e_device_keys WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
-    DELETE FROM e2e_one_time_keys WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
-    DELETE FROM e2e_fallback_keys WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
-    DELETE FROM to_device_inbox WHERE user_id = OLD.user_id AND device_id = OLD.device_id;
-    INSERT INTO device_list_changes (user_id, seq) VALUES (OLD.user_id, NULL);
-END;
-CREATE TRIGGER IF NOT EXISTS stamp_device_changes
-AFTER UPDATE OF seq ON positions WHEN NEW.stream LIKE '%\\_USERS' ESCAPE '\\' BEGIN
-    UPDATE device_list_changes SET seq = NEW.seq WHERE seq IS NULL;
-END;
 """
 
 
-def _sharing(conn: sqlite3.Connection, user_id: str) -> set[str]:
-    """The user and everyone in a room with them: whose /sync a device change reaches."""
-    rows = conn.execute(
-        "SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.room_id = m.room_id"
-        " WHERE m.user_id = ? AND m.membership = 'join' AND o.membership IN ('join', 'invite')",
-        (user_id,),
-    )
-    return {r[0] for r in rows} | {user_id}
-
-
-def _device_exists(conn: sqlite3.Connection, user_id: str, device_id: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
-    ).fetchone()
-    return row is not None
-
-
 def record_device_change(conn: sqlite3.Connection, user_id: str, seq: int) -> set[str]:
-    """Record that the user's devices or keys changed at ``seq``; return whose /sync it reaches."""
+    """Record that the user's devices or keys changed at ``seq``; return whose /sync it reaches
+    (the user and everyone in a room with them)."""
     conn.execute("INSERT INTO device_list_changes (user_id, seq) VALUES (?, ?)", (user_id, seq))
-    return _sharing(conn, user_id)
+    return sharing_users(conn, user_id)
 
 
-def apply_device_renamed(
-    conn: sqlite3.Connection, msg: LogMessage, fact: DeviceRenamed
-) -> set[str]:
-    cur = conn.execute(
-        "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?",
-        (fact.display_name, fact.user_id, fact.device_id),
-    )
-    return record_device_change(conn, fact.user_id, msg.seq) if cur.rowcount else set()
-
-
-def apply_devices_deleted(
-    conn: sqlite3.Connection, msg: LogMessage, fact: DevicesDeleted
-) -> set[str]:
-    """Tokens go with their device, so the device stops working at every site."""
-    user_id = fact.user_id
-    for device_id in fact.device_ids:
-        conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+def devices_gone(conn: sqlite3.Connection, user_id: str, device_ids: list[str], seq: int) -> None:
+    """Devices that accounts removed at ``seq``: their keys and inbox go, and each is a
+    device-list change (their cross-signatures: signing_tables.forget_device_signatures)."""
+    for device_id in device_ids:
+        for table in ("e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+            )
         conn.execute(
-            "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+            "DELETE FROM to_device_inbox WHERE user_id = ? AND device_id = ?", (user_id, device_id)
         )
-    return _sharing(conn, user_id)
+        conn.execute("INSERT INTO device_list_changes (user_id, seq) VALUES (?, ?)", (user_id, seq))
 
 
 def _record_subject(conn: sqlite3.Connection, user_id: str, device_id: str, seq: int) -> None:
@@ -140,7 +99,7 @@ def _record_subject(conn: sqlite3.Connection, user_id: str, device_id: str, seq:
 def apply_keys_uploaded(conn: sqlite3.Connection, msg: LogMessage, fact: KeysUploaded) -> set[str]:
     user_id, device_id = fact.user_id, fact.device_id
     _record_subject(conn, user_id, device_id, msg.seq)
-    if not _device_exists(conn, user_id, device_id):
+    if not has_device(conn, user_id, device_id):
         return set()  # deleted before its upload was applied: nothing to publish
     affected: set[str] = set()
     device_keys = fact.device_keys
@@ -229,6 +188,3 @@ def apply_to_device_received(
         (fact.user_id, fact.device_id, fact.upto),
     )
     return set()
-
-
-EXTENSION = ViewExtension(name="devices", schema=SCHEMA)

@@ -23,6 +23,7 @@ from outlast.core.ids import parse_user_id
 from outlast.e2ee import queries as q
 from outlast.log.client import Ack
 from outlast.log.facts import ToDeviceReceived, ToDeviceSent
+from outlast.view import queries
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class ToDevice:
         for target, devices in messages.items():
             if parse_user_id(target)[1] != self.ctx.server_name or not devices:
                 continue  # no federation: remote users are silently skipped
-            if not q.user_exists(self.ctx.conn, target):
+            if not queries.user_exists(self.ctx.conn, target):
                 continue
             if q.to_device_sent(self.ctx.conn, who.user_id, who.device_id, txn_id, target):
                 continue  # a retry of a txnId this view already applied

@@ -3,7 +3,7 @@
 Any one site may be gone, so nothing here asks another site anything:
 
 - **Sites** come from OUTLAST_HEALTH, where every worker publishes its
-  self-report about once a second (outlast/service/health.py) and the stream
+  self-report about once a second (outlast/ops/health.py) and the stream
   keeps the last message per site. Reports are read with JetStream's *direct
   get*, which any replica answers (the local node included), so they stay
   readable while the stream elects a leader. A report older than

@@ -19,7 +19,7 @@ ready, view lag, sync waiters, write rate, time) to the site's subject of
 OUTLAST_HEALTH, which keeps the last message per subject and is replicated to
 every site. Each worker publishes it about once a second on a timer (not only
 when the front door asks), so any site's dashboard can tell which sites are
-alive from state it holds itself (see outlast/service/dashboard.py).
+alive from state it holds itself (see outlast/ops/dashboard.py).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.tokens import SyncToken
 from outlast.log.facts import PresenceSet
-from outlast.receipts import tables as store
+from outlast.presence import tables as store
 from outlast.sync.window import SyncExtensionBase
 from outlast.view import queries
 
@@ -73,7 +73,7 @@ class Presence(SyncExtensionBase):
         conn = self.ctx.conn
         if queries.user(conn, user_id) is None:
             raise not_found("no such user")
-        if user_id != who.user_id and user_id not in store.room_mates(conn, who.user_id):
+        if user_id != who.user_id and user_id not in queries.room_mates(conn, who.user_id):
             raise forbidden("you do not share a room with this user")
         row = store.presence_of(conn, user_id) if self.enabled else None
         if row is None:

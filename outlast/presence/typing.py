@@ -30,8 +30,8 @@ from outlast.core import ids
 from outlast.core.errors import bad_json, forbidden
 from outlast.core.tokens import SyncToken
 from outlast.log.client import Subscription
-from outlast.receipts import tables as store
 from outlast.sync.window import RoomExtras, SyncExtensionBase
+from outlast.view import queries
 
 if TYPE_CHECKING:
     from outlast.site import Services
@@ -67,7 +67,7 @@ class Typing(SyncExtensionBase):
         timeout = body.get("timeout", DEFAULT_TIMEOUT_MS)
         if typing and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0):
             raise bad_json("timeout must be a non-negative integer (milliseconds)")
-        if store.membership(self.ctx.conn, room_id, who.user_id) != "join":
+        if queries.membership(self.ctx.conn, room_id, who.user_id) != "join":
             raise forbidden("you are not joined to this room")
         timeout_ms = min(int(timeout), MAX_TIMEOUT_MS) if typing else 0
         self._apply(room_id, who.user_id, typing, timeout_ms)
@@ -101,7 +101,7 @@ class Typing(SyncExtensionBase):
 
     def _changed_now(self, room_id: str) -> None:
         self._changed[room_id] = self.ctx.extensions.bump_ephemeral()
-        self.ctx.notifier.notify(store.joined_members(self.ctx.conn, room_id))
+        self.ctx.notifier.notify(queries.joined_members(self.ctx.conn, room_id))
 
     def typing_in(self, room_id: str) -> list[str]:
         """Who is typing in a room now (expired entries are ignored even before the sweep)."""

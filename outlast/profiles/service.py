@@ -20,9 +20,9 @@ from outlast.context import SiteContext
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.events import canonical_json
-from outlast.directory import tables as ext_directory
 from outlast.log.client import LogUnavailable
 from outlast.log.facts import Fact, ProfileDeleted, ProfileSet
+from outlast.profiles import tables
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
@@ -43,7 +43,7 @@ MAX_PROFILE_BYTES = 65_536
 
 def member_fields(conn: Any, user_id: str) -> dict[str, str]:
     """What a new or updated member event carries from the stored profile."""
-    stored = ext_directory.profile(conn, user_id)
+    stored = tables.profile(conn, user_id)
     return {k: stored[k] for k in MEMBER_FIELDS if isinstance(stored.get(k), str) and stored[k]}
 
 
@@ -72,7 +72,7 @@ class Profiles:
 
     async def get(self, user_id: str) -> dict[str, Any]:
         await self._known_user(user_id)
-        return ext_directory.profile(self.ctx.conn, user_id)
+        return tables.profile(self.ctx.conn, user_id)
 
     async def get_field(self, user_id: str, key: str) -> dict[str, Any]:
         self._key(key)
@@ -90,7 +90,7 @@ class Profiles:
         if key not in body:
             raise bad_json(f"the body must contain {key!r}")
         value = _checked_value(key, body[key])
-        current = ext_directory.profile(self.ctx.conn, user_id)
+        current = tables.profile(self.ctx.conn, user_id)
         if key in current and current[key] == value:
             return
         if len(canonical_json({**current, key: value})) > MAX_PROFILE_BYTES:
@@ -108,7 +108,7 @@ class Profiles:
         if who.user_id != user_id:
             raise forbidden("you can only change your own profile")
         self._key(key)
-        if key not in ext_directory.profile(self.ctx.conn, user_id):
+        if key not in tables.profile(self.ctx.conn, user_id):
             return
         await self._append(user_id, ProfileDeleted(user_id, key))
         if key in MEMBER_FIELDS:

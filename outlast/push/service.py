@@ -18,7 +18,7 @@ from outlast.core.errors import MatrixError, unavailable
 from outlast.core.tokens import SyncToken
 from outlast.log.client import FenceBusy, FenceFailed
 from outlast.log.facts import Fact, PusherDeleted, PusherSet, PushRulesSet
-from outlast.push import tables as ext_push
+from outlast.push import tables
 from outlast.sync.window import SyncExtensionBase
 
 if TYPE_CHECKING:
@@ -35,11 +35,11 @@ class Push(SyncExtensionBase):
     # --- push rules -------------------------------------------------------------
 
     def rules(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
-        doc, _ = ext_push.rules_document(self.ctx.conn, user_id)
+        doc, _ = tables.rules_document(self.ctx.conn, user_id)
         return pushrules.ruleset(user_id, doc)
 
     def rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
-        doc, _ = ext_push.rules_document(self.ctx.conn, user_id)
+        doc, _ = tables.rules_document(self.ctx.conn, user_id)
         return pushrules.find(user_id, doc, kind, rule_id)
 
     async def put_rule(
@@ -70,7 +70,7 @@ class Push(SyncExtensionBase):
         """Read, change, append fenced on what was read; on a lost race, catch up and redo."""
         subject = self.ctx.names.user_subject(user_id, "push")
         for _ in range(FENCE_ATTEMPTS):
-            doc, seq = ext_push.rules_document(self.ctx.conn, user_id)
+            doc, seq = tables.rules_document(self.ctx.conn, user_id)
             new = change(doc)
             try:
                 ack = await self.ctx.log.append(
@@ -91,7 +91,7 @@ class Push(SyncExtensionBase):
     # --- pushers ----------------------------------------------------------------
 
     def pushers(self, user_id: str) -> list[dict[str, Any]]:
-        return ext_push.pushers(self.ctx.conn, user_id)
+        return tables.pushers(self.ctx.conn, user_id)
 
     async def set_pusher(self, user_id: str, body: dict[str, Any]) -> None:
         app_id, pushkey = body.get("app_id"), body.get("pushkey")
@@ -117,7 +117,7 @@ class Push(SyncExtensionBase):
         self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
     ) -> dict[str, Any]:
         """The ruleset on an initial sync, and again whenever it changed since ``since``."""
-        doc, seq = ext_push.rules_document(self.ctx.conn, user_id)
+        doc, seq = tables.rules_document(self.ctx.conn, user_id)
         if since is not None:
             streams = self.ctx.stream_names
             users = self.ctx.names.users_stream

@@ -16,7 +16,6 @@ from typing import Any
 
 from outlast.log.client import LogMessage
 from outlast.log.facts import PusherDeleted, PusherSet, PushRulesSet
-from outlast.view.extension import ViewExtension
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS push_rules (
@@ -78,6 +77,3 @@ def pushers(conn: sqlite3.Connection, user_id: str) -> list[dict[str, Any]]:
         "SELECT pusher FROM pushers WHERE user_id = ? ORDER BY seq", (user_id,)
     ).fetchall()
     return [json.loads(r["pusher"]) for r in rows]
-
-
-EXTENSION = ViewExtension(name="push", schema=SCHEMA)

@@ -2,7 +2,7 @@
 
 Write side: a receipt or marker is a durable fact appended (unfenced) to the
 room's receipt subject, in the room's partition stream; the projector keeps
-the furthest receipt per (room, user, type, thread) (``view/ext_receipts.py``).
+the furthest receipt per (room, user, type, thread) (``receipts/tables.py``).
 
 Read side, through the seams of ``service/extension.py``:
 
@@ -38,6 +38,7 @@ from outlast.core.tokens import SyncToken
 from outlast.log.facts import ReceiptsMarked
 from outlast.receipts import tables as store
 from outlast.sync.window import RoomExtras, SyncExtensionBase
+from outlast.view import queries
 
 if TYPE_CHECKING:
     from outlast.site import Services
@@ -96,7 +97,7 @@ class Receipts(SyncExtensionBase):
 
     async def _commit(self, user_id: str, room_id: str, marks: list[dict[str, Any]]) -> None:
         subjects = self.ctx.names.room_subjects(room_id)
-        if store.membership(self.ctx.conn, room_id, user_id) != "join":
+        if queries.membership(self.ctx.conn, room_id, user_id) != "join":
             raise forbidden("you are not joined to this room")
         for mark in marks:
             await self._require_event(room_id, mark["event_id"], subjects.stream)
@@ -107,12 +108,12 @@ class Receipts(SyncExtensionBase):
     async def _require_event(self, room_id: str, event_id: str, stream: str) -> None:
         if not event_id.startswith("$") or len(event_id) > 255:
             raise not_found("event not found")
-        if store.event_position(self.ctx.conn, room_id, event_id) is not None:
+        if queries.event_position(self.ctx.conn, room_id, event_id) is not None:
             return
         # Perhaps sent at another site and not yet applied here.
         if (
             await self.ctx.catch_up(stream)
-            and store.event_position(self.ctx.conn, room_id, event_id) is not None
+            and queries.event_position(self.ctx.conn, room_id, event_id) is not None
         ):
             return
         raise not_found("event not found in this room")
@@ -161,9 +162,9 @@ class Receipts(SyncExtensionBase):
         """
         conn = self.ctx.conn
         read = unread.read_positions(store.read_receipt_positions(conn, room_id, user_id))
-        starts = [p for p in (read.get(user_id), store.last_join(conn, room_id, user_id)) if p]
+        starts = [p for p in (read.get(user_id), queries.last_join(conn, room_id, user_id)) if p]
         start = max(starts) if starts else (0, 0)
-        last = store.last_event_position(conn, room_id)
+        last = queries.last_event_position(conn, room_id)
         key = (room_id, user_id)
         cached = self._counts.get(key)
         if cached is not None and cached[0] == start and cached[1] == last:
@@ -173,11 +174,11 @@ class Receipts(SyncExtensionBase):
         if cached is not None and cached[0] == start and last is not None and cached[1] is not None:
             base = dict(cached[2])
             since = max(start, cached[1])
-        rows = store.counted_events_after(
+        rows = queries.counted_events_after(
             conn, room_id, since, unread.COUNTED_TYPES, user_id, MAX_COUNTED
         )
         display_name = None
-        raw_member = store.member_event_json(conn, room_id, user_id)
+        raw_member = queries.member_event_json(conn, room_id, user_id)
         if raw_member is not None:
             name = json.loads(raw_member).get("content", {}).get("displayname")
             display_name = name if isinstance(name, str) else None
@@ -201,13 +202,13 @@ class Receipts(SyncExtensionBase):
         if not targets:
             return
         conn = self.ctx.conn
-        places = store.event_places(conn, [e["event_id"] for e in targets])
+        places = queries.event_places(conn, [e["event_id"] for e in targets])
         by_room: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for event in targets:
             if event["event_id"] in places:
                 by_room[places[event["event_id"]][0]].append(event)
         for room_id, room_events in by_room.items():
-            joined_at = store.join_positions(conn, room_id)
+            joined_at = queries.join_positions(conn, room_id)
             read = unread.read_positions(store.read_receipt_positions(conn, room_id))
             for event in room_events:
                 position = places[event["event_id"]][1]

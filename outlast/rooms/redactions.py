@@ -4,7 +4,7 @@ Like a message send, the redaction's event id is derived from (sender,
 device, room, type, txnId), so a retry returns the original event id. The
 power check (``auth.check_redaction``) runs here against the state the
 write is fenced on; the view applies the redaction to the stored target
-(``outlast/view/ext_redactions.py``), checking the same rule again so that
+(``outlast/rooms/tables.py``), checking the same rule again so that
 a redaction arriving by another path cannot exceed the sender's power.
 """
 

@@ -9,7 +9,7 @@ from outlast.context import SiteContext
 from outlast.core.errors import MatrixError, not_found
 from outlast.core.filters import SyncFilter, default_sync_filter, filter_id_for, parse_sync_filter
 from outlast.log.facts import FilterStored
-from outlast.view import queries
+from outlast.sync import tables
 
 
 class Filters:
@@ -19,7 +19,7 @@ class Filters:
     async def upload(self, user_id: str, body: dict[str, Any]) -> str:
         parse_sync_filter(body)  # reject malformed filters before they reach the log
         filter_id = filter_id_for(body)
-        if queries.stored_filter(self.ctx.conn, user_id, filter_id) is not None:
+        if tables.stored_filter(self.ctx.conn, user_id, filter_id) is not None:
             return filter_id
         fact = FilterStored(user_id, filter_id, body)
         ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
@@ -27,9 +27,9 @@ class Filters:
         return filter_id
 
     async def get(self, user_id: str, filter_id: str) -> Any:
-        stored = queries.stored_filter(self.ctx.conn, user_id, filter_id)
+        stored = tables.stored_filter(self.ctx.conn, user_id, filter_id)
         if stored is None and await self.ctx.catch_up(self.ctx.names.users_stream):
-            stored = queries.stored_filter(self.ctx.conn, user_id, filter_id)
+            stored = tables.stored_filter(self.ctx.conn, user_id, filter_id)
         if stored is None:
             raise not_found("no such filter")
         return stored

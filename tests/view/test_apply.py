@@ -8,6 +8,8 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from outlast.log.client import LogMessage
 from outlast.log.names import Names
 from outlast.view.apply import apply_message
@@ -173,6 +175,65 @@ def test_logout_removes_only_that_token_and_device(view: View) -> None:
     assert view.session(ALICE, {"op": "logout", "user_id": ALICE, "token_hash": "h1"}) == {ALICE}
     assert tokens(view) == [("h2", "D2")]
     assert devices(view) == ["D2"]
+
+
+def keys_of(view: View, device_id: str) -> dict[str, Any]:
+    return {
+        table: view.value(f"SELECT COUNT(*) FROM {table} WHERE device_id = ?", device_id)
+        for table in ("e2e_device_keys", "e2e_one_time_keys", "to_device_inbox")
+    }
+
+
+@pytest.mark.parametrize(
+    "removal",
+    [
+        {"op": "logout", "user_id": ALICE, "token_hash": "h1"},
+        {"op": "logout_all", "user_id": ALICE},
+        {"op": "device_delete", "user_id": ALICE, "device_ids": ["D1"]},
+        {"op": "deactivate", "user_id": ALICE},
+    ],
+)
+def test_a_device_that_goes_takes_its_keys_and_inbox_and_is_a_device_list_change(
+    view: View, removal: dict[str, Any]
+) -> None:
+    """The step a trigger on ``devices`` used to take unseen, now explicit in view/apply.py."""
+    view.account(ALICE, register(dev=device("D1", "h1")))
+    view.send(
+        NAMES.users_stream,
+        NAMES.device_keys_subject(ALICE, "D1"),
+        {
+            "op": "keys_upload",
+            "user_id": ALICE,
+            "device_id": "D1",
+            "device_keys": {"user_id": ALICE, "device_id": "D1", "keys": {}},
+            "one_time_keys": {"signed_curve25519:A": {"key": "k"}},
+        },
+    )
+    view.send(
+        NAMES.users_stream,
+        NAMES.user_subject(ALICE, "todevice"),
+        {
+            "op": "to_device",
+            "sender": BOB,
+            "sender_device": "B1",
+            "txn_id": "t",
+            "type": "m.x",
+            "target": ALICE,
+            "messages": {"D1": {"a": 1}},
+        },
+    )
+    assert keys_of(view, "D1") == {
+        "e2e_device_keys": 1,
+        "e2e_one_time_keys": 1,
+        "to_device_inbox": 1,
+    }
+    changes_before = view.rows("SELECT seq FROM device_list_changes WHERE user_id = ?", ALICE)
+    view.send(NAMES.users_stream, NAMES.user_session_subject(ALICE), removal)
+    removed_at = view.seqs[NAMES.users_stream]
+    assert devices(view) == []
+    assert keys_of(view, "D1") == dict.fromkeys(keys_of(view, "D1"), 0)
+    changes = view.rows("SELECT seq FROM device_list_changes WHERE user_id = ?", ALICE)
+    assert changes == [*changes_before, (removed_at,)]
 
 
 def test_logout_of_unknown_token_changes_nothing(view: View) -> None:

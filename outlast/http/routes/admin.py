@@ -6,7 +6,7 @@
 - ``GET /_outlast/admin/whoami``: who the access token belongs to and whether
   they are a server administrator.
 - ``GET /_outlast/admin/status``: the dashboard's data (administrators only,
-  403 ``M_FORBIDDEN`` otherwise), see outlast/service/dashboard.py.
+  403 ``M_FORBIDDEN`` otherwise), see outlast/ops/dashboard.py.
 - ``GET /_outlast/metrics``: Prometheus text (``[metrics] enabled``).
 """
 

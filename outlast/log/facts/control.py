@@ -10,7 +10,7 @@ from outlast.log.facts.base import Fact, Fields
 
 @dataclass(frozen=True)
 class HealthProbe(Fact):
-    """A worker's self-report (outlast/service/health.py), written about once a second to
+    """A worker's self-report (outlast/ops/health.py), written about once a second to
     its own health subject; every site's dashboard reads the latest of each."""
 
     OP: ClassVar[str] = "probe"
