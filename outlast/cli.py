@@ -120,8 +120,8 @@ async def _rebuild_view(config: Config) -> int:
     site = Site(config)
     try:
         await site.start()  # start() returns once the view has caught up with the log
-        assert site.services is not None
-        applied = site.services.ctx.positions.snapshot(site.services.ctx.stream_names)
+        assert site.ctx is not None
+        applied = site.ctx.positions.snapshot(site.ctx.stream_names)
         print(f"outlast: view rebuilt from the log (positions {list(applied)})", flush=True)
     finally:
         await site.stop()

@@ -1,9 +1,13 @@
-"""What every service needs from its site: the log, the view, and settings."""
+"""What every service needs from its site: the log, the view, the clock and settings.
+
+Infrastructure only: services get each other through their constructors
+(outlast/site.py), never from here.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -11,7 +15,6 @@ from outlast.clock import SYSTEM, Clock
 from outlast.config import Config
 from outlast.log.client import Ack, LogClient, LogUnavailable
 from outlast.log.names import Names, StreamSpec
-from outlast.sync.window import Extensions
 from outlast.view.notifier import Notifier
 from outlast.view.state_cache import StateCache
 from outlast.view.store import Positions
@@ -26,7 +29,6 @@ class SiteContext:
     conn: sqlite3.Connection
     positions: Positions
     notifier: Notifier
-    extensions: Extensions = field(default_factory=Extensions)
     state_cache: StateCache | None = None
     clock: Clock = SYSTEM
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from outlast.site import Services, Site
+from outlast.services import Services
+from outlast.site import Site
 from tests.servers import OutlastProcess, start_outlast
 from tests.testrig import running_site, services_of, shared_nats_node
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from outlast.accounts.service import Requester
-from outlast.site import Services
+from outlast.services import Services
 from tests.clock import ManualClock
 from tests.testrig import running_site, services_of
 
@@ -48,7 +48,7 @@ async def test_typing_expires_when_the_clock_passes_its_timeout(
 ) -> None:
     alice = await user(timed, "alice")
     room_id = (await timed.creator.create(alice.user_id, {}))["room_id"]
-    typing = timed.features["typing"]
+    typing = timed.typing
     await typing.set_typing(alice, room_id, alice.user_id, {"typing": True, "timeout": 30_000})
     clock.advance(29)
     typing.sweep()
@@ -59,7 +59,7 @@ async def test_typing_expires_when_the_clock_passes_its_timeout(
 
 async def test_presence_ages_with_the_clock(timed: Services, clock: ManualClock) -> None:
     alice = await user(timed, "alice")
-    presence = timed.features["presence"]
+    presence = timed.presence
     await presence.set_status(alice, alice.user_id, {"presence": "online"})
     clock.advance(7.5)
     assert presence.status(alice, alice.user_id)["last_active_ago"] == 7_500

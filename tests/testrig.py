@@ -27,7 +27,8 @@ from outlast.clock import SYSTEM, Clock
 from outlast.config import FAST_HASH_TOML, Config, load
 from outlast.log.engine import NatsNode, embedded_node
 from outlast.log.names import Names
-from outlast.site import Services, Site
+from outlast.services import Services
+from outlast.site import Site
 
 _prefixes = itertools.count()
 

@@ -10,7 +10,7 @@ refused here with 405 as the spec asks; their owners write them through
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.account_data import tables as store
 from outlast.account_data.tables import TAG_TYPE
@@ -19,12 +19,8 @@ from outlast.context import SiteContext
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.core.events import canonical_json, validate_type
-from outlast.core.tokens import SyncToken
 from outlast.log.facts import GLOBAL, AccountDataSet, Fact, RoomTagged
-from outlast.sync.window import RoomExtras
-
-if TYPE_CHECKING:
-    from outlast.site import Services
+from outlast.sync.window import JoinedRoom, RoomExtras, SyncWindow
 
 SERVER_TYPES = ("m.fully_read", "m.push_rules")
 MAX_CONTENT_BYTES = 65_536
@@ -121,37 +117,17 @@ class AccountDataSync:
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
 
-    def _window(self, since: SyncToken | None, now: SyncToken) -> tuple[int | None, int]:
-        streams = self.ctx.stream_names
-        after = since.get(streams, self.ctx.names.users_stream) if since is not None else None
-        return after, now.get(streams, self.ctx.names.users_stream)
+    def _changed(self, window: SyncWindow, room_id: str) -> list[dict[str, Any]]:
+        users = self.ctx.names.users_stream
+        if not window.moved(users):
+            return []  # the users stream has not moved: no account data changed
+        after, upto = window.after(users), window.upto(users)
+        return store.changed(self.ctx.conn, window.user_id, room_id, after, upto)
 
-    def room_extras(
-        self,
-        user_id: str,
-        device_id: str,
-        room_id: str,
-        stream: str,
-        since: SyncToken | None,
-        now: SyncToken,
-    ) -> RoomExtras | None:
-        after, upto = self._window(since, now)
-        if after is not None and after >= upto:
-            return None  # the users stream has not moved: no account data changed
-        events = store.changed(self.ctx.conn, user_id, room_id, after, upto)
+    def room_extras(self, window: SyncWindow, room: JoinedRoom) -> RoomExtras | None:
+        events = self._changed(window, room.room_id)
         return RoomExtras(account_data=events) if events else None
 
-    def top_extras(
-        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
-    ) -> dict[str, Any]:
-        after, upto = self._window(since, now)
-        if after is not None and after >= upto:
-            return {}
-        events = store.changed(self.ctx.conn, user_id, GLOBAL, after, upto)
+    def top_extras(self, window: SyncWindow) -> dict[str, Any]:
+        events = self._changed(window, GLOBAL)
         return {"account_data": events} if events else {}
-
-
-def install(services: Services) -> None:
-    """Register the account data service and its /sync extension."""
-    services.features["account_data"] = AccountData(services.ctx)
-    services.ctx.extensions.sync.append(AccountDataSync(services.ctx))

@@ -9,8 +9,6 @@ administrators, checked at request time.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from outlast.clock import SYSTEM, Clock, now_ms
 from outlast.context import SiteContext
 from outlast.core.errors import MatrixError
@@ -18,9 +16,6 @@ from outlast.log.client import Ack, LogClient
 from outlast.log.facts import Admin
 from outlast.log.names import Names
 from outlast.view import queries
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 
 class UnknownUser(LookupError):
@@ -58,7 +53,3 @@ class Admins:
     def require(self, user_id: str) -> None:
         if not self.is_admin(user_id):
             raise MatrixError(403, "M_FORBIDDEN", "only server administrators may do this")
-
-
-def install(services: Services) -> None:
-    services.features["admin"] = Admins(services.ctx)

@@ -9,15 +9,12 @@ device's keys and to-device inbox with it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts import tables
 from outlast.context import SiteContext
 from outlast.core.errors import MatrixError, bad_json, not_found
 from outlast.log.facts import DeviceRenamed, DevicesDeleted, Fact
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 MAX_DISPLAY_NAME = 256
 MAX_DELETE = 1000
@@ -83,8 +80,3 @@ def check_device_ids(value: Any) -> list[str]:
     ):
         raise MatrixError(400, "M_BAD_JSON", "devices must be a list of device ids")
     return value
-
-
-def install(services: Services) -> None:
-    """Register the devices service for its HTTP handlers."""
-    services.features["devices"] = Devices(services.ctx)

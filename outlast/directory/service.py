@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
@@ -21,11 +21,7 @@ from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param,
 from outlast.directory import tables
 from outlast.log.client import FenceFailed
 from outlast.log.facts import AliasDeleted, AliasSet, Fact, RoomListed
-from outlast.rooms.create import claim_alias
 from outlast.view import queries
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 CANONICAL_ALIAS = "m.room.canonical_alias"
 _SINCE = re.compile(r"o([0-9]{1,9})")
@@ -37,29 +33,42 @@ def _conflict(alias: str) -> MatrixError:
     return MatrixError(409, "M_ROOM_IN_USE", f"room alias {alias} already exists")
 
 
-def may_publish(ctx: SiteContext, user_id: str) -> bool:
-    """Whether this user may make rooms public in the directory at all (config)."""
-    if ctx.config.directory.users_may_publish:
-        return True
-    row = queries.user(ctx.conn, user_id)
-    return bool(row is not None and row["admin"])
-
-
-def check_may_publish(ctx: SiteContext, user_id: str) -> None:
-    if not may_publish(ctx, user_id):
-        raise forbidden("only server administrators may publish rooms to the directory")
-
-
-async def publish(ctx: SiteContext, room_id: str, user_id: str, visibility: str) -> None:
-    """Record a room's directory visibility (checks are the caller's)."""
-    fact = RoomListed(room_id, visibility, user_id)
-    ack = await ctx.log.append(ctx.names.directory_subject(room_id), fact)
-    await ctx.applied(ack)
-
-
 class Directory:
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
+
+    # --- for room creation ----------------------------------------------------
+
+    def may_publish(self, user_id: str) -> bool:
+        """Whether this user may make rooms public in the directory at all (config)."""
+        if self.ctx.config.directory.users_may_publish:
+            return True
+        row = queries.user(self.ctx.conn, user_id)
+        return bool(row is not None and row["admin"])
+
+    def check_may_publish(self, user_id: str) -> None:
+        if not self.may_publish(user_id):
+            raise forbidden("only server administrators may publish rooms to the directory")
+
+    async def publish(self, room_id: str, user_id: str, visibility: str) -> None:
+        """Record a room's directory visibility (checks are the caller's)."""
+        fact = RoomListed(room_id, visibility, user_id)
+        ack = await self.ctx.log.append(self.ctx.names.directory_subject(room_id), fact)
+        await self.ctx.applied(ack)
+
+    async def claim_alias(self, alias: str, room_id: str, creator: str) -> str:
+        """Aliases are unique across sites: the alias subject must not exist yet."""
+        if queries.alias_target(self.ctx.conn, alias) is not None:
+            raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken")
+        fact = AliasSet(alias, room_id, creator)
+        try:
+            ack = await self.ctx.log.append(
+                self.ctx.names.alias_subject(alias), fact, expected_seq=0
+            )
+        except FenceFailed:
+            raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken") from None
+        await self.ctx.applied(ack)
+        return alias
 
     # --- aliases ------------------------------------------------------------
 
@@ -92,7 +101,7 @@ class Directory:
         last = await self._alias_seq(alias)
         if last == 0:
             try:
-                await claim_alias(self.ctx, alias, room_id, who.user_id)
+                await self.claim_alias(alias, room_id, who.user_id)
             except MatrixError as exc:
                 if exc.errcode == "M_ROOM_IN_USE":
                     raise _conflict(alias) from None
@@ -178,10 +187,10 @@ class Directory:
             if levels.user_level(who.user_id) < levels.state_default:
                 raise forbidden("insufficient power level to change the room's listing")
         if visibility == "public":
-            check_may_publish(self.ctx, who.user_id)
+            self.check_may_publish(who.user_id)
         if tables.visibility(self.ctx.conn, room_id) == visibility:
             return
-        await publish(self.ctx, room_id, who.user_id, visibility)
+        await self.publish(room_id, who.user_id, visibility)
 
     def public_rooms(
         self, limit: Any, since: Any, search: Any, room_types: Any, server: Any
@@ -292,8 +301,3 @@ def _matches(entry: dict[str, Any], term: str) -> bool:
         term in str(entry.get(key) or "").casefold()
         for key in ("name", "topic", "canonical_alias", "room_id")
     )
-
-
-def install(services: Services) -> None:
-    """Register the directory service for the alias, listing and search handlers."""
-    services.features["directory"] = Directory(services.ctx)

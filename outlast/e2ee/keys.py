@@ -22,7 +22,7 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
@@ -41,11 +41,8 @@ from outlast.log.facts import (
     KeysUploaded,
     SignaturesMade,
 )
-from outlast.sync.window import SyncExtensionBase
+from outlast.sync.window import NothingPerRoom, SyncWindow
 from outlast.view import queries
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 CLAIM_BUDGET_SECONDS = 10.0
 SIGNING_UPLOAD_BUDGET_SECONDS = 10.0
@@ -449,36 +446,27 @@ def _check_signed_by_master(
             )
 
 
-class E2eeSync(SyncExtensionBase):
+class E2eeSync(NothingPerRoom):
     """The top-level /sync keys for encryption: to_device, device_lists, key counts."""
 
     def __init__(self, keys: Keys, to_device: ToDevice) -> None:
         self.keys = keys
         self.to_device = to_device
 
-    def top_extras(
-        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
-    ) -> dict[str, Any]:
+    def top_extras(self, window: SyncWindow) -> dict[str, Any]:
         conn = self.keys.ctx.conn
-        users = self.keys.ctx.stream_names.index(self.keys.ctx.names.users_stream)
-        after = since.positions[users] if since is not None else None
+        user_id, device_id = window.user_id, window.device_id
+        users = self.keys.ctx.names.users_stream
         changed: list[str] = []
         left: list[str] = []
-        if since is not None:  # an initial sync has no "since": nothing has changed for it
-            changed, left = self.keys.device_lists(user_id, since, now)
+        if window.since is not None:  # an initial sync has no "since": nothing changed for it
+            changed, left = self.keys.device_lists(user_id, window.since, window.now)
+        pending = self.to_device.pending(
+            user_id, device_id, window.after(users), window.upto(users)
+        )
         return {
-            "to_device": self.to_device.pending(user_id, device_id, after, now.positions[users]),
+            "to_device": pending,
             "device_lists": {"changed": changed, "left": left},
             "device_one_time_keys_count": self.keys.counts(user_id, device_id),
             "device_unused_fallback_key_types": q.unused_fallback_types(conn, user_id, device_id),
         }
-
-
-def install(services: Services) -> None:
-    """Register the keys and to-device services and their /sync extension."""
-    keys = Keys(services.ctx)
-    to_device = ToDevice(services.ctx)
-    services.features["keys"] = keys
-    services.features["to_device"] = to_device
-    services.ctx.extensions.sync.append(E2eeSync(keys, to_device))
-    services.ctx.extensions.on_stop.append(to_device.stop)

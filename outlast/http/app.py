@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from outlast.core.errors import MatrixError, log_unavailable
-from outlast.http import metrics
-from outlast.http.request import REQUESTER_KEY
+from outlast.http.metrics import Metrics
+from outlast.http.metrics import install as install_metrics
+from outlast.http.request import CORS_HEADERS, SERVICES
 from outlast.http.routes import (
     account,
     account_data,
@@ -31,16 +32,12 @@ from outlast.http.routes import (
 )
 from outlast.http.routing import Routes
 from outlast.log.client import LogUnavailable
+from outlast.services import Services
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
-}
 
 HOT_PATHS = frozenset({"/rooms/{room_id}/send/{event_type}/{txn_id}"})
 
@@ -109,8 +106,14 @@ def client_key(request: web.Request) -> str:
     return "a" + (request.remote or "?")
 
 
-def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) -> web.Application:
-    site_name = str(services.ctx.config.server.site)
+def build_app(
+    services: Services,
+    *,
+    metrics: Metrics | None,
+    max_request_bytes: int,
+    limiter: RateLimiter,
+) -> web.Application:
+    site_name = services.config.server.site
 
     @web.middleware
     async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -160,8 +163,9 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
         return response
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
-    app[REQUESTER_KEY] = services
-    metrics.install(app, services)  # request counts and latencies, outermost
+    app[SERVICES] = services
+    if metrics is not None:
+        install_metrics(app, metrics)  # request counts and latencies, outermost
     # aiohttp tries the routes under one path prefix in the order they were
     # added; sending is by far the most frequent of the two dozen under /rooms.
     for group in ROUTE_GROUPS:

@@ -28,6 +28,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from outlast.log.client import LogClient
+from outlast.ops.health import Health
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # /sync long-polls park for up to a minute: the buckets reach past it.
@@ -52,8 +55,8 @@ class _LagCollector(Collector):
     """Projector lag per stream (log's last sequence minus the view's applied one),
     as the site's latest health measurement (about once a second) found it."""
 
-    def __init__(self, services: Any) -> None:
-        self.services = services
+    def __init__(self, health: Health) -> None:
+        self.health = health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -61,17 +64,20 @@ class _LagCollector(Collector):
             "Log messages not yet applied to this worker's view, per stream",
             labels=["stream"],
         )
-        health = self.services.health_check
-        for stream, lag in sorted((getattr(health, "last_lag", None) or {}).items()):
+        for stream, lag in sorted(self.health.last_lag.items()):
             family.add_metric([stream], float(lag))
         yield family
 
 
 class Metrics:
-    def __init__(self, services: Any) -> None:
-        self.services = services
+    """A worker's metrics: its requests, the site it serves, its health and its log
+    writes (``waiting`` counts the parked /sync long-polls)."""
+
+    def __init__(
+        self, site: str, health: Health, waiting: Callable[[], int], log: LogClient
+    ) -> None:
+        self.health = health
         self.registry = CollectorRegistry(auto_describe=True)
-        site = str(services.ctx.config.server.site)
         self.requests = Counter(
             "outlast_http_requests",
             "HTTP requests answered",
@@ -90,7 +96,7 @@ class Metrics:
             "/sync long-polls parked on this worker",
             registry=self.registry,
         )
-        self.sync_waiters.set_function(lambda: float(services.ctx.notifier.waiting()))
+        self.sync_waiters.set_function(lambda: float(waiting()))
         self.publishes = Counter(
             "outlast_jetstream_publishes",
             "Appends to the log acknowledged by JetStream",
@@ -119,13 +125,13 @@ class Metrics:
             registry=self.registry,
         )
         self.ready.set_function(self._ready)
-        self.registry.register(_LagCollector(services))
-        services.ctx.log.observers.append(self.observe_publish)
+        self.registry.register(_LagCollector(health))
+        log.observers.append(self.observe_publish)
         # Route templates, methods and statuses are few: this stays small.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def _ready(self) -> float:
-        report = getattr(self.services.health_check, "last_report", None) or {}
+        report = self.health.last_report or {}
         return 1.0 if report.get("ready") else 0.0
 
     def observe_publish(self, subject: str, outcome: str) -> None:
@@ -164,22 +170,17 @@ class Metrics:
 
     async def render(self) -> bytes:
         """The text exposition, with the health measurement (and so the lag) refreshed."""
-        health = self.services.health_check
-        if health is not None:
-            # Serve the last known values if the measurement fails or is slow.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(health.report(), REFRESH_TIMEOUT)
+        # Serve the last known values if the measurement fails or is slow.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.health.report(), REFRESH_TIMEOUT)
         return generate_latest(self.registry)
 
 
 METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
 
-def install(app: web.Application, services: Any) -> None:
+def install(app: web.Application, metrics: Metrics) -> None:
     """Time every request of ``app`` (outermost middleware) and keep the metrics on it."""
-    if not services.ctx.config.metrics.enabled:
-        return
-    metrics = Metrics(services)
     app[METRICS_KEY] = metrics
     app.middlewares.insert(0, metrics.middleware)
 

@@ -12,8 +12,23 @@ from aiohttp import web
 from outlast.accounts.service import Requester
 from outlast.core import jsonenc
 from outlast.core.errors import MatrixError
+from outlast.services import Services
 
-REQUESTER_KEY: web.AppKey[Any] = web.AppKey("services", object)
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+
+# Every answer carries these (the middleware adds them; a streamed answer, whose
+# headers go out before the middleware sees it, adds them itself).
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
+}
+
+
+def services(request: web.Request) -> Services:
+    """The worker's services: every handler's one way to them (typed, so mypy checks each
+    call a handler makes)."""
+    return request.app[SERVICES]
 
 
 # Canonical JSON (what events are hashed and signed as) allows integers in this range only.
@@ -107,9 +122,7 @@ def access_token(request: web.Request) -> str:
 
 
 async def requester(request: web.Request) -> Requester:
-    services = request.app[REQUESTER_KEY]
-    who: Requester = await services.accounts.authenticate(access_token(request))
-    return who
+    return await services(request).accounts.authenticate(access_token(request))
 
 
 def query_int(

@@ -22,16 +22,13 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from outlast.context import SiteContext
 from outlast.core import thumbnails
 from outlast.core.errors import MatrixError, forbidden, not_found, too_large
 from outlast.log.client import LogUnavailable
 from outlast.log.objects import AlreadyWritten, ObjectBucket, StoredObject
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
@@ -292,10 +289,3 @@ def _expired(obj: StoredObject, now_ms: int) -> bool:
 
 def _too_large(limit: int) -> MatrixError:
     return too_large(f"uploads are limited to {limit} bytes")
-
-
-def install(services: Services) -> None:
-    """Register the media repository; its bucket is created when the site starts."""
-    repo = MediaRepository(services.ctx)
-    services.features["media"] = repo
-    services.ctx.extensions.on_start.append(repo.start)

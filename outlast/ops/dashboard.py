@@ -21,14 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.context import SiteContext
 from outlast.log.client import LogUnavailable, StreamMissing
 from outlast.ops.health import Health
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 log = logging.getLogger(__name__)
 
@@ -358,10 +355,6 @@ class Dashboard:
         for seq in [s for s in self._drills if s not in newest]:
             del self._drills[seq]
         return [self._drills[s] for s in newest]
-
-
-def install(services: Services) -> None:
-    services.features["dashboard"] = Dashboard(services.ctx, services.health_check)
 
 
 def merge_worker_reports(reports: list[dict[str, Any]], now: float) -> dict[str, Any]:

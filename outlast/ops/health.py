@@ -30,7 +30,7 @@ import logging
 import os
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
@@ -38,9 +38,6 @@ from outlast.clock import Clock
 from outlast.context import SiteContext
 from outlast.log.facts import HealthProbe
 from outlast.view.projector import Projector
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 log = logging.getLogger(__name__)
 
@@ -242,12 +239,3 @@ class Health:
                 continue
             lag[name] = max(0, last - self.ctx.positions.applied(name))
         return lag
-
-
-def install(services: Services) -> None:
-    """Run the self-report on a timer for as long as the worker runs."""
-    health = services.health_check
-    if health is None:
-        return
-    services.ctx.extensions.on_start.append(health.start_reports)
-    services.ctx.extensions.on_stop.append(health.stop_reports)

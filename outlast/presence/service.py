@@ -20,21 +20,18 @@ from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
-from outlast.core.tokens import SyncToken
 from outlast.log.facts import PresenceSet
 from outlast.presence import tables as store
-from outlast.sync.window import SyncExtensionBase
+from outlast.sync.window import NothingPerRoom, SyncWindow
 from outlast.view import queries
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from outlast.site import Services
-
 MAX_STATUS_MSG = 1024
 
 
-class Presence(SyncExtensionBase):
+class Presence(NothingPerRoom):
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
 
@@ -80,16 +77,14 @@ class Presence(SyncExtensionBase):
             return {"presence": "offline"}
         return content(row, self.ctx.now_ms())
 
-    def top_extras(
-        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
-    ) -> dict[str, Any]:
+    def top_extras(self, window: SyncWindow) -> dict[str, Any]:
         if not self.enabled:
             return {}
-        index = self.ctx.stream_names.index(self.ctx.names.users_stream)
-        after = since.positions[index] if since is not None else 0
-        if since is not None and after >= now.positions[index]:
+        users = self.ctx.names.users_stream
+        if not window.moved(users):
             return {}  # the users stream has not moved: no presence changed
-        rows = store.presence_between(self.ctx.conn, user_id, after, now.positions[index])
+        after, upto = window.after(users) or 0, window.upto(users)
+        rows = store.presence_between(self.ctx.conn, window.user_id, after, upto)
         if not rows:
             return {}
         now_ms = self.ctx.now_ms()
@@ -110,10 +105,3 @@ def content(row: sqlite3.Row, now_ms: int) -> dict[str, Any]:
     if row["status_msg"] is not None:
         body["status_msg"] = row["status_msg"]
     return body
-
-
-def install(services: Services) -> None:
-    """Register the presence service and its /sync extension."""
-    presence = Presence(services.ctx)
-    services.features["presence"] = presence
-    services.ctx.extensions.sync.append(presence)

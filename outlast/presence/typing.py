@@ -22,19 +22,21 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import ids
 from outlast.core.errors import bad_json, forbidden
-from outlast.core.tokens import SyncToken
 from outlast.log.client import Subscription
-from outlast.sync.window import RoomExtras, SyncExtensionBase
+from outlast.sync.window import (
+    EphemeralCounter,
+    JoinedRoom,
+    NothingOnTop,
+    RoomExtras,
+    SyncWindow,
+)
 from outlast.view import queries
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,10 @@ MAX_TIMEOUT_MS = 120_000
 SWEEP_SECONDS = 0.25
 
 
-class Typing(SyncExtensionBase):
-    def __init__(self, ctx: SiteContext) -> None:
+class Typing(NothingOnTop):
+    def __init__(self, ctx: SiteContext, counter: EphemeralCounter) -> None:
         self.ctx = ctx
+        self.counter = counter
         self.clock = ctx.clock
         self.origin = uuid.uuid4().hex
         self._typing: dict[str, dict[str, float]] = {}  # room -> user -> expiry (clock)
@@ -100,7 +103,7 @@ class Typing(SyncExtensionBase):
             self._changed_now(room_id)
 
     def _changed_now(self, room_id: str) -> None:
-        self._changed[room_id] = self.ctx.extensions.bump_ephemeral()
+        self._changed[room_id] = self.counter.bump()
         self.ctx.notifier.notify(queries.joined_members(self.ctx.conn, room_id))
 
     def typing_in(self, room_id: str) -> list[str]:
@@ -123,17 +126,10 @@ class Typing(SyncExtensionBase):
 
     # --- /sync -----------------------------------------------------------------
 
-    def room_extras(
-        self,
-        user_id: str,
-        device_id: str,
-        room_id: str,
-        stream: str,
-        since: SyncToken | None,
-        now: SyncToken,
-    ) -> RoomExtras | None:
-        typing = self.typing_in(room_id)
-        changed = self._changed.get(room_id, 0)
+    def room_extras(self, window: SyncWindow, room: JoinedRoom) -> RoomExtras | None:
+        typing = self.typing_in(room.room_id)
+        changed = self._changed.get(room.room_id, 0)
+        since, now = window.since, window.now
         send = bool(typing) if since is None else since.ephemeral < changed <= now.ephemeral
         if not send:
             return None
@@ -176,12 +172,3 @@ class Typing(SyncExtensionBase):
                 self.sweep()
             except Exception:  # keep sweeping; one bad pass is not fatal
                 log.exception("typing sweep failed")
-
-
-def install(services: Services) -> None:
-    """Register the typing service, its /sync extension and its NATS subscription."""
-    typing = Typing(services.ctx)
-    services.features["typing"] = typing
-    services.ctx.extensions.sync.append(typing)
-    services.ctx.extensions.on_start.append(typing.start)
-    services.ctx.extensions.on_stop.append(typing.stop)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
@@ -23,28 +23,18 @@ from outlast.core.events import canonical_json
 from outlast.log.client import LogUnavailable
 from outlast.log.facts import Fact, ProfileDeleted, ProfileSet
 from outlast.profiles import tables
+from outlast.profiles.tables import AVATAR_URL, DISPLAYNAME, MEMBER_FIELDS, member_fields
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
-if TYPE_CHECKING:
-    from outlast.site import Services
-
 log = logging.getLogger(__name__)
 
-DISPLAYNAME, AVATAR_URL = "displayname", "avatar_url"
-MEMBER_FIELDS = (DISPLAYNAME, AVATAR_URL)
 # avatar_url, displayname, or a namespaced custom field (the spec's key grammar).
 _KEY = re.compile(r"avatar_url|displayname|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 MAX_DISPLAYNAME = 256
 MAX_AVATAR_URL = 1024
 MAX_PROFILE_BYTES = 65_536
-
-
-def member_fields(conn: Any, user_id: str) -> dict[str, str]:
-    """What a new or updated member event carries from the stored profile."""
-    stored = tables.profile(conn, user_id)
-    return {k: stored[k] for k in MEMBER_FIELDS if isinstance(stored.get(k), str) and stored[k]}
 
 
 class _Skip(Exception):
@@ -167,9 +157,3 @@ def _checked_value(key: str, value: Any) -> Any:
             raise bad_json("avatar_url is too long")
         return value or None
     return value
-
-
-def install(services: Services) -> None:
-    """Register the profile service for the /profile handlers."""
-    assert services.writer is not None
-    services.features["profiles"] = Profiles(services.ctx, services.writer)

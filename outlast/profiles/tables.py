@@ -14,6 +14,9 @@ from typing import Any
 from outlast.log.client import LogMessage
 from outlast.log.facts import ProfileDeleted, ProfileSet
 
+DISPLAYNAME, AVATAR_URL = "displayname", "avatar_url"
+MEMBER_FIELDS = (DISPLAYNAME, AVATAR_URL)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -41,3 +44,9 @@ def profile(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     """Every stored profile field of a user (empty if none were ever set)."""
     rows = conn.execute("SELECT key, value FROM profiles WHERE user_id = ?", (user_id,))
     return {str(r[0]): json.loads(r[1]) for r in rows}
+
+
+def member_fields(conn: sqlite3.Connection, user_id: str) -> dict[str, str]:
+    """What a new or updated member event carries from the stored profile."""
+    stored = profile(conn, user_id)
+    return {k: stored[k] for k in MEMBER_FIELDS if isinstance(stored.get(k), str) and stored[k]}

@@ -10,25 +10,22 @@ delivered to push gateways.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import pushrules
 from outlast.core.errors import MatrixError, unavailable
-from outlast.core.tokens import SyncToken
 from outlast.log.client import FenceBusy, FenceFailed
 from outlast.log.facts import Fact, PusherDeleted, PusherSet, PushRulesSet
 from outlast.push import tables
-from outlast.sync.window import SyncExtensionBase
-
-if TYPE_CHECKING:
-    from outlast.site import Services
+from outlast.sync.window import NothingPerRoom, SyncWindow
 
 FENCE_ATTEMPTS = 8
 PUSHER_KINDS = ("http", "email")
 
 
-class Push(SyncExtensionBase):
+class Push(NothingPerRoom):
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
 
@@ -111,18 +108,21 @@ class Push(SyncExtensionBase):
         ack = await self.ctx.log.append(subject, payload)
         await self.ctx.applied(ack)
 
+    def notifications(self, who: Requester, limit: int, only: str | None) -> dict[str, Any]:
+        """GET /notifications: push rules are not evaluated server-side yet, so nothing
+        has notified; an empty list (no next_token) is a complete, valid answer."""
+        return {"notifications": []}
+
     # --- /sync: m.push_rules in account_data ------------------------------------
 
-    def top_extras(
-        self, user_id: str, device_id: str, since: SyncToken | None, now: SyncToken
-    ) -> dict[str, Any]:
+    def top_extras(self, window: SyncWindow) -> dict[str, Any]:
         """The ruleset on an initial sync, and again whenever it changed since ``since``."""
+        user_id = window.user_id
         doc, seq = tables.rules_document(self.ctx.conn, user_id)
-        if since is not None:
-            streams = self.ctx.stream_names
-            users = self.ctx.names.users_stream
-            if not since.get(streams, users) < seq <= now.get(streams, users):
-                return {}
+        users = self.ctx.names.users_stream
+        after = window.after(users)
+        if after is not None and not after < seq <= window.upto(users):
+            return {}
         event = {"type": "m.push_rules", "content": {"global": pushrules.ruleset(user_id, doc)}}
         return {"account_data": [event]}
 
@@ -157,10 +157,3 @@ def _pusher(body: dict[str, Any], app_id: str, pushkey: str) -> dict[str, Any]:
     if isinstance(body.get("profile_tag"), str):
         pusher["profile_tag"] = body["profile_tag"]
     return pusher
-
-
-def install(services: Services) -> None:
-    """Register the push service and its /sync extension (``m.push_rules``)."""
-    push = Push(services.ctx)
-    services.features["push"] = push
-    services.ctx.extensions.sync.append(push)

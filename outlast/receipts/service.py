@@ -4,7 +4,7 @@ Write side: a receipt or marker is a durable fact appended (unfenced) to the
 room's receipt subject, in the room's partition stream; the projector keeps
 the furthest receipt per (room, user, type, thread) (``receipts/tables.py``).
 
-Read side, through the seams of ``service/extension.py``:
+Read side, as a /sync source (``sync/window.py``) and an event decorator:
 
 - /sync carries ``m.receipt`` ephemeral events for receipts that changed after
   the token's position in the room's partition (all current ones on an initial
@@ -28,20 +28,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import unread
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
-from outlast.core.tokens import SyncToken
 from outlast.log.facts import ReceiptsMarked
 from outlast.receipts import tables as store
-from outlast.sync.window import RoomExtras, SyncExtensionBase
+from outlast.sync.window import JoinedRoom, NothingOnTop, RoomExtras, SyncWindow
 from outlast.view import queries
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 # unread_notifications looks at no more than this many messages after the read
 # position: the count saturates there rather than scanning a long history.
@@ -53,7 +49,7 @@ def invalid(error: str) -> MatrixError:
     return MatrixError(400, "M_INVALID_PARAM", error)
 
 
-class Receipts(SyncExtensionBase):
+class Receipts(NothingOnTop):
     """The service behind the receipt and read-marker endpoints, and its /sync extension."""
 
     def __init__(self, ctx: SiteContext) -> None:
@@ -120,20 +116,12 @@ class Receipts(SyncExtensionBase):
 
     # --- /sync -----------------------------------------------------------------
 
-    def room_extras(
-        self,
-        user_id: str,
-        device_id: str,
-        room_id: str,
-        stream: str,
-        since: SyncToken | None,
-        now: SyncToken,
-    ) -> RoomExtras | None:
-        index = self.ctx.stream_names.index(stream)
-        after = since.positions[index] if since is not None else 0
-        upto = now.positions[index]
+    def room_extras(self, window: SyncWindow, room: JoinedRoom) -> RoomExtras | None:
+        user_id, room_id = window.user_id, room.room_id
+        after = window.after(room.stream) or 0
+        upto = window.upto(room.stream)
         conn = self.ctx.conn
-        if since is not None and after >= upto:
+        if window.since is not None and after >= upto:
             # The room's partition has not moved: no new events, receipts or
             # markers. Only the counts are needed, in case the room is sent.
             cached = self._counts.get((room_id, user_id))
@@ -219,11 +207,3 @@ class Receipts(SyncExtensionBase):
                 if not isinstance(unsigned, dict):
                     unsigned = event["unsigned"] = {}
                 unsigned[unread.UNREAD_COUNT_KEY] = count
-
-
-def install(services: Services) -> None:
-    """Register the receipts service, its /sync extension and the unread-number decorator."""
-    receipts = Receipts(services.ctx)
-    services.features["receipts"] = receipts
-    services.ctx.extensions.sync.append(receipts)
-    services.ctx.extensions.decorators.append(receipts.decorate)

@@ -1,58 +1,32 @@
-"""What clients call at start besides sync: TURN servers, event context, notifications.
+"""GET /rooms/{roomId}/context/{eventId}: an event, its neighbours and the room's state.
 
-None of these writes to the log. TURN credentials are either static or the
-usual time-limited HMAC credentials from a shared secret (coturn's
-``use-auth-secret``), computed on each request.
+Built from /event and two /messages pages, so it shows exactly what those would.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core.filters import EventFilter
 from outlast.core.tokens import encode_boundary
+from outlast.rooms.messages import Messages
 from outlast.view import queries
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 MAX_CONTEXT = 100
 
 
-class Misc:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.ctx = services.ctx
-
-    def turn_server(self, user_id: str) -> dict[str, Any]:
-        """GET /voip/turnServer: {} when no TURN server is configured (clients then skip TURN)."""
-        voip = self.ctx.config.voip
-        if not voip.turn_uris:
-            return {}
-        ttl = voip.turn_user_lifetime_seconds
-        if voip.turn_shared_secret:
-            username = f"{int(self.ctx.clock.time()) + ttl}:{user_id}"
-            mac = hmac.new(voip.turn_shared_secret.encode(), username.encode(), hashlib.sha1)
-            password = base64.b64encode(mac.digest()).decode()
-        else:
-            username, password = voip.turn_username, voip.turn_password
-        return {
-            "username": username,
-            "password": password,
-            "uris": list(voip.turn_uris),
-            "ttl": ttl,
-        }
+class RoomContext:
+    def __init__(self, ctx: SiteContext, messages: Messages) -> None:
+        self.ctx = ctx
+        self.messages = messages
 
     def context(
         self, who: Requester, room_id: str, event_id: str, limit: int, event_filter: EventFilter
     ) -> dict[str, Any]:
         """GET /rooms/{roomId}/context/{eventId}: the event, its neighbours and the state."""
-        messages = self.services.messages
+        messages = self.messages
         event = messages.event(who, room_id, event_id)  # 404 unless the user may see it
         row = queries.event_row(self.ctx.conn, event_id)
         assert row is not None
@@ -83,17 +57,7 @@ class Misc:
             "state": [e for e in state.values() if event_filter.matches(e)],
         }
 
-    def notifications(self, who: Requester, limit: int, only: str | None) -> dict[str, Any]:
-        """GET /notifications: push rules are not evaluated server-side yet, so nothing
-        has notified; an empty list (no next_token) is a complete, valid answer."""
-        return {"notifications": []}
-
 
 def _position(ctx: SiteContext, event: dict[str, Any]) -> tuple[int, int]:
     row = queries.event_row(ctx.conn, event["event_id"])
     return (int(row["seq"]), int(row["idx"])) if row is not None else (0, 0)
-
-
-def install(services: Services) -> None:
-    """Register the helper service behind the start-up endpoints (see routes/misc.py)."""
-    services.features["misc"] = Misc(services)

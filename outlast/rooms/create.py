@@ -7,9 +7,8 @@ from typing import Any
 from outlast.context import SiteContext
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, invalid_param
-from outlast.log.client import FenceFailed
-from outlast.log.facts import AliasSet
-from outlast.profiles.service import member_fields
+from outlast.directory.service import Directory
+from outlast.profiles.tables import member_fields
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view.queries import StateMap
 
@@ -26,9 +25,10 @@ def _str(body: dict[str, Any], key: str) -> str | None:
 
 
 class RoomCreator:
-    def __init__(self, ctx: SiteContext, writer: RoomWriter) -> None:
+    def __init__(self, ctx: SiteContext, writer: RoomWriter, directory: Directory) -> None:
         self.ctx = ctx
         self.writer = writer
+        self.directory = directory
 
     async def create(self, creator: str, body: dict[str, Any]) -> dict[str, Any]:
         visibility = _str(body, "visibility") or "private"
@@ -60,10 +60,8 @@ class RoomCreator:
             raise bad_json("creation_content must be an object")
         is_direct = bool(body.get("is_direct", False))
 
-        from outlast.directory import service as directory  # it imports claim_alias from here
-
         if visibility == "public":
-            directory.check_may_publish(self.ctx, creator)
+            self.directory.check_may_publish(creator)
         room_id = ids.new_room_id(self.ctx.server_name)
         alias = await self._claim_alias(body, room_id, creator)
 
@@ -123,7 +121,7 @@ class RoomCreator:
             state = checked(state, event)
         await self.writer.create(room_id, plan)
         if visibility == "public":
-            await directory.publish(self.ctx, room_id, creator, "public")
+            await self.directory.publish(room_id, creator, "public")
         return {"room_id": room_id, **({"room_alias": alias} if alias else {})}
 
     async def _claim_alias(self, body: dict[str, Any], room_id: str, creator: str) -> str | None:
@@ -133,19 +131,4 @@ class RoomCreator:
         alias = f"#{name}:{self.ctx.server_name}"
         if not name or ":" in name or not ids.is_room_alias(alias):
             raise invalid_param("room_alias_name is not a valid alias localpart")
-        return await claim_alias(self.ctx, alias, room_id, creator)
-
-
-async def claim_alias(ctx: SiteContext, alias: str, room_id: str, creator: str) -> str:
-    """Aliases are unique across sites: the alias subject must not exist yet."""
-    from outlast.view import queries
-
-    if queries.alias_target(ctx.conn, alias) is not None:
-        raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken")
-    fact = AliasSet(alias, room_id, creator)
-    try:
-        ack = await ctx.log.append(ctx.names.alias_subject(alias), fact, expected_seq=0)
-    except FenceFailed:
-        raise MatrixError(400, "M_ROOM_IN_USE", "that alias is taken") from None
-    await ctx.applied(ack)
-    return alias
+        return await self.directory.claim_alias(alias, room_id, creator)

@@ -8,7 +8,7 @@ from outlast.context import SiteContext
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.facts import RoomForgotten
-from outlast.profiles.service import member_fields
+from outlast.profiles.tables import member_fields
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
@@ -88,6 +88,10 @@ class Memberships:
         fact = RoomForgotten(user_id, room_id)
         ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
         await self.ctx.applied(ack)
+
+    def joined_rooms(self, user_id: str) -> list[str]:
+        """GET /joined_rooms, and the rooms a deactivation leaves."""
+        return queries.joined_rooms(self.ctx.conn, user_id)
 
     def require_room(self, room_id: str) -> StateMap:
         state = queries.current_state(self.ctx.conn, room_id)

@@ -15,6 +15,7 @@ from outlast.core.tokens import Position, encode_boundary, parse_boundary, parse
 from outlast.core.visibility import event_visible, membership_at
 from outlast.rooms.render import render, visible_rows
 from outlast.rooms.writer import RoomWriter, checked
+from outlast.sync.window import EventDecorator, no_decoration
 from outlast.view import queries
 from outlast.view.queries import StateMap
 
@@ -22,9 +23,12 @@ MAX_PAGE = 1000
 
 
 class Messages:
-    def __init__(self, ctx: SiteContext, writer: RoomWriter) -> None:
+    def __init__(
+        self, ctx: SiteContext, writer: RoomWriter, decorate: EventDecorator = no_decoration
+    ) -> None:
         self.ctx = ctx
         self.writer = writer
+        self.decorate = decorate
 
     def room_stream(self, room_id: str) -> str:
         """The partition stream holding a room (its order lives there)."""
@@ -173,9 +177,9 @@ class Messages:
             is_own_membership_event=own,
         ):
             raise not_found("event not found")
-        return self.ctx.extensions.decorate(
-            who.user_id, [render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())]
-        )[0]
+        event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())
+        self.decorate(who.user_id, [event])
+        return event
 
     def page(
         self,
@@ -234,7 +238,7 @@ class Messages:
             else:
                 last = rows[-1]
                 cursor = _boundary_after(last, backwards)
-        self.ctx.extensions.decorate(who.user_id, chunk)
+        self.decorate(who.user_id, chunk)
         body: dict[str, Any] = {
             "chunk": chunk,
             "start": encode_boundary(start) if start else "t0_0",

@@ -10,7 +10,7 @@ a redaction arriving by another path cannot exceed the sender's power.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
@@ -19,9 +19,6 @@ from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
-
-if TYPE_CHECKING:
-    from outlast.site import Services
 
 REDACTION = "m.room.redaction"
 
@@ -70,9 +67,3 @@ class Redactions:
             room_id, build, msg_id=event_id, txn={"device_id": who.device_id, "txn_id": txn_id}
         )
         return event_id
-
-
-def install(services: Services) -> None:
-    """Register the redaction service for PUT /rooms/{roomId}/redact."""
-    assert services.writer is not None
-    services.features["redactions"] = Redactions(services.ctx, services.writer)

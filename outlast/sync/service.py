@@ -1,9 +1,15 @@
-"""/sync: gather each room's slice from the view, assemble, long-poll when empty."""
+"""/sync: gather each room's slice from the view, assemble, long-poll when empty.
+
+What other capabilities add (receipts, typing, presence, account data, e2ee,
+push rules) comes from the sources the composition root hands to :class:`Sync`,
+in that order, each asked with the pass's :class:`~outlast.sync.window.SyncWindow`.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -12,15 +18,41 @@ from outlast.context import SiteContext
 from outlast.core import sync as assembly
 from outlast.core.filters import SyncFilter
 from outlast.core.sync import RoomSlice
-from outlast.core.tokens import SyncToken, encode_boundary
+from outlast.core.tokens import SyncToken, encode_boundary, parse_sync_token
 from outlast.rooms.render import render, visible_rows
-from outlast.sync.window import RoomExtras
+from outlast.sync.window import (
+    EphemeralCounter,
+    EventDecorator,
+    JoinedRoom,
+    RoomExtras,
+    SyncSource,
+    SyncWindow,
+    no_decoration,
+)
 from outlast.view import queries
 
 
 class Sync:
-    def __init__(self, ctx: SiteContext) -> None:
+    def __init__(
+        self,
+        ctx: SiteContext,
+        sources: Sequence[SyncSource],
+        counter: EphemeralCounter,
+        decorate: EventDecorator = no_decoration,
+    ) -> None:
         self.ctx = ctx
+        self.sources = tuple(sources)
+        self.counter = counter
+        self.decorate = decorate
+
+    async def since(self, token: str | None) -> SyncToken | None:
+        """A client's ``since`` token, once this view has reached it: never answer from a
+        view older than the token (it may come from another worker or site)."""
+        if not token:
+            return None
+        since = parse_sync_token(token, len(self.ctx.stream_names))
+        await self.ctx.reach(since.positions)
+        return since
 
     async def sync(
         self,
@@ -51,11 +83,11 @@ class Sync:
     ) -> dict[str, Any]:
         """One synchronous pass over the view (no awaits: a consistent snapshot)."""
         streams = self.ctx.stream_names
-        extensions = self.ctx.extensions
-        now = SyncToken(self.ctx.positions.snapshot(streams), extensions.ephemeral_serial)
+        now = SyncToken(self.ctx.positions.snapshot(streams), self.counter.value)
         if since is not None and since.ephemeral > now.ephemeral:
             # A token from another worker: its typing counter means nothing here.
             since = SyncToken(since.positions, 0)
+        window = SyncWindow(who.user_id, who.device_id, since, now, tuple(streams))
         slices = []
         for row in queries.rooms_of_user(self.ctx.conn, who.user_id):
             if not sync_filter.room.room_allowed(row["room_id"]):
@@ -69,13 +101,14 @@ class Sync:
                     who, row, since_seq, now.positions[index], sync_filter, full_state
                 )
             if row["membership"] == "join" and int(row["seq"]) <= now.positions[index]:
-                room_slice = self._with_extras(who, row, room_slice, since, now, sync_filter)
+                room = JoinedRoom(row["room_id"], row["stream"])
+                room_slice = self._with_extras(window, room, room_slice, sync_filter)
             if room_slice is not None:
-                self.ctx.extensions.decorate(who.user_id, list(room_slice.timeline))
+                self.decorate(who.user_id, list(room_slice.timeline))
                 slices.append(room_slice)
         top: dict[str, Any] = {}
-        for ext in extensions.sync:
-            for key, value in ext.top_extras(who.user_id, who.device_id, since, now).items():
+        for source in self.sources:
+            for key, value in source.top_extras(window).items():
                 _merge(top, key, value)
         lists = {k: top.pop(k) for k in ("account_data", "presence", "to_device") if k in top}
         next_batch = now
@@ -96,18 +129,14 @@ class Sync:
 
     def _with_extras(
         self,
-        who: Requester,
-        row: sqlite3.Row,
+        window: SyncWindow,
+        room: JoinedRoom,
         room_slice: RoomSlice | None,
-        since: SyncToken | None,
-        now: SyncToken,
         sync_filter: SyncFilter,
     ) -> RoomSlice | None:
         merged = RoomExtras()
-        for ext in self.ctx.extensions.sync:
-            extras = ext.room_extras(
-                who.user_id, who.device_id, row["room_id"], row["stream"], since, now
-            )
+        for source in self.sources:
+            extras = source.room_extras(window, room)
             if extras is not None:
                 merged.ephemeral += extras.ephemeral
                 merged.account_data += extras.account_data
@@ -119,7 +148,7 @@ class Sync:
         if room_slice is None:
             if merged.empty():
                 return None
-            room_slice = RoomSlice(row["room_id"], "join")
+            room_slice = RoomSlice(room.room_id, "join")
         return replace(
             room_slice,
             ephemeral=merged.ephemeral,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from outlast.core.errors import MatrixError
-from outlast.site import Services
+from outlast.services import Services
 from tests.testrig import running_site, services_of
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import ClientError, web
 
 from outlast.core.errors import MatrixError, not_found
-from outlast.http.request import REQUESTER_KEY, ok, requester
+from outlast.http.request import CORS_HEADERS, ok, requester, services
 from outlast.http.routing import Routes
 from outlast.log.client import LogUnavailable
+from outlast.media.service import MediaRepository
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -82,8 +82,8 @@ def disposition(content_type: str, filename: str | None) -> str:
     return f"{kind}; filename*=utf-8''{quote(filename, safe='')}"
 
 
-def _repo(request: web.Request) -> Any:
-    return request.app[REQUESTER_KEY].features["media"]
+def _repo(request: web.Request) -> MediaRepository:
+    return services(request).media
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -198,14 +198,12 @@ async def _stream(
 ) -> web.StreamResponse:
     """Send the bytes as they come from the bucket; a failure midway cuts the connection
     (the client sees a short body against Content-Length, never a corrupt success)."""
-    from outlast.http.app import CORS_HEADERS  # the middleware cannot add headers once sent
-
     response = web.StreamResponse(
         headers={
             **CORS_HEADERS,
             **SECURITY_HEADERS,
             **headers,
-            "X-Outlast-Site": str(request.app[REQUESTER_KEY].ctx.config.server.site),
+            "X-Outlast-Site": str(services(request).config.server.site),
         }
     )
     response.content_length = size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from outlast.http.request import REQUESTER_KEY, ok, requester
+from outlast.http.request import ok, requester, services
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -34,7 +34,7 @@ async def versions(request: web.Request) -> web.Response:
 @routes.get("/.well-known/matrix/client", prefixes=("",))
 async def well_known(request: web.Request) -> web.Response:
     """GET /.well-known/matrix/client"""
-    config = request.app[REQUESTER_KEY].ctx.config
+    config = services(request).config
     base = config.server.public_baseurl or f"http://{request.host}"
     return ok({"m.homeserver": {"base_url": base.rstrip("/")}})
 
@@ -59,5 +59,5 @@ async def capabilities(request: web.Request) -> web.Response:
 @routes.get("/health", prefixes=("/_outlast",))
 async def health(request: web.Request) -> web.Response:
     """GET /_outlast/health — ready only when this site can commit and its view is current."""
-    report = await request.app[REQUESTER_KEY].health()
+    report = await services(request).health.report()
     return web.json_response(report, status=200 if report["ready"] else 503)

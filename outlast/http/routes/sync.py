@@ -9,15 +9,14 @@ from aiohttp import web
 from outlast.core import ids
 from outlast.core.errors import MatrixError
 from outlast.core.filters import EventFilter, parse_event_filter
-from outlast.core.tokens import parse_sync_token
 from outlast.http.request import (
-    REQUESTER_KEY,
     json_body,
     ok,
     query_bool,
     query_int,
     requester,
     require_self,
+    services,
 )
 from outlast.http.routing import Routes
 
@@ -28,13 +27,10 @@ routes = Routes()
 async def sync(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/sync"""
     who = await requester(request)
-    services = request.app[REQUESTER_KEY]
-    since_raw = request.query.get("since")
-    since = parse_sync_token(since_raw, len(services.ctx.stream_names)) if since_raw else None
-    if since is not None:
-        await services.ctx.reach(since.positions)
-    sync_filter = await services.filters.resolve(who.user_id, request.query.get("filter"))
-    body = await services.sync.sync(
+    svc = services(request)
+    since = await svc.sync.since(request.query.get("since"))
+    sync_filter = await svc.filters.resolve(who.user_id, request.query.get("filter"))
+    body = await svc.sync.sync(
         who,
         since,
         sync_filter,
@@ -48,7 +44,7 @@ async def sync(request: web.Request) -> web.Response:
 async def messages(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/messages"""
     who = await requester(request)
-    services = request.app[REQUESTER_KEY]
+    svc = services(request)
     room_id = request.match_info["room_id"]
     if not ids.is_room_id(room_id):
         raise MatrixError(400, "M_INVALID_PARAM", "not a room id")
@@ -56,8 +52,8 @@ async def messages(request: web.Request) -> web.Response:
     if direction not in ("b", "f"):
         raise MatrixError(400, "M_INVALID_PARAM", "dir must be b or f")
     raw_from, raw_to = request.query.get("from"), request.query.get("to")
-    start = services.messages.boundary(room_id, raw_from) if raw_from else None
-    end = services.messages.boundary(room_id, raw_to) if raw_to else None
+    start = svc.messages.boundary(room_id, raw_from) if raw_from else None
+    end = svc.messages.boundary(room_id, raw_to) if raw_to else None
     raw_filter = request.query.get("filter")
     event_filter = EventFilter()
     if raw_filter:
@@ -68,7 +64,7 @@ async def messages(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 10, high=1000)
     if event_filter.limit is not None:
         limit = min(limit, event_filter.limit)
-    body = await services.messages.history(
+    body = await svc.messages.history(
         who, room_id, start, end, direction == "b", limit, event_filter
     )
     return ok(body)
@@ -80,7 +76,7 @@ async def upload_filter(request: web.Request) -> web.Response:
     who = await requester(request)
     require_self(who, request.match_info["user_id"])
     body = await json_body(request)
-    filter_id = await request.app[REQUESTER_KEY].filters.upload(who.user_id, body)
+    filter_id = await services(request).filters.upload(who.user_id, body)
     return ok({"filter_id": filter_id})
 
 
@@ -89,6 +85,4 @@ async def get_filter(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/user/{userId}/filter/{filterId}"""
     who = await requester(request)
     require_self(who, request.match_info["user_id"])
-    return ok(
-        await request.app[REQUESTER_KEY].filters.get(who.user_id, request.match_info["filter_id"])
-    )
+    return ok(await services(request).filters.get(who.user_id, request.match_info["filter_id"]))
