@@ -112,7 +112,7 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
         live = [u for u in urls if await _reachable(u)]
         urls = live + [u for u in urls if u not in live]
     else:
-        from outlast.cli import resolve_config
+        from outlast.config import resolve_config
 
         config = resolve_config(args)
         server_name = config.server.server_name

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from outlast import __version__
-from outlast.config import Config, ConfigError, load, validate
+from outlast.config import Config, ConfigError, resolve_config
 from outlast.runtime import run
 
 
@@ -73,20 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin_commands.add_parsers(sub)
     return parser
-
-
-def resolve_config(args: argparse.Namespace) -> Config:
-    config = load(getattr(args, "config", None))
-    if getattr(args, "data_dir", None):
-        config.server.data_dir = args.data_dir
-    if getattr(args, "listen", None):
-        config.server.listen = args.listen
-    if getattr(args, "server_name", None):
-        config.server.server_name = args.server_name
-    if getattr(args, "workers", None):
-        config.server.workers = args.workers
-    validate(config)
-    return config
 
 
 async def _serve(config: Config) -> int:

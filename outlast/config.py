@@ -7,6 +7,7 @@ production config must not quietly fall back to a default.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
@@ -239,3 +240,19 @@ def validate(config: Config) -> None:
 def listen_address(config: Config) -> tuple[str, int]:
     host, _, port = config.server.listen.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The configuration a command runs with: the file (``--config``), then the command's
+    overrides (``--data-dir``, ``--listen``, ``--server-name``, ``--workers``)."""
+    config = load(getattr(args, "config", None))
+    if getattr(args, "data_dir", None):
+        config.server.data_dir = args.data_dir
+    if getattr(args, "listen", None):
+        config.server.listen = args.listen
+    if getattr(args, "server_name", None):
+        config.server.server_name = args.server_name
+    if getattr(args, "workers", None):
+        config.server.workers = args.workers
+    validate(config)
+    return config

@@ -29,11 +29,7 @@ HTTP_FORBIDDEN = ("sqlite3", "outlast.log.names")
 NATS = ("nats",)
 
 # Known violations, to be fixed by the module's owner. strict: the marker must go once fixed.
-KNOWN: dict[str, str] = {
-    "outlast/cluster/balance.py": "cluster tooling still talks to nats-py directly",
-    "outlast/cluster/rebuild.py": "cluster tooling still talks to nats-py directly",
-    "outlast/drill/record.py": "drill records still use nats-py directly",
-}
+KNOWN: dict[str, str] = {}
 
 
 def module_name(path: Path, root: Path) -> str:

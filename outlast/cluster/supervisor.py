@@ -233,7 +233,7 @@ class Supervisor:
 
     async def balance(self, progress: Progress) -> None:
         """Spread stream leaders round robin over the sites (see balance.py)."""
-        from outlast.cluster.balance import balance_leaders
+        from outlast.log.cluster import balance_leaders
         from outlast.log.names import Names
 
         layout = Names(partitions=self.plan.partitions)

@@ -98,7 +98,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
 
 async def _history(args: argparse.Namespace) -> int:
     from outlast.cluster.plan import load_description
-    from outlast.drill.record import history
+    from outlast.log.records import history
 
     description = load_description(Path(args.cluster))
     for site in description["sites"]:

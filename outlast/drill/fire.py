@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from outlast.drill import faults, record
+from outlast.drill import faults
 from outlast.drill.load import Load
 from outlast.drill.verdict import StoredEvent, judge, write_gap
+from outlast.log import records as record
 
 # How long the survivors' views get to show every acknowledged message before
 # what is still missing counts as lost (they re-follow streams whose leader burned).

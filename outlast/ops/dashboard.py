@@ -12,7 +12,7 @@ Any one site may be gone, so nothing here asks another site anything:
   Matrix streams, the control streams and the media object store): the
   leader, and per replica whether it is current, its lag, when it was last
   active and whether it is offline. Node names are ``<site>-<generation>``.
-- **Drills** are the records on OUTLAST_DRILLS (outlast/drill/record.py),
+- **Drills** are the records on OUTLAST_DRILLS (outlast/log/records.py),
   read incrementally and kept in memory (records never change).
 """
 
