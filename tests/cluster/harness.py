@@ -128,10 +128,13 @@ def leader_site(cluster: Cluster) -> str:
     return max(counts, key=lambda k: counts[k]) if counts else cluster.names[0]
 
 
-def start_cluster(directory: Path, sites: int = 3, partitions: int = 2) -> Cluster:
+def start_cluster(
+    directory: Path, sites: int = 3, partitions: int = 2, site_toml: str = ""
+) -> Cluster:
+    """Start a cluster; ``site_toml`` is added to every site's configuration."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
-    extra.write_text(FAST_HASH_TOML)
+    extra.write_text(FAST_HASH_TOML + site_toml)
     result = subprocess.run(
         [
             sys.executable,
