@@ -205,6 +205,28 @@ def stream_leaders(cluster: Cluster, via: str) -> dict[str, str]:
     return leaders
 
 
+async def move_leader(cluster: Cluster, stream: str, site: str, timeout: float = 30) -> None:
+    """Make ``site``'s node the leader of ``stream`` (a JetStream leader stepdown with a
+    placement), and wait until the site's node sees itself as leader."""
+    import nats
+
+    nc = await nats.connect(cluster.site(site)["nats_url"])
+    try:
+        deadline = time.monotonic() + timeout
+        while stream_leaders(cluster, site).get(stream) != site:
+            assert time.monotonic() < deadline, f"{site} did not become leader of {stream}"
+            request = {"placement": {"tags": [f"site:{site}"]}}
+            try:
+                await nc.request(
+                    f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", json.dumps(request).encode(), 5
+                )
+            except Exception:  # noqa: BLE001 - an election in progress: ask again
+                pass
+            await asyncio.sleep(1.0)
+    finally:
+        await nc.close()
+
+
 def front_door_servers(cluster: Cluster) -> dict[str, str]:
     """The front door's own opinion of every site: server name -> "UP", "DOWN", ..."""
     with urllib.request.urlopen(cluster.description["stats_url"] + ";csv", timeout=5) as resp:
