@@ -38,6 +38,12 @@ from outlast.view.store import Positions
 Ask = Callable[[str], Awaitable[int]]
 Clock = Callable[[], float]
 
+# Questions out at once per stream: a request arriving while they are all out
+# waits for the next (so for part of one answer, plus one whole answer). Two
+# were no faster than one on three loopback sites (bench/RESULTS.md): the extra
+# questions cost the nats-servers more than the shorter wait saved.
+MAX_IN_FLIGHT = 1
+
 # Between failed questions (no leader yet, no route): answers cannot improve faster.
 RETRY_PAUSE = 0.05
 
@@ -65,54 +71,84 @@ class NotCurrent(Exception):
     """The view could not be shown current in time (the reason is the message)."""
 
 
-class _Rounds:
-    """One stream's questions to its leader, one at a time, shared by every waiting request."""
+@dataclass
+class _Question:
+    sent_at: float  # by the barrier's clock, just before it was sent
+    answer: asyncio.Future[int | LogUnavailable]
 
-    def __init__(self, stream: str, ask: Ask, clock: Clock, stats: Statistics) -> None:
+
+class _Questions:
+    """One stream's questions to its leader, shared by every request that may use them.
+
+    At most ``max_in_flight`` are out at once; a request that finds no question
+    sent since it arrived, and no room for one, waits for the next, which is
+    sent as soon as one comes back.
+    """
+
+    def __init__(
+        self, stream: str, ask: Ask, clock: Clock, stats: Statistics, max_in_flight: int
+    ) -> None:
         self.stream = stream
         self.ask = ask
         self.clock = clock
         self.stats = stats
+        self.max_in_flight = max_in_flight
         # (when the newest answered question was sent, the sequence it returned)
         self.latest: tuple[float, int] | None = None
-        self._next: asyncio.Future[int | LogUnavailable] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.in_flight: list[_Question] = []  # oldest first
+        self._queued: asyncio.Future[int | LogUnavailable] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def since(self, arrived: float) -> int:
         """The leader's last sequence, from a question sent at or after ``arrived``."""
         if self.latest is not None and self.latest[0] >= arrived:
             self.stats.shared += 1
             return self.latest[1]
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-            if self._task is None or self._task.done():
-                self._task = asyncio.create_task(self._run(), name=f"barrier {self.stream}")
-        else:
+        if self.in_flight and self.in_flight[-1].sent_at >= arrived:
             self.stats.shared += 1
+            answer = self.in_flight[-1].answer
+        elif len(self.in_flight) < self.max_in_flight:
+            answer = self._send(asyncio.get_running_loop().create_future())
+        elif self._queued is not None:
+            self.stats.shared += 1
+            answer = self._queued
+        else:
+            answer = self._queued = asyncio.get_running_loop().create_future()
         # A result, not an exception: nobody may be left to retrieve a failure.
-        outcome = await asyncio.shield(self._next)
+        outcome = await asyncio.shield(answer)
         if isinstance(outcome, LogUnavailable):
             raise outcome
         return outcome
 
-    async def _run(self) -> None:
-        while self._next is not None:
-            round_, self._next = self._next, None
-            # Every request waiting on round_ joined it before this instant.
-            sent_at = self.clock()
-            self.stats.questions += 1
-            outcome: int | LogUnavailable
-            try:
-                outcome = await self.ask(self.stream)
-            except LogUnavailable as exc:
-                outcome = exc
-            except Exception as exc:  # noqa: BLE001 - never leave requests waiting
-                outcome = LogUnavailable(f"asking the stream leader failed: {exc!r}")
-            if isinstance(outcome, LogUnavailable):
-                self.stats.failed_questions += 1
-            elif self.latest is None or sent_at >= self.latest[0]:
-                self.latest = (sent_at, outcome)
-            round_.set_result(outcome)
+    def _send(
+        self, answer: asyncio.Future[int | LogUnavailable]
+    ) -> asyncio.Future[int | LogUnavailable]:
+        # Every request waiting on ``answer`` joined it before this instant.
+        question = _Question(self.clock(), answer)
+        self.in_flight.append(question)
+        self.stats.questions += 1
+        task = asyncio.create_task(self._ask(question), name=f"barrier {self.stream}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return answer
+
+    async def _ask(self, question: _Question) -> None:
+        outcome: int | LogUnavailable
+        try:
+            outcome = await self.ask(self.stream)
+        except LogUnavailable as exc:
+            outcome = exc
+        except Exception as exc:  # noqa: BLE001 - never leave requests waiting
+            outcome = LogUnavailable(f"asking the stream leader failed: {exc!r}")
+        self.in_flight.remove(question)
+        if isinstance(outcome, LogUnavailable):
+            self.stats.failed_questions += 1
+        elif self.latest is None or question.sent_at >= self.latest[0]:
+            self.latest = (question.sent_at, outcome)
+        question.answer.set_result(outcome)
+        if self._queued is not None:
+            queued, self._queued = self._queued, None
+            self._send(queued)
 
 
 class Barrier:
@@ -125,6 +161,7 @@ class Barrier:
         *,
         enabled: bool = True,
         wait_seconds: float = 5.0,
+        max_in_flight: int = MAX_IN_FLIGHT,
         clock: Clock = time.monotonic,
     ) -> None:
         self.ask = ask
@@ -133,13 +170,16 @@ class Barrier:
         self.wait_seconds = wait_seconds
         self.clock = clock
         self.stats = Statistics()
-        self._rounds: dict[str, _Rounds] = {}
+        self.max_in_flight = max_in_flight
+        self._questions: dict[str, _Questions] = {}
 
-    def _stream(self, stream: str) -> _Rounds:
-        rounds = self._rounds.get(stream)
-        if rounds is None:
-            rounds = self._rounds[stream] = _Rounds(stream, self.ask, self.clock, self.stats)
-        return rounds
+    def _stream(self, stream: str) -> _Questions:
+        questions = self._questions.get(stream)
+        if questions is None:
+            questions = self._questions[stream] = _Questions(
+                stream, self.ask, self.clock, self.stats, self.max_in_flight
+            )
+        return questions
 
     async def wait_current(self, streams: Iterable[str], arrived: float | None = None) -> None:
         """Return once every stream is applied as far as the log was at ``arrived``.
@@ -177,12 +217,12 @@ class Barrier:
         return True
 
     async def _current(self, stream: str, arrived: float, deadline: float) -> None:
-        rounds = self._stream(stream)
+        questions = self._stream(stream)
         while True:
             remaining = deadline - self.clock()
             try:
                 async with asyncio.timeout(max(0.0, remaining)):
-                    seq = await rounds.since(arrived)
+                    seq = await questions.since(arrived)
                 break
             except LogUnavailable as exc:
                 if self.clock() + RETRY_PAUSE >= deadline:

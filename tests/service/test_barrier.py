@@ -160,3 +160,28 @@ async def test_caught_up_reports_rather_than_raises_and_works_when_switched_off(
     assert await barrier.caught_up(STREAM, 0.1) is True
     leader.fail = True
     assert await barrier.caught_up(STREAM, 0.2) is False
+
+
+async def test_when_all_questions_are_out_a_request_waits_for_the_next_one() -> None:
+    clock = [0.0]
+    leader = Leader(clock)
+    barrier = barrier_for(leader, clock, max_in_flight=2)
+    leader.last_seq = 1
+    waits = [asyncio.create_task(barrier.wait_current([STREAM], arrived=0.0))]
+    await settle()
+    clock[0], leader.last_seq = 1.0, 2
+    waits.append(asyncio.create_task(barrier.wait_current([STREAM], arrived=1.0)))
+    await settle()
+    clock[0], leader.last_seq = 2.0, 3
+    waits += [asyncio.create_task(barrier.wait_current([STREAM], arrived=2.0)) for _ in range(3)]
+    await settle()
+    assert leader.asked_at == [0.0, 1.0]  # two out; the later three wait for a third
+    clock[0] = 3.0
+    leader.release()
+    await settle()
+    assert leader.asked_at == [0.0, 1.0, 3.0]  # sent when the first came back
+    barrier.positions.advance(STREAM, 3)
+    leader.release()
+    leader.release()
+    await asyncio.wait_for(asyncio.gather(*waits), 1)
+    assert barrier.stats.questions == 3
