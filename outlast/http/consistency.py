@@ -43,7 +43,7 @@ READS: dict[tuple[str, str], Reads] = {
     ("GET", "/rooms/{room_id}/state/{event_type}/{state_key}"): Reads.ROOM,
     ("GET", "/rooms/{room_id}/members"): Reads.ROOM,
     ("GET", "/rooms/{room_id}/joined_members"): Reads.ROOM,
-    ("GET", "/rooms/{room_id}/aliases"): Reads.ROOM,
+    ("GET", "/rooms/{room_id}/aliases"): Reads.ROOM | Reads.DIRECTORY,
     ("GET", "/directory/list/room/{room_id}"): Reads.ROOM,
     ("GET", "/directory/room/{alias}"): Reads.DIRECTORY,
     # The users stream only; listed because they may be called without a token.

@@ -48,13 +48,17 @@ MAX_IN_FLIGHT = 1
 RETRY_PAUSE = 0.05
 
 
-class Reads(enum.Enum):
-    """What a read route answers from, and so which streams it must be current on."""
+class Reads(enum.Flag):
+    """What a read route answers from, and so which streams it must be current on.
 
-    ACCOUNT = "account"  # the users stream: accounts, devices, profiles, account data
-    ROOM = "room"  # one room: its partition stream (and the users stream)
-    DIRECTORY = "directory"  # room aliases (and the users stream)
-    EVERYTHING = "everything"  # every stream of a sync token: /sync, joined rooms
+    Every kind includes the users stream (authentication waits for it anyway);
+    kinds combine, e.g. ``ROOM | DIRECTORY`` for a room's aliases.
+    """
+
+    ACCOUNT = enum.auto()  # the users stream: accounts, devices, profiles, account data
+    ROOM = enum.auto()  # one room: its partition stream
+    DIRECTORY = enum.auto()  # room aliases
+    EVERYTHING = enum.auto()  # every stream of a sync token: /sync, joined rooms
 
 
 @dataclass

@@ -64,14 +64,14 @@ class SiteContext:
 
     def read_streams(self, reads: Reads, room_id: str | None = None) -> list[str]:
         """The streams a read of kind ``reads`` answers from (for :attr:`barrier`)."""
-        if reads is Reads.EVERYTHING:
+        if Reads.EVERYTHING in reads:
             return list(self.stream_names)
-        if reads is Reads.ROOM and room_id is not None:
-            room_stream = names.room_subjects(room_id, self.config.log.partitions).stream
-            return [names.USERS_STREAM, room_stream]
-        if reads is Reads.DIRECTORY:
-            return [names.USERS_STREAM, names.DIRECTORY_STREAM]
-        return [names.USERS_STREAM]
+        streams = [names.USERS_STREAM]
+        if Reads.DIRECTORY in reads:
+            streams.append(names.DIRECTORY_STREAM)
+        if Reads.ROOM in reads and room_id is not None:
+            streams.append(names.room_subjects(room_id, self.config.log.partitions).stream)
+        return streams
 
     async def applied(self, ack: Ack) -> None:
         """Read-your-writes: return once this site's view has applied ``ack``."""
