@@ -39,9 +39,9 @@ Ask = Callable[[str], Awaitable[int]]
 Clock = Callable[[], float]
 
 # Questions out at once per stream: a request arriving while they are all out
-# waits for the next (so for part of one answer, plus one whole answer). Two
-# were no faster than one on three loopback sites (bench/RESULTS.md): the extra
-# questions cost the nats-servers more than the shorter wait saved.
+# waits for the next (so for part of one answer, plus one whole answer). Two or
+# four were no faster than one, embedded or on three loopback sites
+# (bench/RESULTS.md): the extra questions cost more than the shorter wait saved.
 MAX_IN_FLIGHT = 1
 
 # Between failed questions (no leader yet, no route): answers cannot improve faster.
