@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from outlast.core.errors import MatrixError
-from outlast.http import metrics
+from outlast.http import consistency, metrics
 from outlast.http.request import REQUESTER_KEY
 from outlast.http.routes import (
     account,
@@ -157,6 +157,7 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
     app[REQUESTER_KEY] = services
     metrics.install(app, services)  # request counts and latencies, outermost
+    consistency.install(app, services)  # innermost: read routes wait for a current view
     # aiohttp tries the routes under one path prefix in the order they were
     # added; sending is by far the most frequent of the two dozen under /rooms.
     for group in ROUTE_GROUPS:

@@ -23,7 +23,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -64,6 +64,27 @@ class _LagCollector(Collector):
         for stream, lag in sorted((getattr(health, "last_lag", None) or {}).items()):
             family.add_metric([stream], float(lag))
         yield family
+
+
+class _BarrierCollector(Collector):
+    """The read barrier's counters (outlast.service.barrier.Statistics)."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        stats = self.services.ctx.barrier.stats
+        for name, help_text, value in (
+            ("questions", "Questions to a stream leader for its position", stats.questions),
+            ("failed_questions", "Questions no current leader answered", stats.failed_questions),
+            ("shared", "Waits served by a question another request asked", stats.shared),
+            (
+                "refused",
+                "Requests answered 503: the view could not be shown current",
+                stats.refused,
+            ),
+        ):
+            yield CounterMetricFamily(f"outlast_read_barrier_{name}", help_text, value=value)
 
 
 class Metrics:
@@ -119,6 +140,7 @@ class Metrics:
         )
         self.ready.set_function(self._ready)
         self.registry.register(_LagCollector(services))
+        self.registry.register(_BarrierCollector(services))
         services.ctx.log.observers.append(self.observe_publish)
         # Route templates, methods and statuses are few: this stays small.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from outlast.core import jsonenc
 from outlast.core.errors import MatrixError
+from outlast.http.consistency import arrived_at
 from outlast.service.accounts import Requester
 
 REQUESTER_KEY: web.AppKey[Any] = web.AppKey("services", object)
@@ -107,8 +108,11 @@ def access_token(request: web.Request) -> str:
 
 
 async def requester(request: web.Request) -> Requester:
+    """Who is asking: the token checked against a view as current as the log at arrival."""
     services = request.app[REQUESTER_KEY]
-    who: Requester = await services.accounts.authenticate(access_token(request))
+    who: Requester = await services.accounts.authenticate(
+        access_token(request), arrived_at(request)
+    )
     return who
 
 
