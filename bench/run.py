@@ -47,12 +47,12 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 class Embedded:
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, extra_toml: str = "") -> None:
         self.workers = workers
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-"))
         self.port = free_port()
         (self.dir / "bench.toml").write_text(
-            FAST_HASH_TOML + "\n[limits]\nmax_request_bytes = 1048576\n"
+            FAST_HASH_TOML + "\n[limits]\nmax_request_bytes = 1048576\n" + extra_toml
         )
         self.proc = subprocess.Popen(
             [
@@ -92,9 +92,9 @@ class Embedded:
 
 
 class LocalCluster:
-    def __init__(self) -> None:
+    def __init__(self, extra_toml: str = "") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-cluster-"))
-        (self.dir / "site.toml").write_text(FAST_HASH_TOML)
+        (self.dir / "site.toml").write_text(FAST_HASH_TOML + extra_toml)
         out = subprocess.run(
             [
                 sys.executable,

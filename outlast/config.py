@@ -79,6 +79,14 @@ argon2_parallelism = 1
 
 
 @dataclass
+class ConsistencyConfig:
+    # Benchmark-only switch (see docs/consistency.md): false skips the read barrier,
+    # which lets a revoked token through at another site for a few milliseconds.
+    read_barrier: bool = True
+    wait_seconds: float = 5.0
+
+
+@dataclass
 class SyncConfig:
     max_timeout_ms: int = 60_000
     default_timeline_limit: int = 10
@@ -138,6 +146,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     view: ViewConfig = field(default_factory=ViewConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
@@ -224,6 +233,8 @@ def validate(config: Config) -> None:
         raise ConfigError("server.workers must be between 1 and 64")
     if config.log.replicas not in (1, 3, 5):
         raise ConfigError("log.replicas must be 1, 3 or 5")
+    if not 0 < config.consistency.wait_seconds <= 60:
+        raise ConfigError("consistency.wait_seconds must be more than 0 and at most 60")
     if config.media.max_upload_bytes < 1:
         raise ConfigError("media.max_upload_bytes must be positive")
     from outlast.core.thumbnails import parse_sizes

@@ -13,8 +13,9 @@ from typing import Any
 
 from outlast.clock import SYSTEM, Clock
 from outlast.config import Config
-from outlast.log.client import Ack, LogClient, LogUnavailable
+from outlast.log.client import Ack, LogClient
 from outlast.log.names import Names, StreamSpec
+from outlast.view.barrier import Barrier, Reads
 from outlast.view.notifier import Notifier
 from outlast.view.state_cache import StateCache
 from outlast.view.store import Positions
@@ -56,6 +57,27 @@ class SiteContext:
     def stream_names(self) -> list[str]:
         return [s.name for s in self.streams]
 
+    @cached_property
+    def barrier(self) -> Barrier:
+        """Reads and token checks wait here until the view is as current as the log."""
+        return Barrier(
+            self.log.leader_position,
+            self.positions,
+            enabled=self.config.consistency.read_barrier,
+            wait_seconds=self.config.consistency.wait_seconds,
+        )
+
+    def read_streams(self, reads: Reads, room_id: str | None = None) -> list[str]:
+        """The streams a read of kind ``reads`` answers from (for :attr:`barrier`)."""
+        if Reads.EVERYTHING in reads:
+            return list(self.stream_names)
+        streams = [self.names.users_stream]
+        if Reads.DIRECTORY in reads:
+            streams.append(self.names.directory_stream)
+        if Reads.ROOM in reads and room_id is not None:
+            streams.append(self.names.room_subjects(room_id).stream)
+        return streams
+
     async def applied(self, ack: Ack) -> None:
         """Read-your-writes: return once this site's view has applied ``ack``."""
         await self.positions.wait_for(ack.stream, ack.seq, READ_YOUR_WRITES_TIMEOUT)
@@ -70,17 +92,24 @@ class SiteContext:
             if self.positions.applied(name) < seq:
                 await self.positions.wait_for(name, seq, timeout)
 
+    async def make_current(self, stream: str) -> None:
+        """Be as current on ``stream`` as the log is now, or answer 503.
+
+        Before a refusal that a write made elsewhere a moment ago could change.
+        """
+        if self.barrier.enabled:
+            await self.barrier.wait_current((stream,))
+        else:
+            await self.catch_up(stream)
+
     async def catch_up(self, stream: str, timeout: float = 1.0) -> bool:
         """Wait until the view has applied everything the log had committed just now.
 
         Used when a lookup misses and the miss may only mean this site's view
         has not yet applied a write made at another site (a fresh login there).
+        Concurrent callers share one question to the stream's leader.
         """
-        try:
-            last = await self.log.last_seq(stream)
-        except LogUnavailable:
-            return False
-        return await self.positions.wait_for(stream, last, timeout)
+        return await self.barrier.caught_up(stream, timeout)
 
     def now_ms(self) -> int:
         """Milliseconds since the epoch on this site's clock."""

@@ -171,13 +171,21 @@ class Site:
             await hook()
         await self._catch_up(streams)
         metrics = (
-            Metrics(config.server.site, self.services.health, notifier.waiting, self.log)
+            Metrics(
+                config.server.site,
+                self.services.health,
+                notifier.waiting,
+                self.log,
+                ctx.barrier.stats,
+            )
             if config.metrics.enabled
             else None
         )
         app = build_app(
             self.services,
             metrics=metrics,
+            barrier=ctx.barrier,
+            read_streams=ctx.read_streams,
             max_request_bytes=config.limits.max_request_bytes,
             limiter=RateLimiter(
                 config.limits.rate_limit_per_second, config.limits.rate_limit_burst

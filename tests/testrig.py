@@ -50,7 +50,9 @@ def start_shared_nats(directory: Path) -> NatsNode:
             time.sleep(0.05)
 
 
-def site_config(directory: Path, nats_url: str, prefix: str, partitions: int = 2) -> Config:
+def site_config(
+    directory: Path, nats_url: str, prefix: str, partitions: int = 2, extra: str = ""
+) -> Config:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "site.toml"
     path.write_text(
@@ -66,6 +68,7 @@ prefix = "{prefix}"
 partitions = {partitions}
 """
         + FAST_HASH_TOML
+        + extra
     )
     return load(path)
 
@@ -92,10 +95,16 @@ async def delete_everything(nats_url: str, names: Names) -> None:
 
 @contextlib.asynccontextmanager
 async def running_site(
-    directory: Path, nats_url: str, *, prefix: str | None = None, clock: Clock = SYSTEM
+    directory: Path,
+    nats_url: str,
+    *,
+    prefix: str | None = None,
+    clock: Clock = SYSTEM,
+    extra_toml: str = "",
 ) -> AsyncIterator[Site]:
-    """A started site (services ready, view caught up, HTTP listening); stopped after."""
-    config = site_config(directory, nats_url, prefix or new_prefix())
+    """A started site (services ready, view caught up, HTTP listening); stopped after.
+    ``extra_toml`` adds configuration sections."""
+    config = site_config(directory, nats_url, prefix or new_prefix(), extra=extra_toml)
     site = Site(config, clock=clock)
     try:
         await site.start()

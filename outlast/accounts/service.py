@@ -3,12 +3,14 @@
 Registration is fenced on the account subject with expected sequence 0, so two
 sites racing to register one name cannot both succeed. Tokens are stored only
 as SHA-256 hashes; logging out appends a fact that every site's projector
-applies within milliseconds, which is how revocation reaches every site.
+applies within milliseconds. Until a site has applied it, the read barrier
+(outlast/view/barrier.py) holds back every request that arrived after the
+logout was acknowledged, so no site accepts a revoked token even for those
+milliseconds (docs/consistency.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -63,13 +65,19 @@ class Accounts:
         # change to accounts, devices and tokens is a message on the users
         # stream, so an entry is good exactly while that stream has not moved.
         self._sessions: dict[str, tuple[int, Requester]] = {}
-        self._next_catch_up: asyncio.Future[bool] | None = None
-        self._catch_up_task: asyncio.Task[None] | None = None
 
-    async def authenticate(self, access_token: str) -> Requester:
-        """Resolve a token; on a miss, catch up with the log once (a login made elsewhere)."""
+    async def authenticate(self, access_token: str, arrived: float | None = None) -> Requester:
+        """Resolve a token against a view at least as current as the log at ``arrived``.
+
+        ``arrived`` is when the request arrived. Waiting for the users stream
+        first (the read barrier) is what makes a revocation acknowledged
+        anywhere before that moment — logout, logout-all, a deleted device, a
+        password change that logs out, a deactivation — refuse the token here;
+        and a login made at another site a moment ago is known here as well.
+        """
         if len(access_token) > 512:
             raise unknown_token()
+        await self.ctx.barrier.wait_current((self.ctx.names.users_stream,), arrived)
         hashed = ids.token_hash(access_token)
         cached = self._sessions.get(hashed)
         if cached is not None and cached[0] == self.ctx.positions.applied(
@@ -77,7 +85,13 @@ class Accounts:
         ):
             return cached[1]
         found = queries.session_for_token(self.ctx.conn, hashed)
-        if found is None and await self._catch_up_users():
+        # Without the barrier (a benchmark knob) a miss may be a login made at
+        # another site that this view has not applied yet.
+        if (
+            found is None
+            and not self.ctx.barrier.enabled
+            and await self.ctx.catch_up(self.ctx.names.users_stream)
+        ):
             found = queries.session_for_token(self.ctx.conn, hashed)
         if found is None:
             raise unknown_token()
@@ -86,30 +100,6 @@ class Accounts:
             self._sessions.clear()
         self._sessions[hashed] = (self.ctx.positions.applied(self.ctx.names.users_stream), who)
         return who
-
-    async def _catch_up_users(self) -> bool:
-        """Catch the view up with the users stream, batching concurrent callers.
-
-        An unknown token may be a login just made at another site, so a miss
-        asks the log how far the users stream is. A flood of bogus tokens must
-        not become a flood of such requests: callers that arrive while one is
-        running share the next one (which starts after they arrived, so it
-        still sees any login committed before their request).
-        """
-        if self._next_catch_up is None:
-            self._next_catch_up = asyncio.get_running_loop().create_future()
-            if self._catch_up_task is None or self._catch_up_task.done():
-                self._catch_up_task = asyncio.create_task(self._run_catch_ups())
-        return await asyncio.shield(self._next_catch_up)
-
-    async def _run_catch_ups(self) -> None:
-        while self._next_catch_up is not None:
-            round_, self._next_catch_up = self._next_catch_up, None
-            try:
-                caught_up = await self.ctx.catch_up(self.ctx.names.users_stream)
-            except Exception:  # noqa: BLE001 - never leave callers waiting on a failed round
-                caught_up = False
-            round_.set_result(caught_up)
 
     async def available(self, localpart: str) -> bool:
         user_id = ids.user_id(
@@ -174,6 +164,8 @@ class Accounts:
         return body
 
     async def check_password(self, user_id: str, password: Any) -> bool:
+        """Against the current hash: a password changed at another site counts at once."""
+        await self.ctx.barrier.wait_current((self.ctx.names.users_stream,))
         row = queries.user(self.ctx.conn, user_id)
         if row is None:
             await self.ctx.catch_up(self.ctx.names.users_stream)

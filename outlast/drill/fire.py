@@ -16,6 +16,7 @@ from typing import Any
 
 from outlast.drill import faults
 from outlast.drill.load import Load
+from outlast.drill.readback import OwnWrites
 from outlast.drill.verdict import StoredEvent, judge, write_gap
 from outlast.log import records as record
 
@@ -120,6 +121,12 @@ class Drill:
                 None, faults.inflict, self.description, victim, o.fault
             )
             self.say(f"  >>> {o.fault} at site {victim_name}")
+            own = OwnWrites(
+                load.request,
+                {n: s["url"] for n, s in sites.items() if n != victim_name},
+                since=fault_at,
+            )
+            load.ack_hooks.append(own.on_ack)
             recovered_at = None
             if o.fault != "fire":
                 await asyncio.sleep(o.heal_after)
@@ -132,6 +139,7 @@ class Drill:
             load_ended = time.monotonic()
             stop.set()
             await progress
+            own_reads = await own.report()
             readers = [n for n in sites if o.fault != "fire" or n != victim_name]
             if o.fault != "fire":
                 await self._wait_healthy(readers)
@@ -139,6 +147,9 @@ class Drill:
             verdict = judge(load.sends(), timelines)
             report = self._report(load, victim_name, fault_at, recovered_at, verdict.as_dict())
             report["views_settled_after_s"] = settle_s
+            report["own_write_reads"] = own_reads
+            if own_reads["stale"]:
+                report["verdict"]["ok"] = False
             report["write_gap"] = write_gap(
                 fault_at, {u.name: u.ack_times for u in load.users}, until=load_ended
             )

@@ -61,6 +61,8 @@ class Load:
         self.rooms: list[str] = []
         self.counters = Counters()
         self.started_at = clock()
+        # Told of every acknowledged send: (user name, token, the send, answering site).
+        self.ack_hooks: list[Callable[[str, str, Send, str], None]] = []
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Load:
@@ -170,7 +172,7 @@ class Load:
                     per_site = self.counters.site_acks_per_second.setdefault(site or "?", {})
                     per_site[second] = per_site.get(second, 0) + 1
                     user.ack_times.append(now)
-                    return Send(
+                    send = Send(
                         user.name,
                         room_id,
                         txn_id,
@@ -182,6 +184,9 @@ class Load:
                         started,
                         now,
                     )
+                    for hook in self.ack_hooks:
+                        hook(user.name, user.token, send, site)
+                    return send
                 if 400 <= status < 500 and status != 429:
                     return Send(
                         user.name, room_id, txn_id, body, False, None, attempts, errors + 1, started

@@ -28,6 +28,14 @@ def summary(report: dict[str, Any]) -> str:
             f"  client-visible write gap (s): min {gap['min']}  median {gap['median']}  "
             f"p99 {gap['p99']}  max {gap['max']}  over {int(gap['clients'])} clients"
         )
+    own = report.get("own_write_reads")
+    if own:
+        lines.append(
+            f"  own write read back at once at another survivor, first ack after the fault: "
+            f"{own['clients']} clients, {own['reads']} reads: STALE: {own['stale']}, "
+            f"fresh {own['fresh']}, unavailable {own['unavailable']} "
+            f"(read p50 {own['read_ms_p50']} ms, max {own['read_ms_max']} ms)"
+        )
     if report.get("views_settled_after_s") is not None:
         lines.append(
             f"  timelines read back {report['views_settled_after_s']}s after the load ended "

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from outlast.core.errors import MatrixError, log_unavailable
+from outlast.http import consistency
 from outlast.http.metrics import Metrics
 from outlast.http.metrics import install as install_metrics
 from outlast.http.request import CORS_HEADERS, SERVICES
@@ -33,6 +34,7 @@ from outlast.http.routes import (
 from outlast.http.routing import Routes
 from outlast.log.client import LogUnavailable
 from outlast.services import Services
+from outlast.view.barrier import Barrier
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,8 @@ def build_app(
     services: Services,
     *,
     metrics: Metrics | None,
+    barrier: Barrier,
+    read_streams: consistency.StreamsOf,
     max_request_bytes: int,
     limiter: RateLimiter,
 ) -> web.Application:
@@ -166,6 +170,8 @@ def build_app(
     app[SERVICES] = services
     if metrics is not None:
         install_metrics(app, metrics)  # request counts and latencies, outermost
+    # Innermost: read routes wait for a current view.
+    consistency.install(app, barrier, read_streams)
     # aiohttp tries the routes under one path prefix in the order they were
     # added; sending is by far the most frequent of the two dozen under /rooms.
     for group in ROUTE_GROUPS:

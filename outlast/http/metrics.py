@@ -24,12 +24,13 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from outlast.log.client import LogClient
 from outlast.ops.health import Health
+from outlast.view.barrier import Statistics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,12 +70,38 @@ class _LagCollector(Collector):
         yield family
 
 
+class _BarrierCollector(Collector):
+    """The read barrier's counters (outlast.view.barrier.Statistics)."""
+
+    def __init__(self, stats: Statistics) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        stats = self.stats
+        for name, help_text, value in (
+            ("questions", "Questions to a stream leader for its position", stats.questions),
+            ("failed_questions", "Questions no current leader answered", stats.failed_questions),
+            ("shared", "Waits served by a question another request asked", stats.shared),
+            (
+                "refused",
+                "Requests answered 503: the view could not be shown current",
+                stats.refused,
+            ),
+        ):
+            yield CounterMetricFamily(f"outlast_read_barrier_{name}", help_text, value=value)
+
+
 class Metrics:
-    """A worker's metrics: its requests, the site it serves, its health and its log
-    writes (``waiting`` counts the parked /sync long-polls)."""
+    """A worker's metrics: its requests, the site it serves, its health, its log writes
+    and its read barrier (``waiting`` counts the parked /sync long-polls)."""
 
     def __init__(
-        self, site: str, health: Health, waiting: Callable[[], int], log: LogClient
+        self,
+        site: str,
+        health: Health,
+        waiting: Callable[[], int],
+        log: LogClient,
+        barrier: Statistics,
     ) -> None:
         self.health = health
         self.registry = CollectorRegistry(auto_describe=True)
@@ -126,6 +153,7 @@ class Metrics:
         )
         self.ready.set_function(self._ready)
         self.registry.register(_LagCollector(health))
+        self.registry.register(_BarrierCollector(barrier))
         log.observers.append(self.observe_publish)
         # Route templates, methods and statuses are few: this stays small.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}

@@ -12,6 +12,7 @@ from aiohttp import web
 from outlast.accounts.service import Requester
 from outlast.core import jsonenc
 from outlast.core.errors import MatrixError
+from outlast.http.consistency import arrived_at
 from outlast.services import Services
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -122,7 +123,8 @@ def access_token(request: web.Request) -> str:
 
 
 async def requester(request: web.Request) -> Requester:
-    return await services(request).accounts.authenticate(access_token(request))
+    """Who is asking: the token checked against a view as current as the log at arrival."""
+    return await services(request).accounts.authenticate(access_token(request), arrived_at(request))
 
 
 def query_int(

@@ -29,6 +29,7 @@ from nats.js.client import JetStreamContext
 
 from outlast.core import jsonenc
 from outlast.log.facts import Fact
+from outlast.log.leader import NotProvable, leader_last_seq
 from outlast.log.names import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -367,6 +368,30 @@ class LogClient:
 
         sub: Subscription = await self.nc.subscribe(subject_filter, cb=on_msg)
         return sub
+
+    async def leader_position(self, stream: str, timeout: float = 1.0) -> int:
+        """The stream's last committed sequence, from a leader shown to be current.
+
+        Asked now, of the stream's leader (see outlast/log/leader.py for which
+        answers count); :class:`LogUnavailable` when no answer proves it.
+        """
+        try:
+            reply = await self.nc.request(
+                f"{api.DEFAULT_PREFIX}.STREAM.INFO.{stream}", b"", timeout=timeout
+            )
+            return leader_last_seq(json.loads(reply.data))
+        except NotProvable as exc:
+            raise LogUnavailable(str(exc)) from exc
+        except (
+            TimeoutError,
+            ValueError,
+            nats.errors.NoRespondersError,
+            nats.errors.TimeoutError,
+            nats.errors.ConnectionClosedError,
+            nats.errors.ConnectionReconnectingError,
+            nats.errors.OutboundBufferLimitError,
+        ) as exc:
+            raise LogUnavailable(f"stream leader did not answer: {type(exc).__name__}") from exc
 
     async def last_subject_seq(self, stream: str, subject: str) -> int:
         """Sequence of the last message on a literal subject, 0 if there is none."""

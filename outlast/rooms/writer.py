@@ -63,7 +63,7 @@ class RoomWriter:
             state = self.ctx.room_state(room_id)
             if not state:
                 raise not_found("unknown room")
-        events = build(state)
+        events = await self._build_current(room_id, build, state)
         ack = await self.ctx.log.append(
             subjects.timeline, RoomEvents(tuple(events), txn), msg_id=msg_id
         )
@@ -104,7 +104,8 @@ class RoomWriter:
                 if attempt == 1 and await self.ctx.catch_up(subjects.stream):
                     continue
                 raise not_found("unknown room")
-            events = build(self.ctx.room_state(room_id))
+            state = self.ctx.room_state(room_id)
+            events = build(state) if attempt else await self._build_current(room_id, build, state)
             try:
                 ack = await self.ctx.log.append(
                     subjects.state,
@@ -122,6 +123,24 @@ class RoomWriter:
             await self.ctx.applied(ack)
             return events
         raise unavailable("the room is changing too fast; try again", retry_after_s=1)
+
+    async def _build_current(
+        self, room_id: str, build: Builder, state: StateMap
+    ) -> list[dict[str, Any]]:
+        """``build`` against ``state``; a refusal is only final against a current view.
+
+        The log re-judges what this view lets through (fence or projector), so
+        a stale view cannot make a forbidden write succeed. But it could refuse
+        one that is allowed, e.g. a send just after a join made at another
+        site: before refusing, catch up with the room's stream and decide again.
+        """
+        try:
+            return build(state)
+        except MatrixError as exc:
+            if exc.status != 403:
+                raise
+        await self.ctx.make_current(self.subjects(room_id).stream)
+        return build(self.ctx.room_state(room_id))
 
     async def _catch_up_state(self, subjects: RoomSubjects, attempt: int) -> None:
         last = await self.ctx.log.last_subject_seq(subjects.stream, subjects.state)

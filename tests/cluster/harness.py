@@ -127,10 +127,13 @@ def leader_site(cluster: Cluster) -> str:
     return max(counts, key=lambda k: counts[k]) if counts else cluster.names[0]
 
 
-def start_cluster(directory: Path, sites: int = 3, partitions: int = 2) -> Cluster:
+def start_cluster(
+    directory: Path, sites: int = 3, partitions: int = 2, site_toml: str = ""
+) -> Cluster:
+    """Start a cluster; ``site_toml`` is added to every site's configuration."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
-    extra.write_text(FAST_HASH_TOML)
+    extra.write_text(FAST_HASH_TOML + site_toml)
     result = subprocess.run(
         [
             sys.executable,
@@ -199,6 +202,27 @@ def stream_leaders(cluster: Cluster, via: str) -> dict[str, str]:
             leader = (stream.get("cluster") or {}).get("leader", "") or ""
             leaders[stream["name"]] = leader.rsplit("-", 1)[0] if leader else ""
     return leaders
+
+
+async def move_leader(cluster: Cluster, stream: str, site: str, timeout: float = 30) -> None:
+    """Make ``site``'s node the leader of ``stream`` (a JetStream leader stepdown with a
+    placement), and wait until the site's node sees itself as leader."""
+    import nats
+
+    nc = await nats.connect(cluster.site(site)["nats_url"])
+    try:
+        deadline = time.monotonic() + timeout
+        while stream_leaders(cluster, site).get(stream) != site:
+            assert time.monotonic() < deadline, f"{site} did not become leader of {stream}"
+            request = {"placement": {"tags": [f"site:{site}"]}}
+            # An election in progress: ask again.
+            with contextlib.suppress(Exception):
+                await nc.request(
+                    f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", json.dumps(request).encode(), 5
+                )
+            await asyncio.sleep(1.0)
+    finally:
+        await nc.close()
 
 
 def front_door_servers(cluster: Cluster) -> dict[str, str]:

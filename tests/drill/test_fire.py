@@ -110,6 +110,13 @@ def assert_drill_passed(
     assert gap, "no write gap: no client was acknowledged after the fault" + context
     assert gap["clients"] == users, context
     assert 0 <= gap["min"] <= gap["median"] <= gap["p99"] <= gap["max"] < GAP_BOUND, context
+    # Right after the fault each client read its first acknowledged write back at the
+    # other survivors: never stale.
+    own = report["own_write_reads"]
+    assert own["clients"] == users and own["reads"] >= users, own
+    assert own["stale"] == 0, own
+    assert own["fresh"] + own["unavailable"] == own["reads"], own
+    assert "STALE: 0" in proc.stdout
     # The engine the drill ran on is named, and it is the one installed.
     version = report["nats_server_version"]
     assert re.search(r"v\d+\.\d+\.\d+", version), version

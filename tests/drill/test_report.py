@@ -73,6 +73,22 @@ def test_summary_names_the_key_figures() -> None:
     assert "read back" not in text  # older records carry no settle time
 
 
+def test_summary_reports_own_writes_read_back_after_the_fault() -> None:
+    own = {
+        "clients": 6,
+        "reads": 12,
+        "fresh": 11,
+        "stale": 0,
+        "unavailable": 1,
+        "read_ms_p50": 3.5,
+        "read_ms_max": 4100.0,
+    }
+    text = summary({**synthetic_report(), "own_write_reads": own})
+    assert "6 clients, 12 reads: STALE: 0, fresh 11, unavailable 1" in text
+    assert "read p50 3.5 ms, max 4100.0 ms" in text
+    assert "own write" not in summary(synthetic_report())  # older records have none
+
+
 def test_summary_says_when_the_timelines_were_read() -> None:
     text = summary({**synthetic_report(), "views_settled_after_s": 2.5})
     assert "timelines read back 2.5s after the load ended" in text

@@ -171,13 +171,21 @@ async def test_metrics_count_requests_waiters_and_publishes(quick_server: Outlas
             poll.cancel()
         await eventually(lambda: _waiters_at_most(server, 0), timeout=10, interval=0.1)
 
-        # A write the log cannot acknowledge is a publish error (the nats child frozen).
-        errors_before = sample(
-            await metrics(server), "outlast_jetstream_publish_errors_total", kind="unavailable"
-        )
+        # The read barrier asked the log for its position (authentication, reads).
+        assert sample(sent, "outlast_read_barrier_questions_total") > 0
+        # With the nats child frozen: a write the log cannot acknowledge is a publish
+        # error (a registration: no token to check first), and a request with a token
+        # is refused by the read barrier (the log cannot show the token is still valid).
+        before = await metrics(server)
         nats_pid = nats_child(server)
         os.kill(nats_pid, signal.SIGSTOP)
         try:
+            status, body = await api(
+                "POST",
+                f"{server.url}/_matrix/client/v3/register",
+                {"username": "frozen", "password": "pw", "auth": {"type": "m.login.dummy"}},
+            )
+            assert status == 503, body
             status, body = await api(
                 "PUT",
                 f"{server.url}/_matrix/client/v3/rooms/{room}/send/m.room.message/frozen",
@@ -187,10 +195,12 @@ async def test_metrics_count_requests_waiters_and_publishes(quick_server: Outlas
             assert status == 503, body
         finally:
             os.kill(nats_pid, signal.SIGCONT)
-        errors_after = sample(
-            await metrics(server), "outlast_jetstream_publish_errors_total", kind="unavailable"
-        )
-        assert errors_after >= errors_before + 1
+        after = await metrics(server)
+        for name, labels in (
+            ("outlast_jetstream_publish_errors_total", {"kind": "unavailable"}),
+            ("outlast_read_barrier_refused_total", {}),
+        ):
+            assert sample(after, name, **labels) >= sample(before, name, **labels) + 1, name
         unmatched = await get_text(server.url + "/no/such/path")
         assert unmatched[0] == 404
         assert (

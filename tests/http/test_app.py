@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from outlast.site import Site
-from tests.testrig import services_of
+from tests.testrig import running_site, services_of
 
 V3 = "/_matrix/client/v3"
 
@@ -24,9 +27,19 @@ async def call(
         return resp.status, await resp.json(content_type=None), dict(resp.headers)
 
 
-async def test_a_log_outage_is_one_503_for_every_endpoint(site: Site) -> None:
+@pytest.fixture
+async def site_without_barrier(shared_nats: str, tmp_path: Path) -> AsyncIterator[Site]:
+    """With the read barrier on, a request would be refused before any service meets
+    the outage; this test is about what happens when a service meets it."""
+    extra = "\n[consistency]\nread_barrier = false\n"
+    async with running_site(tmp_path / "site", shared_nats, extra_toml=extra) as running:
+        yield running
+
+
+async def test_a_log_outage_is_one_503_for_every_endpoint(site_without_barrier: Site) -> None:
     """Services let LogUnavailable through; the middleware alone turns it into
     503 M_UNAVAILABLE with Retry-After, whichever service met it."""
+    site = site_without_barrier
     services = services_of(site)
     alice = await services.accounts.register(
         "alice", "secret password", device_id=None, display_name=None, inhibit_login=False
