@@ -28,7 +28,7 @@ import aiohttp
 
 from bench import floor, workload
 from bench.stats import median
-from outlast.config import FAST_HASH_TOML
+from outlast.config import FAST_HASH_TOML, NO_LIMITS_TOML
 from outlast.log.engine import free_port
 from outlast.runtime import run as run_loop
 
@@ -52,7 +52,7 @@ class Embedded:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-"))
         self.port = free_port()
         (self.dir / "bench.toml").write_text(
-            FAST_HASH_TOML + "\n[limits]\nmax_request_bytes = 1048576\n"
+            FAST_HASH_TOML + NO_LIMITS_TOML  # one load generator speaks for every user
         )
         self.proc = subprocess.Popen(
             [
@@ -94,7 +94,7 @@ class Embedded:
 class LocalCluster:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-cluster-"))
-        (self.dir / "site.toml").write_text(FAST_HASH_TOML)
+        (self.dir / "site.toml").write_text(FAST_HASH_TOML + NO_LIMITS_TOML)
         out = subprocess.run(
             [
                 sys.executable,

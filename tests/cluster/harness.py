@@ -29,7 +29,7 @@ from nio import (
     RoomSendResponse,
 )
 
-from outlast.config import FAST_HASH_TOML
+from outlast.config import FAST_HASH_TOML, NO_LIMITS_TOML
 
 
 @dataclass
@@ -131,7 +131,7 @@ def leader_site(cluster: Cluster) -> str:
 def start_cluster(directory: Path, sites: int = 3, partitions: int = 2) -> Cluster:
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
-    extra.write_text(FAST_HASH_TOML)
+    extra.write_text(FAST_HASH_TOML + NO_LIMITS_TOML)
     result = subprocess.run(
         [
             sys.executable,
