@@ -145,6 +145,11 @@ class Site:
             "max_line_size": 65536,
             "max_field_size": 65536,
             "keepalive_timeout": config.limits.keepalive_timeout_seconds,
+            # After answering a request whose body is still coming (a 408 for a
+            # stalled body, a 413, a 401 before reading), aiohttp drains the rest
+            # for this long before closing; a stalled body gets no longer than it
+            # got in the first place.
+            "lingering_time": min(10.0, config.limits.body_timeout_seconds),
         }
         self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, **handler_args)
         await self.runner.setup()

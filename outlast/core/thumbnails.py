@@ -36,6 +36,9 @@ PIL_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WE
 # Decompression-bomb guard: refuse sources with more pixels than this (the
 # default of ``media.max_thumbnail_pixels``; Synapse uses the same 32 MP).
 MAX_PIXELS = 32_000_000
+# A WebP counts this many times against the budget: Pillow decodes it through
+# libwebp's canvas, a copy of it and the image itself (bench/thumbnails.py).
+WEBP_COST = 3
 
 
 class CannotThumbnail(Exception):
@@ -127,12 +130,20 @@ def thumbnail(
     if base not in THUMBNAIL_TYPES:
         raise CannotThumbnail(f"cannot thumbnail {base or 'unknown'} content")
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    head = stream.read(32)
+    stream.seek(0)
+    webp = webp_size(head)
+    if webp is not None and webp[0] * webp[1] * WEBP_COST > max_pixels:
+        # Checked before Pillow opens it: its WebP decoder allocates the whole
+        # canvas as soon as the file is opened.
+        raise TooLarge("image has too many pixels to thumbnail")
     try:
         # Only the formats we thumbnail are even identified: no other decoder runs.
         with Image.open(stream, formats=list(PIL_FORMATS)) as image:
             if image.format not in PIL_FORMATS:
                 raise CannotThumbnail("not a supported image format")
-            if image.width * image.height > max_pixels:
+            cost = WEBP_COST if image.format == "WEBP" else 1
+            if image.width * image.height * cost > max_pixels:
                 raise TooLarge("image has too many pixels to thumbnail")
             transpose = _ORIENTATIONS.get(image.getexif().get(_EXIF_ORIENTATION, 1))
             turned = transpose in _SWAPS
@@ -156,6 +167,29 @@ def thumbnail(
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         # Never the decoder's message: it can name internal objects.
         raise CannotThumbnail("cannot decode the image") from None
+
+
+def webp_size(head: bytes) -> tuple[int, int] | None:
+    """Width and height from a WebP file's first 30 bytes (None: not a WebP).
+
+    The three bitstream headers of the WebP container spec: VP8X (extended:
+    24-bit canvas size minus one), VP8L (lossless: 14-bit sizes minus one
+    after a 0x2f signature) and VP8 (lossy: 14-bit sizes after the key-frame
+    start code)."""
+    if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if chunk == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+        return (
+            int.from_bytes(head[26:28], "little") & 0x3FFF,
+            int.from_bytes(head[28:30], "little") & 0x3FFF,
+        )
+    return None
 
 
 _SWAPS = (

@@ -101,12 +101,12 @@ class GuardedRequestHandler(RequestHandler):
         address = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "?"
         if not self.guard.admit(address):
             log.warning("refused a connection from %s: too many open connections", address)
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(
-                _raw_response(
-                    429, "Too Many Requests", "M_LIMIT_EXCEEDED", "too many open connections"
+            if self.transport is not None:
+                self.transport.write(
+                    _raw_response(
+                        429, "Too Many Requests", "M_LIMIT_EXCEEDED", "too many open connections"
+                    )
                 )
-            )
             self.force_close()
             return
         self.address = address
