@@ -56,6 +56,14 @@ QUERY_NAMES = [
     "kind", "username", "access_token", "membership", "not_membership", "at", "server",
     "only", "via", "server_name", "ts",
 ]  # fmt: skip
+# Ids of the right shape in the wrong places, and shapes no id has.
+ODD_IDS = ["@a:localhost:8448", "@:localhost", "!:localhost", "$", "#:", "@fuzz:localhost/x",
+           "!x:localhost\x00", "..", "%2F", "\u0000", "@" + "u" * 300 + ":localhost"]  # fmt: skip
+# JSON that parses into values a server must refuse or handle with care.
+RAW_BODIES = [b"", b"null", b"[]", b'"x"', b"[" * 500, b'{"a":' * 120 + b"1" + b"}" * 120,
+              b'{"body": "\\ud800", "msgtype": "m.text"}', b'{"n": 1e400}', b'{"n": NaN}',
+              b'{"n": 18446744073709551616}', b'{"a": 1, "a": 2}', b"\xef\xbb\xbf{}",
+              b'{"msgtype": "m.text", "body": "' + b"x" * 70000 + b'"}']  # fmt: skip
 CONTENT_TYPES = ["application/json", "text/plain", "image/png", "image/jpeg", "image/webp",
                  "image/gif", "application/octet-stream", "x/\u00e9", ""]  # fmt: skip
 
@@ -111,6 +119,14 @@ def _image(fmt: str) -> bytes:
         out, fmt
     )
     return out.getvalue()
+
+
+def _swap(value: Any, which: int, replacement: Any) -> Any:
+    """``value`` with its ``which``-th key (modulo their number) set to ``replacement``."""
+    if not isinstance(value, dict) or not value:
+        return replacement
+    keys = sorted(value)
+    return {**value, keys[which % len(keys)]: replacement}
 
 
 class Fuzzer:
@@ -267,7 +283,11 @@ class Fuzzer:
 
     def _param(self, name: str) -> st.SearchStrategy[str]:
         pool = self.pools.get(name, [])
-        fresh = st.text(min_size=1, max_size=30)
+        fresh = st.one_of(
+            st.text(min_size=1, max_size=30),
+            st.sampled_from(ODD_IDS),
+            st.integers(200, 5000).map(lambda n: "x" * n),  # past every length limit
+        )
         drawn = st.one_of(st.sampled_from(pool), fresh) if pool else fresh
         if name == "txn_id":
             drawn = st.one_of(st.uuids().map(str), fresh)
@@ -277,7 +297,9 @@ class Fuzzer:
         special = st.sampled_from(
             [*self.pools.get("since", []), "s0_0_0_0_0_0", "t1_0", "0", "-1", "1e999", "99999999",
              "true", "b", "f", json.dumps({"room": {"timeline": {"limit": 1}}}), "{", "[[[[",
-             "\u00e9", "%00"]
+             "\u00e9", "%00", '{"room":' * 300 + "{}" + "}" * 300, "[" * 2000,
+             '{"limit": 1e400}', '{"types": ["\\ud800"]}', "s" + "9" * 19 + "_0" * 5,
+             "t9223372036854775807_0", "s1_1_1_1_1_1.99999999999"]
         )  # fmt: skip
         values = st.one_of(special, st.integers(-10, 5000).map(str), TEXT)
         return st.dictionaries(st.sampled_from(QUERY_NAMES), values, max_size=4).map(
@@ -295,12 +317,21 @@ class Fuzzer:
         encoded = st.one_of(ANY_JSON, st.dictionaries(TEXT, ANY_JSON, max_size=5)).map(
             lambda v: json.dumps(v).encode()
         )
-        junk = st.one_of(st.binary(max_size=200), st.just(b""), st.just(b"[" * 500))
+        junk = st.one_of(st.binary(max_size=200), st.sampled_from(RAW_BODIES))
         schema = BODIES.get((endpoint.method, endpoint.path))
         if schema is None:
             return st.one_of(encoded, encoded, junk)
-        valid = strategy(schema).map(lambda v: json.dumps(v).encode())
-        return st.one_of(valid, valid, valid, encoded, junk)
+        valid = strategy(schema)
+        # A well-shaped body with one field's value swapped for anything at all.
+        mutated = st.tuples(valid, st.integers(0, 50), ANY_JSON).map(
+            lambda t: _swap(t[0], t[1], t[2])
+        )
+        return st.one_of(
+            *[valid.map(lambda v: json.dumps(v).encode())] * 3,
+            mutated.map(lambda v: json.dumps(v).encode()),
+            encoded,
+            junk,
+        )
 
     def request(
         self, endpoint: Endpoint
