@@ -1,8 +1,9 @@
-"""Room authorization rules (room version 11) as pure functions over room state.
+"""Room authorization rules (room versions 10, 11, 12) as pure functions over room state.
 
 Every write path must agree on what is allowed, so the rules live here with no
 I/O: callers pass the state *before* an event and get M_FORBIDDEN if it is not
-allowed. "Step N" comments cite https://spec.matrix.org/v1.x/rooms/v11/ auth rules.
+allowed. "Step N" comments cite https://spec.matrix.org/v1.x/rooms/v11/ auth rules;
+where versions differ (see :mod:`outlast.core.room_versions`) the comment says so.
 Signature checks (step 4.2) and auth_events selection (steps 2.1-2.3) need keys
 or the event graph, so callers accepting remote events must do those.
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
 
+from outlast.core import room_versions
 from outlast.core.errors import MatrixError, forbidden
 
 State = Mapping[tuple[str, str], dict[str, Any]]
@@ -27,9 +29,9 @@ JOIN_RULES: Final = "m.room.join_rules"
 THIRD_PARTY_INVITE: Final = "m.room.third_party_invite"
 REDACTION: Final = "m.room.redaction"
 
-# Versions a create event may name (step 1.3). We apply v11 rules regardless;
-# refusing to *create* an unsupported version is createRoom's job.
-RECOGNISED_ROOM_VERSIONS: Final = frozenset(str(v) for v in range(1, 12))
+# Versions a create event may name (step 1.3). Versions before 10 are judged by
+# the v10 rules; refusing to *create* an unsupported version is createRoom's job.
+RECOGNISED_ROOM_VERSIONS: Final = frozenset(str(v) for v in range(1, 13))
 
 # Top-level integer keys of m.room.power_levels content (steps 9.1 and 9.5).
 _PL_SCALARS: Final = tuple(
@@ -107,11 +109,13 @@ def _valid_user_id(value: Any) -> bool:
 
 
 def _creator(state: State) -> str | None:
-    """The room creator: since v11 this is simply the create event's sender."""
+    """The room creator of step 4.3.1: ``content.creator`` up to v10, else the sender."""
     create = state.get((CREATE, "")) or {}
-    for who in (create.get("sender"), _content(create).get("creator")):  # creator: pre-v11
-        if isinstance(who, str):
-            return who
+    version = room_versions.version_of(state)
+    who = _content(create).get("creator") if version.create_has_creator else None
+    for candidate in (who, create.get("sender"), _content(create).get("creator")):
+        if isinstance(candidate, str):
+            return candidate
     return None
 
 
@@ -132,6 +136,12 @@ def power_levels(state: State) -> PowerLevels:
     if hit is not None and hit[0] is event and hit[1] is create:
         return hit[2]
     levels = _derive_power_levels(state, event)
+    version = room_versions.version_of(state)
+    if version.creators_infinite:  # v12: creators outrank every level, forever
+        infinite = dict.fromkeys(
+            room_versions.creators(create, version), room_versions.CREATOR_LEVEL
+        )
+        levels = replace(levels, users=MappingProxyType({**levels.users, **infinite}))
     if len(_LEVELS_CACHE) >= _LEVELS_CACHE_SIZE:
         _LEVELS_CACHE.pop(next(iter(_LEVELS_CACHE)))
     _LEVELS_CACHE[key] = (event, create, levels)
@@ -192,15 +202,26 @@ def check_create(event: dict[str, Any]) -> None:
     sender = event.get("sender")
     if not _valid_user_id(sender):
         raise forbidden("m.room.create has an invalid sender")
-    room_id = event.get("room_id")  # step 1.2: servers create rooms in their own namespace
-    if room_id is not None and _domain(room_id) != _domain(sender):
-        raise forbidden("room ID domain does not match the sender's domain")
     content = event.get("content")
     if not isinstance(content, dict):
         raise forbidden("m.room.create content must be an object")
     version = content.get("room_version")
     if version is not None and version not in RECOGNISED_ROOM_VERSIONS:  # step 1.3
         raise forbidden("unrecognised room version")
+    rules = room_versions.get(version)
+    # Step 1.2: servers create rooms in their own namespace. A v12 room ID is a
+    # hash of the create event and has no server part to compare.
+    room_id = event.get("room_id")
+    hashed = rules.room_id_is_create_hash
+    if room_id is not None and not hashed and _domain(room_id) != _domain(sender):
+        raise forbidden("room ID domain does not match the sender's domain")
+    if rules.create_has_creator and not isinstance(content.get("creator"), str):
+        raise forbidden("m.room.create needs a creator in this room version")  # v10 step 1.4
+    extra = content.get("additional_creators", [])
+    if rules.creators_infinite and not (  # v12 step 1.4
+        isinstance(extra, list) and all(_valid_user_id(u) for u in extra)
+    ):
+        raise forbidden("additional_creators must be a list of user IDs")
 
 
 def check_event(event: dict[str, Any], state: State) -> None:
@@ -351,6 +372,11 @@ def _check_power_levels(
             valid_key(k) and _is_strict_int(v) for k, v in section.items()
         ):
             raise forbidden(f"power levels: {key} must map names to integers")
+    version = room_versions.version_of(state)
+    if version.creators_infinite:  # v12 step 10.4: creators are never listed
+        named = room_versions.creators(state.get((CREATE, "")), version)
+        if named & set(content.get("users", {})):
+            raise forbidden("power levels: room creators cannot be given a level")
 
     previous = state.get((POWER_LEVELS, ""))
     if previous is None:  # step 9.4: the first power levels event may set anything
@@ -412,15 +438,20 @@ def initial_power_levels(
     preset: str,
     invitees: Sequence[str],
     override: Mapping[str, Any] | None,
+    room_version: str = "11",
 ) -> dict[str, Any]:
     """Content of the m.room.power_levels event createRoom sends.
 
     Synapse-style defaults so clients see familiar levels; the creator (and,
     for trusted_private_chat, the invitees) get 100. ``override`` is the
     client's ``power_level_content_override``, merged key by key at the top.
+    In v12 creators (trusted_private_chat invitees among them, as
+    ``additional_creators``) are not listed, and only they may send
+    ``m.room.tombstone`` (150, above everyone else's reach).
     """
-    users = {creator: 100}
-    if preset == "trusted_private_chat":
+    v12 = room_versions.get(room_version).creators_infinite
+    users = {} if v12 else {creator: 100}
+    if preset == "trusted_private_chat" and not v12:
         users.update({invitee: 100 for invitee in invitees})
     content: dict[str, Any] = {
         "users": users,
@@ -435,6 +466,8 @@ def initial_power_levels(
         # Anyone may invite to private chats; public rooms reserve it for moderators.
         "invite": 50 if preset == "public_chat" else 0,
     }
+    if v12:
+        content["events"]["m.room.tombstone"] = 150
     if override:
         content.update(copy.deepcopy(dict(override)))
     return content

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 from outlast.core.errors import bad_json
+from outlast.core.paths import ABSENT, lookup, split_path
 
 __all__ = [
     "MAX_LIMIT",
@@ -315,32 +316,6 @@ def filter_id_for(obj: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _split_path(path: str) -> list[str]:
-    r"""Split a dot-separated property path into property names.
-
-    Appendices, "Dot-separated property paths": ``\.`` is a literal dot and
-    ``\\`` a literal backslash; any other backslash sequence is kept as is
-    (``\x`` stays backslash + ``x``).
-    """
-    parts: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(path):
-        char = path[i]
-        if char == "\\" and i + 1 < len(path) and path[i + 1] in ".\\":
-            current.append(path[i + 1])
-            i += 2
-            continue
-        if char == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        i += 1
-    parts.append("".join(current))
-    return parts
-
-
 def apply_event_fields(event: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
     """Project ``event`` onto the Filter's ``event_fields`` paths.
 
@@ -356,15 +331,9 @@ def apply_event_fields(event: dict[str, Any], fields: Sequence[str] | None) -> d
         return event
     out: dict[str, Any] = {}
     for path in fields:
-        names = _split_path(path)
-        source: Any = event
-        found = True
-        for name in names:
-            if not isinstance(source, Mapping) or name not in source:
-                found = False
-                break
-            source = source[name]
-        if not found:
+        names = split_path(path)
+        source = lookup(event, names)
+        if source is ABSENT:
             continue
         # Rebuild the enclosing objects in `out`, then place the leaf.
         target = out

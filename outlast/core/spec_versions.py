@@ -1,0 +1,126 @@
+"""Which spec versions and unstable features ``/versions`` may claim, from what is served.
+
+Clients turn features on from ``/versions``: matrix-js-sdk enables threads at
+v1.3, the thread list and per-thread notifications at v1.4, intentional
+mentions at v1.7, relation recursion at v1.10 and authenticated media at
+v1.11. Claiming a version whose endpoints answer 404 breaks them, so the
+claim is derived: a version is advertised only when every endpoint it added
+is routed (or knowingly waived, with a reason) and every behaviour clients
+infer from it is declared done. Versions are cumulative: a gap stops the list.
+
+The endpoint table is the spec's ``x-addedInMatrixVersion`` per operation,
+plus the modules whose "added-in" sits on the section (``/relations`` 1.3);
+v1.0 endpoints are the baseline and not listed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import Final
+
+Endpoint = tuple[str, str]  # (method, path), path parameters written {name}
+
+_C3, _C1 = "/_matrix/client/v3", "/_matrix/client/v1"
+_KEYS = f"{_C3}/room_keys"
+_RELATIONS = f"{_C1}/rooms/{{roomId}}/relations/{{eventId}}"
+
+ADDED: Final[Mapping[str, tuple[Endpoint, ...]]] = {
+    "v1.1": (
+        ("POST", f"{_C3}/keys/device_signing/upload"),
+        ("POST", f"{_C3}/keys/signatures/upload"),
+        ("POST", f"{_KEYS}/version"),
+        ("GET", f"{_KEYS}/version"),
+        *((m, f"{_KEYS}/version/{{version}}") for m in ("GET", "PUT", "DELETE")),
+        *(
+            (m, f"{_KEYS}/keys{tail}")
+            for m in ("GET", "PUT", "DELETE")
+            for tail in ("", "/{roomId}", "/{roomId}/{sessionId}")
+        ),
+        ("POST", f"{_C3}/knock/{{roomIdOrAlias}}"),
+        ("GET", f"{_C3}/login/sso/redirect"),
+        ("GET", f"{_C3}/login/sso/redirect/{{idpId}}"),
+    ),
+    "v1.2": (
+        ("GET", f"{_C1}/register/m.login.registration_token/validity"),
+        ("GET", f"{_C1}/rooms/{{roomId}}/hierarchy"),
+    ),
+    "v1.3": (
+        ("POST", f"{_C3}/refresh"),
+        ("GET", _RELATIONS),
+        ("GET", f"{_RELATIONS}/{{relType}}"),
+        ("GET", f"{_RELATIONS}/{{relType}}/{{eventType}}"),
+    ),
+    "v1.4": (("GET", f"{_C1}/rooms/{{roomId}}/threads"),),
+    "v1.6": (("GET", f"{_C1}/rooms/{{roomId}}/timestamp_to_event"),),
+    "v1.7": (
+        ("POST", f"{_C1}/appservice/{{appserviceId}}/ping"),
+        ("PUT", "/_matrix/media/v3/upload/{serverName}/{mediaId}"),
+        ("POST", "/_matrix/media/v1/create"),
+        ("POST", f"{_C1}/login/get_token"),
+    ),
+    "v1.10": (("GET", "/.well-known/matrix/support"),),
+    "v1.11": (
+        ("GET", f"{_C1}/media/download/{{serverName}}/{{mediaId}}"),
+        ("GET", f"{_C1}/media/download/{{serverName}}/{{mediaId}}/{{fileName}}"),
+        ("GET", f"{_C1}/media/thumbnail/{{serverName}}/{{mediaId}}"),
+        ("GET", f"{_C1}/media/preview_url"),
+        ("GET", f"{_C1}/media/config"),
+    ),
+}
+ORDER: Final = tuple(f"v1.{n}" for n in range(1, 12))
+
+# Behaviours clients infer from a version, which no route table shows.
+BEHAVIOURS: Final[Mapping[str, tuple[str, ...]]] = {
+    "v1.3": ("bundled_aggregations",),
+    "v1.4": ("threaded_receipts",),
+    "v1.7": ("intentional_mentions",),
+    "v1.10": ("relations_recursion",),
+}
+
+UNSTABLE: Final[Mapping[str, tuple[Endpoint, ...]]] = {
+    "org.matrix.simplified_msc3575": (
+        ("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"),
+    ),
+}
+
+_PARAM = re.compile(r"\{[^}]*\}")
+
+
+def _shape(endpoint: Endpoint) -> Endpoint:
+    """Path parameters compare by position, not by name."""
+    return endpoint[0].upper(), _PARAM.sub("{}", endpoint[1])
+
+
+def advertised(
+    routes: Collection[Endpoint],
+    behaviours: Collection[str] = (),
+    waived: Mapping[Endpoint, str] | None = None,
+) -> list[str]:
+    """The ``versions`` list: each version whose additions are all served, in order.
+
+    ``waived`` maps endpoints a version added that Outlast deliberately does
+    not serve to the reason (for example SSO redirects without an identity
+    provider); a waiver must be written down, never inferred.
+    """
+    have = {_shape(r) for r in routes} | {_shape(w) for w in (waived or {})}
+    out: list[str] = []
+    for version in ORDER:
+        needed = {_shape(e) for e in ADDED.get(version, ())}
+        if not needed <= have or not set(BEHAVIOURS.get(version, ())) <= set(behaviours):
+            break
+        out.append(version)
+    return out
+
+
+def unstable_features(routes: Collection[Endpoint]) -> dict[str, bool]:
+    """``unstable_features``: true exactly for the features whose endpoints are routed."""
+    have = {_shape(r) for r in routes}
+    return {name: {_shape(e) for e in needed} <= have for name, needed in UNSTABLE.items()}
+
+
+def missing(routes: Collection[Endpoint], version: str) -> list[Endpoint]:
+    """What stands between the route table and ``version`` (for the test's message)."""
+    have = {_shape(r) for r in routes}
+    upto = ORDER[: ORDER.index(version) + 1]
+    return [e for v in upto for e in ADDED.get(v, ()) if _shape(e) not in have]
