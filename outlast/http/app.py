@@ -11,7 +11,7 @@ from aiohttp import web
 from outlast.core.errors import MatrixError
 from outlast.http import metrics
 from outlast.http.limits import LIMITS_KEY, RateLimits, address_key
-from outlast.http.request import REQUESTER_KEY, presented_token, resolve
+from outlast.http.request import REQUESTER_KEY, presented_token, requester
 from outlast.http.routes import (
     account,
     account_data,
@@ -79,7 +79,7 @@ async def _admit(request: web.Request, limits: RateLimits) -> None:
     key = address_key(limits.address(request))
     if presented_token(request) is not None:
         try:
-            key = "u" + (await resolve(request)).user_id
+            key = "u" + (await requester(request)).user_id
         except MatrixError:
             pass  # an unknown token counts against the address; the handler answers 401
     limits.check_request(key)

@@ -165,8 +165,9 @@ def access_token(request: web.Request) -> str:
     return token
 
 
-async def resolve(request: web.Request) -> Requester:
-    """Authenticate the request's token (401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN)."""
+async def requester(request: web.Request) -> Requester:
+    """Authenticate the request's token (401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN), once:
+    the rate-limit middleware may have done it already."""
     known = request.get(IDENTITY_KEY)
     if known is None:
         try:
@@ -181,14 +182,10 @@ async def resolve(request: web.Request) -> Requester:
     return known
 
 
-async def requester(request: web.Request) -> Requester:
-    return await resolve(request)
-
-
 async def room_writer(request: web.Request) -> Requester:
     """The requester of an event send (message, state, redaction): it also takes from the
     account's send budget (``limits.send_per_second``)."""
-    who = await resolve(request)
+    who = await requester(request)
     request.app[LIMITS_KEY].check_send(who.user_id)
     return who
 

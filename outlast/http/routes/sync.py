@@ -34,7 +34,7 @@ async def sync(request: web.Request) -> web.Response:
     since_raw = request.query.get("since")
     since = parse_sync_token(since_raw, len(services.ctx.stream_names)) if since_raw else None
     if since is not None:
-        await _refuse_future_token(services.ctx, since)
+        await _refuse_future_token(services, since)
         await services.ctx.reach(since.positions)
     raw_filter = request.query.get("filter")
     if raw_filter is not None and raw_filter.lstrip().startswith("{"):
@@ -50,15 +50,26 @@ async def sync(request: web.Request) -> web.Response:
     return ok(body)
 
 
-async def _refuse_future_token(ctx: Any, since: SyncToken) -> None:
+async def _refuse_future_token(services: Any, since: SyncToken) -> None:
     """A position beyond the log's end was never issued by any site: 400 M_INVALID_PARAM.
 
     Answering it at once would hand the token back and leave the client polling
     in a tight loop forever; waiting would park it until the log happens to get
     there. A position the log has but this view has not yet applied (a token
-    from a site that is ahead) is fine: the caller waits for it."""
+    from a site that is ahead) is fine: the caller waits for it.
+
+    Only a site that reaches a quorum can tell: cut off from the others, its
+    node's idea of a stream's end may be stale (an old leader), and a token
+    from the majority is legitimately ahead of it. Such a site keeps the usual
+    bounded wait and answers a token no older than the one it was given."""
+    ctx = services.ctx
+    checked = False
     for name, seq in zip(ctx.stream_names, since.positions, strict=True):
         if seq > ctx.positions.applied(name):
+            if not checked:
+                checked = True
+                if not (await services.health()).get("ready"):
+                    return
             try:
                 last = await ctx.log.last_seq(name)
             except LogUnavailable:
