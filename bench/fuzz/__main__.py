@@ -31,7 +31,7 @@ def main() -> int:
         problems = fuzzer.verify()
         if not args.no_restart:
             server.restart()
-            fuzzer.conn = None
+            fuzzer.reconnect()
             problems += [f"after a restart: {p}" for p in fuzzer.verify()]
     finally:
         server.stop()

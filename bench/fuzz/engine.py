@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import io
 import json
 import re
 import secrets
@@ -29,9 +28,9 @@ from urllib.parse import quote, urlencode, urlsplit
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as replay_with
 from hypothesis import strategies as st
-from PIL import Image
 
 from bench.fuzz.schemas import BODIES, strategy
+from bench.fuzz.seed import image, seed_site, victim_state
 from outlast.http.app import ROUTE_GROUPS
 
 PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -113,14 +112,6 @@ class Report:
         }
 
 
-def _image(fmt: str) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGBA" if fmt in ("PNG", "WEBP") else "RGB", (300, 200), (10, 120, 200)).save(
-        out, fmt
-    )
-    return out.getvalue()
-
-
 def _swap(value: Any, which: int, replacement: Any) -> Any:
     """``value`` with its ``which``-th key (modulo their number) set to ``replacement``."""
     if not isinstance(value, dict) or not value:
@@ -181,91 +172,8 @@ class Fuzzer:
     # --- seeding and checking ---------------------------------------------------------
 
     def seed(self) -> None:
-        """A victim's private data the fuzzing account must never change, and the ids
-        the fuzzer draws from (its own rooms, events, media and filters)."""
-        v3 = "/_matrix/client/v3"
-        dummy = {"type": "m.login.dummy"}
-        victim = self.api(
-            "POST", v3 + "/register", {"username": "victim", "password": "v", "auth": dummy}
-        )
-        vt = victim["access_token"]
-        me = self.api(
-            "POST",
-            v3 + "/register",
-            {"username": "fuzz", "password": self.password, "auth": dummy},
-        )
-        self.token = me["access_token"]
-        private = self.api(
-            "POST", v3 + "/createRoom", {"name": "victim's", "preset": "private_chat"}, vt
-        )["room_id"]  # noqa: E501
-        sent = [
-            self.api("PUT", f"{v3}/rooms/{quote(private)}/send/m.room.message/s{i}",
-                     {"msgtype": "m.text", "body": f"secret {i}"}, vt)["event_id"]
-            for i in range(5)
-        ]  # fmt: skip
-        self.api("PUT", f"{v3}/user/@victim:localhost/account_data/x.secret", {"k": "v"}, vt)
-        self.api("PUT", f"{v3}/profile/@victim:localhost/displayname", {"displayname": "V"}, vt)
-        media = self.api("POST", "/_matrix/media/v3/upload", _image("PNG"), vt)["content_uri"]
-        own = self.api("POST", v3 + "/createRoom", {"name": "fuzz"}, self.token)["room_id"]
-        public = self.api("POST", v3 + "/createRoom", {"preset": "public_chat"}, self.token)
-        events = [
-            self.api("PUT", f"{v3}/rooms/{quote(own)}/send/m.room.message/f{i}",
-                     {"msgtype": "m.text", "body": f"mine {i}"}, self.token)["event_id"]
-            for i in range(3)
-        ]  # fmt: skip
-        uploads = [
-            self.api("POST", "/_matrix/media/v3/upload", _image(fmt), self.token)["content_uri"]
-            for fmt in ("PNG", "JPEG", "GIF", "WEBP")
-        ]
-        uploads.append(
-            self.api("POST", "/_matrix/media/v3/upload", b"not an image", self.token)["content_uri"]
-        )
-        flt = self.api("POST", f"{v3}/user/@fuzz:localhost/filter", {"room": {}}, self.token)
-        since = self.api("GET", v3 + "/sync", None, self.token)["next_batch"]
-        self.pools = {
-            "room_id": [own, public["room_id"], private, "!nope:localhost"],
-            "room": [own, public["room_id"], "#nope:localhost"],
-            "user_id": ["@fuzz:localhost", "@victim:localhost", "@nobody:localhost"],
-            "event_id": [*events, sent[0], "$nope"],
-            "media_id": [u.rsplit("/", 1)[1] for u in [*uploads, media]],
-            "server_name": ["localhost"],
-            "filter_id": [flt["filter_id"]],
-            "event_type": ["m.room.message", "m.room.name", "m.room.member", "m.room.topic",
-                           "m.room.power_levels", "m.room.join_rules", "m.reaction", "x.y"],
-            "state_key": ["", "@fuzz:localhost", "@victim:localhost"],
-            "receipt_type": ["m.read", "m.read.private", "m.fully_read"],
-            "scope": ["global"],
-            "kind": ["override", "underride", "sender", "room", "content"],
-            "rule_id": [".m.rule.master", ".m.rule.message", "mine"],
-            "attr": ["enabled", "actions"],
-            "key": ["displayname", "avatar_url"],
-            "type": ["m.direct", "x.custom", "m.fully_read"],
-            "tag": ["m.favourite", "u.work"],
-            "alias": ["#fuzz:localhost", "#nope:localhost"],
-            "name": ["index.html", "dashboard.js", "dashboard.css"],
-            "path": ["app.js", "index.html", "style.css"],
-            "since": [since],
-        }  # fmt: skip
-        self.snapshot = {"private": private, "victim": vt, "media": media}
-        self.snapshot["state"] = self._victim_state()
-
-    def _victim_state(self) -> dict[str, Any]:
-        v3 = "/_matrix/client/v3"
-        vt = self.snapshot.get("victim") or ""
-        room = quote(self.snapshot.get("private", ""))
-        messages = self.api("GET", f"{v3}/rooms/{room}/messages?dir=b&limit=100", None, vt)
-        media = self.snapshot.get("media", "").removeprefix("mxc://")
-        return {
-            "messages": [(e["event_id"], e["content"]) for e in messages["chunk"]],
-            "state": sorted(json.dumps(e, sort_keys=True)
-                            for e in self.api("GET", f"{v3}/rooms/{room}/state", None, vt)),
-            "profile": self.api("GET", f"{v3}/profile/@victim:localhost", None, vt),
-            "account_data": self.api("GET", f"{v3}/user/@victim:localhost/account_data/x.secret",
-                                     None, vt),
-            "media": self.send("GET", f"/_matrix/client/v1/media/download/{media}", None,
-                               {"Authorization": f"Bearer {vt}"})[1],
-            "devices": self.api("GET", f"{v3}/devices", None, vt),
-        }  # fmt: skip
+        """A victim's data the fuzzing account may not touch, and the ids to draw from."""
+        self.token, self.pools, self.snapshot = seed_site(self, self.password)
 
     def verify(self) -> list[str]:
         """What changed in the victim's data, and whether the server still serves."""
@@ -273,11 +181,17 @@ class Fuzzer:
         status, _ = self.send("GET", "/_outlast/health", None, {})
         if status != 200:
             problems.append(f"health answered {status}")
-        now = self._victim_state()
+        now = victim_state(self, self.snapshot)
         for key, before in self.snapshot["state"].items():
             if now[key] != before:
                 problems.append(f"victim's {key} changed")
         return problems
+
+    def reconnect(self) -> None:
+        """Forget the kept-alive connection (after the server restarted)."""
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
 
     # --- generation ---------------------------------------------------------------
 
@@ -311,7 +225,7 @@ class Fuzzer:
             return st.one_of(st.none(), st.just(b"{}"))
         if "upload" in endpoint.path:
             return st.one_of(
-                st.sampled_from([_image(f) for f in ("PNG", "JPEG", "GIF", "WEBP")]),
+                st.sampled_from([image(f) for f in ("PNG", "JPEG", "GIF", "WEBP")]),
                 st.binary(max_size=3000),
             )
         encoded = st.one_of(ANY_JSON, st.dictionaries(TEXT, ANY_JSON, max_size=5)).map(
@@ -335,7 +249,7 @@ class Fuzzer:
 
     def request(
         self, endpoint: Endpoint
-    ) -> st.SearchStrategy[tuple[str, bytes | None, dict[str, str]]]:  # noqa: E501
+    ) -> st.SearchStrategy[tuple[str, bytes | None, dict[str, str]]]:
         @st.composite
         def build(draw: Callable[[Any], Any]) -> tuple[str, bytes | None, dict[str, str]]:
             path = endpoint.prefix + endpoint.path
@@ -400,7 +314,7 @@ class Fuzzer:
 
     def _one(
         self, endpoint: Endpoint, target: str, body: bytes | None, headers: dict[str, str]
-    ) -> None:  # noqa: E501
+    ) -> None:
         report = self.report
         report.requests += 1
         report.endpoints.add(endpoint.name)
@@ -428,7 +342,7 @@ class Fuzzer:
         elif status >= 400 and not (isinstance(errcode, str) and errcode.startswith("M_")):
             self._fail(
                 endpoint, f"{status} without Matrix JSON", f"{target[:200]} -> {data[:200]!r}"
-            )  # noqa: E501
+            )
         if (
             status == 401
             and errcode == "M_UNKNOWN_TOKEN"

@@ -29,7 +29,7 @@ def test_fuzzing_every_endpoint_finds_no_500_and_no_hang_and_loses_nothing(
         assert not any(status >= 500 for status in report.statuses), report.statuses
         assert fuzzer.verify() == []  # still serving, and the victim's data is unchanged
         proc.restart()
-        fuzzer.conn = None
+        fuzzer.reconnect()
         assert fuzzer.verify() == []  # and so after a restart
         assert "Traceback" not in proc.log_path.read_text(errors="replace")
     finally:
