@@ -17,7 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from outlast.config import Config, listen_address
-from outlast.http.app import RateLimiter, build_app
+from outlast.http.app import build_app
+from outlast.http.limits import RateLimits
+from outlast.http.server import ConnectionGuard, GuardedSite
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
 from outlast.log.names import all_streams, control_streams
@@ -130,37 +132,39 @@ class Site:
         for hook in ctx.extensions.on_start:
             await hook()
         await self._catch_up(streams)
+        limits = RateLimits(config)
         app = build_app(
             self.services,
             max_request_bytes=config.limits.max_request_bytes,
-            limiter=RateLimiter(
-                config.limits.rate_limit_per_second, config.limits.rate_limit_burst
-            ),
+            limits=limits,
         )
         # Long request lines get a Matrix 400 from our handlers rather than
         # aiohttp's plain-text rejection for anything up to 64 KiB.
-        self.runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            max_line_size=65536,
-            max_field_size=65536,
-            shutdown_timeout=5.0,
-        )
+        handler_args: dict[str, Any] = {
+            "access_log": None,
+            "max_line_size": 65536,
+            "max_field_size": 65536,
+            "keepalive_timeout": config.limits.keepalive_timeout_seconds,
+            # After answering a request whose body is still coming (a 408 for a
+            # stalled body, a 413, a 401 before reading), aiohttp drains the rest
+            # for this long before closing; a stalled body gets no longer than it
+            # got in the first place.
+            "lingering_time": min(10.0, config.limits.body_timeout_seconds),
+        }
+        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, **handler_args)
         await self.runner.setup()
         host, port = listen_address(config)
-        site = web.TCPSite(
+        site = GuardedSite(
             self.runner,
             host,
             port,
-            reuse_address=True,
-            reuse_port=config.server.reuse_port or None,
+            ConnectionGuard(config.limits, limits.addresses),
+            handler_args,
+            reuse_port=config.server.reuse_port,
             backlog=LISTEN_BACKLOG,
         )
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.port = site.port
         log.info("outlast site %s listening on http://%s:%s", config.server.site, host, self.port)
 
     async def _ensure_streams(self, streams: Any) -> None:

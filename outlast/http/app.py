@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +10,8 @@ from aiohttp import web
 
 from outlast.core.errors import MatrixError
 from outlast.http import consistency, metrics
-from outlast.http.request import REQUESTER_KEY
+from outlast.http.limits import LIMITS_KEY, RateLimits, address_key
+from outlast.http.request import REQUESTER_KEY, presented_token, requester
 from outlast.http.routes import (
     account,
     account_data,
@@ -41,6 +40,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
 }
 
+HEALTH_PATH = "/_outlast/health"
 HOT_PATHS = frozenset({"/rooms/{room_id}/send/{event_type}/{txn_id}"})
 
 ROUTE_GROUPS: list[Routes] = [
@@ -72,64 +72,29 @@ def _error(
     return web.json_response(body, status=status, headers={**CORS_HEADERS, **(headers or {})})
 
 
-class RateLimiter:
-    """A token bucket per client (user token or address); off when rate is 0."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, key: str) -> float:
-        """0 if allowed, else seconds until the next request would be."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-        self._buckets[key] = (tokens - 1, now)
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()
-        return 0.0
+async def _admit(request: web.Request, limits: RateLimits) -> None:
+    """Count the request against its account (token resolves) or its address (anything else)."""
+    if not limits.enabled or request.path == HEALTH_PATH:
+        return  # the front door's health checks must never be throttled into "unhealthy"
+    key = address_key(limits.address(request))
+    if presented_token(request) is not None:
+        try:
+            key = "u" + (await requester(request)).user_id
+        except MatrixError:
+            pass  # an unknown token counts against the address; the handler answers 401
+    limits.check_request(key)
 
 
-def client_key(request: web.Request) -> str:
-    """Whom a request is counted against: its access token, else its address.
-
-    A digest, not the header itself: headers may be 64 KiB long, and a client
-    making up a new one per request must not fill memory with such keys."""
-    header = request.headers.get("Authorization")
-    if header:
-        digest = hashlib.blake2b(header.encode("utf-8", "surrogateescape"), digest_size=16)
-        return "t" + digest.hexdigest()
-    return "a" + (request.remote or "?")
-
-
-def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) -> web.Application:
+def build_app(services: Any, *, max_request_bytes: int, limits: RateLimits) -> web.Application:
     site_name = str(services.ctx.config.server.site)
 
     @web.middleware
     async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return web.Response(status=204, headers=CORS_HEADERS)
-        # The front door's health checks must never be throttled into "unhealthy".
-        wait = (
-            0.0
-            if limiter.rate <= 0 or request.path == "/_outlast/health"
-            else limiter.check(client_key(request))
-        )
-        if wait > 0:
-            return _error(
-                429,
-                "M_LIMIT_EXCEEDED",
-                "too many requests",
-                headers={"Retry-After": str(int(wait) + 1)},
-                extra={"retry_after_ms": int(wait * 1000) + 1},
-            )
         try:
+            consistency.stamp_arrival(request, services.ctx.barrier.clock)
+            await _admit(request, limits)
             response = await handler(request)
         except MatrixError as exc:
             return _error(exc.status, exc.errcode, exc.error, exc.headers, exc.extra)
@@ -145,6 +110,17 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
             if exc.status >= 400:
                 return _error(exc.status, "M_UNKNOWN", exc.reason)
             raise
+        except ConnectionError as exc:
+            # The client went away mid-request (often mid-body): nothing to answer,
+            # and nothing worth a traceback that any client could flood the log with.
+            log.warning(
+                "client %s disconnected during %s %s: %s",
+                request.remote,
+                request.method,
+                request.path[:200],
+                type(exc).__name__,
+            )
+            return _error(400, "M_UNKNOWN", "connection closed by the client")
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _error(500, "M_UNKNOWN", "internal error")
@@ -156,6 +132,7 @@ def build_app(services: Any, *, max_request_bytes: int, limiter: RateLimiter) ->
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
     app[REQUESTER_KEY] = services
+    app[LIMITS_KEY] = limits
     metrics.install(app, services)  # request counts and latencies, outermost
     consistency.install(app, services)  # innermost: read routes wait for a current view
     # aiohttp tries the routes under one path prefix in the order they were

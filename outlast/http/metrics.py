@@ -27,6 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from outlast.http.limits import LIMITS_KEY, RateLimits
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # /sync long-polls park for up to a minute: the buckets reach past it.
@@ -87,8 +89,34 @@ class _BarrierCollector(Collector):
             yield CounterMetricFamily(f"outlast_read_barrier_{name}", help_text, value=value)
 
 
+class _GuardCollector(Collector):
+    """What the guards against hostile clients did: thumbnails rendered (each
+    (media, size) once, however many ask at the same time), requests refused
+    by a rate limit, by budget."""
+
+    def __init__(self, services: Any, limits: RateLimits | None) -> None:
+        self.services = services
+        self.limits = limits
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        media = self.services.features.get("media")
+        renders = CounterMetricFamily(
+            "outlast_thumbnail_renders", "Thumbnails rendered (not served from the cache)"
+        )
+        renders.add_metric([], float(getattr(media, "renders", 0)))
+        yield renders
+        limited = CounterMetricFamily(
+            "outlast_rate_limited",
+            "Requests answered 429 M_LIMIT_EXCEEDED, by budget",
+            labels=["budget"],
+        )
+        for budget, count in sorted((self.limits.refused if self.limits else {}).items()):
+            limited.add_metric([budget], float(count))
+        yield limited
+
+
 class Metrics:
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Any, limits: RateLimits | None = None) -> None:
         self.services = services
         self.registry = CollectorRegistry(auto_describe=True)
         site = str(services.ctx.config.server.site)
@@ -141,6 +169,7 @@ class Metrics:
         self.ready.set_function(self._ready)
         self.registry.register(_LagCollector(services))
         self.registry.register(_BarrierCollector(services))
+        self.registry.register(_GuardCollector(services, limits))
         services.ctx.log.observers.append(self.observe_publish)
         # Route templates, methods and statuses are few: this stays small.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
@@ -201,7 +230,7 @@ def install(app: web.Application, services: Any) -> None:
     """Time every request of ``app`` (outermost middleware) and keep the metrics on it."""
     if not services.ctx.config.metrics.enabled:
         return
-    metrics = Metrics(services)
+    metrics = Metrics(services, app.get(LIMITS_KEY))
     app[METRICS_KEY] = metrics
     app.middlewares.insert(0, metrics.middleware)
 

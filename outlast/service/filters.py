@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from outlast.core.errors import MatrixError, not_found
+from outlast.core.errors import not_found
 from outlast.core.filters import SyncFilter, default_sync_filter, filter_id_for, parse_sync_filter
 from outlast.log import names
 from outlast.log.client import LogUnavailable
@@ -38,14 +37,10 @@ class Filters:
             raise not_found("no such filter")
         return stored
 
-    async def resolve(self, user_id: str, param: str | None) -> SyncFilter:
-        """A /sync ``filter`` parameter: inline JSON (starts with ``{``) or a filter id."""
+    async def resolve(self, user_id: str, param: str | dict[str, Any] | None) -> SyncFilter:
+        """A /sync ``filter`` parameter: inline JSON (already parsed) or a filter id."""
         if not param:
             return default_sync_filter()
-        if param.lstrip().startswith("{"):
-            try:
-                obj = json.loads(param)
-            except ValueError:
-                raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON") from None
-            return parse_sync_filter(obj)
+        if isinstance(param, dict):
+            return parse_sync_filter(param)
         return parse_sync_filter(await self.get(user_id, param))

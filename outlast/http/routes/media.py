@@ -17,6 +17,7 @@ from urllib.parse import quote
 from aiohttp import ClientError, web
 
 from outlast.core.errors import MatrixError, not_found
+from outlast.http.limits import LIMITS_KEY
 from outlast.http.request import REQUESTER_KEY, ok, requester
 from outlast.http.routing import Routes
 
@@ -86,12 +87,31 @@ def _repo(request: web.Request) -> Any:
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body in chunks; never the app's whole-body read (and its 1 MiB cap)."""
-    try:
-        async for chunk in request.content.iter_chunked(READ_CHUNK):
-            yield chunk
-    except (ClientError, ConnectionError, asyncio.IncompleteReadError) as exc:
-        raise MatrixError(400, "M_UNKNOWN", f"upload interrupted: {exc}") from None
+    """The request body in chunks; never the app's whole-body read (and its 1 MiB cap).
+
+    Uploads may be large and slow, so the body timeout bounds the wait for each
+    next chunk, not the whole upload."""
+    idle = request.app[LIMITS_KEY].body_timeout
+    chunks = request.content.iter_chunked(READ_CHUNK)
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await anext(chunks, None)
+        except TimeoutError:
+            raise MatrixError(
+                408, "M_UNKNOWN", "upload stalled", headers={"Connection": "close"}
+            ) from None
+        except web.RequestPayloadError:
+            raise MatrixError(
+                400, "M_UNKNOWN", "upload could not be decoded (Content-Encoding)"
+            ) from None
+        except ConnectionError:
+            raise  # the client went away: the middleware logs one line
+        except (ClientError, asyncio.IncompleteReadError):
+            raise MatrixError(400, "M_UNKNOWN", "upload interrupted") from None
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _timeout_ms(request: web.Request) -> int | None:

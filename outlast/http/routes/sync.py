@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError
-from outlast.core.filters import EventFilter, parse_event_filter
-from outlast.core.tokens import parse_boundary, parse_sync_token
+from outlast.core.tokens import SyncToken, parse_boundary, parse_sync_token
 from outlast.http.request import (
     REQUESTER_KEY,
     json_body,
     ok,
+    parse_json,
     query_bool,
+    query_event_filter,
     query_int,
     requester,
     require_self,
 )
 from outlast.http.routing import Routes
+from outlast.log.client import LogUnavailable
 
 routes = Routes()
 
@@ -32,8 +34,12 @@ async def sync(request: web.Request) -> web.Response:
     since_raw = request.query.get("since")
     since = parse_sync_token(since_raw, len(services.ctx.stream_names)) if since_raw else None
     if since is not None:
+        await _refuse_future_token(services, since)
         await services.ctx.reach(since.positions)
-    sync_filter = await services.filters.resolve(who.user_id, request.query.get("filter"))
+    raw_filter = request.query.get("filter")
+    if raw_filter is not None and raw_filter.lstrip().startswith("{"):
+        raw_filter = parse_json(raw_filter, "filter")  # inline JSON rather than a filter id
+    sync_filter = await services.filters.resolve(who.user_id, raw_filter)
     body = await services.sync.sync(
         who,
         since,
@@ -42,6 +48,34 @@ async def sync(request: web.Request) -> web.Response:
         timeout_ms=query_int(request, "timeout", 0, high=10**9),
     )
     return ok(body)
+
+
+async def _refuse_future_token(services: Any, since: SyncToken) -> None:
+    """A position beyond the log's end was never issued by any site: 400 M_INVALID_PARAM.
+
+    Answering it at once would hand the token back and leave the client polling
+    in a tight loop forever; waiting would park it until the log happens to get
+    there. A position the log has but this view has not yet applied (a token
+    from a site that is ahead) is fine: the caller waits for it.
+
+    Only a site that reaches a quorum can tell: cut off from the others, its
+    node's idea of a stream's end may be stale (an old leader), and a token
+    from the majority is legitimately ahead of it. Such a site keeps the usual
+    bounded wait and answers a token no older than the one it was given."""
+    ctx = services.ctx
+    checked = False
+    for name, seq in zip(ctx.stream_names, since.positions, strict=True):
+        if seq > ctx.positions.applied(name):
+            if not checked:
+                checked = True
+                if not (await services.health()).get("ready"):
+                    return
+            try:
+                last = await ctx.log.last_seq(name)
+            except LogUnavailable:
+                return  # cannot tell now; the usual wait for the position applies
+            if seq > last:
+                raise MatrixError(400, "M_INVALID_PARAM", "since is beyond this server's log")
 
 
 @routes.get("/rooms/{room_id}/messages")
@@ -72,13 +106,7 @@ async def messages(request: web.Request) -> web.Response:
         start = (services.ctx.positions.applied(stream) + 1, 0)
     raw_to = request.query.get("to")
     end = boundary(raw_to) if raw_to else None
-    raw_filter = request.query.get("filter")
-    event_filter = EventFilter()
-    if raw_filter:
-        try:
-            event_filter = parse_event_filter(json.loads(raw_filter))
-        except ValueError:
-            raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON") from None
+    event_filter = query_event_filter(request)
     limit = query_int(request, "limit", 10, high=1000)
     if event_filter.limit is not None:
         limit = min(limit, event_filter.limit)
