@@ -28,7 +28,7 @@ import aiohttp
 
 from bench import floor, workload
 from bench.stats import median
-from outlast.config import FAST_HASH_TOML
+from outlast.config import FAST_HASH_TOML, NO_LIMITS_TOML
 from outlast.log.engine import free_port
 from outlast.runtime import run as run_loop
 
@@ -47,13 +47,19 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 class Embedded:
+    """``outlast serve`` in a temp dir, on the benchmarks' settings plus ``extra_toml``."""
+
     def __init__(self, workers: int, extra_toml: str = "") -> None:
         self.workers = workers
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-"))
         self.port = free_port()
         (self.dir / "bench.toml").write_text(
-            FAST_HASH_TOML + "\n[limits]\nmax_request_bytes = 1048576\n" + extra_toml
+            FAST_HASH_TOML + NO_LIMITS_TOML + extra_toml  # one load generator speaks for all
         )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -67,34 +73,42 @@ class Embedded:
                 "--listen",
                 f"127.0.0.1:{self.port}",
                 "--workers",
-                str(workers),
+                str(self.workers),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.url = f"http://127.0.0.1:{self.port}"
         wait_http(self.url + "/_outlast/health")
-        time.sleep(0.5 * workers)
+        time.sleep(0.5 * self.workers)
+
+    def restart(self) -> None:
+        """Stop and start again on the same data (the view is rebuilt from what it kept)."""
+        self._terminate()
+        self.start()
 
     def pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-f", str(self.dir)], capture_output=True, text=True)
         # The serving process(es) and the nats-server: together, the server's memory.
         return [int(p) for p in out.stdout.split()]
 
-    def stop(self) -> None:
+    def _terminate(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        self._terminate()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class LocalCluster:
     def __init__(self, extra_toml: str = "") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-cluster-"))
-        (self.dir / "site.toml").write_text(FAST_HASH_TOML + extra_toml)
+        (self.dir / "site.toml").write_text(FAST_HASH_TOML + NO_LIMITS_TOML + extra_toml)
         out = subprocess.run(
             [
                 sys.executable,

@@ -24,6 +24,8 @@ class ServerConfig:
     public_baseurl: str = ""
     workers: int = 1
     reuse_port: bool = False
+    # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -33,9 +35,24 @@ class RegistrationConfig:
 
 @dataclass
 class LimitsConfig:
+    """Request size, rate limits and connection hygiene (docs/config.md, ``[limits]``)."""
+
+    enabled: bool = True
     max_request_bytes: int = 1_048_576
-    rate_limit_per_second: float = 0.0
-    rate_limit_burst: int = 20
+    rate_limit_per_second: float = 10.0
+    rate_limit_burst: int = 100
+    register_per_second: float = 0.1
+    register_burst: int = 5
+    login_per_second: float = 0.2
+    login_burst: int = 10
+    login_failures_before_backoff: int = 3
+    login_backoff_max_seconds: float = 300.0
+    send_per_second: float = 3.0
+    send_burst: int = 30
+    max_connections_per_address: int = 256
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 30.0
 
 
 @dataclass
@@ -77,6 +94,14 @@ argon2_memory_kib = 8192
 argon2_parallelism = 1
 """
 
+# Every rate limit off, as a config section: for load generators that speak
+# for many users from one address (benchmarks, fire drills, the cluster
+# tests). Deployments keep the defaults (on).
+NO_LIMITS_TOML = """
+[limits]
+enabled = false
+"""
+
 
 @dataclass
 class ConsistencyConfig:
@@ -97,6 +122,8 @@ class MediaConfig:
     max_upload_bytes: int = 52_428_800
     allow_legacy_download: bool = True
     max_thumbnail_source_bytes: int = 33_554_432
+    max_thumbnail_pixels: int = 32_000_000
+    thumbnail_workers: int = 1
     thumbnail_sizes: list[str] = field(
         default_factory=lambda: [
             "32x32-crop",
@@ -243,9 +270,43 @@ def validate(config: Config) -> None:
         parse_sizes(config.media.thumbnail_sizes)
     except ValueError as exc:
         raise ConfigError(f"media.thumbnail_sizes: {exc}") from None
+    _validate_limits(config)
+    if not 1 <= config.media.thumbnail_workers <= 16:
+        raise ConfigError("media.thumbnail_workers must be between 1 and 16")
+    if config.media.max_thumbnail_pixels < 1:
+        raise ConfigError("media.max_thumbnail_pixels must be positive")
+    import ipaddress
+
+    for proxy in config.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"server.trusted_proxies: {proxy!r} is not an address") from None
     host, _, port = config.server.listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError("server.listen must look like HOST:PORT")
+
+
+def _validate_limits(config: Config) -> None:
+    limits = config.limits
+    for name in ("header_timeout_seconds", "body_timeout_seconds", "keepalive_timeout_seconds"):
+        if getattr(limits, name) <= 0:
+            raise ConfigError(f"limits.{name} must be positive")
+    for name in (
+        "rate_limit_per_second",
+        "register_per_second",
+        "login_per_second",
+        "send_per_second",
+        "login_backoff_max_seconds",
+    ):
+        if getattr(limits, name) < 0:
+            raise ConfigError(f"limits.{name} must not be negative")
+    for name in ("rate_limit_burst", "register_burst", "login_burst", "send_burst"):
+        if getattr(limits, name) < 1:
+            raise ConfigError(f"limits.{name} must be at least 1")
+    for name in ("login_failures_before_backoff", "max_connections_per_address"):
+        if getattr(limits, name) < 0:
+            raise ConfigError(f"limits.{name} must not be negative")
 
 
 def listen_address(config: Config) -> tuple[str, int]:

@@ -26,8 +26,10 @@ from outlast.context import SiteContext, names_of
 from outlast.directory.service import Directory
 from outlast.e2ee.keys import E2eeSync, Keys
 from outlast.e2ee.to_device import ToDevice
-from outlast.http.app import RateLimiter, build_app
+from outlast.http.app import build_app
+from outlast.http.limits import RateLimits
 from outlast.http.metrics import Metrics
+from outlast.http.server import ConnectionGuard, GuardedSite
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
 from outlast.media.service import MediaRepository
@@ -92,7 +94,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         messages=messages,
         redactions=Redactions(ctx, writer),
         room_context=RoomContext(ctx, messages),
-        sync=Sync(ctx, sources, counter, decorate=receipts.decorate),
+        sync=Sync(ctx, sources, counter, health, decorate=receipts.decorate),
         filters=Filters(ctx),
         receipts=receipts,
         typing=typing,
@@ -117,7 +119,12 @@ def start_hooks(services: Services) -> list[Hook]:
 
 def stop_hooks(services: Services) -> list[Hook]:
     """What a worker stops after it stopped serving, in order."""
-    return [services.typing.stop, services.to_device.stop, services.health.stop_reports]
+    return [
+        services.typing.stop,
+        services.to_device.stop,
+        services.media.stop,
+        services.health.stop_reports,
+    ]
 
 
 class Site:
@@ -170,6 +177,7 @@ class Site:
         for hook in start_hooks(self.services):
             await hook()
         await self._catch_up(streams)
+        limits = RateLimits(config)
         metrics = (
             Metrics(
                 config.server.site,
@@ -177,6 +185,8 @@ class Site:
                 notifier.waiting,
                 self.log,
                 ctx.barrier.stats,
+                self.services.media,
+                limits,
             )
             if config.metrics.enabled
             else None
@@ -187,34 +197,35 @@ class Site:
             barrier=ctx.barrier,
             read_streams=ctx.read_streams,
             max_request_bytes=config.limits.max_request_bytes,
-            limiter=RateLimiter(
-                config.limits.rate_limit_per_second, config.limits.rate_limit_burst
-            ),
+            limits=limits,
         )
         # Long request lines get a Matrix 400 from our handlers rather than
         # aiohttp's plain-text rejection for anything up to 64 KiB.
-        self.runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            max_line_size=65536,
-            max_field_size=65536,
-            shutdown_timeout=5.0,
-        )
+        handler_args: dict[str, Any] = {
+            "access_log": None,
+            "max_line_size": 65536,
+            "max_field_size": 65536,
+            "keepalive_timeout": config.limits.keepalive_timeout_seconds,
+            # After answering a request whose body is still coming (a 408 for a
+            # stalled body, a 413, a 401 before reading), aiohttp drains the rest
+            # for this long before closing; a stalled body gets no longer than it
+            # got in the first place.
+            "lingering_time": min(10.0, config.limits.body_timeout_seconds),
+        }
+        self.runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, **handler_args)
         await self.runner.setup()
         host, port = listen_address(config)
-        site = web.TCPSite(
+        site = GuardedSite(
             self.runner,
             host,
             port,
-            reuse_address=True,
-            reuse_port=config.server.reuse_port or None,
+            ConnectionGuard(config.limits, limits.addresses),
+            handler_args,
+            reuse_port=config.server.reuse_port,
             backlog=LISTEN_BACKLOG,
         )
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.port = site.port
         log.info("outlast site %s listening on http://%s:%s", config.server.site, host, self.port)
 
     async def _ensure_streams(self, streams: Any) -> None:

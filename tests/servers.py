@@ -21,6 +21,7 @@ from outlast.config import FAST_HASH_TOML
 TEST_CONFIG = """
 [server]
 server_name = "localhost"
+{server_extra}
 
 [log]
 partitions = {partitions}
@@ -116,10 +117,28 @@ class OutlastProcess:
         self.wait_ready()
 
 
-def write_config(data_dir: Path, partitions: int = 2, log_extra: str = "") -> Path:
+# The suite registers hundreds of users and sends thousands of messages from
+# one address, so its servers run with rate limits off unless a test asks
+# for them; tests/e2e/test_hostile_*.py run the defaults (limits on).
+LIMITS_OFF = "enabled = false"
+
+
+def write_config(
+    data_dir: Path,
+    partitions: int = 2,
+    log_extra: str = "",
+    limits: str = LIMITS_OFF,
+    server_extra: str = "",
+) -> Path:
+    """A test server's TOML; ``limits`` is the body of its ``[limits]`` section,
+    ``server_extra`` lines added to ``[server]``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir.parent / f"{data_dir.name}.toml"
-    path.write_text(TEST_CONFIG.format(partitions=partitions, log_extra=log_extra) + FAST_HASH_TOML)
+    path.write_text(
+        TEST_CONFIG.format(partitions=partitions, log_extra=log_extra, server_extra=server_extra)
+        + FAST_HASH_TOML
+        + f"\n[limits]\n{limits}\n"
+    )
     return path
 
 
@@ -150,9 +169,15 @@ def launch(data_dir: Path, config_path: Path, port: int, extra_args: list[str]) 
 
 
 def start_outlast(
-    data_dir: Path, *, partitions: int = 2, log_extra: str = "", extra_args: list[str] | None = None
+    data_dir: Path,
+    *,
+    partitions: int = 2,
+    log_extra: str = "",
+    extra_args: list[str] | None = None,
+    limits: str = LIMITS_OFF,
+    server_extra: str = "",
 ) -> OutlastProcess:
-    config_path = write_config(data_dir, partitions, log_extra)
+    config_path = write_config(data_dir, partitions, log_extra, limits, server_extra)
     proc = launch(data_dir, config_path, free_port(), extra_args or [])
     try:
         proc.wait_ready()

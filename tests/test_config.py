@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +39,10 @@ def test_defaults_match_the_documentation() -> None:
     assert c.server.data_dir == "./outlast-data"
     assert c.server.server_name == "localhost"
     assert c.registration.enabled is True
-    assert c.limits.rate_limit_per_second == 0.0  # rate limiting off
+    assert c.limits.enabled is True  # rate limits on
+    assert c.limits.rate_limit_per_second > 0 and c.limits.register_per_second > 0
+    assert c.server.trusted_proxies == []
+    assert c.media.max_thumbnail_pixels == 32_000_000
     assert c.embedded_nats is True
     assert c.data_path == Path("./outlast-data")
     assert c.view_path == Path("./outlast-data/view.sqlite")
@@ -165,3 +172,44 @@ def test_out_of_bounds_values_are_errors(tmp_path: Path, text: str) -> None:
 @pytest.mark.parametrize("replicas", [1, 3, 5])
 def test_odd_replica_counts_are_accepted(tmp_path: Path, replicas: int) -> None:
     assert load_text(tmp_path, f"[log]\nreplicas = {replicas}\n").log.replicas == replicas
+
+
+# --- docs/config.md against the code ------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+
+
+def _documented() -> dict[str, dict[str, str]]:
+    """Section -> key -> default, as the tables of docs/config.md give them."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^## `\[(\w+)\]`", line)
+        if heading:
+            current = sections.setdefault(heading.group(1), {})
+        elif line.startswith("## "):
+            current = None
+        elif current is not None:
+            row = re.match(r"^\| `(\w+)` \| `(.*?)` \|", line)
+            if row:
+                current[row.group(1)] = row.group(2)
+    return sections
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, list)):
+        return json.dumps(value)
+    return repr(value)
+
+
+def test_every_key_is_documented_with_its_default() -> None:
+    documented = _documented()
+    defaults = Config()
+    for section in dataclasses.fields(defaults):
+        values = dataclasses.asdict(getattr(defaults, section.name))
+        assert section.name in documented, f"[{section.name}] missing from docs/config.md"
+        assert set(documented[section.name]) == set(values), section.name
+        for key, value in values.items():
+            assert documented[section.name][key] == _toml(value), f"{section.name}.{key}"

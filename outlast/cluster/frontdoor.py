@@ -42,6 +42,10 @@ class Backend:
 def render_haproxy(port: int, backends: list[Backend], stats_port: int) -> str:
     """Round-robin over healthy sites; a failed check takes a site out within ~1 s.
 
+    ``option forwardfor`` appends the client's address to X-Forwarded-For; the
+    sites trust it from this proxy only (``server.trusted_proxies``), so their
+    rate limits count clients, not the front door.
+
     ``retry-on conn-failure`` only re-sends requests that never reached a
     site, so no request is replayed after a site may have acted on it — the
     client's own txnId retry handles the in-doubt case.
@@ -56,8 +60,10 @@ defaults
     mode http
     timeout connect 2s
     timeout client 120s
+    timeout http-request 10s
     timeout server 120s
     timeout http-keep-alive 30s
+    option forwardfor
     retries 3
     option redispatch 1
     retry-on conn-failure

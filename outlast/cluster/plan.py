@@ -179,7 +179,10 @@ class ClusterPlan:
             f'server_name = "{self.server_name}"\n'
             f'site = "{site.name}"\n'
             f'listen = "127.0.0.1:{site.http_ports[worker]}"\n'
-            f'data_dir = "{data}"\n\n'
+            f'data_dir = "{data}"\n'
+            # The HAProxy front door connects from loopback and adds X-Forwarded-For:
+            # the site counts each client by that address, not all of them as one.
+            'trusted_proxies = ["127.0.0.1"]\n\n'
             "[log]\n"
             f'nats_urls = ["{self.app_url(site)}"]\n'
             f"partitions = {self.partitions}\n"

@@ -301,6 +301,13 @@ async def run_drill(options: DrillOptions) -> int:
 
 
 async def _start_cluster(directory: Path, quiet: bool) -> dict[str, Any]:
+    """A local cluster for this drill, its rate limits off: the drill's simulated
+    users all speak from one address, which the default limits would throttle."""
+    from outlast.config import NO_LIMITS_TOML
+
+    directory.mkdir(parents=True, exist_ok=True)
+    site_config = directory / "drill-site.toml"
+    site_config.write_text(NO_LIMITS_TOML)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -312,6 +319,8 @@ async def _start_cluster(directory: Path, quiet: bool) -> dict[str, Any]:
         "--dir",
         str(directory),
         "--detach",
+        "--site-config",
+        str(site_config),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL if quiet else None,
     )

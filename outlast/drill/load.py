@@ -110,6 +110,7 @@ class Load:
         """A setup call retried until it succeeds (setup may run while a site is starting)."""
         deadline = self.clock() + deadline_s
         delay = 0.1
+        status = 0
         while True:
             try:
                 status, data, _ = await self.request(method, path, body, token)
@@ -120,7 +121,13 @@ class Load:
             except (TimeoutError, aiohttp.ClientError):
                 pass
             if self.clock() > deadline:
-                raise TimeoutError(f"{method} {path} did not succeed in {deadline_s}s")
+                hint = (
+                    " (429: the sites rate-limit this load; start the cluster with"
+                    " `[limits] enabled = false` in its --site-config)"
+                    if status == 429
+                    else ""
+                )
+                raise TimeoutError(f"{method} {path} did not succeed in {deadline_s}s{hint}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 

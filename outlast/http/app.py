@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,9 +11,10 @@ from aiohttp import web
 
 from outlast.core.errors import MatrixError, log_unavailable
 from outlast.http import consistency
+from outlast.http.limits import LIMITS_KEY, RateLimits, address_key
 from outlast.http.metrics import Metrics
 from outlast.http.metrics import install as install_metrics
-from outlast.http.request import CORS_HEADERS, SERVICES
+from outlast.http.request import CORS_HEADERS, SERVICES, presented_token, requester
 from outlast.http.routes import (
     account,
     account_data,
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
+HEALTH_PATH = "/_outlast/health"
 HOT_PATHS = frozenset({"/rooms/{room_id}/send/{event_type}/{txn_id}"})
 
 ROUTE_GROUPS: list[Routes] = [
@@ -72,40 +72,16 @@ def _error(
     return web.json_response(body, status=status, headers={**CORS_HEADERS, **(headers or {})})
 
 
-class RateLimiter:
-    """A token bucket per client (user token or address); off when rate is 0."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, key: str) -> float:
-        """0 if allowed, else seconds until the next request would be."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-        self._buckets[key] = (tokens - 1, now)
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()
-        return 0.0
-
-
-def client_key(request: web.Request) -> str:
-    """Whom a request is counted against: its access token, else its address.
-
-    A digest, not the header itself: headers may be 64 KiB long, and a client
-    making up a new one per request must not fill memory with such keys."""
-    header = request.headers.get("Authorization")
-    if header:
-        digest = hashlib.blake2b(header.encode("utf-8", "surrogateescape"), digest_size=16)
-        return "t" + digest.hexdigest()
-    return "a" + (request.remote or "?")
+async def _admit(request: web.Request, limits: RateLimits) -> None:
+    """Count the request against its account (token resolves) or its address (anything else)."""
+    if not limits.enabled or request.path == HEALTH_PATH:
+        return  # the front door's health checks must never be throttled into "unhealthy"
+    key = address_key(limits.address(request))
+    if presented_token(request) is not None:
+        # An unknown token counts against the address; the handler answers 401.
+        with contextlib.suppress(MatrixError):
+            key = "u" + (await requester(request)).user_id
+    limits.check_request(key)
 
 
 def build_app(
@@ -115,7 +91,7 @@ def build_app(
     barrier: Barrier,
     read_streams: consistency.StreamsOf,
     max_request_bytes: int,
-    limiter: RateLimiter,
+    limits: RateLimits,
 ) -> web.Application:
     site_name = services.config.server.site
 
@@ -123,21 +99,9 @@ def build_app(
     async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return web.Response(status=204, headers=CORS_HEADERS)
-        # The front door's health checks must never be throttled into "unhealthy".
-        wait = (
-            0.0
-            if limiter.rate <= 0 or request.path == "/_outlast/health"
-            else limiter.check(client_key(request))
-        )
-        if wait > 0:
-            return _error(
-                429,
-                "M_LIMIT_EXCEEDED",
-                "too many requests",
-                headers={"Retry-After": str(int(wait) + 1)},
-                extra={"retry_after_ms": int(wait * 1000) + 1},
-            )
         try:
+            consistency.stamp_arrival(request, barrier.clock)
+            await _admit(request, limits)
             response = await handler(request)
         except MatrixError as exc:
             return _error(exc.status, exc.errcode, exc.error, exc.headers, exc.extra)
@@ -157,6 +121,17 @@ def build_app(
             if exc.status >= 400:
                 return _error(exc.status, "M_UNKNOWN", exc.reason)
             raise
+        except ConnectionError as exc:
+            # The client went away mid-request (often mid-body): nothing to answer,
+            # and nothing worth a traceback that any client could flood the log with.
+            log.warning(
+                "client %s disconnected during %s %s: %s",
+                request.remote,
+                request.method,
+                request.path[:200],
+                type(exc).__name__,
+            )
+            return _error(400, "M_UNKNOWN", "connection closed by the client")
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _error(500, "M_UNKNOWN", "internal error")
@@ -168,6 +143,7 @@ def build_app(
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
     app[SERVICES] = services
+    app[LIMITS_KEY] = limits
     if metrics is not None:
         install_metrics(app, metrics)  # request counts and latencies, outermost
     # Innermost: read routes wait for a current view.

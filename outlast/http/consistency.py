@@ -123,13 +123,22 @@ def arrived_at(request: web.Request) -> float | None:
     return float(value) if value is not None else None
 
 
+def stamp_arrival(request: web.Request, clock: Callable[[], float]) -> float:
+    """Record when the request arrived, once: the outermost middleware that needs it
+    stamps it, so authentication (for rate limits) and the read barrier share one
+    moment, and so one question to a stream's leader."""
+    arrived = request.get(ARRIVED_KEY)
+    if arrived is None:
+        arrived = request[ARRIVED_KEY] = clock()
+    return float(arrived)
+
+
 def install(app: web.Application, barrier: Barrier, read_streams: StreamsOf) -> None:
     """Add the middleware that stamps arrival and waits for the barrier of read routes."""
 
     @web.middleware
     async def read_barrier(request: web.Request, handler: Handler) -> web.StreamResponse:
-        arrived = barrier.clock()
-        request[ARRIVED_KEY] = arrived
+        arrived = stamp_arrival(request, barrier.clock)
         reads = reads_of(request)
         if reads is not None and barrier.enabled:
             streams = read_streams(reads, request.match_info.get("room_id"))

@@ -28,7 +28,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from outlast.http.limits import RateLimits
 from outlast.log.client import LogClient
+from outlast.media.service import MediaRepository
 from outlast.ops.health import Health
 from outlast.view.barrier import Statistics
 
@@ -91,9 +93,35 @@ class _BarrierCollector(Collector):
             yield CounterMetricFamily(f"outlast_read_barrier_{name}", help_text, value=value)
 
 
+class _GuardCollector(Collector):
+    """What the guards against hostile clients did: thumbnails rendered (each
+    (media, size) once, however many ask at the same time), requests refused
+    by a rate limit, by budget."""
+
+    def __init__(self, media: MediaRepository, limits: RateLimits | None) -> None:
+        self.media = media
+        self.limits = limits
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        renders = CounterMetricFamily(
+            "outlast_thumbnail_renders", "Thumbnails rendered (not served from the cache)"
+        )
+        renders.add_metric([], float(self.media.renders))
+        yield renders
+        limited = CounterMetricFamily(
+            "outlast_rate_limited",
+            "Requests answered 429 M_LIMIT_EXCEEDED, by budget",
+            labels=["budget"],
+        )
+        for budget, count in sorted((self.limits.refused if self.limits else {}).items()):
+            limited.add_metric([budget], float(count))
+        yield limited
+
+
 class Metrics:
-    """A worker's metrics: its requests, the site it serves, its health, its log writes
-    and its read barrier (``waiting`` counts the parked /sync long-polls)."""
+    """A worker's metrics: its requests, the site it serves, its health, its log writes,
+    its read barrier, its thumbnails and rate limits (``waiting`` counts the parked
+    /sync long-polls)."""
 
     def __init__(
         self,
@@ -102,6 +130,8 @@ class Metrics:
         waiting: Callable[[], int],
         log: LogClient,
         barrier: Statistics,
+        media: MediaRepository,
+        limits: RateLimits | None = None,
     ) -> None:
         self.health = health
         self.registry = CollectorRegistry(auto_describe=True)
@@ -154,6 +184,7 @@ class Metrics:
         self.ready.set_function(self._ready)
         self.registry.register(_LagCollector(health))
         self.registry.register(_BarrierCollector(barrier))
+        self.registry.register(_GuardCollector(media, limits))
         log.observers.append(self.observe_publish)
         # Route templates, methods and statuses are few: this stays small.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}

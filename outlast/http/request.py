@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -9,10 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from outlast.accounts.service import Requester
+from outlast.accounts.service import Requester, unknown_token
 from outlast.core import jsonenc
 from outlast.core.errors import MatrixError
+from outlast.core.filters import EventFilter, parse_event_filter
 from outlast.http.consistency import arrived_at
+from outlast.http.limits import LIMITS_KEY
 from outlast.services import Services
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
@@ -34,6 +37,8 @@ def services(request: web.Request) -> Services:
 
 # Canonical JSON (what events are hashed and signed as) allows integers in this range only.
 MAX_SAFE_INT = 2**53 - 1
+# No Matrix object comes close; a deeper one is an attack on recursive code.
+MAX_JSON_DEPTH = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -77,25 +82,64 @@ def _check_strings(value: Any) -> None:
             stack.extend(item)
 
 
-def parse_json(text: str) -> Any:
+def _check_depth(value: Any) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH: every later walk over the value
+    (filters, redaction, encoders) can then recurse without running out of stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _BadValue(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, (dict, list)))
+
+
+def parse_json(text: str, what: str = "request body") -> Any:
     """Parse a client's JSON: M_NOT_JSON if it is not JSON, M_BAD_JSON if it holds
-    values that cannot round-trip (non-finite numbers, huge integers, lone surrogates)."""
+    values that cannot round-trip (non-finite numbers, huge integers, lone surrogates)
+    or is nested deeper than MAX_JSON_DEPTH."""
     try:
         value = json.loads(
             text, parse_constant=_no_constants, parse_float=_finite_float, parse_int=_safe_int
         )
         if "\\u" in text:
             _check_strings(value)
+        if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+            _check_depth(value)
     except _BadValue as exc:
-        raise MatrixError(400, "M_BAD_JSON", f"request body: {exc}") from None
+        raise MatrixError(400, "M_BAD_JSON", f"{what}: {exc}") from None
     except (ValueError, RecursionError):
-        raise MatrixError(400, "M_NOT_JSON", "request body is not valid JSON") from None
+        raise MatrixError(400, "M_NOT_JSON", f"{what} is not valid JSON") from None
     return value
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole (small) request body, within ``limits.body_timeout_seconds``.
+
+    A body that stops arriving gets 408 and the connection is closed; one that
+    cannot be decoded (a corrupt gzip or deflate ``Content-Encoding``) is a
+    400, so nothing half-read is ever acted on."""
+    try:
+        async with asyncio.timeout(request.app[LIMITS_KEY].body_timeout):
+            return await request.read()
+    except TimeoutError:
+        raise MatrixError(
+            408,
+            "M_UNKNOWN",
+            "the request body did not arrive in time",
+            headers={"Connection": "close"},
+        ) from None
+    except web.RequestPayloadError:
+        raise MatrixError(
+            400, "M_NOT_JSON", "the request body could not be decoded (Content-Encoding)"
+        ) from None
 
 
 async def json_body(request: web.Request, *, allow_empty: bool = True) -> dict[str, Any]:
     """The request body as a JSON object; M_NOT_JSON / M_BAD_JSON otherwise."""
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw.strip():
         if allow_empty:
             return {}
@@ -110,21 +154,57 @@ async def json_body(request: web.Request, *, allow_empty: bool = True) -> dict[s
     return value
 
 
-def access_token(request: web.Request) -> str:
+# What the rate-limit middleware learnt about the request's token, so the
+# handler does not resolve it twice: the requester, or the error to answer.
+IDENTITY_KEY: web.RequestKey[Requester | MatrixError] = web.RequestKey("identity")
+# Our tokens are URL-safe base64; anything else cannot be one of them.
+_TOKEN_CHARS = re.compile(r"^[!-~]{1,512}$")
+
+
+def presented_token(request: web.Request) -> str | None:
+    """The access token the request carries (header first, then query), if any."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    token = request.query.get("access_token", "")
-    if token:
-        return token
-    raise MatrixError(401, "M_MISSING_TOKEN", "missing access token")
+    return request.query.get("access_token") or None
+
+
+def access_token(request: web.Request) -> str:
+    token = presented_token(request)
+    if token is None:
+        raise MatrixError(401, "M_MISSING_TOKEN", "missing access token")
+    if not _TOKEN_CHARS.match(token):
+        # Non-ASCII, control characters or absurd lengths: no token we issued.
+        raise unknown_token()
+    return token
 
 
 async def requester(request: web.Request) -> Requester:
-    """Who is asking: the token checked against a view as current as the log at arrival."""
-    return await services(request).accounts.authenticate(access_token(request), arrived_at(request))
+    """Authenticate the request's token (401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN), once:
+    the rate-limit middleware may have done it already. The token is checked against a
+    view as current as the log at the request's arrival."""
+    known = request.get(IDENTITY_KEY)
+    if known is None:
+        try:
+            known = await services(request).accounts.authenticate(
+                access_token(request), arrived_at(request)
+            )
+        except MatrixError as exc:
+            known = exc
+        request[IDENTITY_KEY] = known
+    if isinstance(known, MatrixError):
+        raise known
+    return known
+
+
+async def room_writer(request: web.Request) -> Requester:
+    """The requester of an event send (message, state, redaction): it also takes from the
+    account's send budget (``limits.send_per_second``)."""
+    who = await requester(request)
+    request.app[LIMITS_KEY].check_send(who.user_id)
+    return who
 
 
 def query_int(
@@ -138,6 +218,12 @@ def query_int(
     except ValueError:
         raise MatrixError(400, "M_INVALID_PARAM", f"{name} must be an integer") from None
     return max(low, min(high, value))
+
+
+def query_event_filter(request: web.Request) -> EventFilter:
+    """The inline RoomEventFilter of ``/messages`` and ``/context`` (``?filter=``)."""
+    raw = request.query.get("filter")
+    return parse_event_filter(parse_json(raw, "filter")) if raw else EventFilter()
 
 
 def query_bool(request: web.Request, name: str) -> bool:

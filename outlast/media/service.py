@@ -21,6 +21,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -77,10 +78,21 @@ class MediaRepository:
         self.bucket = ObjectBucket(ctx.log, ctx.names.media_bucket)
         self.sizes = thumbnails.parse_sizes(self.config.thumbnail_sizes)
         self.tmp_dir = ctx.config.data_path / "media-tmp"
+        # Renders get threads of their own: a burst of them must not stall the
+        # argon2 hashes and file reads in the default pool behind it.
+        self.render_pool = ThreadPoolExecutor(
+            max_workers=self.config.thumbnail_workers, thread_name_prefix="thumbnail"
+        )
+        # One render per (media id, size) at a time; later askers await the same task.
+        self.rendering: dict[str, asyncio.Task[Thumbnail]] = {}
+        self.renders = 0  # thumbnails actually rendered (metrics: outlast_thumbnail_renders)
 
     async def start(self) -> None:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         await self.bucket.ensure(self.ctx.config.log.replicas)
+
+    async def stop(self) -> None:
+        self.render_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def server_name(self) -> str:
@@ -230,6 +242,17 @@ class MediaRepository:
         if size is None:
             raise MatrixError(400, "M_UNKNOWN", "thumbnails are turned off")
         cache_name = f"{media_id}.thumb.{size.key}"
+        task = self.rendering.get(cache_name)
+        if task is None:
+            task = asyncio.create_task(self._cached_or_rendered(media, size, cache_name))
+            self.rendering[cache_name] = task
+            task.add_done_callback(lambda _: self.rendering.pop(cache_name, None))
+        # Shielded: a client that goes away does not cancel the others' render.
+        return await asyncio.shield(task)
+
+    async def _cached_or_rendered(
+        self, media: Media, size: thumbnails.Size, cache_name: str
+    ) -> Thumbnail:
         cached = await self.bucket.info(cache_name)
         if cached is not None:
             kind = cached.metadata.get("content_type", "application/octet-stream")
@@ -248,9 +271,15 @@ class MediaRepository:
         with tempfile.TemporaryFile(dir=self.tmp_dir) as source:
             await self.bucket.read_into(media.obj, source)
             loop = asyncio.get_running_loop()
+            self.renders += 1
             try:
                 return await loop.run_in_executor(
-                    None, thumbnails.thumbnail, source, media.content_type, size
+                    self.render_pool,
+                    thumbnails.thumbnail,
+                    source,
+                    media.content_type,
+                    size,
+                    self.config.max_thumbnail_pixels,
                 )
             except thumbnails.CannotThumbnail as exc:
                 raise MatrixError(400, "M_UNKNOWN", str(exc)) from None

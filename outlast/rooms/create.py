@@ -24,6 +24,31 @@ def _str(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _creation_content(value: Any) -> dict[str, Any]:
+    """createRoom's ``creation_content``, checked against the m.room.create schema.
+
+    Spec (createRoom): the server overwrites ``creator`` and ``room_version``; in
+    room version 11 the sender is the creator, so ``creator`` is dropped."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_json("creation_content must be an object")
+    content = {k: v for k, v in value.items() if k not in ("creator", "room_version")}
+    if "m.federate" in content and not isinstance(content["m.federate"], bool):
+        raise bad_json("creation_content.m.federate must be true or false")
+    if "type" in content and not isinstance(content["type"], str):
+        raise bad_json("creation_content.type must be a string")
+    predecessor = content.get("predecessor")
+    if "predecessor" in content and not (
+        isinstance(predecessor, dict)
+        and isinstance(predecessor.get("room_id"), str)
+        and ids.is_room_id(predecessor["room_id"])
+        and isinstance(predecessor.get("event_id", ""), str)
+    ):
+        raise bad_json("creation_content.predecessor must name a room_id (and an event_id)")
+    return content
+
+
 class RoomCreator:
     def __init__(self, ctx: SiteContext, writer: RoomWriter, directory: Directory) -> None:
         self.ctx = ctx
@@ -55,9 +80,7 @@ class RoomCreator:
         override = body.get("power_level_content_override")
         if override is not None and not isinstance(override, dict):
             raise bad_json("power_level_content_override must be an object")
-        creation_content = body.get("creation_content") or {}
-        if not isinstance(creation_content, dict):
-            raise bad_json("creation_content must be an object")
+        creation_content = _creation_content(body.get("creation_content"))
         is_direct = bool(body.get("is_direct", False))
 
         if visibility == "public":

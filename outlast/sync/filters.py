@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from outlast.context import SiteContext
-from outlast.core.errors import MatrixError, not_found
+from outlast.core.errors import not_found
 from outlast.core.filters import SyncFilter, default_sync_filter, filter_id_for, parse_sync_filter
 from outlast.log.facts import FilterStored
 from outlast.sync import tables
@@ -34,14 +33,10 @@ class Filters:
             raise not_found("no such filter")
         return stored
 
-    async def resolve(self, user_id: str, param: str | None) -> SyncFilter:
-        """A /sync ``filter`` parameter: inline JSON (starts with ``{``) or a filter id."""
+    async def resolve(self, user_id: str, param: str | dict[str, Any] | None) -> SyncFilter:
+        """A /sync ``filter`` parameter: inline JSON (already parsed) or a filter id."""
         if not param:
             return default_sync_filter()
-        if param.lstrip().startswith("{"):
-            try:
-                obj = json.loads(param)
-            except ValueError:
-                raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON") from None
-            return parse_sync_filter(obj)
+        if isinstance(param, dict):
+            return parse_sync_filter(param)
         return parse_sync_filter(await self.get(user_id, param))

@@ -16,9 +16,12 @@ from typing import Any
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import sync as assembly
+from outlast.core.errors import MatrixError
 from outlast.core.filters import SyncFilter
 from outlast.core.sync import RoomSlice
 from outlast.core.tokens import SyncToken, encode_boundary, parse_sync_token
+from outlast.log.client import LogUnavailable
+from outlast.ops.health import Health
 from outlast.rooms.render import render, visible_rows
 from outlast.sync.window import (
     EphemeralCounter,
@@ -38,11 +41,13 @@ class Sync:
         ctx: SiteContext,
         sources: Sequence[SyncSource],
         counter: EphemeralCounter,
+        health: Health,
         decorate: EventDecorator = no_decoration,
     ) -> None:
         self.ctx = ctx
         self.sources = tuple(sources)
         self.counter = counter
+        self.health = health
         self.decorate = decorate
 
     async def since(self, token: str | None) -> SyncToken | None:
@@ -51,8 +56,36 @@ class Sync:
         if not token:
             return None
         since = parse_sync_token(token, len(self.ctx.stream_names))
+        await self._refuse_future_token(since)
         await self.ctx.reach(since.positions)
         return since
+
+    async def _refuse_future_token(self, since: SyncToken) -> None:
+        """A position beyond the log's end was never issued by any site: 400 M_INVALID_PARAM.
+
+        Answering it at once would hand the token back and leave the client polling
+        in a tight loop forever; waiting would park it until the log happens to get
+        there. A position the log has but this view has not yet applied (a token
+        from a site that is ahead) is fine: the caller waits for it.
+
+        Only a site that reaches a quorum can tell: cut off from the others, its
+        node's idea of a stream's end may be stale (an old leader), and a token
+        from the majority is legitimately ahead of it. Such a site keeps the usual
+        bounded wait and answers a token no older than the one it was given."""
+        ctx = self.ctx
+        checked = False
+        for name, seq in zip(ctx.stream_names, since.positions, strict=True):
+            if seq > ctx.positions.applied(name):
+                if not checked:
+                    checked = True
+                    if not (await self.health.report()).get("ready"):
+                        return
+                try:
+                    last = await ctx.log.last_seq(name)
+                except LogUnavailable:
+                    return  # cannot tell now; the usual wait for the position applies
+                if seq > last:
+                    raise MatrixError(400, "M_INVALID_PARAM", "since is beyond this server's log")
 
     async def sync(
         self,

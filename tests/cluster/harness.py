@@ -30,7 +30,7 @@ from nio import (
     RoomSendResponse,
 )
 
-from outlast.config import FAST_HASH_TOML
+from outlast.config import FAST_HASH_TOML, NO_LIMITS_TOML
 
 
 @dataclass
@@ -133,7 +133,7 @@ def start_cluster(
     """Start a cluster; ``site_toml`` is added to every site's configuration."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
-    extra.write_text(FAST_HASH_TOML + site_toml)
+    extra.write_text(FAST_HASH_TOML + NO_LIMITS_TOML + site_toml)
     result = subprocess.run(
         [
             sys.executable,

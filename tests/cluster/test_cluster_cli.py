@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from outlast.config import FAST_HASH_TOML
+from outlast.config import FAST_HASH_TOML, NO_LIMITS_TOML
 from tests.cluster.harness import all_pids, pid_alive, wait_until
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def outlast(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str
 
 def fast_hash_config(directory: Path) -> str:
     path = directory / "fast-hash.toml"
-    path.write_text(FAST_HASH_TOML)
+    path.write_text(FAST_HASH_TOML + NO_LIMITS_TOML)
     return str(path)
 
 

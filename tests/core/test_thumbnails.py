@@ -70,3 +70,50 @@ def test_refusals() -> None:
     Image.new("1", (9000, 9000)).save(huge, "PNG")  # 81 Mpx, a few KB on disk
     with pytest.raises(thumbnails.TooLarge):
         thumbnails.thumbnail(huge.getvalue(), "image/png", Size(32, 32, "crop"))
+
+
+def jpeg(size: tuple[int, int], orientation: int = 1) -> bytes:
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", size, (10, 200, 30)).save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def rendered(data: bytes, size: Size) -> Image.Image:
+    result = thumbnails.thumbnail(data, "image/jpeg", size)
+    assert result is not None and result[1] == "image/jpeg"
+    return Image.open(io.BytesIO(result[0]))
+
+
+def test_exif_orientation_is_applied_to_the_thumbnail() -> None:
+    # Stored 400x200, shown upright (rotated a quarter turn) as 200x400.
+    with rendered(jpeg((400, 200), 6), Size(320, 240, "scale")) as img:
+        assert img.size == (120, 240)
+    with rendered(jpeg((400, 200), 1), Size(320, 240, "scale")) as img:
+        assert img.size == (320, 160)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale_with_exact_output() -> None:
+    with rendered(jpeg((4000, 3000)), Size(96, 96, "crop")) as img:
+        assert img.size == (96, 96)
+        pixel = img.getpixel((48, 48))
+        assert isinstance(pixel, tuple) and pixel[1] > 150  # the content survived the decode
+
+
+def test_the_pixel_budget_is_a_parameter_and_webp_counts_three_times() -> None:
+    with pytest.raises(thumbnails.TooLarge):
+        thumbnails.thumbnail(png((200, 200)), "image/png", Size(32, 32, "crop"), max_pixels=39_999)
+    assert thumbnails.thumbnail(png((200, 200)), "image/png", Size(32, 32, "crop"), 40_000)
+    out = io.BytesIO()
+    Image.new("RGB", (200, 200)).save(out, "WEBP")
+    assert thumbnails.webp_size(out.getvalue()[:32]) == (200, 200)
+    with pytest.raises(thumbnails.TooLarge):
+        thumbnails.thumbnail(out.getvalue(), "image/webp", Size(32, 32, "crop"), 119_999)
+    assert thumbnails.thumbnail(out.getvalue(), "image/webp", Size(32, 32, "crop"), 120_000)
+
+
+def test_decoder_errors_never_reach_the_message() -> None:
+    with pytest.raises(thumbnails.CannotThumbnail) as info:
+        thumbnails.thumbnail(png((300, 300))[:300], "image/png", Size(32, 32, "crop"))
+    assert str(info.value) == "cannot decode the image"

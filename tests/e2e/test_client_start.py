@@ -292,7 +292,7 @@ def turn_server(tmp_path: Path) -> Iterator[OutlastProcess]:
     data_dir.mkdir()
     config = tmp_path / "turn.toml"
     config.write_text(
-        TEST_CONFIG.format(partitions=1, log_extra="")
+        TEST_CONFIG.format(partitions=1, log_extra="", server_extra="")
         + '\n[voip]\nturn_uris = ["turn:turn.example.org:3478?transport=udp"]\n'
         + 'turn_shared_secret = "s3cret"\nturn_user_lifetime_seconds = 600\n'
     )

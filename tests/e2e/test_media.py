@@ -307,7 +307,7 @@ def strict_server(tmp_path: Path) -> Iterator[tuple[OutlastProcess, int]]:
     nats_port = free_port()
     config = tmp_path / "strict.toml"
     config.write_text(
-        TEST_CONFIG.format(partitions=2, log_extra=f"nats_port = {nats_port}")
+        TEST_CONFIG.format(partitions=2, log_extra=f"nats_port = {nats_port}", server_extra="")
         + "\n[media]\nmax_upload_bytes = 1000000\nallow_legacy_download = false\n"
     )
     proc = launch(data_dir, config, free_port(), [])

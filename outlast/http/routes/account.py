@@ -10,6 +10,7 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json
+from outlast.http.limits import LIMITS_KEY
 from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
 from outlast.log.client import LogUnavailable
@@ -53,6 +54,11 @@ async def register(request: web.Request) -> web.Response:
     username = body.get("username")
     if username is not None and not isinstance(username, str):
         raise bad_json("username must be a string")
+    if body.get("password") is None:
+        # An account without a password could never log in (there is no other way
+        # in: no SSO, no application services), so refuse to create it.
+        raise MatrixError(400, "M_MISSING_PARAM", "password is required")
+    request.app[LIMITS_KEY].check_registration(request)
     inhibit = body.get("inhibit_login", False)
     result = await svc.accounts.register(
         username.lower() if username else None,
@@ -101,12 +107,20 @@ async def login(request: web.Request) -> web.Response:
     if body.get("type") != "m.login.password":
         raise MatrixError(400, "M_UNKNOWN", "unsupported login type")
     user_id = _login_user(body, svc.config.server.server_name)
-    result = await svc.accounts.login(
-        user_id,
-        body.get("password"),
-        device_id=body.get("device_id"),
-        display_name=body.get("initial_device_display_name"),
-    )
+    limits = request.app[LIMITS_KEY]
+    limits.check_login(request, user_id)
+    try:
+        result = await svc.accounts.login(
+            user_id,
+            body.get("password"),
+            device_id=body.get("device_id"),
+            display_name=body.get("initial_device_display_name"),
+        )
+    except MatrixError as exc:
+        if exc.status == 403:  # a wrong password (or no such user): count it
+            limits.login_failed(request, user_id)
+        raise
+    limits.login_succeeded(request, user_id)
     return ok(result)
 
 
@@ -146,9 +160,15 @@ async def _password_auth(request: web.Request, body: dict[str, Any], user_id: st
         if (auth.get("identifier") or auth.get("user"))
         else user_id
     )
-    if claimed != user_id or not await svc.accounts.check_password(user_id, auth.get("password")):
+    if claimed != user_id:
+        raise _uia("m.login.password", auth.get("session"), "Invalid password")
+    limits = request.app[LIMITS_KEY]
+    limits.check_login(request, user_id)
+    if not await svc.accounts.check_password(user_id, auth.get("password")):
+        limits.login_failed(request, user_id)
         # Spec (UIA): a failed stage is a 401 with the flows again, so the client can retry.
         raise _uia("m.login.password", auth.get("session"), "Invalid password")
+    limits.login_succeeded(request, user_id)
 
 
 @routes.post("/account/password")

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import ClientError, web
 
 from outlast.core.errors import MatrixError, not_found
+from outlast.http.limits import LIMITS_KEY
 from outlast.http.request import CORS_HEADERS, ok, requester, services
 from outlast.http.routing import Routes
-from outlast.log.client import LogUnavailable
-from outlast.media.service import MediaRepository
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -82,17 +82,36 @@ def disposition(content_type: str, filename: str | None) -> str:
     return f"{kind}; filename*=utf-8''{quote(filename, safe='')}"
 
 
-def _repo(request: web.Request) -> MediaRepository:
+def _repo(request: web.Request) -> Any:
     return services(request).media
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body in chunks; never the app's whole-body read (and its 1 MiB cap)."""
-    try:
-        async for chunk in request.content.iter_chunked(READ_CHUNK):
-            yield chunk
-    except (ClientError, ConnectionError, asyncio.IncompleteReadError) as exc:
-        raise MatrixError(400, "M_UNKNOWN", f"upload interrupted: {exc}") from None
+    """The request body in chunks; never the app's whole-body read (and its 1 MiB cap).
+
+    Uploads may be large and slow, so the body timeout bounds the wait for each
+    next chunk, not the whole upload."""
+    idle = request.app[LIMITS_KEY].body_timeout
+    chunks = request.content.iter_chunked(READ_CHUNK)
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await anext(chunks, None)
+        except TimeoutError:
+            raise MatrixError(
+                408, "M_UNKNOWN", "upload stalled", headers={"Connection": "close"}
+            ) from None
+        except web.RequestPayloadError:
+            raise MatrixError(
+                400, "M_UNKNOWN", "upload could not be decoded (Content-Encoding)"
+            ) from None
+        except ConnectionError:
+            raise  # the client went away: the middleware logs one line
+        except (ClientError, asyncio.IncompleteReadError):
+            raise MatrixError(400, "M_UNKNOWN", "upload interrupted") from None
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _timeout_ms(request: web.Request) -> int | None:
@@ -218,7 +237,7 @@ async def _stream(
             async for chunk in iterator:
                 await response.write(chunk)
         await response.write_eof()
-    except (MatrixError, LogUnavailable, ConnectionResetError) as exc:
+    except (MatrixError, ConnectionResetError) as exc:
         log.warning("download of %s cut short: %s", request.path, exc)
         if request.transport is not None:
             request.transport.close()

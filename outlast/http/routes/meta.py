@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from outlast.core.errors import MatrixError
 from outlast.http.request import ok, requester, services
 from outlast.http.routing import Routes
 
@@ -33,10 +34,17 @@ async def versions(request: web.Request) -> web.Response:
 
 @routes.get("/.well-known/matrix/client", prefixes=("",))
 async def well_known(request: web.Request) -> web.Response:
-    """GET /.well-known/matrix/client"""
+    """GET /.well-known/matrix/client
+
+    Only an operator-configured ``server.public_baseurl`` is advertised. Without
+    one the answer is 404, which the spec's discovery treats as "no well-known"
+    (the client keeps the URL it was given); echoing the request's Host header
+    would let anyone who can put a Host header in front of a cache point
+    clients at a server of their choosing."""
     config = services(request).config
-    base = config.server.public_baseurl or f"http://{request.host}"
-    return ok({"m.homeserver": {"base_url": base.rstrip("/")}})
+    if not config.server.public_baseurl:
+        raise MatrixError(404, "M_NOT_FOUND", "no client discovery information is configured")
+    return ok({"m.homeserver": {"base_url": config.server.public_baseurl.rstrip("/")}})
 
 
 @routes.get("/capabilities")

@@ -4,15 +4,19 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError
-from outlast.core.filters import EventFilter, parse_event_filter
 from outlast.core.pushrules import check_kind, check_scope, rule_attribute
-from outlast.http.request import json_body, ok, query_int, requester, services
+from outlast.http.request import (
+    json_body,
+    ok,
+    query_event_filter,
+    query_int,
+    requester,
+    services,
+)
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -153,13 +157,7 @@ async def event_context(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
     if not ids.is_room_id(room_id):
         raise MatrixError(400, "M_INVALID_PARAM", "not a room id")
-    event_filter = EventFilter()
-    raw_filter = request.query.get("filter")
-    if raw_filter:
-        try:
-            event_filter = parse_event_filter(json.loads(raw_filter))
-        except ValueError:
-            raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON") from None
+    event_filter = query_event_filter(request)
     limit = query_int(request, "limit", 10, high=100)
     if event_filter.limit is not None:
         limit = min(limit, event_filter.limit)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError
-from outlast.http.request import json_body, ok, requester, services
+from outlast.http.request import json_body, ok, room_writer, services
 from outlast.http.routing import Routes
 from outlast.rooms.redactions import Redactions
 
@@ -16,7 +16,7 @@ routes = Routes()
 @routes.put("/rooms/{room_id}/redact/{event_id}/{txn_id}")
 async def redact(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}"""
-    who = await requester(request)
+    who = await room_writer(request)
     body = await json_body(request)
     info = request.match_info
     if not ids.is_room_id(info["room_id"]):

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json
-from outlast.http.request import json_body, ok, requester, services
+from outlast.http.request import json_body, ok, requester, room_writer, services
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -144,7 +144,7 @@ async def get_state_event(request: web.Request) -> web.Response:
 @routes.put("/rooms/{room_id}/state/{event_type}/{state_key:.*}")
 async def put_state_event(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
-    who = await requester(request)
+    who = await room_writer(request)
     body = await json_body(request)
     event_type, state_key = _state_key(request)
     event_id = await services(request).messages.put_state(
@@ -156,7 +156,7 @@ async def put_state_event(request: web.Request) -> web.Response:
 @routes.put("/rooms/{room_id}/send/{event_type}/{txn_id}")
 async def send(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
-    who = await requester(request)
+    who = await room_writer(request)
     body = await json_body(request)
     event_id = await services(request).messages.send(
         who, _room_id(request), request.match_info["event_type"], request.match_info["txn_id"], body

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError
-from outlast.core.filters import EventFilter, parse_event_filter
 from outlast.http.request import (
     json_body,
     ok,
+    parse_json,
     query_bool,
+    query_event_filter,
     query_int,
     requester,
     require_self,
@@ -29,7 +28,10 @@ async def sync(request: web.Request) -> web.Response:
     who = await requester(request)
     svc = services(request)
     since = await svc.sync.since(request.query.get("since"))
-    sync_filter = await svc.filters.resolve(who.user_id, request.query.get("filter"))
+    raw_filter = request.query.get("filter")
+    if raw_filter is not None and raw_filter.lstrip().startswith("{"):
+        raw_filter = parse_json(raw_filter, "filter")  # inline JSON rather than a filter id
+    sync_filter = await svc.filters.resolve(who.user_id, raw_filter)
     body = await svc.sync.sync(
         who,
         since,
@@ -54,13 +56,7 @@ async def messages(request: web.Request) -> web.Response:
     raw_from, raw_to = request.query.get("from"), request.query.get("to")
     start = svc.messages.boundary(room_id, raw_from) if raw_from else None
     end = svc.messages.boundary(room_id, raw_to) if raw_to else None
-    raw_filter = request.query.get("filter")
-    event_filter = EventFilter()
-    if raw_filter:
-        try:
-            event_filter = parse_event_filter(json.loads(raw_filter))
-        except ValueError:
-            raise MatrixError(400, "M_NOT_JSON", "filter is not valid JSON") from None
+    event_filter = query_event_filter(request)
     limit = query_int(request, "limit", 10, high=1000)
     if event_filter.limit is not None:
         limit = min(limit, event_filter.limit)
