@@ -180,7 +180,7 @@ async def phase_deliver(
     with CpuMeter() as meter:
         next_at = time.perf_counter()
         n = 0
-        while time.perf_counter() - meter._w < seconds:  # noqa: SLF001 - the meter's start
+        while time.perf_counter() - meter._w < seconds:  # the meter's start
             body = f"d-{n}"
             sent_at[body] = time.perf_counter()
             order_sent.append(body)

@@ -1,6 +1,6 @@
 """`outlast admin grant|revoke USER`: make an account a server administrator, or not.
 
-The flag is a fact on the log (see outlast/service/admin.py), so it reaches
+The flag is a fact on the log (see outlast/accounts/admins.py), so it reaches
 every site's view. Where the log is:
 
 - ``--cluster FILE``: the cluster.json of ``outlast cluster up``; the command
@@ -93,12 +93,15 @@ async def _reachable(url: str) -> bool:
 
 
 async def _run(args: argparse.Namespace, *, admin: bool) -> int:
+    from outlast.accounts.admins import UnknownUser, set_admin
+    from outlast.context import names_of
     from outlast.log.client import LogClient, LogUnavailable
     from outlast.log.engine import NatsNode, embedded_node
-    from outlast.service.admin import UnknownUser, set_admin
+    from outlast.log.names import Names
 
     node: NatsNode | None = None
     urls: list[str]
+    names = Names()  # a cluster from `outlast cluster` uses the default names
     if args.cluster:
         from outlast.cluster.plan import load_description
 
@@ -109,10 +112,11 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
         live = [u for u in urls if await _reachable(u)]
         urls = live + [u for u in urls if u not in live]
     else:
-        from outlast.cli import resolve_config
+        from outlast.config import resolve_config
 
         config = resolve_config(args)
         server_name = config.server.server_name
+        names = names_of(config)
         if config.log.nats_urls:
             urls = list(config.log.nats_urls)
         else:
@@ -140,7 +144,7 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
             print(f"outlast: cannot reach the log at {', '.join(urls)}: {exc!r}", file=sys.stderr)
             return 2
         try:
-            ack = await asyncio.wait_for(set_admin(log, user_id, admin), WRITE_TIMEOUT)
+            ack = await asyncio.wait_for(set_admin(log, names, user_id, admin), WRITE_TIMEOUT)
         except UnknownUser:
             print(f"outlast: no account {user_id} (register it first)", file=sys.stderr)
             return 1

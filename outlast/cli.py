@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from outlast import __version__
-from outlast.config import Config, ConfigError, load, validate
+from outlast.config import Config, ConfigError, resolve_config
 from outlast.runtime import run
 
 
@@ -75,20 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_config(args: argparse.Namespace) -> Config:
-    config = load(getattr(args, "config", None))
-    if getattr(args, "data_dir", None):
-        config.server.data_dir = args.data_dir
-    if getattr(args, "listen", None):
-        config.server.listen = args.listen
-    if getattr(args, "server_name", None):
-        config.server.server_name = args.server_name
-    if getattr(args, "workers", None):
-        config.server.workers = args.workers
-    validate(config)
-    return config
-
-
 async def _serve(config: Config) -> int:
     from outlast.site import Site
 
@@ -120,8 +106,8 @@ async def _rebuild_view(config: Config) -> int:
     site = Site(config)
     try:
         await site.start()  # start() returns once the view has caught up with the log
-        assert site.services is not None
-        applied = site.services.ctx.positions.snapshot(site.services.ctx.stream_names)
+        assert site.ctx is not None
+        applied = site.ctx.positions.snapshot(site.ctx.stream_names)
         print(f"outlast: view rebuilt from the log (positions {list(applied)})", flush=True)
     finally:
         await site.stop()

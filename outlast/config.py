@@ -7,6 +7,7 @@ production config must not quietly fall back to a default.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class LimitsConfig:
 @dataclass
 class LogConfig:
     nats_urls: list[str] = field(default_factory=list)
+    prefix: str = "outlast"
     partitions: int = 4
     replicas: int = 1
     duplicate_window_seconds: int = 120
@@ -205,9 +207,12 @@ def _apply(section: Any, values: dict[str, Any], where: str) -> None:
         current = getattr(section, key)
         if isinstance(current, bool) and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key} must be true or false")
-        if isinstance(current, int) and not isinstance(current, bool):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{where}.{key} must be a whole number")
+        if (
+            isinstance(current, int)
+            and not isinstance(current, bool)
+            and (not isinstance(value, int) or isinstance(value, bool))
+        ):
+            raise ConfigError(f"{where}.{key} must be a whole number")
         if isinstance(current, float):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise ConfigError(f"{where}.{key} must be a number")
@@ -244,6 +249,13 @@ def load(path: str | Path | None) -> Config:
 def validate(config: Config) -> None:
     if config.log.partitions < 1 or config.log.partitions > 64:
         raise ConfigError("log.partitions must be between 1 and 64")
+    from outlast.log.names import PREFIX_PATTERN
+
+    if not PREFIX_PATTERN.fullmatch(config.log.prefix):
+        raise ConfigError(
+            "log.prefix must be lower-case letters, digits and _, starting with a letter"
+            " (at most 32)"
+        )
     if not 1 <= config.server.workers <= 64:
         raise ConfigError("server.workers must be between 1 and 64")
     if config.log.replicas not in (1, 3, 5):
@@ -300,3 +312,19 @@ def _validate_limits(config: Config) -> None:
 def listen_address(config: Config) -> tuple[str, int]:
     host, _, port = config.server.listen.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The configuration a command runs with: the file (``--config``), then the command's
+    overrides (``--data-dir``, ``--listen``, ``--server-name``, ``--workers``)."""
+    config = load(getattr(args, "config", None))
+    if getattr(args, "data_dir", None):
+        config.server.data_dir = args.data_dir
+    if getattr(args, "listen", None):
+        config.server.listen = args.listen
+    if getattr(args, "server_name", None):
+        config.server.server_name = args.server_name
+    if getattr(args, "workers", None):
+        config.server.workers = args.workers
+    validate(config)
+    return config

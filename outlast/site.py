@@ -10,34 +10,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from outlast.account_data.service import AccountData, AccountDataSync
+from outlast.accounts.admins import Admins
+from outlast.accounts.devices import Devices
+from outlast.accounts.passwords import Passwords
+from outlast.accounts.service import Accounts
+from outlast.clock import SYSTEM, Clock
 from outlast.config import Config, listen_address
+from outlast.context import SiteContext, names_of
+from outlast.directory.service import Directory
+from outlast.e2ee.keys import E2eeSync, Keys
+from outlast.e2ee.to_device import ToDevice
 from outlast.http.app import build_app
 from outlast.http.limits import RateLimits
+from outlast.http.metrics import Metrics
 from outlast.http.server import ConnectionGuard, GuardedSite
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
-from outlast.log.names import all_streams, control_streams
-from outlast.service.accounts import Accounts
-from outlast.service.context import SiteContext
-from outlast.service.create_room import RoomCreator
-from outlast.service.filters import Filters
-from outlast.service.health import Health
-from outlast.service.membership import Memberships
-from outlast.service.messages import Messages
-from outlast.service.passwords import Passwords
-from outlast.service.rooms import RoomWriter
-from outlast.service.sync import Sync
-from outlast.view import queries
+from outlast.media.service import MediaRepository
+from outlast.ops.dashboard import Dashboard
+from outlast.ops.health import Health
+from outlast.presence.service import Presence
+from outlast.presence.typing import Typing
+from outlast.profiles.service import Profiles
+from outlast.push.service import Push
+from outlast.receipts.service import Receipts
+from outlast.rooms.context import RoomContext
+from outlast.rooms.create import RoomCreator
+from outlast.rooms.membership import Memberships
+from outlast.rooms.messages import Messages
+from outlast.rooms.redactions import Redactions
+from outlast.rooms.writer import RoomWriter
+from outlast.services import Services
+from outlast.sync.filters import Filters
+from outlast.sync.service import Sync
+from outlast.sync.window import EphemeralCounter
 from outlast.view.notifier import Notifier
 from outlast.view.projector import Projector
 from outlast.view.state_cache import StateCache
 from outlast.view.store import Positions, open_db
+from outlast.voip.service import Turn
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +65,78 @@ log = logging.getLogger(__name__)
 # The kernel caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 4096
 
+Hook = Callable[[], Awaitable[None]]
 
-@dataclass
-class Services:
-    """Everything the HTTP handlers may call; built once per worker."""
 
-    ctx: SiteContext
-    projector: Projector
-    accounts: Accounts
-    creator: RoomCreator
-    memberships: Memberships
-    messages: Messages
-    sync: Sync
-    filters: Filters
+def build_services(ctx: SiteContext, projector: Projector) -> Services:
+    """Every service of one worker, each given what it needs. The order of /sync's
+    sources is the order their parts appear in a response."""
+    config = ctx.config
+    writer = RoomWriter(ctx)
+    counter = EphemeralCounter()
+    receipts = Receipts(ctx)
+    typing = Typing(ctx, counter)
+    presence = Presence(ctx)
+    keys = Keys(ctx)
+    to_device = ToDevice(ctx)
+    push = Push(ctx)
+    messages = Messages(ctx, writer, decorate=receipts.decorate)
+    directory = Directory(ctx)
+    health = Health(ctx, projector)
+    sources = (receipts, typing, presence, AccountDataSync(ctx), E2eeSync(keys, to_device), push)
+    return Services(
+        config=config,
+        accounts=Accounts(ctx, Passwords(config.auth)),
+        devices=Devices(ctx),
+        admins=Admins(ctx),
+        creator=RoomCreator(ctx, writer, directory),
+        memberships=Memberships(ctx, writer),
+        messages=messages,
+        redactions=Redactions(ctx, writer),
+        room_context=RoomContext(ctx, messages),
+        sync=Sync(ctx, sources, counter, health, decorate=receipts.decorate),
+        filters=Filters(ctx),
+        receipts=receipts,
+        typing=typing,
+        presence=presence,
+        profiles=Profiles(ctx, writer),
+        directory=directory,
+        account_data=AccountData(ctx),
+        push=push,
+        keys=keys,
+        to_device=to_device,
+        media=MediaRepository(ctx),
+        turn=Turn(config.voip, ctx.clock),
+        health=health,
+        dashboard=Dashboard(ctx, health),
+    )
 
-    def rooms_joined(self, user_id: str) -> list[str]:
-        return queries.joined_rooms(self.ctx.conn, user_id)
 
-    health_check: Health | None = None
-    writer: RoomWriter | None = None
-    # Feature services by name (receipts, typing, media, ...), see outlast/features.py.
-    features: dict[str, Any] = field(default_factory=dict)
+def start_hooks(services: Services) -> list[Hook]:
+    """Background work a worker starts before it serves, in order."""
+    return [services.typing.start, services.media.start, services.health.start_reports]
 
-    async def health(self) -> dict[str, Any]:
-        assert self.health_check is not None
-        return await self.health_check.report()
+
+def stop_hooks(services: Services) -> list[Hook]:
+    """What a worker stops after it stopped serving, in order."""
+    return [
+        services.typing.stop,
+        services.to_device.stop,
+        services.media.stop,
+        services.health.stop_reports,
+    ]
 
 
 class Site:
     """Start and stop one worker: log (and embedded node), view, projector, HTTP."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock = SYSTEM) -> None:
         self.config = config
+        self.clock = clock
         self.node: NatsNode | None = None
         self.log: LogClient | None = None
+        self.ctx: SiteContext | None = None
+        self.projector: Projector | None = None
         self.services: Services | None = None
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -103,38 +158,44 @@ class Site:
             publish_timeout=config.log.publish_timeout_seconds,
         )
         await self.log.connect()
-        streams = all_streams(config.log.partitions)
-        await self._ensure_streams([*streams, *control_streams()])
+        names = names_of(config)
+        streams = names.streams()
+        await self._ensure_streams([*streams, *names.control_streams()])
         conn = open_db(config.view_path, [s.name for s in streams])
         positions = Positions(conn)
         notifier = Notifier()
         state_cache = StateCache(conn)
-        ctx = SiteContext(config, self.log, conn, positions, notifier, state_cache=state_cache)
-        projector = Projector(conn, self.log, streams, positions, notifier, state_cache)
-        await self._start_projector(projector)
-        writer = RoomWriter(ctx)
-        self.services = Services(
-            ctx=ctx,
-            projector=projector,
-            accounts=Accounts(ctx, Passwords(config.auth)),
-            creator=RoomCreator(ctx, writer),
-            memberships=Memberships(ctx, writer),
-            messages=Messages(ctx, writer),
-            sync=Sync(ctx),
-            filters=Filters(ctx),
+        ctx = SiteContext(
+            config, self.log, conn, positions, notifier, state_cache=state_cache, clock=self.clock
         )
-        self.services.health_check = Health(ctx, projector)
-        self.services.writer = writer
-        from outlast.features import INSTALLERS
-
-        for install in INSTALLERS:
-            install(self.services)
-        for hook in ctx.extensions.on_start:
+        projector = Projector(
+            conn, self.log, streams, positions, notifier, state_cache, clock=self.clock
+        )
+        await self._start_projector(projector)
+        self.ctx, self.projector = ctx, projector
+        self.services = build_services(ctx, projector)
+        for hook in start_hooks(self.services):
             await hook()
         await self._catch_up(streams)
         limits = RateLimits(config)
+        metrics = (
+            Metrics(
+                config.server.site,
+                self.services.health,
+                notifier.waiting,
+                self.log,
+                ctx.barrier.stats,
+                self.services.media,
+                limits,
+            )
+            if config.metrics.enabled
+            else None
+        )
         app = build_app(
             self.services,
+            metrics=metrics,
+            barrier=ctx.barrier,
+            read_streams=ctx.read_streams,
             max_request_bytes=config.limits.max_request_bytes,
             limits=limits,
         )
@@ -169,7 +230,7 @@ class Site:
 
     async def _ensure_streams(self, streams: Any) -> None:
         assert self.log is not None
-        deadline = time.monotonic() + 60
+        deadline = self.clock.monotonic() + 60
         while True:
             try:
                 await self.log.ensure_streams(
@@ -178,11 +239,11 @@ class Site:
                     duplicate_window=float(self.config.log.duplicate_window_seconds),
                 )
                 return
-            except Exception as exc:  # noqa: BLE001 - JetStream may still be electing
-                if time.monotonic() > deadline:
+            except Exception as exc:  # JetStream may still be electing
+                if self.clock.monotonic() > deadline:
                     raise
                 log.info("waiting for JetStream to accept stream setup: %s", exc)
-                await asyncio.sleep(0.5)
+                await self.clock.sleep(0.5)
 
     async def _start_projector(self, projector: Projector) -> None:
         """Create the view's consumers, retrying while JetStream is still settling.
@@ -191,43 +252,47 @@ class Site:
         being elected) a consumer request can time out; that is a reason to wait,
         not to exit.
         """
-        deadline = time.monotonic() + 60
+        deadline = self.clock.monotonic() + 60
         while True:
             try:
                 await projector.start()
                 return
-            except Exception as exc:  # noqa: BLE001 - JetStream may still be electing
-                if time.monotonic() > deadline:
+            except Exception as exc:  # JetStream may still be electing
+                if self.clock.monotonic() > deadline:
                     raise
                 log.info("waiting for JetStream to accept the view's consumers: %s", exc)
-                await asyncio.sleep(0.5)
+                await self.clock.sleep(0.5)
 
     async def _catch_up(self, streams: Any) -> None:
         """Start serving only once the view has applied what the log held at start."""
-        assert self.services is not None
-        ctx = self.services.ctx
+        ctx = self.ctx
+        assert ctx is not None
         for spec in streams:
             with contextlib.suppress(Exception):
                 last = await ctx.log.last_seq(spec.name)
                 await ctx.positions.wait_for(spec.name, last, 300)
 
     async def stop(self) -> None:
-        if self.services is not None:
+        if self.ctx is not None:
             # Parked /sync long-polls answer at once (clients resume elsewhere)
             # instead of holding the shutdown for up to their timeout.
-            self.services.ctx.notifier.close()
+            self.ctx.notifier.close()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
         if self.services is not None:
-            for hook in self.services.ctx.extensions.on_stop:
+            for hook in stop_hooks(self.services):
                 try:
                     await hook()
-                except Exception:  # noqa: BLE001 - stopping is best effort
+                except Exception:  # stopping is best effort
                     log.exception("stop hook failed")
-            await self.services.projector.stop()
-            self.services.ctx.conn.close()
             self.services = None
+        if self.projector is not None:
+            await self.projector.stop()
+            self.projector = None
+        if self.ctx is not None:
+            self.ctx.conn.close()
+            self.ctx = None
         if self.log is not None:
             await self.log.close()
             self.log = None

@@ -11,6 +11,7 @@ client moving between workers never reads older data than it has seen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -82,10 +83,8 @@ async def serve_workers(config: Config) -> int:
             if any(w.poll() is not None for w in workers):
                 print("outlast: a worker exited; stopping the site", file=sys.stderr, flush=True)
                 return 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except TimeoutError:
-                pass
         return 0
     finally:
         for w in workers:

@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs (HAProxy is the local front door of a cluster).
+# The Debian packages the test suite needs, each with the reason. Installs only
+# what is missing, and says so first: `./run setup` runs this on its own, and
+# `./run test` runs it before the tests (CI starts from a bare machine).
 set -euo pipefail
 missing=()
-command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-# python-magic (used by the matrix-commander CLI in the client tests) loads libmagic.
-ldconfig -p 2>/dev/null | grep 'libmagic\.so\.1' >/dev/null || missing+=(libmagic1)
-# The browser tests (tests/web) drive Debian's Chromium through Playwright; no browser is downloaded.
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+why=()
+need() { missing+=("$1"); why+=("$2"); }
+command -v haproxy >/dev/null 2>&1 \
+  || need haproxy "the front door of the three-site test clusters (tests/cluster, tests/drill, tests/web)"
+command -v ip >/dev/null 2>&1 \
+  || need iproute2 "'ip', for faults cut inside network namespaces the tests create"
+ldconfig -p 2>/dev/null | grep 'libmagic\.so\.1' >/dev/null \
+  || need libmagic1 "libmagic, loaded by the matrix-commander CLI in the client tests"
+[ -x /usr/bin/chromium ] \
+  || need chromium "the browser the web chat and dashboard tests drive (tests/web); none is downloaded"
 if [ ${#missing[@]} -gt 0 ]; then
+  echo "system-deps: the tests need these Debian packages, which are not installed:" >&2
+  for i in "${!missing[@]}"; do
+    printf '  %-10s %s\n' "${missing[$i]}" "${why[$i]}" >&2
+  done
   if [ "$(id -u)" != 0 ]; then
-    echo "system-deps: please install: ${missing[*]} (apt-get install ${missing[*]})" >&2
+    echo "system-deps: please run: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
-  echo "system-deps: installing ${missing[*]}" >&2
+  echo "system-deps: installing them with apt-get (./run setup does only this step)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq "${missing[@]}" >&2

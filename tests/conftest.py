@@ -1,4 +1,5 @@
-"""Shared fixtures: real `outlast serve` processes on free loopback ports."""
+"""Shared fixtures: real `outlast serve` processes on free loopback ports (``server``),
+and in-process sites on one shared nats-server (``site``, see tests/testrig.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from outlast.services import Services
+from outlast.site import Site
 from tests.servers import OutlastProcess, start_outlast
+from tests.testrig import running_site, services_of, shared_nats_node
 
 
 @pytest.fixture
@@ -23,6 +27,24 @@ def server(tmp_path: Path) -> Iterator[OutlastProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One nats-server for every in-process site of the session."""
+    yield from shared_nats_node(tmp_path_factory.mktemp("shared-nats"))
+
+
+@pytest.fixture
+async def site(shared_nats: str, tmp_path: Path) -> AsyncIterator[Site]:
+    """A whole site in this test's event loop, with a name prefix of its own."""
+    async with running_site(tmp_path / "site", shared_nats) as running:
+        yield running
+
+
+@pytest.fixture
+def services(site: Site) -> Services:
+    return services_of(site)
 
 
 __all__ = ["os", "signal", "subprocess", "sys", "time"]

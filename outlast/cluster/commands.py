@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -67,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _control(description: dict[str, Any], method: str, path: str, timeout: float = 600) -> Any:
     req = urllib.request.Request(description["control_url"] + path, method=method, data=b"")
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - loopback control API
+    return urllib.request.urlopen(req, timeout=timeout)  # loopback control API
 
 
 def run_site_action(action: str, name: str, cluster_file: str) -> int:
@@ -171,10 +172,8 @@ def cluster_down(args: argparse.Namespace) -> int:
         print("outlast: cluster already stopped", file=sys.stderr)
         return 0
     pid = int(description["supervisor_pid"])
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -185,10 +184,8 @@ def cluster_down(args: argparse.Namespace) -> int:
     # Whatever the supervisor could not stop (it may itself have been killed) goes now.
     for site in description["sites"]:
         for site_pid in site["pids"]:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(site_pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
     print("outlast: cluster stopped", file=sys.stderr)
     return 0
 

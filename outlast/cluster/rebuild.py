@@ -17,35 +17,54 @@ Steps (each waits for its condition, bounded in time, and reports progress):
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
+import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import nats
-
-from outlast.cluster.plan import PortPicker
-from outlast.log.names import all_streams, control_streams
-
-if TYPE_CHECKING:
-    from outlast.cluster.supervisor import Progress, Supervisor
+from outlast.cluster.plan import ClusterPlan, PortPicker
+from outlast.log.cluster import Progress, remove_server_peer, replicate_onto
+from outlast.log.engine import NatsNode
+from outlast.log.names import Names
 
 
-async def _replica_state(js: Any, stream: str) -> tuple[bool, list[str]]:
-    info = await js.stream_info(stream)
-    cluster = info.cluster
-    names = [cluster.leader] if cluster and cluster.leader else []
-    current = bool(cluster and cluster.leader)
-    for replica in (cluster.replicas or []) if cluster else []:
-        names.append(replica.name)
-        if not replica.current or replica.offline:
-            current = False
-    return current, names
+class SiteHandle(Protocol):
+    """What a rebuild does to one site's processes."""
+
+    node: NatsNode | None
+    workers: list[subprocess.Popen[bytes]]
+
+    def start_node(self) -> None: ...
+
+    def start_workers(self) -> None: ...
 
 
-async def rebuild_site(supervisor: Supervisor, name: str, progress: Progress) -> dict[str, Any]:
+class LinkTarget(Protocol):
+    def retarget(self, name: str, cluster_port: int) -> None: ...
+
+
+class RebuildHost(Protocol):
+    """What a rebuild needs of the cluster's supervisor (outlast/cluster/supervisor.py)."""
+
+    plan: ClusterPlan
+    status: dict[str, str]
+
+    @property
+    def links(self) -> LinkTarget: ...
+
+    @property
+    def sites(self) -> Mapping[str, SiteHandle]: ...
+
+    def write_description(self) -> None: ...
+
+    async def wait_healthy(self, names: list[str], progress: Progress, timeout: float) -> None: ...
+
+    async def balance(self, progress: Progress) -> None: ...
+
+
+async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -> dict[str, Any]:
     plan = supervisor.plan
     site = plan.site(name)
     sp = supervisor.sites[name]
@@ -75,55 +94,17 @@ async def rebuild_site(supervisor: Supervisor, name: str, progress: Progress) ->
     await progress(f"site {name}: new node {site.node_name} joined")
 
     # 3. Remove the dead peer from the meta group (system account).
-    sys_nc = await nats.connect(plan.sys_url(survivors[0]), connect_timeout=5)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            reply = await sys_nc.request(
-                "$JS.API.SERVER.REMOVE", json.dumps({"peer": old_node}).encode(), timeout=5
-            )
-            answer = json.loads(reply.data)
-            if answer.get("success") or "not" in json.dumps(answer.get("error", {})).lower():
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"could not remove peer {old_node}: {answer}")
-            await asyncio.sleep(1)
-    finally:
-        await sys_nc.close()
+    await remove_server_peer(plan.sys_url(survivors[0]), old_node)
     await progress(f"site {name}: dead peer {old_node} removed from the JetStream meta group")
 
     # 4. Every stream drops the dead peer and re-replicates onto the new node.
-    app_nc = await nats.connect(plan.app_url(survivors[0]), connect_timeout=5)
-    streams = [s.name for s in [*all_streams(plan.partitions), *control_streams()]]
-    try:
-        js = app_nc.jetstream(timeout=5)
-        deadline = time.monotonic() + 300
-        pending = set(streams)
-        while pending:
-            for stream in sorted(pending):
-                try:
-                    current, peers = await _replica_state(js, stream)
-                except Exception:  # noqa: BLE001 - stream leader may be moving
-                    continue
-                if old_node in peers:
-                    await app_nc.request(
-                        f"$JS.API.STREAM.PEER.REMOVE.{stream}",
-                        json.dumps({"peer": old_node}).encode(),
-                        timeout=5,
-                    )
-                    continue
-                if current and site.node_name in peers and len(peers) >= 3:
-                    pending.discard(stream)
-            if pending:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"replicas not current after 300s: {sorted(pending)}")
-                await asyncio.sleep(0.5)
-            await progress(
-                f"site {name}: {len(streams) - len(pending)}/{len(streams)}"
-                " streams fully replicated"
-            )
-    finally:
-        await app_nc.close()
+    layout = Names(partitions=plan.partitions)
+    streams = [s.name for s in [*layout.streams(), *layout.control_streams()]]
+
+    async def replicated(done: str) -> None:
+        await progress(f"site {name}: {done}")
+
+    await replicate_onto(plan.app_url(survivors[0]), streams, old_node, site.node_name, replicated)
 
     # 5. Workers with an empty view; healthy means the view has caught up.
     sp.start_workers()

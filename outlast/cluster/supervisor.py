@@ -233,10 +233,11 @@ class Supervisor:
 
     async def balance(self, progress: Progress) -> None:
         """Spread stream leaders round robin over the sites (see balance.py)."""
-        from outlast.cluster.balance import balance_leaders
-        from outlast.log.names import all_streams, control_streams
+        from outlast.log.cluster import balance_leaders
+        from outlast.log.names import Names
 
-        streams = [s.name for s in [*all_streams(self.plan.partitions), *control_streams()]]
+        layout = Names(partitions=self.plan.partitions)
+        streams = [s.name for s in [*layout.streams(), *layout.control_streams()]]
         nodes = [s.node_name for s in self.plan.sites]
         placed = await balance_leaders(self.plan.app_url(self.plan.sites[0]), streams, nodes)
         await progress(f"stream leaders spread over sites: {len(placed)}/{len(streams)} placed")
@@ -308,7 +309,7 @@ class Supervisor:
         try:
             result = await work(progress)
             await progress("RESULT " + json.dumps(result))
-        except Exception as exc:  # noqa: BLE001 - reported to the caller
+        except Exception as exc:  # reported to the caller
             log.exception("control action failed")
             await progress("ERROR " + json.dumps({"error": str(exc)}))
         await response.write_eof()
@@ -379,7 +380,7 @@ async def run_cluster(
             os.close(ready_fd)
         await supervisor.stopping.wait()
         await progress("stopping every site")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported, and the exit code says it failed
         print(f"cluster: failed: {exc}", file=sys.stderr, flush=True)
         if ready_fd is not None:
             with contextlib.suppress(OSError):

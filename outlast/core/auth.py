@@ -35,7 +35,7 @@ RECOGNISED_ROOM_VERSIONS: Final = frozenset(str(v) for v in range(1, 13))
 
 # Top-level integer keys of m.room.power_levels content (steps 9.1 and 9.5).
 _PL_SCALARS: Final = tuple(
-    "users_default events_default state_default ban redact kick invite".split()
+    ["users_default", "events_default", "state_default", "ban", "redact", "kick", "invite"]
 )
 
 # Old rooms stored levels as strings; cap the digits so a hostile value

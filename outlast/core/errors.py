@@ -59,5 +59,10 @@ def unavailable(error: str, retry_after_s: int = 2) -> MatrixError:
     )
 
 
+def log_unavailable(exc: Exception) -> MatrixError:
+    """What a client is told when the log could not commit (see LogUnavailable)."""
+    return unavailable(f"cannot commit right now: {exc}")
+
+
 def too_large(error: str) -> MatrixError:
     return MatrixError(413, "M_TOO_LARGE", error)

@@ -109,7 +109,7 @@ class CompiledRule:
             return False
         if self.legacy_mention and _has_mentions(event):
             return False
-        for condition in self.conditions:
+        for condition in self.conditions:  # noqa: SIM110 - a loop beats all() on this hot path
             if not condition(event, recipient):
                 return False
         return True

@@ -208,9 +208,9 @@ def validate_actions(actions: Any) -> list[Any]:
     for action in actions:
         if action in ("dont_notify", "coalesce"):
             continue  # historical actions are stripped (spec)
-        if action == "notify":
-            out.append(action)
-        elif isinstance(action, dict) and isinstance(action.get("set_tweak"), str):
+        if action == "notify" or (
+            isinstance(action, dict) and isinstance(action.get("set_tweak"), str)
+        ):
             out.append(action)
         else:
             raise MatrixError(400, "M_UNKNOWN", f"unrecognised action {action!r}")

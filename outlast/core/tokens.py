@@ -1,7 +1,7 @@
 """Sync and pagination tokens.
 
 A sync token (``s…``) lists one applied sequence per stream, in the fixed
-order of :func:`outlast.log.names.all_streams`. Stream sequences are the same
+order of :meth:`outlast.log.names.Names.streams`. Stream sequences are the same
 at every site, so a token issued by one site is valid at any other.
 
 A pagination token (``t<seq>_<idx>``) is a boundary in one room's order: the

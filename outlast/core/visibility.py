@@ -79,7 +79,7 @@ def _membership_allows(visibility: str, membership: str, joined_later: bool) -> 
     if visibility == "shared" and joined_later:
         return True
     # 4. invited, and the user was invited at the event: allow.
-    if visibility == "invited" and membership == "invite":
+    if visibility == "invited" and membership == "invite":  # noqa: SIM103 - one rule per step
         return True
     # 5. Otherwise deny.
     return False

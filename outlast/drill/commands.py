@@ -67,6 +67,14 @@ def dispatch(args: argparse.Namespace) -> int | None:
         if args.at >= args.duration:
             print("outlast: --at must be inside --duration", file=sys.stderr)
             return 2
+        if args.plot:
+            from outlast.drill.report import PlotUnavailable, require_plotting
+
+            try:
+                require_plotting()
+            except PlotUnavailable as exc:
+                print(f"outlast: {exc}", file=sys.stderr)
+                return 2
         options = DrillOptions(
             cluster_file=args.cluster,
             users=args.users,
@@ -90,7 +98,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
 
 async def _history(args: argparse.Namespace) -> int:
     from outlast.cluster.plan import load_description
-    from outlast.drill.record import history
+    from outlast.log.records import history
 
     description = load_description(Path(args.cluster))
     for site in description["sites"]:

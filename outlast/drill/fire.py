@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from outlast.drill import faults, record
+from outlast.drill import faults
 from outlast.drill.load import Load
 from outlast.drill.readback import OwnWrites
 from outlast.drill.verdict import StoredEvent, judge, write_gap
+from outlast.log import records as record
 
 # How long the survivors' views get to show every acknowledged message before
 # what is still missing counts as lost (they re-follow streams whose leader burned).
@@ -41,7 +43,7 @@ class DrillOptions:
 
 
 def status(description: dict[str, Any]) -> dict[str, Any]:
-    with urllib.request.urlopen(description["control_url"] + "/status", timeout=10) as resp:  # noqa: S310
+    with urllib.request.urlopen(description["control_url"] + "/status", timeout=10) as resp:
         data: dict[str, Any] = json.loads(resp.read())
         return data
 
@@ -52,7 +54,7 @@ def leader_counts(description: dict[str, Any]) -> dict[str, int]:
     for site in description["sites"]:
         try:
             url = site["monitor_url"] + "/jsz?streams=true&accounts=true"
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=5) as resp:
                 jsz = json.loads(resp.read())
         except OSError:
             continue
@@ -91,10 +93,8 @@ class Drill:
                 f"  t={t:5.1f}s sent={c.sent} acked={c.acked} errors={c.errors} "
                 f"retries={c.retries} | {health}"
             )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-            except TimeoutError:
-                pass
 
     async def run(self) -> dict[str, Any]:
         o = self.o

@@ -53,8 +53,27 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+PLOT_NEEDS = (
+    "the drill's chart (--plot) needs matplotlib, an optional extra: "
+    "pip install 'outlast[plot]' (./run installs it)"
+)
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed; the message says how to get it."""
+
+
+def require_plotting() -> None:
+    """Fail before a drill starts, not after it ran, when the chart cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise PlotUnavailable(PLOT_NEEDS) from None
+
+
 def plot(report: dict[str, Any], path: Path) -> None:
     """Acknowledged writes per second, per answering site, with the fault and recovery marked."""
+    require_plotting()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from outlast.core.errors import MatrixError
-from outlast.http import consistency, metrics
+from outlast.core.errors import MatrixError, log_unavailable
+from outlast.http import consistency
 from outlast.http.limits import LIMITS_KEY, RateLimits, address_key
-from outlast.http.request import REQUESTER_KEY, presented_token, requester
+from outlast.http.metrics import Metrics
+from outlast.http.metrics import install as install_metrics
+from outlast.http.request import CORS_HEADERS, SERVICES, presented_token, requester
 from outlast.http.routes import (
     account,
     account_data,
@@ -29,16 +32,13 @@ from outlast.http.routes import (
     webchat,
 )
 from outlast.http.routing import Routes
+from outlast.log.client import LogUnavailable
+from outlast.services import Services
+from outlast.view.barrier import Barrier
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
-}
 
 HEALTH_PATH = "/_outlast/health"
 HOT_PATHS = frozenset({"/rooms/{room_id}/send/{event_type}/{txn_id}"})
@@ -78,26 +78,37 @@ async def _admit(request: web.Request, limits: RateLimits) -> None:
         return  # the front door's health checks must never be throttled into "unhealthy"
     key = address_key(limits.address(request))
     if presented_token(request) is not None:
-        try:
+        # An unknown token counts against the address; the handler answers 401.
+        with contextlib.suppress(MatrixError):
             key = "u" + (await requester(request)).user_id
-        except MatrixError:
-            pass  # an unknown token counts against the address; the handler answers 401
     limits.check_request(key)
 
 
-def build_app(services: Any, *, max_request_bytes: int, limits: RateLimits) -> web.Application:
-    site_name = str(services.ctx.config.server.site)
+def build_app(
+    services: Services,
+    *,
+    metrics: Metrics | None,
+    barrier: Barrier,
+    read_streams: consistency.StreamsOf,
+    max_request_bytes: int,
+    limits: RateLimits,
+) -> web.Application:
+    site_name = services.config.server.site
 
     @web.middleware
     async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return web.Response(status=204, headers=CORS_HEADERS)
         try:
-            consistency.stamp_arrival(request, services.ctx.barrier.clock)
+            consistency.stamp_arrival(request, barrier.clock)
             await _admit(request, limits)
             response = await handler(request)
         except MatrixError as exc:
             return _error(exc.status, exc.errcode, exc.error, exc.headers, exc.extra)
+        except LogUnavailable as exc:
+            # The one place an engine outage becomes an answer: nothing was committed.
+            down = log_unavailable(exc)
+            return _error(down.status, down.errcode, down.error, down.headers, down.extra)
         except web.HTTPRequestEntityTooLarge:
             return _error(
                 413, "M_TOO_LARGE", f"request body is larger than {max_request_bytes} bytes"
@@ -131,10 +142,12 @@ def build_app(services: Any, *, max_request_bytes: int, limits: RateLimits) -> w
         return response
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
-    app[REQUESTER_KEY] = services
+    app[SERVICES] = services
     app[LIMITS_KEY] = limits
-    metrics.install(app, services)  # request counts and latencies, outermost
-    consistency.install(app, services)  # innermost: read routes wait for a current view
+    if metrics is not None:
+        install_metrics(app, metrics)  # request counts and latencies, outermost
+    # Innermost: read routes wait for a current view.
+    consistency.install(app, barrier, read_streams)
     # aiohttp tries the routes under one path prefix in the order they were
     # added; sending is by far the most frequent of the two dozen under /rooms.
     for group in ROUTE_GROUPS:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
-from outlast.service.barrier import Reads
+from outlast.view.barrier import Barrier, Reads
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Which streams a read of some kind answers from (SiteContext.read_streams).
+StreamsOf = Callable[[Reads, str | None], list[str]]
 
 ARRIVED_KEY = "outlast.arrived"
 
@@ -132,17 +133,16 @@ def stamp_arrival(request: web.Request, clock: Callable[[], float]) -> float:
     return float(arrived)
 
 
-def install(app: web.Application, services: Any) -> None:
+def install(app: web.Application, barrier: Barrier, read_streams: StreamsOf) -> None:
     """Add the middleware that stamps arrival and waits for the barrier of read routes."""
-    ctx = services.ctx
 
     @web.middleware
     async def read_barrier(request: web.Request, handler: Handler) -> web.StreamResponse:
-        arrived = stamp_arrival(request, ctx.barrier.clock)
+        arrived = stamp_arrival(request, barrier.clock)
         reads = reads_of(request)
-        if reads is not None and ctx.barrier.enabled:
-            streams = ctx.read_streams(reads, request.match_info.get("room_id"))
-            await ctx.barrier.wait_current(streams, arrived)
+        if reads is not None and barrier.enabled:
+            streams = read_streams(reads, request.match_info.get("room_id"))
+            await barrier.wait_current(streams, arrived)
         return await handler(request)
 
     app.middlewares.append(read_barrier)

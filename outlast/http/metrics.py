@@ -10,6 +10,7 @@ space; anything unrouted is ``unmatched``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -27,7 +28,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from outlast.http.limits import LIMITS_KEY, RateLimits
+from outlast.http.limits import RateLimits
+from outlast.log.client import LogClient
+from outlast.media.service import MediaRepository
+from outlast.ops.health import Health
+from outlast.view.barrier import Statistics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,8 +58,8 @@ class _LagCollector(Collector):
     """Projector lag per stream (log's last sequence minus the view's applied one),
     as the site's latest health measurement (about once a second) found it."""
 
-    def __init__(self, services: Any) -> None:
-        self.services = services
+    def __init__(self, health: Health) -> None:
+        self.health = health
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -62,20 +67,19 @@ class _LagCollector(Collector):
             "Log messages not yet applied to this worker's view, per stream",
             labels=["stream"],
         )
-        health = self.services.health_check
-        for stream, lag in sorted((getattr(health, "last_lag", None) or {}).items()):
+        for stream, lag in sorted(self.health.last_lag.items()):
             family.add_metric([stream], float(lag))
         yield family
 
 
 class _BarrierCollector(Collector):
-    """The read barrier's counters (outlast.service.barrier.Statistics)."""
+    """The read barrier's counters (outlast.view.barrier.Statistics)."""
 
-    def __init__(self, services: Any) -> None:
-        self.services = services
+    def __init__(self, stats: Statistics) -> None:
+        self.stats = stats
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        stats = self.services.ctx.barrier.stats
+        stats = self.stats
         for name, help_text, value in (
             ("questions", "Questions to a stream leader for its position", stats.questions),
             ("failed_questions", "Questions no current leader answered", stats.failed_questions),
@@ -94,16 +98,15 @@ class _GuardCollector(Collector):
     (media, size) once, however many ask at the same time), requests refused
     by a rate limit, by budget."""
 
-    def __init__(self, services: Any, limits: RateLimits | None) -> None:
-        self.services = services
+    def __init__(self, media: MediaRepository, limits: RateLimits | None) -> None:
+        self.media = media
         self.limits = limits
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        media = self.services.features.get("media")
         renders = CounterMetricFamily(
             "outlast_thumbnail_renders", "Thumbnails rendered (not served from the cache)"
         )
-        renders.add_metric([], float(getattr(media, "renders", 0)))
+        renders.add_metric([], float(self.media.renders))
         yield renders
         limited = CounterMetricFamily(
             "outlast_rate_limited",
@@ -116,10 +119,22 @@ class _GuardCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, services: Any, limits: RateLimits | None = None) -> None:
-        self.services = services
+    """A worker's metrics: its requests, the site it serves, its health, its log writes,
+    its read barrier, its thumbnails and rate limits (``waiting`` counts the parked
+    /sync long-polls)."""
+
+    def __init__(
+        self,
+        site: str,
+        health: Health,
+        waiting: Callable[[], int],
+        log: LogClient,
+        barrier: Statistics,
+        media: MediaRepository,
+        limits: RateLimits | None = None,
+    ) -> None:
+        self.health = health
         self.registry = CollectorRegistry(auto_describe=True)
-        site = str(services.ctx.config.server.site)
         self.requests = Counter(
             "outlast_http_requests",
             "HTTP requests answered",
@@ -138,7 +153,7 @@ class Metrics:
             "/sync long-polls parked on this worker",
             registry=self.registry,
         )
-        self.sync_waiters.set_function(lambda: float(services.ctx.notifier.waiting()))
+        self.sync_waiters.set_function(lambda: float(waiting()))
         self.publishes = Counter(
             "outlast_jetstream_publishes",
             "Appends to the log acknowledged by JetStream",
@@ -167,15 +182,15 @@ class Metrics:
             registry=self.registry,
         )
         self.ready.set_function(self._ready)
-        self.registry.register(_LagCollector(services))
-        self.registry.register(_BarrierCollector(services))
-        self.registry.register(_GuardCollector(services, limits))
-        services.ctx.log.observers.append(self.observe_publish)
+        self.registry.register(_LagCollector(health))
+        self.registry.register(_BarrierCollector(barrier))
+        self.registry.register(_GuardCollector(media, limits))
+        log.observers.append(self.observe_publish)
         # Route templates, methods and statuses are few: this stays small.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def _ready(self) -> float:
-        report = getattr(self.services.health_check, "last_report", None) or {}
+        report = self.health.last_report or {}
         return 1.0 if report.get("ready") else 0.0
 
     def observe_publish(self, subject: str, outcome: str) -> None:
@@ -214,23 +229,17 @@ class Metrics:
 
     async def render(self) -> bytes:
         """The text exposition, with the health measurement (and so the lag) refreshed."""
-        health = self.services.health_check
-        if health is not None:
-            try:
-                await asyncio.wait_for(health.report(), REFRESH_TIMEOUT)
-            except Exception:  # noqa: BLE001 - serve the last known values
-                pass
+        # Serve the last known values if the measurement fails or is slow.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.health.report(), REFRESH_TIMEOUT)
         return generate_latest(self.registry)
 
 
 METRICS_KEY: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
 
-def install(app: web.Application, services: Any) -> None:
+def install(app: web.Application, metrics: Metrics) -> None:
     """Time every request of ``app`` (outermost middleware) and keep the metrics on it."""
-    if not services.ctx.config.metrics.enabled:
-        return
-    metrics = Metrics(services, app.get(LIMITS_KEY))
     app[METRICS_KEY] = metrics
     app.middlewares.insert(0, metrics.middleware)
 

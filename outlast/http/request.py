@@ -10,14 +10,29 @@ from typing import Any
 
 from aiohttp import web
 
+from outlast.accounts.service import Requester, unknown_token
 from outlast.core import jsonenc
 from outlast.core.errors import MatrixError
 from outlast.core.filters import EventFilter, parse_event_filter
 from outlast.http.consistency import arrived_at
 from outlast.http.limits import LIMITS_KEY
-from outlast.service.accounts import Requester, unknown_token
+from outlast.services import Services
 
-REQUESTER_KEY: web.AppKey[Any] = web.AppKey("services", object)
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+
+# Every answer carries these (the middleware adds them; a streamed answer, whose
+# headers go out before the middleware sees it, adds them itself).
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept, Authorization",
+}
+
+
+def services(request: web.Request) -> Services:
+    """The worker's services: every handler's one way to them (typed, so mypy checks each
+    call a handler makes)."""
+    return request.app[SERVICES]
 
 
 # Canonical JSON (what events are hashed and signed as) allows integers in this range only.
@@ -168,15 +183,14 @@ def access_token(request: web.Request) -> str:
 
 async def requester(request: web.Request) -> Requester:
     """Authenticate the request's token (401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN), once:
-    the rate-limit middleware may have done it already."""
+    the rate-limit middleware may have done it already. The token is checked against a
+    view as current as the log at the request's arrival."""
     known = request.get(IDENTITY_KEY)
     if known is None:
         try:
-            services = request.app[REQUESTER_KEY]
-            found: Requester = await services.accounts.authenticate(
+            known = await services(request).accounts.authenticate(
                 access_token(request), arrived_at(request)
             )
-            known = found
         except MatrixError as exc:
             known = exc
         request[IDENTITY_KEY] = known

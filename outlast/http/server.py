@@ -58,10 +58,13 @@ class ConnectionGuard:
 
     def admit(self, address: str) -> bool:
         count = self.open.get(address, 0)
-        if self.max_per_address and count >= self.max_per_address:
-            if not self.addresses.trusted(address):
-                self.refused += 1
-                return False
+        if (
+            self.max_per_address
+            and count >= self.max_per_address
+            and not self.addresses.trusted(address)
+        ):
+            self.refused += 1
+            return False
         self.open[address] = count + 1
         return True
 

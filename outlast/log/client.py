@@ -1,9 +1,13 @@
-"""The write side's only door to JetStream: append facts, fence them, read tails.
+"""Outlast's only door to NATS and JetStream: append facts, fence them, read tails,
+follow streams, publish ephemeral notices, and look at the streams themselves.
 
-Errors from the engine are translated into three outcomes that callers can act
-on: committed (an :class:`Ack`), :class:`FenceFailed` (another writer changed
-the fenced subject first: re-read and retry), and :class:`LogUnavailable`
-(no quorum, leader election, or no connection: nothing was acknowledged).
+Nothing outside ``outlast/log`` touches nats-py. Errors from the engine are
+translated into outcomes callers can act on: committed (an :class:`Ack`),
+:class:`FenceFailed` (another writer changed the fenced subject first: re-read
+and retry), :class:`StreamMissing` (no such stream yet), and
+:class:`LogUnavailable` (no quorum, leader election, or no connection: nothing
+was acknowledged). The HTTP layer answers LogUnavailable with 503
+``M_UNAVAILABLE``, once, for every endpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nats
 import nats.errors
@@ -24,6 +28,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from outlast.core import jsonenc
+from outlast.log.facts import Fact
 from outlast.log.leader import NotProvable, leader_last_seq
 from outlast.log.names import StreamSpec
 
@@ -56,6 +61,66 @@ class LogUnavailable(Exception):
     """The log could not commit (no quorum, election, disconnected); nothing was acknowledged."""
 
 
+class StreamMissing(LookupError):
+    """The stream (or bucket) does not exist (yet)."""
+
+
+# nats-py's ways of saying that nobody answered in time.
+NO_ANSWER = (
+    TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.js.errors.ServiceUnavailableError,
+)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One follower of a clustered stream, as its leader sees it."""
+
+    name: str
+    current: bool
+    offline: bool
+    lag: int
+    active_ns: int  # since the leader last heard from it (0: never, or not reported)
+
+    @property
+    def active_seconds(self) -> float:
+        return round(self.active_ns / 1e9, 3)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What a stream's leader (or, without one, the local replica) reports."""
+
+    name: str
+    messages: int
+    last_seq: int
+    bytes: int
+    clustered: bool
+    leader: str  # "" while a clustered stream elects one
+    replicas: tuple[Replica, ...]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One message read back from a stream."""
+
+    seq: int
+    subject: str
+    data: bytes
+
+
+class Subscription(Protocol):
+    async def unsubscribe(self) -> None: ...
+
+
+# Receives each ephemeral notice, decoded from JSON (anything else is dropped).
+NoticeHandler = Callable[[Any], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class LogMessage:
     stream: str
@@ -69,10 +134,6 @@ Handler = Callable[[LogMessage], Awaitable[None]]
 # outcome one of "ok", "fence" (FenceFailed), "unavailable" (LogUnavailable), "error",
 # "cancelled" (the caller went away; the write's fate is unknown).
 PublishObserver = Callable[[str, str], None]
-
-
-def encode(payload: dict[str, Any]) -> bytes:
-    return jsonenc.dumps(payload)
 
 
 class LogClient:
@@ -102,6 +163,16 @@ class LogClient:
             raise LogUnavailable("not connected to the log")
         return self._nc
 
+    @property
+    def server_name(self) -> str:
+        """The name of the nats-server node this client is connected to ("" if none)."""
+        if not self.connected:
+            return ""
+        # nats-py keeps the server's INFO only in a private attribute; it is read
+        # here, in the one module that knows nats-py, and nowhere else.
+        info = getattr(self._nc, "_server_info", None) or {}
+        return str(info.get("server_name") or "")
+
     async def connect(self) -> None:
         async def on_error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
@@ -122,7 +193,7 @@ class LogClient:
         if self._nc is not None:
             try:
                 await asyncio.wait_for(self._nc.close(), timeout=5)
-            except Exception:  # noqa: BLE001 - closing is best effort
+            except Exception:  # closing is best effort
                 log.debug("closing nats connection failed", exc_info=True)
             self._nc = None
             self._js = None
@@ -153,7 +224,7 @@ class LogClient:
     async def append(
         self,
         subject: str,
-        payload: dict[str, Any],
+        fact: Fact,
         *,
         msg_id: str | None = None,
         expected_seq: int | None = None,
@@ -161,7 +232,7 @@ class LogClient:
         """:meth:`_append`, with its outcome told to the observers."""
         outcome = "error"
         try:
-            ack = await self._append(subject, payload, msg_id=msg_id, expected_seq=expected_seq)
+            ack = await self._append(subject, fact, msg_id=msg_id, expected_seq=expected_seq)
             outcome = "ok"
             return ack
         except FenceFailed:
@@ -180,7 +251,7 @@ class LogClient:
     async def _append(
         self,
         subject: str,
-        payload: dict[str, Any],
+        fact: Fact,
         *,
         msg_id: str | None = None,
         expected_seq: int | None = None,
@@ -199,7 +270,10 @@ class LogClient:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_seq)
         try:
             ack = await self.js.publish(
-                subject, encode(payload), timeout=self.publish_timeout, headers=headers or None
+                subject,
+                jsonenc.dumps(fact.encode()),
+                timeout=self.publish_timeout,
+                headers=headers or None,
             )
         except nats.js.errors.APIError as exc:
             if exc.err_code == FENCE_BUSY:
@@ -235,6 +309,65 @@ class LogClient:
         ) as exc:
             raise LogUnavailable("stream info unavailable") from exc
         return int(info.state.last_seq)
+
+    async def stream_state(self, stream: str) -> StreamState:
+        """The stream's size, tail, leader and replicas (StreamMissing, LogUnavailable)."""
+        try:
+            info = await self.js.stream_info(stream)
+        except nats.js.errors.NotFoundError as exc:
+            raise StreamMissing(stream) from exc
+        except NO_ANSWER as exc:
+            raise LogUnavailable(f"no answer about {stream}: {type(exc).__name__}") from exc
+        cluster = info.cluster
+        replicas = tuple(
+            Replica(
+                name=peer.name or "",
+                current=bool(peer.current),
+                offline=bool(peer.offline),
+                lag=int(peer.lag or 0),
+                active_ns=int(peer.active or 0),
+            )
+            for peer in ((cluster.replicas or []) if cluster is not None else [])
+        )
+        return StreamState(
+            name=stream,
+            messages=int(info.state.messages or 0),
+            last_seq=int(info.state.last_seq or 0),
+            bytes=int(info.state.bytes or 0),
+            clustered=cluster is not None,
+            leader=(cluster.leader or "") if cluster is not None else "",
+            replicas=replicas,
+        )
+
+    async def next_message(
+        self, stream: str, seq: int, subject_filter: str
+    ) -> StoredMessage | None:
+        """The first message at or after ``seq`` on the filter, from the nearest replica
+        (a direct get: it answers while the stream elects a leader); None past the end."""
+        try:
+            msg = await self.js.get_msg(stream, seq, subject=subject_filter, direct=True, next=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        except NO_ANSWER as exc:
+            raise LogUnavailable(f"no answer from {stream}: {type(exc).__name__}") from exc
+        return StoredMessage(int(msg.seq or seq), str(msg.subject or ""), bytes(msg.data or b""))
+
+    async def publish_notice(self, subject: str, notice: Any) -> None:
+        """Publish an ephemeral notice (JSON): plain NATS, never stored, best effort."""
+        await self.nc.publish(subject, json.dumps(notice).encode("utf-8"))
+
+    async def subscribe_notices(self, subject_filter: str, handler: NoticeHandler) -> Subscription:
+        """Receive every ephemeral notice on the filter, decoded from JSON."""
+
+        async def on_msg(msg: Msg) -> None:
+            try:
+                notice = json.loads(msg.data)
+            except ValueError:
+                return
+            await handler(notice)
+
+        sub: Subscription = await self.nc.subscribe(subject_filter, cb=on_msg)
+        return sub
 
     async def leader_position(self, stream: str, timeout: float = 1.0) -> int:
         """The stream's last committed sequence, from a leader shown to be current.

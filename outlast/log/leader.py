@@ -1,6 +1,6 @@
 """How far a stream is, as its current leader knows it, or why that cannot be known now.
 
-The read barrier (outlast/service/barrier.py, docs/consistency.md) asks a
+The read barrier (outlast/view/barrier.py, docs/consistency.md) asks a
 stream's leader for its last committed sequence with a JetStream stream-info
 request. An answer only counts if it could not come from a stale replica:
 

@@ -4,7 +4,10 @@ Subjects carry hashed tokens rather than raw Matrix ids: user ids, room ids
 and aliases may contain characters that NATS subjects forbid (``.``, ``*``,
 ``>``, spaces), and a fixed-width hex token keeps subjects short.
 
-Layout::
+Every name starts with the deployment's prefix (``log.prefix``, ``outlast`` by
+default; streams and buckets upper-case it), so several deployments — the test
+suite's in-process sites, say — can share one JetStream without seeing each
+other. With the default prefix the layout is::
 
     OUTLAST_USERS        outlast.users.<user>.account    register/password/deactivate (fenced)
                          outlast.users.<user>.session    login/logout/devices
@@ -29,15 +32,13 @@ order — the partition's stream sequence — that is identical at every site.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
-PREFIX = "outlast"
-USERS_STREAM = "OUTLAST_USERS"
-DIRECTORY_STREAM = "OUTLAST_DIRECTORY"
-ROOMS_STREAM_PREFIX = "OUTLAST_ROOMS_"
-DRILLS_STREAM = "OUTLAST_DRILLS"
-HEALTH_STREAM = "OUTLAST_HEALTH"
-MEDIA_BUCKET = "OUTLAST_MEDIA"
+DEFAULT_PREFIX = "outlast"
+# A subject token and, upper-cased, part of a stream name: no dots, no wildcards.
+PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
+DEFAULT_PARTITIONS = 4
 
 
 def token(value: str) -> str:
@@ -51,93 +52,11 @@ def partition_of(room_id: str, partitions: int) -> int:
     return int.from_bytes(digest[:8], "big") % partitions
 
 
-def rooms_stream(partition: int) -> str:
-    return f"{ROOMS_STREAM_PREFIX}{partition}"
-
-
 @dataclass(frozen=True)
 class StreamSpec:
     name: str
     subjects: tuple[str, ...]
     max_msgs_per_subject: int = -1
-
-
-def all_streams(partitions: int) -> list[StreamSpec]:
-    """Every stream in a fixed order; sync tokens list positions in this order."""
-    streams = [
-        StreamSpec(USERS_STREAM, (f"{PREFIX}.users.>",)),
-        StreamSpec(DIRECTORY_STREAM, (f"{PREFIX}.alias.>",)),
-    ]
-    for p in range(partitions):
-        streams.append(StreamSpec(rooms_stream(p), (f"{PREFIX}.rooms.{p}.>",)))
-    return streams
-
-
-def control_streams() -> list[StreamSpec]:
-    """Streams that are not part of sync tokens: health probes and drill records."""
-    return [
-        StreamSpec(HEALTH_STREAM, (f"{PREFIX}.health.>",), max_msgs_per_subject=1),
-        StreamSpec(DRILLS_STREAM, (f"{PREFIX}.drills.>",)),
-    ]
-
-
-def health_subject(site: str, worker: str = "") -> str:
-    """One subject per worker (the stream keeps the last message of each)."""
-    base = f"{PREFIX}.health.{token(site)}"
-    return f"{base}.{token(worker)}" if worker else base
-
-
-def drill_subject(drill_id: str) -> str:
-    return f"{PREFIX}.drills.{token(drill_id)}"
-
-
-def user_account_subject(user_id: str) -> str:
-    return f"{PREFIX}.users.{token(user_id)}.account"
-
-
-def user_session_subject(user_id: str) -> str:
-    return f"{PREFIX}.users.{token(user_id)}.session"
-
-
-def user_data_subject(user_id: str) -> str:
-    return f"{PREFIX}.users.{token(user_id)}.data"
-
-
-def alias_subject(alias: str) -> str:
-    return f"{PREFIX}.alias.{token(alias)}"
-
-
-def user_subject(user_id: str, kind: str) -> str:
-    """A per-user fact subject in the users stream, e.g. kind ``account_data``,
-    ``presence``, ``todevice``, ``keys``, ``devices``, ``push``."""
-    return f"{PREFIX}.users.{token(user_id)}.{kind}"
-
-
-def device_keys_subject(user_id: str, device_id: str) -> str:
-    """Every key fact of one device (one-time-key claims are fenced on it)."""
-    return f"{user_subject(user_id, 'keys')}.{token(device_id)}"
-
-
-def cross_signing_subject(user_id: str) -> str:
-    """A user's cross-signing keys and the signatures they upload (key uploads are fenced on it)."""
-    return user_subject(user_id, "cross_signing")
-
-
-def directory_subject(room_id: str, partitions: int) -> str:
-    """A room's directory listing, beside its state and timeline (same partition)."""
-    p = partition_of(room_id, partitions)
-    return f"{PREFIX}.rooms.{p}.{token(room_id)}.directory"
-
-
-EPHEMERAL_PREFIX = "outlast_ephemeral"
-
-
-def typing_subject(room_id: str) -> str:
-    """Typing is ephemeral: plain NATS publish/subscribe, never stored in a stream."""
-    return f"{EPHEMERAL_PREFIX}.typing.{token(room_id)}"
-
-
-TYPING_WILDCARD = f"{EPHEMERAL_PREFIX}.typing.*"
 
 
 @dataclass(frozen=True)
@@ -148,7 +67,131 @@ class RoomSubjects:
     receipt: str  # receipts and read markers: in the room's order, never fenced
 
 
-def room_subjects(room_id: str, partitions: int) -> RoomSubjects:
-    p = partition_of(room_id, partitions)
-    base = f"{PREFIX}.rooms.{p}.{token(room_id)}"
-    return RoomSubjects(rooms_stream(p), f"{base}.state", f"{base}.timeline", f"{base}.receipt")
+@dataclass(frozen=True)
+class Names:
+    """The names of one deployment: its prefix and its number of room partitions."""
+
+    prefix: str = DEFAULT_PREFIX
+    partitions: int = DEFAULT_PARTITIONS
+
+    def __post_init__(self) -> None:
+        if not PREFIX_PATTERN.fullmatch(self.prefix):
+            raise ValueError(f"invalid name prefix {self.prefix!r}")
+        if self.partitions < 1:
+            raise ValueError("a deployment has at least one partition")
+
+    # --- streams and buckets ------------------------------------------------------
+
+    def _stream(self, suffix: str) -> str:
+        return f"{self.prefix.upper()}_{suffix}"
+
+    @property
+    def users_stream(self) -> str:
+        return self._stream("USERS")
+
+    @property
+    def directory_stream(self) -> str:
+        return self._stream("DIRECTORY")
+
+    @property
+    def drills_stream(self) -> str:
+        return self._stream("DRILLS")
+
+    @property
+    def health_stream(self) -> str:
+        return self._stream("HEALTH")
+
+    @property
+    def media_bucket(self) -> str:
+        return self._stream("MEDIA")
+
+    def rooms_stream(self, partition: int) -> str:
+        return self._stream(f"ROOMS_{partition}")
+
+    def streams(self) -> list[StreamSpec]:
+        """Every stream a view follows, in a fixed order; sync tokens list positions in it."""
+        p = self.prefix
+        streams = [
+            StreamSpec(self.users_stream, (f"{p}.users.>",)),
+            StreamSpec(self.directory_stream, (f"{p}.alias.>",)),
+        ]
+        for i in range(self.partitions):
+            streams.append(StreamSpec(self.rooms_stream(i), (f"{p}.rooms.{i}.>",)))
+        return streams
+
+    def control_streams(self) -> list[StreamSpec]:
+        """Streams that are not part of sync tokens: health probes and drill records."""
+        return [
+            StreamSpec(self.health_stream, (self.health_wildcard,), max_msgs_per_subject=1),
+            StreamSpec(self.drills_stream, (self.drills_wildcard,)),
+        ]
+
+    # --- control subjects ---------------------------------------------------------
+
+    @property
+    def health_wildcard(self) -> str:
+        return f"{self.prefix}.health.>"
+
+    def health_subject(self, site: str, worker: str = "") -> str:
+        """One subject per worker (the stream keeps the last message of each)."""
+        base = f"{self.prefix}.health.{token(site)}"
+        return f"{base}.{token(worker)}" if worker else base
+
+    @property
+    def drills_wildcard(self) -> str:
+        return f"{self.prefix}.drills.>"
+
+    def drill_subject(self, drill_id: str) -> str:
+        return f"{self.prefix}.drills.{token(drill_id)}"
+
+    # --- users ------------------------------------------------------------------
+
+    def user_subject(self, user_id: str, kind: str) -> str:
+        """A per-user fact subject in the users stream, e.g. kind ``account_data``,
+        ``presence``, ``todevice``, ``keys``, ``devices``, ``push``."""
+        return f"{self.prefix}.users.{token(user_id)}.{kind}"
+
+    def user_account_subject(self, user_id: str) -> str:
+        return self.user_subject(user_id, "account")
+
+    def user_session_subject(self, user_id: str) -> str:
+        return self.user_subject(user_id, "session")
+
+    def user_data_subject(self, user_id: str) -> str:
+        return self.user_subject(user_id, "data")
+
+    def device_keys_subject(self, user_id: str, device_id: str) -> str:
+        """Every key fact of one device (one-time-key claims are fenced on it)."""
+        return f"{self.user_subject(user_id, 'keys')}.{token(device_id)}"
+
+    def cross_signing_subject(self, user_id: str) -> str:
+        """A user's cross-signing keys and the signatures they upload (key uploads are
+        fenced on it)."""
+        return self.user_subject(user_id, "cross_signing")
+
+    # --- aliases and rooms ------------------------------------------------------------
+
+    def alias_subject(self, alias: str) -> str:
+        return f"{self.prefix}.alias.{token(alias)}"
+
+    def room_subjects(self, room_id: str) -> RoomSubjects:
+        p = partition_of(room_id, self.partitions)
+        base = f"{self.prefix}.rooms.{p}.{token(room_id)}"
+        return RoomSubjects(
+            self.rooms_stream(p), f"{base}.state", f"{base}.timeline", f"{base}.receipt"
+        )
+
+    def directory_subject(self, room_id: str) -> str:
+        """A room's directory listing, beside its state and timeline (same partition)."""
+        p = partition_of(room_id, self.partitions)
+        return f"{self.prefix}.rooms.{p}.{token(room_id)}.directory"
+
+    # --- ephemeral (no stream) -----------------------------------------------------------
+
+    def typing_subject(self, room_id: str) -> str:
+        """Typing is ephemeral: plain NATS publish/subscribe, never stored in a stream."""
+        return f"{self.prefix}_ephemeral.typing.{token(room_id)}"
+
+    @property
+    def typing_wildcard(self) -> str:
+        return f"{self.prefix}_ephemeral.typing.*"

@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Sequence
 from typing import Any
 
+from outlast.clock import SYSTEM, Clock
 from outlast.log.client import LogClient, LogMessage
 from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
@@ -38,8 +38,11 @@ class Projector:
         positions: Positions,
         notifier: Notifier,
         state_cache: StateCache | None = None,
+        *,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.conn = conn
+        self.clock = clock
         self.log = log_client
         self.streams = list(streams)
         self.positions = positions
@@ -49,7 +52,7 @@ class Projector:
         self._subs: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._refollow: set[str] = set()
-        self.last_applied_at = time.monotonic()
+        self.last_applied_at = self.clock.monotonic()
         self.applied_count = 0
 
     async def start(self) -> None:
@@ -131,7 +134,7 @@ class Projector:
         if self.state_cache is not None:
             self.state_cache.invalidate(states.touched)
         self.applied_count += len(batch)
-        self.last_applied_at = time.monotonic()
+        self.last_applied_at = self.clock.monotonic()
         for stream, seq in applied.items():
             self.positions.advance(stream, seq)
         self.notifier.notify(affected)

@@ -1,4 +1,5 @@
-"""The view's SQLite database: schema, applied positions, read-your-writes waits.
+"""The view's SQLite database: its tables (outlast/view/tables.py), applied positions,
+read-your-writes waits.
 
 Only the projector writes. It records each stream's applied sequence in the
 same transaction as the rows that sequence produced, so after a crash the
@@ -13,57 +14,13 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from outlast.view.tables import REMOVED_TRIGGERS, SCHEMAS
+
 SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY, password_hash TEXT, deactivated INTEGER NOT NULL DEFAULT 0,
-    admin INTEGER NOT NULL DEFAULT 0, created_ts INTEGER NOT NULL, account_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-    user_id TEXT NOT NULL, device_id TEXT NOT NULL, display_name TEXT,
-    created_ts INTEGER, PRIMARY KEY (user_id, device_id)
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tokens_by_device ON tokens (user_id, device_id);
-CREATE TABLE IF NOT EXISTS filters (
-    user_id TEXT NOT NULL, filter_id TEXT NOT NULL, json TEXT NOT NULL,
-    PRIMARY KEY (user_id, filter_id)
-);
-CREATE TABLE IF NOT EXISTS aliases (
-    alias TEXT PRIMARY KEY, room_id TEXT NOT NULL, creator TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rooms (
-    room_id TEXT PRIMARY KEY, stream TEXT NOT NULL, state_seq INTEGER NOT NULL,
-    version TEXT NOT NULL, creator TEXT NOT NULL, created_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    stream TEXT NOT NULL, seq INTEGER NOT NULL, idx INTEGER NOT NULL,
-    room_id TEXT NOT NULL, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
-    state_key TEXT, sender TEXT NOT NULL, json TEXT NOT NULL,
-    txn_device TEXT, txn_id TEXT, hist_vis TEXT NOT NULL,
-    PRIMARY KEY (stream, seq, idx)
-);
-CREATE INDEX IF NOT EXISTS events_by_room ON events (room_id, seq, idx);
-CREATE TABLE IF NOT EXISTS state (
-    room_id TEXT NOT NULL, type TEXT NOT NULL, state_key TEXT NOT NULL,
-    event_id TEXT NOT NULL, seq INTEGER NOT NULL, idx INTEGER NOT NULL,
-    PRIMARY KEY (room_id, type, state_key)
-);
-CREATE TABLE IF NOT EXISTS membership_changes (
-    room_id TEXT NOT NULL, user_id TEXT NOT NULL, seq INTEGER NOT NULL, idx INTEGER NOT NULL,
-    membership TEXT NOT NULL, PRIMARY KEY (room_id, user_id, seq, idx)
-);
-CREATE TABLE IF NOT EXISTS members (
-    room_id TEXT NOT NULL, user_id TEXT NOT NULL, membership TEXT NOT NULL,
-    seq INTEGER NOT NULL, idx INTEGER NOT NULL, forgotten INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (room_id, user_id)
-);
-CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, membership);
 """
 
 
@@ -87,11 +44,10 @@ def open_db(path: Path | str, streams: Iterable[str]) -> sqlite3.Connection:
     if version is not None and version != SCHEMA_VERSION:
         _drop_all(conn)
     conn.executescript(SCHEMA)
-    from outlast.view.extensions import EXTENSIONS
-
-    for ext in EXTENSIONS:
-        if ext.schema:
-            conn.executescript(ext.schema)
+    for _, schema in SCHEMAS:
+        conn.executescript(schema)
+    for trigger in REMOVED_TRIGGERS:
+        conn.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
     conn.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),

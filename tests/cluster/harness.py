@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -76,10 +77,8 @@ class Cluster:
         """A fire: kill -9 every process of the site and delete its data."""
         site = self.site(name)
         for pid in site["pids"]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(site["data_dir"], ignore_errors=True)
 
     def rebuild(self, name: str) -> subprocess.CompletedProcess[str]:
@@ -216,12 +215,11 @@ async def move_leader(cluster: Cluster, stream: str, site: str, timeout: float =
         while stream_leaders(cluster, site).get(stream) != site:
             assert time.monotonic() < deadline, f"{site} did not become leader of {stream}"
             request = {"placement": {"tags": [f"site:{site}"]}}
-            try:
+            # An election in progress: ask again.
+            with contextlib.suppress(Exception):
                 await nc.request(
                     f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", json.dumps(request).encode(), 5
                 )
-            except Exception:  # noqa: BLE001 - an election in progress: ask again
-                pass
             await asyncio.sleep(1.0)
     finally:
         await nc.close()
@@ -268,14 +266,16 @@ async def http(
     """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.request(method, url, json=body, headers=headers) as resp:
-                raw = await resp.read()
-                try:
-                    data = json.loads(raw) if raw else None
-                except ValueError:
-                    data = raw.decode(errors="replace")
-                return resp.status, data, dict(resp.headers)
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.request(method, url, json=body, headers=headers) as resp,
+        ):
+            raw = await resp.read()
+            try:
+                data = json.loads(raw) if raw else None
+            except ValueError:
+                data = raw.decode(errors="replace")
+            return resp.status, data, dict(resp.headers)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return None, repr(exc), {}
 

@@ -8,6 +8,7 @@ without --cluster starts and stops a cluster of its own, leaving no process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -132,7 +133,7 @@ def assert_drill_passed(
 
 def health_status(url: str) -> int | None:
     try:
-        with urllib.request.urlopen(url + "/_outlast/health", timeout=5) as resp:  # noqa: S310
+        with urllib.request.urlopen(url + "/_outlast/health", timeout=5) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -367,7 +368,5 @@ def test_drill_without_cluster_starts_and_stops_its_own(tmp_path: Path) -> None:
                 timeout=120,
             )
         for pid in processes_mentioning(str(scratch)):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass

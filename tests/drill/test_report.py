@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import struct
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from outlast.drill.report import plot, summary
+from outlast.cli import main
+from outlast.drill.report import PLOT_NEEDS, PlotUnavailable, plot, summary
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -202,3 +204,33 @@ def test_plot_without_gap_or_acks(tmp_path: Path, gap: dict[str, float] | None) 
     out = tmp_path / "empty.png"
     plot(report, out)
     assert out.read_bytes().startswith(PNG_SIGNATURE)
+
+
+# -- matplotlib is optional ---------------------------------------------------------------
+
+
+def without_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import matplotlib`` fail as it does where the extra is not installed."""
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_matplotlib(monkeypatch)
+    with pytest.raises(PlotUnavailable, match=r"outlast\[plot\]"):
+        plot(synthetic_report(), tmp_path / "drill.png")
+    assert not (tmp_path / "drill.png").exists()
+
+
+def test_drill_with_plot_refuses_to_start_without_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check comes before the drill: no cluster is started and no load is run."""
+    without_matplotlib(monkeypatch)
+    missing = str(tmp_path / "nowhere.json")
+    code = main(["drill", "fire", "--cluster", missing, "--plot", str(tmp_path / "d.png")])
+    assert code == 2
+    assert PLOT_NEEDS in capsys.readouterr().err

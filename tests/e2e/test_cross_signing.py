@@ -469,6 +469,7 @@ async def test_junk_bodies_never_cause_a_server_error(server: OutlastProcess) ->
     ]
     # A new master key needs auth: junk in "auth" meets the password check.
     new_master = {"master_key": cs_key(alice, "master")}
+    auth: object
     for auth in (
         "x",
         [],

@@ -219,7 +219,7 @@ async def test_deleted_device_reaches_room_members_device_lists(server: OutlastP
         )
         assert status == 200 and alice.user_id in body["changed"]
 
-        # A plain logout removes a device too (a core op, seen by the view's trigger).
+        # A plain logout removes a device too (accounts tells the e2ee tables: view/apply.py).
         gone_token, _ = await login(server, "alice", "Gone")
         await sync(bob)
         mark = bob.next_batch

@@ -45,9 +45,11 @@ def quick_server(tmp_path: Path) -> Iterator[OutlastProcess]:
 
 
 async def get_text(url: str) -> tuple[int, str, dict[str, str]]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
-        async with session.get(url) as resp:
-            return resp.status, await resp.text(), dict(resp.headers)
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session,
+        session.get(url) as resp,
+    ):
+        return resp.status, await resp.text(), dict(resp.headers)
 
 
 async def metrics(server: OutlastProcess) -> str:

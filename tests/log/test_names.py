@@ -8,6 +8,9 @@ from collections import Counter
 import pytest
 
 from outlast.log import names
+from outlast.log.names import Names
+
+NAMES = Names()
 
 # A NATS subject for publishing: non-empty tokens of safe characters, dot-separated.
 SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
@@ -42,13 +45,14 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return len(want) == len(have)
 
 
-def subjects_for(value: str, partitions: int = 4) -> list[str]:
-    room = names.room_subjects(value, partitions)
+def subjects_for(value: str, partitions: int = 4, prefix: str = "outlast") -> list[str]:
+    n = Names(prefix, partitions)
+    room = n.room_subjects(value)
     return [
-        names.user_account_subject(value),
-        names.user_session_subject(value),
-        names.user_data_subject(value),
-        names.alias_subject(value),
+        n.user_account_subject(value),
+        n.user_session_subject(value),
+        n.user_data_subject(value),
+        n.alias_subject(value),
         room.state,
         room.timeline,
     ]
@@ -82,9 +86,9 @@ def test_partition_of_spreads_rooms_over_partitions() -> None:
 
 
 def test_room_subjects_live_in_the_rooms_partition_stream() -> None:
-    room = names.room_subjects("!room:example.test", 4)
+    room = Names(partitions=4).room_subjects("!room:example.test")
     p = names.partition_of("!room:example.test", 4)
-    assert room.stream == names.rooms_stream(p) == f"OUTLAST_ROOMS_{p}"
+    assert room.stream == NAMES.rooms_stream(p) == f"OUTLAST_ROOMS_{p}"
     assert room.state.endswith(".state")
     assert room.timeline.endswith(".timeline")
     assert room.state.rsplit(".", 1)[0] == room.timeline.rsplit(".", 1)[0]
@@ -116,7 +120,7 @@ def test_subject_kinds_do_not_collide() -> None:
 
 
 def test_all_streams_order() -> None:
-    assert [s.name for s in names.all_streams(3)] == [
+    assert [s.name for s in Names(partitions=3).streams()] == [
         "OUTLAST_USERS",
         "OUTLAST_DIRECTORY",
         "OUTLAST_ROOMS_0",
@@ -127,17 +131,70 @@ def test_all_streams_order() -> None:
 
 @pytest.mark.parametrize("value", HOSTILE_IDS[:6])
 def test_every_subject_is_captured_by_exactly_one_stream(value: str) -> None:
-    streams = names.all_streams(4)
+    streams = Names(partitions=4).streams()
     for subject in subjects_for(value, 4):
         owners = [s.name for s in streams if any(subject_matches(p, subject) for p in s.subjects)]
         assert len(owners) == 1, (subject, owners)
-    room = names.room_subjects(value, 4)
+    room = Names(partitions=4).room_subjects(value)
     owner = next(s for s in streams if subject_matches(s.subjects[0], room.state))
     assert owner.name == room.stream
 
 
 def test_stream_subject_filters_do_not_overlap() -> None:
-    filters = [p for s in names.all_streams(12) for p in s.subjects]
+    filters = [p for s in Names(partitions=12).streams() for p in s.subjects]
     assert len(filters) == len(set(filters))
     # outlast.rooms.1.> must not capture outlast.rooms.10.x
     assert not subject_matches("outlast.rooms.1.>", "outlast.rooms.10.abc.state")
+
+
+# --- prefixes -----------------------------------------------------------------
+
+
+def test_the_default_names_are_the_ones_logs_in_the_field_use() -> None:
+    user, room = "@alice:example.test", "!room:example.test"
+    assert NAMES.users_stream == "OUTLAST_USERS"
+    assert NAMES.media_bucket == "OUTLAST_MEDIA"
+    assert [s.name for s in NAMES.control_streams()] == ["OUTLAST_HEALTH", "OUTLAST_DRILLS"]
+    assert NAMES.user_account_subject(user) == f"outlast.users.{names.token(user)}.account"
+    assert NAMES.device_keys_subject(user, "D") == (
+        f"outlast.users.{names.token(user)}.keys.{names.token('D')}"
+    )
+    p = names.partition_of(room, NAMES.partitions)
+    assert NAMES.directory_subject(room) == f"outlast.rooms.{p}.{names.token(room)}.directory"
+    assert NAMES.typing_subject(room) == f"outlast_ephemeral.typing.{names.token(room)}"
+    assert subject_matches(NAMES.typing_wildcard, NAMES.typing_subject(room))
+    assert NAMES.health_subject("a", "w") == (
+        f"outlast.health.{names.token('a')}.{names.token('w')}"
+    )
+
+
+def every_subject(n: Names, value: str) -> list[str]:
+    return [
+        *subjects_for(value, n.partitions, n.prefix),
+        n.user_subject(value, "presence"),
+        n.device_keys_subject(value, "D"),
+        n.directory_subject(value),
+        n.health_subject(value),
+        n.drill_subject(value),
+        n.typing_subject(value),
+    ]
+
+
+@pytest.mark.parametrize("value", HOSTILE_IDS[:4])
+def test_two_prefixes_share_a_server_without_seeing_each_other(value: str) -> None:
+    one, two = Names("t1", 2), Names("t2", 2)
+    for mine, other in ((one, two), (two, one)):
+        filters = [f for s in [*other.streams(), *other.control_streams()] for f in s.subjects]
+        filters.append(other.typing_wildcard)
+        names_of_other = {s.name for s in [*other.streams(), *other.control_streams()]}
+        for subject in every_subject(mine, value):
+            assert subject.startswith(mine.prefix)
+            assert not any(subject_matches(f, subject) for f in filters), subject
+        assert not names_of_other & {s.name for s in mine.streams()}
+        assert mine.media_bucket != other.media_bucket
+
+
+@pytest.mark.parametrize("prefix", ["", "Outlast", "a.b", "a*", "a>", "1abc", "a-b", "x" * 33])
+def test_a_prefix_must_be_a_plain_token(prefix: str) -> None:
+    with pytest.raises(ValueError):
+        Names(prefix)

@@ -8,17 +8,20 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from outlast.log import names
+import pytest
+
 from outlast.log.client import LogMessage
+from outlast.log.names import Names
 from outlast.view.apply import apply_message
 from outlast.view.state_cache import BatchStates, StateCache
 
 PARTITIONS = 1
-STREAMS = [s.name for s in names.all_streams(PARTITIONS)]
+NAMES = Names(partitions=PARTITIONS)
+STREAMS = [s.name for s in NAMES.streams()]
 ALICE = "@alice:example.test"
 BOB = "@bob:example.test"
 ROOM = "!room:example.test"
-SUBJECTS = names.room_subjects(ROOM, PARTITIONS)
+SUBJECTS = NAMES.room_subjects(ROOM)
 _ids = itertools.count()
 
 
@@ -38,10 +41,10 @@ class View:
         return affected
 
     def account(self, user: str, data: dict[str, Any]) -> set[str]:
-        return self.send(names.USERS_STREAM, names.user_account_subject(user), data)
+        return self.send(NAMES.users_stream, NAMES.user_account_subject(user), data)
 
     def session(self, user: str, data: dict[str, Any]) -> set[str]:
-        return self.send(names.USERS_STREAM, names.user_session_subject(user), data)
+        return self.send(NAMES.users_stream, NAMES.user_session_subject(user), data)
 
     def state(self, *events: dict[str, Any], **extra: Any) -> set[str]:
         return self.send(
@@ -174,6 +177,65 @@ def test_logout_removes_only_that_token_and_device(view: View) -> None:
     assert devices(view) == ["D2"]
 
 
+def keys_of(view: View, device_id: str) -> dict[str, Any]:
+    return {
+        table: view.value(f"SELECT COUNT(*) FROM {table} WHERE device_id = ?", device_id)
+        for table in ("e2e_device_keys", "e2e_one_time_keys", "to_device_inbox")
+    }
+
+
+@pytest.mark.parametrize(
+    "removal",
+    [
+        {"op": "logout", "user_id": ALICE, "token_hash": "h1"},
+        {"op": "logout_all", "user_id": ALICE},
+        {"op": "device_delete", "user_id": ALICE, "device_ids": ["D1"]},
+        {"op": "deactivate", "user_id": ALICE},
+    ],
+)
+def test_a_device_that_goes_takes_its_keys_and_inbox_and_is_a_device_list_change(
+    view: View, removal: dict[str, Any]
+) -> None:
+    """The step a trigger on ``devices`` used to take unseen, now explicit in view/apply.py."""
+    view.account(ALICE, register(dev=device("D1", "h1")))
+    view.send(
+        NAMES.users_stream,
+        NAMES.device_keys_subject(ALICE, "D1"),
+        {
+            "op": "keys_upload",
+            "user_id": ALICE,
+            "device_id": "D1",
+            "device_keys": {"user_id": ALICE, "device_id": "D1", "keys": {}},
+            "one_time_keys": {"signed_curve25519:A": {"key": "k"}},
+        },
+    )
+    view.send(
+        NAMES.users_stream,
+        NAMES.user_subject(ALICE, "todevice"),
+        {
+            "op": "to_device",
+            "sender": BOB,
+            "sender_device": "B1",
+            "txn_id": "t",
+            "type": "m.x",
+            "target": ALICE,
+            "messages": {"D1": {"a": 1}},
+        },
+    )
+    assert keys_of(view, "D1") == {
+        "e2e_device_keys": 1,
+        "e2e_one_time_keys": 1,
+        "to_device_inbox": 1,
+    }
+    changes_before = view.rows("SELECT seq FROM device_list_changes WHERE user_id = ?", ALICE)
+    view.send(NAMES.users_stream, NAMES.user_session_subject(ALICE), removal)
+    removed_at = view.seqs[NAMES.users_stream]
+    assert devices(view) == []
+    assert keys_of(view, "D1") == dict.fromkeys(keys_of(view, "D1"), 0)
+    changes = view.rows("SELECT seq FROM device_list_changes WHERE user_id = ?", ALICE)
+    assert changes == [*changes_before, (removed_at,)]
+
+
 def test_logout_of_unknown_token_changes_nothing(view: View) -> None:
     view.account(ALICE, register(dev=device("D1", "h1")))
     view.session(ALICE, {"op": "logout", "user_id": ALICE, "token_hash": "nope"})
@@ -230,23 +292,23 @@ def test_deactivate_clears_password_and_all_sessions(view: View) -> None:
 
 
 def test_filter_is_stored_once(view: View) -> None:
-    subject = names.user_data_subject(ALICE)
+    subject = NAMES.user_data_subject(ALICE)
     fact = {"op": "filter", "user_id": ALICE, "filter_id": "f1", "filter": {"room": {}}}
-    view.send(names.USERS_STREAM, subject, fact)
-    view.send(names.USERS_STREAM, subject, {**fact, "filter": {"other": 1}})
+    view.send(NAMES.users_stream, subject, fact)
+    view.send(NAMES.users_stream, subject, {**fact, "filter": {"other": 1}})
     assert [json.loads(r[0]) for r in view.rows("SELECT json FROM filters")] == [{"room": {}}]
 
 
 def test_alias_is_set_and_deleted(view: View) -> None:
     alias = "#room:example.test"
-    subject = names.alias_subject(alias)
+    subject = NAMES.alias_subject(alias)
     view.send(
-        names.DIRECTORY_STREAM,
+        NAMES.directory_stream,
         subject,
         {"op": "alias", "alias": alias, "room_id": ROOM, "creator": ALICE},
     )
     assert view.rows("SELECT alias, room_id, creator FROM aliases") == [(alias, ROOM, ALICE)]
-    view.send(names.DIRECTORY_STREAM, subject, {"op": "alias_delete", "alias": alias})
+    view.send(NAMES.directory_stream, subject, {"op": "alias_delete", "alias": alias})
     assert view.rows("SELECT * FROM aliases") == []
 
 
@@ -351,7 +413,7 @@ def test_duplicate_state_event_does_not_rewrite_state(view: View) -> None:
 
 
 def stored(view: View, ev: dict[str, Any]) -> bool:
-    return view.value("SELECT 1 FROM events WHERE event_id = ?", ev["event_id"]) == 1
+    return bool(view.value("SELECT 1 FROM events WHERE event_id = ?", ev["event_id"]) == 1)
 
 
 def test_message_from_a_non_member_is_never_stored(view: View) -> None:

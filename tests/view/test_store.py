@@ -141,3 +141,29 @@ async def test_a_timed_out_or_cancelled_waiter_is_forgotten() -> None:
     with pytest.raises(asyncio.CancelledError):
         await cancelled
     assert pos._waiters["OUTLAST_USERS"] == []
+
+
+# --- no triggers ---------------------------------------------------------------
+
+
+def triggers(conn: sqlite3.Connection) -> list[str]:
+    return [
+        str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    ]
+
+
+def test_the_view_has_no_triggers_and_drops_those_of_older_versions(tmp_path: Path) -> None:
+    """What one capability's change means for another's tables is written out in
+    view/apply.py, not hidden in a trigger; a view file from a version that had
+    triggers loses them when opened."""
+    path = tmp_path / "view.sqlite"
+    conn = open_db(path, STREAMS)
+    assert triggers(conn) == []
+    conn.execute(
+        "CREATE TRIGGER device_gone AFTER DELETE ON devices BEGIN"
+        " DELETE FROM e2e_device_keys WHERE user_id = OLD.user_id; END"
+    )
+    conn.close()
+    conn = open_db(path, STREAMS)
+    assert triggers(conn) == []
+    conn.close()

@@ -31,7 +31,20 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 20_000
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# ``./run screenshots`` sets this to docs/screenshots to refresh the README's pictures;
+# otherwise screenshots go to a temporary directory and a test run leaves the tree clean.
+SCREENSHOTS_ENV = "OUTLAST_SCREENSHOTS"
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory the browser tests save their screenshots in."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    if chosen:
+        path = Path(chosen).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ three-site cluster: three healthy sites, stream leaders and a real drill's chart
 then site c burns and the dashboard served by site a shows c down while a and b
 stay healthy, and the web chat (through the front door) keeps working meanwhile.
 
-Screenshots: docs/screenshots/dashboard.png (healthy) and
-docs/screenshots/dashboard-site-down.png (site c burned).
+Screenshots: dashboard.png (healthy) and dashboard-site-down.png (site c burned),
+in a temporary directory; ``./run screenshots`` refreshes docs/screenshots.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 from tests.cluster.harness import Cluster, start_cluster
 from tests.servers import http_json
-from tests.web.conftest import SCREENSHOTS, csp_violations, new_page, problems
+from tests.web.conftest import csp_violations, new_page, problems
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,7 @@ def site_states(page: Any) -> dict[str, str]:
 
 
 def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
-    browser: Any, cluster: Cluster, tmp_path: Path
+    browser: Any, cluster: Cluster, tmp_path: Path, screenshots: Path
 ) -> None:
     a, b = cluster.site_url("a"), cluster.site_url("b")
 
@@ -220,8 +220,7 @@ def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
         assert drill.locator("svg.chart line.mark-recovery").count() == 1
         assert "PASS" in drill.locator(".drill-head").inner_text()
         assert dash.locator("#metrics a").count() == 3
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        dash.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        dash.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
 
         # --- a chat through the front door, with bob reading at site b -----------------
         bob = register(b, "bob")
@@ -281,7 +280,7 @@ def test_dashboard_shows_sites_leaders_drills_and_a_burned_site(
             30,
         )
         dash.locator('#nodes tr[data-node="c-1"]').get_by_text("Offline").wait_for(timeout=30_000)
-        dash.screenshot(path=str(SCREENSHOTS / "dashboard-site-down.png"), full_page=True)
+        dash.screenshot(path=str(screenshots / "dashboard-site-down.png"), full_page=True)
 
         assert csp_violations(dash) == [] and csp_violations(chat) == []
         # A burned site's in-flight requests may log network errors in the chat's console.

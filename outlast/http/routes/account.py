@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -10,8 +11,9 @@ from aiohttp import web
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json
 from outlast.http.limits import LIMITS_KEY
-from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
+from outlast.log.client import LogUnavailable
 
 routes = Routes()
 
@@ -37,12 +39,12 @@ def _uia(stage: str, session: Any = None, error: str | None = None) -> MatrixErr
 @routes.post("/register")
 async def register(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/register"""
-    services = request.app[REQUESTER_KEY]
+    svc = services(request)
     body = await json_body(request)
     kind = request.query.get("kind", "user")
     if kind != "user":
         raise MatrixError(403, "M_FORBIDDEN", "guest access is not enabled")
-    if not services.ctx.config.registration.enabled:
+    if not svc.config.registration.enabled:
         raise MatrixError(403, "M_FORBIDDEN", "registration is disabled on this server")
     auth = body.get("auth")
     if auth is None:
@@ -58,7 +60,7 @@ async def register(request: web.Request) -> web.Response:
         raise MatrixError(400, "M_MISSING_PARAM", "password is required")
     request.app[LIMITS_KEY].check_registration(request)
     inhibit = body.get("inhibit_login", False)
-    result = await services.accounts.register(
+    result = await svc.accounts.register(
         username.lower() if username else None,
         body.get("password"),
         device_id=body.get("device_id"),
@@ -71,9 +73,9 @@ async def register(request: web.Request) -> web.Response:
 @routes.get("/register/available")
 async def available(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/register/available"""
-    services = request.app[REQUESTER_KEY]
+    svc = services(request)
     name = request.query.get("username", "")
-    await services.accounts.available(name.lower() if name else name)
+    await svc.accounts.available(name.lower() if name else name)
     return ok({"available": True})
 
 
@@ -100,15 +102,15 @@ def _login_user(body: dict[str, Any], server_name: str) -> str:
 @routes.post("/login")
 async def login(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/login"""
-    services = request.app[REQUESTER_KEY]
+    svc = services(request)
     body = await json_body(request)
     if body.get("type") != "m.login.password":
         raise MatrixError(400, "M_UNKNOWN", "unsupported login type")
-    user_id = _login_user(body, services.ctx.server_name)
+    user_id = _login_user(body, svc.config.server.server_name)
     limits = request.app[LIMITS_KEY]
     limits.check_login(request, user_id)
     try:
-        result = await services.accounts.login(
+        result = await svc.accounts.login(
             user_id,
             body.get("password"),
             device_id=body.get("device_id"),
@@ -126,7 +128,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/logout"""
     who = await requester(request)
-    await request.app[REQUESTER_KEY].accounts.logout(who)
+    await services(request).accounts.logout(who)
     return ok()
 
 
@@ -134,7 +136,7 @@ async def logout(request: web.Request) -> web.Response:
 async def logout_all(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/logout/all"""
     who = await requester(request)
-    await request.app[REQUESTER_KEY].accounts.logout_all(who)
+    await services(request).accounts.logout_all(who)
     return ok()
 
 
@@ -152,9 +154,9 @@ async def _password_auth(request: web.Request, body: dict[str, Any], user_id: st
         raise _uia("m.login.password")
     if auth.get("type") != "m.login.password":
         raise _uia("m.login.password", auth.get("session"))
-    services = request.app[REQUESTER_KEY]
+    svc = services(request)
     claimed = (
-        _login_user(auth, services.ctx.server_name)
+        _login_user(auth, svc.config.server.server_name)
         if (auth.get("identifier") or auth.get("user"))
         else user_id
     )
@@ -162,7 +164,7 @@ async def _password_auth(request: web.Request, body: dict[str, Any], user_id: st
         raise _uia("m.login.password", auth.get("session"), "Invalid password")
     limits = request.app[LIMITS_KEY]
     limits.check_login(request, user_id)
-    if not await services.accounts.check_password(user_id, auth.get("password")):
+    if not await svc.accounts.check_password(user_id, auth.get("password")):
         limits.login_failed(request, user_id)
         # Spec (UIA): a failed stage is a 401 with the flows again, so the client can retry.
         raise _uia("m.login.password", auth.get("session"), "Invalid password")
@@ -176,7 +178,7 @@ async def change_password(request: web.Request) -> web.Response:
     body = await json_body(request)
     await _password_auth(request, body, who.user_id)
     logout_devices = body.get("logout_devices", True)
-    await request.app[REQUESTER_KEY].accounts.change_password(
+    await services(request).accounts.change_password(
         who, body.get("new_password"), bool(logout_devices)
     )
     return ok()
@@ -188,11 +190,10 @@ async def deactivate(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request)
     await _password_auth(request, body, who.user_id)
-    services = request.app[REQUESTER_KEY]
-    for room_id in services.rooms_joined(who.user_id):
-        try:
-            await services.memberships.leave(who.user_id, room_id)
-        except MatrixError:
-            pass  # leaving is best effort; the account is deactivated regardless
-    await services.accounts.deactivate(who.user_id)
+    svc = services(request)
+    for room_id in svc.memberships.joined_rooms(who.user_id):
+        # Leaving is best effort; the account is deactivated regardless.
+        with contextlib.suppress(MatrixError, LogUnavailable):
+            await svc.memberships.leave(who.user_id, room_id)
+    await svc.accounts.deactivate(who.user_id)
     return ok({"id_server_unbind_result": "no-support"})

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.account_data.service import AccountData
+from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
-from outlast.service.account_data import AccountData
 
 routes = Routes()
 
 
 def _data(request: web.Request) -> AccountData:
-    service: AccountData = request.app[REQUESTER_KEY].features["account_data"]
-    return service
+    return services(request).account_data
 
 
 @routes.get("/user/{user_id}/account_data/{type}")

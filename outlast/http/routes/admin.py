@@ -6,7 +6,7 @@
 - ``GET /_outlast/admin/whoami``: who the access token belongs to and whether
   they are a server administrator.
 - ``GET /_outlast/admin/status``: the dashboard's data (administrators only,
-  403 ``M_FORBIDDEN`` otherwise), see outlast/service/dashboard.py.
+  403 ``M_FORBIDDEN`` otherwise), see outlast/ops/dashboard.py.
 - ``GET /_outlast/metrics``: Prometheus text (``[metrics] enabled``).
 """
 
@@ -18,7 +18,7 @@ from aiohttp import web
 
 from outlast.core.errors import MatrixError
 from outlast.http.metrics import CONTENT_TYPE, METRICS_KEY
-from outlast.http.request import REQUESTER_KEY, ok, requester
+from outlast.http.request import ok, requester, services
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -76,13 +76,13 @@ async def dashboard_asset(request: web.Request) -> web.Response:
 async def whoami(request: web.Request) -> web.Response:
     """GET /_outlast/admin/whoami — {user_id, admin, site} for any valid token."""
     who = await requester(request)
-    services = request.app[REQUESTER_KEY]
-    admins = services.features["admin"]
+    svc = services(request)
+    admins = svc.admins
     return ok(
         {
             "user_id": who.user_id,
             "admin": admins.is_admin(who.user_id),
-            "site": services.ctx.config.server.site,
+            "site": svc.config.server.site,
         }
     )
 
@@ -91,9 +91,9 @@ async def whoami(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     """GET /_outlast/admin/status — every site, node, stream leader and drill."""
     who = await requester(request)
-    services = request.app[REQUESTER_KEY]
-    services.features["admin"].require(who.user_id)
-    body = await services.features["dashboard"].status()
+    svc = services(request)
+    svc.admins.require(who.user_id)
+    body = await svc.dashboard.status()
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 

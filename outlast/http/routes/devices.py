@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from outlast.accounts.devices import check_device_ids
 from outlast.core.errors import missing_param
-from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routes.account import _password_auth as password_auth
 from outlast.http.routing import Routes
-from outlast.service.devices import check_device_ids
 
 routes = Routes()
 
@@ -17,14 +17,14 @@ routes = Routes()
 async def list_devices(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/devices"""
     who = await requester(request)
-    return ok({"devices": request.app[REQUESTER_KEY].features["devices"].all(who.user_id)})
+    return ok({"devices": services(request).devices.all(who.user_id)})
 
 
 @routes.get("/devices/{device_id}")
 async def get_device(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/devices/{deviceId}"""
     who = await requester(request)
-    devices = request.app[REQUESTER_KEY].features["devices"]
+    devices = services(request).devices
     return ok(await devices.get(who.user_id, request.match_info["device_id"]))
 
 
@@ -33,7 +33,7 @@ async def rename_device(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/devices/{deviceId}"""
     who = await requester(request)
     body = await json_body(request)
-    devices = request.app[REQUESTER_KEY].features["devices"]
+    devices = services(request).devices
     await devices.rename(who.user_id, request.match_info["device_id"], body.get("display_name"))
     return ok()
 
@@ -43,7 +43,7 @@ async def delete_device(request: web.Request) -> web.Response:
     """DELETE /_matrix/client/v3/devices/{deviceId} (user-interactive auth by password)"""
     who = await requester(request)
     body = await json_body(request)
-    devices = request.app[REQUESTER_KEY].features["devices"]
+    devices = services(request).devices
     device_id = request.match_info["device_id"]
     await devices.get(who.user_id, device_id)
     await password_auth(request, body, who.user_id)
@@ -58,7 +58,7 @@ async def delete_devices(request: web.Request) -> web.Response:
     body = await json_body(request)
     device_ids = check_device_ids(body.get("devices"))
     await password_auth(request, body, who.user_id)
-    await request.app[REQUESTER_KEY].features["devices"].delete(who.user_id, device_ids)
+    await services(request).devices.delete(who.user_id, device_ids)
     return ok()
 
 
@@ -67,7 +67,7 @@ async def upload_keys(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/keys/upload"""
     who = await requester(request)
     body = await json_body(request)
-    counts = await request.app[REQUESTER_KEY].features["keys"].upload(who, body)
+    counts = await services(request).keys.upload(who, body)
     return ok({"one_time_key_counts": counts})
 
 
@@ -76,7 +76,7 @@ async def query_keys(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/keys/query"""
     who = await requester(request)
     body = await json_body(request)
-    keys = request.app[REQUESTER_KEY].features["keys"]
+    keys = services(request).keys
     return ok(keys.query(body.get("device_keys"), who.user_id))
 
 
@@ -90,11 +90,7 @@ async def upload_signing_keys(request: web.Request) -> web.Response:
     async def authenticate() -> None:
         await password_auth(request, body, who.user_id)
 
-    await (
-        request.app[REQUESTER_KEY]
-        .features["keys"]
-        .upload_signing_keys(who.user_id, body, authenticate)
-    )
+    await services(request).keys.upload_signing_keys(who.user_id, body, authenticate)
     return ok()
 
 
@@ -103,9 +99,7 @@ async def upload_signatures(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/keys/signatures/upload"""
     who = await requester(request)
     body = await json_body(request)
-    return ok(
-        await request.app[REQUESTER_KEY].features["keys"].upload_signatures(who.user_id, body)
-    )
+    return ok(await services(request).keys.upload_signatures(who.user_id, body))
 
 
 @routes.post("/keys/claim")
@@ -113,7 +107,7 @@ async def claim_keys(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/keys/claim"""
     await requester(request)
     body = await json_body(request)
-    return ok(await request.app[REQUESTER_KEY].features["keys"].claim(body.get("one_time_keys")))
+    return ok(await services(request).keys.claim(body.get("one_time_keys")))
 
 
 @routes.get("/keys/changes")
@@ -123,7 +117,7 @@ async def key_changes(request: web.Request) -> web.Response:
     start, end = request.query.get("from"), request.query.get("to")
     if not start or not end:
         raise missing_param("from and to are required")
-    keys = request.app[REQUESTER_KEY].features["keys"]
+    keys = services(request).keys
     changed, left = await keys.changes(who.user_id, start, end)
     return ok({"changed": changed, "left": left})
 
@@ -133,6 +127,6 @@ async def send_to_device(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}"""
     who = await requester(request)
     body = await json_body(request)
-    to_device = request.app[REQUESTER_KEY].features["to_device"]
+    to_device = services(request).to_device
     await to_device.send(who, request.match_info["event_type"], request.match_info["txn_id"], body)
     return ok()

@@ -6,16 +6,15 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json
-from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.directory.service import Directory
+from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
-from outlast.service.directory import Directory
 
 routes = Routes()
 
 
 def _directory(request: web.Request) -> Directory:
-    service: Directory = request.app[REQUESTER_KEY].features["directory"]
-    return service
+    return services(request).directory
 
 
 def _room_id(request: web.Request) -> str:

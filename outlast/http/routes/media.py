@@ -18,7 +18,7 @@ from aiohttp import ClientError, web
 
 from outlast.core.errors import MatrixError, not_found
 from outlast.http.limits import LIMITS_KEY
-from outlast.http.request import REQUESTER_KEY, ok, requester
+from outlast.http.request import CORS_HEADERS, ok, requester, services
 from outlast.http.routing import Routes
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def disposition(content_type: str, filename: str | None) -> str:
 
 
 def _repo(request: web.Request) -> Any:
-    return request.app[REQUESTER_KEY].features["media"]
+    return services(request).media
 
 
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -217,14 +217,12 @@ async def _stream(
 ) -> web.StreamResponse:
     """Send the bytes as they come from the bucket; a failure midway cuts the connection
     (the client sees a short body against Content-Length, never a corrupt success)."""
-    from outlast.http.app import CORS_HEADERS  # the middleware cannot add headers once sent
-
     response = web.StreamResponse(
         headers={
             **CORS_HEADERS,
             **SECURITY_HEADERS,
             **headers,
-            "X-Outlast-Site": str(request.app[REQUESTER_KEY].ctx.config.server.site),
+            "X-Outlast-Site": str(services(request).config.server.site),
         }
     )
     response.content_length = size

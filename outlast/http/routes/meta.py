@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from outlast.core.errors import MatrixError
-from outlast.http.request import REQUESTER_KEY, ok, requester
+from outlast.http.request import ok, requester, services
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -41,7 +41,7 @@ async def well_known(request: web.Request) -> web.Response:
     (the client keeps the URL it was given); echoing the request's Host header
     would let anyone who can put a Host header in front of a cache point
     clients at a server of their choosing."""
-    config = request.app[REQUESTER_KEY].ctx.config
+    config = services(request).config
     if not config.server.public_baseurl:
         raise MatrixError(404, "M_NOT_FOUND", "no client discovery information is configured")
     return ok({"m.homeserver": {"base_url": config.server.public_baseurl.rstrip("/")}})
@@ -67,5 +67,5 @@ async def capabilities(request: web.Request) -> web.Response:
 @routes.get("/health", prefixes=("/_outlast",))
 async def health(request: web.Request) -> web.Response:
     """GET /_outlast/health — ready only when this site can commit and its view is current."""
-    report = await request.app[REQUESTER_KEY].health()
+    report = await services(request).health.report()
     return web.json_response(report, status=200 if report["ready"] else 503)

@@ -4,28 +4,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError
 from outlast.core.pushrules import check_kind, check_scope, rule_attribute
 from outlast.http.request import (
-    REQUESTER_KEY,
     json_body,
     ok,
     query_event_filter,
     query_int,
     requester,
+    services,
 )
 from outlast.http.routing import Routes
 
 routes = Routes()
-
-
-def _feature(request: web.Request, name: str) -> Any:
-    return request.app[REQUESTER_KEY].features[name]
 
 
 def _rule_path(request: web.Request) -> tuple[str, str]:
@@ -40,7 +34,7 @@ def _rule_path(request: web.Request) -> tuple[str, str]:
 async def push_rules(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/pushrules/"""
     who = await requester(request)
-    return ok({"global": _feature(request, "push").rules(who.user_id)})
+    return ok({"global": services(request).push.rules(who.user_id)})
 
 
 @routes.get("/pushrules/{scope}/")
@@ -49,7 +43,7 @@ async def push_rules_scope(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/pushrules/global/"""
     who = await requester(request)
     check_scope(request.match_info["scope"])
-    return ok(_feature(request, "push").rules(who.user_id))
+    return ok(services(request).push.rules(who.user_id))
 
 
 @routes.get("/pushrules/{scope}/{kind}/{rule_id}")
@@ -57,7 +51,7 @@ async def get_rule(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}"""
     who = await requester(request)
     kind, rule_id = _rule_path(request)
-    return ok(_feature(request, "push").rule(who.user_id, kind, rule_id))
+    return ok(services(request).push.rule(who.user_id, kind, rule_id))
 
 
 @routes.put("/pushrules/{scope}/{kind}/{rule_id}")
@@ -66,7 +60,7 @@ async def put_rule(request: web.Request) -> web.Response:
     who = await requester(request)
     kind, rule_id = _rule_path(request)
     body = await json_body(request, allow_empty=False)
-    await _feature(request, "push").put_rule(
+    await services(request).push.put_rule(
         who.user_id, kind, rule_id, body, request.query.get("before"), request.query.get("after")
     )
     return ok()
@@ -77,7 +71,7 @@ async def delete_rule(request: web.Request) -> web.Response:
     """DELETE /_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}"""
     who = await requester(request)
     kind, rule_id = _rule_path(request)
-    await _feature(request, "push").delete_rule(who.user_id, kind, rule_id)
+    await services(request).push.delete_rule(who.user_id, kind, rule_id)
     return ok()
 
 
@@ -86,7 +80,7 @@ async def get_rule_attribute(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/enabled|actions"""
     who = await requester(request)
     kind, rule_id = _rule_path(request)
-    rule = _feature(request, "push").rule(who.user_id, kind, rule_id)
+    rule = services(request).push.rule(who.user_id, kind, rule_id)
     return ok(rule_attribute(rule, request.match_info["attr"]))
 
 
@@ -99,7 +93,7 @@ async def put_rule_attribute(request: web.Request) -> web.Response:
     body = await json_body(request, allow_empty=False)
     if attr not in body:
         raise MatrixError(400, "M_MISSING_PARAM", f"{attr} is required")
-    await _feature(request, "push").set_attribute(who.user_id, kind, rule_id, attr, body[attr])
+    await services(request).push.set_attribute(who.user_id, kind, rule_id, attr, body[attr])
     return ok()
 
 
@@ -107,7 +101,7 @@ async def put_rule_attribute(request: web.Request) -> web.Response:
 async def pushers(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/pushers"""
     who = await requester(request)
-    return ok({"pushers": _feature(request, "push").pushers(who.user_id)})
+    return ok({"pushers": services(request).push.pushers(who.user_id)})
 
 
 @routes.post("/pushers/set")
@@ -115,7 +109,7 @@ async def set_pusher(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/pushers/set"""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    await _feature(request, "push").set_pusher(who.user_id, body)
+    await services(request).push.set_pusher(who.user_id, body)
     return ok()
 
 
@@ -123,7 +117,7 @@ async def set_pusher(request: web.Request) -> web.Response:
 async def turn_server(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/voip/turnServer"""
     who = await requester(request)
-    return ok(_feature(request, "misc").turn_server(who.user_id))
+    return ok(services(request).turn.turn_server(who.user_id))
 
 
 @routes.get("/thirdparty/protocols")
@@ -153,7 +147,7 @@ async def notifications(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/notifications"""
     who = await requester(request)
     limit = query_int(request, "limit", 20, low=1, high=100)
-    return ok(_feature(request, "misc").notifications(who, limit, request.query.get("only")))
+    return ok(services(request).push.notifications(who, limit, request.query.get("only")))
 
 
 @routes.get("/rooms/{room_id}/context/{event_id}")
@@ -168,7 +162,7 @@ async def event_context(request: web.Request) -> web.Response:
     if event_filter.limit is not None:
         limit = min(limit, event_filter.limit)
     return ok(
-        _feature(request, "misc").context(
+        services(request).room_context.context(
             who, room_id, request.match_info["event_id"], limit, event_filter
         )
     )

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
-from outlast.service.profiles import Profiles
+from outlast.profiles.service import Profiles
 
 routes = Routes()
 
 
 def _profiles(request: web.Request) -> Profiles:
-    service: Profiles = request.app[REQUESTER_KEY].features["profiles"]
-    return service
+    return services(request).profiles
 
 
 @routes.get("/profile/{user_id}")

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError
-from outlast.http.request import REQUESTER_KEY, json_body, ok, requester
+from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -24,16 +24,12 @@ async def receipt(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}"""
     who = await requester(request)
     body = await json_body(request)
-    await (
-        request.app[REQUESTER_KEY]
-        .features["receipts"]
-        .receipt(
-            who,
-            _room_id(request),
-            request.match_info["receipt_type"],
-            request.match_info["event_id"],
-            body,
-        )
+    await services(request).receipts.receipt(
+        who,
+        _room_id(request),
+        request.match_info["receipt_type"],
+        request.match_info["event_id"],
+        body,
     )
     return ok()
 
@@ -43,7 +39,7 @@ async def read_markers(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/read_markers"""
     who = await requester(request)
     body = await json_body(request)
-    await request.app[REQUESTER_KEY].features["receipts"].read_markers(who, _room_id(request), body)
+    await services(request).receipts.read_markers(who, _room_id(request), body)
     return ok()
 
 
@@ -52,10 +48,8 @@ async def typing(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}"""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    await (
-        request.app[REQUESTER_KEY]
-        .features["typing"]
-        .set_typing(who, _room_id(request), request.match_info["user_id"], body)
+    await services(request).typing.set_typing(
+        who, _room_id(request), request.match_info["user_id"], body
     )
     return ok()
 
@@ -64,9 +58,7 @@ async def typing(request: web.Request) -> web.Response:
 async def get_presence(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/presence/{userId}/status"""
     who = await requester(request)
-    return ok(
-        request.app[REQUESTER_KEY].features["presence"].status(who, request.match_info["user_id"])
-    )
+    return ok(services(request).presence.status(who, request.match_info["user_id"]))
 
 
 @routes.put("/presence/{user_id}/status")
@@ -74,9 +66,5 @@ async def put_presence(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/presence/{userId}/status"""
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
-    await (
-        request.app[REQUESTER_KEY]
-        .features["presence"]
-        .set_status(who, request.match_info["user_id"], body)
-    )
+    await services(request).presence.set_status(who, request.match_info["user_id"], body)
     return ok()

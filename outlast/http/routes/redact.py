@@ -6,9 +6,9 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError
-from outlast.http.request import REQUESTER_KEY, json_body, ok, room_writer
+from outlast.http.request import json_body, ok, room_writer, services
 from outlast.http.routing import Routes
-from outlast.service.redactions import Redactions
+from outlast.rooms.redactions import Redactions
 
 routes = Routes()
 
@@ -21,6 +21,6 @@ async def redact(request: web.Request) -> web.Response:
     info = request.match_info
     if not ids.is_room_id(info["room_id"]):
         raise MatrixError(400, "M_INVALID_PARAM", "not a room id")
-    service: Redactions = request.app[REQUESTER_KEY].features["redactions"]
+    service: Redactions = services(request).redactions
     event_id = await service.redact(who, info["room_id"], info["event_id"], info["txn_id"], body)
     return ok({"event_id": event_id})

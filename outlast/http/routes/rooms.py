@@ -6,7 +6,7 @@ from aiohttp import web
 
 from outlast.core import ids
 from outlast.core.errors import MatrixError, bad_json
-from outlast.http.request import REQUESTER_KEY, json_body, ok, requester, room_writer
+from outlast.http.request import json_body, ok, requester, room_writer, services
 from outlast.http.routing import Routes
 
 routes = Routes()
@@ -31,7 +31,7 @@ async def create_room(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/createRoom"""
     who = await requester(request)
     body = await json_body(request)
-    return ok(await request.app[REQUESTER_KEY].creator.create(who.user_id, body))
+    return ok(await services(request).creator.create(who.user_id, body))
 
 
 @routes.post("/join/{room:[^/]+}")
@@ -39,9 +39,7 @@ async def join_any(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
     who = await requester(request)
     await json_body(request)
-    room_id = await request.app[REQUESTER_KEY].memberships.join(
-        who.user_id, request.match_info["room"]
-    )
+    room_id = await services(request).memberships.join(who.user_id, request.match_info["room"])
     return ok({"room_id": room_id})
 
 
@@ -50,7 +48,7 @@ async def join_room(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/join"""
     who = await requester(request)
     await json_body(request)
-    room_id = await request.app[REQUESTER_KEY].memberships.join(who.user_id, _room_id(request))
+    room_id = await services(request).memberships.join(who.user_id, _room_id(request))
     return ok({"room_id": room_id})
 
 
@@ -59,9 +57,7 @@ async def leave(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/leave"""
     who = await requester(request)
     body = await json_body(request)
-    await request.app[REQUESTER_KEY].memberships.leave(
-        who.user_id, _room_id(request), body.get("reason")
-    )
+    await services(request).memberships.leave(who.user_id, _room_id(request), body.get("reason"))
     return ok()
 
 
@@ -69,7 +65,7 @@ async def leave(request: web.Request) -> web.Response:
 async def forget(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/forget"""
     who = await requester(request)
-    await request.app[REQUESTER_KEY].memberships.forget(who.user_id, _room_id(request))
+    await services(request).memberships.forget(who.user_id, _room_id(request))
     return ok()
 
 
@@ -78,7 +74,7 @@ def _membership_route(path: str, membership: str) -> None:
         who = await requester(request)
         body = await json_body(request)
         target = _target(body)
-        await request.app[REQUESTER_KEY].memberships.change(
+        await services(request).memberships.change(
             who.user_id, _room_id(request), target, membership, reason=body.get("reason")
         )
         return ok()
@@ -97,14 +93,14 @@ _membership_route("unban", "leave")
 async def joined_rooms(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/joined_rooms"""
     who = await requester(request)
-    return ok({"joined_rooms": request.app[REQUESTER_KEY].rooms_joined(who.user_id)})
+    return ok({"joined_rooms": services(request).memberships.joined_rooms(who.user_id)})
 
 
 @routes.get("/rooms/{room_id}/members")
 async def members(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/members"""
     who = await requester(request)
-    chunk = request.app[REQUESTER_KEY].messages.members(
+    chunk = services(request).messages.members(
         who.user_id,
         _room_id(request),
         request.query.get("membership"),
@@ -117,7 +113,7 @@ async def members(request: web.Request) -> web.Response:
 async def joined_members(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/joined_members"""
     who = await requester(request)
-    joined = request.app[REQUESTER_KEY].messages.joined_members(who.user_id, _room_id(request))
+    joined = services(request).messages.joined_members(who.user_id, _room_id(request))
     return ok({"joined": joined})
 
 
@@ -125,7 +121,7 @@ async def joined_members(request: web.Request) -> web.Response:
 async def state(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state"""
     who = await requester(request)
-    return ok(request.app[REQUESTER_KEY].messages.state(who.user_id, _room_id(request)))
+    return ok(services(request).messages.state(who.user_id, _room_id(request)))
 
 
 def _state_key(request: web.Request) -> tuple[str, str]:
@@ -138,7 +134,7 @@ async def get_state_event(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     who = await requester(request)
     event_type, state_key = _state_key(request)
-    content = request.app[REQUESTER_KEY].messages.state_event(
+    content = services(request).messages.state_event(
         who.user_id, _room_id(request), event_type, state_key
     )
     return ok(content)
@@ -151,7 +147,7 @@ async def put_state_event(request: web.Request) -> web.Response:
     who = await room_writer(request)
     body = await json_body(request)
     event_type, state_key = _state_key(request)
-    event_id = await request.app[REQUESTER_KEY].messages.put_state(
+    event_id = await services(request).messages.put_state(
         who.user_id, _room_id(request), event_type, state_key, body
     )
     return ok({"event_id": event_id})
@@ -162,7 +158,7 @@ async def send(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
     who = await room_writer(request)
     body = await json_body(request)
-    event_id = await request.app[REQUESTER_KEY].messages.send(
+    event_id = await services(request).messages.send(
         who, _room_id(request), request.match_info["event_type"], request.match_info["txn_id"], body
     )
     return ok({"event_id": event_id})
@@ -172,7 +168,5 @@ async def send(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"""
     who = await requester(request)
-    event = request.app[REQUESTER_KEY].messages.event(
-        who, _room_id(request), request.match_info["event_id"]
-    )
+    event = services(request).messages.event(who, _room_id(request), request.match_info["event_id"])
     return ok(event)

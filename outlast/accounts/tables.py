@@ -1,0 +1,175 @@
+"""The view's accounts: users, their devices, and their access tokens (as SHA-256 hashes).
+
+This module is the only writer of ``users``, ``devices`` and ``tokens``. A
+device and its token come with a registration or login and go with a logout,
+a password change that logs other devices out, a deactivation or a deletion;
+every way a device goes returns its id, so the projector can tell the e2ee
+tables to drop what hung on it (outlast/view/apply.py wires that).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from outlast.log.client import LogMessage
+from outlast.log.facts import (
+    Admin,
+    Deactivate,
+    DeviceRenamed,
+    DevicesDeleted,
+    Login,
+    Logout,
+    LogoutAll,
+    NewDevice,
+    Password,
+    Register,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY, password_hash TEXT, deactivated INTEGER NOT NULL DEFAULT 0,
+    admin INTEGER NOT NULL DEFAULT 0, created_ts INTEGER NOT NULL, account_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, display_name TEXT,
+    created_ts INTEGER, PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_device ON tokens (user_id, device_id);
+"""
+
+# Devices that went away in one fact: (user, device ids).
+Gone = tuple[str, list[str]]
+
+
+def apply_register(conn: sqlite3.Connection, msg: LogMessage, fact: Register) -> set[str]:
+    conn.execute(
+        "INSERT OR IGNORE INTO users (user_id, password_hash, created_ts, account_seq, admin)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (fact.user_id, fact.password_hash, fact.ts, msg.seq, int(fact.admin)),
+    )
+    if fact.device is not None:
+        _add_device(conn, fact.user_id, fact.device, fact.ts)
+    return {fact.user_id}
+
+
+def apply_login(conn: sqlite3.Connection, fact: Login) -> set[str]:
+    _add_device(conn, fact.user_id, fact.device, fact.ts)
+    return {fact.user_id}
+
+
+def _add_device(conn: sqlite3.Connection, user_id: str, device: NewDevice, ts: int) -> None:
+    # A login that reuses a device id replaces that device's old token.
+    conn.execute(
+        "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device.device_id)
+    )
+    conn.execute(
+        "INSERT INTO devices (user_id, device_id, display_name, created_ts) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (user_id, device_id) DO UPDATE SET display_name ="
+        " COALESCE(excluded.display_name, devices.display_name)",
+        (user_id, device.device_id, device.display_name, ts),
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO tokens (token_hash, user_id, device_id) VALUES (?, ?, ?)",
+        (device.token_hash, user_id, device.device_id),
+    )
+
+
+def _remove(conn: sqlite3.Connection, user_id: str, device_ids: list[str]) -> list[str]:
+    """Delete devices and their tokens; the ids of the devices that existed."""
+    gone = []
+    for device_id in device_ids:
+        conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+        deleted = conn.execute(
+            "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+        ).rowcount
+        if deleted:
+            gone.append(device_id)
+    return gone
+
+
+def _remove_all(conn: sqlite3.Connection, user_id: str, keep: str | None = None) -> list[str]:
+    """Every device of the user but ``keep``, with every token (those of devices long gone too)."""
+    device_ids = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT device_id FROM devices WHERE user_id = ? AND device_id IS NOT ?",
+            (user_id, keep),
+        )
+    ]
+    conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
+    conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
+    return device_ids
+
+
+def apply_logout(conn: sqlite3.Connection, fact: Logout) -> Gone:
+    row = conn.execute(
+        "SELECT device_id FROM tokens WHERE token_hash = ?", (fact.token_hash,)
+    ).fetchone()
+    return fact.user_id, _remove(conn, fact.user_id, [str(row[0])]) if row is not None else []
+
+
+def apply_logout_all(conn: sqlite3.Connection, fact: LogoutAll) -> Gone:
+    return fact.user_id, _remove_all(conn, fact.user_id)
+
+
+def apply_password(conn: sqlite3.Connection, msg: LogMessage, fact: Password) -> Gone:
+    conn.execute(
+        "UPDATE users SET password_hash = ?, account_seq = ? WHERE user_id = ?",
+        (fact.password_hash, msg.seq, fact.user_id),
+    )
+    if not fact.logout_devices:
+        return fact.user_id, []
+    return fact.user_id, _remove_all(conn, fact.user_id, keep=fact.keep_device)
+
+
+def apply_deactivate(conn: sqlite3.Connection, msg: LogMessage, fact: Deactivate) -> Gone:
+    conn.execute(
+        "UPDATE users SET deactivated = 1, password_hash = NULL, account_seq = ? WHERE user_id = ?",
+        (msg.seq, fact.user_id),
+    )
+    return fact.user_id, _remove_all(conn, fact.user_id)
+
+
+def apply_devices_deleted(conn: sqlite3.Connection, fact: DevicesDeleted) -> Gone:
+    """Tokens go with their device, so the device stops working at every site."""
+    return fact.user_id, _remove(conn, fact.user_id, list(fact.device_ids))
+
+
+def apply_device_renamed(conn: sqlite3.Connection, fact: DeviceRenamed) -> bool:
+    """Whether the device exists (and so was renamed)."""
+    cur = conn.execute(
+        "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?",
+        (fact.display_name, fact.user_id, fact.device_id),
+    )
+    return bool(cur.rowcount)
+
+
+def apply_admin(conn: sqlite3.Connection, fact: Admin) -> set[str]:
+    """Grant or revoke the server-administrator flag (``outlast admin grant|revoke``)."""
+    conn.execute("UPDATE users SET admin = ? WHERE user_id = ?", (int(fact.admin), fact.user_id))
+    return set()
+
+
+# --- reads (the accounts service's own; reads shared with others are in view/queries.py) --
+
+
+def devices(conn: sqlite3.Connection, user_id: str) -> list[sqlite3.Row]:
+    return list(
+        conn.execute(
+            "SELECT device_id, display_name, created_ts FROM devices WHERE user_id = ?"
+            " ORDER BY device_id",
+            (user_id,),
+        )
+    )
+
+
+def device(conn: sqlite3.Connection, user_id: str, device_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT device_id, display_name, created_ts FROM devices"
+        " WHERE user_id = ? AND device_id = ?",
+        (user_id, device_id),
+    ).fetchone()
+    return row

@@ -1,0 +1,196 @@
+"""Facts about accounts, sessions and devices (the users stream).
+
+Account changes go to the user's ``account`` subject (registration is fenced
+there at 0, so a name is taken once across sites), sessions to ``session``,
+device renames and deletions to ``devices``, filters and forgotten rooms to
+``data``, and the administrator flag to ``admin``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from outlast.log.facts.base import DecodeError, Fact, Fields
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    """A device a registration or login creates, with its access token's SHA-256."""
+
+    device_id: str
+    token_hash: str
+    display_name: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "token_hash": self.token_hash,
+            "display_name": self.display_name,
+        }
+
+    @classmethod
+    def read(cls, raw: Any) -> NewDevice:
+        if not isinstance(raw, dict):
+            raise DecodeError("device must be an object")
+        d = Fields("device", raw)
+        return cls(d.text("device_id"), d.text("token_hash"), d.opt_text("display_name"))
+
+
+@dataclass(frozen=True)
+class Register(Fact):
+    """An account is created (and, unless login was inhibited, its first session)."""
+
+    OP: ClassVar[str] = "register"
+    user_id: str
+    password_hash: str | None
+    ts: int
+    device: NewDevice | None
+    admin: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "password_hash": self.password_hash,
+            "ts": self.ts,
+            "device": self.device.encode() if self.device is not None else None,
+            "admin": int(self.admin),
+        }
+
+    @classmethod
+    def read(cls, d: Fields) -> Register:
+        device = d.value("device")
+        return cls(
+            d.text("user_id"),
+            d.opt_text("password_hash"),
+            d.int_or("ts", 0),
+            NewDevice.read(device) if device else None,
+            bool(d.value("admin")),
+        )
+
+
+@dataclass(frozen=True)
+class Login(Fact):
+    """A new session; a login that reuses a device id replaces that device's token."""
+
+    OP: ClassVar[str] = "login"
+    user_id: str
+    device: NewDevice
+    ts: int
+
+    @classmethod
+    def read(cls, d: Fields) -> Login:
+        return cls(d.text("user_id"), NewDevice.read(d.value("device")), d.int_or("ts", 0))
+
+
+@dataclass(frozen=True)
+class Logout(Fact):
+    """The session holding this token ends, and its device with it."""
+
+    OP: ClassVar[str] = "logout"
+    user_id: str
+    token_hash: str
+
+    @classmethod
+    def read(cls, d: Fields) -> Logout:
+        return cls(d.text("user_id"), d.text("token_hash"))
+
+
+@dataclass(frozen=True)
+class LogoutAll(Fact):
+    """Every session and device of the user ends."""
+
+    OP: ClassVar[str] = "logout_all"
+    user_id: str
+
+    @classmethod
+    def read(cls, d: Fields) -> LogoutAll:
+        return cls(d.text("user_id"))
+
+
+@dataclass(frozen=True)
+class Password(Fact):
+    """A new password hash; optionally every other device is logged out."""
+
+    OP: ClassVar[str] = "password"
+    user_id: str
+    password_hash: str
+    logout_devices: bool
+    keep_device: str | None
+
+    @classmethod
+    def read(cls, d: Fields) -> Password:
+        return cls(
+            d.text("user_id"),
+            d.text("password_hash"),
+            d.flag("logout_devices"),
+            d.opt_text("keep_device"),
+        )
+
+
+@dataclass(frozen=True)
+class Deactivate(Fact):
+    """The account is closed for good: no password, no devices, no tokens."""
+
+    OP: ClassVar[str] = "deactivate"
+    user_id: str
+
+    @classmethod
+    def read(cls, d: Fields) -> Deactivate:
+        return cls(d.text("user_id"))
+
+
+@dataclass(frozen=True)
+class Admin(Fact):
+    """The server-administrator flag is granted or revoked (``outlast admin``)."""
+
+    OP: ClassVar[str] = "admin"
+    user_id: str
+    admin: bool
+    ts: int
+
+    @classmethod
+    def read(cls, d: Fields) -> Admin:
+        return cls(d.text("user_id"), d.flag("admin"), d.int_or("ts", 0))
+
+
+@dataclass(frozen=True)
+class FilterStored(Fact):
+    """A /sync filter under its content-derived id."""
+
+    OP: ClassVar[str] = "filter"
+    user_id: str
+    filter_id: str
+    filter: dict[str, Any]
+
+    @classmethod
+    def read(cls, d: Fields) -> FilterStored:
+        return cls(d.text("user_id"), d.text("filter_id"), d.obj("filter"))
+
+
+@dataclass(frozen=True)
+class DeviceRenamed(Fact):
+    """A device's display name changes."""
+
+    OP: ClassVar[str] = "device_update"
+    user_id: str
+    device_id: str
+    display_name: str | None
+
+    @classmethod
+    def read(cls, d: Fields) -> DeviceRenamed:
+        return cls(d.text("user_id"), d.text("device_id"), d.opt_text("display_name"))
+
+
+@dataclass(frozen=True)
+class DevicesDeleted(Fact):
+    """Devices and their tokens are deleted: they stop working at every site."""
+
+    OP: ClassVar[str] = "device_delete"
+    user_id: str
+    device_ids: tuple[str, ...]
+
+    @classmethod
+    def read(cls, d: Fields) -> DevicesDeleted:
+        ids = d.texts("device_ids") if d.has("device_ids") else []
+        return cls(d.text("user_id"), tuple(ids))

@@ -1,0 +1,159 @@
+"""Push rules and pushers: stored on the log, read from the view, rules shown in /sync.
+
+Each edit of a user's push rules appends the whole new rules document to
+``user_subject(user, "push")`` fenced on the last one, so concurrent edits at
+two sites are serialised rather than lost. Pushers go to
+``user_subject(user, "pushers")``; they are stored and listed, and nothing is
+delivered to push gateways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from outlast.accounts.service import Requester
+from outlast.context import SiteContext
+from outlast.core import pushrules
+from outlast.core.errors import MatrixError, unavailable
+from outlast.log.client import FenceBusy, FenceFailed
+from outlast.log.facts import Fact, PusherDeleted, PusherSet, PushRulesSet
+from outlast.push import tables
+from outlast.sync.window import NothingPerRoom, SyncWindow
+
+FENCE_ATTEMPTS = 8
+PUSHER_KINDS = ("http", "email")
+
+
+class Push(NothingPerRoom):
+    def __init__(self, ctx: SiteContext) -> None:
+        self.ctx = ctx
+
+    # --- push rules -------------------------------------------------------------
+
+    def rules(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+        doc, _ = tables.rules_document(self.ctx.conn, user_id)
+        return pushrules.ruleset(user_id, doc)
+
+    def rule(self, user_id: str, kind: str, rule_id: str) -> dict[str, Any]:
+        doc, _ = tables.rules_document(self.ctx.conn, user_id)
+        return pushrules.find(user_id, doc, kind, rule_id)
+
+    async def put_rule(
+        self,
+        user_id: str,
+        kind: str,
+        rule_id: str,
+        body: dict[str, Any],
+        before: str | None,
+        after: str | None,
+    ) -> None:
+        await self._edit(
+            user_id,
+            lambda doc: pushrules.put_rule(user_id, doc, kind, rule_id, body, before, after),
+        )
+
+    async def delete_rule(self, user_id: str, kind: str, rule_id: str) -> None:
+        await self._edit(user_id, lambda doc: pushrules.delete_rule(doc, kind, rule_id))
+
+    async def set_attribute(
+        self, user_id: str, kind: str, rule_id: str, attr: str, value: Any
+    ) -> None:
+        await self._edit(
+            user_id, lambda doc: pushrules.set_attribute(user_id, doc, kind, rule_id, attr, value)
+        )
+
+    async def _edit(self, user_id: str, change: Callable[[Any], dict[str, Any]]) -> None:
+        """Read, change, append fenced on what was read; on a lost race, catch up and redo."""
+        subject = self.ctx.names.user_subject(user_id, "push")
+        for _ in range(FENCE_ATTEMPTS):
+            doc, seq = tables.rules_document(self.ctx.conn, user_id)
+            new = change(doc)
+            try:
+                ack = await self.ctx.log.append(
+                    subject,
+                    PushRulesSet(user_id, new),
+                    expected_seq=seq,
+                )
+            except FenceBusy:
+                await self.ctx.clock.sleep(0.05)
+                continue
+            except FenceFailed:
+                await self.ctx.catch_up(self.ctx.names.users_stream, timeout=2.0)
+                continue
+            await self.ctx.applied(ack)
+            return
+        raise unavailable("push rules are being changed concurrently; try again")
+
+    # --- pushers ----------------------------------------------------------------
+
+    def pushers(self, user_id: str) -> list[dict[str, Any]]:
+        return tables.pushers(self.ctx.conn, user_id)
+
+    async def set_pusher(self, user_id: str, body: dict[str, Any]) -> None:
+        app_id, pushkey = body.get("app_id"), body.get("pushkey")
+        if not isinstance(app_id, str) or not app_id or len(app_id) > 64:
+            raise _missing("app_id must be a string of at most 64 characters")
+        if not isinstance(pushkey, str) or not pushkey or len(pushkey.encode()) > 512:
+            raise _missing("pushkey must be a string of at most 512 bytes")
+        if "kind" not in body:
+            raise _missing("kind is required")
+        subject = self.ctx.names.user_subject(user_id, "pushers")
+        payload: Fact
+        if body["kind"] is None:
+            payload = PusherDeleted(user_id, app_id, pushkey)
+        else:
+            append = bool(body.get("append", False))
+            payload = PusherSet(user_id, _pusher(body, app_id, pushkey), append)
+        ack = await self.ctx.log.append(subject, payload)
+        await self.ctx.applied(ack)
+
+    def notifications(self, who: Requester, limit: int, only: str | None) -> dict[str, Any]:
+        """GET /notifications: push rules are not evaluated server-side yet, so nothing
+        has notified; an empty list (no next_token) is a complete, valid answer."""
+        return {"notifications": []}
+
+    # --- /sync: m.push_rules in account_data ------------------------------------
+
+    def top_extras(self, window: SyncWindow) -> dict[str, Any]:
+        """The ruleset on an initial sync, and again whenever it changed since ``since``."""
+        user_id = window.user_id
+        doc, seq = tables.rules_document(self.ctx.conn, user_id)
+        users = self.ctx.names.users_stream
+        after = window.after(users)
+        if after is not None and not after < seq <= window.upto(users):
+            return {}
+        event = {"type": "m.push_rules", "content": {"global": pushrules.ruleset(user_id, doc)}}
+        return {"account_data": [event]}
+
+
+def _missing(error: str) -> MatrixError:
+    return MatrixError(400, "M_MISSING_PARAM", error)
+
+
+def _pusher(body: dict[str, Any], app_id: str, pushkey: str) -> dict[str, Any]:
+    kind = body["kind"]
+    if kind not in PUSHER_KINDS:
+        raise MatrixError(400, "M_INVALID_PARAM", "kind must be http, email or null")
+    missing = [
+        k
+        for k in ("app_display_name", "device_display_name", "lang", "data")
+        if not isinstance(body.get(k), dict if k == "data" else str)
+    ]
+    if missing:
+        raise _missing("missing or invalid: " + ", ".join(missing))
+    data = body["data"]
+    if kind == "http" and not isinstance(data.get("url"), str):
+        raise _missing("data.url is required for http pushers")
+    pusher = {
+        "app_id": app_id,
+        "pushkey": pushkey,
+        "kind": kind,
+        "app_display_name": body["app_display_name"],
+        "device_display_name": body["device_display_name"],
+        "lang": body["lang"],
+        "data": data,
+    }
+    if isinstance(body.get("profile_tag"), str):
+        pusher["profile_tag"] = body["profile_tag"]
+    return pusher

@@ -1,0 +1,100 @@
+"""Joining, inviting, leaving, kicking, banning: membership events through the room writer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlast.context import SiteContext
+from outlast.core import auth, ids
+from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
+from outlast.log.facts import RoomForgotten
+from outlast.profiles.tables import member_fields
+from outlast.rooms.writer import RoomWriter, checked
+from outlast.view import queries
+from outlast.view.queries import StateMap
+
+
+class Memberships:
+    def __init__(self, ctx: SiteContext, writer: RoomWriter) -> None:
+        self.ctx = ctx
+        self.writer = writer
+
+    async def resolve(self, room_id_or_alias: str) -> str:
+        if ids.is_room_id(room_id_or_alias):
+            return room_id_or_alias
+        if ids.is_room_alias(room_id_or_alias):
+            target = queries.alias_target(self.ctx.conn, room_id_or_alias)
+            if target is None and await self.ctx.catch_up(self.ctx.names.directory_stream):
+                target = queries.alias_target(self.ctx.conn, room_id_or_alias)
+            if target is None:
+                raise not_found("room alias not found")
+            return target
+        raise MatrixError(400, "M_INVALID_PARAM", "expected a room id or alias")
+
+    async def change(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        membership: str,
+        *,
+        reason: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """Commit one membership change; returns its event id."""
+        if not ids.is_user_id(target):
+            raise MatrixError(400, "M_INVALID_PARAM", "not a user id")
+        if reason is not None and not isinstance(reason, str):
+            raise bad_json("reason must be a string")
+
+        def build(state: StateMap) -> list[dict[str, Any]]:
+            content: dict[str, Any] = {"membership": membership, **(extra or {})}
+            previous = state.get(("m.room.member", target))
+            if membership == "join":
+                # The stored profile wins; else the previous name; else the localpart.
+                content = {**member_fields(self.ctx.conn, target), **content}
+                name = (previous or {}).get("content", {}).get("displayname")
+                content.setdefault("displayname", name or ids.parse_user_id(target)[0])
+            if reason:
+                content["reason"] = reason[:1024]
+            event = self.writer.build_event(room_id, sender, "m.room.member", content, target)
+            checked(state, event)
+            return [event]
+
+        events = await self.writer.commit(room_id, build)
+        return str(events[0]["event_id"])
+
+    async def join(self, user_id: str, room_id_or_alias: str) -> str:
+        room_id = await self.resolve(room_id_or_alias)
+        state = queries.current_state(self.ctx.conn, room_id)
+        if state and auth.membership(state, user_id) == "join":
+            return room_id  # joining again is a no-op, as in the reference servers
+        await self.change(user_id, room_id, user_id, "join")
+        return room_id
+
+    async def leave(self, user_id: str, room_id: str, reason: Any = None) -> None:
+        state = queries.current_state(self.ctx.conn, room_id)
+        if not state:
+            raise not_found("unknown room")
+        if auth.membership(state, user_id) in ("leave",):
+            return
+        await self.change(user_id, room_id, user_id, "leave", reason=reason)
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        if queries.membership(self.ctx.conn, room_id, user_id) in ("join", "invite"):
+            raise MatrixError(400, "M_UNKNOWN", "leave the room before forgetting it")
+        if queries.room(self.ctx.conn, room_id) is None:
+            raise not_found("unknown room")
+        fact = RoomForgotten(user_id, room_id)
+        ack = await self.ctx.log.append(self.ctx.names.user_data_subject(user_id), fact)
+        await self.ctx.applied(ack)
+
+    def joined_rooms(self, user_id: str) -> list[str]:
+        """GET /joined_rooms, and the rooms a deactivation leaves."""
+        return queries.joined_rooms(self.ctx.conn, user_id)
+
+    def require_room(self, room_id: str) -> StateMap:
+        state = queries.current_state(self.ctx.conn, room_id)
+        if not state:
+            raise forbidden("you are not in this room")
+        return state

@@ -1,0 +1,112 @@
+"""What /sync asks of the capabilities that add to it, and what they answer.
+
+One /sync pass covers the positions between two tokens: :class:`SyncWindow`.
+Each :class:`SyncSource` is asked once per joined room (ephemeral events,
+room account data, unread counts) and once for the top level (account data,
+presence, to-device messages, device lists, key counts). The composition
+root (outlast/site.py) hands /sync its sources as an explicit, ordered list;
+nothing registers itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from outlast.core.tokens import SyncToken
+
+
+@dataclass(frozen=True)
+class SyncWindow:
+    """One /sync pass: who asks, and the positions it covers, ``(since, now]``.
+
+    ``streams`` names the streams in token order; ``since`` is None on an
+    initial sync."""
+
+    user_id: str
+    device_id: str
+    since: SyncToken | None
+    now: SyncToken
+    streams: tuple[str, ...]
+
+    def after(self, stream: str) -> int | None:
+        """The token's position in ``stream`` (None: an initial sync)."""
+        if self.since is None:
+            return None
+        return self.since.positions[self.streams.index(stream)]
+
+    def upto(self, stream: str) -> int:
+        return self.now.positions[self.streams.index(stream)]
+
+    def moved(self, stream: str) -> bool:
+        """Whether anything in ``stream`` can be new to this sync."""
+        after = self.after(stream)
+        return after is None or after < self.upto(stream)
+
+
+@dataclass(frozen=True)
+class JoinedRoom:
+    """A room the user is joined to, and the partition stream holding it."""
+
+    room_id: str
+    stream: str
+
+
+@dataclass
+class RoomExtras:
+    """What one source adds to a joined room's entry."""
+
+    ephemeral: list[dict[str, Any]] = field(default_factory=list)
+    account_data: list[dict[str, Any]] = field(default_factory=list)
+    unread: dict[str, int] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.ephemeral or self.account_data)
+
+
+class SyncSource(Protocol):
+    """A capability that adds to /sync (receipts, typing, presence, account data, e2ee,
+    push rules)."""
+
+    def room_extras(self, window: SyncWindow, room: JoinedRoom) -> RoomExtras | None:
+        """What this source adds to one joined room's entry (None: nothing)."""
+        ...
+
+    def top_extras(self, window: SyncWindow) -> dict[str, Any]:
+        """Top-level keys to merge into the response (lists are concatenated)."""
+        ...
+
+
+class NothingPerRoom:
+    """For a source that adds only top-level keys."""
+
+    def room_extras(self, window: SyncWindow, room: JoinedRoom) -> RoomExtras | None:
+        return None
+
+
+class NothingOnTop:
+    """For a source that adds only to rooms."""
+
+    def top_extras(self, window: SyncWindow) -> dict[str, Any]:
+        return {}
+
+
+# Adds to ``unsigned`` of events the given user is about to receive (/sync, /messages,
+# /event): the per-message unread number.
+EventDecorator = Callable[[str, list[dict[str, Any]]], None]
+
+
+def no_decoration(user_id: str, events: list[dict[str, Any]]) -> None:
+    """An EventDecorator that adds nothing."""
+
+
+class EphemeralCounter:
+    """A worker-local counter for in-memory data (typing), carried in sync tokens."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> int:
+        self.value += 1
+        return self.value

@@ -1,0 +1,65 @@
+"""A site reads one clock (outlast.clock): timestamps, ages and expiries follow it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from outlast.accounts.service import Requester
+from outlast.services import Services
+from tests.clock import ManualClock
+from tests.testrig import running_site, services_of
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def timed(shared_nats: str, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Services]:
+    async with running_site(tmp_path / "site", shared_nats, clock=clock) as site:
+        yield services_of(site)
+
+
+async def user(services: Services, name: str) -> Requester:
+    reply = await services.accounts.register(
+        name, "secret password", device_id=None, display_name=None, inhibit_login=False
+    )
+    return await services.accounts.authenticate(str(reply["access_token"]))
+
+
+async def test_events_are_stamped_and_aged_by_the_site_clock(
+    timed: Services, clock: ManualClock
+) -> None:
+    alice = await user(timed, "alice")
+    room_id = (await timed.creator.create(alice.user_id, {}))["room_id"]
+    event_id = await timed.messages.send(alice, room_id, "m.room.message", "t1", {"body": "hi"})
+    clock.advance(42)
+    event = timed.messages.event(alice, room_id, event_id)
+    assert event["origin_server_ts"] == int((clock.time() - 42) * 1000)
+    assert event["unsigned"]["age"] == 42_000
+
+
+async def test_typing_expires_when_the_clock_passes_its_timeout(
+    timed: Services, clock: ManualClock
+) -> None:
+    alice = await user(timed, "alice")
+    room_id = (await timed.creator.create(alice.user_id, {}))["room_id"]
+    typing = timed.typing
+    await typing.set_typing(alice, room_id, alice.user_id, {"typing": True, "timeout": 30_000})
+    clock.advance(29)
+    typing.sweep()
+    assert typing.typing_in(room_id) == [alice.user_id]
+    clock.advance(2)
+    assert typing.typing_in(room_id) == []  # expired, even before the sweeper runs
+
+
+async def test_presence_ages_with_the_clock(timed: Services, clock: ManualClock) -> None:
+    alice = await user(timed, "alice")
+    presence = timed.presence
+    await presence.set_status(alice, alice.user_id, {"presence": "online"})
+    clock.advance(7.5)
+    assert presence.status(alice, alice.user_id)["last_active_ago"] == 7_500
