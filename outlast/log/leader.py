@@ -16,6 +16,16 @@ request. An answer only counts if it could not come from a stale replica:
   (with itself, a quorum) that it heard from less than ``LEASE_SECONDS`` ago:
   a leader that was replaced by a full partition is refused before any new
   leader can exist.
+- **The answer must come from the leader itself.** nats-server lets a
+  follower answer stream info in a few cases (a group it thinks leaderless, a
+  group it was preferred to lead while new). Such a follower still names the
+  leader it last knew and lists that leader among the replicas, with its own
+  idea of who is fresh; its state is its own copy, which a partition may have
+  left behind. The leader never lists itself, so a reply that does is refused.
+- **A peer never heard from is not fresh.** nats-server reports
+  ``active: 0`` both for a peer heard from this instant and for one it has
+  not heard from at all (after a leader change a node forgets when it last
+  heard from the other followers). Only a positive age counts.
 
 What remains open is written down in docs/consistency.md: nats-server's Raft
 grants votes without "leader stickiness", so under a *partial* partition (a
@@ -50,13 +60,16 @@ def leader_last_seq(info: dict[str, Any], lease_seconds: float = LEASE_SECONDS) 
         if not cluster.get("leader"):
             raise NotProvable("the stream has no leader right now")
         size = int((info.get("config") or {}).get("num_replicas") or 1)
+        replicas = cluster.get("replicas") or ()
+        if any(peer.get("name") == cluster["leader"] for peer in replicas):
+            raise NotProvable(f"a follower of {cluster['leader']} answered, not the leader")
         lease_ns = lease_seconds * 1e9
         fresh = sum(
             1
-            for peer in cluster.get("replicas") or ()
+            for peer in replicas
             if not peer.get("offline")
             and not peer.get("pending")
-            and int(peer.get("active") or 0) < lease_ns
+            and 0 < int(peer.get("active") or 0) < lease_ns
         )
         if fresh + 1 < size // 2 + 1:
             raise NotProvable(

@@ -81,3 +81,21 @@ def test_an_error_reply_is_refused() -> None:
 
 def test_an_empty_stream_is_at_zero() -> None:
     assert leader_last_seq(info(0, peers=[peer("b-1", 0.1)])) == 0
+
+
+def test_a_follower_answering_for_its_leader_is_refused() -> None:
+    # The leader is listed among the replicas: the reply came from a follower,
+    # whose state may be behind what the leader committed.
+    peers = [peer("a-1", 0.4), peer("c-1", 0.2)]
+    with pytest.raises(NotProvable, match="follower"):
+        leader_last_seq(info(40, leader="a-1", peers=peers))
+
+
+def test_a_peer_never_heard_from_is_not_fresh() -> None:
+    # nats-server reports "active": 0 for a peer whose last-seen time it reset.
+    unseen = [peer("b-1", 0), peer("c-1", LEASE_SECONDS + 1)]
+    with pytest.raises(NotProvable, match="quorum"):
+        leader_last_seq(info(40, peers=unseen))
+    missing = [{"name": "b-1", "current": False}, peer("c-1", LEASE_SECONDS + 1)]
+    with pytest.raises(NotProvable, match="quorum"):
+        leader_last_seq(info(40, peers=missing))
