@@ -374,6 +374,10 @@ class LogClient:
 
         Asked now, of the stream's leader (see outlast/log/leader.py for which
         answers count); :class:`LogUnavailable` when no answer proves it.
+        Only the first reply reaches us (the JetStream API is a service import
+        into our account, which passes one response per request), so when a
+        follower answers first — it may, see leader.py — the question fails
+        and the caller asks again.
         """
         try:
             reply = await self.nc.request(

@@ -408,7 +408,16 @@ async def _roam(
     """
     roamer = session_at(user, majority_url)
     try:
-        ahead = ok(await roamer.sync(timeout=0, since=since), SyncResponse).next_batch
+        # Like a client, honour a 503: a stream the victim led may still be electing
+        # a leader among the majority (4-9 s after the cut), and /sync reads them all.
+        deadline = time.monotonic() + 30
+        while True:
+            resp = await roamer.sync(timeout=0, since=since)
+            status = resp.transport_response.status if resp.transport_response else None
+            if isinstance(resp, SyncResponse) or status != 503 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        ahead = ok(resp, SyncResponse).next_batch
     finally:
         await close_all(roamer)
     status, body, _ = await http(
