@@ -66,19 +66,31 @@ class Memberships:
 
     async def join(self, user_id: str, room_id_or_alias: str) -> str:
         room_id = await self.resolve(room_id_or_alias)
-        state = queries.current_state(self.ctx.conn, room_id)
-        if state and auth.membership(state, user_id) == "join":
+        if await self._already(user_id, room_id, "join"):
             return room_id  # joining again is a no-op, as in the reference servers
         await self.change(user_id, room_id, user_id, "join")
         return room_id
 
     async def leave(self, user_id: str, room_id: str, reason: Any = None) -> None:
-        state = queries.current_state(self.ctx.conn, room_id)
-        if not state:
+        if not queries.current_state(self.ctx.conn, room_id):
             raise not_found("unknown room")
-        if auth.membership(state, user_id) in ("leave",):
+        if await self._already(user_id, room_id, "leave"):
             return
         await self.change(user_id, room_id, user_id, "leave", reason=reason)
+
+    async def _already(self, user_id: str, room_id: str, membership: str) -> bool:
+        """Whether ``user_id`` already has ``membership``, judged on a current view.
+
+        A no-op writes nothing, so no fence or projector re-judges it: decided
+        on a view that has not yet seen a leave made at another site a moment
+        ago, a join would answer 200 and leave the user out of the room.
+        """
+        state = queries.current_state(self.ctx.conn, room_id)
+        if not state or auth.membership(state, user_id) != membership:
+            return False
+        await self.ctx.make_current(self.writer.subjects(room_id).stream)
+        state = queries.current_state(self.ctx.conn, room_id)
+        return bool(state) and auth.membership(state, user_id) == membership
 
     async def forget(self, user_id: str, room_id: str) -> None:
         if queries.membership(self.ctx.conn, room_id, user_id) in ("join", "invite"):

@@ -223,6 +223,33 @@ async def move_leader(cluster: Cluster, stream: str, site: str, timeout: float =
             await asyncio.sleep(1.0)
     finally:
         await nc.close()
+    await wait_provable(cluster, stream, timeout)
+
+
+async def wait_provable(cluster: Cluster, stream: str, timeout: float = 30) -> None:
+    """Wait until every site's node gives a stream-info answer the read barrier accepts.
+
+    After a leader change, a node that has not caught up with it may answer for the
+    stream itself for a while (longer on a loaded machine); requests at that site get
+    503 until then. Tests that move leaders as a setup step wait this out.
+    """
+    import nats
+
+    from outlast.log.leader import leader_last_seq
+
+    for name in cluster.names:
+        nc = await nats.connect(cluster.site(name)["nats_url"])
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                with contextlib.suppress(Exception):  # no answer, or not provable yet
+                    reply = await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=1)
+                    leader_last_seq(json.loads(reply.data))
+                    break
+                assert time.monotonic() < deadline, f"{name} cannot prove {stream} current"
+                await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
 
 
 def front_door_servers(cluster: Cluster) -> dict[str, str]:
