@@ -45,6 +45,7 @@ from outlast.rooms.create import RoomCreator
 from outlast.rooms.membership import Memberships
 from outlast.rooms.messages import Messages
 from outlast.rooms.redactions import Redactions
+from outlast.rooms.relations import Relations
 from outlast.rooms.writer import RoomWriter
 from outlast.services import Services
 from outlast.sync.filters import Filters
@@ -94,6 +95,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         messages=messages,
         redactions=Redactions(ctx, writer),
         room_context=RoomContext(ctx, messages),
+        relations=Relations(ctx, messages, decorate=receipts.decorate),
         sync=Sync(ctx, sources, counter, health, decorate=receipts.decorate),
         filters=Filters(ctx),
         receipts=receipts,
