@@ -29,6 +29,7 @@ BASELINE: Final = ("r0.6.1",)
 DONE: Final[frozenset[str]] = frozenset(
     {
         "intentional_mentions",  # .m.rule.is_user_mention / is_room_mention (core/pushrules.py)
+        "bundled_aggregations",  # m.replace, m.thread, m.reference (rooms/bundles.py)
         "relations_recursion",  # /relations?recurse=true, three levels (rooms/relations.py)
     }
 )

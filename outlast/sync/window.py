@@ -101,6 +101,16 @@ def no_decoration(user_id: str, events: list[dict[str, Any]]) -> None:
     """An EventDecorator that adds nothing."""
 
 
+def chain(*decorators: EventDecorator) -> EventDecorator:
+    """One EventDecorator that runs ``decorators`` in order."""
+
+    def decorate(user_id: str, events: list[dict[str, Any]]) -> None:
+        for each in decorators:
+            each(user_id, events)
+
+    return decorate
+
+
 class EphemeralCounter:
     """A worker-local counter for in-memory data (typing), carried in sync tokens."""
 
