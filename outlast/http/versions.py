@@ -31,6 +31,8 @@ DONE: Final[frozenset[str]] = frozenset(
         "intentional_mentions",  # .m.rule.is_user_mention / is_room_mention (core/pushrules.py)
         "bundled_aggregations",  # m.replace, m.thread, m.reference (rooms/bundles.py)
         "relations_recursion",  # /relations?recurse=true, three levels (rooms/relations.py)
+        "threaded_receipts",  # receipts keep one position per thread_id (receipts/tables.py)
+        "thread_notifications",  # unread_thread_notifications in /sync (receipts/service.py)
     }
 )
 
