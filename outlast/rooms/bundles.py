@@ -87,12 +87,15 @@ class Bundler:
             return [r for r in same_room if r["rel_type"] == rel_type]
 
         replacement = relations.latest_replacement(event, served(of(relations.REPLACE)))
-        references = relations.reference_chunk(served(of(relations.REFERENCE)))
+        references = relations.reference_chunk(_outline(of(relations.REFERENCE)))
         summary = None
         if not nested:  # a thread inside a thread is refused at sending; never bundle deeper
-            summary = relations.thread_summary(event, served(of(relations.THREAD)), user_id)
+            # Counting needs only who sent what where; only the latest reply is decoded.
+            replies = of(relations.THREAD)
+            summary = relations.thread_summary(event, _outline(replies), user_id)
         if summary is not None:
-            latest = summary["latest_event"]
+            last = next(r for r in replies if r["event_id"] == summary["latest_event"]["event_id"])
+            latest = summary["latest_event"] = render(last, None, user_id, now_ms=now_ms)
             # The latest reply carries its own edit and references (one level: a
             # thread reply cannot be a thread root).
             grandkids = self._visible_children(user_id, [latest["event_id"]])
@@ -103,3 +106,16 @@ class Bundler:
         return relations.bundle(
             event, replacement=replacement, thread=summary, references=references
         )
+
+
+def _outline(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    """Children as the counting rules see them, without decoding each stored event
+    (a redacted child has no row: redaction strips its relation)."""
+    return [
+        {
+            "event_id": str(r["event_id"]),
+            "sender": str(r["sender"]),
+            "content": {"m.relates_to": {"rel_type": r["rel_type"], "event_id": r["parent_id"]}},
+        }
+        for r in rows
+    ]
