@@ -4,11 +4,9 @@ stay plain events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from nio import (
     AsyncClient,
     JoinResponse,
@@ -25,18 +23,6 @@ from tests.e2e.test_relations import edit, msg, reaction, send, thread
 from tests.servers import OutlastProcess
 
 V1, V3 = "/_matrix/client/v1", "/_matrix/client/v3"
-
-
-@pytest.fixture
-async def room(server: OutlastProcess) -> AsyncIterator[tuple[AsyncClient, AsyncClient, str]]:
-    alice, bob = await register(server.url, "alice"), await register(server.url, "bob")
-    try:
-        resp = await alice.room_create(preset=RoomPreset.public_chat)
-        room_id = str(expect(resp, RoomCreateResponse).room_id)
-        expect(await bob.join(room_id), JoinResponse)
-        yield alice, bob, room_id
-    finally:
-        await close_all(alice, bob)
 
 
 async def every_read(
@@ -67,9 +53,9 @@ def bundled(event: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_the_latest_valid_edit_is_bundled_and_the_content_left_alone(
-    server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
+    server: OutlastProcess, alice_bob_room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
-    alice, bob, room_id = room
+    alice, bob, room_id = alice_bob_room
     root = await send(alice, room_id, msg("original"))
     await send(alice, room_id, edit(root, "first edit"))
     latest = await send(alice, room_id, edit(root, "second edit"))
@@ -94,10 +80,10 @@ async def test_the_latest_valid_edit_is_bundled_and_the_content_left_alone(
 
 
 async def test_an_encrypted_edit_is_bundled_without_new_content(
-    server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
+    server: OutlastProcess, alice_bob_room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
     """The server cannot see m.new_content inside ciphertext; the relation is cleartext."""
-    alice, bob, room_id = room
+    alice, bob, room_id = alice_bob_room
 
     def encrypted(rel: dict[str, str] | None = None) -> dict[str, Any]:
         content: dict[str, Any] = {
@@ -124,9 +110,9 @@ async def test_an_encrypted_edit_is_bundled_without_new_content(
 
 
 async def test_a_thread_root_carries_its_summary(
-    server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
+    server: OutlastProcess, alice_bob_room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
-    alice, bob, room_id = room
+    alice, bob, room_id = alice_bob_room
     carol = await register(server.url, "carol")
     try:
         expect(await carol.join(room_id), JoinResponse)
@@ -184,9 +170,9 @@ async def test_only_replies_the_user_may_see_are_counted(server: OutlastProcess)
 
 
 async def test_sending_refuses_nested_threads_and_repeated_reactions(
-    server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
+    server: OutlastProcess, alice_bob_room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
-    alice, bob, room_id = room
+    alice, bob, room_id = alice_bob_room
     root = await send(alice, room_id, msg("root"))
     reply = await send(bob, room_id, thread(root, "a reply"))
     await send(bob, room_id, reaction(root, "👍"), "m.reaction")

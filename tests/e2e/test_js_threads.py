@@ -3,36 +3,15 @@ thread, reloads, and reads it all back with no error answer on any call (tests/j
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-
-import pytest
-
-from tests.e2e.test_other_clients import JS_DIR, ROOT, js_packages
+from tests.e2e.test_other_clients import needs_node, run_js
 from tests.servers import OutlastProcess
 
 
-@pytest.mark.skipif(
-    shutil.which("node") is None or shutil.which("npm") is None,
-    reason="Node.js (node and npm) is not installed; matrix-js-sdk needs it",
-)
+@needs_node
 def test_js_sdk_with_threads_edits_reacts_replies_and_reads_back_after_a_reload(
     server: OutlastProcess,
 ) -> None:
-    js_packages()
-    result = subprocess.run(
-        ["node", str(JS_DIR / "threads.mjs"), server.url],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"no result line:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    outcome = json.loads(lines[-1].removeprefix("RESULT "))
-    assert result.returncode == 0 and outcome["ok"], (outcome, result.stderr[-3000:])
+    outcome = run_js("threads.mjs", server.url)
     # The server's /versions turns js-sdk's threads, thread list and paging on (stable names).
     assert outcome["support"] == {"threads": 2, "list": 2, "fwdPagination": 2}, outcome
     # After the reload: the edit applied, the reaction counted, the reply in its thread

@@ -3,11 +3,9 @@ and visibility exactly as /messages has it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from nio import (
     AsyncClient,
     JoinResponse,
@@ -22,18 +20,6 @@ from tests.e2e.helpers import api, close_all, expect, register
 from tests.servers import OutlastProcess
 
 V1 = "/_matrix/client/v1"
-
-
-@pytest.fixture
-async def room(server: OutlastProcess) -> AsyncIterator[tuple[AsyncClient, AsyncClient, str]]:
-    alice, bob = await register(server.url, "alice"), await register(server.url, "bob")
-    try:
-        resp = await alice.room_create(preset=RoomPreset.public_chat)
-        room_id = str(expect(resp, RoomCreateResponse).room_id)
-        expect(await bob.join(room_id), JoinResponse)
-        yield alice, bob, room_id
-    finally:
-        await close_all(alice, bob)
 
 
 async def send(client: AsyncClient, room_id: str, content: dict[str, Any], kind: str = "") -> str:
@@ -75,9 +61,9 @@ async def relations(
 
 
 async def test_children_by_type_paged_both_ways_and_recursively(
-    server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
+    server: OutlastProcess, alice_bob_room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
-    alice, bob, room_id = room
+    alice, bob, room_id = alice_bob_room
     root = await send(alice, room_id, msg("root"))
     edit1 = await send(alice, room_id, edit(root, "root, edited"))
     like = await send(bob, room_id, reaction(root, "👍"), "m.reaction")
@@ -134,9 +120,9 @@ async def test_children_by_type_paged_both_ways_and_recursively(
 
 
 async def test_bad_requests_are_matrix_errors(
-    server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
+    server: OutlastProcess, alice_bob_room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
-    alice, _, room_id = room
+    alice, _, room_id = alice_bob_room
     root = await send(alice, room_id, msg("root"))
     for params, code in (
         ({"dir": "x"}, "M_INVALID_PARAM"),
@@ -197,9 +183,9 @@ async def test_what_a_user_may_not_see_is_left_out(server: OutlastProcess) -> No
 
 
 async def test_threads_most_recent_first_paged_and_by_participation(
-    server: OutlastProcess, room: tuple[AsyncClient, AsyncClient, str]
+    server: OutlastProcess, alice_bob_room: tuple[AsyncClient, AsyncClient, str]
 ) -> None:
-    alice, bob, room_id = room
+    alice, bob, room_id = alice_bob_room
     a = await send(alice, room_id, msg("alice's root"))
     b = await send(bob, room_id, msg("bob's root"))
     c = await send(bob, room_id, msg("bob's other root"))
