@@ -10,7 +10,7 @@ from urllib.parse import quote
 from nio import AsyncClient, JoinResponse, RoomCreateResponse, RoomPreset
 
 from tests.e2e.helpers import api, close_all, expect, register
-from tests.e2e.test_relations import msg, send, thread
+from tests.e2e.test_relations import edit, msg, send, thread
 from tests.servers import OutlastProcess
 
 V3 = "/_matrix/client/v3"
@@ -83,5 +83,12 @@ async def test_each_thread_and_the_main_timeline_count_and_clear_apart(
         room = await room_of(server, alice, room_id, filter=THREADED)
         assert room["unread_thread_notifications"] == {}
         assert count(room["unread_notifications"]) == 0
+
+        # An edit of a reply is in the reply's thread (its parent's relation), an edit
+        # of the root in the main timeline.
+        await send(bob, room_id, edit(second, "reply two, edited"))
+        room = await room_of(server, alice, room_id, filter=THREADED)
+        assert count(room["unread_notifications"]) == 0
+        assert {k: count(v) for k, v in room["unread_thread_notifications"].items()} == {root: 1}
     finally:
         await close_all(alice, bob)
