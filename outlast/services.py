@@ -31,6 +31,7 @@ from outlast.rooms.create import RoomCreator
 from outlast.rooms.membership import Memberships
 from outlast.rooms.messages import Messages
 from outlast.rooms.redactions import Redactions
+from outlast.rooms.relations import Relations
 from outlast.sync.filters import Filters
 from outlast.sync.service import Sync
 from outlast.voip.service import Turn
@@ -49,6 +50,7 @@ class Services:
     messages: Messages
     redactions: Redactions
     room_context: RoomContext
+    relations: Relations
     # reading
     sync: Sync
     filters: Filters

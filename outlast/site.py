@@ -40,16 +40,18 @@ from outlast.presence.typing import Typing
 from outlast.profiles.service import Profiles
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
+from outlast.rooms.bundles import Bundler
 from outlast.rooms.context import RoomContext
 from outlast.rooms.create import RoomCreator
 from outlast.rooms.membership import Memberships
 from outlast.rooms.messages import Messages
 from outlast.rooms.redactions import Redactions
+from outlast.rooms.relations import Relations
 from outlast.rooms.writer import RoomWriter
 from outlast.services import Services
 from outlast.sync.filters import Filters
 from outlast.sync.service import Sync
-from outlast.sync.window import EphemeralCounter
+from outlast.sync.window import EphemeralCounter, chain
 from outlast.view.notifier import Notifier
 from outlast.view.projector import Projector
 from outlast.view.state_cache import StateCache
@@ -80,7 +82,9 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
     keys = Keys(ctx)
     to_device = ToDevice(ctx)
     push = Push(ctx)
-    messages = Messages(ctx, writer, decorate=receipts.decorate)
+    # What every served room event gets in ``unsigned``: bundled relations, unread number.
+    decorate = chain(Bundler(ctx).decorate, receipts.decorate)
+    messages = Messages(ctx, writer, decorate=decorate)
     directory = Directory(ctx)
     health = Health(ctx, projector)
     sources = (receipts, typing, presence, AccountDataSync(ctx), E2eeSync(keys, to_device), push)
@@ -94,7 +98,8 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         messages=messages,
         redactions=Redactions(ctx, writer),
         room_context=RoomContext(ctx, messages),
-        sync=Sync(ctx, sources, counter, health, decorate=receipts.decorate),
+        relations=Relations(ctx, messages, decorate=decorate),
+        sync=Sync(ctx, sources, counter, health, decorate=decorate),
         filters=Filters(ctx),
         receipts=receipts,
         typing=typing,

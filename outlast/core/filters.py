@@ -86,6 +86,9 @@ class EventFilter:
     rooms: tuple[str, ...] | None = None
     not_rooms: tuple[str, ...] = ()
     contains_url: bool | None = None
+    # RoomEventFilter.unread_thread_notifications (v1.4): the client wants per-thread
+    # notification counts, and the room's own counts for the main timeline only.
+    unread_thread_notifications: bool = False
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` (client format) passes every clause of the filter."""
@@ -239,13 +242,22 @@ def _event_filter(value: Any, where: str, *, room_keys: bool) -> EventFilter:
         # Plain EventFilter (presence, global account_data) has no room keys;
         # like any unknown key they are ignored there.
         return EventFilter(limit, types, not_types, senders, not_senders)
-    # RoomEventFilter additions.  lazy_load_members, include_redundant_members
-    # and unread_thread_notifications are not modelled here and are ignored.
+    # RoomEventFilter additions.  lazy_load_members and include_redundant_members
+    # are not modelled here and are ignored.
     rooms = _string_list(obj, "rooms", where)
     not_rooms = _string_list(obj, "not_rooms", where) or ()
     contains_url = _optional_bool(obj, "contains_url", where)
+    threads = _optional_bool(obj, "unread_thread_notifications", where)
     return EventFilter(
-        limit, types, not_types, senders, not_senders, rooms, not_rooms, contains_url
+        limit,
+        types,
+        not_types,
+        senders,
+        not_senders,
+        rooms,
+        not_rooms,
+        contains_url,
+        unread_thread_notifications=bool(threads),
     )
 
 

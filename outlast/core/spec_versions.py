@@ -24,6 +24,9 @@ Endpoint = tuple[str, str]  # (method, path), path parameters written {name}
 _C3, _C1 = "/_matrix/client/v3", "/_matrix/client/v1"
 _KEYS = f"{_C3}/room_keys"
 _RELATIONS = f"{_C1}/rooms/{{roomId}}/relations/{{eventId}}"
+_RELATION_ROUTES: tuple[Endpoint, ...] = tuple(
+    ("GET", f"{_RELATIONS}{tail}") for tail in ("", "/{relType}", "/{relType}/{eventType}")
+)
 
 ADDED: Final[Mapping[str, tuple[Endpoint, ...]]] = {
     "v1.1": (
@@ -47,9 +50,7 @@ ADDED: Final[Mapping[str, tuple[Endpoint, ...]]] = {
     ),
     "v1.3": (
         ("POST", f"{_C3}/refresh"),
-        ("GET", _RELATIONS),
-        ("GET", f"{_RELATIONS}/{{relType}}"),
-        ("GET", f"{_RELATIONS}/{{relType}}/{{eventType}}"),
+        *_RELATION_ROUTES,
     ),
     "v1.4": (("GET", f"{_C1}/rooms/{{roomId}}/threads"),),
     "v1.6": (("GET", f"{_C1}/rooms/{{roomId}}/timestamp_to_event"),),
@@ -73,21 +74,33 @@ ORDER: Final = tuple(f"v1.{n}" for n in range(1, 12))
 # Behaviours clients infer from a version, which no route table shows.
 BEHAVIOURS: Final[Mapping[str, tuple[str, ...]]] = {
     "v1.3": ("bundled_aggregations",),
-    "v1.4": ("threaded_receipts",),
+    "v1.4": ("threaded_receipts", "thread_notifications"),
     "v1.7": ("intentional_mentions",),
     "v1.10": ("relations_recursion",),
 }
 
-UNSTABLE: Final[Mapping[str, tuple[Endpoint, ...]]] = {
+# Unstable feature flags: the endpoints and behaviours each one promises.
+# matrix-js-sdk turns threads on from the ``.stable`` flags of MSC3440 (threads),
+# MSC3856 (the thread list) and MSC3715 (relations paged forwards) without v1.4,
+# and asks for ``recurse`` under MSC3981; a server may thus offer threads
+# honestly before it serves every endpoint of v1.1-v1.4.
+UNSTABLE: Final[Mapping[str, tuple[tuple[Endpoint, ...], tuple[str, ...]]]] = {
     "org.matrix.simplified_msc3575": (
-        ("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"),
+        (("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"),),
+        (),
     ),
+    "org.matrix.msc3440.stable": (_RELATION_ROUTES, ("bundled_aggregations",)),
+    "org.matrix.msc3856.stable": ((("GET", f"{_C1}/rooms/{{roomId}}/threads"),), ()),
+    "org.matrix.msc3715.stable": (_RELATION_ROUTES, ()),
+    "org.matrix.msc3981": (_RELATION_ROUTES, ("relations_recursion",)),
+    "org.matrix.msc3771": ((), ("threaded_receipts",)),
+    "org.matrix.msc3773": ((), ("thread_notifications",)),
 }
 
 _PARAM = re.compile(r"\{[^}]*\}")
 
 
-def _shape(endpoint: Endpoint) -> Endpoint:
+def shape(endpoint: Endpoint) -> Endpoint:
     """Path parameters compare by position, not by name."""
     return endpoint[0].upper(), _PARAM.sub("{}", endpoint[1])
 
@@ -103,24 +116,30 @@ def advertised(
     not serve to the reason (for example SSO redirects without an identity
     provider); a waiver must be written down, never inferred.
     """
-    have = {_shape(r) for r in routes} | {_shape(w) for w in (waived or {})}
+    have = {shape(r) for r in routes} | {shape(w) for w in (waived or {})}
     out: list[str] = []
     for version in ORDER:
-        needed = {_shape(e) for e in ADDED.get(version, ())}
+        needed = {shape(e) for e in ADDED.get(version, ())}
         if not needed <= have or not set(BEHAVIOURS.get(version, ())) <= set(behaviours):
             break
         out.append(version)
     return out
 
 
-def unstable_features(routes: Collection[Endpoint]) -> dict[str, bool]:
-    """``unstable_features``: true exactly for the features whose endpoints are routed."""
-    have = {_shape(r) for r in routes}
-    return {name: {_shape(e) for e in needed} <= have for name, needed in UNSTABLE.items()}
+def unstable_features(
+    routes: Collection[Endpoint], behaviours: Collection[str] = ()
+) -> dict[str, bool]:
+    """``unstable_features``: true exactly for the features whose endpoints are routed
+    and whose behaviours are declared done."""
+    have = {shape(r) for r in routes}
+    return {
+        name: {shape(e) for e in needed} <= have and set(done) <= set(behaviours)
+        for name, (needed, done) in UNSTABLE.items()
+    }
 
 
 def missing(routes: Collection[Endpoint], version: str) -> list[Endpoint]:
     """What stands between the route table and ``version`` (for the test's message)."""
-    have = {_shape(r) for r in routes}
+    have = {shape(r) for r in routes}
     upto = ORDER[: ORDER.index(version) + 1]
-    return [e for v in upto for e in ADDED.get(v, ()) if _shape(e) not in have]
+    return [e for v in upto for e in ADDED.get(v, ()) if shape(e) not in have]

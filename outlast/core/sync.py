@@ -26,6 +26,8 @@ class RoomSlice:
     ephemeral: Sequence[dict[str, Any]] = ()
     account_data: Sequence[dict[str, Any]] = ()
     unread: dict[str, int] = field(default_factory=dict)
+    # Per thread root, when the client asked for unread_thread_notifications.
+    thread_unread: dict[str, dict[str, int]] | None = None
 
 
 def stripped(event: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +74,8 @@ def room_body(room: RoomSlice) -> dict[str, Any]:
             "notification_count": 0,
             "highlight_count": 0,
         }
+        if room.thread_unread is not None:
+            body["unread_thread_notifications"] = dict(room.thread_unread)
         body["summary"] = {}
     return body
 

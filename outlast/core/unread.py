@@ -124,6 +124,38 @@ def notification_counts(
     return {"notification_count": notifications, "highlight_count": highlight}
 
 
+MAIN_THREAD = "main"
+
+
+def threaded_notification_counts(
+    events: Iterable[tuple[Position, str, Mapping[str, Any]]],
+    reads: Mapping[str, Position],
+    user_id: str,
+    display_name: str | None,
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Counts for a client that asked for ``unread_thread_notifications``.
+
+    ``events`` are (position, thread, event): thread ``main`` or a thread root's
+    ID. ``reads`` is the furthest read position per receipt ``thread_id`` (``""``
+    for the unthreaded receipt). An event is read when the unthreaded receipt or
+    its own thread's receipt is at or past it ("Threaded read receipts").
+    Returns the main timeline's counts and each thread's that has any.
+    """
+    unthreaded = reads.get("")
+    per_thread: dict[str, list[Mapping[str, Any]]] = {}
+    for position, thread, event in events:
+        if has_read(position, unthreaded) or has_read(position, reads.get(thread)):
+            continue
+        per_thread.setdefault(thread, []).append(event)
+    counts = {
+        thread: notification_counts(unseen, user_id, display_name)
+        for thread, unseen in per_thread.items()
+    }
+    main = counts.pop(MAIN_THREAD, {"notification_count": 0, "highlight_count": 0})
+    threads = {t: c for t, c in counts.items() if c["notification_count"] or c["highlight_count"]}
+    return main, threads
+
+
 def receipt_content(receipts: Iterable[Receipt]) -> dict[str, Any]:
     """The content of an ``m.receipt`` event: event id -> type -> user -> {ts, thread_id}."""
     content: dict[str, Any] = {}

@@ -27,11 +27,14 @@ from outlast.http.routes import (
     profile,
     receipts,
     redact,
+    relations,
     rooms,
     sync,
     webchat,
 )
 from outlast.http.routing import Routes
+from outlast.http.versions import VERSIONS_KEY
+from outlast.http.versions import body as versions_body
 from outlast.log.client import LogUnavailable
 from outlast.services import Services
 from outlast.view.barrier import Barrier
@@ -53,6 +56,7 @@ ROUTE_GROUPS: list[Routes] = [
     directory.routes,
     account_data.routes,
     redact.routes,
+    relations.routes,
     devices.routes,
     media.routes,
     misc.routes,
@@ -144,6 +148,7 @@ def build_app(
     app = web.Application(client_max_size=max_request_bytes, middlewares=[matrix_errors])
     app[SERVICES] = services
     app[LIMITS_KEY] = limits
+    app[VERSIONS_KEY] = versions_body(ROUTE_GROUPS)
     if metrics is not None:
         install_metrics(app, metrics)  # request counts and latencies, outermost
     # Innermost: read routes wait for a current view.

@@ -32,7 +32,7 @@ from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
-from outlast.core import unread
+from outlast.core import relations, unread
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.facts import ReceiptsMarked
 from outlast.receipts import tables as store
@@ -121,13 +121,17 @@ class Receipts(NothingOnTop):
         after = window.after(room.stream) or 0
         upto = window.upto(room.stream)
         conn = self.ctx.conn
-        if window.since is not None and after >= upto:
+        if window.since is not None and after >= upto and not window.thread_notifications:
             # The room's partition has not moved: no new events, receipts or
             # markers. Only the counts are needed, in case the room is sent.
             cached = self._counts.get((room_id, user_id))
             if cached is not None:
                 return RoomExtras(unread=dict(cached[2]))
-        extras = RoomExtras(unread=self.notification_counts(user_id, room_id))
+        if window.thread_notifications:
+            main, threads = self.threaded_counts(user_id, room_id)
+            extras = RoomExtras(unread=main, thread_unread=threads)
+        else:
+            extras = RoomExtras(unread=self.notification_counts(user_id, room_id))
         shown = [
             r
             for r in store.receipts_between(conn, room_id, after, upto)
@@ -165,18 +169,54 @@ class Receipts(NothingOnTop):
         rows = queries.counted_events_after(
             conn, room_id, since, unread.COUNTED_TYPES, user_id, MAX_COUNTED
         )
-        display_name = None
-        raw_member = queries.member_event_json(conn, room_id, user_id)
-        if raw_member is not None:
-            name = json.loads(raw_member).get("content", {}).get("displayname")
-            display_name = name if isinstance(name, str) else None
         events = [json.loads(r["json"]) for r in rows]
-        fresh = unread.notification_counts(events, user_id, display_name)
+        fresh = unread.notification_counts(events, user_id, self._display_name(room_id, user_id))
         counts = {k: min(MAX_COUNTED, base.get(k, 0) + fresh.get(k, 0)) for k in base}
         if len(self._counts) > 100_000:
             self._counts.clear()
         self._counts[key] = (start, last, counts)
         return dict(counts)
+
+    def _display_name(self, room_id: str, user_id: str) -> str | None:
+        raw_member = queries.member_event_json(self.ctx.conn, room_id, user_id)
+        if raw_member is None:
+            return None
+        name = json.loads(raw_member).get("content", {}).get("displayname")
+        return name if isinstance(name, str) else None
+
+    def threaded_counts(
+        self, user_id: str, room_id: str
+    ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """The main timeline's counts and each thread's, for a client that asked for
+        ``unread_thread_notifications`` (v1.4). Not cached: only such clients pay."""
+        conn = self.ctx.conn
+        reads = unread.read_positions(store.thread_read_positions(conn, room_id, user_id))
+        floors = [p for p in (reads.get(""), queries.last_join(conn, room_id, user_id)) if p]
+        start = max(floors) if floors else (0, 0)
+        rows = queries.counted_events_after(
+            conn, room_id, start, unread.COUNTED_TYPES, user_id, MAX_COUNTED
+        )
+        events = []
+        for row in rows:
+            event = json.loads(row["json"])
+            position = (int(row["seq"]), int(row["idx"]))
+            events.append((position, self._thread_of(event), event))
+        return unread.threaded_notification_counts(
+            events, reads, user_id, self._display_name(room_id, user_id)
+        )
+
+    def _thread_of(self, event: dict[str, Any]) -> str:
+        """The thread an event is in ("Threaded read receipts"): its own m.thread
+        relation, or its parent's, up to three hops; otherwise the main timeline."""
+        rel = relations.relation_of(event)
+        for _ in range(3):
+            if rel is None:
+                return unread.MAIN_THREAD
+            if rel.rel_type == relations.THREAD:
+                return rel.event_id
+            parent = queries.relation_parent(self.ctx.conn, rel.event_id)
+            rel = relations.Relation(parent[1], parent[0]) if parent else None
+        return unread.MAIN_THREAD
 
     # --- the per-message unread number -------------------------------------------
 

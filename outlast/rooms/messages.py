@@ -7,12 +7,13 @@ from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
-from outlast.core import auth, ids
+from outlast.core import auth, ids, relations
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
 from outlast.core.tokens import Position, encode_boundary, parse_boundary, parse_sync_token
 from outlast.core.visibility import event_visible, membership_at
+from outlast.rooms import tables
 from outlast.rooms.render import render, visible_rows
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.sync.window import EventDecorator, no_decoration
@@ -81,12 +82,34 @@ class Messages:
                 room_id, who.user_id, event_type, content, None, event_id
             )
             checked(state, event)
+            self._check_relation(event)
             return [event]
 
         await self.writer.send(
             room_id, build, msg_id=event_id, txn={"device_id": who.device_id, "txn_id": txn_id}
         )
         return event_id
+
+    def _check_relation(self, event: dict[str, Any]) -> None:
+        """The relation rules a server enforces at sending: no thread off an event that
+        itself relates (400 M_UNKNOWN), no second identical reaction (400
+        M_DUPLICATE_ANNOTATION). Two sites may still accept the same reaction at the
+        same instant; the spec expects that, and clients count one per sender and key."""
+        rel = relations.relation_of(event)
+        if rel is None:
+            return
+        conn = self.ctx.conn
+        if rel.rel_type == relations.THREAD:
+            parent = queries.event_row(conn, rel.event_id)
+            if parent is not None and parent["room_id"] == event["room_id"]:
+                relations.check_thread_root(json.loads(parent["json"]))
+        elif rel.rel_type == relations.ANNOTATION:
+            existing = [
+                json.loads(r["json"])
+                for r in tables.children_rows(conn, [rel.event_id], relations.ANNOTATION)
+                if r["event_id"] != event["event_id"] and r["room_id"] == event["room_id"]
+            ]
+            relations.check_new_annotation(event, existing)
 
     async def put_state(
         self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any

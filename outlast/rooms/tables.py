@@ -1,7 +1,7 @@
-"""The view's rooms: events, current state, membership, and aliases.
+"""The view's rooms: events, current state, membership, relations, and aliases.
 
 This module is the only writer of ``rooms``, ``events``, ``state``,
-``members``, ``membership_changes`` and ``aliases``. Room events are stored in
+``members``, ``membership_changes``, ``relations`` and ``aliases``. Room events are stored in
 log order and messages are judged again at their place in the log
 (:func:`apply_room_events`); a redaction rewrites its target in place
 (:func:`apply_redaction`). Reads other capabilities share are in
@@ -14,7 +14,7 @@ import json
 import sqlite3
 from typing import Any
 
-from outlast.core import auth, jsonenc, redaction
+from outlast.core import auth, jsonenc, redaction, relations
 from outlast.core.errors import MatrixError
 from outlast.log.client import LogMessage
 from outlast.log.facts import AliasDeleted, AliasSet, RoomEvents, RoomForgotten
@@ -55,6 +55,15 @@ CREATE TABLE IF NOT EXISTS members (
     PRIMARY KEY (room_id, user_id)
 );
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, membership);
+-- One row per stored event with a well-formed cleartext m.relates_to (edits,
+-- reactions, thread replies, references); gone once the child is redacted.
+CREATE TABLE IF NOT EXISTS relations (
+    event_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, room_id TEXT NOT NULL,
+    rel_type TEXT NOT NULL, event_type TEXT NOT NULL, sender TEXT NOT NULL,
+    seq INTEGER NOT NULL, idx INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS relations_by_parent ON relations (parent_id, rel_type);
+CREATE INDEX IF NOT EXISTS relations_by_room ON relations (room_id, rel_type);
 """
 
 
@@ -126,6 +135,7 @@ def apply_room_events(
         if not inserted:
             continue
         rooms.add(room_id)
+        _index_relation(conn, msg, idx, event)
         if "state_key" in event:
             _apply_state(conn, msg, idx, event)
             states.changed(room_id)
@@ -137,6 +147,61 @@ def apply_room_events(
     for room_id in rooms:
         affected |= states.audience(room_id)
     return affected
+
+
+def _index_relation(
+    conn: sqlite3.Connection, msg: LogMessage, idx: int, event: dict[str, Any]
+) -> None:
+    rel = relations.relation_of(event)
+    if rel is None:
+        return
+    conn.execute(
+        "INSERT OR IGNORE INTO relations (event_id, parent_id, room_id, rel_type, event_type,"
+        " sender, seq, idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event["event_id"],
+            rel.event_id,
+            event["room_id"],
+            rel.rel_type,
+            event["type"],
+            event["sender"],
+            msg.seq,
+            idx,
+        ),
+    )
+
+
+def children_rows(
+    conn: sqlite3.Connection, parent_ids: list[str], rel_type: str | None = None
+) -> list[sqlite3.Row]:
+    """The stored children of ``parent_ids`` (event rows plus ``parent_id``, ``rel_type``)."""
+    out: list[sqlite3.Row] = []
+    for start in range(0, len(parent_ids), 500):
+        chunk = parent_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        where = f"r.parent_id IN ({marks})"
+        args: list[Any] = list(chunk)
+        if rel_type is not None:
+            where += " AND r.rel_type = ?"
+            args.append(rel_type)
+        out += conn.execute(
+            "SELECT e.*, r.parent_id AS parent_id, r.rel_type AS rel_type FROM relations r"
+            f" JOIN events e ON e.event_id = r.event_id WHERE {where} ORDER BY e.seq, e.idx",
+            args,
+        )
+    return out
+
+
+def thread_rows(conn: sqlite3.Connection, room_id: str) -> list[sqlite3.Row]:
+    """Every thread reply in a room (event rows plus ``parent_id``), oldest first."""
+    return list(
+        conn.execute(
+            "SELECT e.*, r.parent_id AS parent_id FROM relations r"
+            " JOIN events e ON e.event_id = r.event_id"
+            " WHERE r.room_id = ? AND r.rel_type = ? ORDER BY e.seq, e.idx",
+            (room_id, relations.THREAD),
+        )
+    )
 
 
 def _allowed_message(event: dict[str, Any], state: StateMap) -> bool:
@@ -232,4 +297,6 @@ def apply_redaction(
         return set()  # the first redaction stands; later ones change nothing
     redacted = redaction.redacted_by(stored, event)
     conn.execute("UPDATE events SET json = ? WHERE event_id = ?", (json.dumps(redacted), target_id))
+    # Redaction strips m.relates_to: the edit, reaction or reply no longer relates.
+    conn.execute("DELETE FROM relations WHERE event_id = ?", (target_id,))
     return set()  # the room's members are woken for the redaction event itself

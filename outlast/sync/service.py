@@ -120,7 +120,14 @@ class Sync:
         if since is not None and since.ephemeral > now.ephemeral:
             # A token from another worker: its typing counter means nothing here.
             since = SyncToken(since.positions, 0)
-        window = SyncWindow(who.user_id, who.device_id, since, now, tuple(streams))
+        window = SyncWindow(
+            who.user_id,
+            who.device_id,
+            since,
+            now,
+            tuple(streams),
+            thread_notifications=sync_filter.room.timeline.unread_thread_notifications,
+        )
         slices = []
         for row in queries.rooms_of_user(self.ctx.conn, who.user_id):
             if not sync_filter.room.room_allowed(row["room_id"]):
@@ -174,6 +181,8 @@ class Sync:
                 merged.ephemeral += extras.ephemeral
                 merged.account_data += extras.account_data
                 merged.unread.update(extras.unread)
+                if extras.thread_unread is not None:
+                    merged.thread_unread = {**(merged.thread_unread or {}), **extras.thread_unread}
         merged.ephemeral = [e for e in merged.ephemeral if sync_filter.room.ephemeral.matches(e)]
         merged.account_data = [
             e for e in merged.account_data if sync_filter.room.account_data.matches(e)
@@ -187,6 +196,7 @@ class Sync:
             ephemeral=merged.ephemeral,
             account_data=merged.account_data,
             unread=merged.unread,
+            thread_unread=merged.thread_unread,
         )
 
     def _room(

@@ -29,6 +29,8 @@ class SyncWindow:
     since: SyncToken | None
     now: SyncToken
     streams: tuple[str, ...]
+    # The filter's unread_thread_notifications: count per thread (receipts).
+    thread_notifications: bool = False
 
     def after(self, stream: str) -> int | None:
         """The token's position in ``stream`` (None: an initial sync)."""
@@ -60,6 +62,7 @@ class RoomExtras:
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
     account_data: list[dict[str, Any]] = field(default_factory=list)
     unread: dict[str, int] = field(default_factory=dict)
+    thread_unread: dict[str, dict[str, int]] | None = None
 
     def empty(self) -> bool:
         return not (self.ephemeral or self.account_data)
@@ -99,6 +102,16 @@ EventDecorator = Callable[[str, list[dict[str, Any]]], None]
 
 def no_decoration(user_id: str, events: list[dict[str, Any]]) -> None:
     """An EventDecorator that adds nothing."""
+
+
+def chain(*decorators: EventDecorator) -> EventDecorator:
+    """One EventDecorator that runs ``decorators`` in order."""
+
+    def decorate(user_id: str, events: list[dict[str, Any]]) -> None:
+        for each in decorators:
+            each(user_id, events)
+
+    return decorate
 
 
 class EphemeralCounter:

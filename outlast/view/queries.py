@@ -244,12 +244,20 @@ def counted_events_after(
     marks = ",".join("?" * len(wanted))
     return list(
         conn.execute(
-            f"SELECT type, sender, json FROM events WHERE room_id = ?"
+            f"SELECT type, sender, json, seq, idx FROM events WHERE room_id = ?"
             f" AND (seq > ? OR (seq = ? AND idx > ?)) AND type IN ({marks}) AND sender != ?"
             f" ORDER BY seq DESC, idx DESC LIMIT ?",
             (room_id, position[0], position[0], position[1], *wanted, not_sender, limit),
         )
     )
+
+
+def relation_parent(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:
+    """(parent event ID, rel_type) of a stored event that relates to another."""
+    row = conn.execute(
+        "SELECT parent_id, rel_type FROM relations WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
 
 
 def last_join(conn: sqlite3.Connection, room_id: str, user_id: str) -> Position | None:

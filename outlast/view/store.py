@@ -16,7 +16,7 @@ from pathlib import Path
 
 from outlast.view.tables import REMOVED_TRIGGERS, SCHEMAS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: relations
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -104,6 +104,14 @@ def test_contains_url() -> None:
     assert either.matches(with_url) and either.matches(without)
 
 
+def test_unread_thread_notifications_is_read_from_the_timeline_filter() -> None:
+    asked = parse_sync_filter({"room": {"timeline": {"unread_thread_notifications": True}}})
+    assert asked.room.timeline.unread_thread_notifications is True
+    assert parse_sync_filter({}).room.timeline.unread_thread_notifications is False
+    with pytest.raises(MatrixError):
+        parse_sync_filter({"room": {"timeline": {"unread_thread_notifications": "yes"}}})
+
+
 def test_apply_filters_without_cutting_to_limit() -> None:
     f = parse_event_filter({"types": ["m.room.message"], "limit": 1})
     events = [ev("m.room.message"), ev("m.room.member"), ev("m.room.message")]

@@ -8,6 +8,7 @@ ALL = [e for v in ORDER for e in ADDED.get(v, ())]
 EVERYTHING = (
     "bundled_aggregations",
     "threaded_receipts",
+    "thread_notifications",
     "intentional_mentions",
     "relations_recursion",
 )
@@ -43,7 +44,17 @@ def test_parameter_names_do_not_matter_and_waivers_count() -> None:
     assert advertised(routed, EVERYTHING, waived) == list(ORDER)
 
 
-def test_unstable_features_follow_routes() -> None:
+def test_unstable_features_follow_routes_and_behaviours() -> None:
     route = ("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync")
-    assert unstable_features([]) == {"org.matrix.simplified_msc3575": False}
-    assert unstable_features([route]) == {"org.matrix.simplified_msc3575": True}
+    assert unstable_features([])["org.matrix.simplified_msc3575"] is False
+    assert unstable_features([route])["org.matrix.simplified_msc3575"] is True
+    threads = ("GET", "/_matrix/client/v1/rooms/{room_id}/threads")
+    relations = [e for e in ADDED["v1.3"] if "/relations/" in e[1]]
+    assert unstable_features([threads])["org.matrix.msc3856.stable"] is True
+    assert unstable_features(relations)["org.matrix.msc3715.stable"] is True
+    # Threads need the bundled m.thread summary, recursion needs the walk.
+    assert unstable_features(relations)["org.matrix.msc3440.stable"] is False
+    assert unstable_features(relations, ["bundled_aggregations"])["org.matrix.msc3440.stable"]
+    assert unstable_features(relations)["org.matrix.msc3981"] is False
+    assert unstable_features(relations, ["relations_recursion"])["org.matrix.msc3981"] is True
+    assert unstable_features([], ["threaded_receipts"])["org.matrix.msc3771"] is True

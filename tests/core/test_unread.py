@@ -12,6 +12,7 @@ from outlast.core.unread import (
     notification_counts,
     read_positions,
     receipt_content,
+    threaded_notification_counts,
     unread_count,
     visible_to,
 )
@@ -147,3 +148,33 @@ def test_members_who_joined_after_a_message_do_not_count() -> None:
     assert unread_count((5, 0), "@a:x", joined_at.keys(), {}) == 2
     # A message after late joined counts them.
     assert unread_count((10, 0), "@a:x", joined_at.keys(), {}, joined_at) == 2
+
+
+# --- threaded counts (unread_thread_notifications) -------------------------------
+
+
+def test_threads_and_the_main_timeline_are_read_by_their_own_receipts() -> None:
+    events = [
+        ((1, 0), "main", message("main one")),
+        ((2, 0), "$root", message("in the thread")),
+        ((3, 0), "$root", message(f"{ALICE}, in the thread")),
+        ((4, 0), "main", message("main two")),
+        ((5, 0), "$other", message("another thread")),
+    ]
+    nothing_read = threaded_notification_counts(events, {}, ALICE, None)
+    assert nothing_read == (
+        {"notification_count": 2, "highlight_count": 0},
+        {
+            "$root": {"notification_count": 2, "highlight_count": 1},
+            "$other": {"notification_count": 1, "highlight_count": 0},
+        },
+    )
+    # A receipt in a thread reads that thread only, however far on it is.
+    main, threads = threaded_notification_counts(events, {"$root": (3, 0)}, ALICE, None)
+    assert main["notification_count"] == 2 and "$root" not in threads
+    # A main-timeline receipt leaves threads unread.
+    main, threads = threaded_notification_counts(events, {"main": (4, 0)}, ALICE, None)
+    assert main["notification_count"] == 0 and threads["$root"]["notification_count"] == 2
+    # The unthreaded receipt reads everything up to it, in every thread.
+    main, threads = threaded_notification_counts(events, {"": (3, 0)}, ALICE, None)
+    assert main["notification_count"] == 1 and set(threads) == {"$other"}

@@ -149,14 +149,11 @@ def js_packages() -> None:
         subprocess.run([str(ROOT / "scripts" / "js-deps.sh")], check=True, timeout=300)
 
 
-@pytest.mark.skipif(
-    shutil.which("node") is None or shutil.which("npm") is None,
-    reason="Node.js (node and npm) is not installed; matrix-js-sdk needs it",
-)
-def test_matrix_js_sdk_logs_in_syncs_sends_and_receives(server: OutlastProcess) -> None:
+def run_js(script: str, url: str) -> dict[str, Any]:
+    """Run a tests/js script against ``url``; its "RESULT {json}" line, checked to be ok."""
     js_packages()
     result = subprocess.run(
-        ["node", str(JS_DIR / "chat.mjs"), server.url],
+        ["node", str(JS_DIR / script), url],
         capture_output=True,
         text=True,
         timeout=150,
@@ -165,8 +162,20 @@ def test_matrix_js_sdk_logs_in_syncs_sends_and_receives(server: OutlastProcess) 
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, f"no result line:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    outcome = json.loads(lines[-1].removeprefix("RESULT "))
+    outcome: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
     assert result.returncode == 0 and outcome["ok"], (outcome, result.stderr[-3000:])
+    return outcome
+
+
+NO_NODE = shutil.which("node") is None or shutil.which("npm") is None
+needs_node = pytest.mark.skipif(
+    NO_NODE, reason="Node.js (node and npm) is not installed; matrix-js-sdk needs it"
+)
+
+
+@needs_node
+def test_matrix_js_sdk_logs_in_syncs_sends_and_receives(server: OutlastProcess) -> None:
+    outcome = run_js("chat.mjs", server.url)
     assert outcome["bob_received"]["body"] == "hello from alice"
     assert outcome["bob_received"]["sender"].startswith("@jsalice")
     assert outcome["alice_received"]["body"] == "hello from bob"

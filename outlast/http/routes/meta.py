@@ -7,29 +7,15 @@ from aiohttp import web
 from outlast.core.errors import MatrixError
 from outlast.http.request import ok, requester, services
 from outlast.http.routing import Routes
+from outlast.http.versions import VERSIONS_KEY
 
 routes = Routes()
-
-SPEC_VERSIONS = [
-    "r0.6.1",
-    "v1.1",
-    "v1.2",
-    "v1.3",
-    "v1.4",
-    "v1.5",
-    "v1.6",
-    "v1.7",
-    "v1.8",
-    "v1.9",
-    "v1.10",
-    "v1.11",
-]
 
 
 @routes.get("/_matrix/client/versions", prefixes=("",))
 async def versions(request: web.Request) -> web.Response:
-    """GET /_matrix/client/versions"""
-    return ok({"versions": SPEC_VERSIONS, "unstable_features": {}})
+    """GET /_matrix/client/versions — derived from the route table (outlast/http/versions.py)"""
+    return ok(request.app[VERSIONS_KEY])
 
 
 @routes.get("/.well-known/matrix/client", prefixes=("",))
