@@ -4,13 +4,15 @@
     python -m bench.sync_rooms --rooms 50 --rooms 100 --samples 40
 
 One ``outlast serve`` (one worker; the benchmarks' settings: cheap argon2, no
-rate limits) and one user, real HTTP. The user joins rooms until it is in R of
-them, each holding 5 messages; then, at each R:
+rate limits), real HTTP. For each R one user creates R rooms of its own, each
+holding 5 messages; then, taking the sizes in turn so that a busy machine's load
+falls on each alike:
 
 - initial sync: ``GET /sync?timeout=0`` with no token, p50 over a few samples;
-- incremental sync: one new message in one room (a different room each time,
-  not timed), then ``GET /sync?since=<previous next_batch>&timeout=0`` (timed).
-  Every answer must hold exactly that one room with that one event.
+- incremental sync: the user catches up (not timed), one new message goes into
+  one of its rooms (a different room each time, not timed), then
+  ``GET /sync?since=<next_batch>&timeout=0`` (timed). Every answer must hold
+  exactly that one room with that one event.
 
 The question is whether an incremental sync costs what changed or what the
 user is in: the rooms that did not change should cost (almost) nothing.
@@ -47,61 +49,81 @@ async def _grow(c: Client, rooms: list[str], target: int) -> None:
         rooms.append(room_id)
 
 
-async def _initial(c: Client, samples: int) -> tuple[dict[str, float], str, int]:
-    times = []
-    data: Any = {}
-    for _ in range(samples):
-        t = time.perf_counter()
-        data = await c.ok("GET", SYNC)
-        times.append(time.perf_counter() - t)
-    return summarize_ms(times), str(data["next_batch"]), len(data["rooms"]["join"])
+class Member:
+    """One user in ``size`` rooms, and the token of its last sync."""
 
+    def __init__(self, client: Client, size: int) -> None:
+        self.c = client
+        self.size = size
+        self.rooms: list[str] = []
+        self.token = ""
+        self.initial: list[float] = []
+        self.incremental: list[float] = []
 
-async def _incremental(
-    c: Client, rooms: list[str], token: str, samples: int
-) -> tuple[dict[str, float], str]:
-    times = []
-    for i in range(samples):
-        room_id = rooms[(i * 7919) % len(rooms)]
-        event_id = await c.send(room_id, f"new {i}")
+    async def initial_sync(self) -> None:
         t = time.perf_counter()
-        data = await c.ok("GET", f"{SYNC}&since={token}")
-        times.append(time.perf_counter() - t)
+        data = await self.c.ok("GET", SYNC)
+        self.initial.append(time.perf_counter() - t)
+        if len(data["rooms"]["join"]) != self.size:
+            raise RuntimeError(f"initial sync holds {len(data['rooms']['join'])} rooms")
+        self.token = str(data["next_batch"])
+
+    async def incremental_sync(self, i: int, timed: bool = True) -> None:
+        # Catch up first (not timed): the window then holds exactly one new message.
+        data = await self.c.ok("GET", f"{SYNC}&since={self.token}")
+        self.token = str(data["next_batch"])
+        room_id = self.rooms[(i * 7919) % len(self.rooms)]
+        event_id = await self.c.send(room_id, f"new {i}")
+        t = time.perf_counter()
+        data = await self.c.ok("GET", f"{SYNC}&since={self.token}")
+        if timed:
+            self.incremental.append(time.perf_counter() - t)
         joined = data["rooms"]["join"]
         got = [e["event_id"] for e in joined.get(room_id, {}).get("timeline", {}).get("events", [])]
         if list(joined) != [room_id] or got != [event_id]:
             raise RuntimeError(f"incremental sync answered {list(joined)[:5]} / {got}")
-        token = str(data["next_batch"])
-    return summarize_ms(times), token
+        self.token = str(data["next_batch"])
 
 
 async def measure(sizes: list[int], samples: int, initial_samples: int) -> dict[str, Any]:
+    """One user per size on one site; samples taken in turn (size after size), so a
+    busy machine's load spreads over every size alike."""
     server = Embedded(workers=1)
     try:
         async with aiohttp.ClientSession() as session:
-            c = Client(session, server.url)
-            await c.register("syncrooms")
-            rooms: list[str] = []
-            results: dict[str, Any] = {}
-            for size in sorted(sizes):
+            members = []
+            for n, size in enumerate(sorted(sizes)):
+                c = Client(session, server.url)
+                await c.register(f"syncrooms{n}")
+                member = Member(c, size)
                 started = time.monotonic()
-                await _grow(c, rooms, size)
-                grown = time.monotonic() - started
-                initial, token, joined = await _initial(c, initial_samples)
-                if joined != size:
-                    raise RuntimeError(f"initial sync holds {joined} joined rooms, not {size}")
-                _, token = await _incremental(c, rooms, token, 3)  # warm up
-                incremental, _ = await _incremental(c, rooms, token, samples)
-                results[str(size)] = {
-                    "rooms": size,
+                await _grow(c, member.rooms, size)
+                print(f"R={size:4}  set up in {time.monotonic() - started:.0f} s", flush=True)
+                members.append(member)
+            for _ in range(initial_samples):
+                for member in members:
+                    await member.initial_sync()
+            for member in members:
+                for i in range(3):  # warm up
+                    await member.incremental_sync(i, timed=False)
+            for i in range(samples):
+                for member in members:
+                    await member.incremental_sync(i)
+            results: dict[str, Any] = {}
+            for member in members:
+                initial, incremental = (
+                    summarize_ms(member.initial),
+                    summarize_ms(member.incremental),
+                )
+                results[str(member.size)] = {
+                    "rooms": member.size,
                     "initial": initial,
                     "incremental": incremental,
-                    "setup_s": round(grown, 1),
                 }
                 print(
-                    f"R={size:4}  initial p50 {initial['p50_ms']:7.1f} ms"
+                    f"R={member.size:4}  initial p50 {initial['p50_ms']:7.1f} ms"
                     f"  incremental p50 {incremental['p50_ms']:6.2f} ms"
-                    f" (p95 {incremental['p95_ms']:6.2f})  [setup {grown:.0f} s]",
+                    f" (p95 {incremental['p95_ms']:6.2f})",
                     flush=True,
                 )
             return results
@@ -112,7 +134,7 @@ async def measure(sizes: list[int], samples: int, initial_samples: int) -> dict[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, action="append", help="R (repeatable)")
-    parser.add_argument("--samples", type=int, default=30, help="incremental syncs per R")
+    parser.add_argument("--samples", type=int, default=40, help="incremental syncs per R")
     parser.add_argument("--initial-samples", type=int, default=5)
     parser.add_argument("--json-out", default="bench/results/sync_rooms.json")
     args = parser.parse_args()
