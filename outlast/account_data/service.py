@@ -10,6 +10,7 @@ refused here with 405 as the spec asks; their owners write them through
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from outlast.account_data import tables as store
@@ -127,6 +128,15 @@ class AccountDataSync:
     def room_extras(self, window: SyncWindow, room: JoinedRoom) -> RoomExtras | None:
         events = self._changed(window, room.room_id)
         return RoomExtras(account_data=events) if events else None
+
+    def touched(self, window: SyncWindow) -> AbstractSet[str] | None:
+        users = self.ctx.names.users_stream
+        after = window.after(users)
+        if after is None:
+            return None  # an initial sync: every room may have account data
+        if not window.moved(users):
+            return frozenset()
+        return store.rooms_changed(self.ctx.conn, window.user_id, after, window.upto(users))
 
     def top_extras(self, window: SyncWindow) -> dict[str, Any]:
         events = self._changed(window, GLOBAL)

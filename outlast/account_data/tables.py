@@ -70,6 +70,15 @@ def get(conn: sqlite3.Connection, user_id: str, room_id: str, kind: str) -> dict
     return json.loads(row[0]) if row else None
 
 
+def rooms_changed(conn: sqlite3.Connection, user_id: str, after: int, upto: int) -> set[str]:
+    """Scopes (room ids, or GLOBAL) of the user's account data changed in (after, upto]."""
+    rows = conn.execute(
+        "SELECT DISTINCT room_id FROM account_data WHERE user_id = ? AND seq > ? AND seq <= ?",
+        (user_id, after, upto),
+    )
+    return {str(r[0]) for r in rows}
+
+
 def changed(
     conn: sqlite3.Connection, user_id: str, room_id: str, after: int | None, upto: int
 ) -> list[dict[str, Any]]:

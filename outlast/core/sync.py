@@ -121,3 +121,38 @@ def is_empty(response: dict[str, Any]) -> bool:
     lists = response.get("device_lists", {})
     # One-time-key counts alone never wake a long-poll: they ride along.
     return not (lists.get("changed") or lists.get("left"))
+
+
+# --- which rooms an incremental sync visits --------------------------------------
+
+# Beyond this many log positions between a token and now (every moved stream
+# together), narrowing is not worth it: the client has been away long enough that
+# most of its rooms may have changed, and a pass over each is what it needs anyway.
+NARROW_MAX_POSITIONS = 10_000
+
+
+@dataclass(frozen=True)
+class Window:
+    """One stream's positions an incremental sync covers: ``(after, upto]``."""
+
+    stream: str
+    after: int
+    upto: int
+
+
+def moved_windows(streams: Sequence[str], since: Sequence[int], now: Sequence[int]) -> list[Window]:
+    """The streams that moved between two tokens' positions (in token order)."""
+    return [
+        Window(stream, after, upto)
+        for stream, after, upto in zip(streams, since, now, strict=True)
+        if after < upto
+    ]
+
+
+def worth_narrowing(windows: Iterable[Window]) -> bool:
+    """Whether finding the changed rooms first is cheaper than visiting every room.
+
+    Finding them costs what was written in the windows; visiting costs a pass
+    per room. A short window (a long-poll, a client back after a minute) has few
+    positions; a very long one may touch most rooms anyway."""
+    return sum(w.upto - w.after for w in windows) <= NARROW_MAX_POSITIONS

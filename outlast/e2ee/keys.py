@@ -22,6 +22,7 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from outlast.accounts.service import Requester
@@ -41,6 +42,7 @@ from outlast.log.facts import (
     KeysUploaded,
     SignaturesMade,
 )
+from outlast.sync import queries as sync_queries
 from outlast.sync.window import NothingPerRoom, SyncWindow
 from outlast.view import queries
 
@@ -339,9 +341,17 @@ class Keys:
         return self.device_lists(user_id, since, until)
 
     def device_lists(
-        self, user_id: str, since: SyncToken, now: SyncToken
+        self,
+        user_id: str,
+        since: SyncToken,
+        now: SyncToken,
+        evented: AbstractSet[str] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """(changed, left) between two sync tokens, as seen by ``user_id``."""
+        """(changed, left) between two sync tokens, as seen by ``user_id``.
+
+        ``evented``: the user's rooms with any room event between the tokens (None:
+        unknown; it may hold rooms the user is not in). A membership change is a room
+        event, so no other room of the user is read."""
         conn = self.ctx.conn
         streams = self.ctx.stream_names
         users = streams.index(self.ctx.names.users_stream)
@@ -350,9 +360,16 @@ class Keys:
         )
         changes: list[e2ee.MemberChange] = []
         members: dict[str, set[str]] = {}
-        for room_id, stream in queries.user_rooms(conn, user_id):
+        if evented is None:
+            rooms = queries.user_rooms(conn, user_id)
+        else:
+            among = sync_queries.memberships_among(conn, user_id, evented)
+            rooms = [(str(r["room_id"]), str(r["stream"])) for r in among]
+        for room_id, stream in rooms:
             i = streams.index(stream)
             if since.positions[i] >= now.positions[i]:
+                continue
+            if evented is not None and room_id not in evented:
                 continue
             window = queries.member_changes(conn, room_id, since.positions[i], now.positions[i])
             changes += window
@@ -460,7 +477,9 @@ class E2eeSync(NothingPerRoom):
         changed: list[str] = []
         left: list[str] = []
         if window.since is not None:  # an initial sync has no "since": nothing changed for it
-            changed, left = self.keys.device_lists(user_id, window.since, window.now)
+            changed, left = self.keys.device_lists(
+                user_id, window.since, window.now, window.evented
+            )
         pending = self.to_device.pending(
             user_id, device_id, window.after(users), window.upto(users)
         )

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from outlast.accounts.service import Requester
@@ -52,7 +53,8 @@ class Typing(NothingOnTop):
         self.clock = ctx.clock
         self.origin = uuid.uuid4().hex
         self._typing: dict[str, dict[str, float]] = {}  # room -> user -> expiry (clock)
-        self._changed: dict[str, int] = {}  # room -> ephemeral counter at its last change
+        # room -> ephemeral counter at its last change, oldest change first
+        self._changed: dict[str, int] = {}
         self._sub: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -103,6 +105,7 @@ class Typing(NothingOnTop):
             self._changed_now(room_id)
 
     def _changed_now(self, room_id: str) -> None:
+        self._changed.pop(room_id, None)  # re-inserted last: the dict stays in counter order
         self._changed[room_id] = self.counter.bump()
         self.ctx.notifier.notify(queries.joined_members(self.ctx.conn, room_id))
 
@@ -134,6 +137,20 @@ class Typing(NothingOnTop):
         if not send:
             return None
         return RoomExtras(ephemeral=[{"type": "m.typing", "content": {"user_ids": typing}}])
+
+    def touched(self, window: SyncWindow) -> AbstractSet[str] | None:
+        """Rooms whose typing changed in the window: read from the newest change
+        back, so the cost is the number of changes, not of rooms ever typed in."""
+        if window.since is None:
+            return None
+        since, now = window.since.ephemeral, window.now.ephemeral
+        rooms: set[str] = set()
+        for room_id, changed in reversed(self._changed.items()):
+            if changed <= since:
+                break
+            if changed <= now:
+                rooms.add(room_id)
+        return rooms
 
     # --- sharing between workers ----------------------------------------------------
 

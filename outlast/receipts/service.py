@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from outlast.accounts.service import Requester
@@ -143,6 +144,19 @@ class Receipts(NothingOnTop):
         if marker is not None and after < marker[1] <= upto:
             extras.account_data.append({"type": "m.fully_read", "content": {"event_id": marker[0]}})
         return extras
+
+    def touched(self, window: SyncWindow) -> AbstractSet[str] | None:
+        """Rooms whose receipts or the user's markers moved: only these get ephemeral
+        or marker data (their counts ride along with whatever else they carry)."""
+        users = self.ctx.names.users_stream
+        windows = [
+            (after, window.upto(stream))
+            for stream in window.streams
+            if stream != users
+            and (after := window.after(stream)) is not None
+            and after < window.upto(stream)
+        ]
+        return store.rooms_with_marks(self.ctx.conn, window.user_id, windows)
 
     def notification_counts(self, user_id: str, room_id: str) -> dict[str, int]:
         """Messages from others after the user's read position (and after they joined).

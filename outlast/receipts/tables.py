@@ -15,6 +15,7 @@ failing batch would be retried by the projector for ever.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from outlast.core.unread import MARKER_TYPES, PRIVATE_TYPES, READ_TYPES, Position, Receipt
@@ -30,11 +31,14 @@ CREATE TABLE IF NOT EXISTS receipts (
     PRIMARY KEY (room_id, user_id, receipt_type, thread_id)
 );
 CREATE INDEX IF NOT EXISTS receipts_by_arrival ON receipts (room_id, log_seq);
+-- /sync asks which rooms got receipts in a window, across all of a user's rooms.
+CREATE INDEX IF NOT EXISTS receipts_by_log_seq ON receipts (log_seq);
 CREATE TABLE IF NOT EXISTS read_markers (
     room_id TEXT NOT NULL, user_id TEXT NOT NULL, event_id TEXT NOT NULL,
     seq INTEGER NOT NULL, idx INTEGER NOT NULL, log_seq INTEGER NOT NULL,
     PRIMARY KEY (room_id, user_id)
 );
+CREATE INDEX IF NOT EXISTS read_markers_by_user ON read_markers (user_id, log_seq);
 """
 
 
@@ -135,6 +139,23 @@ def receipts_between(
         (room_id, after, upto),
     )
     return [Receipt(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def rooms_with_marks(
+    conn: sqlite3.Connection, user_id: str, windows: Iterable[tuple[int, int]]
+) -> set[str]:
+    """Rooms with a receipt (anyone's) or a marker (the user's) that changed at a
+    sequence in one of the ``(after, upto]`` windows."""
+    rooms: set[str] = set()
+    for after, upto in windows:
+        rows = conn.execute(
+            "SELECT DISTINCT room_id FROM receipts WHERE log_seq > ? AND log_seq <= ?"
+            " UNION SELECT room_id FROM read_markers"
+            " WHERE user_id = ? AND log_seq > ? AND log_seq <= ?",
+            (after, upto, user_id, after, upto),
+        )
+        rooms.update(str(r[0]) for r in rows)
+    return rooms
 
 
 def read_receipt_positions(

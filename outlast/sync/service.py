@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from outlast.core.tokens import SyncToken, encode_boundary, parse_sync_token
 from outlast.log.client import LogUnavailable
 from outlast.ops.health import Health
 from outlast.rooms.render import render, visible_rows
+from outlast.sync import queries as sync_queries
 from outlast.sync.window import (
     EphemeralCounter,
     EventDecorator,
@@ -128,12 +130,20 @@ class Sync:
             tuple(streams),
             thread_notifications=sync_filter.room.timeline.unread_thread_notifications,
         )
+        narrowed = self._narrow(window) if since is not None and not full_state else None
+        if narrowed is None:
+            memberships = queries.rooms_of_user(self.ctx.conn, who.user_id)
+        else:
+            # Only the rooms where something was written since the token: the
+            # others have nothing to add, and cost nothing.
+            window, touched = narrowed
+            memberships = sync_queries.memberships_among(self.ctx.conn, who.user_id, touched)
         slices = []
-        for row in queries.rooms_of_user(self.ctx.conn, who.user_id):
-            if not sync_filter.room.room_allowed(row["room_id"]):
-                continue
+        for row in memberships:
             index = streams.index(row["stream"])
             since_seq = since.positions[index] if since is not None else None
+            if not sync_filter.room.room_allowed(row["room_id"]):
+                continue
             if since_seq is not None and since_seq >= now.positions[index] and not full_state:
                 room_slice = None  # its partition has not moved: nothing new in this room
             else:
@@ -166,6 +176,30 @@ class Sync:
             to_device=lists.get("to_device", []),
             extra=top,
         )
+
+    def _narrow(self, window: SyncWindow) -> tuple[SyncWindow, AbstractSet[str]] | None:
+        """On an incremental sync, the rooms where anything was written since the
+        token (None: not worth finding out, look at every room of the user).
+
+        One range read of the room events in the moved windows, and each source's
+        own answer (receipts, account data, typing). Every membership change is a
+        room event, so a room the user joined, left or was invited to since the
+        token is among them. The set may hold rooms the user is not in."""
+        assert window.since is not None
+        windows = assembly.moved_windows(
+            window.streams, window.since.positions, window.now.positions
+        )
+        if not assembly.worth_narrowing(windows):
+            return None
+        evented = frozenset(sync_queries.rooms_with_events(self.ctx.conn, windows))
+        window = replace(window, evented=evented)
+        touched = set(evented)
+        for source in self.sources:
+            rooms = source.touched(window)
+            if rooms is None:
+                return None
+            touched |= rooms
+        return window, touched
 
     def _with_extras(
         self,

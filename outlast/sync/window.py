@@ -3,7 +3,9 @@
 One /sync pass covers the positions between two tokens: :class:`SyncWindow`.
 Each :class:`SyncSource` is asked once per joined room (ephemeral events,
 room account data, unread counts) and once for the top level (account data,
-presence, to-device messages, device lists, key counts). The composition
+presence, to-device messages, device lists, key counts). On an incremental
+sync each is first asked which rooms it may add to (:meth:`SyncSource.touched`),
+so that the rooms where nothing happened cost nothing. The composition
 root (outlast/site.py) hands /sync its sources as an explicit, ordered list;
 nothing registers itself.
 """
@@ -11,6 +13,7 @@ nothing registers itself.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +25,9 @@ class SyncWindow:
     """One /sync pass: who asks, and the positions it covers, ``(since, now]``.
 
     ``streams`` names the streams in token order; ``since`` is None on an
-    initial sync."""
+    initial sync. ``evented`` holds the rooms (the user's and others) with a room
+    event in the window (None: not known, any may have one), so that a source need
+    not read every room of the user."""
 
     user_id: str
     device_id: str
@@ -31,6 +36,7 @@ class SyncWindow:
     streams: tuple[str, ...]
     # The filter's unread_thread_notifications: count per thread (receipts).
     thread_notifications: bool = False
+    evented: frozenset[str] | None = None
 
     def after(self, stream: str) -> int | None:
         """The token's position in ``stream`` (None: an initial sync)."""
@@ -76,6 +82,11 @@ class SyncSource(Protocol):
         """What this source adds to one joined room's entry (None: nothing)."""
         ...
 
+    def touched(self, window: SyncWindow) -> AbstractSet[str] | None:
+        """On an incremental sync, every room ``room_extras`` may add something to
+        (more is harmless, fewer loses data); None: cannot tell, ask every room."""
+        ...
+
     def top_extras(self, window: SyncWindow) -> dict[str, Any]:
         """Top-level keys to merge into the response (lists are concatenated)."""
         ...
@@ -86,6 +97,9 @@ class NothingPerRoom:
 
     def room_extras(self, window: SyncWindow, room: JoinedRoom) -> RoomExtras | None:
         return None
+
+    def touched(self, window: SyncWindow) -> AbstractSet[str] | None:
+        return frozenset()
 
 
 class NothingOnTop:

@@ -6,7 +6,18 @@ from typing import Any
 
 import pytest
 
-from outlast.core.sync import RoomSlice, assemble, invite_state, is_empty, room_body, state_delta
+from outlast.core.sync import (
+    NARROW_MAX_POSITIONS,
+    RoomSlice,
+    Window,
+    assemble,
+    invite_state,
+    is_empty,
+    moved_windows,
+    room_body,
+    state_delta,
+    worth_narrowing,
+)
 
 ALICE = "@alice:example.test"
 BOB = "@bob:example.test"
@@ -169,3 +180,38 @@ def test_state_delta_drops_state_the_timeline_carries() -> None:
     assert state_delta([name, topic], [message(1), topic]) == [name]
     assert state_delta([name, topic], []) == [name, topic]
     assert state_delta([], [message(1)]) == []
+
+
+# --- which rooms an incremental sync visits ------------------------------------
+
+
+def test_moved_windows_keep_only_streams_that_moved_in_token_order() -> None:
+    windows = moved_windows(("users", "rooms0", "rooms1", "rooms2"), (5, 7, 9, 3), (5, 8, 12, 3))
+    assert windows == [Window("rooms0", 7, 8), Window("rooms1", 9, 12)]
+
+
+def test_moved_windows_ignore_a_token_ahead_of_now() -> None:
+    # A token from a site whose view was ahead: nothing is new here for that stream.
+    assert moved_windows(("a", "b"), (10, 4), (8, 6)) == [Window("b", 4, 6)]
+
+
+def test_no_moved_windows_when_nothing_moved() -> None:
+    assert moved_windows(("a", "b"), (1, 2), (1, 2)) == []
+
+
+def test_moved_windows_need_one_position_per_stream() -> None:
+    with pytest.raises(ValueError):
+        moved_windows(("a", "b"), (1,), (1, 2))
+
+
+def test_short_windows_are_worth_narrowing() -> None:
+    assert worth_narrowing([])
+    assert worth_narrowing([Window("a", 0, 1), Window("b", 100, 150)])
+    assert worth_narrowing([Window("a", 0, NARROW_MAX_POSITIONS)])
+
+
+def test_long_windows_are_not_worth_narrowing() -> None:
+    # Counted over every moved stream together.
+    half = NARROW_MAX_POSITIONS // 2
+    assert not worth_narrowing([Window("a", 0, half + 1), Window("b", 0, half)])
+    assert not worth_narrowing([Window("a", 0, NARROW_MAX_POSITIONS + 1)])

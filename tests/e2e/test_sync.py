@@ -14,6 +14,7 @@ from nio import (
     RoomCreateResponse,
     RoomInviteResponse,
     RoomKickResponse,
+    RoomLeaveResponse,
     RoomPutStateResponse,
     RoomSendResponse,
     RoomVisibility,
@@ -261,3 +262,64 @@ async def test_bad_sync_parameters(pair: tuple[AsyncClient, AsyncClient, str]) -
         status, body = await api("GET", url, token=bob.access_token, params=params)
         assert status == 400, (params, body)
         assert body["errcode"].startswith("M_"), (params, body)
+
+
+async def test_incremental_sync_carries_each_change_in_its_own_room_only(
+    server: OutlastProcess, pair: tuple[AsyncClient, AsyncClient, str]
+) -> None:
+    """An incremental sync looks only at the rooms where something happened since the
+    token; every kind of change must still reach the room it happened in, and the
+    rooms where nothing happened stay out."""
+    alice, bob, shared = pair
+    rooms = []
+    for i in range(6):
+        created = await alice.room_create(name=f"many {i}")
+        rooms.append(expect(created, RoomCreateResponse).room_id)
+    marked = await send(alice, rooms[2], "to be read")
+    # Typing before the token, in two rooms: only a later change may show.
+    for room in (rooms[1], rooms[5]):
+        await alice.room_typing(room, typing_state=True, timeout=30000)
+
+    async def raw_sync(since: str | None) -> dict[str, Any]:
+        params = {"timeout": "0", **({"since": since} if since else {})}
+        status, body = await api(
+            "GET", server.url + V3 + "/sync", token=alice.access_token, params=params
+        )
+        assert status == 200, body
+        return dict(body)
+
+    token = (await raw_sync(None))["next_batch"]
+    message = await send(alice, rooms[0], "new")
+    await alice.room_typing(rooms[1], typing_state=False)
+    status, _ = await api(
+        "POST",
+        server.url + V3 + f"/rooms/{rooms[2]}/receipt/m.read/{marked}",
+        {},
+        token=alice.access_token,
+    )
+    assert status == 200
+    status, _ = await api(
+        "PUT",
+        server.url + V3 + f"/user/{alice.user_id}/rooms/{rooms[3]}/account_data/org.example.x",
+        {"n": 1},
+        token=alice.access_token,
+    )
+    assert status == 200
+    expect(await alice.room_leave(rooms[4]), RoomLeaveResponse)
+    invite_room = expect(await bob.room_create(name="invite"), RoomCreateResponse).room_id
+    expect(await bob.room_invite(invite_room, alice.user_id), RoomInviteResponse)
+
+    body = await raw_sync(token)
+    joined = body["rooms"]["join"]
+    assert set(joined) == {rooms[0], rooms[1], rooms[2], rooms[3]}
+    assert [e["event_id"] for e in joined[rooms[0]]["timeline"]["events"]] == [message]
+    typing = [e for e in joined[rooms[1]]["ephemeral"]["events"] if e["type"] == "m.typing"]
+    assert typing == [{"type": "m.typing", "content": {"user_ids": []}}]
+    receipts = [e for e in joined[rooms[2]]["ephemeral"]["events"] if e["type"] == "m.receipt"]
+    assert marked in receipts[0]["content"]
+    assert joined[rooms[3]]["account_data"]["events"] == [
+        {"type": "org.example.x", "content": {"n": 1}}
+    ]
+    assert set(body["rooms"]["leave"]) == {rooms[4]}
+    assert set(body["rooms"]["invite"]) == {invite_room}
+    assert shared not in joined and rooms[5] not in joined
