@@ -1,4 +1,5 @@
-"""Joining, inviting, leaving, kicking, banning: membership events through the room writer."""
+"""Joining, knocking, inviting, leaving, kicking, banning: membership events through the
+room writer."""
 
 from __future__ import annotations
 
@@ -70,6 +71,15 @@ class Memberships:
         if state and auth.membership(state, user_id) == "join":
             return room_id  # joining again is a no-op, as in the reference servers
         await self.change(user_id, room_id, user_id, "join")
+        return room_id
+
+    async def knock(self, user_id: str, room_id_or_alias: str, reason: Any = None) -> str:
+        """Ask to join (membership ``knock``); the room's members answer with an invite
+        (accept) or a kick (deny), the knocker may withdraw by leaving (rescind)."""
+        room_id = await self.resolve(room_id_or_alias)
+        if not queries.current_state(self.ctx.conn, room_id):
+            raise not_found("unknown room")
+        await self.change(user_id, room_id, user_id, "knock", reason=reason)
         return room_id
 
     async def leave(self, user_id: str, room_id: str, reason: Any = None) -> None:
