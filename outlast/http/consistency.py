@@ -67,6 +67,7 @@ NOT_VIEW_READS: frozenset[str] = frozenset(
         "/.well-known/matrix/client",
         "/capabilities",
         "/login",
+        "/register/m.login.registration_token/validity",
         "/account/whoami",
         "/devices",
         "/devices/{device_id}",
