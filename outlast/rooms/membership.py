@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.context import SiteContext
-from outlast.core import auth, ids
+from outlast.core import auth, ids, restricted
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.facts import RoomForgotten
 from outlast.profiles.tables import member_fields
@@ -70,7 +70,9 @@ class Memberships:
         state = queries.current_state(self.ctx.conn, room_id)
         if state and auth.membership(state, user_id) == "join":
             return room_id  # joining again is a no-op, as in the reference servers
-        await self.change(user_id, room_id, user_id, "join")
+        vouch = restricted.authoriser(state, user_id, queries.joined_rooms(self.ctx.conn, user_id))
+        extra = {"join_authorised_via_users_server": vouch} if vouch else None
+        await self.change(user_id, room_id, user_id, "join", extra=extra)
         return room_id
 
     async def knock(self, user_id: str, room_id_or_alias: str, reason: Any = None) -> str:
