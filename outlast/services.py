@@ -15,6 +15,7 @@ from outlast.accounts.admins import Admins
 from outlast.accounts.devices import Devices
 from outlast.accounts.service import Accounts
 from outlast.config import Config
+from outlast.directory.hierarchy import Hierarchy
 from outlast.directory.service import Directory
 from outlast.e2ee.keys import Keys
 from outlast.e2ee.to_device import ToDevice
@@ -60,6 +61,7 @@ class Services:
     # people and places
     profiles: Profiles
     directory: Directory
+    hierarchy: Hierarchy
     account_data: AccountData
     push: Push
     # end-to-end encryption

@@ -23,6 +23,7 @@ from outlast.accounts.service import Accounts
 from outlast.clock import SYSTEM, Clock
 from outlast.config import Config, listen_address
 from outlast.context import SiteContext, names_of
+from outlast.directory.hierarchy import Hierarchy
 from outlast.directory.service import Directory
 from outlast.e2ee.keys import E2eeSync, Keys
 from outlast.e2ee.to_device import ToDevice
@@ -106,6 +107,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         presence=presence,
         profiles=Profiles(ctx, writer),
         directory=directory,
+        hierarchy=Hierarchy(ctx),
         account_data=AccountData(ctx),
         push=push,
         keys=keys,

@@ -304,7 +304,11 @@ def _check_member(
                 return
             raise forbidden("this room is invite-only")
         # Step 4.3.5; the caller must verify the authorising server's signature.
-        if rule in ("restricted", "knock_restricted"):
+        # knock_restricted exists from room version 10 (before it, step 4.3.7 rejects).
+        knock_restricted = "knock_restricted" in room_versions.knock_join_rules(
+            room_versions.raw_version(state)
+        )
+        if rule == "restricted" or (rule == "knock_restricted" and knock_restricted):
             if current in ("invite", "join"):
                 return
             via = content.get("join_authorised_via_users_server")
@@ -351,9 +355,15 @@ def _check_member(
             return
         raise forbidden("insufficient power level to ban this user")
 
-    if new == "knock":
-        # Step 4.7 would allow knocks in knock rooms; Outlast does not support them.
-        raise forbidden("knocking is not supported")
+    knockable = room_versions.knock_join_rules(room_versions.raw_version(state))
+    if new == "knock" and knockable:  # room versions 7 and later
+        if join_rule(state) not in knockable:  # step 4.7.1
+            raise forbidden("this room does not accept knocks")
+        if sender != target:  # step 4.7.2
+            raise forbidden("cannot knock on behalf of another user")
+        if current not in ("ban", "invite", "join"):  # step 4.7.3
+            return
+        raise forbidden(f"cannot knock with membership {current}")  # step 4.7.4
 
     raise forbidden(f"unknown membership {new!r}")  # step 4.8
 

@@ -93,3 +93,32 @@ def sync_summary(state: StateMap, user_id: str) -> dict[str, Any]:
     if room_name(state) is None and canonical_alias(state) is None:
         summary["m.heroes"] = hero_ids(state, user_id)
     return summary
+
+
+def public_chunk(room_id: str, joined: int, contents: Mapping[str, Any]) -> dict[str, Any]:
+    """A room as ``/publicRooms`` and ``/hierarchy`` list it (the spec's PublicRoomsChunk),
+    from the contents of its state events keyed by type (state key "" only)."""
+
+    def text(event_type: str, key: str) -> str | None:
+        content = contents.get(event_type)
+        value = content.get(key) if isinstance(content, Mapping) else None
+        return value if isinstance(value, str) and value else None
+
+    entry: dict[str, Any] = {
+        "room_id": room_id,
+        "num_joined_members": joined,
+        "world_readable": text("m.room.history_visibility", "history_visibility")
+        == "world_readable",
+        "guest_can_join": text("m.room.guest_access", "guest_access") == "can_join",
+        "join_rule": text("m.room.join_rules", "join_rule") or "invite",
+    }
+    for key, value in (
+        ("name", text("m.room.name", "name")),
+        ("topic", text("m.room.topic", "topic")),
+        ("canonical_alias", text("m.room.canonical_alias", "alias")),
+        ("avatar_url", text("m.room.avatar", "url")),
+        ("room_type", text("m.room.create", "type")),
+    ):
+        if value is not None:
+            entry[key] = value
+    return entry

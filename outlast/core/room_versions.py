@@ -66,12 +66,30 @@ def get(identifier: str | None) -> RoomVersion:
     return VERSIONS.get(identifier, VERSIONS["10"])
 
 
-def version_of(state: Mapping[tuple[str, str], Mapping[str, Any]]) -> RoomVersion:
-    """A room's version, from its create event."""
+def knock_join_rules(identifier: str | None) -> frozenset[str]:
+    """The join rules under which a room of this version accepts knocks (auth step 4.7.1).
+
+    Knocking arrived in room version 7 (join rule ``knock``); version 10 added
+    ``knock_restricted``. Before 7 a knock is an unknown membership (step 4.8).
+    A create event without ``room_version`` keeps the v11 rules (see :func:`get`).
+    """
+    number = 11 if identifier is None else int(identifier) if identifier.isdigit() else 0
+    if number >= 10:
+        return frozenset({"knock", "knock_restricted"})
+    return frozenset({"knock"}) if number >= 7 else frozenset()
+
+
+def raw_version(state: Mapping[tuple[str, str], Mapping[str, Any]]) -> str | None:
+    """The ``room_version`` string a room's create event names, if any."""
     create = state.get(("m.room.create", "")) or {}
     content = create.get("content")
     value = content.get("room_version") if isinstance(content, Mapping) else None
-    return get(value if isinstance(value, str) else None)
+    return value if isinstance(value, str) else None
+
+
+def version_of(state: Mapping[tuple[str, str], Mapping[str, Any]]) -> RoomVersion:
+    """A room's version, from its create event."""
+    return get(raw_version(state))
 
 
 def check_creatable(identifier: str) -> RoomVersion:

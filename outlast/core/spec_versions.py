@@ -72,7 +72,12 @@ ADDED: Final[Mapping[str, tuple[Endpoint, ...]]] = {
 ORDER: Final = tuple(f"v1.{n}" for n in range(1, 12))
 
 # Behaviours clients infer from a version, which no route table shows.
+# v1.1 added knocking (auth rules, ``rooms.knock`` in /sync) beside ``/knock``; v1.2
+# restricted rooms (the resident server vouches for joins) and moved ``prev_content``
+# into ``unsigned`` (a breaking change for clients that read it there).
 BEHAVIOURS: Final[Mapping[str, tuple[str, ...]]] = {
+    "v1.1": ("knocking",),
+    "v1.2": ("restricted_joins", "unsigned_prev_content"),
     "v1.3": ("bundled_aggregations",),
     "v1.4": ("threaded_receipts", "thread_notifications"),
     "v1.7": ("intentional_mentions",),

@@ -17,12 +17,12 @@ from outlast.core.auth import stripped_state_types
 @dataclass(frozen=True)
 class RoomSlice:
     room_id: str
-    section: str  # "join", "invite" or "leave"
+    section: str  # "join", "invite", "knock" or "leave"
     timeline: Sequence[dict[str, Any]] = ()
     limited: bool = False
     prev_batch: str | None = None
     state: Sequence[dict[str, Any]] = ()
-    invite_state: Sequence[dict[str, Any]] = ()
+    invite_state: Sequence[dict[str, Any]] = ()  # the knock_state, for a knock
     ephemeral: Sequence[dict[str, Any]] = ()
     account_data: Sequence[dict[str, Any]] = ()
     unread: dict[str, int] = field(default_factory=dict)
@@ -31,7 +31,7 @@ class RoomSlice:
 
 
 def stripped(event: dict[str, Any]) -> dict[str, Any]:
-    """The stripped-state form used for invites: no ids, no timestamps."""
+    """The stripped-state form used for invites and knocks: no ids, no timestamps."""
     return {
         "type": event["type"],
         "state_key": event["state_key"],
@@ -43,6 +43,8 @@ def stripped(event: dict[str, Any]) -> dict[str, Any]:
 def invite_state(
     state: Iterable[dict[str, Any]], invite_event: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    """What an invitee (or a knocker: ``knock_state``) sees of a room it has not joined:
+    the room's identifying state, then its own membership event."""
     wanted = set(stripped_state_types())
     out = [stripped(e) for e in state if e["type"] in wanted and e.get("state_key") == ""]
     out.append(stripped(invite_event))
@@ -60,6 +62,8 @@ def state_delta(
 def room_body(room: RoomSlice) -> dict[str, Any]:
     if room.section == "invite":
         return {"invite_state": {"events": list(room.invite_state)}}
+    if room.section == "knock":
+        return {"knock_state": {"events": list(room.invite_state)}}
     timeline: dict[str, Any] = {"events": list(room.timeline), "limited": room.limited}
     if room.prev_batch is not None:
         timeline["prev_batch"] = room.prev_batch
@@ -89,7 +93,7 @@ def assemble(
     to_device: Sequence[dict[str, Any]] = (),
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    sections: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}}
+    sections: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "knock": {}, "leave": {}}
     for room in rooms:
         sections[room.section][room.room_id] = room_body(room)
     response: dict[str, Any] = {
@@ -113,7 +117,7 @@ def assemble(
 def is_empty(response: dict[str, Any]) -> bool:
     """True when a long-poll has nothing to deliver yet."""
     rooms = response.get("rooms", {})
-    if any(rooms.get(section) for section in ("join", "invite", "leave")):
+    if any(rooms.get(section) for section in ("join", "invite", "knock", "leave")):
         return False
     for key in ("account_data", "presence", "to_device"):
         if response.get(key, {}).get("events"):

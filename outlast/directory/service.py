@@ -18,6 +18,7 @@ from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
+from outlast.core.room_summary import public_chunk
 from outlast.directory import tables
 from outlast.log.client import FenceFailed
 from outlast.log.facts import AliasDeleted, AliasSet, Fact, RoomListed
@@ -203,7 +204,7 @@ class Directory:
             raise bad_json("generic_search_term must be a string")
         if room_types is not None and not isinstance(room_types, list):
             raise bad_json("room_types must be a list")
-        entries = [_entry(*room) for room in tables.published_rooms(self.ctx.conn)]
+        entries = [public_chunk(*room) for room in tables.published_rooms(self.ctx.conn)]
         total = len(entries)
         if search:
             term = search.casefold()
@@ -267,33 +268,6 @@ def _offset(since: Any) -> int:
     if match is None:
         raise invalid_param("invalid since token")
     return int(match.group(1))
-
-
-def _entry(room_id: str, joined: int, state: dict[str, Any]) -> dict[str, Any]:
-    """One /publicRooms chunk entry from the room's state contents."""
-
-    def text(event_type: str, key: str) -> str | None:
-        value = state.get(event_type, {}).get(key)
-        return value if isinstance(value, str) and value else None
-
-    entry: dict[str, Any] = {
-        "room_id": room_id,
-        "num_joined_members": joined,
-        "world_readable": text("m.room.history_visibility", "history_visibility")
-        == "world_readable",
-        "guest_can_join": text("m.room.guest_access", "guest_access") == "can_join",
-        "join_rule": text("m.room.join_rules", "join_rule") or "invite",
-    }
-    for key, value in (
-        ("name", text("m.room.name", "name")),
-        ("topic", text("m.room.topic", "topic")),
-        ("canonical_alias", text(CANONICAL_ALIAS, "alias")),
-        ("avatar_url", text("m.room.avatar", "url")),
-        ("room_type", text("m.room.create", "type")),
-    ):
-        if value is not None:
-            entry[key] = value
-    return entry
 
 
 def _matches(entry: dict[str, Any], term: str) -> bool:

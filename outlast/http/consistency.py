@@ -43,6 +43,8 @@ READS: dict[tuple[str, str], Reads] = {
     ("GET", "/rooms/{room_id}/relations/{event_id}/{rel_type}"): Reads.ROOM,
     ("GET", "/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}"): Reads.ROOM,
     ("GET", "/rooms/{room_id}/threads"): Reads.ROOM,
+    # A space's children live in other rooms, on any partition.
+    ("GET", "/rooms/{room_id}/hierarchy"): Reads.EVERYTHING,
     ("GET", "/rooms/{room_id}/state"): Reads.ROOM,
     ("GET", "/rooms/{room_id}/state/{event_type}"): Reads.ROOM,
     ("GET", "/rooms/{room_id}/state/{event_type}/{state_key}"): Reads.ROOM,
@@ -65,6 +67,7 @@ NOT_VIEW_READS: frozenset[str] = frozenset(
         "/.well-known/matrix/client",
         "/capabilities",
         "/login",
+        "/register/m.login.registration_token/validity",
         "/account/whoami",
         "/devices",
         "/devices/{device_id}",

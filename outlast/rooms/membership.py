@@ -1,11 +1,12 @@
-"""Joining, inviting, leaving, kicking, banning: membership events through the room writer."""
+"""Joining, knocking, inviting, leaving, kicking, banning: membership events through the
+room writer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from outlast.context import SiteContext
-from outlast.core import auth, ids
+from outlast.core import auth, ids, restricted
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.facts import RoomForgotten
 from outlast.profiles.tables import member_fields
@@ -68,7 +69,18 @@ class Memberships:
         room_id = await self.resolve(room_id_or_alias)
         if await self._already(user_id, room_id, "join"):
             return room_id  # joining again is a no-op, as in the reference servers
-        await self.change(user_id, room_id, user_id, "join")
+        vouch = restricted.authoriser(state, user_id, queries.joined_rooms(self.ctx.conn, user_id))
+        extra = {"join_authorised_via_users_server": vouch} if vouch else None
+        await self.change(user_id, room_id, user_id, "join", extra=extra)
+        return room_id
+
+    async def knock(self, user_id: str, room_id_or_alias: str, reason: Any = None) -> str:
+        """Ask to join (membership ``knock``); the room's members answer with an invite
+        (accept) or a kick (deny), the knocker may withdraw by leaving (rescind)."""
+        room_id = await self.resolve(room_id_or_alias)
+        if not queries.current_state(self.ctx.conn, room_id):
+            raise not_found("unknown room")
+        await self.change(user_id, room_id, user_id, "knock", reason=reason)
         return room_id
 
     async def leave(self, user_id: str, room_id: str, reason: Any = None) -> None:

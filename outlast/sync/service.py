@@ -248,16 +248,16 @@ class Sync:
         if changed_at > now_seq:
             return None  # applied after our snapshot; the next sync carries it
         fresh = since_seq is None or changed_at > since_seq
-        if membership == "invite":
+        if membership in ("invite", "knock"):
+            # Not joined: only stripped state, shown once, when the membership changes.
             if not fresh:
                 return None
             state = queries.current_state(self.ctx.conn, room_id)
-            invite = state.get(("m.room.member", who.user_id))
-            if invite is None:
+            own = state.get(("m.room.member", who.user_id))
+            if own is None:
                 return None
-            return RoomSlice(
-                room_id, "invite", invite_state=assembly.invite_state(state.values(), invite)
-            )
+            stripped = assembly.invite_state(state.values(), own)
+            return RoomSlice(room_id, membership, invite_state=stripped)
         if membership in ("leave", "ban"):
             if row["forgotten"]:
                 return None

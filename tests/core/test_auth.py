@@ -327,12 +327,50 @@ def test_unban_requires_ban_power() -> None:
     denied(member(BOB, CAROL, "leave"), state)  # unban also needs the kick level
 
 
-def test_knock_and_unknown_membership_rejected() -> None:
+def test_unknown_membership_rejected() -> None:
     state = make_room(join_rule="knock")
-    denied(member(BOB, BOB, "knock"), state)
     denied(member(BOB, BOB, "wander"), state)
     denied(ev("m.room.member", BOB, {}, BOB), state)
     denied(ev("m.room.member", BOB, {"membership": "join"}), state)
+
+
+def _versioned(version: str, join_rule: str, **members: str) -> State:
+    state = make_room(join_rule=join_rule, members={CAROL: "join", **members})
+    create = ev("m.room.create", ALICE, {"room_version": version, "creator": ALICE}, "")
+    return {**state, ("m.room.create", ""): create}
+
+
+def test_knock_allowed_only_where_the_join_rule_and_room_version_say() -> None:
+    allowed(member(BOB, BOB, "knock", reason="let me in"), make_room(join_rule="knock"))
+    allowed(member(BOB, BOB, "knock"), make_room(join_rule="knock_restricted"))
+    for rule in ("invite", "public", "restricted", None):
+        denied(member(BOB, BOB, "knock"), make_room(join_rule=rule))  # step 4.7.1
+    allowed(member(BOB, BOB, "knock"), _versioned("7", "knock"))
+    denied(member(BOB, BOB, "knock"), _versioned("9", "knock_restricted"))  # v10 added it
+    allowed(member(BOB, BOB, "knock"), _versioned("10", "knock_restricted"))
+    denied(member(BOB, BOB, "knock"), _versioned("6", "knock"))  # unknown before v7 (4.8)
+
+
+def test_knock_by_member_banned_invited_or_for_another_user_rejected() -> None:
+    for current in ("join", "invite", "ban"):
+        denied(member(BOB, BOB, "knock"), make_room(join_rule="knock", members={BOB: current}))
+    allowed(member(BOB, BOB, "knock"), make_room(join_rule="knock", members={BOB: "leave"}))
+    allowed(member(BOB, BOB, "knock"), make_room(join_rule="knock", members={BOB: "knock"}))
+    denied(member(ALICE, BOB, "knock"), make_room(join_rule="knock"))  # step 4.7.2
+
+
+def test_knock_accepted_by_invite_denied_by_kick_rescinded_by_leave() -> None:
+    state = make_room(join_rule="knock", members={BOB: "knock"})
+    allowed(member(ALICE, BOB, "invite"), state)  # accept: 4.4.3 allows knock -> invite
+    allowed(member(ALICE, BOB, "leave"), state)  # deny: a kick of the knock
+    allowed(member(BOB, BOB, "leave"), state)  # rescind: 4.5.1
+    denied(member(BOB, BOB, "join"), state)  # a knock alone never admits (4.3.4)
+
+
+def test_knock_restricted_join_rule_needs_room_version_10() -> None:
+    via = {"join_authorised_via_users_server": ALICE}
+    allowed(member(BOB, BOB, "join", **via), _versioned("10", "knock_restricted"))
+    denied(member(BOB, BOB, "join", **via), _versioned("9", "knock_restricted"))
 
 
 # --- ordinary events and state ----------------------------------------------

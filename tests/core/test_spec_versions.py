@@ -6,6 +6,9 @@ from outlast.core.spec_versions import ADDED, ORDER, advertised, missing, unstab
 
 ALL = [e for v in ORDER for e in ADDED.get(v, ())]
 EVERYTHING = (
+    "knocking",
+    "restricted_joins",
+    "unsigned_prev_content",
     "bundled_aggregations",
     "threaded_receipts",
     "thread_notifications",
@@ -24,7 +27,10 @@ def test_everything_routed_and_done_claims_v1_11() -> None:
 
 
 def test_a_missing_behaviour_stops_the_list() -> None:
-    assert advertised(ALL, ("bundled_aggregations",)) == ["v1.1", "v1.2", "v1.3"]
+    early = ("knocking", "restricted_joins", "unsigned_prev_content")
+    assert advertised(ALL, (*early, "bundled_aggregations")) == ["v1.1", "v1.2", "v1.3"]
+    assert advertised(ALL, ("restricted_joins", "unsigned_prev_content")) == []
+    assert advertised(ALL, ("knocking", "restricted_joins")) == ["v1.1"]
 
 
 def test_a_gap_stops_the_list_even_if_later_versions_are_served() -> None:

@@ -87,6 +87,12 @@ def test_invited_room_body_is_only_invite_state() -> None:
     assert body == {"invite_state": {"events": [stripped_invite]}}
 
 
+def test_knocked_room_body_is_only_knock_state() -> None:
+    knock = {"type": "m.room.member", "state_key": BOB, "content": {}, "sender": BOB}
+    body = room_body(RoomSlice(ROOM, "knock", invite_state=[knock]))
+    assert body == {"knock_state": {"events": [knock]}}
+
+
 # --- assemble / is_empty ----------------------------------------------------
 
 
@@ -96,6 +102,7 @@ def test_assemble_files_rooms_under_their_sections() -> None:
         [
             RoomSlice("!j:x", "join"),
             RoomSlice("!i:x", "invite"),
+            RoomSlice("!k:x", "knock"),
             RoomSlice("!l:x", "leave"),
         ],
     )
@@ -103,6 +110,7 @@ def test_assemble_files_rooms_under_their_sections() -> None:
     assert {s: list(r) for s, r in response["rooms"].items()} == {
         "join": ["!j:x"],
         "invite": ["!i:x"],
+        "knock": ["!k:x"],
         "leave": ["!l:x"],
     }
     for key in ("account_data", "presence", "to_device"):
@@ -124,6 +132,7 @@ def test_nothing_is_empty() -> None:
     [
         assemble("s0", [RoomSlice(ROOM, "join")]),
         assemble("s0", [RoomSlice(ROOM, "invite")]),
+        assemble("s0", [RoomSlice(ROOM, "knock")]),
         assemble("s0", [RoomSlice(ROOM, "leave")]),
         assemble("s0", [], account_data=[{"type": "m.push_rules", "content": {}}]),
         assemble("s0", [], presence=[{"type": "m.presence", "content": {}}]),

@@ -79,6 +79,23 @@ async def available(request: web.Request) -> web.Response:
     return ok({"available": True})
 
 
+@routes.get("/register/m.login.registration_token/validity", prefixes=("/_matrix/client/v1",))
+async def registration_token_validity(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v1/register/m.login.registration_token/validity
+
+    Outlast offers no ``m.login.registration_token`` stage, so no token is one
+    it recognises: the spec's answer is ``valid: false`` while registration is
+    open, and 403 when it is closed (every token is then invalid). Guessing is
+    pointless, and the general per-address rate limit still applies.
+    """
+    if not services(request).config.registration.enabled:
+        raise MatrixError(403, "M_FORBIDDEN", "registration is disabled on this server")
+    token = request.query.get("token")
+    if token is None:
+        raise MatrixError(400, "M_MISSING_PARAM", "token is required")
+    return ok({"valid": False})
+
+
 @routes.get("/login")
 async def login_flows(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/login"""

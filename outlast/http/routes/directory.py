@@ -1,4 +1,4 @@
-"""Aliases, the public room directory and the user directory."""
+"""Aliases, the public room directory, the user directory and space hierarchies."""
 
 from __future__ import annotations
 
@@ -105,3 +105,11 @@ async def search_users(request: web.Request) -> web.Response:
     who = await requester(request)
     body = await json_body(request, allow_empty=False)
     return ok(_directory(request).search_users(who, body.get("search_term"), body.get("limit")))
+
+
+@routes.get("/rooms/{room_id}/hierarchy", prefixes=("/_matrix/client/v1",))
+async def space_hierarchy(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v1/rooms/{roomId}/hierarchy"""
+    who = await requester(request)
+    body = services(request).hierarchy.hierarchy(who.user_id, _room_id(request), request.query)
+    return ok(body)

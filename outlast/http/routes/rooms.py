@@ -43,6 +43,20 @@ async def join_any(request: web.Request) -> web.Response:
     return ok({"room_id": room_id})
 
 
+@routes.post("/knock/{room:[^/]+}")
+async def knock(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/knock/{roomIdOrAlias}
+
+    ``via`` and ``server_name`` name servers to knock through; Outlast's rooms
+    are all local, so they are ignored.
+    """
+    who = await requester(request)
+    body = await json_body(request)
+    memberships = services(request).memberships
+    room_id = await memberships.knock(who.user_id, request.match_info["room"], body.get("reason"))
+    return ok({"room_id": room_id})
+
+
 @routes.post("/rooms/{room_id}/join")
 async def join_room(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/join"""
