@@ -69,6 +69,7 @@ class Memberships:
         room_id = await self.resolve(room_id_or_alias)
         if await self._already(user_id, room_id, "join"):
             return room_id  # joining again is a no-op, as in the reference servers
+        state = queries.current_state(self.ctx.conn, room_id)
         vouch = restricted.authoriser(state, user_id, queries.joined_rooms(self.ctx.conn, user_id))
         extra = {"join_authorised_via_users_server": vouch} if vouch else None
         await self.change(user_id, room_id, user_id, "join", extra=extra)
