@@ -25,7 +25,8 @@ class RoomSlice:
     invite_state: Sequence[dict[str, Any]] = ()
     ephemeral: Sequence[dict[str, Any]] = ()
     account_data: Sequence[dict[str, Any]] = ()
-    unread: dict[str, int] = field(default_factory=dict)
+    # ``unread_notifications`` and, when the filter asked, ``unread_thread_notifications``.
+    unread: dict[str, Any] = field(default_factory=dict)
 
 
 def stripped(event: dict[str, Any]) -> dict[str, Any]:
@@ -68,10 +69,12 @@ def room_body(room: RoomSlice) -> dict[str, Any]:
     }
     if room.section == "join":
         body["ephemeral"] = {"events": list(room.ephemeral)}
-        body["unread_notifications"] = dict(room.unread) or {
+        body["unread_notifications"] = dict(room.unread.get("unread_notifications") or {}) or {
             "notification_count": 0,
             "highlight_count": 0,
         }
+        if room.unread.get("unread_thread_notifications"):
+            body["unread_thread_notifications"] = dict(room.unread["unread_thread_notifications"])
         body["summary"] = {}
     return body
 

@@ -5,17 +5,28 @@
   service fences its next write on that sequence, so two concurrent edits
   (at two sites) cannot silently overwrite each other; /sync uses it to tell
   whether ``m.push_rules`` changed since a token.
-- ``pushers``: one row per (app_id, pushkey, user). Stored only; no delivery.
+- ``pushers``: one row per (app_id, pushkey, user).
+- ``push_actions``: one row per (user, event) that notified, written when the
+  event is applied (:func:`record_notifications`), so /sync counts and
+  /notifications are plain reads. Every input of the evaluation (the room's
+  state at the event, the event, the user's rules as this view holds them)
+  is taken at the event's place in the log; see docs/push.md.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
+from outlast.core import auth, push_counts
+from outlast.core.push_counts import MAIN, Notification
+from outlast.core.push_eval import CompiledRule, Recipient, compile_rules, evaluate
+from outlast.core.unread import Position
 from outlast.log.client import LogMessage
 from outlast.log.facts import PusherDeleted, PusherSet, PushRulesSet
+from outlast.view.queries import StateMap
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS push_rules (
@@ -27,7 +38,22 @@ CREATE TABLE IF NOT EXISTS pushers (
     PRIMARY KEY (app_id, pushkey, user_id)
 );
 CREATE INDEX IF NOT EXISTS pushers_by_user ON pushers (user_id);
+CREATE TABLE IF NOT EXISTS push_actions (
+    user_id TEXT NOT NULL, room_id TEXT NOT NULL, stream TEXT NOT NULL,
+    seq INTEGER NOT NULL, idx INTEGER NOT NULL, event_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL, highlight INTEGER NOT NULL, actions TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id, seq, idx)
+);
+CREATE INDEX IF NOT EXISTS push_actions_by_time ON push_actions (user_id, ts, seq, idx);
+CREATE INDEX IF NOT EXISTS push_actions_by_position ON push_actions (room_id, seq, idx);
 """
+
+# A room's counts look at no more than this many notifications after the read
+# position: the numbers saturate there rather than scanning a long history.
+MAX_COUNTED = 1000
+MAX_COMPILED = 4096  # users whose compiled rules are kept
+_compiled: dict[tuple[str, str], tuple[CompiledRule, ...]] = {}
 
 
 def apply_push_rules(conn: sqlite3.Connection, msg: LogMessage, fact: PushRulesSet) -> set[str]:
@@ -77,3 +103,132 @@ def pushers(conn: sqlite3.Connection, user_id: str) -> list[dict[str, Any]]:
         "SELECT pusher FROM pushers WHERE user_id = ? ORDER BY seq", (user_id,)
     ).fetchall()
     return [json.loads(r["pusher"]) for r in rows]
+
+
+# --- evaluating events as they are applied -------------------------------------
+
+
+def record_notifications(
+    conn: sqlite3.Connection, msg: LogMessage, idx: int, event: Mapping[str, Any], state: StateMap
+) -> set[str]:
+    """Evaluate a just-stored event for each recipient; store a row for each it notifies.
+
+    Recipients are the room's joined members (``state`` is the room's state
+    with the event applied) and the target of an invite, minus the sender.
+    Returns the users who got a row (their /sync counts changed).
+    """
+    room_id, sender = str(event.get("room_id")), event.get("sender")
+    joined: list[str] = []
+    names: dict[str, str | None] = {}
+    for (event_type, key), member in state.items():
+        if event_type != "m.room.member":
+            continue
+        content = member.get("content") or {}
+        name = content.get("displayname")
+        names[key] = name if isinstance(name, str) else None
+        if content.get("membership") == "join":
+            joined.append(key)
+    recipients = set(joined)
+    content = event.get("content")
+    if (
+        event.get("type") == "m.room.member"
+        and isinstance(content, Mapping)
+        and content.get("membership") == "invite"
+        and isinstance(event.get("state_key"), str)
+    ):
+        recipients.add(event["state_key"])
+    recipients.discard(str(sender))
+    if not recipients:
+        return set()
+    levels = auth.power_levels(state)
+    thread_id = push_counts.thread_of(event, lambda eid: _event_in_room(conn, room_id, eid))
+    ts = event.get("origin_server_ts")
+    notified: set[str] = set()
+    for user_id in sorted(recipients):
+        recipient = Recipient(user_id, names.get(user_id), len(joined), levels)
+        outcome = evaluate(compiled_rules(conn, user_id), event, recipient)
+        if not outcome.notify:
+            continue
+        conn.execute(
+            "INSERT OR IGNORE INTO push_actions (user_id, room_id, stream, seq, idx, event_id,"
+            " thread_id, highlight, actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user_id,
+                room_id,
+                msg.stream,
+                msg.seq,
+                idx,
+                str(event.get("event_id")),
+                thread_id,
+                int(outcome.highlight),
+                json.dumps(list(outcome.actions)),
+                ts if isinstance(ts, int) else 0,
+            ),
+        )
+        notified.add(user_id)
+    return notified
+
+
+def _event_in_room(conn: sqlite3.Connection, room_id: str, event_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT json FROM events WHERE event_id = ? AND room_id = ?", (event_id, room_id)
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def compiled_rules(conn: sqlite3.Connection, user_id: str) -> tuple[CompiledRule, ...]:
+    """The user's rules as this view holds them, compiled once per rules document."""
+    row = conn.execute("SELECT doc FROM push_rules WHERE user_id = ?", (user_id,)).fetchone()
+    text = str(row[0]) if row else ""
+    key = (user_id, text)
+    rules = _compiled.get(key)
+    if rules is None:
+        if len(_compiled) >= MAX_COMPILED:
+            _compiled.clear()
+        rules = _compiled[key] = compile_rules(user_id, json.loads(text) if text else None)
+    return rules
+
+
+# --- reading notifications ------------------------------------------------------
+
+
+def unread_after(
+    conn: sqlite3.Connection, user_id: str, room_id: str, after: Position | None
+) -> list[Notification]:
+    """The user's notifications in a room after ``after`` (newest ``MAX_COUNTED``)."""
+    seq, idx = after or (0, -1)
+    rows = conn.execute(
+        "SELECT seq, idx, thread_id, highlight FROM push_actions"
+        " WHERE user_id = ? AND room_id = ? AND (seq > ? OR (seq = ? AND idx > ?))"
+        " ORDER BY seq DESC, idx DESC LIMIT ?",
+        (user_id, room_id, seq, seq, idx, MAX_COUNTED),
+    )
+    return [Notification((int(r[0]), int(r[1])), str(r[2]) or MAIN, bool(r[3])) for r in rows]
+
+
+def notifications_page(
+    conn: sqlite3.Connection,
+    user_id: str,
+    before: tuple[int, str, int, int] | None,
+    limit: int,
+    only_highlight: bool,
+) -> list[sqlite3.Row]:
+    """The user's notifications, newest first, strictly before the ``before`` key.
+
+    The key ``(ts, stream, seq, idx)`` is the same at every site (``ts`` is the
+    event's ``origin_server_ts``), so a ``from`` token works at any of them.
+    """
+    sql = (
+        "SELECT p.room_id, p.stream, p.seq, p.idx, p.event_id, p.thread_id, p.highlight,"
+        " p.actions, p.ts, e.json FROM push_actions p JOIN events e ON e.event_id = p.event_id"
+        " WHERE p.user_id = ?"
+    )
+    args: list[Any] = [user_id]
+    if only_highlight:
+        sql += " AND p.highlight = 1"
+    if before is not None:
+        sql += " AND (p.ts, p.stream, p.seq, p.idx) < (?, ?, ?, ?)"
+        args += list(before)
+    sql += " ORDER BY p.ts DESC, p.stream DESC, p.seq DESC, p.idx DESC LIMIT ?"
+    args.append(limit)
+    return conn.execute(sql, args).fetchall()

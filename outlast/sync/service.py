@@ -120,7 +120,14 @@ class Sync:
         if since is not None and since.ephemeral > now.ephemeral:
             # A token from another worker: its typing counter means nothing here.
             since = SyncToken(since.positions, 0)
-        window = SyncWindow(who.user_id, who.device_id, since, now, tuple(streams))
+        window = SyncWindow(
+            who.user_id,
+            who.device_id,
+            since,
+            now,
+            tuple(streams),
+            threaded=sync_filter.room.unread_threads,
+        )
         slices = []
         for row in queries.rooms_of_user(self.ctx.conn, who.user_id):
             if not sync_filter.room.room_allowed(row["room_id"]):

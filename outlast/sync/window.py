@@ -29,6 +29,7 @@ class SyncWindow:
     since: SyncToken | None
     now: SyncToken
     streams: tuple[str, ...]
+    threaded: bool = False  # the filter's room.timeline.unread_thread_notifications
 
     def after(self, stream: str) -> int | None:
         """The token's position in ``stream`` (None: an initial sync)."""
@@ -59,7 +60,8 @@ class RoomExtras:
 
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
     account_data: list[dict[str, Any]] = field(default_factory=list)
-    unread: dict[str, int] = field(default_factory=dict)
+    # The room's count fields for /sync (``push_counts.RoomCounts.sync_fields``).
+    unread: dict[str, Any] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return not (self.ephemeral or self.account_data)
