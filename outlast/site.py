@@ -38,6 +38,7 @@ from outlast.ops.health import Health
 from outlast.presence.service import Presence
 from outlast.presence.typing import Typing
 from outlast.profiles.service import Profiles
+from outlast.push.delivery import Delivery
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
 from outlast.rooms.context import RoomContext
@@ -103,6 +104,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         directory=directory,
         account_data=AccountData(ctx),
         push=push,
+        push_delivery=Delivery(ctx, push),
         keys=keys,
         to_device=to_device,
         media=MediaRepository(ctx),
@@ -114,12 +116,18 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
 
 def start_hooks(services: Services) -> list[Hook]:
     """Background work a worker starts before it serves, in order."""
-    return [services.typing.start, services.media.start, services.health.start_reports]
+    return [
+        services.typing.start,
+        services.media.start,
+        services.health.start_reports,
+        services.push_delivery.start,
+    ]
 
 
 def stop_hooks(services: Services) -> list[Hook]:
     """What a worker stops after it stopped serving, in order."""
     return [
+        services.push_delivery.stop,
         services.typing.stop,
         services.to_device.stop,
         services.media.stop,

@@ -114,7 +114,9 @@ class Push:
             payload = PusherDeleted(user_id, app_id, pushkey)
         else:
             append = bool(body.get("append", False))
-            payload = PusherSet(user_id, _pusher(body, app_id, pushkey), append)
+            pusher = _pusher(body, app_id, pushkey)
+            pusher[tables.PUSHKEY_TS_KEY] = self.ctx.now_ms() // 1000  # the spec's pushkey_ts
+            payload = PusherSet(user_id, pusher, append)
         ack = await self.ctx.log.append(subject, payload)
         await self.ctx.applied(ack)
 
@@ -175,6 +177,11 @@ class Push:
             self._counts.clear()
         self._counts[key] = (upto, fields)
         return RoomExtras(unread=fields)
+
+    def unread_total(self, user_id: str) -> int:
+        """The badge a push gateway shows: unread notifications across the user's rooms."""
+        rooms = queries.joined_rooms(self.ctx.conn, user_id)
+        return push_counts.badge(self.room_counts(user_id, room_id) for room_id in rooms)
 
     def room_counts(
         self, user_id: str, room_id: str, threaded: bool = False

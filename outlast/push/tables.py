@@ -46,8 +46,12 @@ CREATE TABLE IF NOT EXISTS push_actions (
     PRIMARY KEY (user_id, room_id, seq, idx)
 );
 CREATE INDEX IF NOT EXISTS push_actions_by_time ON push_actions (user_id, ts, seq, idx);
-CREATE INDEX IF NOT EXISTS push_actions_by_position ON push_actions (room_id, seq, idx);
+CREATE INDEX IF NOT EXISTS push_actions_by_message ON push_actions (stream, seq);
 """
+
+# Keys Outlast adds to a stored pusher (never shown to clients).
+OWN_KEY_PREFIX = "io.outlast."
+PUSHKEY_TS_KEY = "io.outlast.pushkey_ts"
 
 # A room's counts look at no more than this many notifications after the read
 # position: the numbers saturate there rather than scanning a long history.
@@ -99,10 +103,34 @@ def rules_document(conn: sqlite3.Connection, user_id: str) -> tuple[dict[str, An
 
 
 def pushers(conn: sqlite3.Connection, user_id: str) -> list[dict[str, Any]]:
+    """The user's pushers as GET /pushers shows them (without Outlast's own keys)."""
+    return [
+        {k: v for k, v in stored.items() if not k.startswith(OWN_KEY_PREFIX)}
+        for stored, _ in pushers_with_time(conn, user_id)
+    ]
+
+
+def pushers_with_time(conn: sqlite3.Connection, user_id: str) -> list[tuple[dict[str, Any], int]]:
+    """Each stored pusher and when its pushkey was set (seconds; 0 if not recorded)."""
     rows = conn.execute(
         "SELECT pusher FROM pushers WHERE user_id = ? ORDER BY seq", (user_id,)
     ).fetchall()
-    return [json.loads(r["pusher"]) for r in rows]
+    out = []
+    for row in rows:
+        stored = json.loads(row["pusher"])
+        ts = stored.get(PUSHKEY_TS_KEY)
+        out.append((stored, ts if isinstance(ts, int) else 0))
+    return out
+
+
+def actions_at(conn: sqlite3.Connection, stream: str, seq: int) -> list[sqlite3.Row]:
+    """The notifications one log message produced, with their events."""
+    return conn.execute(
+        "SELECT p.user_id, p.room_id, p.event_id, p.actions, e.json FROM push_actions p"
+        " JOIN events e ON e.event_id = p.event_id WHERE p.stream = ? AND p.seq = ?"
+        " ORDER BY p.idx, p.user_id",
+        (stream, seq),
+    ).fetchall()
 
 
 # --- evaluating events as they are applied -------------------------------------
