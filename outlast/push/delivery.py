@@ -127,7 +127,9 @@ class Delivery:
         if not self.config.enabled:
             return
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_seconds)
-        self._session = aiohttp.ClientSession(timeout=timeout)
+        # The site's name in every request, for the gateway operator's logs (and tests).
+        headers = {"User-Agent": f"Outlast ({self.ctx.config.server.site})"}
+        self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
         for partition in range(self.ctx.names.partitions):
             self._loops.append(asyncio.create_task(self._serve(partition)))
 

@@ -81,6 +81,7 @@ async def test_a_mention_reaches_the_gateway_once_with_the_spec_body(
 
     first, second = (r.notification for r in gateway.accepted("alice-phone"))
     assert [r.problems for r in gateway.received] == [(), ()]
+    assert gateway.received[0].user_agent == "Outlast (local)"  # the sending site's name
     assert first["event_id"] == mention and second["event_id"] == chatter
     assert first["room_id"] == room_id and first["type"] == "m.room.message"
     assert first["sender"] == bob.user_id and first["content"]["body"] == "hi"
