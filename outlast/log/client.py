@@ -506,9 +506,11 @@ class LogClient:
         )
         try:
             try:
-                await self.js.consumer_info(stream, durable)
-            except nats.js.errors.NotFoundError:
+                # Create, or update an existing one to this configuration (ack wait,
+                # subjects); identical repeats from other workers are no-ops.
                 await self.js.add_consumer(stream, config)
+            except nats.js.errors.BadRequestError as exc:
+                log.warning("consumer %s on %s kept as it is: %s", durable, stream, exc)
             sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
         except nats.js.errors.NotFoundError as exc:
             raise StreamMissing(stream) from exc

@@ -185,9 +185,10 @@ class Names:
     push_consumer = "push_delivery"
 
     def push_subjects(self, partition: int) -> tuple[str, ...]:
-        """The subjects of a partition whose events may notify: state and timeline."""
+        """The subjects of a partition that lead to pushes: events that may notify
+        (state, timeline) and read receipts (badge updates)."""
         base = f"{self.prefix}.rooms.{partition}.*"
-        return (f"{base}.state", f"{base}.timeline")
+        return (f"{base}.state", f"{base}.timeline", f"{base}.receipt")
 
     def directory_subject(self, room_id: str) -> str:
         """A room's directory listing, beside its state and timeline (same partition)."""

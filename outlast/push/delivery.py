@@ -41,12 +41,21 @@ from outlast.core.push_gateway import (
     Backoff,
     Pusher,
     RoomNames,
+    badge_notification,
     delivered,
     event_notification,
     rejected_pushkeys,
 )
+from outlast.core.unread import READ_TYPES
 from outlast.log.client import LogUnavailable, StreamMissing, WorkItem, WorkQueue
-from outlast.log.facts import PusherDeleted
+from outlast.log.facts import (
+    DecodeError,
+    PusherDeleted,
+    ReceiptsMarked,
+    RoomEvents,
+    UnknownFact,
+    decode,
+)
 from outlast.push import tables
 from outlast.push.service import Push
 
@@ -65,15 +74,17 @@ class Job:
     user_id: str
     pusher: Pusher
     body: dict[str, Any]
-    event_id: str
+    event_id: str  # "" for a badge-only push
 
 
 class Hold:
     """Keeps a work item ours while it is worked on, and says when it may no longer be."""
 
-    def __init__(self, item: WorkItem, queue: WorkQueue, ctx: SiteContext, ack_wait: float):
+    def __init__(
+        self, item: WorkItem, queue: WorkQueue, ctx: SiteContext, ack_wait: float, fetched: float
+    ):
         self.item, self.queue, self.ctx, self.ack_wait = item, queue, ctx, ack_wait
-        self.last_contact = ctx.clock.monotonic()  # the fetch itself reached the leader
+        self.last_contact = fetched  # the fetch itself reached the consumer's leader
         self.lost = False
         self._task: asyncio.Task[None] | None = None
 
@@ -163,6 +174,7 @@ class Delivery:
                             max_pending=max(1, self.config.max_in_flight) * 16,
                         )
                     items = await queue.fetch(FETCH_BATCH, FETCH_TIMEOUT)
+                    fetched = self.ctx.clock.monotonic()
                 except asyncio.CancelledError:
                     raise
                 except (LogUnavailable, StreamMissing) as exc:  # no quorum, an election
@@ -174,25 +186,26 @@ class Delivery:
                     continue
                 for item in items:
                     await self._slots.acquire()
-                    task = asyncio.create_task(self._handle(item, queue))
+                    # Waiting for a slot eats into the ack wait: the hold counts from the fetch.
+                    task = asyncio.create_task(self._handle(item, queue, fetched))
                     self._work.add(task)
                     task.add_done_callback(self._work.discard)
         finally:
             if queue is not None:
                 await queue.close()
 
-    async def _handle(self, item: WorkItem, queue: WorkQueue) -> None:
-        hold = Hold(item, queue, self.ctx, self.config.ack_wait_seconds)
+    async def _handle(self, item: WorkItem, queue: WorkQueue, fetched: float) -> None:
+        hold = Hold(item, queue, self.ctx, self.config.ack_wait_seconds, fetched)
         hold.start()
         try:
             msg = item.message
-            if msg.data.get("op") == "events":
+            if msg.data.get("op") in (RoomEvents.OP, ReceiptsMarked.OP):
                 applied = await self.ctx.positions.wait_for(
                     msg.stream, msg.seq, self.config.ack_wait_seconds / 3
                 )
                 if not applied:
                     return  # our view lags: leave it to be handed out again
-                jobs = self._jobs(msg.stream, msg.seq)
+                jobs = self._jobs(msg.stream, msg.seq, msg.data)
                 await asyncio.gather(*(self._send(job, hold) for job in jobs))
             if hold.ours:
                 await item.ack()
@@ -206,7 +219,9 @@ class Delivery:
 
     # --- what to send -----------------------------------------------------------------
 
-    def _jobs(self, stream: str, seq: int) -> list[Job]:
+    def _jobs(self, stream: str, seq: int, data: dict[str, Any]) -> list[Job]:
+        if data.get("op") == ReceiptsMarked.OP:
+            return self._badge_jobs(data)
         conn = self.ctx.conn
         jobs: list[Job] = []
         badges: dict[str, int] = {}
@@ -225,6 +240,30 @@ class Delivery:
                 body = event_notification(event, pusher, user_id, tweaks, badges[user_id], names)
                 jobs.append(Job(user_id, pusher, body, str(row["event_id"])))
         return jobs
+
+    def _badge_jobs(self, data: dict[str, Any]) -> list[Job]:
+        """A user's read receipt: the new badge to each of their pushers (counts only).
+
+        Sent for every ``m.read`` / ``m.read.private`` receipt, whether or not it
+        lowered the count: count updates are idempotent at the gateway, and
+        badge-only pushes are never in doubt.
+        """
+        try:
+            fact = decode(data)
+        except (DecodeError, UnknownFact):
+            return []
+        if not isinstance(fact, ReceiptsMarked) or not any(
+            isinstance(m, dict) and m.get("type") in READ_TYPES for m in fact.marks
+        ):
+            return []
+        stored = tables.pushers_with_time(self.ctx.conn, fact.user_id)
+        pushers = [p for p in (Pusher.from_stored(d, ts) for d, ts in stored) if p is not None]
+        if not pushers:
+            return []
+        unread = self.push.unread_total(fact.user_id)
+        return [
+            Job(fact.user_id, pusher, badge_notification(pusher, unread), "") for pusher in pushers
+        ]
 
     def _names(self, room_id: str, sender: str) -> RoomNames:
         state = self.ctx.room_state(room_id)

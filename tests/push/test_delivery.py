@@ -146,3 +146,25 @@ async def test_a_rejected_pushkey_removes_the_pusher(room: Room, gateway: PushGa
     later = await send(bob, room_id, plain("again"))
     await gateway.wait_for(lambda g: later in g.event_ids("fine"), timeout=10)
     assert later not in gateway.event_ids("expired")
+
+
+async def test_a_read_receipt_sends_the_new_badge(room: Room, gateway: PushGateway) -> None:
+    alice, bob, room_id = room
+    await set_pusher(alice, "badge", {"url": gateway.url})
+    await send(bob, room_id, plain("one"))
+    last = await send(bob, room_id, plain("two"))
+    await gateway.wait_for(lambda g: len(g.event_ids("badge")) == 2, timeout=10)
+    url = f"{alice.homeserver}{V3}/rooms/{room_id}/receipt/m.read/{last}"
+    status, _ = await api("POST", url, {}, alice.access_token)
+    assert status == 200
+    await gateway.wait_for(lambda g: g.badges("badge") == [0], timeout=10)
+    badge = [r.notification for r in gateway.accepted("badge") if r.event_id is None][0]
+    assert badge["prio"] == "low" and "room_id" not in badge
+    # Bob's receipts do not push to Alice.
+    status, _ = await api(
+        "POST", f"{bob.homeserver}{V3}/rooms/{room_id}/receipt/m.read/{last}", {}, bob.access_token
+    )
+    assert status == 200
+    await send(bob, room_id, plain("three"))
+    await gateway.wait_for(lambda g: len(g.event_ids("badge")) == 3, timeout=10)
+    assert gateway.badges("badge") == [0]
