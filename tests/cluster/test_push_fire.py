@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from nio import JoinResponse, RoomCreateResponse, RoomInviteResponse
 
+from outlast.drill.pushgw import PushGateway
 from tests.cluster.harness import (
     V3,
     Cluster,
@@ -28,7 +29,6 @@ from tests.cluster.harness import (
     start_cluster,
     wait_for,
 )
-from tests.pushgw import PushGateway
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""HTTP pushers: notifications reach a real push gateway (tests/pushgw.py) once each."""
+"""HTTP pushers: notifications reach a real push gateway (outlast/drill/pushgw.py) once each."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from nio import AsyncClient, JoinResponse, RoomCreateResponse, RoomInviteResponse
 
+from outlast.drill.pushgw import PushGateway
 from outlast.site import Site
 from tests.e2e.helpers import V3, api, close_all, eventually, expect, register
 from tests.push.test_counts import plain, send
-from tests.pushgw import PushGateway
 from tests.testrig import running_site
 
 FAST_RETRIES = """

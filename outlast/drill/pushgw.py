@@ -1,4 +1,4 @@
-"""A real push gateway for tests and the fire drill: the Push Gateway API on loopback.
+"""A real push gateway for tests and ``outlast drill fire --push``: the Push Gateway API.
 
 No packaged gateway is installable here (Sygnal is not published as a
 package), so this one implements ``POST /_matrix/push/v1/notify`` with aiohttp
@@ -13,7 +13,7 @@ methods 405, with ``M_UNRECOGNIZED`` as the spec says.
         ... register a pusher with data.url = gateway.url ...
         await gateway.wait_for(lambda g: len(g.accepted()) >= 1, timeout=10)
 
-``python -m tests.pushgw --record FILE`` runs one until SIGTERM, printing its
+``python -m outlast.drill.pushgw --record FILE`` runs one until SIGTERM, printing its
 URL and appending every request as a JSON line (for the drill's processes).
 """
 
