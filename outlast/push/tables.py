@@ -23,6 +23,7 @@ from typing import Any
 from outlast.core import auth, push_counts
 from outlast.core.push_counts import MAIN, Notification
 from outlast.core.push_eval import CompiledRule, Recipient, compile_rules, evaluate
+from outlast.core.redaction import redaction_target
 from outlast.core.unread import Position
 from outlast.log.client import LogMessage
 from outlast.log.facts import PusherDeleted, PusherSet, PushRulesSet
@@ -146,6 +147,8 @@ def record_notifications(
     Returns the users who got a row (their /sync counts changed).
     """
     room_id, sender = str(event.get("room_id")), event.get("sender")
+    if event.get("type") == "m.room.redaction":
+        return _forget_redacted(conn, room_id, event)
     joined: list[str] = []
     names: dict[str, str | None] = {}
     for (event_type, key), member in state.items():
@@ -195,6 +198,25 @@ def record_notifications(
         )
         notified.add(user_id)
     return notified
+
+
+def _forget_redacted(
+    conn: sqlite3.Connection, room_id: str, redaction: Mapping[str, Any]
+) -> set[str]:
+    """A redaction that took effect (``rooms/tables.py`` applied it just before) removes
+    its target's notifications, as Synapse does: a deleted message stops counting and
+    leaves /notifications. Redactions themselves notify no one under the default rules."""
+    target_id = redaction_target(redaction)
+    target = _event_in_room(conn, room_id, target_id) if target_id else None
+    because = ((target or {}).get("unsigned") or {}).get("redacted_because") or {}
+    if target_id is None or because.get("event_id") != redaction.get("event_id"):
+        return set()
+    users = {
+        str(r[0])
+        for r in conn.execute("SELECT user_id FROM push_actions WHERE event_id = ?", (target_id,))
+    }
+    conn.execute("DELETE FROM push_actions WHERE event_id = ?", (target_id,))
+    return users
 
 
 def _event_in_room(conn: sqlite3.Connection, room_id: str, event_id: str) -> dict[str, Any] | None:

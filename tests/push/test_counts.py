@@ -11,6 +11,7 @@ from nio import (
     JoinResponse,
     RoomCreateResponse,
     RoomInviteResponse,
+    RoomRedactResponse,
     RoomSendResponse,
     SyncResponse,
 )
@@ -117,3 +118,16 @@ async def test_threads_are_counted_apart_when_the_filter_asks(pair: Pair) -> Non
     after = await room_counts({"timeout": "0", "filter": threaded})
     assert after["unread_notifications"]["notification_count"] == 1
     assert root not in after.get("unread_thread_notifications", {})
+
+
+async def test_a_redacted_message_stops_counting(pair: Pair) -> None:
+    alice, bob, room = pair
+    keep = await send(bob, room, plain("stays"))
+    gone = await send(bob, room, plain("oops", **{"m.mentions": {"user_ids": [alice.user_id]}}))
+    assert counts(await sync(alice, timeout=0), room) == (2, 1)
+    expect(await bob.room_redact(room, gone), RoomRedactResponse)
+    assert counts(await sync(alice, timeout=0), room) == (1, 0)
+    url = f"{alice.homeserver}{V3}/notifications"
+    status, body = await api("GET", url, None, alice.access_token)
+    assert status == 200
+    assert [n["event"]["event_id"] for n in body["notifications"]] == [keep]
