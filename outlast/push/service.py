@@ -192,8 +192,7 @@ class Push:
         read = push_counts.read_up_to(receipts.read_marks(conn, room_id, user_id))
         starts = [p for p in (read.unthreaded, queries.last_join(conn, room_id, user_id)) if p]
         after = max(starts) if starts else None
-        rows = tables.unread_after(conn, user_id, room_id, after)
-        return push_counts.room_counts(rows, read, threaded=threaded)
+        return tables.unread_counts(conn, user_id, room_id, read, after, threaded)
 
     # --- /sync: m.push_rules in account_data ------------------------------------
 

@@ -16,12 +16,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from outlast.core import auth, push_counts
-from outlast.core.push_counts import MAIN, Notification
+from outlast.core.push_counts import MAIN, Counts, ReadUpTo, RoomCounts
 from outlast.core.push_eval import CompiledRule, Recipient, compile_rules, evaluate
 from outlast.core.redaction import redaction_target
 from outlast.core.unread import Position
@@ -49,6 +50,8 @@ CREATE TABLE IF NOT EXISTS push_actions (
 CREATE INDEX IF NOT EXISTS push_actions_by_time ON push_actions (user_id, ts, seq, idx);
 CREATE INDEX IF NOT EXISTS push_actions_by_message ON push_actions (stream, seq);
 """
+
+log = logging.getLogger(__name__)
 
 # Keys Outlast adds to a stored pusher (never shown to clients).
 OWN_KEY_PREFIX = "io.outlast."
@@ -140,6 +143,22 @@ def actions_at(conn: sqlite3.Connection, stream: str, seq: int) -> list[sqlite3.
 def record_notifications(
     conn: sqlite3.Connection, msg: LogMessage, idx: int, event: Mapping[str, Any], state: StateMap
 ) -> set[str]:
+    """Evaluate a just-stored event for its recipients (see :func:`_record`).
+
+    Never raises: the projector retries a failing batch for ever, and a fault in
+    push evaluation must not stop the view. A failure is logged and the event
+    notifies no one at this view (rows are written all at once, or not at all).
+    """
+    try:
+        return _record(conn, msg, idx, event, state)
+    except Exception:
+        log.exception("push evaluation of %s failed; it notifies no one", event.get("event_id"))
+        return set()
+
+
+def _record(
+    conn: sqlite3.Connection, msg: LogMessage, idx: int, event: Mapping[str, Any], state: StateMap
+) -> set[str]:
     """Evaluate a just-stored event for each recipient; store a row for each it notifies.
 
     Recipients are the room's joined members (``state`` is the room's state
@@ -174,15 +193,15 @@ def record_notifications(
     levels = auth.power_levels(state)
     thread_id = push_counts.thread_of(event, lambda eid: _event_in_room(conn, room_id, eid))
     ts = event.get("origin_server_ts")
-    notified: set[str] = set()
+    rows = []
+    docs = _rules_documents(conn, recipients)
     for user_id in sorted(recipients):
         recipient = Recipient(user_id, names.get(user_id), len(joined), levels)
-        outcome = evaluate(compiled_rules(conn, user_id), event, recipient)
+        outcome = evaluate(_compiled_for(user_id, docs.get(user_id, "")), event, recipient)
         if not outcome.notify:
             continue
-        conn.execute(
-            "INSERT OR IGNORE INTO push_actions (user_id, room_id, stream, seq, idx, event_id,"
-            " thread_id, highlight, actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        text = json.dumps(list(outcome.actions))
+        rows.append(
             (
                 user_id,
                 room_id,
@@ -192,12 +211,16 @@ def record_notifications(
                 str(event.get("event_id")),
                 thread_id,
                 int(outcome.highlight),
-                json.dumps(list(outcome.actions)),
+                text,
                 ts if isinstance(ts, int) else 0,
-            ),
+            )
         )
-        notified.add(user_id)
-    return notified
+    conn.executemany(
+        "INSERT OR IGNORE INTO push_actions (user_id, room_id, stream, seq, idx, event_id,"
+        " thread_id, highlight, actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return {row[0] for row in rows}
 
 
 def _forget_redacted(
@@ -226,10 +249,21 @@ def _event_in_room(conn: sqlite3.Connection, room_id: str, event_id: str) -> dic
     return json.loads(row[0]) if row else None
 
 
-def compiled_rules(conn: sqlite3.Connection, user_id: str) -> tuple[CompiledRule, ...]:
-    """The user's rules as this view holds them, compiled once per rules document."""
-    row = conn.execute("SELECT doc FROM push_rules WHERE user_id = ?", (user_id,)).fetchone()
-    text = str(row[0]) if row else ""
+def _rules_documents(conn: sqlite3.Connection, user_ids: set[str]) -> dict[str, str]:
+    """The stored rules documents (JSON text) of those users who edited theirs."""
+    found: dict[str, str] = {}
+    ids = sorted(user_ids)
+    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT user_id, doc FROM push_rules WHERE user_id IN ({marks})", chunk
+        ):
+            found[str(row[0])] = str(row[1])
+    return found
+
+
+def _compiled_for(user_id: str, text: str) -> tuple[CompiledRule, ...]:
     key = (user_id, text)
     rules = _compiled.get(key)
     if rules is None:
@@ -242,18 +276,47 @@ def compiled_rules(conn: sqlite3.Connection, user_id: str) -> tuple[CompiledRule
 # --- reading notifications ------------------------------------------------------
 
 
-def unread_after(
-    conn: sqlite3.Connection, user_id: str, room_id: str, after: Position | None
-) -> list[Notification]:
-    """The user's notifications in a room after ``after`` (newest ``MAX_COUNTED``)."""
+def unread_counts(
+    conn: sqlite3.Connection,
+    user_id: str,
+    room_id: str,
+    read: ReadUpTo,
+    after: Position | None,
+    threaded: bool,
+) -> RoomCounts:
+    """``push_counts.room_counts`` in SQL: the user's notifications in a room after
+    ``after`` (their unthreaded receipt or join) and not covered by a threaded receipt,
+    the newest ``MAX_COUNTED`` of them, counted per thread.
+
+    Counted by SQLite, not by decoding rows: /sync asks for every joined room and
+    delivery for every recipient's badge, so this runs per message per member.
+    """
     seq, idx = after or (0, -1)
-    rows = conn.execute(
-        "SELECT seq, idx, thread_id, highlight FROM push_actions"
-        " WHERE user_id = ? AND room_id = ? AND (seq > ? OR (seq = ? AND idx > ?))"
-        " ORDER BY seq DESC, idx DESC LIMIT ?",
-        (user_id, room_id, seq, seq, idx, MAX_COUNTED),
+    sql = (
+        "SELECT thread_id, highlight FROM push_actions WHERE user_id = ? AND room_id = ?"
+        " AND (seq > ? OR (seq = ? AND idx > ?))"
     )
-    return [Notification((int(r[0]), int(r[1])), str(r[2]) or MAIN, bool(r[3])) for r in rows]
+    args: list[Any] = [user_id, room_id, seq, seq, idx]
+    for thread_id, (t_seq, t_idx) in read.threads.items():
+        sql += " AND NOT (thread_id = ? AND (seq < ? OR (seq = ? AND idx <= ?)))"
+        args += [thread_id, t_seq, t_seq, t_idx]
+    sql += " ORDER BY seq DESC, idx DESC LIMIT ?"
+    args.append(MAX_COUNTED)
+    rows = conn.execute(
+        f"SELECT thread_id, COUNT(*), SUM(highlight) FROM ({sql}) GROUP BY thread_id", args
+    ).fetchall()
+    room = Counts()
+    threads: dict[str, Counts] = {}
+    for thread_id, count, highlights in rows:
+        counts = Counts(int(count), int(highlights or 0))
+        if threaded and str(thread_id) != MAIN:
+            threads[str(thread_id)] = counts
+        else:
+            room = Counts(
+                room.notification_count + counts.notification_count,
+                room.highlight_count + counts.highlight_count,
+            )
+    return RoomCounts(room, threads)
 
 
 def notifications_page(
