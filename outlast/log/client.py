@@ -168,13 +168,23 @@ class WorkQueue:
         self.stream, self.durable = stream, durable
         self._js = js
         self._sub = sub
+        self._reached_at = -float("inf")
+        self._asking: asyncio.Lock | None = None
 
-    async def reachable(self) -> None:
-        """Ask the consumer's leader something: proof that its quorum still hears us."""
-        try:
-            await self._js.consumer_info(self.stream, self.durable, timeout=2.0)
-        except (*NO_ANSWER, nats.js.errors.Error) as exc:
-            raise LogUnavailable(f"consumer {self.durable} unreachable") from exc
+    async def reachable(self, max_age: float = 0.0) -> None:
+        """Proof that the consumer's quorum still hears us: its leader answered a
+        question at most ``max_age`` seconds ago (one question shared by all callers,
+        however many items they hold)."""
+        if self._asking is None:
+            self._asking = asyncio.Lock()
+        async with self._asking:
+            if asyncio.get_running_loop().time() - self._reached_at <= max_age:
+                return
+            try:
+                await self._js.consumer_info(self.stream, self.durable, timeout=2.0)
+            except (*NO_ANSWER, nats.js.errors.Error) as exc:
+                raise LogUnavailable(f"consumer {self.durable} unreachable") from exc
+            self._reached_at = asyncio.get_running_loop().time()
 
     async def fetch(self, batch: int, timeout: float) -> list[WorkItem]:
         """Up to ``batch`` messages; none after ``timeout`` seconds of nothing."""

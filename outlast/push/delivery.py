@@ -10,7 +10,7 @@ consumer's ack floor on the stream's replicas, so:
   (row, ``http`` pusher) to the pusher's gateway, retrying with exponential
   backoff while a gateway fails, and acknowledges the message once every post
   is settled (answered 2xx, or given up after ``give_up_after_seconds``);
-- while it retries it reports progress every third of the ack wait, after
+- while it retries it reports progress every quarter of the ack wait, after
   checking it still reaches the consumer's leader; a holder that could not
   report for half the ack wait stops sending and leaves the message unacked,
   because JetStream will soon hand it to someone else;
@@ -105,14 +105,18 @@ class Hold:
         return not self.lost
 
     async def _keep(self) -> None:
+        # Every quarter of the ack wait; the leader's answer may be shared and up to a
+        # sixteenth old, and is counted as that old. A healthy holder then always has
+        # 3/16 of the ack wait to spare before ``ours`` gives up at half of it.
+        shared_age = self.ack_wait / 16
         while True:
-            await self.ctx.clock.sleep(self.ack_wait / 3)
+            await self.ctx.clock.sleep(self.ack_wait / 4)
             try:
                 await self.item.in_progress()
-                await self.queue.reachable()
+                await self.queue.reachable(max_age=shared_age)
             except LogUnavailable:
                 continue
-            self.last_contact = self.ctx.clock.monotonic()
+            self.last_contact = self.ctx.clock.monotonic() - shared_age
 
 
 class Delivery:

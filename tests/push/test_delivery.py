@@ -21,7 +21,7 @@ FAST_RETRIES = """
 retry_initial_seconds = 0.05
 retry_max_seconds = 0.2
 request_timeout_seconds = 1.0
-ack_wait_seconds = 3.0
+ack_wait_seconds = 4.0
 """
 
 Room = tuple[AsyncClient, AsyncClient, str]
@@ -126,7 +126,7 @@ async def test_retries_while_the_gateway_fails_then_delivers_once(
     assert gateway.event_ids() == [event_id]
     assert len(gateway.received) == 5  # 3 failures, 1 timeout, 1 delivery
     # Acknowledged on the log: JetStream does not hand it out again after the ack wait.
-    await asyncio.sleep(4.5)
+    await asyncio.sleep(5.5)
     assert gateway.event_ids() == [event_id] and len(gateway.received) == 5
 
 
