@@ -161,6 +161,17 @@ class AdminConfig:
 
 
 @dataclass
+class PushConfig:
+    enabled: bool = True
+    request_timeout_seconds: float = 10.0
+    ack_wait_seconds: float = 30.0
+    retry_initial_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    give_up_after_seconds: float = 3600.0
+    max_in_flight: int = 64
+
+
+@dataclass
 class MetricsConfig:
     enabled: bool = True
 
@@ -181,6 +192,7 @@ class Config:
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    push: PushConfig = field(default_factory=PushConfig)
 
     @property
     def data_path(self) -> Path:

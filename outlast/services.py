@@ -25,6 +25,7 @@ from outlast.ops.health import Health
 from outlast.presence.service import Presence
 from outlast.presence.typing import Typing
 from outlast.profiles.service import Profiles
+from outlast.push.delivery import Delivery
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
 from outlast.rooms.context import RoomContext
@@ -64,6 +65,7 @@ class Services:
     hierarchy: Hierarchy
     account_data: AccountData
     push: Push
+    push_delivery: Delivery
     # end-to-end encryption
     keys: Keys
     to_device: ToDevice

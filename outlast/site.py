@@ -39,6 +39,7 @@ from outlast.ops.health import Health
 from outlast.presence.service import Presence
 from outlast.presence.typing import Typing
 from outlast.profiles.service import Profiles
+from outlast.push.delivery import Delivery
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
 from outlast.rooms.bundles import Bundler
@@ -110,6 +111,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         hierarchy=Hierarchy(ctx),
         account_data=AccountData(ctx),
         push=push,
+        push_delivery=Delivery(ctx, push),
         keys=keys,
         to_device=to_device,
         media=MediaRepository(ctx),
@@ -121,12 +123,18 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
 
 def start_hooks(services: Services) -> list[Hook]:
     """Background work a worker starts before it serves, in order."""
-    return [services.typing.start, services.media.start, services.health.start_reports]
+    return [
+        services.typing.start,
+        services.media.start,
+        services.health.start_reports,
+        services.push_delivery.start,
+    ]
 
 
 def stop_hooks(services: Services) -> list[Hook]:
     """What a worker stops after it stopped serving, in order."""
     return [
+        services.push_delivery.stop,
         services.typing.stop,
         services.to_device.stop,
         services.media.stop,

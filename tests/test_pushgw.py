@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from outlast.core.push_gateway import Pusher, badge_notification, event_notification
-from tests.pushgw import NOTIFY_PATH, PushGateway, problems
+from outlast.drill.pushgw import NOTIFY_PATH, PushGateway, problems
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE = "@alice:example.org"
@@ -150,7 +150,7 @@ async def test_wait_for_is_bounded(gateway: PushGateway) -> None:
 async def test_cli_records_json_lines(tmp_path: Path) -> None:
     record = tmp_path / "push.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.pushgw", "--record", str(record)],
+        [sys.executable, "-m", "outlast.drill.pushgw", "--record", str(record)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -25,9 +25,8 @@ class RoomSlice:
     invite_state: Sequence[dict[str, Any]] = ()  # the knock_state, for a knock
     ephemeral: Sequence[dict[str, Any]] = ()
     account_data: Sequence[dict[str, Any]] = ()
-    unread: dict[str, int] = field(default_factory=dict)
-    # Per thread root, when the client asked for unread_thread_notifications.
-    thread_unread: dict[str, dict[str, int]] | None = None
+    # ``unread_notifications`` and, when the filter asked, ``unread_thread_notifications``.
+    unread: dict[str, Any] = field(default_factory=dict)
 
 
 def stripped(event: dict[str, Any]) -> dict[str, Any]:
@@ -74,12 +73,12 @@ def room_body(room: RoomSlice) -> dict[str, Any]:
     }
     if room.section == "join":
         body["ephemeral"] = {"events": list(room.ephemeral)}
-        body["unread_notifications"] = dict(room.unread) or {
+        body["unread_notifications"] = dict(room.unread.get("unread_notifications") or {}) or {
             "notification_count": 0,
             "highlight_count": 0,
         }
-        if room.thread_unread is not None:
-            body["unread_thread_notifications"] = dict(room.thread_unread)
+        if room.unread.get("unread_thread_notifications"):
+            body["unread_thread_notifications"] = dict(room.unread["unread_thread_notifications"])
         body["summary"] = {}
     return body
 

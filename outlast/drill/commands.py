@@ -53,6 +53,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     fire.add_argument("--json-out", metavar="FILE", help="write the full report as JSON")
     fire.add_argument("--plot", metavar="FILE", help="write a PNG chart of acknowledged writes/s")
     fire.add_argument("--quiet", action="store_true", help="no progress lines")
+    fire.add_argument(
+        "--push",
+        action="store_true",
+        help="every user gets an http pusher at a push gateway the drill runs on 127.0.0.1 "
+        "(the sites must reach it there); the verdict also counts lost and duplicated "
+        "notifications",
+    )
     hist = dsub.add_parser("history", help="list past drills (stored on the log) from any site")
     hist.add_argument("--cluster", required=True, metavar="FILE", help="the cluster.json")
     hist.add_argument("--json", action="store_true", help="print full records as JSON")
@@ -89,6 +96,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
             json_out=args.json_out,
             plot=args.plot,
             quiet=args.quiet,
+            push=args.push,
         )
         return asyncio.run(run_drill(options))
     if args.drill_command == "history":

@@ -16,13 +16,20 @@ from typing import Any
 
 from outlast.drill import faults
 from outlast.drill.load import Load
+from outlast.drill.pushgw import PushGateway
 from outlast.drill.readback import OwnWrites
-from outlast.drill.verdict import StoredEvent, judge, write_gap
+from outlast.drill.verdict import Pushed, StoredEvent, judge, judge_push, write_gap
 from outlast.log import records as record
 
 # How long the survivors' views get to show every acknowledged message before
 # what is still missing counts as lost (they re-follow streams whose leader burned).
 SETTLE_TIMEOUT = 60.0
+# With --push: how long the gateway gets to receive every expected notification after
+# the timelines settled. A burned site's messages are handed on after the consumer's
+# ack wait (push.ack_wait_seconds, 30 s by default), then retried with backoff.
+PUSH_SETTLE_TIMEOUT = 120.0
+# The drill's own cluster hands a burned site's push work on sooner than the default.
+PUSH_SITE_TOML = "\n[push]\nack_wait_seconds = 10.0\n"
 
 
 @dataclass
@@ -40,6 +47,7 @@ class DrillOptions:
     json_out: str | None = None
     plot: str | None = None
     quiet: bool = False
+    push: bool = False
 
 
 def status(description: dict[str, Any]) -> dict[str, Any]:
@@ -108,9 +116,26 @@ class Drill:
             f"drill {self.id}: {o.fault} on site {victim_name} at t={o.at}s "
             f"(stream leaders per site: {leaders})"
         )
+        gateway = await PushGateway().start() if o.push else None
+        try:
+            return await self._run(victim_name, victim, sites, gateway)
+        finally:
+            if gateway is not None:
+                await gateway.stop()
+
+    async def _run(
+        self,
+        victim_name: str,
+        victim: dict[str, Any],
+        sites: dict[str, Any],
+        gateway: PushGateway | None,
+    ) -> dict[str, Any]:
+        o = self.o
         async with Load(self.description["front_door"]) as load:
             self.say(f"setting up {o.users} users and {o.rooms} rooms through the front door")
             await load.setup(o.users, o.rooms)
+            if gateway is not None:
+                await self._set_pushers(load, gateway)
             load.started_at = time.monotonic()
             stop = asyncio.Event()
             progress = asyncio.create_task(self._progress(load, stop))
@@ -147,6 +172,12 @@ class Drill:
             verdict = judge(load.sends(), timelines)
             report = self._report(load, victim_name, fault_at, recovered_at, verdict.as_dict())
             report["views_settled_after_s"] = settle_s
+            if gateway is not None:
+                report["push"] = await self._judge_push(
+                    load, gateway, timelines[readers[0]], victim_name, fault_at
+                )
+                if not report["push"]["ok"]:
+                    report["verdict"]["ok"] = False
             report["own_write_reads"] = own_reads
             if own_reads["stale"]:
                 report["verdict"]["ok"] = False
@@ -166,6 +197,65 @@ class Drill:
                 if not result["identical"]:
                     report["verdict"]["ok"] = False
         return report
+
+    async def _set_pushers(self, load: Load, gateway: PushGateway) -> None:
+        """Every simulated user gets one http pusher at the drill's gateway (pushkey: name)."""
+        self.say(f"registering {len(load.users)} pushers at the drill's gateway {gateway.url}")
+        for user in load.users:
+            body = {
+                "app_id": "io.outlast.drill",
+                "pushkey": user.name,
+                "kind": "http",
+                "app_display_name": "drill",
+                "device_display_name": "drill",
+                "lang": "en",
+                "data": {"url": gateway.url, "format": "event_id_only"},
+            }
+            await load.call("POST", "/_matrix/client/v3/pushers/set", body, user.token)
+
+    async def _judge_push(
+        self,
+        load: Load,
+        gateway: PushGateway,
+        stored: dict[str, list[StoredEvent]],
+        victim: str,
+        fault_at: float,
+        timeout: float = PUSH_SETTLE_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Every stored message should notify every other member (all users are in
+        every room; the default rules notify each message), exactly once."""
+        names = [u.name for u in load.users]
+        expected = {
+            e.event_id: frozenset(n for n in names if n != e.body.split("#", 1)[0])
+            for events in stored.values()
+            for e in events
+            if "#" in e.body
+        }
+        wanted = {(event_id, key) for event_id, keys in expected.items() for key in keys}
+        self.say(f"waiting for {len(wanted)} notifications at the gateway")
+        started = time.monotonic()
+
+        def arrived(g: PushGateway) -> bool:
+            return wanted <= {(r.event_id, k) for r in g.accepted() for k in r.pushkeys}
+
+        with contextlib.suppress(TimeoutError):
+            await gateway.wait_for(arrived, timeout)
+        settle = round(time.monotonic() - started, 3)
+        # Repeats can arrive a little later (a held message handed on): one more wait.
+        await asyncio.sleep(2.0)
+        offset = time.monotonic() - time.time()  # gateway times are wall-clock
+        pushed = [
+            Pushed(r.event_id, key, _site(r.user_agent), r.at + offset)
+            for r in gateway.accepted()
+            if r.event_id is not None
+            for key in r.pushkeys
+        ]
+        acked_at = {s.event_id: s.acked_at for s in load.sends() if s.event_id and s.acked_at}
+        verdict = judge_push(
+            expected, pushed, victim=victim, fault_at=fault_at, acked_at=acked_at
+        ).as_dict()
+        verdict["settled_after_s"] = settle
+        return verdict
 
     async def _wait_healthy(self, names: list[str], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -267,6 +357,13 @@ class Drill:
         }
 
 
+def _site(user_agent: str) -> str:
+    """The site Outlast names in its User-Agent, ``Outlast (<site>)``."""
+    if user_agent.startswith("Outlast (") and user_agent.endswith(")"):
+        return user_agent[len("Outlast (") : -1]
+    return ""
+
+
 async def run_drill(options: DrillOptions) -> int:
     from outlast.cluster.plan import load_description
 
@@ -277,7 +374,7 @@ async def run_drill(options: DrillOptions) -> int:
         own_cluster = Path(tempfile.mkdtemp(prefix="outlast-drill-"))
         if not options.quiet:  # where its logs stay for a post-mortem
             print(f"starting a local 3-site cluster in {own_cluster}", file=sys.stderr, flush=True)
-        description = await _start_cluster(own_cluster, options.quiet)
+        description = await _start_cluster(own_cluster, options.quiet, options.push)
     try:
         drill = Drill(options, description)
         report = await drill.run()
@@ -300,14 +397,14 @@ async def run_drill(options: DrillOptions) -> int:
             await _stop_cluster(own_cluster)
 
 
-async def _start_cluster(directory: Path, quiet: bool) -> dict[str, Any]:
+async def _start_cluster(directory: Path, quiet: bool, push: bool = False) -> dict[str, Any]:
     """A local cluster for this drill, its rate limits off: the drill's simulated
     users all speak from one address, which the default limits would throttle."""
     from outlast.config import NO_LIMITS_TOML
 
     directory.mkdir(parents=True, exist_ok=True)
     site_config = directory / "drill-site.toml"
-    site_config.write_text(NO_LIMITS_TOML)
+    site_config.write_text(NO_LIMITS_TOML + (PUSH_SITE_TOML if push else ""))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -49,6 +49,16 @@ def summary(report: dict[str, Any]) -> str:
             f"  rebuild: site {rb.get('site')} as node {rb.get('node')} in {rb.get('seconds')}s; "
             f"timelines through it identical: {rb.get('identical')}"
         )
+    push = report.get("push")
+    if push:
+        lines.append(
+            f"  push: expected {push['expected']}, delivered {push['delivered']}: "
+            f"LOST: {push['lost']}   DUPLICATED: {push['duplicated']}   "
+            f"UNEXPECTED: {push['unexpected']}; in-doubt repeats (deduplicated by the "
+            f"gateway on event_id): {push['in_doubt_duplicates']}; "
+            f"send-to-gateway latency ms {push['latency_ms']}; "
+            f"all arrived {push['settled_after_s']}s after the timelines settled"
+        )
     lines.append(f"  verdict: {'PASS' if v['ok'] else 'FAIL'}")
     return "\n".join(lines)
 

@@ -172,3 +172,98 @@ def write_gap(
         "p99": round(pct(0.99), 3),
         "max": round(gaps[-1], 3),
     }
+
+
+# --- push notifications (`outlast drill fire --push`) ----------------------------------
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """One notification the drill's gateway accepted (answered 200)."""
+
+    event_id: str
+    pushkey: str
+    site: str  # from the User-Agent, "Outlast (<site>)"
+    at: float  # on the drill's monotonic clock
+
+
+@dataclass
+class PushVerdict:
+    expected: int = 0
+    delivered: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    in_doubt_duplicates: int = 0
+    unexpected: list[str] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicated or self.unexpected)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "expected": self.expected,
+            "delivered": self.delivered,
+            "lost": len(self.lost),
+            "duplicated": len(self.duplicated),
+            "in_doubt_duplicates": self.in_doubt_duplicates,
+            "unexpected": len(self.unexpected),
+            "latency_ms": self.latency_ms,
+            "examples": {
+                "lost": self.lost[:5],
+                "duplicated": self.duplicated[:5],
+                "unexpected": self.unexpected[:5],
+            },
+            "ok": self.ok,
+        }
+
+
+def judge_push(
+    expected: Mapping[str, frozenset[str]],
+    pushed: Sequence[Pushed],
+    *,
+    victim: str,
+    fault_at: float,
+    acked_at: Mapping[str, float],
+) -> PushVerdict:
+    """Compare what should have notified (event id -> pushkeys) with what the gateway got.
+
+    A pair delivered more than once is *in doubt* (not counted as duplicated)
+    when its first delivery came from the burned site and the repeat came after
+    the fault: that site posted it and died before its acknowledgement reached
+    the log, the one repeat docs/push.md allows (gateways deduplicate it by
+    event id). Any other repeat is a duplicate. Latency runs from the send's
+    acknowledgement to the first delivery.
+    """
+    verdict = PushVerdict(expected=sum(len(keys) for keys in expected.values()))
+    by_pair: dict[tuple[str, str], list[Pushed]] = {}
+    for item in sorted(pushed, key=lambda p: p.at):
+        by_pair.setdefault((item.event_id, item.pushkey), []).append(item)
+    verdict.delivered = len(by_pair)
+    latencies: list[float] = []
+    for event_id, keys in sorted(expected.items()):
+        for key in sorted(keys):
+            got = by_pair.get((event_id, key))
+            if not got:
+                verdict.lost.append(f"{event_id} to {key}")
+            elif event_id in acked_at:
+                latencies.append(max(0.0, got[0].at - acked_at[event_id]) * 1000)
+    for (event_id, key), got in sorted(by_pair.items()):
+        if key not in expected.get(event_id, frozenset()):
+            verdict.unexpected.append(f"{event_id} to {key}")
+        if len(got) < 2:
+            continue
+        repeats = got[1:]
+        if got[0].site == victim and all(r.at >= fault_at for r in repeats) and len(got) == 2:
+            verdict.in_doubt_duplicates += 1
+        else:
+            verdict.duplicated.append(f"{event_id} to {key} {len(got)} times")
+    if latencies:
+        latencies.sort()
+        verdict.latency_ms = {
+            "p50": round(statistics.median(latencies), 1),
+            "p99": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+            "max": round(latencies[-1], 1),
+        }
+    return verdict

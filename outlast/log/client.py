@@ -129,6 +129,88 @@ class LogMessage:
     data: dict[str, Any]
 
 
+class WorkItem:
+    """A message handed out by a shared work queue: exactly one holder at a time.
+
+    The holder must ``ack`` it when done, or keep it with ``in_progress`` more
+    often than the queue's ack wait; otherwise JetStream hands it to another
+    holder (at this site or another) once the wait runs out.
+    """
+
+    def __init__(self, message: LogMessage, raw: Msg) -> None:
+        self.message = message
+        self._raw = raw
+
+    @property
+    def deliveries(self) -> int:
+        """How many times the queue has handed this message out (1 the first time)."""
+        return int(self._raw.metadata.num_delivered or 1)
+
+    async def ack(self) -> None:
+        """Done: acknowledged on the consumer's quorum before this returns."""
+        try:
+            await self._raw.ack_sync(timeout=5.0)
+        except NO_ANSWER as exc:
+            raise LogUnavailable("ack unconfirmed") from exc
+
+    async def in_progress(self) -> None:
+        """Still working on it: restart the queue's ack wait."""
+        try:
+            await self._raw.in_progress()
+        except NO_ANSWER as exc:
+            raise LogUnavailable("progress not sent") from exc
+
+
+class WorkQueue:
+    """A durable pull consumer shared by every worker of every site."""
+
+    def __init__(self, js: JetStreamContext, stream: str, durable: str, sub: Any) -> None:
+        self.stream, self.durable = stream, durable
+        self._js = js
+        self._sub = sub
+        self._reached_at = -float("inf")
+        self._asking: asyncio.Lock | None = None
+
+    async def reachable(self, max_age: float = 0.0) -> None:
+        """Proof that the consumer's quorum still hears us: its leader answered a
+        question at most ``max_age`` seconds ago (one question shared by all callers,
+        however many items they hold)."""
+        if self._asking is None:
+            self._asking = asyncio.Lock()
+        async with self._asking:
+            if asyncio.get_running_loop().time() - self._reached_at <= max_age:
+                return
+            try:
+                await self._js.consumer_info(self.stream, self.durable, timeout=2.0)
+            except (*NO_ANSWER, nats.js.errors.Error) as exc:
+                raise LogUnavailable(f"consumer {self.durable} unreachable") from exc
+            self._reached_at = asyncio.get_running_loop().time()
+
+    async def fetch(self, batch: int, timeout: float) -> list[WorkItem]:
+        """Up to ``batch`` messages; none after ``timeout`` seconds of nothing."""
+        try:
+            raws = await self._sub.fetch(batch=batch, timeout=timeout)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        except (*NO_ANSWER, nats.errors.Error) as exc:
+            raise LogUnavailable(f"no work from {self.stream}") from exc
+        items = []
+        for raw in raws:
+            try:
+                data = json.loads(raw.data)
+            except ValueError:
+                data = {"op": "invalid"}
+            seq = int(raw.metadata.sequence.stream)
+            items.append(WorkItem(LogMessage(self.stream, seq, raw.subject, data), raw))
+        return items
+
+    async def close(self) -> None:
+        try:
+            await self._sub.unsubscribe()
+        except Exception:  # closing is best effort
+            log.debug("closing a work queue failed", exc_info=True)
+
+
 Handler = Callable[[LogMessage], Awaitable[None]]
 # Told the outcome of every append (metrics, write rate): (subject, outcome), the
 # outcome one of "ok", "fence" (FenceFailed), "unavailable" (LogUnavailable), "error",
@@ -410,6 +492,45 @@ class LogClient:
         ) as exc:
             raise LogUnavailable("last message lookup unavailable") from exc
         return int(msg.seq or 0)
+
+    async def work_queue(
+        self,
+        stream: str,
+        durable: str,
+        subjects: Sequence[str],
+        *,
+        ack_wait: float,
+        max_pending: int,
+    ) -> WorkQueue:
+        """Join (creating it if need be) the durable pull consumer ``durable`` on
+        ``stream``: each message goes to one holder at a time, and its ack floor is
+        kept by JetStream on the stream's replicas, so it outlives any site.
+
+        A consumer created now starts at new messages: work is what arrives after
+        the feature is first switched on, not the whole history.
+        """
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            deliver_policy=api.DeliverPolicy.NEW,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=ack_wait,
+            max_deliver=-1,
+            max_ack_pending=max_pending,
+            filter_subjects=list(subjects),
+        )
+        try:
+            try:
+                # Create, or update an existing one to this configuration (ack wait,
+                # subjects); identical repeats from other workers are no-ops.
+                await self.js.add_consumer(stream, config)
+            except nats.js.errors.BadRequestError as exc:
+                log.warning("consumer %s on %s kept as it is: %s", durable, stream, exc)
+            sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
+        except nats.js.errors.NotFoundError as exc:
+            raise StreamMissing(stream) from exc
+        except (*NO_ANSWER, nats.errors.Error) as exc:
+            raise LogUnavailable(f"no consumer on {stream}") from exc
+        return WorkQueue(self.js, stream, durable, sub)
 
     async def follow(
         self, stream: str, subject_filter: str, start_seq: int, handler: Handler

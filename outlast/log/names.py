@@ -181,6 +181,15 @@ class Names:
             self.rooms_stream(p), f"{base}.state", f"{base}.timeline", f"{base}.receipt"
         )
 
+    # The durable consumer every site's push delivery shares, on each partition.
+    push_consumer = "push_delivery"
+
+    def push_subjects(self, partition: int) -> tuple[str, ...]:
+        """The subjects of a partition that lead to pushes: events that may notify
+        (state, timeline) and read receipts (badge updates)."""
+        base = f"{self.prefix}.rooms.{partition}.*"
+        return (f"{base}.state", f"{base}.timeline", f"{base}.receipt")
+
     def directory_subject(self, room_id: str) -> str:
         """A room's directory listing, beside its state and timeline (same partition)."""
         p = partition_of(room_id, self.partitions)

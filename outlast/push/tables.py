@@ -5,17 +5,30 @@
   service fences its next write on that sequence, so two concurrent edits
   (at two sites) cannot silently overwrite each other; /sync uses it to tell
   whether ``m.push_rules`` changed since a token.
-- ``pushers``: one row per (app_id, pushkey, user). Stored only; no delivery.
+- ``pushers``: one row per (app_id, pushkey, user).
+- ``push_actions``: one row per (user, event) that notified, written when the
+  event is applied (:func:`record_notifications`), so /sync counts and
+  /notifications are plain reads. Every input of the evaluation (the room's
+  state at the event, the event, the user's rules as this view holds them)
+  is taken at the event's place in the log; see docs/push.md.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
+from outlast.core import auth, push_counts
+from outlast.core.push_counts import MAIN, Counts, ReadUpTo, RoomCounts
+from outlast.core.push_eval import CompiledRule, Recipient, compile_rules, evaluate
+from outlast.core.redaction import redaction_target
+from outlast.core.unread import Position
 from outlast.log.client import LogMessage
 from outlast.log.facts import PusherDeleted, PusherSet, PushRulesSet
+from outlast.view.queries import StateMap
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS push_rules (
@@ -27,7 +40,28 @@ CREATE TABLE IF NOT EXISTS pushers (
     PRIMARY KEY (app_id, pushkey, user_id)
 );
 CREATE INDEX IF NOT EXISTS pushers_by_user ON pushers (user_id);
+CREATE TABLE IF NOT EXISTS push_actions (
+    user_id TEXT NOT NULL, room_id TEXT NOT NULL, stream TEXT NOT NULL,
+    seq INTEGER NOT NULL, idx INTEGER NOT NULL, event_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL, highlight INTEGER NOT NULL, actions TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id, seq, idx)
+);
+CREATE INDEX IF NOT EXISTS push_actions_by_time ON push_actions (user_id, ts, seq, idx);
+CREATE INDEX IF NOT EXISTS push_actions_by_message ON push_actions (stream, seq);
 """
+
+log = logging.getLogger(__name__)
+
+# Keys Outlast adds to a stored pusher (never shown to clients).
+OWN_KEY_PREFIX = "io.outlast."
+PUSHKEY_TS_KEY = "io.outlast.pushkey_ts"
+
+# A room's counts look at no more than this many notifications after the read
+# position: the numbers saturate there rather than scanning a long history.
+MAX_COUNTED = 1000
+MAX_COMPILED = 4096  # users whose compiled rules are kept
+_compiled: dict[tuple[str, str], tuple[CompiledRule, ...]] = {}
 
 
 def apply_push_rules(conn: sqlite3.Connection, msg: LogMessage, fact: PushRulesSet) -> set[str]:
@@ -73,7 +107,241 @@ def rules_document(conn: sqlite3.Connection, user_id: str) -> tuple[dict[str, An
 
 
 def pushers(conn: sqlite3.Connection, user_id: str) -> list[dict[str, Any]]:
+    """The user's pushers as GET /pushers shows them (without Outlast's own keys)."""
+    return [
+        {k: v for k, v in stored.items() if not k.startswith(OWN_KEY_PREFIX)}
+        for stored, _ in pushers_with_time(conn, user_id)
+    ]
+
+
+def pushers_with_time(conn: sqlite3.Connection, user_id: str) -> list[tuple[dict[str, Any], int]]:
+    """Each stored pusher and when its pushkey was set (seconds; 0 if not recorded)."""
     rows = conn.execute(
         "SELECT pusher FROM pushers WHERE user_id = ? ORDER BY seq", (user_id,)
     ).fetchall()
-    return [json.loads(r["pusher"]) for r in rows]
+    out = []
+    for row in rows:
+        stored = json.loads(row["pusher"])
+        ts = stored.get(PUSHKEY_TS_KEY)
+        out.append((stored, ts if isinstance(ts, int) else 0))
+    return out
+
+
+def actions_at(conn: sqlite3.Connection, stream: str, seq: int) -> list[sqlite3.Row]:
+    """The notifications one log message produced, with their events."""
+    return conn.execute(
+        "SELECT p.user_id, p.room_id, p.event_id, p.actions, e.json FROM push_actions p"
+        " JOIN events e ON e.event_id = p.event_id WHERE p.stream = ? AND p.seq = ?"
+        " ORDER BY p.idx, p.user_id",
+        (stream, seq),
+    ).fetchall()
+
+
+# --- evaluating events as they are applied -------------------------------------
+
+
+def record_notifications(
+    conn: sqlite3.Connection, msg: LogMessage, idx: int, event: Mapping[str, Any], state: StateMap
+) -> set[str]:
+    """Evaluate a just-stored event for its recipients (see :func:`_record`).
+
+    Never raises: the projector retries a failing batch for ever, and a fault in
+    push evaluation must not stop the view. A failure is logged and the event
+    notifies no one at this view (rows are written all at once, or not at all).
+    """
+    try:
+        return _record(conn, msg, idx, event, state)
+    except Exception:
+        log.exception("push evaluation of %s failed; it notifies no one", event.get("event_id"))
+        return set()
+
+
+def _record(
+    conn: sqlite3.Connection, msg: LogMessage, idx: int, event: Mapping[str, Any], state: StateMap
+) -> set[str]:
+    """Evaluate a just-stored event for each recipient; store a row for each it notifies.
+
+    Recipients are the room's joined members (``state`` is the room's state
+    with the event applied) and the target of an invite, minus the sender.
+    Returns the users who got a row (their /sync counts changed).
+    """
+    room_id, sender = str(event.get("room_id")), event.get("sender")
+    if event.get("type") == "m.room.redaction":
+        return _forget_redacted(conn, room_id, event)
+    joined: list[str] = []
+    names: dict[str, str | None] = {}
+    for (event_type, key), member in state.items():
+        if event_type != "m.room.member":
+            continue
+        content = member.get("content") or {}
+        name = content.get("displayname")
+        names[key] = name if isinstance(name, str) else None
+        if content.get("membership") == "join":
+            joined.append(key)
+    recipients = set(joined)
+    content = event.get("content")
+    if (
+        event.get("type") == "m.room.member"
+        and isinstance(content, Mapping)
+        and content.get("membership") == "invite"
+        and isinstance(event.get("state_key"), str)
+    ):
+        recipients.add(event["state_key"])
+    recipients.discard(str(sender))
+    if not recipients:
+        return set()
+    levels = auth.power_levels(state)
+    thread_id = push_counts.thread_of(event, lambda eid: _event_in_room(conn, room_id, eid))
+    ts = event.get("origin_server_ts")
+    rows = []
+    docs = _rules_documents(conn, recipients)
+    for user_id in sorted(recipients):
+        recipient = Recipient(user_id, names.get(user_id), len(joined), levels)
+        outcome = evaluate(_compiled_for(user_id, docs.get(user_id, "")), event, recipient)
+        if not outcome.notify:
+            continue
+        text = json.dumps(list(outcome.actions))
+        rows.append(
+            (
+                user_id,
+                room_id,
+                msg.stream,
+                msg.seq,
+                idx,
+                str(event.get("event_id")),
+                thread_id,
+                int(outcome.highlight),
+                text,
+                ts if isinstance(ts, int) else 0,
+            )
+        )
+    conn.executemany(
+        "INSERT OR IGNORE INTO push_actions (user_id, room_id, stream, seq, idx, event_id,"
+        " thread_id, highlight, actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return {row[0] for row in rows}
+
+
+def _forget_redacted(
+    conn: sqlite3.Connection, room_id: str, redaction: Mapping[str, Any]
+) -> set[str]:
+    """A redaction that took effect (``rooms/tables.py`` applied it just before) removes
+    its target's notifications, as Synapse does: a deleted message stops counting and
+    leaves /notifications. Redactions themselves notify no one under the default rules."""
+    target_id = redaction_target(redaction)
+    target = _event_in_room(conn, room_id, target_id) if target_id else None
+    because = ((target or {}).get("unsigned") or {}).get("redacted_because") or {}
+    if target_id is None or because.get("event_id") != redaction.get("event_id"):
+        return set()
+    users = {
+        str(r[0])
+        for r in conn.execute("SELECT user_id FROM push_actions WHERE event_id = ?", (target_id,))
+    }
+    conn.execute("DELETE FROM push_actions WHERE event_id = ?", (target_id,))
+    return users
+
+
+def _event_in_room(conn: sqlite3.Connection, room_id: str, event_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT json FROM events WHERE event_id = ? AND room_id = ?", (event_id, room_id)
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _rules_documents(conn: sqlite3.Connection, user_ids: set[str]) -> dict[str, str]:
+    """The stored rules documents (JSON text) of those users who edited theirs."""
+    found: dict[str, str] = {}
+    ids = sorted(user_ids)
+    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            f"SELECT user_id, doc FROM push_rules WHERE user_id IN ({marks})", chunk
+        ):
+            found[str(row[0])] = str(row[1])
+    return found
+
+
+def _compiled_for(user_id: str, text: str) -> tuple[CompiledRule, ...]:
+    key = (user_id, text)
+    rules = _compiled.get(key)
+    if rules is None:
+        if len(_compiled) >= MAX_COMPILED:
+            _compiled.clear()
+        rules = _compiled[key] = compile_rules(user_id, json.loads(text) if text else None)
+    return rules
+
+
+# --- reading notifications ------------------------------------------------------
+
+
+def unread_counts(
+    conn: sqlite3.Connection,
+    user_id: str,
+    room_id: str,
+    read: ReadUpTo,
+    after: Position | None,
+    threaded: bool,
+) -> RoomCounts:
+    """``push_counts.room_counts`` in SQL: the user's notifications in a room after
+    ``after`` (their unthreaded receipt or join) and not covered by a threaded receipt,
+    the newest ``MAX_COUNTED`` of them, counted per thread.
+
+    Counted by SQLite, not by decoding rows: /sync asks for every joined room and
+    delivery for every recipient's badge, so this runs per message per member.
+    """
+    seq, idx = after or (0, -1)
+    sql = (
+        "SELECT thread_id, highlight FROM push_actions WHERE user_id = ? AND room_id = ?"
+        " AND (seq > ? OR (seq = ? AND idx > ?))"
+    )
+    args: list[Any] = [user_id, room_id, seq, seq, idx]
+    for thread_id, (t_seq, t_idx) in read.threads.items():
+        sql += " AND NOT (thread_id = ? AND (seq < ? OR (seq = ? AND idx <= ?)))"
+        args += [thread_id, t_seq, t_seq, t_idx]
+    sql += " ORDER BY seq DESC, idx DESC LIMIT ?"
+    args.append(MAX_COUNTED)
+    rows = conn.execute(
+        f"SELECT thread_id, COUNT(*), SUM(highlight) FROM ({sql}) GROUP BY thread_id", args
+    ).fetchall()
+    room = Counts()
+    threads: dict[str, Counts] = {}
+    for thread_id, count, highlights in rows:
+        counts = Counts(int(count), int(highlights or 0))
+        if threaded and str(thread_id) != MAIN:
+            threads[str(thread_id)] = counts
+        else:
+            room = Counts(
+                room.notification_count + counts.notification_count,
+                room.highlight_count + counts.highlight_count,
+            )
+    return RoomCounts(room, threads)
+
+
+def notifications_page(
+    conn: sqlite3.Connection,
+    user_id: str,
+    before: tuple[int, str, int, int] | None,
+    limit: int,
+    only_highlight: bool,
+) -> list[sqlite3.Row]:
+    """The user's notifications, newest first, strictly before the ``before`` key.
+
+    The key ``(ts, stream, seq, idx)`` is the same at every site (``ts`` is the
+    event's ``origin_server_ts``), so a ``from`` token works at any of them.
+    """
+    sql = (
+        "SELECT p.room_id, p.stream, p.seq, p.idx, p.event_id, p.thread_id, p.highlight,"
+        " p.actions, p.ts, e.json FROM push_actions p JOIN events e ON e.event_id = p.event_id"
+        " WHERE p.user_id = ?"
+    )
+    args: list[Any] = [user_id]
+    if only_highlight:
+        sql += " AND p.highlight = 1"
+    if before is not None:
+        sql += " AND (p.ts, p.stream, p.seq, p.idx) < (?, ?, ?, ?)"
+        args += list(before)
+    sql += " ORDER BY p.ts DESC, p.stream DESC, p.seq DESC, p.idx DESC LIMIT ?"
+    args.append(limit)
+    return conn.execute(sql, args).fetchall()

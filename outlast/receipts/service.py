@@ -9,7 +9,8 @@ Read side, as a /sync source (``sync/window.py``) and an event decorator:
 - /sync carries ``m.receipt`` ephemeral events for receipts that changed after
   the token's position in the room's partition (all current ones on an initial
   sync; ``m.read.private`` only to its owner), the user's ``m.fully_read``
-  marker as room account data, and ``unread_notifications``;
+  marker as room account data (``unread_notifications`` come from the push
+  rules: outlast/push/service.py);
 - an event decorator sets ``unsigned["io.outlast.unread_count"]`` on messages
   in /sync, /messages and /event: the joined members (sender excluded) whose
   read position is before the message.
@@ -26,23 +27,19 @@ event is fetched.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
-from outlast.core import relations, unread
+from outlast.core import unread
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.facts import ReceiptsMarked
 from outlast.receipts import tables as store
 from outlast.sync.window import JoinedRoom, NothingOnTop, RoomExtras, SyncWindow
 from outlast.view import queries
 
-# unread_notifications looks at no more than this many messages after the read
-# position: the count saturates there rather than scanning a long history.
-MAX_COUNTED = 1000
 MAX_THREAD_ID = 255
 
 
@@ -55,10 +52,6 @@ class Receipts(NothingOnTop):
 
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
-        # (room, user) -> (counting start, last event seen, counts); see notification_counts.
-        self._counts: dict[
-            tuple[str, str], tuple[tuple[int, int], tuple[int, int] | None, dict[str, int]]
-        ] = {}
 
     # --- writing ---------------------------------------------------------------
 
@@ -122,17 +115,9 @@ class Receipts(NothingOnTop):
         after = window.after(room.stream) or 0
         upto = window.upto(room.stream)
         conn = self.ctx.conn
-        if window.since is not None and after >= upto and not window.thread_notifications:
-            # The room's partition has not moved: no new events, receipts or
-            # markers. Only the counts are needed, in case the room is sent.
-            cached = self._counts.get((room_id, user_id))
-            if cached is not None:
-                return RoomExtras(unread=dict(cached[2]))
-        if window.thread_notifications:
-            main, threads = self.threaded_counts(user_id, room_id)
-            extras = RoomExtras(unread=main, thread_unread=threads)
-        else:
-            extras = RoomExtras(unread=self.notification_counts(user_id, room_id))
+        if window.since is not None and after >= upto:
+            return None  # the room's partition has not moved: no receipts or markers
+        extras = RoomExtras()
         shown = [
             r
             for r in store.receipts_between(conn, room_id, after, upto)
@@ -157,80 +142,6 @@ class Receipts(NothingOnTop):
             and after < window.upto(stream)
         ]
         return store.rooms_with_marks(self.ctx.conn, window.user_id, windows)
-
-    def notification_counts(self, user_id: str, room_id: str) -> dict[str, int]:
-        """Messages from others after the user's read position (and after they joined).
-
-        Counted incrementally: a cache per (room, user) remembers where counting
-        started and the last event it saw, so a /sync only decodes events that
-        arrived since the previous one. Profiling the deliver benchmark showed
-        re-counting up to 1000 events per room per /sync as half the server's CPU.
-        """
-        conn = self.ctx.conn
-        read = unread.read_positions(store.read_receipt_positions(conn, room_id, user_id))
-        starts = [p for p in (read.get(user_id), queries.last_join(conn, room_id, user_id)) if p]
-        start = max(starts) if starts else (0, 0)
-        last = queries.last_event_position(conn, room_id)
-        key = (room_id, user_id)
-        cached = self._counts.get(key)
-        if cached is not None and cached[0] == start and cached[1] == last:
-            return dict(cached[2])
-        base = {"notification_count": 0, "highlight_count": 0}
-        since = start
-        if cached is not None and cached[0] == start and last is not None and cached[1] is not None:
-            base = dict(cached[2])
-            since = max(start, cached[1])
-        rows = queries.counted_events_after(
-            conn, room_id, since, unread.COUNTED_TYPES, user_id, MAX_COUNTED
-        )
-        events = [json.loads(r["json"]) for r in rows]
-        fresh = unread.notification_counts(events, user_id, self._display_name(room_id, user_id))
-        counts = {k: min(MAX_COUNTED, base.get(k, 0) + fresh.get(k, 0)) for k in base}
-        if len(self._counts) > 100_000:
-            self._counts.clear()
-        self._counts[key] = (start, last, counts)
-        return dict(counts)
-
-    def _display_name(self, room_id: str, user_id: str) -> str | None:
-        raw_member = queries.member_event_json(self.ctx.conn, room_id, user_id)
-        if raw_member is None:
-            return None
-        name = json.loads(raw_member).get("content", {}).get("displayname")
-        return name if isinstance(name, str) else None
-
-    def threaded_counts(
-        self, user_id: str, room_id: str
-    ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-        """The main timeline's counts and each thread's, for a client that asked for
-        ``unread_thread_notifications`` (v1.4). Not cached: only such clients pay."""
-        conn = self.ctx.conn
-        reads = unread.read_positions(store.thread_read_positions(conn, room_id, user_id))
-        floors = [p for p in (reads.get(""), queries.last_join(conn, room_id, user_id)) if p]
-        start = max(floors) if floors else (0, 0)
-        rows = queries.counted_events_after(
-            conn, room_id, start, unread.COUNTED_TYPES, user_id, MAX_COUNTED
-        )
-        events = []
-        for row in rows:
-            event = json.loads(row["json"])
-            position = (int(row["seq"]), int(row["idx"]))
-            events.append((position, self._thread_of(event), event))
-        return unread.threaded_notification_counts(
-            events, reads, user_id, self._display_name(room_id, user_id)
-        )
-
-    def _thread_of(self, event: dict[str, Any]) -> str:
-        """The thread an event is in ("Threaded read receipts"): its own m.thread
-        relation, or its parent's, up to three hops; otherwise the main timeline."""
-        rel = relations.relation_of(event)
-        for _ in range(3):
-            if rel is None:
-                return unread.MAIN_THREAD
-            if rel.rel_type == relations.THREAD:
-                return rel.event_id
-            parent = queries.relation_parent(self.ctx.conn, rel.event_id)
-            rel = relations.Relation(parent[1], parent[0]) if parent else None
-        return unread.MAIN_THREAD
 
     # --- the per-message unread number -------------------------------------------
 

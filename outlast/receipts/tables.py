@@ -189,3 +189,15 @@ def fully_read(conn: sqlite3.Connection, room_id: str, user_id: str) -> tuple[st
         (room_id, user_id),
     ).fetchone()
     return (str(row[0]), int(row[1])) if row else None
+
+
+def read_marks(
+    conn: sqlite3.Connection, room_id: str, user_id: str
+) -> list[tuple[str, str, Position]]:
+    """(receipt type, thread id or "", position) of one user's read receipts in a room."""
+    rows = conn.execute(
+        "SELECT receipt_type, thread_id, seq, idx FROM receipts WHERE room_id = ? AND user_id = ?"
+        " AND receipt_type IN (?, ?)",
+        (room_id, user_id, *READ_TYPES),
+    )
+    return [(str(r[0]), str(r[1]), (int(r[2]), int(r[3]))) for r in rows]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from outlast.core import auth, jsonenc, redaction, relations
@@ -80,8 +81,17 @@ def apply_alias_deleted(conn: sqlite3.Connection, fact: AliasDeleted) -> set[str
     return set()
 
 
+# Told of each event as it is stored, with the room's state including it (push
+# rules are evaluated there); returns users whose /sync it changed.
+StoredHook = Callable[[int, dict[str, Any], StateMap], set[str]]
+
+
 def apply_room_events(
-    conn: sqlite3.Connection, msg: LogMessage, fact: RoomEvents, states: BatchStates
+    conn: sqlite3.Connection,
+    msg: LogMessage,
+    fact: RoomEvents,
+    states: BatchStates,
+    on_stored: StoredHook | None = None,
 ) -> set[str]:
     """Store a fact's room events in log order.
 
@@ -144,6 +154,8 @@ def apply_room_events(
         if event["type"] == "m.room.redaction":
             affected |= apply_redaction(conn, msg, idx, event)
             states.changed(room_id)  # it may have rewritten a state event
+        if on_stored is not None:
+            affected |= on_stored(idx, event, states.state(room_id))
     for room_id in rooms:
         affected |= states.audience(room_id)
     return affected

@@ -128,7 +128,7 @@ class Sync:
             since,
             now,
             tuple(streams),
-            thread_notifications=sync_filter.room.timeline.unread_thread_notifications,
+            threaded=sync_filter.room.unread_threads,
         )
         narrowed = self._narrow(window) if since is not None and not full_state else None
         if narrowed is None:
@@ -215,8 +215,6 @@ class Sync:
                 merged.ephemeral += extras.ephemeral
                 merged.account_data += extras.account_data
                 merged.unread.update(extras.unread)
-                if extras.thread_unread is not None:
-                    merged.thread_unread = {**(merged.thread_unread or {}), **extras.thread_unread}
         merged.ephemeral = [e for e in merged.ephemeral if sync_filter.room.ephemeral.matches(e)]
         merged.account_data = [
             e for e in merged.account_data if sync_filter.room.account_data.matches(e)
@@ -230,7 +228,6 @@ class Sync:
             ephemeral=merged.ephemeral,
             account_data=merged.account_data,
             unread=merged.unread,
-            thread_unread=merged.thread_unread,
         )
 
     def _room(

@@ -34,8 +34,7 @@ class SyncWindow:
     since: SyncToken | None
     now: SyncToken
     streams: tuple[str, ...]
-    # The filter's unread_thread_notifications: count per thread (receipts).
-    thread_notifications: bool = False
+    threaded: bool = False  # the filter's room.timeline.unread_thread_notifications
     evented: frozenset[str] | None = None
 
     def after(self, stream: str) -> int | None:
@@ -67,8 +66,8 @@ class RoomExtras:
 
     ephemeral: list[dict[str, Any]] = field(default_factory=list)
     account_data: list[dict[str, Any]] = field(default_factory=list)
-    unread: dict[str, int] = field(default_factory=dict)
-    thread_unread: dict[str, dict[str, int]] | None = None
+    # The room's count fields for /sync (``push_counts.RoomCounts.sync_fields``).
+    unread: dict[str, Any] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return not (self.ephemeral or self.account_data)

@@ -116,7 +116,13 @@ def apply_fact(
             return sync.apply_filter(conn, fact)
         # rooms and aliases
         case RoomEvents():
-            return rooms.apply_room_events(conn, msg, fact, states)
+            return rooms.apply_room_events(
+                conn,
+                msg,
+                fact,
+                states,
+                lambda idx, event, state: push.record_notifications(conn, msg, idx, event, state),
+            )
         case RoomForgotten():
             return rooms.apply_forget(conn, fact)
         case AliasSet():

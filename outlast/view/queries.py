@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
 from typing import Any
 
 from outlast.core.e2ee import MemberChange
@@ -229,27 +228,6 @@ def last_event_position(conn: sqlite3.Connection, room_id: str) -> tuple[int, in
         (room_id,),
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else None
-
-
-def counted_events_after(
-    conn: sqlite3.Connection,
-    room_id: str,
-    position: Position,
-    types: Iterable[str],
-    not_sender: str,
-    limit: int,
-) -> list[sqlite3.Row]:
-    """Newest-first events of ``types`` after ``position`` not sent by ``not_sender``."""
-    wanted = list(types)
-    marks = ",".join("?" * len(wanted))
-    return list(
-        conn.execute(
-            f"SELECT type, sender, json, seq, idx FROM events WHERE room_id = ?"
-            f" AND (seq > ? OR (seq = ? AND idx > ?)) AND type IN ({marks}) AND sender != ?"
-            f" ORDER BY seq DESC, idx DESC LIMIT ?",
-            (room_id, position[0], position[0], position[1], *wanted, not_sender, limit),
-        )
-    )
 
 
 def relation_parent(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:

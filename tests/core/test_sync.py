@@ -67,7 +67,18 @@ def test_joined_room_body_shape() -> None:
 
 def test_joined_room_keeps_given_unread_counts() -> None:
     unread = {"notification_count": 3, "highlight_count": 1}
-    assert room_body(RoomSlice(ROOM, "join", unread=unread))["unread_notifications"] == unread
+    body = room_body(RoomSlice(ROOM, "join", unread={"unread_notifications": unread}))
+    assert body["unread_notifications"] == unread
+    assert "unread_thread_notifications" not in body
+
+
+def test_joined_room_carries_thread_counts_when_given() -> None:
+    threads = {"$root": {"notification_count": 2, "highlight_count": 0}}
+    fields = {"unread_notifications": {"notification_count": 1, "highlight_count": 1}}
+    body = room_body(
+        RoomSlice(ROOM, "join", unread={**fields, "unread_thread_notifications": threads})
+    )
+    assert body["unread_thread_notifications"] == threads
 
 
 def test_timeline_without_prev_batch_omits_it() -> None:

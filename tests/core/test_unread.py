@@ -1,4 +1,4 @@
-"""Unit tests for read positions, unread counts and notification counts (outlast.core.unread)."""
+"""Unit tests for read positions and the per-message unread count (outlast.core.unread)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ from typing import Any
 
 from outlast.core.unread import (
     Receipt,
-    counted,
     has_read,
-    highlights,
-    notification_counts,
     read_positions,
     receipt_content,
-    threaded_notification_counts,
     unread_count,
     visible_to,
 )
@@ -74,48 +70,6 @@ def test_unread_count_counts_each_member_once() -> None:
 # --- notification counts ------------------------------------------------------------
 
 
-def test_only_messages_from_others_count() -> None:
-    assert counted(message("hi"), ALICE)
-    assert counted(message("", etype="m.room.encrypted"), ALICE)
-    assert not counted(message("mine", sender=ALICE), ALICE)
-    assert not counted({"type": "m.room.member", "sender": BOB}, ALICE)
-
-
-def test_highlight_on_user_id_display_name_or_intentional_mention() -> None:
-    assert highlights({"body": f"ping {ALICE}"}, ALICE, None)
-    assert highlights({"body": "Hey ALICE, lunch?"}, ALICE, "Alice")
-    assert highlights({"body": "x", "m.mentions": {"user_ids": [ALICE]}}, ALICE, None)
-    assert not highlights({"body": "Hey Alicent"}, ALICE, "Alice")  # whole words only
-    assert not highlights({"body": "nothing here"}, ALICE, "Alice")
-    assert not highlights({"body": "x", "m.mentions": {"user_ids": [BOB]}}, ALICE, None)
-
-
-def test_highlight_copes_with_odd_content() -> None:
-    assert not highlights(None, ALICE, "Alice")
-    assert not highlights({"body": 5}, ALICE, "Alice")
-    assert not highlights({"body": "a.b"}, ALICE, "   ")
-    assert highlights({"body": "see (a.b)"}, ALICE, "a.b")  # names are matched literally
-    assert not highlights({"body": "see axb"}, ALICE, "a.b")
-
-
-def test_notification_counts() -> None:
-    events = [
-        message("hello"),
-        message("alice, are you there?", sender=CAROL),
-        message("my own", sender=ALICE),
-        message("Alice", etype="m.room.encrypted"),  # unreadable: counts, never highlights
-        {"type": "m.reaction", "sender": BOB, "content": {}},
-    ]
-    assert notification_counts(events, ALICE, "Alice") == {
-        "notification_count": 3,
-        "highlight_count": 1,
-    }
-    assert notification_counts([], ALICE, "Alice") == {
-        "notification_count": 0,
-        "highlight_count": 0,
-    }
-
-
 # --- receipt events ---------------------------------------------------------------
 
 
@@ -148,33 +102,3 @@ def test_members_who_joined_after_a_message_do_not_count() -> None:
     assert unread_count((5, 0), "@a:x", joined_at.keys(), {}) == 2
     # A message after late joined counts them.
     assert unread_count((10, 0), "@a:x", joined_at.keys(), {}, joined_at) == 2
-
-
-# --- threaded counts (unread_thread_notifications) -------------------------------
-
-
-def test_threads_and_the_main_timeline_are_read_by_their_own_receipts() -> None:
-    events = [
-        ((1, 0), "main", message("main one")),
-        ((2, 0), "$root", message("in the thread")),
-        ((3, 0), "$root", message(f"{ALICE}, in the thread")),
-        ((4, 0), "main", message("main two")),
-        ((5, 0), "$other", message("another thread")),
-    ]
-    nothing_read = threaded_notification_counts(events, {}, ALICE, None)
-    assert nothing_read == (
-        {"notification_count": 2, "highlight_count": 0},
-        {
-            "$root": {"notification_count": 2, "highlight_count": 1},
-            "$other": {"notification_count": 1, "highlight_count": 0},
-        },
-    )
-    # A receipt in a thread reads that thread only, however far on it is.
-    main, threads = threaded_notification_counts(events, {"$root": (3, 0)}, ALICE, None)
-    assert main["notification_count"] == 2 and "$root" not in threads
-    # A main-timeline receipt leaves threads unread.
-    main, threads = threaded_notification_counts(events, {"main": (4, 0)}, ALICE, None)
-    assert main["notification_count"] == 0 and threads["$root"]["notification_count"] == 2
-    # The unthreaded receipt reads everything up to it, in every thread.
-    main, threads = threaded_notification_counts(events, {"": (3, 0)}, ALICE, None)
-    assert main["notification_count"] == 1 and set(threads) == {"$other"}

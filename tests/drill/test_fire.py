@@ -305,6 +305,7 @@ def test_drill_without_cluster_starts_and_stops_its_own(tmp_path: Path) -> None:
         "3",
         "--json-out",
         str(out),
+        "--push",  # with a push gateway in the drill, and notifications judged
     ]  # a fire
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     seen: dict[int, str] = {}
@@ -336,6 +337,9 @@ def test_drill_without_cluster_starts_and_stops_its_own(tmp_path: Path) -> None:
         assert report["fault"] == "fire"  # the default
         assert report["verdict"]["ok"] and report["verdict"]["acknowledged"] > 0
         assert report["verdict"]["lost"] == report["verdict"]["duplicated"] == 0
+        push = report["push"]
+        assert push["ok"] and push["expected"] > 0 and push["delivered"] == push["expected"]
+        assert push["lost"] == push["duplicated"] == push["unexpected"] == 0, push
         # The scan is not vacuous: while the drill ran we saw its whole cluster.
         running = " ".join(seen.values())
         assert "nats-server" in running and "haproxy" in running, seen

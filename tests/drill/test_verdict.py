@@ -11,7 +11,16 @@ from dataclasses import replace
 
 import pytest
 
-from outlast.drill.verdict import Send, StoredEvent, Verdict, judge, write_gap
+from outlast.drill.verdict import (
+    Pushed,
+    PushVerdict,
+    Send,
+    StoredEvent,
+    Verdict,
+    judge,
+    judge_push,
+    write_gap,
+)
 
 SITES = ("a", "b", "c")
 R1, R2 = "!one:localhost", "!two:localhost"
@@ -366,3 +375,40 @@ def test_write_gap_until_counts_a_client_stuck_to_the_end() -> None:
     assert result["max"] == 10.0
     assert result["clients"] == 3.0
     assert gap_of(fault, acks)["clients"] == 2.0
+
+
+# --- push notifications -------------------------------------------------------------
+
+EXPECTED = {"$e1": frozenset({"bob", "carol"}), "$e2": frozenset({"alice"})}
+ACKED = {"$e1": 1.0, "$e2": 2.0}
+
+
+def judged(pushed: list[Pushed]) -> PushVerdict:
+    return judge_push(EXPECTED, pushed, victim="a", fault_at=5.0, acked_at=ACKED)
+
+
+def test_push_clean_case_and_latency() -> None:
+    pushed = [Pushed("$e1", "bob", "a", 1.1), Pushed("$e1", "carol", "b", 1.2)]
+    pushed.append(Pushed("$e2", "alice", "c", 2.5))
+    v = judged(pushed)
+    assert v.ok and v.expected == 3 and v.delivered == 3
+    assert v.latency_ms["max"] == 500.0 and v.latency_ms["p50"] == 200.0
+
+
+def test_push_lost_unexpected_and_duplicated_are_caught() -> None:
+    pushed = [Pushed("$e1", "bob", "b", 1.1), Pushed("$e1", "bob", "c", 6.0)]  # survivor twice
+    pushed += [Pushed("$e2", "bob", "b", 2.1)]  # the sender's own message: unexpected
+    v = judged(pushed)
+    assert not v.ok
+    assert v.lost == ["$e1 to carol", "$e2 to alice"]
+    assert v.unexpected == ["$e2 to bob"] and len(v.duplicated) == 1
+
+
+def test_push_repeat_of_what_the_burned_site_sent_is_in_doubt_not_duplicated() -> None:
+    pushed = [Pushed("$e1", "bob", "a", 4.9), Pushed("$e1", "bob", "b", 9.0)]
+    pushed += [Pushed("$e1", "carol", "b", 1.2), Pushed("$e2", "alice", "c", 2.1)]
+    v = judged(pushed)
+    assert v.ok and v.in_doubt_duplicates == 1 and v.duplicated == []
+    # The same repeat before the fault is not explained by it: a duplicate.
+    early = judge_push(EXPECTED, pushed, victim="a", fault_at=10.0, acked_at=ACKED)
+    assert not early.ok and early.in_doubt_duplicates == 0

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from tests.log.fixture_log import VIEW_V1, dump, load, project
 
+# Tables later versions added, derived from facts v1 already wrote: the v1 view
+# lacks them, and a rebuild fills them (checked below to hold something).
+ADDED_SINCE_V1 = frozenset({"push_actions"})
+
 
 def test_the_fixture_holds_every_kind_of_fact() -> None:
     ops = {str(msg.data.get("op")) for msg in load()}
@@ -25,7 +29,9 @@ def test_projecting_the_v1_log_gives_the_v1_view(tmp_path: Path) -> None:
     try:
         expected = json.loads(VIEW_V1.read_text(encoding="utf-8"))
         got = json.loads(json.dumps(dump(conn)))
-        assert set(got) == set(expected)
+        assert set(got) - ADDED_SINCE_V1 == set(expected)
+        for table in ADDED_SINCE_V1:
+            assert got[table], table
         for table in sorted(expected):
             assert got[table] == expected[table], table
     finally:

@@ -463,3 +463,65 @@ def test_reconnects_after_restart_without_duplicates(server: OutlastProcess, bro
     # Only the expected network failures while the server was down.
     assert problems(page, ignore=("Failed to load resource", "net::ERR_")) == []
     page.context.close()
+
+
+# Records every notification the page shows, still showing it through the browser's own
+# Notification (granted for the page's origin): what a user would see, observed.
+RECORD_NOTIFICATIONS = """
+window.__shown = [];
+const RealNotification = window.Notification;
+class RecordedNotification extends RealNotification {
+  constructor(title, options) {
+    super(title, options);
+    window.__shown.push({ title, body: (options && options.body) || "" });
+  }
+}
+window.Notification = RecordedNotification;
+"""
+
+
+def test_browser_notifications_for_rooms_out_of_view(server: OutlastProcess, browser: Any) -> None:
+    bob = new_page(browser, permissions=["notifications"])
+    bob.add_init_script(RECORD_NOTIFICATIONS)
+    try:
+        register(bob, server, "bob")
+        alice = api_register(server, "alice")
+        room = api(server, "POST", "/createRoom", alice["access_token"], {"name": "Standup"})
+        api(
+            server,
+            "POST",
+            f"/rooms/{room['room_id']}/invite",
+            alice["access_token"],
+            {"user_id": "@bob:localhost"},
+        )
+        bob.get_by_role("button", name="Accept invitation to Standup").click()
+        bob.locator("#room-name", has_text="Standup").wait_for()
+
+        # Bob looks at another room: alice's message in Standup notifies.
+        bob.get_by_role("button", name="New group room").click()
+        bob.get_by_label("Room name").fill("Elsewhere")
+        bob.get_by_role("button", name="Create room").click()
+        bob.locator("#room-name", has_text="Elsewhere").wait_for()
+        txn = f"/rooms/{room['room_id']}/send/m.room.message/"
+        api(
+            server,
+            "PUT",
+            txn + "t1",
+            alice["access_token"],
+            {"msgtype": "m.text", "body": "stand up!"},
+        )
+        wait_until(lambda: bob.evaluate("window.__shown.length") >= 1, "a notification")
+        assert bob.evaluate("window.__shown") == [{"title": "Standup", "body": "alice: stand up!"}]
+
+        # In the room itself, nothing pops up.
+        open_room(bob, "Standup")
+        api(server, "PUT", txn + "t2", alice["access_token"], {"msgtype": "m.text", "body": "seen"})
+        message(bob, "seen").wait_for()
+        assert bob.evaluate("window.__shown.length") == 1
+
+        # The profile dialog says they are on.
+        bob.locator("#me-button").click()
+        bob.locator("#notifications-status", has_text="Notifications are on").wait_for()
+        assert problems(bob) == []
+    finally:
+        bob.context.close()

@@ -147,7 +147,8 @@ async def notifications(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/notifications"""
     who = await requester(request)
     limit = query_int(request, "limit", 20, low=1, high=100)
-    return ok(services(request).push.notifications(who, limit, request.query.get("only")))
+    push = services(request).push
+    return ok(push.notifications(who, limit, request.query.get("only"), request.query.get("from")))
 
 
 @routes.get("/rooms/{room_id}/context/{event_id}")

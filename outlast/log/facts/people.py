@@ -109,7 +109,7 @@ class PushRulesSet(Fact):
 @dataclass(frozen=True)
 class PusherSet(Fact):
     """A pusher is added or replaced; without ``append`` its pushkey becomes this
-    user's alone. Stored and listed; nothing is delivered."""
+    user's alone. ``http`` pushers are delivered to (outlast/push/delivery.py)."""
 
     OP: ClassVar[str] = "pusher_set"
     user_id: str

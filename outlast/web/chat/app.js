@@ -213,6 +213,7 @@ function startApp(session) {
     },
     connection: onConnection,
     loggedOut: (message) => endSession(message),
+    notify: showBrowserNotification,
   });
   renderMe();
   client.loadProfile().then(renderMe);
@@ -225,6 +226,52 @@ function renderMe() {
   $("me-name").textContent = name;
   $("me-id").textContent = client.userId;
   fillAvatar($("me-avatar"), client.userId, name, client.profile.avatar_url, 36);
+}
+
+// --- browser notifications -----------------------------------------------------------------
+// Shown for this open tab only (no service worker), when the user allowed them and the
+// room is not the one in front of them. The server's push rules decide what notifies:
+// a room's notification count going up with a new event is the signal.
+
+function notificationsSupported() {
+  return typeof window.Notification === "function";
+}
+
+function showBrowserNotification(room, event, highlight) {
+  if (!notificationsSupported() || Notification.permission !== "granted") return;
+  if (!document.hidden && room.id === currentRoomId && chatVisible()) return;
+  const title = client.roomName(room);
+  const content = event.content || {};
+  const sender = room.displayName(event.sender);
+  const body = event.type === "m.room.encrypted" ? `${sender}: encrypted message`
+    : `${sender}: ${content.msgtype === "m.image" ? "Photo" : String(content.body || "")}`.slice(0, 200);
+  const note = new Notification(title, { body, tag: room.id, silent: !highlight && room.members.size > 2 });
+  note.onclick = () => {
+    window.focus();
+    openRoom(room.id);
+    note.close();
+  };
+}
+
+function renderNotificationSetting() {
+  const button = $("btn-notifications");
+  const status = $("notifications-status");
+  if (!notificationsSupported()) {
+    button.hidden = true;
+    status.textContent = "This browser cannot show notifications.";
+    return;
+  }
+  const permission = Notification.permission;
+  button.hidden = permission !== "default";
+  status.textContent = permission === "granted" ? "Notifications are on for this tab."
+    : permission === "denied" ? "Notifications are blocked in this browser's settings."
+      : "Get a notification when a message arrives while you look elsewhere.";
+}
+
+async function enableNotifications() {
+  if (!notificationsSupported()) return;
+  await Notification.requestPermission();
+  renderNotificationSetting();
 }
 
 function onReady() {
@@ -991,6 +1038,7 @@ async function loadDirectory(event) {
 }
 
 function openProfile() {
+  renderNotificationSetting();
   $("profile-id").textContent = client.userId;
   $("profile-name").value = client.profile.displayname || "";
   fillAvatar($("profile-avatar"), client.userId, client.profile.displayname || localpart(client.userId), client.profile.avatar_url, 64);
@@ -1043,6 +1091,7 @@ function wire() {
   $("btn-avatar").addEventListener("click", () => $("avatar-input").click());
   $("avatar-input").addEventListener("change", changeAvatar);
   $("btn-logout").addEventListener("click", logout);
+  $("btn-notifications").addEventListener("click", enableNotifications);
   $("btn-image-download").addEventListener("click", () => imageContent && downloadMedia(imageContent.url, imageContent.body || "image"));
   for (const button of document.querySelectorAll("[data-close]")) {
     button.addEventListener("click", () => button.closest("dialog").close());

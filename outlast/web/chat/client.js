@@ -294,8 +294,15 @@ export class Client {
       }
     }
     if (data.unread_notifications) {
+      const before = room.notifications;
       room.notifications = data.unread_notifications.notification_count || 0;
       room.highlights = data.unread_notifications.highlight_count || 0;
+      // The server's push rules said a new event notifies (counts went up with it):
+      // the page may show a browser notification for the newest one from someone else.
+      const newest = [...events].reverse().find((e) => e.sender !== this.userId && typeof e.state_key !== "string");
+      if (this.synced && !first && room.notifications > before && newest && this.hooks.notify) {
+        this.hooks.notify(room, newest, room.highlights > 0);
+      }
     }
     if (added || first) this.hooks.timeline(room, { append: added });
   }

@@ -1,4 +1,4 @@
-"""A real push gateway for tests and the fire drill: the Push Gateway API on loopback.
+"""A real push gateway for tests and ``outlast drill fire --push``: the Push Gateway API.
 
 No packaged gateway is installable here (Sygnal is not published as a
 package), so this one implements ``POST /_matrix/push/v1/notify`` with aiohttp
@@ -13,7 +13,7 @@ methods 405, with ``M_UNRECOGNIZED`` as the spec says.
         ... register a pusher with data.url = gateway.url ...
         await gateway.wait_for(lambda g: len(g.accepted()) >= 1, timeout=10)
 
-``python -m tests.pushgw --record FILE`` runs one until SIGTERM, printing its
+``python -m outlast.drill.pushgw --record FILE`` runs one until SIGTERM, printing its
 URL and appending every request as a JSON line (for the drill's processes).
 """
 
@@ -44,6 +44,7 @@ class Received:
     delivered: bool  # counted as reaching the phone (answered 200, or hung after delivering)
     at: float
     problems: tuple[str, ...] = ()
+    user_agent: str = ""  # Outlast names its site there: which site sent it
 
     @property
     def notification(self) -> dict[str, Any]:
@@ -211,22 +212,23 @@ class PushGateway:
         except ValueError:
             body = None
         found = problems(body)
+        agent = request.headers.get("User-Agent", "")
         action = ("fail", self._plan.down_status) if self._plan.down_status else None
         if action is None and self._plan.queue and not found:
             action = self._plan.queue.pop(0)
         if found:
-            await self._record(Received(body, 400, False, time.time(), tuple(found)))
+            await self._record(Received(body, 400, False, time.time(), tuple(found), agent))
             return web.json_response(
                 {"errcode": "M_BAD_JSON", "error": "; ".join(found)}, status=400
             )
         if action is not None and action[0] == "fail":
-            await self._record(Received(body, action[1], False, time.time()))
+            await self._record(Received(body, action[1], False, time.time(), (), agent))
             return web.json_response({"errcode": "M_UNKNOWN", "error": "failing"}, status=action[1])
         if action is not None:  # hang
-            await self._record(Received(body, None, bool(action[1]), time.time()))
+            await self._record(Received(body, None, bool(action[1]), time.time(), (), agent))
             await self._release.wait()
             return _unrecognized(503, "the gateway is stopping")
-        record = Received(body, 200, True, time.time())
+        record = Received(body, 200, True, time.time(), (), agent)
         await self._record(record)
         return web.json_response(
             {"rejected": [k for k in record.pushkeys if k in self.rejected_keys]}
