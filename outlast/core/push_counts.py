@@ -129,7 +129,7 @@ class RoomCounts:
     def sync_fields(self, threaded: bool) -> dict[str, Any]:
         """The room's fields in /sync; thread counts only when the filter asked for them."""
         out: dict[str, Any] = {"unread_notifications": self.room.as_json()}
-        if threaded and self.threads:
+        if threaded:  # present, if empty, so the client knows counts are per thread
             out["unread_thread_notifications"] = {
                 root: counts.as_json() for root, counts in self.threads.items()
             }

@@ -77,7 +77,7 @@ def room_body(room: RoomSlice) -> dict[str, Any]:
             "notification_count": 0,
             "highlight_count": 0,
         }
-        if room.unread.get("unread_thread_notifications"):
+        if "unread_thread_notifications" in room.unread:
             body["unread_thread_notifications"] = dict(room.unread["unread_thread_notifications"])
         body["summary"] = {}
     return body

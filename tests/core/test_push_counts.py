@@ -123,8 +123,10 @@ def test_room_counts_whole_room_and_per_thread() -> None:
     }
     everything = room_counts(items, read_up_to([("m.read", "", pos("$I"))]), threaded=True)
     assert everything.sync_fields(threaded=True) == {
-        "unread_notifications": {"notification_count": 0, "highlight_count": 0}
+        "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+        "unread_thread_notifications": {},  # asked for: present, if empty
     }
+    assert "unread_thread_notifications" not in everything.sync_fields(threaded=False)
     assert badge([split, after, everything]) == 9 + 5
 
 

@@ -84,9 +84,13 @@ async def test_each_thread_and_the_main_timeline_count_and_clear_apart(
         assert room["unread_thread_notifications"] == {}
         assert count(room["unread_notifications"]) == 0
 
-        # An edit of a reply is in the reply's thread (its parent's relation), an edit
-        # of the root in the main timeline.
+        # An edit notifies no one (the default rule .m.rule.suppress_edits), in a
+        # thread or not; a new reply counts in its thread again.
         await send(bob, room_id, edit(second, "reply two, edited"))
+        room = await room_of(server, alice, room_id, filter=THREADED)
+        assert count(room["unread_notifications"]) == 0
+        assert room["unread_thread_notifications"] == {}
+        await send(bob, room_id, thread(root, "reply three"))
         room = await room_of(server, alice, room_id, filter=THREADED)
         assert count(room["unread_notifications"]) == 0
         assert {k: count(v) for k, v in room["unread_thread_notifications"].items()} == {root: 1}
