@@ -129,22 +129,31 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
         Path(str(config.view_path) + suffix).unlink(missing_ok=True)
     config.server.listen = "127.0.0.1:0"
     seeded: list[Manifest] = []
+    marks: dict[str, float] = {"start": time.monotonic()}
 
     async def seed(log_client: LogClient, names: Names) -> None:
-        manifest = await seed_view(log_client, names, config.view_path, _say)
-        if manifest is not None:
-            seeded.append(manifest)
+        marks["log ready"] = time.monotonic()
+        if from_snapshot:
+            manifest = await seed_view(log_client, names, config.view_path, _say)
+            if manifest is not None:
+                seeded.append(manifest)
+        marks["view seeded"] = time.monotonic()
 
-    site = Site(config, seed=seed if from_snapshot else None)
-    started = time.monotonic()
+    site = Site(config, seed=seed)
     try:
         await site.start()  # start() returns once the view has caught up with the log
+        marks["caught up"] = time.monotonic()
         assert site.ctx is not None and site.projector is not None
         applied = site.ctx.positions.snapshot(site.ctx.stream_names)
         source = "a snapshot and the log after it" if seeded else "the whole log"
+        steps = ", ".join(
+            f"{name} {marks[name] - marks['start']:.1f}s"
+            for name in ("log ready", "view seeded", "caught up")
+        )
         print(
-            f"outlast: view rebuilt from {source} in {time.monotonic() - started:.1f}s: "
-            f"{site.projector.applied_count} log messages replayed (positions {list(applied)})",
+            f"outlast: view rebuilt from {source} in {marks['caught up'] - marks['start']:.1f}s "
+            f"({steps}): {site.projector.applied_count} log messages replayed "
+            f"(positions {list(applied)})",
             flush=True,
         )
     finally:

@@ -4,6 +4,7 @@ is never installed."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -250,4 +251,35 @@ async def test_no_snapshot_means_a_full_replay(origin: Site, tmp_path: Path) -> 
         assert site.projector is not None and site.projector.applied_count == total
     finally:
         await site.stop()
+        await close_all(*clients)
+
+
+async def test_a_snapshot_taken_under_writes_matches_its_positions(
+    origin: Site, tmp_path: Path
+) -> None:
+    """The copy runs in a thread while the projector commits: whatever moment it
+    captures, its rows and positions agree, so the tail replay neither repeats nor
+    skips anything."""
+    url = f"http://127.0.0.1:{origin.port}"
+    writing = asyncio.create_task(chat(url, 25, ("ivan", "judy")))
+    made: list[Manifest] = []
+    while not writing.done() and len(made) < 20:
+        made.append(await origin.snapshot())
+    clients, room = await writing
+    try:
+        assert len(made) >= 2 and made[-1].total > made[0].total  # taken mid-stream
+        total = await log_total(origin)
+        seeded: list[Manifest] = []
+        site, _ = await start(worker_like(origin, tmp_path / "seeded"), seeded)
+        try:
+            assert seeded == [made[-1]]
+            assert site.projector is not None
+            assert site.projector.applied_count == total - made[-1].total
+            rooms = {room: clients[0]}
+            assert await answers(f"http://127.0.0.1:{site.port}", clients, rooms) == (
+                await answers(url, clients, rooms)
+            )
+        finally:
+            await site.stop()
+    finally:
         await close_all(*clients)
