@@ -161,9 +161,31 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
     return 0
 
 
+def _view_in_use(path: Path) -> bool:
+    """Whether a running worker holds the view file (it keeps an exclusive lock)."""
+    import sqlite3
+
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(str(path), timeout=0.5)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
 async def _snapshot_view(config: Config) -> int:
     from outlast.site import Site
 
+    if _view_in_use(config.view_path):
+        _say(
+            f"the view {config.view_path} is in use by a running server: stop it first, or "
+            "let it take snapshots itself ([view] snapshot_interval_seconds)"
+        )
+        return 1
     config.server.listen = "127.0.0.1:0"
     site = Site(config)
     try:

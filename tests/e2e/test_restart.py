@@ -124,8 +124,10 @@ async def test_everything_survives_a_restart(server: OutlastProcess) -> None:
         await close_all(alice, bob)
 
 
-def rebuild_view(server: OutlastProcess, *options: str) -> subprocess.CompletedProcess[str]:
-    """``outlast view ACTION`` (rebuild by default) on the stopped server's data."""
+def rebuild_view(
+    server: OutlastProcess, *options: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``outlast view ACTION`` (rebuild by default) on the server's data."""
     result = subprocess.run(
         [
             sys.executable,
@@ -142,7 +144,7 @@ def rebuild_view(server: OutlastProcess, *options: str) -> subprocess.CompletedP
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert (result.returncode == 0) == ok, result.stdout + result.stderr
     return result
 
 
@@ -188,6 +190,9 @@ async def test_view_rebuild_answers_the_same(server: OutlastProcess) -> None:
 async def test_view_rebuild_from_a_snapshot_replays_only_the_tail(server: OutlastProcess) -> None:
     alice, bob, room, _ = await setup_conversation(server)
     try:
+        # The running server holds the view: the command says so and changes nothing.
+        refused = rebuild_view(server, "snapshot", ok=False)
+        assert "in use by a running server" in refused.stderr
         server.stop()
         stored = rebuild_view(server, "snapshot")
         assert "view snapshot stored" in stored.stdout
