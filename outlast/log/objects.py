@@ -1,5 +1,6 @@
-"""The media bucket: a JetStream object store, read and written in chunks (the log's
-object-store adapter: the media service sees only put, info and read).
+"""Object store buckets (media, view snapshots): JetStream object stores, read and
+written in chunks (the log's object-store adapter: its users see put, info, read,
+names and delete).
 
 The layout is NATS's own object store (stream ``OBJ_<bucket>``, chunks on
 ``$O.<bucket>.C.<nuid>``, one metadata message per object on
