@@ -246,6 +246,20 @@ async def seed_view(
         if set(manifest.positions) != streams:
             progress(f"snapshot {obj.name} has other streams than this deployment; skipped")
             continue
+        try:
+            ahead = [
+                stream
+                for stream, seq in manifest.positions.items()
+                if seq > await log_client.last_seq(stream)
+            ]
+        except Exception as exc:  # noqa: BLE001 - the log must answer before a seed
+            progress(f"the log's positions are unavailable ({exc!r}); replaying the whole log")
+            return None
+        if ahead:
+            # A view ahead of its log holds facts the log does not (another log, or one
+            # recreated since): never install it.
+            progress(f"snapshot {obj.name} is ahead of the log on {ahead}; skipped")
+            continue
         started = time.monotonic()
         progress(
             f"fetching snapshot {obj.name} ({manifest.size} bytes, made by site "

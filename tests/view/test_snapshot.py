@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from nio import AsyncClient, JoinResponse, RoomCreateResponse, RoomSendResponse, RoomVisibility
 
@@ -283,3 +284,31 @@ async def test_a_snapshot_taken_under_writes_matches_its_positions(
             await site.stop()
     finally:
         await close_all(*clients)
+
+
+async def test_a_snapshot_ahead_of_the_log_is_never_installed(
+    origin: Site, shared_nats: str, tmp_path: Path
+) -> None:
+    """A log recreated since the snapshot (sequences start again) must not get a view
+    holding facts it does not have."""
+    url = f"http://127.0.0.1:{origin.port}"
+    clients, _ = await chat(url, 2, ("kim", "lee"))
+    await close_all(*clients)
+    await origin.snapshot()
+    config = worker_like(origin, tmp_path / "new-log")
+    await origin.stop()
+    nc = await nats.connect(shared_nats, connect_timeout=5)
+    try:
+        for spec in Names(config.log.prefix, config.log.partitions).streams():
+            await nc.jetstream(timeout=5).delete_stream(spec.name)
+    finally:
+        await nc.close()
+    seeded: list[Manifest] = []
+    site, said = await start(config, seeded)
+    try:
+        assert seeded == []
+        assert any("ahead of the log" in line for line in said), said
+        assert site.ctx is not None
+        assert set(site.ctx.positions.snapshot(site.ctx.stream_names)) == {0}
+    finally:
+        await site.stop()
