@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from outlast import __version__
@@ -64,6 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
         "which runs one catch-up) rebuilds it from the log; it then answers exactly as before.",
     )
     _common(rebuild)
+    rebuild.add_argument(
+        "--from-snapshot",
+        action="store_true",
+        help="seed the view from the newest usable snapshot in the log's object store "
+        "(same schema version, checksum verified) and replay only the log after it; "
+        "with none, replay the whole log",
+    )
+    snap = view_sub.add_parser(
+        "snapshot",
+        help="store a snapshot of the view in the log's object store",
+        description="Catch the view up with the log and store a consistent copy of it, "
+        "with a manifest of its positions, in the deployment's VIEWS object store bucket "
+        "(keeping view.snapshot_keep). Like `view rebuild`, it opens the view itself: stop "
+        "the server first, or let a running one take them with "
+        "view.snapshot_interval_seconds.",
+    )
+    _common(snap)
     from outlast.cluster.commands import add_parsers
     from outlast.drill import commands as drill_commands
 
@@ -97,18 +115,87 @@ async def _serve(config: Config) -> int:
     return 0
 
 
-async def _rebuild_view(config: Config) -> int:
+def _say(message: str) -> None:
+    print(f"outlast: {message}", file=sys.stderr, flush=True)
+
+
+async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
+    from outlast.log.client import LogClient
+    from outlast.log.names import Names
     from outlast.site import Site
+    from outlast.view.snapshot import Manifest, seed_view
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(config.view_path) + suffix).unlink(missing_ok=True)
     config.server.listen = "127.0.0.1:0"
-    site = Site(config)
+    seeded: list[Manifest] = []
+    marks: dict[str, float] = {"start": time.monotonic()}
+
+    async def seed(log_client: LogClient, names: Names) -> None:
+        marks["log ready"] = time.monotonic()
+        if from_snapshot:
+            manifest = await seed_view(log_client, names, config.view_path, _say)
+            if manifest is not None:
+                seeded.append(manifest)
+        marks["view seeded"] = time.monotonic()
+
+    site = Site(config, seed=seed)
     try:
         await site.start()  # start() returns once the view has caught up with the log
-        assert site.ctx is not None
+        marks["caught up"] = time.monotonic()
+        assert site.ctx is not None and site.projector is not None
         applied = site.ctx.positions.snapshot(site.ctx.stream_names)
-        print(f"outlast: view rebuilt from the log (positions {list(applied)})", flush=True)
+        source = "a snapshot and the log after it" if seeded else "the whole log"
+        steps = ", ".join(
+            f"{name} {marks[name] - marks['start']:.1f}s"
+            for name in ("log ready", "view seeded", "caught up")
+        )
+        print(
+            f"outlast: view rebuilt from {source} in {marks['caught up'] - marks['start']:.1f}s "
+            f"({steps}): {site.projector.applied_count} log messages replayed "
+            f"(positions {list(applied)})",
+            flush=True,
+        )
+    finally:
+        await site.stop()
+    return 0
+
+
+def _view_in_use(path: Path) -> bool:
+    """Whether a running worker holds the view file (it keeps an exclusive lock)."""
+    import sqlite3
+
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(str(path), timeout=0.5)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+async def _snapshot_view(config: Config) -> int:
+    from outlast.site import Site
+
+    if _view_in_use(config.view_path):
+        _say(
+            f"the view {config.view_path} is in use by a running server: stop it first, or "
+            "let it take snapshots itself ([view] snapshot_interval_seconds)"
+        )
+        return 1
+    config.server.listen = "127.0.0.1:0"
+    site = Site(config)
+    try:
+        await site.start()
+        manifest = await site.snapshot(_say)
+        print(
+            f"outlast: view snapshot stored ({manifest.size} bytes, sha256 {manifest.sha256}, "
+            f"positions {manifest.positions})",
+            flush=True,
+        )
     finally:
         await site.stop()
     return 0
@@ -131,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                 return asyncio.run(serve_workers(config))
             return run(_serve(config))
         if args.command == "view" and args.view_command == "rebuild":
-            return asyncio.run(_rebuild_view(resolve_config(args)))
+            return asyncio.run(_rebuild_view(resolve_config(args), args.from_snapshot))
+        if args.command == "view" and args.view_command == "snapshot":
+            return asyncio.run(_snapshot_view(resolve_config(args)))
         from outlast.cluster.commands import dispatch
         from outlast.drill.commands import dispatch as drill_dispatch
 

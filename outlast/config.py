@@ -75,6 +75,8 @@ class LogConfig:
 class ViewConfig:
     path: str = ""
     max_lag_seconds: float = 5.0
+    snapshot_interval_seconds: float = 0.0
+    snapshot_keep: int = 3
 
 
 @dataclass
@@ -274,6 +276,10 @@ def validate(config: Config) -> None:
         raise ConfigError("log.replicas must be 1, 3 or 5")
     if not 0 < config.consistency.wait_seconds <= 60:
         raise ConfigError("consistency.wait_seconds must be more than 0 and at most 60")
+    if config.view.snapshot_interval_seconds < 0:
+        raise ConfigError("view.snapshot_interval_seconds must be 0 (off) or positive")
+    if not 1 <= config.view.snapshot_keep <= 100:
+        raise ConfigError("view.snapshot_keep must be between 1 and 100")
     if config.media.max_upload_bytes < 1:
         raise ConfigError("media.max_upload_bytes must be positive")
     from outlast.core.thumbnails import parse_sizes

@@ -33,6 +33,7 @@ from outlast.http.metrics import Metrics
 from outlast.http.server import ConnectionGuard, GuardedSite
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
+from outlast.log.names import Names
 from outlast.media.service import MediaRepository
 from outlast.ops.dashboard import Dashboard
 from outlast.ops.health import Health
@@ -56,6 +57,7 @@ from outlast.sync.service import Sync
 from outlast.sync.window import EphemeralCounter, chain
 from outlast.view.notifier import Notifier
 from outlast.view.projector import Projector
+from outlast.view.snapshot import Manifest, Progress, SnapshotTimer, take_snapshot
 from outlast.view.state_cache import StateCache
 from outlast.view.store import Positions, open_db
 from outlast.voip.service import Turn
@@ -70,6 +72,9 @@ log = logging.getLogger(__name__)
 LISTEN_BACKLOG = 4096
 
 Hook = Callable[[], Awaitable[None]]
+# Runs before the view is opened, with the log connected: may install a view file
+# (outlast/view/snapshot.py::seed_view).
+Seed = Callable[[LogClient, Names], Awaitable[object]]
 
 
 def build_services(ctx: SiteContext, projector: Projector) -> Services:
@@ -145,9 +150,11 @@ def stop_hooks(services: Services) -> list[Hook]:
 class Site:
     """Start and stop one worker: log (and embedded node), view, projector, HTTP."""
 
-    def __init__(self, config: Config, clock: Clock = SYSTEM) -> None:
+    def __init__(self, config: Config, clock: Clock = SYSTEM, *, seed: Seed | None = None) -> None:
         self.config = config
         self.clock = clock
+        self.seed = seed
+        self.snapshots: SnapshotTimer | None = None
         self.node: NatsNode | None = None
         self.log: LogClient | None = None
         self.ctx: SiteContext | None = None
@@ -176,6 +183,8 @@ class Site:
         names = names_of(config)
         streams = names.streams()
         await self._ensure_streams([*streams, *names.control_streams()])
+        if self.seed is not None:
+            await self.seed(self.log, names)
         conn = open_db(config.view_path, [s.name for s in streams])
         positions = Positions(conn)
         notifier = Notifier()
@@ -192,6 +201,9 @@ class Site:
         for hook in start_hooks(self.services):
             await hook()
         await self._catch_up(streams)
+        if config.view.snapshot_interval_seconds > 0:
+            self.snapshots = SnapshotTimer(config.view.snapshot_interval_seconds, self.snapshot)
+            self.snapshots.start()
         limits = RateLimits(config)
         metrics = (
             Metrics(
@@ -243,6 +255,23 @@ class Site:
         self.port = site.port
         log.info("outlast site %s listening on http://%s:%s", config.server.site, host, self.port)
 
+    async def snapshot(self, progress: Progress | None = None) -> Manifest:
+        """Store a snapshot of this worker's view in the log's object store."""
+        ctx = self.ctx
+        assert ctx is not None, "the site is not running"
+        config = self.config
+        return await take_snapshot(
+            ctx.conn,
+            ctx.log,
+            ctx.names,
+            replicas=config.log.replicas,
+            server_name=config.server.server_name,
+            site=config.server.site,
+            keep=config.view.snapshot_keep,
+            workdir=config.view_path.parent,
+            progress=progress or log.info,
+        )
+
     async def _ensure_streams(self, streams: Any) -> None:
         assert self.log is not None
         deadline = self.clock.monotonic() + 60
@@ -288,6 +317,9 @@ class Site:
                 await ctx.positions.wait_for(spec.name, last, 300)
 
     async def stop(self) -> None:
+        if self.snapshots is not None:
+            await self.snapshots.stop()
+            self.snapshots = None
         if self.ctx is not None:
             # Parked /sync long-polls answer at once (clients resume elsewhere)
             # instead of holding the shutdown for up to their timeout.

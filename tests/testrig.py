@@ -86,6 +86,7 @@ async def delete_everything(nats_url: str, names: Names) -> None:
         for name in [
             *(s.name for s in [*names.streams(), *names.control_streams()]),
             f"OBJ_{names.media_bucket}",
+            f"OBJ_{names.snapshot_bucket}",
         ]:
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await js.delete_stream(name)

@@ -10,9 +10,11 @@ Steps (each waits for its condition, bounded in time, and reports progress):
    leaves a majority.
 4. Every stream drops the dead peer; placement (one replica per site tag) puts
    the new replica on the new node, which catches up from the stream leader.
-5. Wait until every stream has all replicas current, then start the site's
-   workers with an empty view, which they rebuild from the log before
-   reporting healthy.
+5. Wait until every stream has all replicas current, then seed each worker's
+   view from the newest usable view snapshot a survivor stored in the log's
+   object store (outlast/view/snapshot.py), and start the site's workers: they
+   replay only the log after the snapshot's positions (the whole log when there
+   is no usable snapshot) before reporting healthy.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from outlast.cluster.plan import ClusterPlan, PortPicker
+from outlast.cluster.plan import ClusterPlan, PortPicker, SitePlan
+from outlast.config import load
+from outlast.log.client import LogClient
 from outlast.log.cluster import Progress, remove_server_peer, replicate_onto
 from outlast.log.engine import NatsNode
 from outlast.log.names import Names
+from outlast.view.snapshot import seed_view
 
 
 class SiteHandle(Protocol):
@@ -106,7 +111,9 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
 
     await replicate_onto(plan.app_url(survivors[0]), streams, old_node, site.node_name, replicated)
 
-    # 5. Workers with an empty view; healthy means the view has caught up.
+    # 5. Workers with a view seeded from a snapshot (or empty); healthy means the view
+    # has caught up.
+    seeded = await seed_worker_views(plan, site, survivors, layout, progress)
     sp.start_workers()
     supervisor.write_description()
     await supervisor.wait_healthy([name], progress, 300)
@@ -115,4 +122,51 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
     supervisor.write_description()
     elapsed = round(time.monotonic() - started, 1)
     await progress(f"site {name}: rebuilt and healthy in {elapsed}s")
-    return {"site": name, "node": site.node_name, "replaced": old_node, "seconds": elapsed}
+    return {
+        "site": name,
+        "node": site.node_name,
+        "replaced": old_node,
+        "seconds": elapsed,
+        "seeded_from_snapshot": seeded,
+    }
+
+
+async def seed_worker_views(
+    plan: ClusterPlan,
+    site: SitePlan,
+    survivors: list[SitePlan],
+    layout: Names,
+    progress: Progress,
+) -> bool:
+    """Fetch the newest usable view snapshot once (through the survivors' nodes) and
+    install a copy as each worker's view. False, having said why, when there is none."""
+    seed = Path(site.data_dir) / "seed-view.sqlite"
+    said: list[str] = []
+    log_client = LogClient(
+        [plan.app_url(s) for s in survivors], name=f"outlast-rebuild-{site.name}"
+    )
+    try:
+        await log_client.connect()
+        manifest = await seed_view(log_client, layout, seed, said.append)
+    except Exception as exc:  # noqa: BLE001 - a missing snapshot never stops a rebuild
+        said.append(f"view snapshots unreachable ({exc!r}); replaying the whole log")
+        manifest = None
+    finally:
+        await log_client.close()
+    for line in said:
+        await progress(f"site {site.name}: {line}")
+    if manifest is None:
+        return False
+    for index in range(len(site.http_ports)):
+        config_path = Path(site.data_dir) / f"seed-worker-{index}.toml"
+        config_path.write_text(plan.worker_config(site, index))
+        view_path = load(config_path).view_path
+        config_path.unlink()
+        view_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(seed, view_path)
+    seed.unlink()
+    await progress(
+        f"site {site.name}: {len(site.http_ports)} worker views seeded from the snapshot "
+        f"site {manifest.site} made at {manifest.created_at}; they replay only the log after it"
+    )
+    return True

@@ -48,6 +48,7 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(
             f"  rebuild: site {rb.get('site')} as node {rb.get('node')} in {rb.get('seconds')}s; "
             f"timelines through it identical: {rb.get('identical')}"
+            + ("; its views were seeded from a snapshot" if rb.get("seeded_from_snapshot") else "")
         )
     push = report.get("push")
     if push:

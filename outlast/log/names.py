@@ -105,6 +105,11 @@ class Names:
     def media_bucket(self) -> str:
         return self._stream("MEDIA")
 
+    @property
+    def snapshot_bucket(self) -> str:
+        """Object store of view snapshots (outlast/view/snapshot.py)."""
+        return self._stream("VIEWS")
+
     def rooms_stream(self, partition: int) -> str:
         return self._stream(f"ROOMS_{partition}")
 

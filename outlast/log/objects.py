@@ -1,5 +1,6 @@
-"""The media bucket: a JetStream object store, read and written in chunks (the log's
-object-store adapter: the media service sees only put, info and read).
+"""Object store buckets (media, view snapshots): JetStream object stores, read and
+written in chunks (the log's object-store adapter: its users see put, info, read,
+names and delete).
 
 The layout is NATS's own object store (stream ``OBJ_<bucket>``, chunks on
 ``$O.<bucket>.C.<nuid>``, one metadata message per object on
@@ -72,13 +73,15 @@ class ObjectBucket:
         self.bucket = bucket
         self.stream = f"OBJ_{bucket}"
 
-    async def ensure(self, replicas: int, timeout: float = 60.0) -> None:
+    async def ensure(
+        self, replicas: int, timeout: float = 60.0, description: str = "Outlast media repository"
+    ) -> None:
         """Create the bucket (file storage, the log's replica count), waiting out elections."""
         config = api.ObjectStoreConfig(
             bucket=self.bucket,
             replicas=replicas,
             storage=api.StorageType.FILE,
-            description="Outlast media repository",
+            description=description,
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -138,6 +141,32 @@ class ObjectBucket:
             metadata={str(k): str(v) for k, v in (raw.get("metadata") or {}).items()},
         )
 
+    async def names(self) -> list[str]:
+        """Every object name with a metadata message (deleted ones included); [] when the
+        bucket does not exist."""
+        try:
+            info = await self.log.js.stream_info(
+                self.stream, subjects_filter=f"$O.{self.bucket}.M.>"
+            )
+        except nats.js.errors.NotFoundError:
+            return []
+        except UNAVAILABLE as exc:
+            raise LogUnavailable(f"bucket {self.bucket} unavailable: {type(exc).__name__}") from exc
+        prefix = f"$O.{self.bucket}.M."
+        found = []
+        for subject in info.state.subjects or {}:
+            try:
+                found.append(base64.urlsafe_b64decode(subject.removeprefix(prefix)).decode())
+            except ValueError:
+                continue
+        return sorted(found)
+
+    async def delete(self, obj: StoredObject) -> None:
+        """Remove the object: its metadata message first (so no reader finds it), then its
+        chunks."""
+        await self._purge(self._meta_subject(obj.name))
+        await self._purge(self._chunk_subject(obj.nuid))
+
     async def put(
         self, name: str, source: IO[bytes] | None, metadata: dict[str, str], *, expected_seq: int
     ) -> StoredObject:
@@ -184,11 +213,11 @@ class ObjectBucket:
             raise
         return StoredObject(name, int(ack.seq), nuid, size, chunks, str(meta["digest"]), metadata)
 
-    async def _purge(self, chunk_subject: str) -> None:
+    async def _purge(self, subject: str) -> None:
         try:
-            await self.log.js.purge_stream(self.stream, subject=chunk_subject)
+            await self.log.js.purge_stream(self.stream, subject=subject)
         except Exception:  # orphaned chunks are only wasted space
-            log.warning("could not purge %s", chunk_subject, exc_info=True)
+            log.warning("could not purge %s", subject, exc_info=True)
 
     async def read(self, obj: StoredObject) -> AsyncIterator[bytes]:
         """The object's bytes chunk by chunk, checked against its digest at the end."""

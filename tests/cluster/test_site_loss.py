@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from outlast.drill.load import Load
 from outlast.drill.verdict import StoredEvent, judge, write_gap
-from tests.cluster.harness import Cluster, leader_site
+from tests.cluster.harness import Cluster, leader_site, start_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -85,5 +87,33 @@ async def test_rebuild_then_survive_a_second_fire(cluster: Cluster) -> None:
             assert verdict.acknowledged > 50 and verdict.ok, verdict.as_dict()
         finally:
             await load2.__aexit__()
+    finally:
+        await load.__aexit__()
+
+
+@pytest.fixture
+def snapshotting_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A three-site cluster whose workers store a view snapshot every few seconds."""
+    c = start_cluster(tmp_path / "cluster", site_toml="[view]\nsnapshot_interval_seconds = 3\n")
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+async def test_a_rebuilt_site_is_seeded_from_a_snapshot(snapshotting_cluster: Cluster) -> None:
+    cluster = snapshotting_cluster
+    first = leader_site(cluster)
+    load, _ = await burn_under_load(cluster, first, seconds_before=6.0, seconds_after=6.0)
+    try:
+        result = await asyncio.get_running_loop().run_in_executor(None, cluster.rebuild, first)
+        assert result.returncode == 0, result.stderr
+        # Seeded from a survivor's (or its own earlier) snapshot, then only the tail.
+        assert '"seeded_from_snapshot": true' in result.stdout, result.stdout + result.stderr
+        assert "replay only the log after it" in result.stderr
+        # And it serves the same timelines as the survivors.
+        timelines = await read_back(load, cluster, cluster.names)
+        verdict = judge(load.sends(), timelines)
+        assert verdict.acknowledged > 50 and verdict.ok, verdict.as_dict()
     finally:
         await load.__aexit__()

@@ -121,6 +121,7 @@ def test_summary_of_a_fire_with_rebuild_and_no_gap() -> None:
     text = summary(report)
     assert "fault 'fire' on site b" in text
     assert "rebuild: site b as node b-2 in 3.2s; timelines through it identical: True" in text
+    assert "snapshot" not in text
     assert "fault undone" not in text
     assert "write gap" not in text
 
@@ -234,3 +235,19 @@ def test_drill_with_plot_refuses_to_start_without_matplotlib(
     code = main(["drill", "fire", "--cluster", missing, "--plot", str(tmp_path / "d.png")])
     assert code == 2
     assert PLOT_NEEDS in capsys.readouterr().err
+
+
+def test_summary_says_a_rebuilt_site_was_seeded_from_a_snapshot() -> None:
+    report = synthetic_report(
+        fault="fire",
+        recovered_at_s=None,
+        write_gap={},
+        rebuild={
+            "site": "b",
+            "node": "b-2",
+            "seconds": 2.0,
+            "identical": True,
+            "seeded_from_snapshot": True,
+        },
+    )
+    assert "its views were seeded from a snapshot" in summary(report)

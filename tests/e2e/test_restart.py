@@ -124,14 +124,17 @@ async def test_everything_survives_a_restart(server: OutlastProcess) -> None:
         await close_all(alice, bob)
 
 
-def rebuild_view(server: OutlastProcess) -> None:
+def rebuild_view(
+    server: OutlastProcess, *options: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``outlast view ACTION`` (rebuild by default) on the server's data."""
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "outlast",
             "view",
-            "rebuild",
+            *(options or ("rebuild",)),
             "--config",
             str(server.config_path),
             "--data-dir",
@@ -141,7 +144,8 @@ def rebuild_view(server: OutlastProcess) -> None:
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert (result.returncode == 0) == ok, result.stdout + result.stderr
+    return result
 
 
 async def test_view_rebuild_answers_the_same(server: OutlastProcess) -> None:
@@ -179,5 +183,49 @@ async def test_view_rebuild_answers_the_same(server: OutlastProcess) -> None:
             assert [e.event_id for e in later.rooms.join[room].timeline.events] == [new]
         finally:
             await close_all(a, b)
+    finally:
+        await close_all(alice, bob)
+
+
+async def test_view_rebuild_from_a_snapshot_replays_only_the_tail(server: OutlastProcess) -> None:
+    alice, bob, room, _ = await setup_conversation(server)
+    try:
+        # The running server holds the view: the command says so and changes nothing.
+        refused = rebuild_view(server, "snapshot", ok=False)
+        assert "in use by a running server" in refused.stderr
+        server.stop()
+        stored = rebuild_view(server, "snapshot")
+        assert "view snapshot stored" in stored.stdout
+        server.restart()
+        # History the snapshot does not hold.
+        late = fresh_client_at(bob, server.url)
+        try:
+            expect(await late.room_send(room, "m.room.message", text("late")), RoomSendResponse)
+        finally:
+            await close_all(late)
+        server.stop()
+        full = rebuild_view(server, "rebuild")
+        assert "from the whole log" in full.stdout
+        server.restart()
+        a = fresh_client_at(alice, server.url)
+        try:
+            expected = await snapshot(a, room)
+        finally:
+            await close_all(a)
+        server.stop()
+
+        seeded = rebuild_view(server, "rebuild", "--from-snapshot")
+        assert "installed" in seeded.stderr, seeded.stderr
+        assert "from a snapshot and the log after it" in seeded.stdout
+        replayed = [
+            int(r.stdout.split(" log messages replayed")[0].split()[-1]) for r in (full, seeded)
+        ]
+        assert 0 < replayed[1] < replayed[0]
+        server.restart()
+        a = fresh_client_at(alice, server.url)
+        try:
+            assert await snapshot(a, room) == expected
+        finally:
+            await close_all(a)
     finally:
         await close_all(alice, bob)
