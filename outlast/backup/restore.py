@@ -1,0 +1,184 @@
+"""``outlast backup restore``: recreate a deployment's streams from a backup, sequence for sequence.
+
+Each stream is created empty with its backed-up configuration and its
+messages republished in order, each with ``Nats-Expected-Last-Sequence`` at
+the sequence before it (outlast/log/archive.py): when nothing is skipped the
+restored stream holds every message at its original sequence, or the restore
+fails. Holes in the source (deleted or rolled-up messages) are filled with
+placeholders that are purged afterwards, so later sequences stay the same.
+Identical sequences are what keep sync tokens (positions per stream) and the
+view's bookkeeping meaningful; access tokens are facts on the users stream
+(their hashes), so they work after a restore just as before it.
+
+Point in time: ``--until`` keeps the messages stored at or before a moment
+(the JetStream timestamp of the original write), ``--until-seq`` the
+messages up to a sequence per named stream. Only a stream's tail is ever cut,
+so the sequences that remain are still the original ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from outlast.backup.manifest import (
+    Cut,
+    Manifest,
+    StreamEntry,
+    decode_record,
+    parse_time,
+    parse_until_seq,
+)
+from outlast.backup.target import BackupTarget, DirectoryTarget, backups_in
+from outlast.backup.verify import read_manifest, verify
+from outlast.config import DATA_DIR_CONFIG as DEPLOYMENT_FILE
+from outlast.log.archive import RawMessage, StreamWriter, create_stream, extent
+from outlast.log.client import LogClient, LogUnavailable
+
+PROGRESS_EVERY = 2.0
+
+
+def _say(line: str) -> None:
+    print(f"outlast restore: {line}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Restored:
+    name: str
+    messages: int
+    last_seq: int
+    dropped: int  # messages of the backup the cut left out
+
+
+async def restore_stream(
+    log: LogClient,
+    target: BackupTarget,
+    entry: StreamEntry,
+    cut: Cut,
+    *,
+    replicas: int,
+) -> Restored:
+    await create_stream(log, entry.config, replicas=replicas)
+    writer = StreamWriter(log, entry.name, entry.config)
+    kept = dropped = last_kept = 0
+    last_said = time.monotonic()
+    with target.reader(entry.file) as source:
+        for line in source:
+            record = decode_record(line)
+            if not cut.keeps(entry.name, record.seq, record.time_ns):
+                dropped += 1
+                continue
+            if dropped:
+                raise ValueError(f"{entry.name}: the cut would leave a hole before {record.seq}")
+            await writer.write(
+                RawMessage(record.seq, record.time_ns, record.subject, record.data, record.headers)
+            )
+            kept, last_kept = kept + 1, record.seq
+            if time.monotonic() - last_said > PROGRESS_EVERY:
+                last_said = time.monotonic()
+                _say(f"{entry.name}: {record.seq}/{entry.last_seq}")
+    end = cut.end(entry, last_kept, dropped > 0)
+    await writer.pad_to(end)
+    await writer.finish()
+    found = await extent(log, entry.name)
+    if found.last_seq != end or found.messages != kept:
+        raise ValueError(
+            f"{entry.name}: restored {found.messages} messages up to {found.last_seq}, "
+            f"expected {kept} up to {end}"
+        )
+    _say(
+        f"{entry.name}: {kept} messages up to sequence {end}"
+        + (f" ({dropped} after the cut left out)" if dropped else "")
+    )
+    return Restored(entry.name, kept, end, dropped)
+
+
+async def restore_into(
+    log: LogClient, target: BackupTarget, manifest: Manifest, cut: Cut, *, replicas: int
+) -> list[Restored]:
+    return [
+        await restore_stream(log, target, entry, cut, replicas=replicas)
+        for entry in manifest.streams
+    ]
+
+
+def deployment_toml(manifest: Manifest, origin: str) -> str:
+    d = manifest.deployment
+    return (
+        f"# Written by `outlast backup restore` from {origin}:\n"
+        "# the names of the restored deployment (see docs/backup.md).\n"
+        "[server]\n"
+        f"server_name = {json.dumps(d.server_name)}\n\n"
+        "[log]\n"
+        f"prefix = {json.dumps(d.prefix)}\n"
+        f"partitions = {d.partitions}\n"
+    )
+
+
+def choose_backup(path: Path) -> Path:
+    found = backups_in(path)
+    if not found:
+        raise ValueError(f"no finished backup in {path}")
+    return found[-1]
+
+
+def make_cut(args: argparse.Namespace, manifest: Manifest) -> Cut:
+    if getattr(args, "until", None):
+        return Cut(until_ns=parse_time(args.until))
+    if getattr(args, "until_seq", None):
+        return Cut(until_seq=parse_until_seq(args.until_seq, [s.name for s in manifest.streams]))
+    return Cut()
+
+
+async def run_restore(args: argparse.Namespace) -> int:
+    from outlast.log.engine import embedded_node
+
+    try:
+        chosen = choose_backup(Path(args.source))
+        target = DirectoryTarget(chosen)
+        problems = verify(target)
+        if problems:
+            _say(f"{chosen} does not verify: {'; '.join(problems)}")
+            return 1
+        manifest = read_manifest(target)
+        cut = make_cut(args, manifest)
+    except ValueError as exc:
+        _say(str(exc))
+        return 2
+    data_dir = Path(args.data_dir)
+    if data_dir.exists() and any(data_dir.iterdir()):
+        _say(f"{data_dir} is not empty: restore only into a new data directory")
+        return 2
+    started = time.monotonic()
+    _say(f"restoring {chosen} ({manifest.created}) into {data_dir}")
+    node = embedded_node(data_dir, 0, sync_always=False)
+    node.start()
+    log = LogClient([node.url], name="outlast-restore", publish_timeout=30.0)
+    try:
+        await node.wait_ready()
+        await log.connect()
+        restored = await restore_into(log, target, manifest, cut, replicas=1)
+    except (ValueError, LogUnavailable, OSError) as exc:
+        _say(f"restore FAILED: {exc!r}")
+        return 1
+    finally:
+        await log.close()
+        await asyncio.get_running_loop().run_in_executor(None, node.stop)
+    (data_dir / DEPLOYMENT_FILE).write_text(
+        deployment_toml(manifest, str(chosen)), encoding="utf-8"
+    )
+    seconds = time.monotonic() - started
+    total = sum(r.messages for r in restored)
+    dropped = sum(r.dropped for r in restored)
+    _say(
+        f"done: {len(restored)} streams, {total} messages in {seconds:.2f} s"
+        + (f"; {dropped} messages after the cut not applied" if dropped else "")
+        + f". Serve it with: outlast serve --data-dir {data_dir}"
+    )
+    print(data_dir / DEPLOYMENT_FILE, flush=True)
+    return 0
