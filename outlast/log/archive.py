@@ -8,7 +8,10 @@ fresh stream with ``Nats-Expected-Last-Sequence`` set to the sequence before
 it, so the restored stream holds every message at its original sequence or
 the write fails loudly. Where the source has a hole (messages deleted or
 rolled up), a placeholder fills each missing sequence and is purged at the
-end: the sequences after a hole stay the original ones too.
+end: the sequences after a hole stay the original ones too. A restored message
+keeps its subject, payload and descriptive headers (``Nats-Msg-Id``); the
+headers that instructed the original write are dropped, and the restore's own
+guard header stays on it (nothing in Outlast reads headers back).
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ async def read_stream(
 async def _more_below(log: LogClient, stream: str, seen: int, last_seq: int) -> bool:
     """Whether the stream still holds a message after ``seen`` and at most ``last_seq``."""
     try:
-        msg = await log.js.get_msg(stream, seen + 1, next=True, direct=True)
+        msg = await log.js.get_msg(stream, seen + 1, next=True)
     except nats.js.errors.NotFoundError:
         return False
     except NO_ANSWER as exc:

@@ -27,7 +27,7 @@ from tests.servers import OutlastProcess
 
 async def send(client: AsyncClient, room: str, body: str) -> str:
     resp = await client.room_send(room, "m.room.message", text(body), tx_id=f"tx-{body}")
-    return expect(resp, RoomSendResponse).event_id
+    return str(expect(resp, RoomSendResponse).event_id)
 
 
 async def test_restore_serves_identical_rooms_media_and_tokens(
