@@ -4,7 +4,8 @@
   writes ``DIR/backup-<UTC time>/`` from a running deployment; exits 0 only
   when the backup is complete and verified; prints the manifest path last.
 - ``list DIR`` and ``verify DIR`` (a backup, or a directory of backups).
-- ``restore --from DIR --data-dir NEWDIR [--until TIME | --until-seq S=N,...]``.
+- ``restore --from DIR --data-dir NEWDIR [--until TIME | --until-seq S=N,...]``, or
+  ``--cluster-dir NEWDIR --sites 3`` for a new local cluster.
 """
 
 from __future__ import annotations
@@ -55,8 +56,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="DIR",
         help="a backup (or a directory of backups: the newest is used)",
     )
+    into = restore.add_mutually_exclusive_group(required=True)
+    into.add_argument(
+        "--data-dir", metavar="NEWDIR", help="a new (absent or empty) single-site data directory"
+    )
+    into.add_argument(
+        "--cluster-dir",
+        metavar="NEWDIR",
+        help="a new local cluster's directory (then: outlast cluster up --dir NEWDIR)",
+    )
     restore.add_argument(
-        "--data-dir", required=True, metavar="NEWDIR", help="a new (absent or empty) data directory"
+        "--sites", type=int, default=3, help="sites of the new cluster (default 3)"
     )
     cut = restore.add_mutually_exclusive_group()
     cut.add_argument(

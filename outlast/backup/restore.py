@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -38,12 +39,14 @@ from outlast.backup.target import BackupTarget, DirectoryTarget, backups_in
 from outlast.backup.verify import read_manifest, verify
 from outlast.config import DATA_DIR_CONFIG as DEPLOYMENT_FILE
 from outlast.log.archive import RawMessage, StreamWriter, create_stream, extent
-from outlast.log.client import LogClient, LogUnavailable
+from outlast.log.client import LogClient, LogUnavailable, StreamMissing
 
 PROGRESS_EVERY = 2.0
+CREATE_TIMEOUT = 90.0
+RESTORED_CLUSTER = "restored.json"
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     print(f"outlast restore: {line}", file=sys.stderr, flush=True)
 
 
@@ -63,7 +66,7 @@ async def restore_stream(
     *,
     replicas: int,
 ) -> Restored:
-    await create_stream(log, entry.config, replicas=replicas)
+    await create_empty(log, entry, replicas)
     writer = StreamWriter(log, entry.name, entry.config)
     kept = dropped = last_kept = 0
     last_said = time.monotonic()
@@ -81,7 +84,7 @@ async def restore_stream(
             kept, last_kept = kept + 1, record.seq
             if time.monotonic() - last_said > PROGRESS_EVERY:
                 last_said = time.monotonic()
-                _say(f"{entry.name}: {record.seq}/{entry.last_seq}")
+                say(f"{entry.name}: {record.seq}/{entry.last_seq}")
     end = cut.end(entry, last_kept, dropped > 0)
     await writer.pad_to(end)
     await writer.finish()
@@ -91,11 +94,30 @@ async def restore_stream(
             f"{entry.name}: restored {found.messages} messages up to {found.last_seq}, "
             f"expected {kept} up to {end}"
         )
-    _say(
+    say(
         f"{entry.name}: {kept} messages up to sequence {end}"
         + (f" ({dropped} after the cut left out)" if dropped else "")
     )
     return Restored(entry.name, kept, end, dropped)
+
+
+async def create_empty(log: LogClient, entry: StreamEntry, replicas: int) -> None:
+    """Create the stream, waiting out a JetStream cluster that is still electing."""
+    deadline = time.monotonic() + CREATE_TIMEOUT
+    while True:
+        try:
+            await create_stream(log, entry.config, replicas=replicas)
+            return
+        except ValueError:
+            # An earlier attempt may have created it before its answer was lost.
+            with contextlib.suppress(StreamMissing, LogUnavailable):
+                if (await extent(log, entry.name)).last_seq == 0:
+                    return
+            raise
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise LogUnavailable(f"cannot create {entry.name}: {exc!r}") from exc
+            await asyncio.sleep(0.5)
 
 
 async def restore_into(
@@ -143,19 +165,23 @@ async def run_restore(args: argparse.Namespace) -> int:
         target = DirectoryTarget(chosen)
         problems = verify(target)
         if problems:
-            _say(f"{chosen} does not verify: {'; '.join(problems)}")
+            say(f"{chosen} does not verify: {'; '.join(problems)}")
             return 1
         manifest = read_manifest(target)
         cut = make_cut(args, manifest)
     except ValueError as exc:
-        _say(str(exc))
+        say(str(exc))
         return 2
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.data_dir or args.cluster_dir)
     if data_dir.exists() and any(data_dir.iterdir()):
-        _say(f"{data_dir} is not empty: restore only into a new data directory")
+        say(f"{data_dir} is not empty: restore only into a new data directory")
         return 2
+    if args.cluster_dir:
+        from outlast.backup.cluster_restore import restore_cluster
+
+        return await restore_cluster(target, manifest, cut, data_dir, args.sites, str(chosen))
     started = time.monotonic()
-    _say(f"restoring {chosen} ({manifest.created}) into {data_dir}")
+    say(f"restoring {chosen} ({manifest.created}) into {data_dir}")
     node = embedded_node(data_dir, 0, sync_always=False)
     node.start()
     log = LogClient([node.url], name="outlast-restore", publish_timeout=30.0)
@@ -164,7 +190,7 @@ async def run_restore(args: argparse.Namespace) -> int:
         await log.connect()
         restored = await restore_into(log, target, manifest, cut, replicas=1)
     except (ValueError, LogUnavailable, OSError) as exc:
-        _say(f"restore FAILED: {exc!r}")
+        say(f"restore FAILED: {exc!r}")
         return 1
     finally:
         await log.close()
@@ -172,13 +198,16 @@ async def run_restore(args: argparse.Namespace) -> int:
     (data_dir / DEPLOYMENT_FILE).write_text(
         deployment_toml(manifest, str(chosen)), encoding="utf-8"
     )
-    seconds = time.monotonic() - started
-    total = sum(r.messages for r in restored)
-    dropped = sum(r.dropped for r in restored)
-    _say(
-        f"done: {len(restored)} streams, {total} messages in {seconds:.2f} s"
-        + (f"; {dropped} messages after the cut not applied" if dropped else "")
-        + f". Serve it with: outlast serve --data-dir {data_dir}"
-    )
+    summarize(restored, time.monotonic() - started, f"outlast serve --data-dir {data_dir}")
     print(data_dir / DEPLOYMENT_FILE, flush=True)
     return 0
+
+
+def summarize(restored: list[Restored], seconds: float, then: str) -> None:
+    total = sum(r.messages for r in restored)
+    dropped = sum(r.dropped for r in restored)
+    say(
+        f"done: {len(restored)} streams, {total} messages in {seconds:.2f} s"
+        + (f"; {dropped} messages after the cut not applied" if dropped else "")
+        + f". Start it with: {then}"
+    )
