@@ -48,6 +48,7 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
 
         description: dict[str, Any] = load_description(Path(args.cluster))
         server_name = str(description.get("server_name") or "localhost")
+        names = Names(partitions=int(description.get("partitions") or Names().partitions))
         urls = [str(s["nats_url"]) for s in description["sites"]]
         live = [u for u in urls if await reachable(u)]
         urls = live + [u for u in urls if u not in live]
