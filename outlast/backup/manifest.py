@@ -118,6 +118,15 @@ def decode_record(line: bytes) -> Record:
     )
 
 
+def record_seq(line: bytes) -> int:
+    """A record's sequence, checking that the line is a whole record (without decoding its
+    payload: verification reads every line)."""
+    raw = json.loads(line)
+    if not isinstance(raw.get("d"), str) or not isinstance(raw.get("s"), str):
+        raise ValueError("record without subject or payload")
+    return int(raw["seq"])
+
+
 # --- the point-in-time cut ------------------------------------------------------------
 
 

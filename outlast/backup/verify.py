@@ -3,7 +3,7 @@ its records are whole, in order, and within the captured bounds."""
 
 from __future__ import annotations
 
-from outlast.backup.manifest import Manifest, decode_record
+from outlast.backup.manifest import Manifest, record_seq
 from outlast.backup.target import MANIFEST, BackupTarget, sha256_of
 
 
@@ -37,11 +37,11 @@ def verify(target: BackupTarget) -> list[str]:
         try:
             with target.reader(entry.file) as source:
                 for line in source:
-                    record = decode_record(line)
-                    if record.seq <= last or record.seq > entry.last_seq:
-                        problems.append(f"{entry.file}: sequence {record.seq} out of order")
+                    seq = record_seq(line)
+                    if seq <= last or seq > entry.last_seq:
+                        problems.append(f"{entry.file}: sequence {seq} out of order")
                         break
-                    count, last = count + 1, record.seq
+                    count, last = count + 1, seq
         except (ValueError, KeyError) as exc:
             problems.append(f"{entry.file}: undecodable record after {last} ({exc})")
             continue
