@@ -43,6 +43,7 @@ from outlast.log.client import LogClient, LogUnavailable, StreamMissing
 
 PROGRESS_EVERY = 2.0
 CREATE_TIMEOUT = 90.0
+CREATE_ATTEMPT = 5.0
 RESTORED_CLUSTER = "restored.json"
 
 
@@ -106,7 +107,11 @@ async def create_empty(log: LogClient, entry: StreamEntry, replicas: int) -> Non
     deadline = time.monotonic() + CREATE_TIMEOUT
     while True:
         try:
-            await create_stream(log, entry.config, replicas=replicas)
+            # Short attempts: a request that reached a node still joining its cluster
+            # gets no answer at all, and waiting out the client's timeout helps nobody.
+            await asyncio.wait_for(
+                create_stream(log, entry.config, replicas=replicas), CREATE_ATTEMPT
+            )
             return
         except ValueError:
             # An earlier attempt may have created it before its answer was lost.
