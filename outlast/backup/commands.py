@@ -93,7 +93,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
     if action == "verify":
         return _verify(Path(args.dir))
     if action == "restore":
-        from outlast.backup.restore import run_restore
+        from outlast.backup.restore_command import run_restore
 
         return asyncio.run(run_restore(args))
     return None
