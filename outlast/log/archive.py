@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
+from nats.aio.msg import Msg
 from nats.js import api
 
 from outlast.log.client import NO_ANSWER, LogClient, LogUnavailable, StreamMissing
@@ -42,6 +44,7 @@ WRITE_INSTRUCTIONS = frozenset(
     }
 )
 GAP_SUFFIX = "_restore_gap"
+READ_BUFFER = 4096  # messages read ahead of the caller
 IN_FLIGHT = 512  # republished messages awaiting their acknowledgement at once
 
 
@@ -96,14 +99,40 @@ async def read_stream(
 ) -> AsyncIterator[RawMessage]:
     """Every message of ``stream`` up to ``last_seq``, in order (writes after it are not read).
 
+    Messages arrive through a callback into a bounded buffer that the caller
+    drains in batches (waiting per message costs more than reading it); a full
+    buffer holds the callback, and with it the consumer's flow control.
     Bounded: the read stops when the stream has nothing more at or below
     ``last_seq`` (asked of the stream after ``idle_timeout`` of silence) and
     fails after ``deadline`` seconds."""
     if last_seq < 1:
         return
+    buffer: deque[RawMessage] = deque()
+    arrived = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+
+    async def on_msg(msg: Msg) -> None:
+        meta = msg.metadata
+        headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
+        buffer.append(
+            RawMessage(
+                int(meta.sequence.stream),
+                _time_ns(meta.timestamp),
+                msg.subject,
+                bytes(msg.data),
+                headers,
+            )
+        )
+        arrived.set()
+        if len(buffer) >= READ_BUFFER:
+            room.clear()
+            await room.wait()
+
     sub = await log.js.subscribe(
         "",
         stream=stream,
+        cb=on_msg,
         ordered_consumer=True,
         idle_heartbeat=1.0,
         flow_control=True,
@@ -113,25 +142,30 @@ async def read_stream(
     seen = 0
     try:
         while time.monotonic() < give_up:
-            try:
-                msg = await sub.next_msg(timeout=idle_timeout)
-            except nats.errors.TimeoutError:
-                if not await _more_below(log, stream, seen, last_seq):
-                    return
+            if not buffer:
+                arrived.clear()
+                room.set()
+                try:
+                    await asyncio.wait_for(arrived.wait(), idle_timeout)
+                except TimeoutError:
+                    if not await _more_below(log, stream, seen, last_seq):
+                        return
                 continue
-            meta = msg.metadata
-            seq = int(meta.sequence.stream)
-            if seq > last_seq:
-                return
-            if seq <= seen:
-                continue  # a redelivery after the ordered consumer re-created itself
-            seen = seq
-            headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
-            yield RawMessage(seq, _time_ns(meta.timestamp), msg.subject, bytes(msg.data), headers)
-            if seq == last_seq:
-                return
+            while buffer:
+                msg = buffer.popleft()
+                if len(buffer) < READ_BUFFER // 2:
+                    room.set()
+                if msg.seq > last_seq:
+                    return
+                if msg.seq <= seen:
+                    continue  # a redelivery after the ordered consumer re-created itself
+                seen = msg.seq
+                yield msg
+                if seen == last_seq:
+                    return
         raise LogUnavailable(f"reading {stream} took longer than {deadline} s")
     finally:
+        room.set()
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
