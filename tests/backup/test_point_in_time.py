@@ -14,7 +14,7 @@ from outlast.admin_commands import embedded_port
 from outlast.log.names import Names
 from tests.backup.helpers import backup, on, restore, room_view, serve_restored
 from tests.backup.test_restore_e2e import send
-from tests.e2e.helpers import close_all, expect, register, sync
+from tests.e2e.helpers import V3, api, close_all, expect, register, sync
 from tests.servers import OutlastProcess
 
 NAMES = Names("outlast", 2)
@@ -63,6 +63,7 @@ async def test_restore_until_before_a_spam_flood_and_a_deleted_stream(
         for n in range(150):  # the mistake
             await send(spammer, room, f"SPAM-{n}")
         flooded = await room_view(alice, room)
+        token_after = (await sync(alice, timeout=0)).next_batch
         assert len(flooded["events"]) == len(good_room["events"]) + 150
         await backup(server, tmp_path / "backups")  # the backup holds the flood too
         await delete_stream(server, partition)  # and then a second mistake
@@ -82,6 +83,12 @@ async def test_restore_until_before_a_spam_flood_and_a_deleted_stream(
                 assert await room_view(alice2, other) == good_other, name
                 later = await sync(alice2, timeout=0, since=token_before)
                 assert room not in later.rooms.join or not later.rooms.join[room].timeline.events
+                # A position from after the cut was never reached by the restored log.
+                status, body = await api(
+                    "GET", f"{restored.url}{V3}/sync", token=alice.access_token,
+                    params={"since": token_after, "timeout": "0"},
+                )  # fmt: skip
+                assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
                 await send(alice2, room, "back to normal")
             finally:
                 restored.stop()
