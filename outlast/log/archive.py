@@ -45,6 +45,7 @@ WRITE_INSTRUCTIONS = frozenset(
 )
 GAP_SUFFIX = "_restore_gap"
 READ_BUFFER = 4096  # messages read ahead of the caller
+ACK_TIMEOUT = 60.0
 IN_FLIGHT = 512  # republished messages awaiting their acknowledgement at once
 
 
@@ -225,7 +226,10 @@ class StreamWriter:
         if placeholder:
             self.gaps += 1
         try:
-            future = await self.log.js.publish_async(subject, data, headers=hdrs, wait_stall=60)
+            # No stall timeout: IN_FLIGHT is far below nats-py's limit of pending
+            # publishes, and without one, publishes queue up without yielding and
+            # leave in one socket write.
+            future = await self.log.js.publish_async(subject, data, headers=hdrs)
         except NO_ANSWER as exc:
             raise LogUnavailable(f"restore of {self.stream} stalled: {exc!r}") from exc
         self.last = expected + 1
@@ -245,9 +249,15 @@ class StreamWriter:
 
     async def _settle(self) -> None:
         pending, self._pending = self._pending, []
+        if not pending:
+            return
+        await asyncio.wait([f for _, f in pending], timeout=ACK_TIMEOUT)
         for seq, future in pending:
+            if not future.done():
+                future.cancel()
+                raise LogUnavailable(f"{self.stream}: no acknowledgement for {seq}")
             try:
-                ack = await asyncio.wait_for(future, 60)
+                ack = future.result()
             except nats.js.errors.APIError as exc:
                 raise ValueError(
                     f"{self.stream}: republishing sequence {seq} refused: {exc.description}"
