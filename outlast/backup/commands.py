@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from outlast.backup.target import backups_in
@@ -147,7 +148,18 @@ def _list(directory: Path) -> int:
             f"{path}\t{m.created}\t{m.deployment.server_name}\t{len(m.streams)} streams\t"
             f"{m.total_messages} messages\t{m.total_bytes} bytes"
         )
+        for s in m.streams:  # the bounds a point-in-time restore chooses between
+            print(
+                f"  {s.name}\tsequences {s.first_seq}..{s.last_seq}\t{s.messages} messages\t"
+                f"stored {_when(s.first_time_ns)} .. {_when(s.last_time_ns)}"
+            )
     return 0
+
+
+def _when(ns: int) -> str:
+    if not ns:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
 
 
 def _verify(directory: Path) -> int:

@@ -89,7 +89,9 @@ async def test_restore_serves_identical_rooms_media_and_tokens(
         code, out, _ = await outlast("backup", "verify", str(tmp_path / "backups"))
         assert code == 0 and "OK" in out
         code, out, _ = await outlast("backup", "list", str(tmp_path / "backups"))
-        assert code == 0 and str(manifest_path.parent) in out
+        assert (
+            code == 0 and str(manifest_path.parent) in out and "OUTLAST_USERS\tsequences 1.." in out
+        )
 
         # What the source shows now (the busy room has moved on past the backup point).
         before = {room: await room_view(alice, room) for room in rooms}
