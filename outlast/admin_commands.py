@@ -72,7 +72,7 @@ def _user_id(user: str, server_name: str) -> str:
     return f"@{user}:{server_name}"
 
 
-def _embedded_port(data_dir: Path) -> int | None:
+def embedded_port(data_dir: Path) -> int | None:
     conf = data_dir / "nats" / "nats.conf"
     try:
         text = conf.read_text(encoding="utf-8")
@@ -82,7 +82,7 @@ def _embedded_port(data_dir: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def _reachable(url: str) -> bool:
+async def reachable(url: str) -> bool:
     host, _, port = url.removeprefix("nats://").rpartition("@")[2].rpartition(":")
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
@@ -109,7 +109,7 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
         server_name = str(description.get("server_name") or "localhost")
         urls = [str(s["nats_url"]) for s in description["sites"]]
         # Try the reachable nodes first: a burned site's node refuses at once.
-        live = [u for u in urls if await _reachable(u)]
+        live = [u for u in urls if await reachable(u)]
         urls = live + [u for u in urls if u not in live]
     else:
         from outlast.config import resolve_config
@@ -120,9 +120,9 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
         if config.log.nats_urls:
             urls = list(config.log.nats_urls)
         else:
-            port = _embedded_port(config.data_path)
+            port = embedded_port(config.data_path)
             url = f"nats://127.0.0.1:{port}" if port else ""
-            if url and await _reachable(url):
+            if url and await reachable(url):
                 urls = [url]
             else:
                 if not (config.data_path / "nats").is_dir():

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     from outlast import admin_commands
 
     admin_commands.add_parsers(sub)
+    from outlast.backup import commands as backup_commands
+
+    backup_commands.add_parsers(sub)
     return parser
 
 
@@ -231,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             from outlast.admin_commands import dispatch as admin_dispatch
 
             result = admin_dispatch(args)
+        if result is None:
+            from outlast.backup.commands import dispatch as backup_dispatch
+
+            result = backup_dispatch(args)
         if result is not None:
             return result
     except ConfigError as exc:

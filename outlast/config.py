@@ -209,6 +209,9 @@ class Config:
         return not self.log.nats_urls
 
 
+DATA_DIR_CONFIG = "outlast.toml"
+
+
 class ConfigError(ValueError):
     """The configuration file is unreadable or names an unknown key."""
 
@@ -334,8 +337,15 @@ def listen_address(config: Config) -> tuple[str, int]:
 
 def resolve_config(args: argparse.Namespace) -> Config:
     """The configuration a command runs with: the file (``--config``), then the command's
-    overrides (``--data-dir``, ``--listen``, ``--server-name``, ``--workers``)."""
-    config = load(getattr(args, "config", None))
+    overrides (``--data-dir``, ``--listen``, ``--server-name``, ``--workers``).
+
+    Without ``--config``, a data directory's own ``outlast.toml`` (written by
+    ``outlast backup restore``: the restored deployment's names) is the file."""
+    path = getattr(args, "config", None)
+    data_dir = getattr(args, "data_dir", None)
+    if path is None and data_dir and (Path(data_dir) / DATA_DIR_CONFIG).is_file():
+        path = Path(data_dir) / DATA_DIR_CONFIG
+    config = load(path)
     if getattr(args, "data_dir", None):
         config.server.data_dir = args.data_dir
     if getattr(args, "listen", None):

@@ -213,3 +213,20 @@ def test_every_key_is_documented_with_its_default() -> None:
         assert set(documented[section.name]) == set(values), section.name
         for key, value in values.items():
             assert documented[section.name][key] == _toml(value), f"{section.name}.{key}"
+
+
+def test_a_data_directory_with_its_own_file_is_configured_by_it(tmp_path: Path) -> None:
+    import argparse
+
+    (tmp_path / "outlast.toml").write_text(
+        '[server]\nserver_name = "restored.example"\n\n[log]\npartitions = 3\n'
+    )
+    args = argparse.Namespace(config=None, data_dir=str(tmp_path))
+    resolved = config.resolve_config(args)
+    assert (resolved.server.server_name, resolved.log.partitions) == ("restored.example", 3)
+    assert resolved.data_path == tmp_path
+    # --config wins over the data directory's file.
+    other = tmp_path / "other.toml"
+    other.write_text("[log]\npartitions = 5\n")
+    args = argparse.Namespace(config=str(other), data_dir=str(tmp_path))
+    assert config.resolve_config(args).log.partitions == 5

@@ -112,11 +112,20 @@ def cluster_up(args: argparse.Namespace) -> int:
         )
         return 2
     extra = Path(args.site_config).read_text() if args.site_config else ""
+    server_name = "localhost"
+    restored = directory / "restored.json"  # written by `outlast backup restore --cluster-dir`
+    if restored.exists():
+        info = json.loads(restored.read_text())
+        args.partitions, server_name = int(info["partitions"]), str(info["server_name"])
+        if args.sites != int(info["sites"]):
+            print(f"outlast: {restored} holds {info['sites']} sites", file=sys.stderr)
+            return 2
     if args.detach:
         return _detach(args, directory)
     from outlast.cluster.supervisor import run_cluster
 
     plan = ClusterPlan.new(directory, args.sites, args.partitions, args.workers, extra)
+    plan.server_name = server_name
     ready_fd = int(os.environ.pop("OUTLAST_READY_FD", "-1"))
     return run(run_cluster(plan, ready_fd=ready_fd if ready_fd >= 0 else None))
 

@@ -1,0 +1,1 @@
+"""Backups of a whole deployment (every stream and the media bucket) and restores from them."""
