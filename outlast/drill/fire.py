@@ -100,14 +100,16 @@ class Drill:
         o = self.o
         sites = {s["name"]: s for s in self.description["sites"]}
         leaders = leader_counts(self.description)
-        victim_name = o.site or max(leaders, key=lambda k: leaders[k])
-        if victim_name not in sites:
+        whole = o.fault in faults.WHOLE_CLUSTER
+        victim_name = "all" if whole else o.site or max(leaders, key=lambda k: leaders[k])
+        if not whole and victim_name not in sites:
             raise SystemExit(f"outlast: no site {victim_name!r}; sites are {sorted(sites)}")
-        victim = sites[victim_name]
+        victim = sites.get(victim_name, {})
         self.say(
             f"drill {self.id}: {o.fault} on site {victim_name} at t={o.at}s "
             f"(stream leaders per site: {leaders})"
         )
+        maintenance: dict[str, Any] | None = None
         async with Load(self.description["front_door"]) as load:
             self.say(f"setting up {o.users} users and {o.rooms} rooms through the front door")
             await load.setup(o.users, o.rooms)
@@ -117,18 +119,27 @@ class Drill:
             traffic = asyncio.create_task(load.run(o.rate, o.duration))
             await asyncio.sleep(o.at)
             fault_at = time.monotonic()
-            await asyncio.get_running_loop().run_in_executor(
-                None, faults.inflict, self.description, victim, o.fault
-            )
-            self.say(f"  >>> {o.fault} at site {victim_name}")
             own = OwnWrites(
                 load.request,
                 {n: s["url"] for n, s in sites.items() if n != victim_name},
                 since=fault_at,
             )
-            load.ack_hooks.append(own.on_ack)
             recovered_at = None
-            if o.fault != "fire":
+            if whole:
+                load.ack_hooks.append(own.on_ack)
+                self.say(f"  >>> {o.fault}: rolling restart of every site")
+                maintenance = await asyncio.get_running_loop().run_in_executor(
+                    None, faults.roll, self.description
+                )
+                recovered_at = time.monotonic()
+                self.say(f"  <<< {o.fault} done: every site restarted")
+            else:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, faults.inflict, self.description, victim, o.fault
+                )
+                self.say(f"  >>> {o.fault} at site {victim_name}")
+                load.ack_hooks.append(own.on_ack)
+            if o.fault != "fire" and not whole:
                 await asyncio.sleep(o.heal_after)
                 await asyncio.get_running_loop().run_in_executor(
                     None, faults.recover, self.description, victim, o.fault
@@ -153,6 +164,8 @@ class Drill:
             report["write_gap"] = write_gap(
                 fault_at, {u.name: u.ack_times for u in load.users}, until=load_ended
             )
+            if maintenance is not None:
+                report["maintenance"] = maintenance
             if o.rebuild and o.fault == "fire":
                 self.say(f"rebuilding site {victim_name} from the survivors")
                 result = await asyncio.get_running_loop().run_in_executor(

@@ -43,6 +43,10 @@ def summary(report: dict[str, Any]) -> str:
         )
     if report.get("recovered_at_s") is not None:
         lines.append(f"  fault undone at t={report['recovered_at_s']:.1f}s")
+    if report.get("maintenance"):
+        roll = report["maintenance"]
+        each = ", ".join(f"{r['site']} {r['seconds']}s" for r in roll.get("sites", []))
+        lines.append(f"  rolling restart of every site in {roll.get('seconds')}s ({each})")
     if report.get("rebuild"):
         rb = report["rebuild"]
         lines.append(
