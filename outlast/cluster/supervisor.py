@@ -319,23 +319,23 @@ class Supervisor:
             return await drain_site(self, name, progress)
 
     async def restart(self, name: str, progress: Progress) -> dict[str, Any]:
-        from outlast.cluster.maintenance import restart_site
+        from outlast.cluster.maintenance import even_out, restart_site
 
         async with self._claim(name, "restarting"):
             result = await restart_site(self, name, progress)
-        await self.balance(progress)
+        await even_out(self, progress)
         return result
 
     async def roll(self, progress: Progress) -> dict[str, Any]:
         """Restart every site, one after the other; return once all are back and healthy."""
-        from outlast.cluster.maintenance import restart_site
+        from outlast.cluster.maintenance import even_out, restart_site
 
         started = time.monotonic()
         results = []
         for site in self.plan.sites:
             async with self._claim(site.name, "restarting"):
                 results.append(await restart_site(self, site.name, progress))
-        await self.balance(progress)
+        await even_out(self, progress)
         await self.wait_healthy(list(self.sites), progress, 120)
         elapsed = round(time.monotonic() - started, 1)
         await progress(f"every site restarted and healthy in {elapsed}s")

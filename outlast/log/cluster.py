@@ -267,3 +267,61 @@ async def wait_replicas_current(
         await progress(f"{node} holds a current replica of all {len(streams)} streams")
     finally:
         await nc.close()
+
+
+async def even_out_leaders(
+    app_url: str,
+    streams: Sequence[str],
+    nodes: Sequence[str],
+    progress: Progress,
+    timeout: float = 60,
+) -> int:
+    """Move as few stream leaders as it takes for no node to lead two more than another.
+
+    After a rolling restart the site restarted last leads nothing. Unlike
+    ``balance_leaders`` (a fixed round robin, moving whatever differs), this
+    moves one stream at a time from the busiest node to the idlest, the first
+    candidate in ``streams`` order first, and waits for each hand-over before
+    the next: every hand-over briefly stalls the writers of that stream, so
+    the caller lists the streams fewest requests wait on first. Returns how
+    many moved.
+    """
+    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2)
+    moved = 0
+    try:
+        js = nc.jetstream(timeout=5)
+        deadline = time.monotonic() + timeout
+        for _ in range(len(streams)):
+            leaders: dict[str, str] = {}
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    info = await js.stream_info(stream)
+                    leaders[stream] = (info.cluster.leader or "") if info.cluster else ""
+            counts = {node: 0 for node in nodes}
+            for leader in leaders.values():
+                if leader in counts:
+                    counts[leader] += 1
+            busiest = max(nodes, key=lambda n: (counts[n], n))
+            idlest = min(nodes, key=lambda n: (counts[n], n))
+            if counts[busiest] - counts[idlest] <= 1:
+                break
+            stream = next(s for s in streams if leaders.get(s) == busiest)
+            with contextlib.suppress(Exception):
+                await nc.request(
+                    f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}",
+                    json.dumps({"placement": {"preferred": idlest}}).encode(),
+                    timeout=5,
+                )
+            while time.monotonic() < deadline:
+                with contextlib.suppress(Exception):
+                    info = await js.stream_info(stream)
+                    if info.cluster and info.cluster.leader == idlest:
+                        moved += 1
+                        await progress(f"stream {stream}: leader {busiest} -> {idlest}")
+                        break
+                await asyncio.sleep(0.1)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        await nc.close()
+    return moved
