@@ -124,15 +124,7 @@ class SiteProcesses:
             node.stop()
 
     def stop(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                worker.terminate()
-        for worker in self.workers:
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=5)
+        self.stop_workers()
         if self.node is not None:
             self.node.stop()
 

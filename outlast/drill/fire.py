@@ -164,6 +164,12 @@ class Drill:
             report["write_gap"] = write_gap(
                 fault_at, {u.name: u.ack_times for u in load.users}, until=load_ended
             )
+            # The same measure over the seconds before the fault (the first one, the
+            # load's ramp-up, left out): what the machine alone costs the clients.
+            before = {u.name: [t for t in u.ack_times if t < fault_at] for u in load.users}
+            report["write_gap_before_fault"] = write_gap(
+                load.started_at + 1.0, before, until=fault_at
+            )
             if maintenance is not None:
                 report["maintenance"] = maintenance
             if o.rebuild and o.fault == "fire":

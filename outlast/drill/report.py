@@ -28,6 +28,12 @@ def summary(report: dict[str, Any]) -> str:
             f"  client-visible write gap (s): min {gap['min']}  median {gap['median']}  "
             f"p99 {gap['p99']}  max {gap['max']}  over {int(gap['clients'])} clients"
         )
+    calm = report.get("write_gap_before_fault") or {}
+    if calm:
+        lines.append(
+            f"  the same before the fault (t=1s to t={report['fault_at_s']:.0f}s): "
+            f"median {calm['median']}  p99 {calm['p99']}  max {calm['max']}"
+        )
     own = report.get("own_write_reads")
     if own:
         lines.append(
