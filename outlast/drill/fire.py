@@ -117,6 +117,10 @@ class Drill:
             stop = asyncio.Event()
             progress = asyncio.create_task(self._progress(load, stop))
             traffic = asyncio.create_task(load.run(o.rate, o.duration))
+            # When the load really ended: a rolling restart may outlast it, and the time
+            # after the last send is no client's write gap.
+            traffic_ended: list[float] = []
+            traffic.add_done_callback(lambda _: traffic_ended.append(time.monotonic()))
             await asyncio.sleep(o.at)
             fault_at = time.monotonic()
             own = OwnWrites(
@@ -147,7 +151,12 @@ class Drill:
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} undone at site {victim_name}")
             await traffic
-            load_ended = time.monotonic()
+            load_ended = traffic_ended[0] if traffic_ended else time.monotonic()
+            if recovered_at is not None and recovered_at > load_ended:
+                self.say(
+                    f"  the {o.fault} outlasted the load by {recovered_at - load_ended:.1f}s: "
+                    "the write gap covers only the time under load (raise --duration)"
+                )
             stop.set()
             await progress
             own_reads = await own.report()
@@ -170,6 +179,8 @@ class Drill:
             report["write_gap_before_fault"] = write_gap(
                 load.started_at + 1.0, before, until=fault_at
             )
+            if recovered_at is not None and recovered_at > load_ended:
+                report["fault_outlasted_load_s"] = round(recovered_at - load_ended, 3)
             if maintenance is not None:
                 report["maintenance"] = maintenance
             if o.rebuild and o.fault == "fire":
