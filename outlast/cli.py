@@ -106,6 +106,9 @@ async def _serve(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await site.start()
+        if site.services is not None:
+            # `outlast site drain`: out of every load balancer before a planned stop.
+            loop.add_signal_handler(signal.SIGUSR1, site.services.health.drain)
         print(
             f"outlast: serving http://{config.server.listen.rsplit(':', 1)[0]}:{site.port} "
             f"(server name {config.server.server_name}, data in {config.data_path})",

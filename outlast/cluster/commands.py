@@ -48,6 +48,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     down.add_argument("--dir", required=True)
     status = csub.add_parser("status", help="print the cluster description with live site status")
     status.add_argument("--dir", required=True)
+    roll = csub.add_parser(
+        "roll",
+        help="restart every site, one after the other (`outlast site restart` each)",
+        description="A rolling restart: each site in turn is drained, restarted on its "
+        "disks and put back into the front door; returns when all are back and healthy.",
+    )
+    roll.add_argument("--cluster", required=True, metavar="FILE", help="the cluster.json")
 
     site = sub.add_parser("site", help="act on one site of a running cluster")
     ssub = site.add_subparsers(dest="site_command", metavar="ACTION")
@@ -60,6 +67,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ("isolate", "cut the site's links to every other site (a network partition)"),
         ("heal", "restore the site's links"),
         ("power-on", "restart a powered-off site on its existing disks"),
+        (
+            "drain",
+            "planned stop: take the site out of the front door, hand every stream "
+            "leader to another site, then stop its workers and its node (lame duck)",
+        ),
+        (
+            "restart",
+            "drain the site, restart it on the same disks, wait until it is healthy "
+            "and caught up, and put it back into the front door",
+        ),
     ):
         p = ssub.add_parser(name, help=text, description=text)
         p.add_argument("name", help="site name, e.g. a")
@@ -72,9 +89,14 @@ def _control(description: dict[str, Any], method: str, path: str, timeout: float
 
 
 def run_site_action(action: str, name: str, cluster_file: str) -> int:
+    return _run_action(action, f"/sites/{name}/{action}", cluster_file)
+
+
+def _run_action(action: str, path: str, cluster_file: str) -> int:
+    """A control API action; its progress lines go to stderr as they come."""
     description = load_description(Path(cluster_file))
     try:
-        with _control(description, "POST", f"/sites/{name}/{action}") as resp:
+        with _control(description, "POST", path, timeout=1800) as resp:
             result = 0
             for raw in resp:
                 line = raw.decode().rstrip("\n")
@@ -218,6 +240,8 @@ def dispatch(args: argparse.Namespace) -> int | None:
             return cluster_down(args)
         if args.cluster_command == "status":
             return cluster_status(args)
+        if args.cluster_command == "roll":
+            return _run_action("roll", "/roll", args.cluster)
     if args.command == "site" and args.site_command:
         return run_site_action(args.site_command, args.name, args.cluster)
     return None

@@ -9,9 +9,12 @@ see the README's deployment section.
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
+import io
 import shutil
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +42,7 @@ class Backend:
     port: int
 
 
-def render_haproxy(port: int, backends: list[Backend], stats_port: int) -> str:
+def render_haproxy(port: int, backends: list[Backend], stats_port: int, admin_port: int = 0) -> str:
     """Round-robin over healthy sites; a failed check takes a site out within ~1 s.
 
     ``option forwardfor`` appends the client's address to X-Forwarded-For; the
@@ -49,13 +52,20 @@ def render_haproxy(port: int, backends: list[Backend], stats_port: int) -> str:
     ``retry-on conn-failure`` only re-sends requests that never reached a
     site, so no request is replayed after a site may have acted on it — the
     client's own txnId retry handles the in-doubt case.
+
+    ``admin_port`` opens HAProxy's runtime API on loopback: a site being
+    drained is set to the ``drain`` state there, so it gets no new requests
+    while those in flight finish. Its failing health check alone would not
+    do: a server marked down has its sessions shut down (that is right for
+    a burned site, wrong for a planned stop).
     """
+    admin = f"    stats socket ipv4@127.0.0.1:{admin_port} level admin\n" if admin_port else ""
     servers = "\n".join(
         f"    server {b.name} 127.0.0.1:{b.port} check inter 500ms fall 2 rise 2" for b in backends
     )
     return f"""global
     maxconn 4000
-
+{admin}
 defaults
     mode http
     timeout connect 2s
@@ -88,11 +98,17 @@ backend sites
 
 class FrontDoor:
     def __init__(
-        self, directory: Path, port: int, stats_port: int, backends: list[Backend]
+        self,
+        directory: Path,
+        port: int,
+        stats_port: int,
+        backends: list[Backend],
+        admin_port: int = 0,
     ) -> None:
         self.directory = directory
         self.port = port
         self.stats_port = stats_port
+        self.admin_port = admin_port
         self.backends = backends
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -103,7 +119,9 @@ class FrontDoor:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "haproxy.cfg"
-        config.write_text(render_haproxy(self.port, self.backends, self.stats_port))
+        config.write_text(
+            render_haproxy(self.port, self.backends, self.stats_port, self.admin_port)
+        )
         log = open(self.directory / "haproxy.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [haproxy_binary(), "-f", str(config), "-db"],
@@ -123,3 +141,39 @@ class FrontDoor:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+    def command(self, line: str, timeout: float = 5.0) -> str:
+        """One command on HAProxy's runtime API (the admin socket), and its answer."""
+        if not self.admin_port:
+            raise RuntimeError("this front door was started without a runtime API port")
+        with socket.create_connection(("127.0.0.1", self.admin_port), timeout=timeout) as sock:
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return b"".join(chunks).decode(errors="replace")
+
+    def servers_of(self, site: str) -> list[str]:
+        """The front door's server names for a site's workers: ``a``, ``a1``, ``a2`` ..."""
+        return [
+            b.name for b in self.backends if b.name == site or b.name.removeprefix(site).isdigit()
+        ]
+
+    def set_state(self, site: str, state: str) -> None:
+        """``drain`` (no new requests; those in flight finish) or ``ready``."""
+        for server in self.servers_of(site):
+            answer = self.command(f"set server sites/{server} state {state}").strip()
+            if answer:
+                raise RuntimeError(f"front door refused {state} for {server}: {answer}")
+
+    def servers(self) -> dict[str, dict[str, str]]:
+        """Per server of the sites backend: its stats row (status, scur, ...)."""
+        text = self.command("show stat").lstrip("# ")
+        return {
+            row["svname"]: row
+            for row in csv.DictReader(io.StringIO(text))
+            if row.get("pxname") == "sites" and row.get("svname") not in ("FRONTEND", "BACKEND")
+        }

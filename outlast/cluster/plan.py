@@ -91,6 +91,7 @@ class ClusterPlan:
     control_port: int
     server_name: str = "localhost"
     site_config_extra: str = ""
+    admin_port: int = 0  # the front door's runtime API (drain a site before a planned stop)
 
     @staticmethod
     def new(
@@ -126,11 +127,12 @@ class ClusterPlan:
             stats_port=free_port(),
             control_port=free_port(),
             site_config_extra=site_config_extra,
+            admin_port=free_port(),
         )
 
     def ports(self) -> set[int]:
         """Every port this plan uses (a rebuilt site's new ports must avoid them)."""
-        used = {self.front_door_port, self.stats_port, self.control_port}
+        used = {self.front_door_port, self.stats_port, self.control_port, self.admin_port}
         for s in self.sites:
             used |= {
                 s.client_port,

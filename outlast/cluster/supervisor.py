@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,13 @@ class SiteProcesses:
             )
             log_file.close()
 
-    def stop(self) -> None:
+    def drain_workers(self) -> None:
+        """Every worker reports not ready (``draining``) from now on."""
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGUSR1)
+
+    def stop_workers(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
                 worker.terminate()
@@ -101,6 +107,24 @@ class SiteProcesses:
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait(timeout=5)
+
+    def stop_node_lame_duck(self, timeout: float = 30.0) -> None:
+        """Stop the node in lame-duck mode (SIGUSR2, as `nats-server --signal ldm`): it
+        stops taking clients, steps down from anything it still leads and exits
+        (at once when no client is left)."""
+        node = self.node
+        proc = node.process if node is not None else None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGUSR2)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            assert node is not None
+            node.stop()
+
+    def stop(self) -> None:
+        self.stop_workers()
         if self.node is not None:
             self.node.stop()
 
@@ -130,6 +154,7 @@ class Supervisor:
                 for s in plan.sites
                 for i, p in enumerate(s.http_ports[1:], 1)
             ],
+            plan.admin_port,
         )
         self.status: dict[str, str] = {s.name: "starting" for s in plan.sites}
         self.version = nats_version()
@@ -137,6 +162,7 @@ class Supervisor:
         self._runner: web.AppRunner | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
+        self.drained: set[str] = set()
 
     @property
     def description_path(self) -> Path:
@@ -220,7 +246,7 @@ class Supervisor:
                     if name in self._busy:
                         continue
                     if not sp.alive():
-                        status = "down"
+                        status = "drained" if name in self.drained else "down"
                     elif name in isolated:
                         status = "isolated"
                     else:
@@ -252,11 +278,16 @@ class Supervisor:
         """Restart a site's processes on its existing disks (after a power loss)."""
         sp = self.sites[name]
         sp.stop()
+        self.drained.discard(name)
         sp.start_node()
         assert sp.node is not None
         await sp.node.wait_ready()
         sp.start_workers()
         await self.wait_healthy([name], progress, 180)
+        # A drained site was also set to drain at the front door: it takes traffic again.
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.front_door.set_state, name, "ready"
+        )
 
     async def rebuild(self, name: str, progress: Progress) -> dict[str, Any]:
         from outlast.cluster.rebuild import rebuild_site
@@ -270,6 +301,51 @@ class Supervisor:
         finally:
             self._busy.discard(name)
 
+    # -- planned maintenance: drain, restart, roll --
+
+    async def drain(self, name: str, progress: Progress) -> dict[str, Any]:
+        """Take a site out of service without a pause for the others (see maintenance.py)."""
+        from outlast.cluster.maintenance import drain_site
+
+        async with self._claim(name, "draining"):
+            return await drain_site(self, name, progress)
+
+    async def restart(self, name: str, progress: Progress) -> dict[str, Any]:
+        from outlast.cluster.maintenance import even_out, restart_site
+
+        async with self._claim(name, "restarting"):
+            result = await restart_site(self, name, progress)
+        await even_out(self, progress)
+        return result
+
+    async def roll(self, progress: Progress) -> dict[str, Any]:
+        """Restart every site, one after the other; return once all are back and healthy."""
+        from outlast.cluster.maintenance import even_out, restart_site
+
+        started = time.monotonic()
+        results = []
+        for site in self.plan.sites:
+            async with self._claim(site.name, "restarting"):
+                results.append(await restart_site(self, site.name, progress))
+        await even_out(self, progress)
+        await self.wait_healthy(list(self.sites), progress, 120)
+        elapsed = round(time.monotonic() - started, 1)
+        await progress(f"every site restarted and healthy in {elapsed}s")
+        return {"sites": results, "seconds": elapsed}
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, name: str, status: str) -> AsyncIterator[None]:
+        """One action at a time per site; the monitor leaves its status alone meanwhile."""
+        self.plan.site(name)
+        if name in self._busy:
+            raise RuntimeError(f"site {name} is busy with another action")
+        self._busy.add(name)
+        self.status[name] = status
+        try:
+            yield
+        finally:
+            self._busy.discard(name)
+
     # -- control API --
 
     async def _start_control(self) -> None:
@@ -279,6 +355,9 @@ class Supervisor:
         app.router.add_post("/sites/{name}/heal", self._h_heal)
         app.router.add_post("/sites/{name}/power-on", self._h_power_on)
         app.router.add_post("/sites/{name}/rebuild", self._h_rebuild)
+        app.router.add_post("/sites/{name}/drain", self._h_drain)
+        app.router.add_post("/sites/{name}/restart", self._h_restart)
+        app.router.add_post("/roll", self._h_roll)
         app.router.add_post("/stop", self._h_stop)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -327,6 +406,17 @@ class Supervisor:
     async def _h_rebuild(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         return await self._streamed(request, lambda progress: self.rebuild(name, progress))
+
+    async def _h_drain(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        return await self._streamed(request, lambda progress: self.drain(name, progress))
+
+    async def _h_restart(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        return await self._streamed(request, lambda progress: self.restart(name, progress))
+
+    async def _h_roll(self, request: web.Request) -> web.StreamResponse:
+        return await self._streamed(request, self.roll)
 
     async def _h_stop(self, request: web.Request) -> web.Response:
         self.stopping.set()

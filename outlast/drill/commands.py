@@ -37,7 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         choices=FAULTS,
         default="fire",
         help="fire (kill -9 + delete data, default), power (kill -9, restart on "
-        "the same disks), partition (cut its links, heal), freeze (SIGSTOP, SIGCONT)",
+        "the same disks), partition (cut its links, heal), freeze (SIGSTOP, SIGCONT), "
+        "maintenance (a rolling restart of every site, each drained first; --site and "
+        "--heal-after do not apply)",
     )
     fire.add_argument(
         "--heal-after",

@@ -1,9 +1,12 @@
-"""The four faults a drill can inflict on one site of a running cluster.
+"""The faults a drill can inflict on a running cluster.
 
 - ``fire``: kill -9 every process of the site and delete its data (the default).
 - ``power``: kill -9 only; later the site is powered on with the same disks.
 - ``partition``: cut the site's links to the other sites; later heal them.
 - ``freeze``: SIGSTOP every process (a grey failure); later SIGCONT.
+- ``maintenance``: not a fault but planned work: a rolling restart of every
+  site (`outlast cluster roll`), each drained before it stops; the drill
+  measures what clients notice of it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import signal
 import urllib.request
 from typing import Any
 
-FAULTS = ("fire", "power", "partition", "freeze")
+FAULTS = ("fire", "power", "partition", "freeze", "maintenance")
+# Faults that act on every site rather than on one.
+WHOLE_CLUSTER = ("maintenance",)
 
 
 def _control(description: dict[str, Any], path: str, timeout: float = 600) -> list[str]:
@@ -53,6 +58,11 @@ def recover(description: dict[str, Any], site: dict[str, Any], fault: str) -> di
     elif fault == "freeze":
         _signal_all(site["pids"], signal.SIGCONT)
     return {}
+
+
+def roll(description: dict[str, Any]) -> dict[str, Any]:
+    """A rolling restart of every site; returns once all are back and healthy."""
+    return _result(_control(description, "/roll", timeout=1800))
 
 
 def rebuild(description: dict[str, Any], name: str) -> dict[str, Any]:

@@ -108,10 +108,11 @@ class Drill:
         o = self.o
         sites = {s["name"]: s for s in self.description["sites"]}
         leaders = leader_counts(self.description)
-        victim_name = o.site or max(leaders, key=lambda k: leaders[k])
-        if victim_name not in sites:
+        whole = o.fault in faults.WHOLE_CLUSTER
+        victim_name = "all" if whole else o.site or max(leaders, key=lambda k: leaders[k])
+        if not whole and victim_name not in sites:
             raise SystemExit(f"outlast: no site {victim_name!r}; sites are {sorted(sites)}")
-        victim = sites[victim_name]
+        victim = sites.get(victim_name, {})
         self.say(
             f"drill {self.id}: {o.fault} on site {victim_name} at t={o.at}s "
             f"(stream leaders per site: {leaders})"
@@ -131,6 +132,8 @@ class Drill:
         gateway: PushGateway | None,
     ) -> dict[str, Any]:
         o = self.o
+        whole = o.fault in faults.WHOLE_CLUSTER
+        maintenance: dict[str, Any] | None = None
         async with Load(self.description["front_door"]) as load:
             self.say(f"setting up {o.users} users and {o.rooms} rooms through the front door")
             await load.setup(o.users, o.rooms)
@@ -140,20 +143,33 @@ class Drill:
             stop = asyncio.Event()
             progress = asyncio.create_task(self._progress(load, stop))
             traffic = asyncio.create_task(load.run(o.rate, o.duration))
+            # When the load really ended: a rolling restart may outlast it, and the time
+            # after the last send is no client's write gap.
+            traffic_ended: list[float] = []
+            traffic.add_done_callback(lambda _: traffic_ended.append(time.monotonic()))
             await asyncio.sleep(o.at)
             fault_at = time.monotonic()
-            await asyncio.get_running_loop().run_in_executor(
-                None, faults.inflict, self.description, victim, o.fault
-            )
-            self.say(f"  >>> {o.fault} at site {victim_name}")
             own = OwnWrites(
                 load.request,
                 {n: s["url"] for n, s in sites.items() if n != victim_name},
                 since=fault_at,
             )
-            load.ack_hooks.append(own.on_ack)
             recovered_at = None
-            if o.fault != "fire":
+            if whole:
+                load.ack_hooks.append(own.on_ack)
+                self.say(f"  >>> {o.fault}: rolling restart of every site")
+                maintenance = await asyncio.get_running_loop().run_in_executor(
+                    None, faults.roll, self.description
+                )
+                recovered_at = time.monotonic()
+                self.say(f"  <<< {o.fault} done: every site restarted")
+            else:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, faults.inflict, self.description, victim, o.fault
+                )
+                self.say(f"  >>> {o.fault} at site {victim_name}")
+                load.ack_hooks.append(own.on_ack)
+            if o.fault != "fire" and not whole:
                 await asyncio.sleep(o.heal_after)
                 await asyncio.get_running_loop().run_in_executor(
                     None, faults.recover, self.description, victim, o.fault
@@ -161,7 +177,12 @@ class Drill:
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} undone at site {victim_name}")
             await traffic
-            load_ended = time.monotonic()
+            load_ended = traffic_ended[0] if traffic_ended else time.monotonic()
+            if recovered_at is not None and recovered_at > load_ended:
+                self.say(
+                    f"  the {o.fault} outlasted the load by {recovered_at - load_ended:.1f}s: "
+                    "the write gap covers only the time under load (raise --duration)"
+                )
             stop.set()
             await progress
             own_reads = await own.report()
@@ -184,6 +205,16 @@ class Drill:
             report["write_gap"] = write_gap(
                 fault_at, {u.name: u.ack_times for u in load.users}, until=load_ended
             )
+            # The same measure over the seconds before the fault (the first one, the
+            # load's ramp-up, left out): what the machine alone costs the clients.
+            before = {u.name: [t for t in u.ack_times if t < fault_at] for u in load.users}
+            report["write_gap_before_fault"] = write_gap(
+                load.started_at + 1.0, before, until=fault_at
+            )
+            if recovered_at is not None and recovered_at > load_ended:
+                report["fault_outlasted_load_s"] = round(recovered_at - load_ended, 3)
+            if maintenance is not None:
+                report["maintenance"] = maintenance
             if o.rebuild and o.fault == "fire":
                 self.say(f"rebuilding site {victim_name} from the survivors")
                 result = await asyncio.get_running_loop().run_in_executor(

@@ -135,15 +135,21 @@ class Load:
         prefix = prefix or "drill" + uuid.uuid4().hex[:8]
         for i in range(users):
             name = f"{prefix}u{i}"
-            data = await self.call(
-                "POST",
-                "/_matrix/client/v3/register",
-                {
-                    "username": name,
+            body = {"username": name, "password": self.password, "auth": {"type": "m.login.dummy"}}
+            try:
+                data = await self.call("POST", "/_matrix/client/v3/register", body)
+            except RuntimeError as exc:
+                # A registration whose answer was lost (a timeout on a loaded machine)
+                # was retried and found the name taken: by that first attempt, as the
+                # prefix is this drill's own. Log in to it instead.
+                if "M_USER_IN_USE" not in str(exc):
+                    raise
+                login = {
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": name},
                     "password": self.password,
-                    "auth": {"type": "m.login.dummy"},
-                },
-            )
+                }
+                data = await self.call("POST", "/_matrix/client/v3/login", login)
             self.users.append(SimUser(name, data["access_token"], data["user_id"]))
         owner = self.users[0]
         for _ in range(rooms):

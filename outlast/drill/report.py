@@ -28,6 +28,12 @@ def summary(report: dict[str, Any]) -> str:
             f"  client-visible write gap (s): min {gap['min']}  median {gap['median']}  "
             f"p99 {gap['p99']}  max {gap['max']}  over {int(gap['clients'])} clients"
         )
+    calm = report.get("write_gap_before_fault") or {}
+    if calm:
+        lines.append(
+            f"  the same before the fault (t=1s to t={report['fault_at_s']:.0f}s): "
+            f"median {calm['median']}  p99 {calm['p99']}  max {calm['max']}"
+        )
     own = report.get("own_write_reads")
     if own:
         lines.append(
@@ -43,6 +49,10 @@ def summary(report: dict[str, Any]) -> str:
         )
     if report.get("recovered_at_s") is not None:
         lines.append(f"  fault undone at t={report['recovered_at_s']:.1f}s")
+    if report.get("maintenance"):
+        roll = report["maintenance"]
+        each = ", ".join(f"{r['site']} {r['seconds']}s" for r in roll.get("sites", []))
+        lines.append(f"  rolling restart of every site in {roll.get('seconds')}s ({each})")
     if report.get("rebuild"):
         rb = report["rebuild"]
         lines.append(

@@ -14,6 +14,7 @@ loss stalls only the partitions that site led, while the others keep committing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -129,3 +130,198 @@ async def replicate_onto(
             await progress(f"{len(streams) - len(pending)}/{len(streams)} streams fully replicated")
     finally:
         await app_nc.close()
+
+
+def _least_loaded(leaders: dict[str, str], candidates: Sequence[str]) -> str:
+    counts = {node: 0 for node in candidates}
+    for leader in leaders.values():
+        if leader in counts:
+            counts[leader] += 1
+    return min(candidates, key=lambda node: (counts[node], node))
+
+
+async def move_leaders_off(
+    app_url: str,
+    streams: Sequence[str],
+    node: str,
+    others: Sequence[str],
+    progress: Progress,
+    timeout: float = 60,
+) -> int:
+    """Hand every stream ``node`` leads to one of ``others`` (least loaded first), by
+    JetStream's leader step-down with a preferred placement, before a planned stop.
+
+    A graceful hand-over: the old leader has replicated everything it
+    acknowledged, and the preferred node takes over at once instead of after an
+    election timeout (4–9 s). Returns how many streams moved; waits until no
+    stream is led from ``node`` (raises TimeoutError otherwise).
+    """
+    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2)
+    moved = 0
+    try:
+        js = nc.jetstream(timeout=5)
+        deadline = time.monotonic() + timeout
+        leaders: dict[str, str] = {}
+        asked: dict[str, float] = {}
+        while True:
+            for stream in streams:
+                try:
+                    info = await js.stream_info(stream)
+                except Exception:  # noqa: BLE001 - electing: ask again next round
+                    leaders[stream] = ""
+                    continue
+                leaders[stream] = (info.cluster.leader or "") if info.cluster else ""
+            on_node = [s for s, leader in leaders.items() if leader == node]
+            unknown = [s for s, leader in leaders.items() if not leader]
+            if not on_node and not unknown:
+                return moved
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"streams still led from {node} after {timeout:.0f}s: {on_node or unknown}"
+                )
+            for stream in on_node:
+                if time.monotonic() - asked.get(stream, 0.0) < 2.0:
+                    continue  # a step-down asked for is under way
+                target = _least_loaded(leaders, others)
+                try:
+                    reply = await nc.request(
+                        f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}",
+                        json.dumps({"placement": {"preferred": target}}).encode(),
+                        timeout=5,
+                    )
+                except Exception:  # noqa: BLE001 - asked again next round
+                    continue
+                asked[stream] = time.monotonic()
+                if json.loads(reply.data).get("success"):
+                    moved += 1
+                    leaders[stream] = target
+                    await progress(f"stream {stream}: leader {node} -> {target}")
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
+async def move_meta_leader_off(
+    sys_url: str,
+    node: str,
+    others: Sequence[str],
+    meta_leader: Callable[[], Awaitable[str]],
+    timeout: float = 30,
+) -> bool:
+    """Hand the JetStream meta leader (stream and consumer placement, peer changes)
+    over to one of ``others`` if ``node`` holds it (``meta_leader`` tells who does,
+    e.g. from a monitoring endpoint). True if it moved."""
+    nc = await nats.connect(sys_url, connect_timeout=5, max_reconnect_attempts=2)
+    moved = False
+    try:
+        deadline = time.monotonic() + timeout
+        asked = 0.0
+        while True:
+            leader = await meta_leader()
+            if leader and leader != node:
+                return moved
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the meta leader is still {leader or 'unknown'}")
+            if leader == node and time.monotonic() - asked > 2.0:
+                request = {"placement": {"preferred": others[0]}}
+                with contextlib.suppress(Exception):
+                    reply = await nc.request(
+                        "$JS.API.META.LEADER.STEPDOWN", json.dumps(request).encode(), timeout=5
+                    )
+                    moved = bool(json.loads(reply.data).get("success")) or moved
+                asked = time.monotonic()
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
+async def wait_replicas_current(
+    app_url: str, streams: Sequence[str], node: str, progress: Progress, timeout: float = 120
+) -> None:
+    """Wait until ``node`` holds a current replica of every stream (a restarted node
+    has caught up with what was written while it was away)."""
+    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        js = nc.jetstream(timeout=5)
+        deadline = time.monotonic() + timeout
+        pending = set(streams)
+        while pending:
+            for stream in sorted(pending):
+                try:
+                    info = await js.stream_info(stream)
+                except Exception:  # noqa: BLE001 - electing: ask again
+                    continue
+                cluster = info.cluster
+                if cluster is None or not cluster.leader:
+                    continue
+                if cluster.leader == node or any(
+                    r.name == node and r.current and not r.offline for r in cluster.replicas or []
+                ):
+                    pending.discard(stream)
+            if pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{node} not current after {timeout:.0f}s: {sorted(pending)}"
+                    )
+                await asyncio.sleep(0.2)
+        await progress(f"{node} holds a current replica of all {len(streams)} streams")
+    finally:
+        await nc.close()
+
+
+async def even_out_leaders(
+    app_url: str,
+    streams: Sequence[str],
+    nodes: Sequence[str],
+    progress: Progress,
+    timeout: float = 60,
+) -> int:
+    """Move as few stream leaders as it takes for no node to lead two more than another.
+
+    After a rolling restart the site restarted last leads nothing. Unlike
+    ``balance_leaders`` (a fixed round robin, moving whatever differs), this
+    moves one stream at a time from the busiest node to the idlest, the first
+    candidate in ``streams`` order first, and waits for each hand-over before
+    the next: every hand-over briefly stalls the writers of that stream, so
+    the caller lists the streams fewest requests wait on first. Returns how
+    many moved.
+    """
+    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2)
+    moved = 0
+    try:
+        js = nc.jetstream(timeout=5)
+        deadline = time.monotonic() + timeout
+        for _ in range(len(streams)):
+            leaders: dict[str, str] = {}
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    info = await js.stream_info(stream)
+                    leaders[stream] = (info.cluster.leader or "") if info.cluster else ""
+            counts = {node: 0 for node in nodes}
+            for leader in leaders.values():
+                if leader in counts:
+                    counts[leader] += 1
+            busiest = max(nodes, key=lambda n: (counts[n], n))
+            idlest = min(nodes, key=lambda n: (counts[n], n))
+            if counts[busiest] - counts[idlest] <= 1:
+                break
+            stream = next(s for s in streams if leaders.get(s) == busiest)
+            with contextlib.suppress(Exception):
+                await nc.request(
+                    f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}",
+                    json.dumps({"placement": {"preferred": idlest}}).encode(),
+                    timeout=5,
+                )
+            while time.monotonic() < deadline:
+                with contextlib.suppress(Exception):
+                    info = await js.stream_info(stream)
+                    if info.cluster and info.cluster.leader == idlest:
+                        moved += 1
+                        await progress(f"stream {stream}: leader {busiest} -> {idlest}")
+                        break
+                await asyncio.sleep(0.1)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        await nc.close()
+    return moved

@@ -20,6 +20,11 @@ OUTLAST_HEALTH, which keeps the last message per subject and is replicated to
 every site. Each worker publishes it about once a second on a timer (not only
 when the front door asks), so any site's dashboard can tell which sites are
 alive from state it holds itself (see outlast/ops/dashboard.py).
+
+A worker told to drain (SIGUSR1, sent by ``outlast site drain`` before a
+planned stop) answers not ready with ``draining: true`` from then on, so any
+load balancer checking it stops sending new requests while those in flight
+finish; the worker itself keeps serving until it is stopped.
 """
 
 from __future__ import annotations
@@ -97,6 +102,12 @@ class Health:
         # so a site with several workers shows all of them, not the last to report.
         view = Path(ctx.config.view_path).resolve()
         self.worker_key = hashlib.sha256(str(view).encode()).hexdigest()[:12]
+        self.draining = False
+
+    def drain(self) -> None:
+        """From now on report not ready (a planned stop follows); never undone."""
+        self.draining = True
+        self._cached = None
 
     async def report(self) -> dict[str, Any]:
         async with self._lock:
@@ -127,7 +138,8 @@ class Health:
         elif self._rejoining and await self._caught_up():
             self._rejoining = False
         report: dict[str, Any] = {
-            "ready": bool(quorum and not stalled and not self._rejoining),
+            "ready": bool(quorum and not stalled and not self._rejoining and not self.draining),
+            "draining": self.draining,
             "catching_up": self._rejoining,
             "site": config.server.site,
             "log_connected": connected,

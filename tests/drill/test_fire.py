@@ -159,7 +159,7 @@ def wait_healthy(cluster: Cluster, timeout: float = 120) -> None:
 
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One cluster for the power, partition and freeze drills, run one after another."""
+    """One cluster for the power, partition, freeze and maintenance drills, one after another."""
     cluster = start_cluster(tmp_path_factory.mktemp("drill-shared") / "cluster")
     try:
         yield cluster
@@ -226,6 +226,33 @@ def test_history_lists_the_drills_just_run(shared_cluster: Cluster) -> None:
     # Stored in the order they ran.
     order = [r["id"] for r in records if r["id"] in SHARED_DRILLS.values()]
     assert order == [SHARED_DRILLS[f] for f in ("power", "partition", "freeze")]
+
+
+def test_maintenance_drill_rolls_every_site_under_load(
+    shared_cluster: Cluster, tmp_path: Path
+) -> None:
+    """Planned work measured like a fault: every site drained and restarted in turn."""
+    wait_healthy(shared_cluster)
+    before = {name: shared_cluster.site(name)["pids"] for name in shared_cluster.names}
+    proc, report = fire_drill(
+        shared_cluster.dir / "cluster.json",
+        "maintenance",
+        tmp_path / "maintenance.json",
+        "--quiet",
+        duration=30,
+    )
+    assert_drill_passed(proc, report, "maintenance")
+    assert report["site"] == "all"
+    roll = report["maintenance"]
+    assert [r["site"] for r in roll["sites"]] == shared_cluster.names
+    for restarted in roll["sites"]:
+        assert restarted["drain"]["site"] == restarted["site"]
+    assert report["recovered_at_s"] is not None and report["recovered_at_s"] > report["fault_at_s"]
+    assert "rolling restart of every site in" in proc.stdout
+    # Every site really restarted (new processes), and all are back and healthy.
+    wait_healthy(shared_cluster, timeout=60)
+    for name in shared_cluster.names:
+        assert set(shared_cluster.site(name)["pids"]).isdisjoint(before[name]), name
 
 
 def test_fire_with_rebuild(fresh_cluster: Cluster, tmp_path: Path) -> None:

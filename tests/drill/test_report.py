@@ -97,6 +97,25 @@ def test_summary_says_when_the_timelines_were_read() -> None:
     assert text.rstrip().endswith("verdict: PASS")
 
 
+def test_summary_of_a_maintenance_drill_shows_the_roll_and_the_calm_before() -> None:
+    roll = {
+        "sites": [{"site": "a", "seconds": 4.1}, {"site": "b", "seconds": 4.9}],
+        "seconds": 9.5,
+    }
+    calm = {"clients": 6.0, "min": 0.2, "median": 0.31, "p99": 0.52, "max": 0.52}
+    text = summary(
+        {
+            **synthetic_report(fault="maintenance", site="all"),
+            "maintenance": roll,
+            "write_gap_before_fault": calm,
+        }
+    )
+    assert "fault 'maintenance' on site all" in text
+    assert "rolling restart of every site in 9.5s (a 4.1s, b 4.9s)" in text
+    assert "the same before the fault (t=1s to t=4s): median 0.31  p99 0.52  max 0.52" in text
+    assert "before the fault" not in summary(synthetic_report())  # older records have none
+
+
 def test_summary_of_a_failed_drill_says_fail_with_the_counts() -> None:
     report = synthetic_report()
     report["verdict"] = {
