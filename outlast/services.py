@@ -26,6 +26,7 @@ from outlast.presence.typing import Typing
 from outlast.profiles.service import Profiles
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
+from outlast.room_keys.service import RoomKeys
 from outlast.rooms.context import RoomContext
 from outlast.rooms.create import RoomCreator
 from outlast.rooms.membership import Memberships
@@ -63,6 +64,7 @@ class Services:
     # end-to-end encryption
     keys: Keys
     to_device: ToDevice
+    room_keys: RoomKeys
     # the rest
     media: MediaRepository
     turn: Turn

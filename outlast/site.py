@@ -40,6 +40,7 @@ from outlast.presence.typing import Typing
 from outlast.profiles.service import Profiles
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
+from outlast.room_keys.service import RoomKeys
 from outlast.rooms.context import RoomContext
 from outlast.rooms.create import RoomCreator
 from outlast.rooms.membership import Memberships
@@ -105,6 +106,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         push=push,
         keys=keys,
         to_device=to_device,
+        room_keys=RoomKeys(ctx),
         media=MediaRepository(ctx),
         turn=Turn(config.voip, ctx.clock),
         health=health,

@@ -44,6 +44,13 @@ from outlast.log.facts.people import (
     PushRulesSet,
     RoomTagged,
 )
+from outlast.log.facts.room_keys import (
+    BackupCreated,
+    BackupDeleted,
+    BackupKeysDeleted,
+    BackupKeysStored,
+    BackupUpdated,
+)
 from outlast.log.facts.rooms import (
     AliasDeleted,
     AliasSet,
@@ -90,6 +97,12 @@ FACT_TYPES: dict[str, type[Fact]] = {
         SignaturesMade,
         ToDeviceSent,
         ToDeviceReceived,
+        # server-side key backup (users stream)
+        BackupCreated,
+        BackupUpdated,
+        BackupDeleted,
+        BackupKeysStored,
+        BackupKeysDeleted,
         # control streams
         HealthProbe,
     )
@@ -115,6 +128,11 @@ __all__ = [
     "Admin",
     "AliasDeleted",
     "AliasSet",
+    "BackupCreated",
+    "BackupDeleted",
+    "BackupKeysDeleted",
+    "BackupKeysStored",
+    "BackupUpdated",
     "CrossSigningKeysSet",
     "Deactivate",
     "DecodeError",
