@@ -50,8 +50,9 @@ class Memberships:
         def build(state: StateMap) -> list[dict[str, Any]]:
             content: dict[str, Any] = {"membership": membership, **(extra or {})}
             previous = state.get(("m.room.member", target))
-            if membership == "join":
+            if membership in ("join", "invite"):
                 # The stored profile wins; else the previous name; else the localpart.
+                # An invite carries the invitee's profile too, so clients can name them.
                 content = {**member_fields(self.ctx.conn, target), **content}
                 name = (previous or {}).get("content", {}).get("displayname")
                 content.setdefault("displayname", name or ids.parse_user_id(target)[0])
