@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from outlast.account_data.service import AccountData
 from outlast.accounts.admins import Admins
 from outlast.accounts.devices import Devices
+from outlast.accounts.openid import OpenId
 from outlast.accounts.service import Accounts
 from outlast.config import Config
 from outlast.directory.service import Directory
@@ -44,6 +45,7 @@ class Services:
     accounts: Accounts
     devices: Devices
     admins: Admins
+    openid: OpenId
     # rooms
     creator: RoomCreator
     memberships: Memberships

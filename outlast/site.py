@@ -18,6 +18,7 @@ from aiohttp import web
 from outlast.account_data.service import AccountData, AccountDataSync
 from outlast.accounts.admins import Admins
 from outlast.accounts.devices import Devices
+from outlast.accounts.openid import OpenId
 from outlast.accounts.passwords import Passwords
 from outlast.accounts.service import Accounts
 from outlast.clock import SYSTEM, Clock
@@ -90,6 +91,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         accounts=Accounts(ctx, Passwords(config.auth)),
         devices=Devices(ctx),
         admins=Admins(ctx),
+        openid=OpenId(ctx),
         creator=RoomCreator(ctx, writer, directory),
         memberships=Memberships(ctx, writer),
         messages=messages,

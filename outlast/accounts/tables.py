@@ -21,6 +21,7 @@ from outlast.log.facts import (
     Logout,
     LogoutAll,
     NewDevice,
+    OpenIdTokenIssued,
     Password,
     Register,
 )
@@ -38,6 +39,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tokens_by_device ON tokens (user_id, device_id);
+CREATE TABLE IF NOT EXISTS openid_tokens (
+    token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL
+);
 """
 
 # Devices that went away in one fact: (user, device ids).
@@ -173,3 +177,19 @@ def device(conn: sqlite3.Connection, user_id: str, device_id: str) -> sqlite3.Ro
         (user_id, device_id),
     ).fetchone()
     return row
+
+
+def apply_openid_token(conn: sqlite3.Connection, fact: OpenIdTokenIssued) -> set[str]:
+    conn.execute(
+        "INSERT OR REPLACE INTO openid_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+        (fact.token_hash, fact.user_id, fact.expires_at),
+    )
+    return set()
+
+
+def openid_token(conn: sqlite3.Connection, token_hash: str) -> tuple[str, int] | None:
+    """The user an OpenID token names and when it expires (ms), if it was issued."""
+    row = conn.execute(
+        "SELECT user_id, expires_at FROM openid_tokens WHERE token_hash = ?", (token_hash,)
+    ).fetchone()
+    return (str(row[0]), int(row[1])) if row else None

@@ -80,6 +80,7 @@ NOT_VIEW_READS: frozenset[str] = frozenset(
         "/thirdparty/protocols",
         "/account/3pid",
         "/room_keys/version",
+        "/_matrix/federation/v1/openid/userinfo",
         "/room_keys/version/{version}",
         "/room_keys/keys",
         "/room_keys/keys/{room_id}",

@@ -44,6 +44,7 @@ from outlast.log.facts import (
     Login,
     Logout,
     LogoutAll,
+    OpenIdTokenIssued,
     Password,
     PresenceSet,
     ProfileDeleted,
@@ -118,6 +119,8 @@ def apply_fact(
             return e2ee.record_device_change(conn, fact.user_id, msg.seq)
         case Admin():
             return accounts.apply_admin(conn, fact)
+        case OpenIdTokenIssued():
+            return accounts.apply_openid_token(conn, fact)
         case FilterStored():
             return sync.apply_filter(conn, fact)
         # rooms and aliases

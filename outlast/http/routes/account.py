@@ -197,3 +197,18 @@ async def deactivate(request: web.Request) -> web.Response:
             await svc.memberships.leave(who.user_id, room_id)
     await svc.accounts.deactivate(who.user_id)
     return ok({"id_server_unbind_result": "no-support"})
+
+
+@routes.post("/user/{user_id}/openid/request_token")
+async def openid_request_token(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/user/{userId}/openid/request_token"""
+    who = await requester(request)
+    await json_body(request)
+    return ok(await services(request).openid.request_token(who, request.match_info["user_id"]))
+
+
+@routes.get("/openid/userinfo", prefixes=("/_matrix/federation/v1",))
+async def openid_userinfo(request: web.Request) -> web.Response:
+    """GET /_matrix/federation/v1/openid/userinfo — which user an OpenID token names
+    (asked by third parties, so no client authentication)."""
+    return ok(await services(request).openid.userinfo(request.query.get("access_token")))

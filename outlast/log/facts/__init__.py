@@ -20,6 +20,7 @@ from outlast.log.facts.accounts import (
     Logout,
     LogoutAll,
     NewDevice,
+    OpenIdTokenIssued,
     Password,
     Register,
 )
@@ -74,6 +75,7 @@ FACT_TYPES: dict[str, type[Fact]] = {
         FilterStored,
         DeviceRenamed,
         DevicesDeleted,
+        OpenIdTokenIssued,
         # rooms (partition streams) and aliases (directory stream)
         RoomEvents,
         ReceiptsMarked,
@@ -147,6 +149,7 @@ __all__ = [
     "Logout",
     "LogoutAll",
     "NewDevice",
+    "OpenIdTokenIssued",
     "Password",
     "PresenceSet",
     "ProfileDeleted",

@@ -194,3 +194,18 @@ class DevicesDeleted(Fact):
     def read(cls, d: Fields) -> DevicesDeleted:
         ids = d.texts("device_ids") if d.has("device_ids") else []
         return cls(d.text("user_id"), tuple(ids))
+
+
+@dataclass(frozen=True)
+class OpenIdTokenIssued(Fact):
+    """An OpenID token (its SHA-256) that proves the user's identity to a third party
+    (widgets, integration managers, Element Call) until ``expires_at`` (ms)."""
+
+    OP: ClassVar[str] = "openid_token"
+    user_id: str
+    token_hash: str
+    expires_at: int
+
+    @classmethod
+    def read(cls, d: Fields) -> OpenIdTokenIssued:
+        return cls(d.text("user_id"), d.text("token_hash"), d.integer("expires_at"))
