@@ -125,6 +125,7 @@ def stop_hooks(services: Services) -> list[Hook]:
     """What a worker stops after it stopped serving, in order."""
     return [
         services.typing.stop,
+        services.devices.stop,
         services.to_device.stop,
         services.media.stop,
         services.health.stop_reports,

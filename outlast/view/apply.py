@@ -37,6 +37,7 @@ from outlast.log.facts import (
     DecodeError,
     DeviceRenamed,
     DevicesDeleted,
+    DeviceSeen,
     Fact,
     FilterStored,
     KeyClaimed,
@@ -119,6 +120,8 @@ def apply_fact(
             return e2ee.record_device_change(conn, fact.user_id, msg.seq)
         case Admin():
             return accounts.apply_admin(conn, fact)
+        case DeviceSeen():
+            return accounts.apply_device_seen(conn, fact)
         case OpenIdTokenIssued():
             return accounts.apply_openid_token(conn, fact)
         case FilterStored():

@@ -17,7 +17,7 @@ from tests.log.fixture_log import VIEW_V1, dump, load, project
 
 def test_the_fixture_holds_every_kind_of_fact() -> None:
     ops = {str(msg.data.get("op")) for msg in load()}
-    assert len(ops) == 37, sorted(ops)
+    assert len(ops) == 38, sorted(ops)
 
 
 def test_projecting_the_v1_log_gives_the_v1_view(tmp_path: Path) -> None:

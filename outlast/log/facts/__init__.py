@@ -15,6 +15,7 @@ from outlast.log.facts.accounts import (
     Deactivate,
     DeviceRenamed,
     DevicesDeleted,
+    DeviceSeen,
     FilterStored,
     Login,
     Logout,
@@ -76,6 +77,7 @@ FACT_TYPES: dict[str, type[Fact]] = {
         DeviceRenamed,
         DevicesDeleted,
         OpenIdTokenIssued,
+        DeviceSeen,
         # rooms (partition streams) and aliases (directory stream)
         RoomEvents,
         ReceiptsMarked,
@@ -139,6 +141,7 @@ __all__ = [
     "Deactivate",
     "DecodeError",
     "DeviceRenamed",
+    "DeviceSeen",
     "DevicesDeleted",
     "Fact",
     "FilterStored",

@@ -209,3 +209,19 @@ class OpenIdTokenIssued(Fact):
     @classmethod
     def read(cls, d: Fields) -> OpenIdTokenIssued:
         return cls(d.text("user_id"), d.text("token_hash"), d.integer("expires_at"))
+
+
+@dataclass(frozen=True)
+class DeviceSeen(Fact):
+    """A device was used from ``ip`` at ``ts`` (ms): ``last_seen_*`` in /devices. Written
+    coarsely (a device's first request at a worker, then at most every few minutes)."""
+
+    OP: ClassVar[str] = "device_seen"
+    user_id: str
+    device_id: str
+    ip: str | None
+    ts: int
+
+    @classmethod
+    def read(cls, d: Fields) -> DeviceSeen:
+        return cls(d.text("user_id"), d.text("device_id"), d.opt_text("ip"), d.integer("ts"))
