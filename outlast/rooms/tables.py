@@ -14,7 +14,7 @@ import json
 import sqlite3
 from typing import Any
 
-from outlast.core import auth, jsonenc, redaction
+from outlast.core import auth, jsonenc, redaction, room_versions
 from outlast.core.errors import MatrixError
 from outlast.log.client import LogMessage
 from outlast.log.facts import AliasDeleted, AliasSet, RoomEvents, RoomForgotten
@@ -230,6 +230,7 @@ def apply_redaction(
     stored = json.loads(row["json"])
     if "redacted_because" in (stored.get("unsigned") or {}):
         return set()  # the first redaction stands; later ones change nothing
-    redacted = redaction.redacted_by(stored, event)
+    version = room_versions.version_of(state).identifier
+    redacted = redaction.redacted_by(stored, event, version)
     conn.execute("UPDATE events SET json = ? WHERE event_id = ?", (json.dumps(redacted), target_id))
     return set()  # the room's members are woken for the redaction event itself
