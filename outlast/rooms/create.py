@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.context import SiteContext
-from outlast.core import auth, ids, room_versions
+from outlast.core import auth, canonical_json, ids, room_versions
 from outlast.core.errors import bad_json, invalid_param
 from outlast.directory.service import Directory
 from outlast.profiles.tables import member_fields
@@ -132,6 +132,7 @@ class RoomCreator:
             content = item.get("content", {})
             if not isinstance(content, dict):
                 raise bad_json("initial_state content must be an object")
+            canonical_json.check_content(content)
             sk = item.get("state_key", "")
             if not isinstance(sk, str):
                 raise bad_json("state_key must be a string")
