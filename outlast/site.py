@@ -83,7 +83,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
     to_device = ToDevice(ctx)
     push = Push(ctx)
     messages = Messages(ctx, writer, decorate=receipts.decorate)
-    directory = Directory(ctx)
+    directory = Directory(ctx, writer)
     health = Health(ctx, projector)
     sources = (receipts, typing, presence, AccountDataSync(ctx), E2eeSync(keys, to_device), push)
     return Services(

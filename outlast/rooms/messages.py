@@ -7,7 +7,7 @@ from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
-from outlast.core import auth, ids
+from outlast.core import aliases, auth, ids
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
@@ -18,6 +18,8 @@ from outlast.rooms.writer import RoomWriter, checked
 from outlast.sync.window import EventDecorator, no_decoration
 from outlast.view import queries
 from outlast.view.queries import StateMap
+
+CANONICAL_ALIAS = "m.room.canonical_alias"
 
 MAX_PAGE = 1000
 
@@ -93,10 +95,22 @@ class Messages:
     ) -> str:
         validate_type(event_type)
         content = validate_content(content)
+        canonical = event_type == CANONICAL_ALIAS and state_key == ""
+        if canonical:
+            # Aliases it names may have been made at another site a moment ago.
+            await self.ctx.catch_up(self.ctx.names.directory_stream)
 
         def build(state: StateMap) -> list[dict[str, Any]]:
             if not state:
                 raise forbidden("you are not in this room")
+            if canonical:
+                previous = state.get((CANONICAL_ALIAS, ""))
+                aliases.check_canonical_alias(
+                    content,
+                    room_id,
+                    previous.get("content") if previous else None,
+                    lambda alias: queries.alias_target(self.ctx.conn, alias),
+                )
             event = self.writer.build_event(room_id, user_id, event_type, content, state_key)
             checked(state, event)
             return [event]

@@ -106,6 +106,8 @@ class RoomWriter:
                 raise not_found("unknown room")
             state = self.ctx.room_state(room_id)
             events = build(state) if attempt else await self._build_current(room_id, build, state)
+            if not events:
+                return events  # the builder found nothing to change
             events = with_replaced_state(state, events)
             try:
                 ack = await self.ctx.log.append(
