@@ -40,14 +40,19 @@ class Memberships:
         *,
         reason: Any = None,
         extra: dict[str, Any] | None = None,
+        only_from: tuple[str, ...] | None = None,
     ) -> str:
-        """Commit one membership change; returns its event id."""
+        """Commit one membership change; returns its event id. With ``only_from``, the
+        target's current membership must be one of those (else 403): a kick needs a
+        member, an unban a ban, though the auth rules would let either through."""
         if not ids.is_user_id(target):
             raise MatrixError(400, "M_INVALID_PARAM", "not a user id")
         if reason is not None and not isinstance(reason, str):
             raise bad_json("reason must be a string")
 
         def build(state: StateMap) -> list[dict[str, Any]]:
+            if only_from is not None and auth.membership(state, target) not in only_from:
+                raise forbidden(f"{target} is not {' or '.join(only_from)} in this room")
             content: dict[str, Any] = {"membership": membership, **(extra or {})}
             previous = state.get(("m.room.member", target))
             if membership in ("join", "invite"):

@@ -69,13 +69,20 @@ async def forget(request: web.Request) -> web.Response:
     return ok()
 
 
-def _membership_route(path: str, membership: str) -> None:
+def _membership_route(
+    path: str, membership: str, only_from: tuple[str, ...] | None = None
+) -> None:
     async def handler(request: web.Request) -> web.Response:
         who = await requester(request)
         body = await json_body(request)
         target = _target(body)
         await services(request).memberships.change(
-            who.user_id, _room_id(request), target, membership, reason=body.get("reason")
+            who.user_id,
+            _room_id(request),
+            target,
+            membership,
+            reason=body.get("reason"),
+            only_from=only_from,
         )
         return ok()
 
@@ -84,9 +91,9 @@ def _membership_route(path: str, membership: str) -> None:
 
 
 _membership_route("invite", "invite")
-_membership_route("kick", "leave")
+_membership_route("kick", "leave", only_from=("join", "invite", "knock"))
 _membership_route("ban", "ban")
-_membership_route("unban", "leave")
+_membership_route("unban", "leave", only_from=("ban",))
 
 
 @routes.get("/joined_rooms")

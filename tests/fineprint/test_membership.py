@@ -1,0 +1,25 @@
+"""Kicks need a member, unbans a ban; a forgotten room's history is closed."""
+
+from __future__ import annotations
+
+from nio import AsyncClient, RoomCreateResponse, RoomKickResponse, RoomPreset
+
+from tests.e2e.helpers import V3, api, expect, forbidden
+
+
+async def test_kicking_someone_not_in_the_room_is_forbidden(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, bob = pair
+    room = expect(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
+    forbidden(await alice.room_kick(room.room_id, "@bob:localhost"))  # never joined
+    assert (await api("POST", f"{url}{V3}/join/{room.room_id}", {}, bob.access_token))[0] == 200
+    expect(await alice.room_kick(room.room_id, "@bob:localhost"), RoomKickResponse)
+    forbidden(await alice.room_kick(room.room_id, "@bob:localhost"))  # already gone
+    status, body = await api(
+        "POST",
+        f"{url}{V3}/rooms/{room.room_id}/unban",
+        {"user_id": "@bob:localhost"},
+        alice.access_token,
+    )
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")  # not banned
