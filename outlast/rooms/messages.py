@@ -93,8 +93,11 @@ class Messages:
     async def put_state(
         self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
     ) -> str:
+        """Set one piece of state; returns the event id. Re-sending the state a user set,
+        unchanged, commits nothing and returns the existing event's id (as Synapse does)."""
         validate_type(event_type)
         content = validate_content(content)
+        unchanged: list[str] = []
         canonical = event_type == CANONICAL_ALIAS and state_key == ""
         if canonical:
             # Aliases it names may have been made at another site a moment ago.
@@ -112,11 +115,15 @@ class Messages:
                     lambda alias: queries.alias_target(self.ctx.conn, alias),
                 )
             event = self.writer.build_event(room_id, user_id, event_type, content, state_key)
-            checked(state, event)
+            checked(state, event)  # still allowed to set it now
+            current = state.get((event_type, state_key))
+            if current and current.get("sender") == user_id and current.get("content") == content:
+                unchanged[:] = [str(current["event_id"])]
+                return []
             return [event]
 
         events = await self.writer.commit(room_id, build)
-        return str(events[0]["event_id"])
+        return str(events[0]["event_id"]) if events else unchanged[0]
 
     def _readable_state(self, user_id: str, room_id: str) -> StateMap:
         state = queries.current_state(self.ctx.conn, room_id)

@@ -48,3 +48,25 @@ async def test_state_events_carry_what_they_replaced(
     timeline = body["rooms"]["join"][room_id]["timeline"]["events"]
     synced = [e for e in timeline if e["event_id"] == rename["event_id"]]
     assert synced and synced[0]["unsigned"]["prev_content"]["displayname"] == "alice"
+
+
+async def test_resending_identical_state_returns_the_existing_event(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, _ = pair
+    room_id = expect(await alice.room_create(), RoomCreateResponse).room_id
+    topic = {"topic": "tea"}
+    first = expect(
+        await alice.room_put_state(room_id, "m.room.topic", topic), RoomPutStateResponse
+    ).event_id
+    again = expect(
+        await alice.room_put_state(room_id, "m.room.topic", topic), RoomPutStateResponse
+    ).event_id
+    assert again == first
+    topics = [e for e in await messages(url, alice, room_id) if e["type"] == "m.room.topic"]
+    assert [e["event_id"] for e in topics] == [first]
+    changed = expect(
+        await alice.room_put_state(room_id, "m.room.topic", {"topic": "coffee"}),
+        RoomPutStateResponse,
+    ).event_id
+    assert changed != first

@@ -69,9 +69,7 @@ async def forget(request: web.Request) -> web.Response:
     return ok()
 
 
-def _membership_route(
-    path: str, membership: str, only_from: tuple[str, ...] | None = None
-) -> None:
+def _membership_route(path: str, membership: str, only_from: tuple[str, ...] | None = None) -> None:
     async def handler(request: web.Request) -> web.Response:
         who = await requester(request)
         body = await json_body(request)
