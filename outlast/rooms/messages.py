@@ -215,6 +215,8 @@ class Messages:
         """One page of /messages. Positions are boundaries: (seq, idx) of the event after them."""
         if queries.room(self.ctx.conn, room_id) is None:
             raise forbidden("you are not in this room")
+        if queries.forgotten(self.ctx.conn, room_id, who.user_id):
+            raise forbidden("you forgot this room")  # its history is closed to you
         changes = queries.membership_changes(self.ctx.conn, room_id, who.user_id)
         if not changes:
             state = queries.current_state(self.ctx.conn, room_id)

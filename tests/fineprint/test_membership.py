@@ -23,3 +23,21 @@ async def test_kicking_someone_not_in_the_room_is_forbidden(
         alice.access_token,
     )
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")  # not banned
+
+
+async def test_a_forgotten_rooms_history_is_forbidden(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, bob = pair
+    room = expect(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
+    base = f"{url}{V3}/rooms/{room.room_id}"
+    assert (await api("POST", f"{url}{V3}/join/{room.room_id}", {}, bob.access_token))[0] == 200
+    assert (await api("POST", f"{base}/leave", {}, bob.access_token))[0] == 200
+    params = {"dir": "b"}
+    assert (await api("GET", f"{base}/messages", token=bob.access_token, params=params))[0] == 200
+    assert (await api("POST", f"{base}/forget", {}, bob.access_token))[0] == 200
+    status, body = await api("GET", f"{base}/messages", token=bob.access_token, params=params)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    # Joining again opens it again.
+    assert (await api("POST", f"{url}{V3}/join/{room.room_id}", {}, bob.access_token))[0] == 200
+    assert (await api("GET", f"{base}/messages", token=bob.access_token, params=params))[0] == 200
