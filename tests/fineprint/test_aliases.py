@@ -36,7 +36,7 @@ async def test_canonical_alias_content_is_checked(
     await add_alias(url, alice, "#here:localhost", room)
     await add_alias(url, alice, "#there:localhost", other)
 
-    refusals = [
+    refusals: list[tuple[dict[str, Any], str]] = [
         ({"alias": "#nowhere:localhost"}, "M_BAD_ALIAS"),  # unknown
         ({"alias": "#there:localhost"}, "M_BAD_ALIAS"),  # another room's
         ({"alias": "not an alias"}, "M_INVALID_PARAM"),
