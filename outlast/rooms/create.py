@@ -140,7 +140,9 @@ class RoomCreator:
         if (name := _str(body, "name")) is not None:
             plan.append(ev("m.room.name", {"name": name}))
         if (topic := _str(body, "topic")) is not None:
-            plan.append(ev("m.room.topic", {"topic": topic}))
+            # The plain topic and its rich form (spec v1.15), as Synapse writes them.
+            rich = {"m.text": [{"body": topic, "mimetype": "text/plain"}]}
+            plan.append(ev("m.room.topic", {"topic": topic, "m.topic": rich}))
         for invitee in invites:
             invite: dict[str, Any] = {"membership": "invite"}
             if is_direct:
