@@ -146,12 +146,18 @@ class Messages:
         return list(self._readable_state(user_id, room_id).values())
 
     def state_event(
-        self, user_id: str, room_id: str, event_type: str, state_key: str
+        self,
+        user_id: str,
+        room_id: str,
+        event_type: str,
+        state_key: str,
+        whole_event: bool = False,
     ) -> dict[str, Any]:
+        """One state event's content, or (``?format=event``) the whole event."""
         event = self._readable_state(user_id, room_id).get((event_type, state_key))
         if event is None:
             raise not_found("no such state event")
-        return dict(event["content"])
+        return dict(event) if whole_event else dict(event["content"])
 
     def members(
         self, user_id: str, room_id: str, membership: str | None, not_membership: str | None

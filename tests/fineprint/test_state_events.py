@@ -70,3 +70,23 @@ async def test_resending_identical_state_returns_the_existing_event(
         RoomPutStateResponse,
     ).event_id
     assert changed != first
+
+
+async def test_a_state_read_can_answer_the_whole_event(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, _ = pair
+    room_id = expect(await alice.room_create(name="Tea"), RoomCreateResponse).room_id
+    path = f"{url}{V3}/rooms/{room_id}/state/m.room.name/"
+    assert await api("GET", path, token=alice.access_token) == (200, {"name": "Tea"})
+    status, event = await api("GET", path, token=alice.access_token, params={"format": "event"})
+    assert status == 200, event
+    assert (event["type"], event["state_key"], event["content"]) == (
+        "m.room.name",
+        "",
+        {"name": "Tea"},
+    )
+    assert (event["room_id"], event["sender"]) == (room_id, "@alice:localhost")
+    assert event["event_id"].startswith("$")
+    status, body = await api("GET", path, token=alice.access_token, params={"format": "pdu"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")

@@ -139,8 +139,11 @@ async def get_state_event(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     who = await requester(request)
     event_type, state_key = _state_key(request)
+    answer_format = request.query.get("format", "content")
+    if answer_format not in ("content", "event"):
+        raise MatrixError(400, "M_INVALID_PARAM", "format must be content or event")
     content = services(request).messages.state_event(
-        who.user_id, _room_id(request), event_type, state_key
+        who.user_id, _room_id(request), event_type, state_key, answer_format == "event"
     )
     return ok(content)
 
