@@ -6,12 +6,16 @@ from typing import Any
 
 from outlast.context import SiteContext
 from outlast.core import auth, ids
+from outlast.core.canonical_json import check_content
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.facts import RoomForgotten
 from outlast.profiles.tables import member_fields
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
+
+# Keys of a /join body that are not member event content.
+JOIN_BODY_ONLY = ("membership", "reason", "third_party_signed")
 
 
 class Memberships:
@@ -53,7 +57,7 @@ class Memberships:
         def build(state: StateMap) -> list[dict[str, Any]]:
             if only_from is not None and auth.membership(state, target) not in only_from:
                 raise forbidden(f"{target} is not {' or '.join(only_from)} in this room")
-            content: dict[str, Any] = {"membership": membership, **(extra or {})}
+            content: dict[str, Any] = {**(extra or {}), "membership": membership}
             previous = state.get(("m.room.member", target))
             if membership in ("join", "invite"):
                 # The stored profile wins; else the previous name; else the localpart.
@@ -70,12 +74,19 @@ class Memberships:
         events = await self.writer.commit(room_id, build)
         return str(events[0]["event_id"])
 
-    async def join(self, user_id: str, room_id_or_alias: str) -> str:
+    async def join(
+        self, user_id: str, room_id_or_alias: str, body: dict[str, Any] | None = None
+    ) -> str:
+        """Join; the body's other keys (``reason`` and any custom ones) go into the member
+        event's content, as in Synapse."""
+        body = body or {}
+        extra = {k: v for k, v in body.items() if k not in JOIN_BODY_ONLY}
+        check_content(extra)
         room_id = await self.resolve(room_id_or_alias)
         state = queries.current_state(self.ctx.conn, room_id)
         if state and auth.membership(state, user_id) == "join":
             return room_id  # joining again is a no-op, as in the reference servers
-        await self.change(user_id, room_id, user_id, "join")
+        await self.change(user_id, room_id, user_id, "join", reason=body.get("reason"), extra=extra)
         return room_id
 
     async def leave(self, user_id: str, room_id: str, reason: Any = None) -> None:

@@ -41,3 +41,25 @@ async def test_a_forgotten_rooms_history_is_forbidden(
     # Joining again opens it again.
     assert (await api("POST", f"{url}{V3}/join/{room.room_id}", {}, bob.access_token))[0] == 200
     assert (await api("GET", f"{base}/messages", token=bob.access_token, params=params))[0] == 200
+
+
+async def test_a_join_keeps_the_bodys_extra_keys(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, bob = pair
+    room = expect(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
+    body = {"reason": "tea", "org.example.badge": {"level": 3}, "membership": "ban"}
+    status, _ = await api("POST", f"{url}{V3}/join/{room.room_id}", body, bob.access_token)
+    assert status == 200
+    status, content = await api(
+        "GET",
+        f"{url}{V3}/rooms/{room.room_id}/state/m.room.member/@bob:localhost",
+        token=bob.access_token,
+    )
+    assert status == 200
+    assert content == {
+        "membership": "join",
+        "displayname": "bob",
+        "reason": "tea",
+        "org.example.badge": {"level": 3},
+    }

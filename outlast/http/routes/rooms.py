@@ -38,8 +38,10 @@ async def create_room(request: web.Request) -> web.Response:
 async def join_any(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
     who = await requester(request)
-    await json_body(request)
-    room_id = await services(request).memberships.join(who.user_id, request.match_info["room"])
+    body = await json_body(request)
+    room_id = await services(request).memberships.join(
+        who.user_id, request.match_info["room"], body
+    )
     return ok({"room_id": room_id})
 
 
@@ -47,8 +49,8 @@ async def join_any(request: web.Request) -> web.Response:
 async def join_room(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/join"""
     who = await requester(request)
-    await json_body(request)
-    room_id = await services(request).memberships.join(who.user_id, _room_id(request))
+    body = await json_body(request)
+    room_id = await services(request).memberships.join(who.user_id, _room_id(request), body)
     return ok({"room_id": room_id})
 
 
