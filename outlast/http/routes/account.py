@@ -160,15 +160,16 @@ async def _password_auth(request: web.Request, body: dict[str, Any], user_id: st
         if (auth.get("identifier") or auth.get("user"))
         else user_id
     )
-    if claimed != user_id:
-        raise _uia("m.login.password", auth.get("session"), "Invalid password")
     limits = request.app[LIMITS_KEY]
-    limits.check_login(request, user_id)
-    if not await svc.accounts.check_password(user_id, auth.get("password")):
-        limits.login_failed(request, user_id)
+    limits.check_login(request, claimed)
+    if not await svc.accounts.check_password(claimed, auth.get("password")):
+        limits.login_failed(request, claimed)
         # Spec (UIA): a failed stage is a 401 with the flows again, so the client can retry.
         raise _uia("m.login.password", auth.get("session"), "Invalid password")
-    limits.login_succeeded(request, user_id)
+    limits.login_succeeded(request, claimed)
+    if claimed != user_id:
+        # Authenticated, but as someone else: no retry can help (Synapse's 403).
+        raise MatrixError(403, "M_FORBIDDEN", "the authenticated user is not the requester")
 
 
 @routes.post("/account/password")
