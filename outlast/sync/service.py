@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from outlast.account_data import tables as account_data
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import sync as assembly
@@ -21,6 +22,7 @@ from outlast.core.filters import SyncFilter
 from outlast.core.sync import RoomSlice
 from outlast.core.tokens import SyncToken, encode_boundary, parse_sync_token
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import GLOBAL
 from outlast.ops.health import Health
 from outlast.rooms.render import render, visible_rows
 from outlast.sync.window import (
@@ -33,6 +35,8 @@ from outlast.sync.window import (
     no_decoration,
 )
 from outlast.view import queries
+
+IGNORED_USERS = "m.ignored_user_list"
 
 
 class Sync:
@@ -189,6 +193,12 @@ class Sync:
             unread=merged.unread,
         )
 
+    def _ignored(self, user_id: str) -> set[str]:
+        """The users ``m.ignored_user_list`` names."""
+        content = account_data.get(self.ctx.conn, user_id, GLOBAL, IGNORED_USERS) or {}
+        ignored = content.get("ignored_users")
+        return set(ignored) if isinstance(ignored, dict) else set()
+
     def _room(
         self,
         who: Requester,
@@ -209,8 +219,8 @@ class Sync:
                 return None
             state = queries.current_state(self.ctx.conn, room_id)
             invite = state.get(("m.room.member", who.user_id))
-            if invite is None:
-                return None
+            if invite is None or invite.get("sender") in self._ignored(who.user_id):
+                return None  # an ignored user's invite is not shown (spec: ignoring users)
             return RoomSlice(
                 room_id, "invite", invite_state=assembly.invite_state(state.values(), invite)
             )
