@@ -66,9 +66,10 @@ class Devices:
     async def _write_seen(self, fact: DeviceSeen) -> None:
         try:
             await self.ctx.log.append(self.ctx.names.user_subject(fact.user_id, "devices"), fact)
-        except LogUnavailable as exc:  # best effort: the next use tries again
+        except LogUnavailable as exc:
+            # Best effort, and tried again only after the interval: during an outage
+            # every request retrying this write would only add to the load.
             log.info("could not record the use of a device: %s", exc)
-            self._seen.pop((fact.user_id, fact.device_id), None)
 
     async def stop(self) -> None:
         """Wait briefly for the uses being written, then drop the rest."""
