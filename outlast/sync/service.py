@@ -225,7 +225,10 @@ class Sync:
                 room_id, "invite", invite_state=assembly.invite_state(state.values(), invite)
             )
         if membership in ("leave", "ban"):
-            if row["forgotten"]:
+            if row["forgotten"] and not (since_seq is not None and fresh):
+                # A forgotten room stays out of /sync, except that the incremental sync
+                # spanning the leave still tells the user's other devices they left
+                # (Synapse does so; spec issue matrix-org/matrix-spec#1458).
                 return None
             if since_seq is None and not sync_filter.room.include_leave:
                 return None

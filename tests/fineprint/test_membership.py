@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from nio import AsyncClient, RoomCreateResponse, RoomKickResponse, RoomPreset
 
 from tests.e2e.helpers import V3, api, expect, forbidden
@@ -63,3 +65,29 @@ async def test_a_join_keeps_the_bodys_extra_keys(
         "reason": "tea",
         "org.example.badge": {"level": 3},
     }
+
+
+async def test_a_leave_then_forget_still_reaches_the_next_incremental_sync(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, bob = pair
+    room = expect(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
+    assert (await api("POST", f"{url}{V3}/join/{room.room_id}", {}, bob.access_token))[0] == 200
+    include_leave = '{"room": {"include_leave": true}}'
+
+    async def sync(since: str | None = None) -> dict[str, Any]:
+        params = {"filter": include_leave} | ({"since": since} if since else {})
+        status, body = await api("GET", f"{url}{V3}/sync", token=bob.access_token, params=params)
+        assert status == 200, body
+        return dict(body)
+
+    before = (await sync())["next_batch"]
+    base = f"{url}{V3}/rooms/{room.room_id}"
+    assert (await api("POST", f"{base}/leave", {}, bob.access_token))[0] == 200
+    assert (await api("POST", f"{base}/forget", {}, bob.access_token))[0] == 200
+
+    spanning = await sync(before)
+    assert room.room_id in spanning.get("rooms", {}).get("leave", {})
+    later = await sync(spanning["next_batch"])
+    assert room.room_id not in later.get("rooms", {}).get("leave", {})
+    assert room.room_id not in (await sync()).get("rooms", {}).get("leave", {})
