@@ -125,21 +125,23 @@ class Messages:
         events = await self.writer.commit(room_id, build)
         return str(events[0]["event_id"]) if events else unchanged[0]
 
-    def _readable_state(self, user_id: str, room_id: str) -> StateMap:
+    def _readable_state(self, user_id: str, room_id: str, at: Position | None = None) -> StateMap:
+        """The room's state as the user may read it: current for a member (or anyone, in a
+        world-readable room), as it was when they left for a former member; with ``at``,
+        as it was just before that position, but never later than that."""
         state = queries.current_state(self.ctx.conn, room_id)
         if not state:
             raise forbidden("you are not in this room")
-        if auth.membership(state, user_id) == "join":
-            return state
         vis = state.get(("m.room.history_visibility", ""), {}).get("content", {})
-        if vis.get("history_visibility") == "world_readable":
-            return state
+        if auth.membership(state, user_id) == "join" or (
+            vis.get("history_visibility") == "world_readable"
+        ):
+            return state if at is None else queries.state_before(self.ctx.conn, room_id, at)
         changes = queries.membership_changes(self.ctx.conn, room_id, user_id)
         if changes and changes[-1].membership in ("leave", "ban"):
             # A former member sees the state as it was when they left.
-            return queries.state_before(
-                self.ctx.conn, room_id, (changes[-1].position[0], changes[-1].position[1] + 1)
-            )
+            left = (changes[-1].position[0], changes[-1].position[1] + 1)
+            return queries.state_before(self.ctx.conn, room_id, min(left, at or left))
         raise forbidden("you are not in this room")
 
     def state(self, user_id: str, room_id: str) -> list[dict[str, Any]]:
@@ -160,9 +162,17 @@ class Messages:
         return dict(event) if whole_event else dict(event["content"])
 
     def members(
-        self, user_id: str, room_id: str, membership: str | None, not_membership: str | None
+        self,
+        user_id: str,
+        room_id: str,
+        membership: str | None,
+        not_membership: str | None,
+        at: str | None = None,
     ) -> list[dict[str, Any]]:
-        state = self._readable_state(user_id, room_id)
+        """GET /members: the member events of the readable state, or (``at``, a sync or
+        /messages token) of the state at that point."""
+        position = self.boundary(room_id, at) if at is not None else None
+        state = self._readable_state(user_id, room_id, position)
         out = []
         for (event_type, _), event in state.items():
             if event_type != "m.room.member":

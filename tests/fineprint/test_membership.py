@@ -91,3 +91,33 @@ async def test_a_leave_then_forget_still_reaches_the_next_incremental_sync(
     later = await sync(spanning["next_batch"])
     assert room.room_id not in later.get("rooms", {}).get("leave", {})
     assert room.room_id not in (await sync()).get("rooms", {}).get("leave", {})
+
+
+async def test_members_at_a_token_are_the_members_then(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, bob = pair
+    room = expect(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
+    status, body = await api("GET", f"{url}{V3}/sync", token=alice.access_token)
+    before_bob = body["next_batch"]
+    assert (await api("POST", f"{url}{V3}/join/{room.room_id}", {}, bob.access_token))[0] == 200
+
+    async def member_ids(**params: str) -> set[str]:
+        status, body = await api(
+            "GET",
+            f"{url}{V3}/rooms/{room.room_id}/members",
+            token=alice.access_token,
+            params=params,
+        )
+        assert status == 200, body
+        return {e["state_key"] for e in body["chunk"]}
+
+    assert await member_ids() == {"@alice:localhost", "@bob:localhost"}
+    assert await member_ids(at=before_bob) == {"@alice:localhost"}
+    status, body = await api(
+        "GET",
+        f"{url}{V3}/rooms/{room.room_id}/members",
+        token=alice.access_token,
+        params={"at": "nonsense"},
+    )
+    assert status == 400, body

@@ -112,6 +112,7 @@ async def members(request: web.Request) -> web.Response:
         _room_id(request),
         request.query.get("membership"),
         request.query.get("not_membership"),
+        request.query.get("at"),
     )
     return ok({"chunk": chunk})
 
