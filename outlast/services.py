@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from outlast.account_data.service import AccountData
 from outlast.accounts.admins import Admins
 from outlast.accounts.devices import Devices
+from outlast.accounts.openid import OpenId
 from outlast.accounts.service import Accounts
 from outlast.config import Config
 from outlast.directory.hierarchy import Hierarchy
@@ -28,6 +29,7 @@ from outlast.profiles.service import Profiles
 from outlast.push.delivery import Delivery
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
+from outlast.room_keys.service import RoomKeys
 from outlast.rooms.context import RoomContext
 from outlast.rooms.create import RoomCreator
 from outlast.rooms.membership import Memberships
@@ -46,6 +48,7 @@ class Services:
     accounts: Accounts
     devices: Devices
     admins: Admins
+    openid: OpenId
     # rooms
     creator: RoomCreator
     memberships: Memberships
@@ -69,6 +72,7 @@ class Services:
     # end-to-end encryption
     keys: Keys
     to_device: ToDevice
+    room_keys: RoomKeys
     # the rest
     media: MediaRepository
     turn: Turn

@@ -18,6 +18,7 @@ from aiohttp import web
 from outlast.account_data.service import AccountData, AccountDataSync
 from outlast.accounts.admins import Admins
 from outlast.accounts.devices import Devices
+from outlast.accounts.openid import OpenId
 from outlast.accounts.passwords import Passwords
 from outlast.accounts.service import Accounts
 from outlast.clock import SYSTEM, Clock
@@ -43,6 +44,7 @@ from outlast.profiles.service import Profiles
 from outlast.push.delivery import Delivery
 from outlast.push.service import Push
 from outlast.receipts.service import Receipts
+from outlast.room_keys.service import RoomKeys
 from outlast.rooms.bundles import Bundler
 from outlast.rooms.context import RoomContext
 from outlast.rooms.create import RoomCreator
@@ -92,7 +94,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
     # What every served room event gets in ``unsigned``: bundled relations, unread number.
     decorate = chain(Bundler(ctx).decorate, receipts.decorate)
     messages = Messages(ctx, writer, decorate=decorate)
-    directory = Directory(ctx)
+    directory = Directory(ctx, writer)
     health = Health(ctx, projector)
     sources = (receipts, typing, presence, AccountDataSync(ctx), E2eeSync(keys, to_device), push)
     return Services(
@@ -100,6 +102,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         accounts=Accounts(ctx, Passwords(config.auth)),
         devices=Devices(ctx),
         admins=Admins(ctx),
+        openid=OpenId(ctx),
         creator=RoomCreator(ctx, writer, directory),
         memberships=Memberships(ctx, writer),
         messages=messages,
@@ -119,6 +122,7 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         push_delivery=Delivery(ctx, push),
         keys=keys,
         to_device=to_device,
+        room_keys=RoomKeys(ctx),
         media=MediaRepository(ctx),
         turn=Turn(config.voip, ctx.clock),
         health=health,
@@ -141,6 +145,7 @@ def stop_hooks(services: Services) -> list[Hook]:
     return [
         services.push_delivery.stop,
         services.typing.stop,
+        services.devices.stop,
         services.to_device.stop,
         services.media.stop,
         services.health.stop_reports,

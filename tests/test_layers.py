@@ -41,6 +41,7 @@ CAPABILITIES = (
     "account_data",
     "push",
     "e2ee",
+    "room_keys",
     "media",
     "voip",
     "ops",

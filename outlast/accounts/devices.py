@@ -9,34 +9,74 @@ device's keys and to-device inbox with it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from outlast.accounts import tables
 from outlast.context import SiteContext
 from outlast.core.errors import MatrixError, bad_json, not_found
-from outlast.log.facts import DeviceRenamed, DevicesDeleted, Fact
+from outlast.log.client import LogUnavailable
+from outlast.log.facts import DeviceRenamed, DevicesDeleted, DeviceSeen, Fact
+
+log = logging.getLogger(__name__)
 
 MAX_DISPLAY_NAME = 256
 MAX_DELETE = 1000
 
 
+# A device's use is written at most this often per worker (a fact per request would
+# double the users stream's traffic); /devices is as coarse as that.
+SEEN_EVERY_MS = 5 * 60 * 1000
+MAX_REMEMBERED = 100_000
+
+
 def _public(row: Any) -> dict[str, Any]:
     """Every field present, null when unknown, as clients such as matrix-nio require.
-
-    Activity is not tracked (it would be a write per request); the login time
-    stands in for ``last_seen_ts`` and the address is never recorded.
-    """
+    Before a device's first recorded use, its login time stands in for ``last_seen_ts``."""
     return {
         "device_id": row["device_id"],
         "display_name": row["display_name"],
-        "last_seen_ip": None,
-        "last_seen_ts": row["created_ts"] or None,
+        "last_seen_ip": row["ip"],
+        "last_seen_ts": row["ts"] or row["created_ts"] or None,
     }
 
 
 class Devices:
     def __init__(self, ctx: SiteContext) -> None:
         self.ctx = ctx
+        # (user, device) -> (when this worker last wrote its use, from which address)
+        self._seen: dict[tuple[str, str], tuple[int, str | None]] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def seen(self, user_id: str, device_id: str, ip: str | None) -> None:
+        """Note a device's use; a DeviceSeen fact is written in the background on its first
+        use at this worker, when its address changes, and then at most every few minutes."""
+        now = self.ctx.now_ms()
+        last = self._seen.get((user_id, device_id))
+        if last is not None and last[1] == ip and now - last[0] < SEEN_EVERY_MS:
+            return
+        if len(self._seen) >= MAX_REMEMBERED:
+            self._seen.clear()
+        self._seen[(user_id, device_id)] = (now, ip)
+        task = asyncio.create_task(self._write_seen(DeviceSeen(user_id, device_id, ip, now)))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_seen(self, fact: DeviceSeen) -> None:
+        try:
+            await self.ctx.log.append(self.ctx.names.user_subject(fact.user_id, "devices"), fact)
+        except LogUnavailable as exc:
+            # Best effort, and tried again only after the interval: during an outage
+            # every request retrying this write would only add to the load.
+            log.info("could not record the use of a device: %s", exc)
+
+    async def stop(self) -> None:
+        """Wait briefly for the uses being written, then drop the rest."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=2)
+        for task in set(self._writes):
+            task.cancel()
 
     def all(self, user_id: str) -> list[dict[str, Any]]:
         return [_public(row) for row in tables.devices(self.ctx.conn, user_id)]

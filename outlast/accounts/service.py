@@ -28,8 +28,10 @@ from outlast.log.facts import (
     LogoutAll,
     NewDevice,
     Password,
+    ProfileSet,
     Register,
 )
+from outlast.profiles.tables import DISPLAYNAME
 from outlast.view import queries
 
 MAX_PASSWORD_BYTES = 512
@@ -158,6 +160,12 @@ class Accounts:
         except FenceFailed:
             raise MatrixError(400, "M_USER_IN_USE", "that user id is taken") from None
         await self.ctx.applied(ack)
+        # A new account's display name is its localpart, as Synapse sets it: clients
+        # (matrix-nio's profile call among them) treat a missing one as an error.
+        name = ProfileSet(user_id, DISPLAYNAME, localpart)
+        await self.ctx.applied(
+            await self._append(self.ctx.names.user_subject(user_id, "profile"), name)
+        )
         body: dict[str, Any] = {"user_id": user_id, "home_server": self.ctx.server_name}
         if device is not None:
             body.update(access_token=token, device_id=device.device_id)

@@ -17,10 +17,12 @@ from outlast.log.facts import (
     Deactivate,
     DeviceRenamed,
     DevicesDeleted,
+    DeviceSeen,
     Login,
     Logout,
     LogoutAll,
     NewDevice,
+    OpenIdTokenIssued,
     Password,
     Register,
 )
@@ -38,6 +40,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tokens_by_device ON tokens (user_id, device_id);
+CREATE TABLE IF NOT EXISTS device_seen (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, ip TEXT, ts INTEGER NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS openid_tokens (
+    token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL
+);
 """
 
 # Devices that went away in one fact: (user, device ids).
@@ -82,6 +91,9 @@ def _remove(conn: sqlite3.Connection, user_id: str, device_ids: list[str]) -> li
     gone = []
     for device_id in device_ids:
         conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+        conn.execute(
+            "DELETE FROM device_seen WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+        )
         deleted = conn.execute(
             "DELETE FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id)
         ).rowcount
@@ -101,6 +113,9 @@ def _remove_all(conn: sqlite3.Connection, user_id: str, keep: str | None = None)
     ]
     conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
     conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
+    conn.execute(
+        "DELETE FROM device_seen WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep)
+    )
     return device_ids
 
 
@@ -159,8 +174,9 @@ def apply_admin(conn: sqlite3.Connection, fact: Admin) -> set[str]:
 def devices(conn: sqlite3.Connection, user_id: str) -> list[sqlite3.Row]:
     return list(
         conn.execute(
-            "SELECT device_id, display_name, created_ts FROM devices WHERE user_id = ?"
-            " ORDER BY device_id",
+            "SELECT d.device_id, display_name, created_ts, ip, ts FROM devices d"
+            " LEFT JOIN device_seen s USING (user_id, device_id)"
+            " WHERE d.user_id = ? ORDER BY d.device_id",
             (user_id,),
         )
     )
@@ -168,8 +184,38 @@ def devices(conn: sqlite3.Connection, user_id: str) -> list[sqlite3.Row]:
 
 def device(conn: sqlite3.Connection, user_id: str, device_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
-        "SELECT device_id, display_name, created_ts FROM devices"
-        " WHERE user_id = ? AND device_id = ?",
+        "SELECT d.device_id, display_name, created_ts, ip, ts FROM devices d"
+        " LEFT JOIN device_seen s USING (user_id, device_id)"
+        " WHERE d.user_id = ? AND d.device_id = ?",
         (user_id, device_id),
     ).fetchone()
     return row
+
+
+def apply_openid_token(conn: sqlite3.Connection, fact: OpenIdTokenIssued) -> set[str]:
+    conn.execute(
+        "INSERT OR REPLACE INTO openid_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+        (fact.token_hash, fact.user_id, fact.expires_at),
+    )
+    return set()
+
+
+def openid_token(conn: sqlite3.Connection, token_hash: str) -> tuple[str, int] | None:
+    """The user an OpenID token names and when it expires (ms), if it was issued."""
+    row = conn.execute(
+        "SELECT user_id, expires_at FROM openid_tokens WHERE token_hash = ?", (token_hash,)
+    ).fetchone()
+    return (str(row[0]), int(row[1])) if row else None
+
+
+def apply_device_seen(conn: sqlite3.Connection, fact: DeviceSeen) -> set[str]:
+    """Remember the latest use of a device that still exists (later ``ts`` wins)."""
+    conn.execute(
+        "INSERT INTO device_seen (user_id, device_id, ip, ts)"
+        " SELECT ?, ?, ?, ? WHERE EXISTS"
+        " (SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?)"
+        " ON CONFLICT (user_id, device_id) DO UPDATE SET ip = excluded.ip, ts = excluded.ts"
+        " WHERE excluded.ts >= device_seen.ts",
+        (fact.user_id, fact.device_id, fact.ip, fact.ts, fact.user_id, fact.device_id),
+    )
+    return set()

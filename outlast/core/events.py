@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.core import jsonenc
+from outlast.core.canonical_json import check_content
 from outlast.core.errors import MatrixError, bad_json
 
 MAX_EVENT_BYTES = 65_536
@@ -22,8 +23,10 @@ def validate_type(event_type: str) -> None:
 
 
 def validate_content(content: Any) -> dict[str, Any]:
+    """A client's event content: an object of canonical JSON (no floats, safe integers)."""
     if not isinstance(content, dict):
         raise MatrixError(400, "M_NOT_JSON", "event content must be a JSON object")
+    check_content(content)
     return content
 
 

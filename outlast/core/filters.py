@@ -21,11 +21,12 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from outlast.core import ids
 from outlast.core.errors import bad_json
 from outlast.core.paths import ABSENT, lookup, split_path
 
@@ -195,16 +196,32 @@ def _require_object(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _string_list(obj: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+def _string_list(
+    obj: Mapping[str, Any],
+    key: str,
+    where: str,
+    valid: Callable[[str], bool] | None = None,
+    what: str = "strings",
+) -> tuple[str, ...] | None:
+    """A list of strings; with ``valid``, each must pass it (room or user IDs: the spec's
+    filter schema names their formats, and Synapse refuses others)."""
     value = obj.get(key)
     if value is None:
         return None
     if not isinstance(value, (list, tuple)):
-        raise bad_json(f"{where}{key} must be an array of strings")
+        raise bad_json(f"{where}{key} must be an array of {what}")
     for item in value:
-        if not isinstance(item, str):
-            raise bad_json(f"{where}{key} must be an array of strings")
+        if not isinstance(item, str) or (valid is not None and not valid(item)):
+            raise bad_json(f"{where}{key} must be an array of {what}")
     return tuple(value)
+
+
+def _room_ids(obj: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    return _string_list(obj, key, where, ids.is_room_id, "room IDs")
+
+
+def _user_ids(obj: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    return _string_list(obj, key, where, ids.is_user_id, "user IDs")
 
 
 def _optional_bool(obj: Mapping[str, Any], key: str, where: str) -> bool | None:
@@ -238,8 +255,8 @@ def _event_filter(value: Any, where: str, *, room_keys: bool) -> EventFilter:
     limit = _limit(obj, where)
     types = _string_list(obj, "types", where)
     not_types = _string_list(obj, "not_types", where) or ()
-    senders = _string_list(obj, "senders", where)
-    not_senders = _string_list(obj, "not_senders", where) or ()
+    senders = _user_ids(obj, "senders", where)
+    not_senders = _user_ids(obj, "not_senders", where) or ()
     if not room_keys:
         # Plain EventFilter (presence, global account_data) has no room keys;
         # like any unknown key they are ignored there.
@@ -247,8 +264,8 @@ def _event_filter(value: Any, where: str, *, room_keys: bool) -> EventFilter:
     # RoomEventFilter additions.  lazy_load_members and include_redundant_members
     # are not modelled here and are ignored; unread_thread_notifications is read
     # by parse_sync_filter (it only means something on room.timeline).
-    rooms = _string_list(obj, "rooms", where)
-    not_rooms = _string_list(obj, "not_rooms", where) or ()
+    rooms = _room_ids(obj, "rooms", where)
+    not_rooms = _room_ids(obj, "not_rooms", where) or ()
     contains_url = _optional_bool(obj, "contains_url", where)
     threads = _optional_bool(obj, "unread_thread_notifications", where)
     return EventFilter(
@@ -287,8 +304,8 @@ def parse_sync_filter(obj: Any) -> SyncFilter:
     room_obj = _require_object({} if room_value is None else room_value, "room")
     include_leave = _optional_bool(room_obj, "include_leave", "room.")
     room = RoomFilter(
-        rooms=_string_list(room_obj, "rooms", "room."),
-        not_rooms=_string_list(room_obj, "not_rooms", "room.") or (),
+        rooms=_room_ids(room_obj, "rooms", "room."),
+        not_rooms=_room_ids(room_obj, "not_rooms", "room.") or (),
         timeline=_event_filter(room_obj.get("timeline"), "room.timeline.", room_keys=True),
         state=_event_filter(room_obj.get("state"), "room.state.", room_keys=True),
         ephemeral=_event_filter(room_obj.get("ephemeral"), "room.ephemeral.", room_keys=True),

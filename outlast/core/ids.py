@@ -69,8 +69,15 @@ def localpart_from_login(identifier: str, server_name: str) -> str:
     return identifier.lower()
 
 
+_HASH_ROOM_ID = re.compile(r"![A-Za-z0-9_-]{43}")
+
+
 def is_room_id(value: str) -> bool:
-    return value.startswith("!") and ":" in value and len(value.encode()) <= MAX_ID_BYTES
+    """``!opaque:server``, or (room version 12) ``!`` and the create event's hash,
+    without a server part."""
+    if not value.startswith("!") or len(value.encode()) > MAX_ID_BYTES:
+        return False
+    return ":" in value or _HASH_ROOM_ID.fullmatch(value) is not None
 
 
 def is_room_alias(value: str) -> bool:

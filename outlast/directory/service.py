@@ -11,18 +11,23 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
-from outlast.core import auth, ids
+from outlast.core import aliases, auth, ids
 from outlast.core.errors import MatrixError, bad_json, forbidden, invalid_param, not_found
 from outlast.core.room_summary import public_chunk
 from outlast.directory import tables
-from outlast.log.client import FenceFailed
+from outlast.log.client import FenceFailed, LogUnavailable
 from outlast.log.facts import AliasDeleted, AliasSet, Fact, RoomListed
+from outlast.rooms.writer import RoomWriter, checked
 from outlast.view import queries
+from outlast.view.queries import StateMap
+
+log = logging.getLogger(__name__)
 
 CANONICAL_ALIAS = "m.room.canonical_alias"
 _SINCE = re.compile(r"o([0-9]{1,9})")
@@ -35,8 +40,9 @@ def _conflict(alias: str) -> MatrixError:
 
 
 class Directory:
-    def __init__(self, ctx: SiteContext) -> None:
+    def __init__(self, ctx: SiteContext, writer: RoomWriter) -> None:
         self.ctx = ctx
+        self.writer = writer
 
     # --- for room creation ----------------------------------------------------
 
@@ -124,6 +130,28 @@ class Directory:
             raise forbidden("only the alias's creator or a room moderator may delete it")
         conflict = MatrixError(409, "M_UNKNOWN", "the alias changed meanwhile; try again")
         await self._fenced(alias, AliasDeleted(alias), last, conflict)
+        try:
+            await self._unlist(who.user_id, str(row["room_id"]), alias)
+        except (MatrixError, LogUnavailable) as exc:
+            # The alias is gone either way; a user without the power to change the
+            # canonical alias event leaves it naming a dead alias, as Synapse does.
+            log.info("canonical alias of %s keeps deleted %s: %s", row["room_id"], alias, exc)
+
+    async def _unlist(self, user_id: str, room_id: str, alias: str) -> None:
+        """Take a deleted alias out of the room's ``m.room.canonical_alias`` event."""
+
+        def build(state: StateMap) -> list[dict[str, Any]]:
+            current = state.get((CANONICAL_ALIAS, ""))
+            content = (
+                aliases.without_alias(current.get("content") or {}, alias) if current else None
+            )
+            if content is None:
+                return []
+            event = self.writer.build_event(room_id, user_id, CANONICAL_ALIAS, content, "")
+            checked(state, event)
+            return [event]
+
+        await self.writer.commit(room_id, build)
 
     def _may_delete(self, user_id: str, row: Any) -> bool:
         if row["creator"] == user_id:

@@ -193,6 +193,10 @@ async def requester(request: web.Request) -> Requester:
             )
         except MatrixError as exc:
             known = exc
+        else:
+            limits = request.app.get(LIMITS_KEY)
+            address = limits.address(request) if limits is not None else request.remote
+            services(request).devices.seen(known.user_id, known.device_id, address)
         request[IDENTITY_KEY] = known
     if isinstance(known, MatrixError):
         raise known

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from outlast.context import SiteContext
-from outlast.core import auth, ids
-from outlast.core.errors import MatrixError, bad_json, invalid_param
+from outlast.core import auth, canonical_json, ids, room_versions
+from outlast.core.errors import bad_json, invalid_param
 from outlast.directory.service import Directory
 from outlast.profiles.tables import member_fields
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view.queries import StateMap
 
-ROOM_VERSION = "11"
-SUPPORTED_VERSIONS = ("11",)
 PRESETS = ("private_chat", "public_chat", "trusted_private_chat")
 
 
@@ -64,11 +62,9 @@ class RoomCreator:
         )
         if preset not in PRESETS:
             raise invalid_param(f"unknown preset {preset!r}")
-        version = _str(body, "room_version") or ROOM_VERSION
-        if version not in SUPPORTED_VERSIONS:
-            raise MatrixError(
-                400, "M_UNSUPPORTED_ROOM_VERSION", f"room version {version} is not supported"
-            )
+        rules = room_versions.check_creatable(
+            _str(body, "room_version") or room_versions.DEFAULT_VERSION
+        )
         invites = body.get("invite", [])
         if not isinstance(invites, list) or not all(ids.is_user_id(u) for u in invites):
             raise bad_json("invite must be a list of user ids")
@@ -85,14 +81,24 @@ class RoomCreator:
 
         if visibility == "public":
             self.directory.check_may_publish(creator)
-        room_id = ids.new_room_id(self.ctx.server_name)
+        create_content = room_versions.create_content(
+            creator, rules, creation_content, preset=preset, invitees=invites
+        )
+        if rules.room_id_is_create_hash:
+            # v12: the room ID is the create event's hash, so the event comes first.
+            draft = self.writer.build_event("!", creator, "m.room.create", create_content, "")
+            room_id = room_versions.room_id_for(draft)
+            create = {**draft, "room_id": room_id, "event_id": room_versions.create_event_id(draft)}
+        else:
+            room_id = ids.new_room_id(self.ctx.server_name)
+            create = self.writer.build_event(room_id, creator, "m.room.create", create_content, "")
         alias = await self._claim_alias(body, room_id, creator)
 
         def ev(t: str, content: dict[str, Any], sk: str | None = "") -> dict[str, Any]:
             return self.writer.build_event(room_id, creator, t, content, sk)
 
         plan: list[dict[str, Any]] = [
-            ev("m.room.create", {**creation_content, "room_version": version}),
+            create,
             ev(
                 "m.room.member",
                 {
@@ -103,7 +109,10 @@ class RoomCreator:
                 creator,
             ),
             ev(
-                "m.room.power_levels", auth.initial_power_levels(creator, preset, invites, override)
+                "m.room.power_levels",
+                auth.initial_power_levels(
+                    creator, preset, invites, override, room_version=rules.identifier
+                ),
             ),
         ]
         if alias:
@@ -123,6 +132,7 @@ class RoomCreator:
             content = item.get("content", {})
             if not isinstance(content, dict):
                 raise bad_json("initial_state content must be an object")
+            canonical_json.check_content(content)
             sk = item.get("state_key", "")
             if not isinstance(sk, str):
                 raise bad_json("state_key must be a string")
@@ -130,7 +140,9 @@ class RoomCreator:
         if (name := _str(body, "name")) is not None:
             plan.append(ev("m.room.name", {"name": name}))
         if (topic := _str(body, "topic")) is not None:
-            plan.append(ev("m.room.topic", {"topic": topic}))
+            # The plain topic and its rich form (spec v1.15), as Synapse writes them.
+            rich = {"m.text": [{"body": topic, "mimetype": "text/plain"}]}
+            plan.append(ev("m.room.topic", {"topic": topic, "m.topic": rich}))
         for invitee in invites:
             invite: dict[str, Any] = {"membership": "invite"}
             if is_direct:

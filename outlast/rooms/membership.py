@@ -7,12 +7,16 @@ from typing import Any
 
 from outlast.context import SiteContext
 from outlast.core import auth, ids, restricted
+from outlast.core.canonical_json import check_content
 from outlast.core.errors import MatrixError, bad_json, forbidden, not_found
 from outlast.log.facts import RoomForgotten
 from outlast.profiles.tables import member_fields
 from outlast.rooms.writer import RoomWriter, checked
 from outlast.view import queries
 from outlast.view.queries import StateMap
+
+# Keys of a /join body that are not member event content.
+JOIN_BODY_ONLY = ("membership", "reason", "third_party_signed")
 
 
 class Memberships:
@@ -41,18 +45,24 @@ class Memberships:
         *,
         reason: Any = None,
         extra: dict[str, Any] | None = None,
+        only_from: tuple[str, ...] | None = None,
     ) -> str:
-        """Commit one membership change; returns its event id."""
+        """Commit one membership change; returns its event id. With ``only_from``, the
+        target's current membership must be one of those (else 403): a kick needs a
+        member, an unban a ban, though the auth rules would let either through."""
         if not ids.is_user_id(target):
             raise MatrixError(400, "M_INVALID_PARAM", "not a user id")
         if reason is not None and not isinstance(reason, str):
             raise bad_json("reason must be a string")
 
         def build(state: StateMap) -> list[dict[str, Any]]:
-            content: dict[str, Any] = {"membership": membership, **(extra or {})}
+            if only_from is not None and auth.membership(state, target) not in only_from:
+                raise forbidden(f"{target} is not {' or '.join(only_from)} in this room")
+            content: dict[str, Any] = {**(extra or {}), "membership": membership}
             previous = state.get(("m.room.member", target))
-            if membership == "join":
+            if membership in ("join", "invite"):
                 # The stored profile wins; else the previous name; else the localpart.
+                # An invite carries the invitee's profile too, so clients can name them.
                 content = {**member_fields(self.ctx.conn, target), **content}
                 name = (previous or {}).get("content", {}).get("displayname")
                 content.setdefault("displayname", name or ids.parse_user_id(target)[0])
@@ -65,14 +75,22 @@ class Memberships:
         events = await self.writer.commit(room_id, build)
         return str(events[0]["event_id"])
 
-    async def join(self, user_id: str, room_id_or_alias: str) -> str:
+    async def join(
+        self, user_id: str, room_id_or_alias: str, body: dict[str, Any] | None = None
+    ) -> str:
+        """Join; the body's other keys (``reason`` and any custom ones) go into the member
+        event's content, as in Synapse."""
+        body = body or {}
+        extra = {k: v for k, v in body.items() if k not in JOIN_BODY_ONLY}
+        check_content(extra)
         room_id = await self.resolve(room_id_or_alias)
         if await self._already(user_id, room_id, "join"):
             return room_id  # joining again is a no-op, as in the reference servers
         state = queries.current_state(self.ctx.conn, room_id)
         vouch = restricted.authoriser(state, user_id, queries.joined_rooms(self.ctx.conn, user_id))
-        extra = {"join_authorised_via_users_server": vouch} if vouch else None
-        await self.change(user_id, room_id, user_id, "join", extra=extra)
+        if vouch:
+            extra = {**extra, "join_authorised_via_users_server": vouch}
+        await self.change(user_id, room_id, user_id, "join", reason=body.get("reason"), extra=extra)
         return room_id
 
     async def knock(self, user_id: str, room_id_or_alias: str, reason: Any = None) -> str:

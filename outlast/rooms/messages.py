@@ -7,7 +7,7 @@ from typing import Any
 
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
-from outlast.core import auth, ids, relations
+from outlast.core import aliases, auth, ids, relations
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
@@ -19,6 +19,8 @@ from outlast.rooms.writer import RoomWriter, checked
 from outlast.sync.window import EventDecorator, no_decoration
 from outlast.view import queries
 from outlast.view.queries import StateMap
+
+CANONICAL_ALIAS = "m.room.canonical_alias"
 
 MAX_PAGE = 1000
 
@@ -114,51 +116,86 @@ class Messages:
     async def put_state(
         self, user_id: str, room_id: str, event_type: str, state_key: str, content: Any
     ) -> str:
+        """Set one piece of state; returns the event id. Re-sending the state a user set,
+        unchanged, commits nothing and returns the existing event's id (as Synapse does)."""
         validate_type(event_type)
         content = validate_content(content)
+        unchanged: list[str] = []
+        canonical = event_type == CANONICAL_ALIAS and state_key == ""
+        if canonical:
+            # Aliases it names may have been made at another site a moment ago.
+            await self.ctx.catch_up(self.ctx.names.directory_stream)
 
         def build(state: StateMap) -> list[dict[str, Any]]:
             if not state:
                 raise forbidden("you are not in this room")
+            if canonical:
+                previous = state.get((CANONICAL_ALIAS, ""))
+                aliases.check_canonical_alias(
+                    content,
+                    room_id,
+                    previous.get("content") if previous else None,
+                    lambda alias: queries.alias_target(self.ctx.conn, alias),
+                )
             event = self.writer.build_event(room_id, user_id, event_type, content, state_key)
-            checked(state, event)
+            checked(state, event)  # still allowed to set it now
+            current = state.get((event_type, state_key))
+            if current and current.get("sender") == user_id and current.get("content") == content:
+                unchanged[:] = [str(current["event_id"])]
+                return []
             return [event]
 
         events = await self.writer.commit(room_id, build)
-        return str(events[0]["event_id"])
+        return str(events[0]["event_id"]) if events else unchanged[0]
 
-    def _readable_state(self, user_id: str, room_id: str) -> StateMap:
+    def _readable_state(self, user_id: str, room_id: str, at: Position | None = None) -> StateMap:
+        """The room's state as the user may read it: current for a member (or anyone, in a
+        world-readable room), as it was when they left for a former member; with ``at``,
+        as it was just before that position, but never later than that."""
         state = queries.current_state(self.ctx.conn, room_id)
         if not state:
             raise forbidden("you are not in this room")
-        if auth.membership(state, user_id) == "join":
-            return state
         vis = state.get(("m.room.history_visibility", ""), {}).get("content", {})
-        if vis.get("history_visibility") == "world_readable":
-            return state
+        if auth.membership(state, user_id) == "join" or (
+            vis.get("history_visibility") == "world_readable"
+        ):
+            return state if at is None else queries.state_before(self.ctx.conn, room_id, at)
         changes = queries.membership_changes(self.ctx.conn, room_id, user_id)
         if changes and changes[-1].membership in ("leave", "ban"):
             # A former member sees the state as it was when they left.
-            return queries.state_before(
-                self.ctx.conn, room_id, (changes[-1].position[0], changes[-1].position[1] + 1)
-            )
+            left = (changes[-1].position[0], changes[-1].position[1] + 1)
+            return queries.state_before(self.ctx.conn, room_id, min(left, at or left))
         raise forbidden("you are not in this room")
 
     def state(self, user_id: str, room_id: str) -> list[dict[str, Any]]:
         return list(self._readable_state(user_id, room_id).values())
 
     def state_event(
-        self, user_id: str, room_id: str, event_type: str, state_key: str
+        self,
+        user_id: str,
+        room_id: str,
+        event_type: str,
+        state_key: str,
+        whole_event: bool = False,
     ) -> dict[str, Any]:
+        """One state event's content, or (``?format=event``) the whole event."""
         event = self._readable_state(user_id, room_id).get((event_type, state_key))
         if event is None:
             raise not_found("no such state event")
-        return dict(event["content"])
+        return dict(event) if whole_event else dict(event["content"])
 
     def members(
-        self, user_id: str, room_id: str, membership: str | None, not_membership: str | None
+        self,
+        user_id: str,
+        room_id: str,
+        membership: str | None,
+        not_membership: str | None,
+        at: str | None = None,
     ) -> list[dict[str, Any]]:
-        state = self._readable_state(user_id, room_id)
+        """GET /members: the member events of the readable state, or (``at``, a sync or
+        /messages token) of the state at that point."""
+        position = self.boundary(room_id, at) if at is not None else None
+        state = self._readable_state(user_id, room_id, position)
         out = []
         for (event_type, _), event in state.items():
             if event_type != "m.room.member":
@@ -217,6 +254,8 @@ class Messages:
         """One page of /messages. Positions are boundaries: (seq, idx) of the event after them."""
         if queries.room(self.ctx.conn, room_id) is None:
             raise forbidden("you are not in this room")
+        if queries.forgotten(self.ctx.conn, room_id, who.user_id):
+            raise forbidden("you forgot this room")  # its history is closed to you
         changes = queries.membership_changes(self.ctx.conn, room_id, who.user_id)
         if not changes:
             state = queries.current_state(self.ctx.conn, room_id)

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from outlast.core import auth, jsonenc, redaction, relations
+from outlast.core import auth, jsonenc, redaction, relations, room_versions
 from outlast.core.errors import MatrixError
 from outlast.log.client import LogMessage
 from outlast.log.facts import AliasDeleted, AliasSet, RoomEvents, RoomForgotten
@@ -307,7 +307,8 @@ def apply_redaction(
     stored = json.loads(row["json"])
     if "redacted_because" in (stored.get("unsigned") or {}):
         return set()  # the first redaction stands; later ones change nothing
-    redacted = redaction.redacted_by(stored, event)
+    version = room_versions.version_of(state).identifier
+    redacted = redaction.redacted_by(stored, event, version)
     conn.execute("UPDATE events SET json = ? WHERE event_id = ?", (json.dumps(redacted), target_id))
     # Redaction strips m.relates_to: the edit, reaction or reply no longer relates.
     conn.execute("DELETE FROM relations WHERE event_id = ?", (target_id,))

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from outlast.context import READ_YOUR_WRITES_TIMEOUT, SiteContext
-from outlast.core import auth, ids
+from outlast.core import auth, ids, unsigned
 from outlast.core.errors import MatrixError, forbidden, not_found, unavailable
 from outlast.core.events import make_event
 from outlast.log.client import FenceBusy, FenceFailed
@@ -106,6 +106,9 @@ class RoomWriter:
                 raise not_found("unknown room")
             state = self.ctx.room_state(room_id)
             events = build(state) if attempt else await self._build_current(room_id, build, state)
+            if not events:
+                return events  # the builder found nothing to change
+            events = with_replaced_state(state, events)
             try:
                 ack = await self.ctx.log.append(
                     subjects.state,
@@ -179,6 +182,23 @@ class RoomWriter:
         except FenceFailed:
             raise MatrixError(400, "M_ROOM_IN_USE", "room id collision; try again") from None
         await self.ctx.applied(ack)
+
+
+def with_replaced_state(state: StateMap, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each state event with ``unsigned.replaces_state`` and ``prev_content`` of the event
+    it replaces. Stamped here, on the write fenced against exactly this state, so every
+    site stores and serves the same: without them clients show a rename as a new join."""
+    replaced: dict[tuple[str, str], dict[str, Any]] = {}
+    out = []
+    for event in events:
+        if "state_key" not in event:
+            out.append(event)
+            continue
+        key = (str(event["type"]), str(event["state_key"]))
+        previous = replaced.get(key) or state.get(key)
+        out.append(unsigned.with_replaced_state(event, previous, may_see=True))
+        replaced[key] = event
+    return out
 
 
 def checked(state: StateMap, event: dict[str, Any]) -> StateMap:

@@ -14,6 +14,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from typing import Any
 
+from outlast.account_data import tables as account_data
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import sync as assembly
@@ -22,6 +23,7 @@ from outlast.core.filters import SyncFilter
 from outlast.core.sync import RoomSlice
 from outlast.core.tokens import SyncToken, encode_boundary, parse_sync_token
 from outlast.log.client import LogUnavailable
+from outlast.log.facts import GLOBAL
 from outlast.ops.health import Health
 from outlast.rooms.render import render, visible_rows
 from outlast.sync import queries as sync_queries
@@ -35,6 +37,8 @@ from outlast.sync.window import (
     no_decoration,
 )
 from outlast.view import queries
+
+IGNORED_USERS = "m.ignored_user_list"
 
 
 class Sync:
@@ -230,6 +234,12 @@ class Sync:
             unread=merged.unread,
         )
 
+    def _ignored(self, user_id: str) -> set[str]:
+        """The users ``m.ignored_user_list`` names."""
+        content = account_data.get(self.ctx.conn, user_id, GLOBAL, IGNORED_USERS) or {}
+        ignored = content.get("ignored_users")
+        return set(ignored) if isinstance(ignored, dict) else set()
+
     def _room(
         self,
         who: Requester,
@@ -253,10 +263,15 @@ class Sync:
             own = state.get(("m.room.member", who.user_id))
             if own is None:
                 return None
+            if membership == "invite" and own.get("sender") in self._ignored(who.user_id):
+                return None  # an ignored user's invite is not shown (spec: ignoring users)
             stripped = assembly.invite_state(state.values(), own)
             return RoomSlice(room_id, membership, invite_state=stripped)
         if membership in ("leave", "ban"):
-            if row["forgotten"]:
+            if row["forgotten"] and not (since_seq is not None and fresh):
+                # A forgotten room stays out of /sync, except that the incremental sync
+                # spanning the leave still tells the user's other devices they left
+                # (Synapse does so; spec issue matrix-org/matrix-spec#1458).
                 return None
             if since_seq is None and not sync_filter.room.include_leave:
                 return None

@@ -27,11 +27,17 @@ from outlast.log.facts import (
     Admin,
     AliasDeleted,
     AliasSet,
+    BackupCreated,
+    BackupDeleted,
+    BackupKeysDeleted,
+    BackupKeysStored,
+    BackupUpdated,
     CrossSigningKeysSet,
     Deactivate,
     DecodeError,
     DeviceRenamed,
     DevicesDeleted,
+    DeviceSeen,
     Fact,
     FilterStored,
     KeyClaimed,
@@ -39,6 +45,7 @@ from outlast.log.facts import (
     Login,
     Logout,
     LogoutAll,
+    OpenIdTokenIssued,
     Password,
     PresenceSet,
     ProfileDeleted,
@@ -62,6 +69,7 @@ from outlast.presence import tables as presence
 from outlast.profiles import tables as profiles
 from outlast.push import tables as push
 from outlast.receipts import tables as receipts
+from outlast.room_keys import tables as room_keys
 from outlast.rooms import tables as rooms
 from outlast.sync import tables as sync
 from outlast.view.queries import sharing_users
@@ -112,6 +120,10 @@ def apply_fact(
             return e2ee.record_device_change(conn, fact.user_id, msg.seq)
         case Admin():
             return accounts.apply_admin(conn, fact)
+        case DeviceSeen():
+            return accounts.apply_device_seen(conn, fact)
+        case OpenIdTokenIssued():
+            return accounts.apply_openid_token(conn, fact)
         case FilterStored():
             return sync.apply_filter(conn, fact)
         # rooms and aliases
@@ -163,6 +175,17 @@ def apply_fact(
             return e2ee.apply_to_device(conn, msg, fact)
         case ToDeviceReceived():
             return e2ee.apply_to_device_received(conn, msg, fact)
+        # server-side key backup
+        case BackupCreated():
+            return room_keys.apply_created(conn, msg, fact)
+        case BackupUpdated():
+            return room_keys.apply_updated(conn, fact)
+        case BackupDeleted():
+            return room_keys.apply_deleted(conn, fact)
+        case BackupKeysStored():
+            return room_keys.apply_keys_stored(conn, fact)
+        case BackupKeysDeleted():
+            return room_keys.apply_keys_deleted(conn, fact)
         case _:
             return set()  # control facts (health probes): no view follows their streams
 

@@ -156,6 +156,14 @@ def events_between(
     )
 
 
+def forgotten(conn: sqlite3.Connection, room_id: str, user_id: str) -> bool:
+    """Whether the user forgot the room (and has not been in it again since)."""
+    row = conn.execute(
+        "SELECT forgotten FROM members WHERE room_id = ? AND user_id = ?", (room_id, user_id)
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def alias_target(conn: sqlite3.Connection, alias: str) -> str | None:
     row = conn.execute("SELECT room_id FROM aliases WHERE alias = ?", (alias,)).fetchone()
     return str(row[0]) if row else None

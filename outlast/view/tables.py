@@ -17,6 +17,7 @@ from outlast.presence import tables as presence
 from outlast.profiles import tables as profiles
 from outlast.push import tables as push
 from outlast.receipts import tables as receipts
+from outlast.room_keys import tables as room_keys
 from outlast.rooms import tables as rooms
 from outlast.sync import tables as sync
 
@@ -32,6 +33,7 @@ SCHEMAS: tuple[tuple[str, str], ...] = (
     ("e2ee", e2ee.SCHEMA),
     ("e2ee signing", signing_tables.SCHEMA),
     ("push", push.SCHEMA),
+    ("room_keys", room_keys.SCHEMA),
 )
 
 # Triggers earlier versions created; a view file from then drops them when opened.

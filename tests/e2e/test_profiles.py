@@ -136,6 +136,10 @@ async def test_errors(server: OutlastProcess, pair: tuple[AsyncClient, AsyncClie
         "PUT", f"{url}/profile/{ALICE}/Not-A-Key", {"Not-A-Key": 1}, alice.access_token
     )
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api(
+        "DELETE", f"{url}/profile/{ALICE}/displayname", token=alice.access_token
+    )
+    assert status == 200
     status, body = await api("GET", f"{url}/profile/{ALICE}/displayname")
     assert (status, body) == (200, {})  # unset, not an error
     status, body = await api("GET", f"{url}/capabilities", token=alice.access_token)
@@ -150,7 +154,7 @@ async def test_custom_fields(server: OutlastProcess, pair: tuple[AsyncClient, As
     status, _ = await api("PUT", f"{url}/{key}", {key: ["she", "her"]}, alice.access_token)
     assert status == 200
     assert await api("GET", f"{url}/{key}") == (200, {key: ["she", "her"]})
-    assert (await api("GET", url))[1] == {key: ["she", "her"]}
+    assert (await api("GET", url))[1] == {"displayname": "alice", key: ["she", "her"]}
     status, _ = await api("DELETE", f"{url}/{key}", token=alice.access_token)
     assert status == 200
     status, body = await api("GET", f"{url}/{key}")

@@ -177,15 +177,16 @@ async def _password_auth(request: web.Request, body: dict[str, Any], user_id: st
         if (auth.get("identifier") or auth.get("user"))
         else user_id
     )
-    if claimed != user_id:
-        raise _uia("m.login.password", auth.get("session"), "Invalid password")
     limits = request.app[LIMITS_KEY]
-    limits.check_login(request, user_id)
-    if not await svc.accounts.check_password(user_id, auth.get("password")):
-        limits.login_failed(request, user_id)
+    limits.check_login(request, claimed)
+    if not await svc.accounts.check_password(claimed, auth.get("password")):
+        limits.login_failed(request, claimed)
         # Spec (UIA): a failed stage is a 401 with the flows again, so the client can retry.
         raise _uia("m.login.password", auth.get("session"), "Invalid password")
-    limits.login_succeeded(request, user_id)
+    limits.login_succeeded(request, claimed)
+    if claimed != user_id:
+        # Authenticated, but as someone else: no retry can help (Synapse's 403).
+        raise MatrixError(403, "M_FORBIDDEN", "the authenticated user is not the requester")
 
 
 @routes.post("/account/password")
@@ -214,3 +215,18 @@ async def deactivate(request: web.Request) -> web.Response:
             await svc.memberships.leave(who.user_id, room_id)
     await svc.accounts.deactivate(who.user_id)
     return ok({"id_server_unbind_result": "no-support"})
+
+
+@routes.post("/user/{user_id}/openid/request_token")
+async def openid_request_token(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/user/{userId}/openid/request_token"""
+    who = await requester(request)
+    await json_body(request)
+    return ok(await services(request).openid.request_token(who, request.match_info["user_id"]))
+
+
+@routes.get("/openid/userinfo", prefixes=("/_matrix/federation/v1",))
+async def openid_userinfo(request: web.Request) -> web.Response:
+    """GET /_matrix/federation/v1/openid/userinfo — which user an OpenID token names
+    (asked by third parties, so no client authentication)."""
+    return ok(await services(request).openid.userinfo(request.query.get("access_token")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from outlast.core import room_versions
 from outlast.core.errors import MatrixError
 from outlast.http.request import ok, requester, services
 from outlast.http.routing import Routes
@@ -41,7 +42,7 @@ async def capabilities(request: web.Request) -> web.Response:
         {
             "capabilities": {
                 "m.change_password": {"enabled": True},
-                "m.room_versions": {"default": "11", "available": {"11": "stable"}},
+                "m.room_versions": room_versions.capability(),
                 "m.set_displayname": {"enabled": True},
                 "m.set_avatar_url": {"enabled": True},
                 "m.3pid_changes": {"enabled": False},

@@ -134,14 +134,6 @@ async def third_party_ids(request: web.Request) -> web.Response:
     return ok({"threepids": []})
 
 
-@routes.get("/room_keys/version")
-async def key_backup_version(request: web.Request) -> web.Response:
-    """GET /_matrix/client/v3/room_keys/version — the spec's answer when no backup exists
-    (server-side key backup is not offered; clients then simply do not back up)."""
-    await requester(request)
-    raise MatrixError(404, "M_NOT_FOUND", "no current backup version")
-
-
 @routes.get("/notifications")
 async def notifications(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/notifications"""

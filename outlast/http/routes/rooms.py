@@ -38,8 +38,10 @@ async def create_room(request: web.Request) -> web.Response:
 async def join_any(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
     who = await requester(request)
-    await json_body(request)
-    room_id = await services(request).memberships.join(who.user_id, request.match_info["room"])
+    body = await json_body(request)
+    room_id = await services(request).memberships.join(
+        who.user_id, request.match_info["room"], body
+    )
     return ok({"room_id": room_id})
 
 
@@ -61,8 +63,8 @@ async def knock(request: web.Request) -> web.Response:
 async def join_room(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/join"""
     who = await requester(request)
-    await json_body(request)
-    room_id = await services(request).memberships.join(who.user_id, _room_id(request))
+    body = await json_body(request)
+    room_id = await services(request).memberships.join(who.user_id, _room_id(request), body)
     return ok({"room_id": room_id})
 
 
@@ -83,13 +85,18 @@ async def forget(request: web.Request) -> web.Response:
     return ok()
 
 
-def _membership_route(path: str, membership: str) -> None:
+def _membership_route(path: str, membership: str, only_from: tuple[str, ...] | None = None) -> None:
     async def handler(request: web.Request) -> web.Response:
         who = await requester(request)
         body = await json_body(request)
         target = _target(body)
         await services(request).memberships.change(
-            who.user_id, _room_id(request), target, membership, reason=body.get("reason")
+            who.user_id,
+            _room_id(request),
+            target,
+            membership,
+            reason=body.get("reason"),
+            only_from=only_from,
         )
         return ok()
 
@@ -98,9 +105,9 @@ def _membership_route(path: str, membership: str) -> None:
 
 
 _membership_route("invite", "invite")
-_membership_route("kick", "leave")
+_membership_route("kick", "leave", only_from=("join", "invite", "knock"))
 _membership_route("ban", "ban")
-_membership_route("unban", "leave")
+_membership_route("unban", "leave", only_from=("ban",))
 
 
 @routes.get("/joined_rooms")
@@ -119,6 +126,7 @@ async def members(request: web.Request) -> web.Response:
         _room_id(request),
         request.query.get("membership"),
         request.query.get("not_membership"),
+        request.query.get("at"),
     )
     return ok({"chunk": chunk})
 
@@ -148,8 +156,11 @@ async def get_state_event(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     who = await requester(request)
     event_type, state_key = _state_key(request)
+    answer_format = request.query.get("format", "content")
+    if answer_format not in ("content", "event"):
+        raise MatrixError(400, "M_INVALID_PARAM", "format must be content or event")
     content = services(request).messages.state_event(
-        who.user_id, _room_id(request), event_type, state_key
+        who.user_id, _room_id(request), event_type, state_key, answer_format == "event"
     )
     return ok(content)
 

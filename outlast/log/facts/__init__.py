@@ -15,11 +15,13 @@ from outlast.log.facts.accounts import (
     Deactivate,
     DeviceRenamed,
     DevicesDeleted,
+    DeviceSeen,
     FilterStored,
     Login,
     Logout,
     LogoutAll,
     NewDevice,
+    OpenIdTokenIssued,
     Password,
     Register,
 )
@@ -44,6 +46,13 @@ from outlast.log.facts.people import (
     PushRulesSet,
     RoomTagged,
 )
+from outlast.log.facts.room_keys import (
+    BackupCreated,
+    BackupDeleted,
+    BackupKeysDeleted,
+    BackupKeysStored,
+    BackupUpdated,
+)
 from outlast.log.facts.rooms import (
     AliasDeleted,
     AliasSet,
@@ -67,6 +76,8 @@ FACT_TYPES: dict[str, type[Fact]] = {
         FilterStored,
         DeviceRenamed,
         DevicesDeleted,
+        OpenIdTokenIssued,
+        DeviceSeen,
         # rooms (partition streams) and aliases (directory stream)
         RoomEvents,
         ReceiptsMarked,
@@ -90,6 +101,12 @@ FACT_TYPES: dict[str, type[Fact]] = {
         SignaturesMade,
         ToDeviceSent,
         ToDeviceReceived,
+        # server-side key backup (users stream)
+        BackupCreated,
+        BackupUpdated,
+        BackupDeleted,
+        BackupKeysStored,
+        BackupKeysDeleted,
         # control streams
         HealthProbe,
     )
@@ -115,10 +132,16 @@ __all__ = [
     "Admin",
     "AliasDeleted",
     "AliasSet",
+    "BackupCreated",
+    "BackupDeleted",
+    "BackupKeysDeleted",
+    "BackupKeysStored",
+    "BackupUpdated",
     "CrossSigningKeysSet",
     "Deactivate",
     "DecodeError",
     "DeviceRenamed",
+    "DeviceSeen",
     "DevicesDeleted",
     "Fact",
     "FilterStored",
@@ -129,6 +152,7 @@ __all__ = [
     "Logout",
     "LogoutAll",
     "NewDevice",
+    "OpenIdTokenIssued",
     "Password",
     "PresenceSet",
     "ProfileDeleted",

@@ -194,3 +194,34 @@ class DevicesDeleted(Fact):
     def read(cls, d: Fields) -> DevicesDeleted:
         ids = d.texts("device_ids") if d.has("device_ids") else []
         return cls(d.text("user_id"), tuple(ids))
+
+
+@dataclass(frozen=True)
+class OpenIdTokenIssued(Fact):
+    """An OpenID token (its SHA-256) that proves the user's identity to a third party
+    (widgets, integration managers, Element Call) until ``expires_at`` (ms)."""
+
+    OP: ClassVar[str] = "openid_token"
+    user_id: str
+    token_hash: str
+    expires_at: int
+
+    @classmethod
+    def read(cls, d: Fields) -> OpenIdTokenIssued:
+        return cls(d.text("user_id"), d.text("token_hash"), d.integer("expires_at"))
+
+
+@dataclass(frozen=True)
+class DeviceSeen(Fact):
+    """A device was used from ``ip`` at ``ts`` (ms): ``last_seen_*`` in /devices. Written
+    coarsely (a device's first request at a worker, then at most every few minutes)."""
+
+    OP: ClassVar[str] = "device_seen"
+    user_id: str
+    device_id: str
+    ip: str | None
+    ts: int
+
+    @classmethod
+    def read(cls, d: Fields) -> DeviceSeen:
+        return cls(d.text("user_id"), d.text("device_id"), d.opt_text("ip"), d.integer("ts"))
