@@ -28,6 +28,7 @@ BASELINE: Final = ("r0.6.1",)
 # Behaviours a version or flag promises beyond its endpoints, and where they live.
 DONE: Final[frozenset[str]] = frozenset(
     {
+        "unsigned_prev_content",  # prev_content in unsigned on state events (rooms/writer.py)
         "knocking",  # auth step 4.7 (core/auth.py), POST /knock, rooms.knock (sync/service.py)
         "restricted_joins",  # join_authorised_via_users_server filled in (core/restricted.py)
         "intentional_mentions",  # .m.rule.is_user_mention / is_room_mention (core/pushrules.py)

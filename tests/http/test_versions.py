@@ -73,30 +73,17 @@ def test_sliding_sync_is_not_claimed_while_it_is_not_routed() -> None:
     assert flags["org.matrix.simplified_msc3575"] is False
 
 
-def _key_backup() -> list[Endpoint]:
-    return [e for e in spec_versions.ADDED["v1.1"] if "/room_keys/" in e[1]]
-
-
-def test_key_backup_is_all_that_v1_1_still_lacks() -> None:
-    """Knocking is served (route and behaviour); only key backup, built on another
-    branch, stands between the route table and v1.1."""
+def test_v1_1_and_v1_2_are_claimed_and_v1_3_waits_only_for_refresh_tokens() -> None:
+    """Key backup and knocking complete v1.1; /hierarchy, registration-token validity,
+    restricted joins and unsigned.prev_content complete v1.2. v1.3 adds /refresh,
+    which is not served, so it is not claimed."""
     routes = versions.endpoints(ROUTE_GROUPS)
-    gaps = spec_versions.missing([*routes, *versions.WAIVED], "v1.1")
-    assert gaps and set(gaps) <= set(_key_backup())  # GET /room_keys/version answers today
-    assert "knocking" in versions.DONE
-    with_backup = spec_versions.advertised(
-        [*routes, *_key_backup()], versions.DONE, versions.WAIVED
-    )
-    assert with_backup[:1] == ["v1.1"]
-
-
-def test_v1_2_follows_once_prev_content_moves_into_unsigned() -> None:
-    """Every endpoint v1.2 added is routed (/hierarchy, registration token validity), and
-    restricted joins are done; v1.2 then waits only for unsigned.prev_content."""
-    routes = [*versions.endpoints(ROUTE_GROUPS), *_key_backup()]
-    assert spec_versions.missing([*routes, *versions.WAIVED], "v1.2") == []
-    assert "restricted_joins" in versions.DONE
     claimed = spec_versions.advertised(routes, versions.DONE, versions.WAIVED)
-    assert "v1.2" not in claimed
-    done = versions.DONE | {"unsigned_prev_content"}
-    assert spec_versions.advertised(routes, done, versions.WAIVED)[:2] == ["v1.1", "v1.2"]
+    assert claimed[:2] == ["v1.1", "v1.2"] and "v1.3" not in claimed
+    assert spec_versions.missing([*routes, *versions.WAIVED], "v1.3") == [
+        ("POST", "/_matrix/client/v3/refresh")
+    ]
+    without_backup = [e for e in routes if "/room_keys/" not in e[1]]
+    assert spec_versions.advertised(without_backup, versions.DONE, versions.WAIVED) == []
+    without_prev_content = versions.DONE - {"unsigned_prev_content"}
+    assert spec_versions.advertised(routes, without_prev_content, versions.WAIVED) == ["v1.1"]
