@@ -209,8 +209,14 @@ async def move_meta_leader_off(
     timeout: float = 30,
 ) -> bool:
     """Hand the JetStream meta leader (stream and consumer placement, peer changes)
-    over to one of ``others`` if ``node`` holds it (``meta_leader`` tells who does,
-    e.g. from a monitoring endpoint). True if it moved."""
+    over to the last of ``others`` if ``node`` holds it (``meta_leader`` tells who
+    does, e.g. from a monitoring endpoint). True if it moved.
+
+    The last: in a rolling restart in site order that is the site restarted
+    last, so the meta leader moves as rarely as it can. Every view whose
+    consumer lived on a stopped node needs the meta leader to place a new one,
+    and a meta leader that moved a moment ago (or sits on a node just
+    restarted) answers those requests slowest."""
     nc = await nats.connect(sys_url, connect_timeout=5, max_reconnect_attempts=2)
     moved = False
     try:
@@ -223,7 +229,7 @@ async def move_meta_leader_off(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the meta leader is still {leader or 'unknown'}")
             if leader == node and time.monotonic() - asked > 2.0:
-                request = {"placement": {"preferred": others[0]}}
+                request = {"placement": {"preferred": others[-1]}}
                 with contextlib.suppress(Exception):
                     reply = await nc.request(
                         "$JS.API.META.LEADER.STEPDOWN", json.dumps(request).encode(), timeout=5
