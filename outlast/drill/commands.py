@@ -1,4 +1,4 @@
-"""`outlast drill fire` and `outlast drill history`."""
+"""`outlast drill fire`, `outlast drill restore` and `outlast drill history`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,45 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "(the sites must reach it there); the verdict also counts lost and duplicated "
         "notifications",
     )
+    restore = dsub.add_parser(
+        "restore",
+        help="back up under load, destroy every site, restore; exits non-zero if anything "
+        "acknowledged before the backup point was lost",
+        description="Simulated users send through the front door; `outlast backup create` "
+        "runs against the cluster mid-load and the load goes on a few seconds more. Then "
+        "every site is destroyed (kill -9, data directories deleted), the backup restored "
+        "into a new cluster (WORK/restored) and started, and every room read back through "
+        "every restored site. Messages acknowledged after the backup point are listed as "
+        "expected lost; any acknowledged before it and missing fail the drill. This "
+        "DESTROYS the cluster given with --cluster.",
+    )
+    restore.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="cluster.json of a running local cluster to destroy (default: start one)",
+    )
+    restore.add_argument("--users", type=int, default=20, help="simulated users (default 20)")
+    restore.add_argument("--rooms", type=int, default=10, help="rooms they talk in (default 10)")
+    restore.add_argument(
+        "--rate", type=float, default=100.0, help="messages/s in total (default 100)"
+    )
+    restore.add_argument(
+        "--at", type=float, default=10.0, help="seconds into the load the backup starts (10)"
+    )
+    restore.add_argument(
+        "--after",
+        type=float,
+        default=5.0,
+        help="seconds the load goes on after the backup, before the destruction (default 5)",
+    )
+    restore.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="where the backup and the restored cluster go (default: a new temporary one)",
+    )
+    restore.add_argument("--site-config", metavar="FILE", help="extra TOML for every restored site")
+    restore.add_argument("--json-out", metavar="FILE", help="write the full report as JSON")
+    restore.add_argument("--quiet", action="store_true", help="no progress lines")
     hist = dsub.add_parser("history", help="list past drills (stored on the log) from any site")
     hist.add_argument("--cluster", required=True, metavar="FILE", help="the cluster.json")
     hist.add_argument("--json", action="store_true", help="print full records as JSON")
@@ -101,6 +140,28 @@ def dispatch(args: argparse.Namespace) -> int | None:
             push=args.push,
         )
         return asyncio.run(run_drill(options))
+    if args.drill_command == "restore":
+        from outlast.drill.restore import RestoreOptions, run_restore_drill
+
+        if args.at < 0 or args.after < 0:
+            print("outlast: --at and --after cannot be negative", file=sys.stderr)
+            return 2
+        return asyncio.run(
+            run_restore_drill(
+                RestoreOptions(
+                    cluster_file=args.cluster,
+                    users=args.users,
+                    rooms=args.rooms,
+                    rate=args.rate,
+                    at=args.at,
+                    after=args.after,
+                    work_dir=args.work_dir,
+                    site_config=args.site_config,
+                    json_out=args.json_out,
+                    quiet=args.quiet,
+                )
+            )
+        )
     if args.drill_command == "history":
         return asyncio.run(_history(args))
     return None
