@@ -43,9 +43,7 @@ def _soft_logout(answer: tuple[int, Any], soft: bool) -> None:
     assert (status, body["errcode"], body["soft_logout"]) == (401, "M_UNKNOWN_TOKEN", soft), body
 
 
-async def test_login_use_expire_refresh_and_a_spent_token(
-    shared_nats: str, tmp_path: Path
-) -> None:
+async def test_login_use_expire_refresh_and_a_spent_token(shared_nats: str, tmp_path: Path) -> None:
     clock = ManualClock()
     async with running_site(tmp_path / "s", shared_nats, clock=clock, extra_toml=LIFETIME) as site:
         url = f"http://127.0.0.1:{site.port}"
@@ -154,3 +152,23 @@ async def test_a_refresh_at_one_site_counts_at_another(shared_nats: str, tmp_pat
         assert (await _whoami(url_a, fresh["access_token"]))[0] == 401
         assert (await _whoami(url_a, later["access_token"]))[0] == 200
         _soft_logout(await _refresh(url_a, fresh["refresh_token"]), soft=False)
+
+
+async def test_an_expired_refresh_token_is_a_soft_logout_and_the_device_logs_in_again(
+    shared_nats: str, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    limits = LIFETIME + "refresh_token_lifetime_ms = 120000\n"
+    async with running_site(tmp_path / "s", shared_nats, clock=clock, extra_toml=limits) as site:
+        url = f"http://127.0.0.1:{site.port}"
+        await _register(url, "erin")
+        session = await _login(url, "erin", refresh_token=True, device_id="PHONE")
+        clock.advance(121)
+        _soft_logout(await _refresh(url, session["refresh_token"]), soft=True)
+        # Soft logout keeps the device: logging in with its id gives it new tokens, and
+        # revokes the old refresh token for good.
+        again = await _login(url, "erin", refresh_token=True, device_id="PHONE")
+        assert (await _whoami(url, again["access_token"]))[1]["device_id"] == "PHONE"
+        _soft_logout(await _refresh(url, session["refresh_token"]), soft=False)
+        status, fresh = await _refresh(url, again["refresh_token"])
+        assert status == 200 and fresh["expires_in_ms"] == 60_000, fresh
