@@ -84,6 +84,10 @@ class AuthConfig:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
+    # Lifetime of access tokens issued with a refresh token (clients that ask for one);
+    # other access tokens never expire. 0 for refresh tokens: they never expire.
+    refreshable_access_token_lifetime_ms: int = 300_000
+    refresh_token_lifetime_ms: int = 0
 
 
 # The cheapest argon2 settings, as a config section. For tests and benchmarks

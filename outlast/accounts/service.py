@@ -15,9 +15,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from outlast.accounts import tables
 from outlast.accounts.passwords import Passwords
 from outlast.context import SiteContext
-from outlast.core import ids
+from outlast.core import ids, refresh
 from outlast.core.errors import MatrixError, forbidden
 from outlast.log.client import Ack, FenceFailed
 from outlast.log.facts import (
@@ -29,7 +30,9 @@ from outlast.log.facts import (
     NewDevice,
     Password,
     ProfileSet,
+    RefreshSpent,
     Register,
+    TokenRefreshed,
 )
 from outlast.profiles.tables import DISPLAYNAME
 from outlast.view import queries
@@ -43,6 +46,7 @@ class Requester:
     user_id: str
     device_id: str
     token_hash: str
+    expires_at: int | None = None  # refreshable access tokens only (ms)
 
 
 def unknown_token() -> MatrixError:
@@ -85,6 +89,7 @@ class Accounts:
         if cached is not None and cached[0] == self.ctx.positions.applied(
             self.ctx.names.users_stream
         ):
+            refresh.check_access(cached[1].expires_at, self.ctx.now_ms())
             return cached[1]
         found = queries.session_for_token(self.ctx.conn, hashed)
         # Without the barrier (a benchmark knob) a miss may be a login made at
@@ -97,7 +102,16 @@ class Accounts:
             found = queries.session_for_token(self.ctx.conn, hashed)
         if found is None:
             raise unknown_token()
-        who = Requester(found[0], found[1], hashed)
+        expiry = tables.token_expiry(self.ctx.conn, hashed)
+        # Judged by this site's clock now, against the expiry the issuing site wrote.
+        refresh.check_access(expiry[0] if expiry else None, self.ctx.now_ms())
+        if expiry is not None and expiry[2] is not None:
+            # The first use of a refreshed pair spends the refresh token it came from.
+            spent = RefreshSpent(found[0], expiry[2], expiry[1])
+            await self.ctx.applied(
+                await self._append(self.ctx.names.user_session_subject(found[0]), spent)
+            )
+        who = Requester(found[0], found[1], hashed, expiry[0] if expiry else None)
         if len(self._sessions) >= MAX_CACHED_SESSIONS:
             self._sessions.clear()
         self._sessions[hashed] = (self.ctx.positions.applied(self.ctx.names.users_stream), who)
@@ -113,7 +127,10 @@ class Accounts:
             raise MatrixError(400, "M_USER_IN_USE", "that user id is taken")
         return True
 
-    def _new_session(self, device_id: str | None, display_name: Any) -> tuple[str, NewDevice]:
+    def _new_session(
+        self, device_id: str | None, display_name: Any, refreshable: bool = False
+    ) -> tuple[dict[str, Any], NewDevice]:
+        """The token part of the answer, and the device fact that records it."""
         if device_id is not None and (
             not isinstance(device_id, str) or not 0 < len(device_id) <= 255
         ):
@@ -125,12 +142,62 @@ class Accounts:
                 400, "M_INVALID_PARAM", "initial_device_display_name must be a string"
             )
         token = ids.new_access_token()
+        now = self.ctx.now_ms()
+        granted = refresh.grant(now, self._policy(), refreshable)
+        refresh_token = ids.new_access_token() if refreshable else None
         device = NewDevice(
             device_id or ids.new_device_id(),
             ids.token_hash(token),
             display_name[:256] if isinstance(display_name, str) else None,
+            granted.access_expires_at,
+            ids.token_hash(refresh_token) if refresh_token is not None else None,
+            granted.refresh_expires_at,
         )
-        return token, device
+        return refresh.token_fields(token, refresh_token, granted, now), device
+
+    def _policy(self) -> refresh.RefreshPolicy:
+        auth = self.ctx.config.auth
+        lifetime = auth.refresh_token_lifetime_ms
+        return refresh.RefreshPolicy(
+            auth.refreshable_access_token_lifetime_ms, lifetime if lifetime > 0 else None
+        )
+
+    async def refresh(self, refresh_token: str, arrived: float | None = None) -> dict[str, Any]:
+        """POST /refresh: a new pair for the refresh token's device, valid at every site.
+
+        The barrier makes a refresh (or a logout) acknowledged anywhere before the
+        request arrived count here; a token still on record is one whose successor
+        pair has not been used, since using it deletes the record.
+        """
+        await self.ctx.barrier.wait_current((self.ctx.names.users_stream,), arrived)
+        hashed = ids.token_hash(refresh_token)
+        record = tables.refresh_record(self.ctx.conn, hashed)
+        if (
+            record is None
+            and not self.ctx.barrier.enabled
+            and await self.ctx.catch_up(self.ctx.names.users_stream)
+        ):
+            record = tables.refresh_record(self.ctx.conn, hashed)
+        now = self.ctx.now_ms()
+        if record is None:
+            raise refresh.unknown_token("refresh token unknown or revoked", soft_logout=False)
+        refresh.check_refresh(record, now, successor_used=False)
+        granted = refresh.grant(now, self._policy(), True)
+        expires_at = now + self._policy().access_lifetime_ms
+        token, new_refresh = ids.new_access_token(), ids.new_access_token()
+        fact = TokenRefreshed(
+            record.user_id,
+            record.device_id,
+            hashed,
+            ids.token_hash(token),
+            granted.access_expires_at or expires_at,
+            ids.token_hash(new_refresh),
+            granted.refresh_expires_at,
+        )
+        await self.ctx.applied(
+            await self._append(self.ctx.names.user_session_subject(record.user_id), fact)
+        )
+        return refresh.token_fields(token, new_refresh, granted, now)
 
     async def register(
         self,
@@ -141,6 +208,7 @@ class Accounts:
         display_name: Any,
         inhibit_login: bool,
         admin: bool = False,
+        refreshable: bool = False,
     ) -> dict[str, Any]:
         if localpart is None:
             localpart = "user" + "".join(secrets.choice("0123456789") for _ in range(10))
@@ -149,8 +217,8 @@ class Accounts:
         password_hash = (
             await self.passwords.hash(_check_password(password)) if password is not None else None
         )
-        token, device = (
-            (None, None) if inhibit_login else self._new_session(device_id, display_name)
+        tokens, device = (
+            ({}, None) if inhibit_login else self._new_session(device_id, display_name, refreshable)
         )
         fact = Register(user_id, password_hash, self.ctx.now_ms(), device, admin)
         try:
@@ -168,7 +236,7 @@ class Accounts:
         )
         body: dict[str, Any] = {"user_id": user_id, "home_server": self.ctx.server_name}
         if device is not None:
-            body.update(access_token=token, device_id=device.device_id)
+            body.update(tokens, device_id=device.device_id)
         return body
 
     async def check_password(self, user_id: str, password: Any) -> bool:
@@ -184,17 +252,23 @@ class Accounts:
         return await self.passwords.verify(stored, password)
 
     async def login(
-        self, user_id: str, password: Any, *, device_id: str | None, display_name: Any
+        self,
+        user_id: str,
+        password: Any,
+        *,
+        device_id: str | None,
+        display_name: Any,
+        refreshable: bool = False,
     ) -> dict[str, Any]:
         if not await self.check_password(user_id, password):
             raise forbidden("Invalid username or password")
-        token, device = self._new_session(device_id, display_name)
+        tokens, device = self._new_session(device_id, display_name, refreshable)
         fact = Login(user_id, device, self.ctx.now_ms())
         ack = await self._append(self.ctx.names.user_session_subject(user_id), fact)
         await self.ctx.applied(ack)
         return {
             "user_id": user_id,
-            "access_token": token,
+            **tokens,
             "device_id": device.device_id,
             "home_server": self.ctx.server_name,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from outlast.core.refresh import RefreshRecord
 from outlast.log.client import LogMessage
 from outlast.log.facts import (
     Admin,
@@ -24,7 +25,9 @@ from outlast.log.facts import (
     NewDevice,
     OpenIdTokenIssued,
     Password,
+    RefreshSpent,
     Register,
+    TokenRefreshed,
 )
 
 SCHEMA = """
@@ -44,6 +47,17 @@ CREATE TABLE IF NOT EXISTS device_seen (
     user_id TEXT NOT NULL, device_id TEXT NOT NULL, ip TEXT, ts INTEGER NOT NULL,
     PRIMARY KEY (user_id, device_id)
 );
+CREATE TABLE IF NOT EXISTS token_expiry (
+    token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL, refresh_hash TEXT NOT NULL, parent_refresh TEXT
+);
+CREATE INDEX IF NOT EXISTS token_expiry_by_device ON token_expiry (user_id, device_id);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    refresh_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL,
+    expires_at INTEGER, successor TEXT
+);
+CREATE INDEX IF NOT EXISTS refresh_by_device ON refresh_tokens (user_id, device_id);
+CREATE INDEX IF NOT EXISTS refresh_by_successor ON refresh_tokens (successor);
 CREATE TABLE IF NOT EXISTS openid_tokens (
     token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL
 );
@@ -70,10 +84,20 @@ def apply_login(conn: sqlite3.Connection, fact: Login) -> set[str]:
 
 
 def _add_device(conn: sqlite3.Connection, user_id: str, device: NewDevice, ts: int) -> None:
-    # A login that reuses a device id replaces that device's old token.
+    # A login that reuses a device id replaces that device's old tokens, refresh tokens too.
     conn.execute(
         "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device.device_id)
     )
+    _drop_refreshable(conn, user_id, device.device_id)
+    if device.refresh_hash is not None and device.expires_at is not None:
+        _add_pair(
+            conn,
+            user_id,
+            device.device_id,
+            (device.token_hash, device.expires_at),
+            (device.refresh_hash, device.refresh_expires_at),
+            None,
+        )
     conn.execute(
         "INSERT INTO devices (user_id, device_id, display_name, created_ts) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (user_id, device_id) DO UPDATE SET display_name ="
@@ -86,10 +110,118 @@ def _add_device(conn: sqlite3.Connection, user_id: str, device: NewDevice, ts: i
     )
 
 
+def _drop_refreshable(conn: sqlite3.Connection, user_id: str, device_id: str) -> None:
+    """A device's access-token expiries and refresh tokens (its tokens go elsewhere)."""
+    for table in ("token_expiry", "refresh_tokens"):
+        conn.execute(
+            f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+        )
+
+
+def _add_pair(
+    conn: sqlite3.Connection,
+    user_id: str,
+    device_id: str,
+    access: tuple[str, int],
+    refresh: tuple[str, int | None],
+    parent: str | None,
+) -> None:
+    """An expiring access token and its refresh token (``parent``: the refresh token
+    traded for them, spent once they are used)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO tokens (token_hash, user_id, device_id) VALUES (?, ?, ?)",
+        (access[0], user_id, device_id),
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO token_expiry"
+        " (token_hash, user_id, device_id, expires_at, refresh_hash, parent_refresh)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (access[0], user_id, device_id, access[1], refresh[0], parent),
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO refresh_tokens (refresh_hash, user_id, device_id, expires_at)"
+        " VALUES (?, ?, ?, ?)",
+        (refresh[0], user_id, device_id, refresh[1]),
+    )
+
+
+def apply_token_refreshed(conn: sqlite3.Connection, fact: TokenRefreshed) -> set[str]:
+    """The new pair replaces the device's access tokens (the old one ends at once, as the
+    spec allows); the old refresh token stays until the new pair is used, but the pair it
+    issued before (a refresh whose answer the client never got) ends now. A refresh
+    token revoked meanwhile (logout, device deletion) issues nothing."""
+    row = conn.execute(
+        "SELECT successor FROM refresh_tokens WHERE refresh_hash = ? AND user_id = ?"
+        " AND device_id = ?",
+        (fact.old_refresh_hash, fact.user_id, fact.device_id),
+    ).fetchone()
+    if row is None:
+        return set()
+    if row[0] is not None:
+        conn.execute("DELETE FROM refresh_tokens WHERE refresh_hash = ?", (row[0],))
+    # Using a refresh token spends the one it was issued from.
+    conn.execute("DELETE FROM refresh_tokens WHERE successor = ?", (fact.old_refresh_hash,))
+    conn.execute(
+        "DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (fact.user_id, fact.device_id)
+    )
+    conn.execute(
+        "DELETE FROM token_expiry WHERE user_id = ? AND device_id = ?",
+        (fact.user_id, fact.device_id),
+    )
+    conn.execute(
+        "UPDATE refresh_tokens SET successor = ? WHERE refresh_hash = ?",
+        (fact.refresh_hash, fact.old_refresh_hash),
+    )
+    _add_pair(
+        conn,
+        fact.user_id,
+        fact.device_id,
+        (fact.token_hash, fact.expires_at),
+        (fact.refresh_hash, fact.refresh_expires_at),
+        fact.old_refresh_hash,
+    )
+    return set()
+
+
+def apply_refresh_spent(conn: sqlite3.Connection, fact: RefreshSpent) -> set[str]:
+    """The refresh token goes if ``successor`` is still the pair it last issued."""
+    conn.execute(
+        "DELETE FROM refresh_tokens WHERE refresh_hash = ? AND user_id = ? AND successor = ?",
+        (fact.refresh_hash, fact.user_id, fact.successor),
+    )
+    conn.execute(
+        "UPDATE token_expiry SET parent_refresh = NULL WHERE parent_refresh = ?"
+        " AND refresh_hash = ?",
+        (fact.refresh_hash, fact.successor),
+    )
+    return set()
+
+
+def refresh_record(conn: sqlite3.Connection, refresh_hash: str) -> RefreshRecord | None:
+    """A stored refresh token of an account that is still active."""
+    row = conn.execute(
+        "SELECT r.user_id, r.device_id, r.expires_at, r.successor FROM refresh_tokens r"
+        " JOIN users u ON u.user_id = r.user_id WHERE r.refresh_hash = ? AND u.deactivated = 0",
+        (refresh_hash,),
+    ).fetchone()
+    return RefreshRecord(str(row[0]), str(row[1]), row[2], row[3]) if row else None
+
+
+def token_expiry(conn: sqlite3.Connection, token_hash: str) -> tuple[int, str, str | None] | None:
+    """An expiring access token's expiry, its pair's refresh token, and the refresh
+    token it was traded for while that one is not yet spent."""
+    row = conn.execute(
+        "SELECT expires_at, refresh_hash, parent_refresh FROM token_expiry WHERE token_hash = ?",
+        (token_hash,),
+    ).fetchone()
+    return (int(row[0]), str(row[1]), row[2]) if row else None
+
+
 def _remove(conn: sqlite3.Connection, user_id: str, device_ids: list[str]) -> list[str]:
     """Delete devices and their tokens; the ids of the devices that existed."""
     gone = []
     for device_id in device_ids:
+        _drop_refreshable(conn, user_id, device_id)
         conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
         conn.execute(
             "DELETE FROM device_seen WHERE user_id = ? AND device_id = ?", (user_id, device_id)
@@ -112,6 +244,10 @@ def _remove_all(conn: sqlite3.Connection, user_id: str, keep: str | None = None)
         )
     ]
     conn.execute("DELETE FROM tokens WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
+    for table in ("token_expiry", "refresh_tokens"):
+        conn.execute(
+            f"DELETE FROM {table} WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep)
+        )
     conn.execute("DELETE FROM devices WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep))
     conn.execute(
         "DELETE FROM device_seen WHERE user_id = ? AND device_id IS NOT ?", (user_id, keep)

@@ -54,6 +54,7 @@ from outlast.log.facts import (
     PusherSet,
     PushRulesSet,
     ReceiptsMarked,
+    RefreshSpent,
     Register,
     RoomEvents,
     RoomForgotten,
@@ -62,6 +63,7 @@ from outlast.log.facts import (
     SignaturesMade,
     ToDeviceReceived,
     ToDeviceSent,
+    TokenRefreshed,
     UnknownFact,
     decode,
 )
@@ -124,6 +126,10 @@ def apply_fact(
             return accounts.apply_device_seen(conn, fact)
         case OpenIdTokenIssued():
             return accounts.apply_openid_token(conn, fact)
+        case TokenRefreshed():
+            return accounts.apply_token_refreshed(conn, fact)
+        case RefreshSpent():
+            return accounts.apply_refresh_spent(conn, fact)
         case FilterStored():
             return sync.apply_filter(conn, fact)
         # rooms and aliases

@@ -73,15 +73,21 @@ def test_sliding_sync_is_not_claimed_while_it_is_not_routed() -> None:
     assert flags["org.matrix.simplified_msc3575"] is False
 
 
-def test_v1_1_and_v1_2_are_claimed_and_v1_3_waits_only_for_refresh_tokens() -> None:
+def test_v1_1_to_v1_5_are_claimed_and_v1_6_waits_for_timestamp_to_event() -> None:
     """Key backup and knocking complete v1.1; /hierarchy, registration-token validity,
-    restricted joins and unsigned.prev_content complete v1.2. v1.3 adds /refresh,
-    which is not served, so it is not claimed."""
+    restricted joins and unsigned.prev_content complete v1.2; POST /refresh and the
+    relations complete v1.3; /threads and the thread receipts and counts v1.4 (v1.5
+    added no endpoint). v1.6 adds timestamp_to_event, which is not served."""
     routes = versions.endpoints(ROUTE_GROUPS)
     claimed = spec_versions.advertised(routes, versions.DONE, versions.WAIVED)
-    assert claimed[:2] == ["v1.1", "v1.2"] and "v1.3" not in claimed
-    assert spec_versions.missing([*routes, *versions.WAIVED], "v1.3") == [
-        ("POST", "/_matrix/client/v3/refresh")
+    assert claimed == ["v1.1", "v1.2", "v1.3", "v1.4", "v1.5"]
+    assert spec_versions.missing([*routes, *versions.WAIVED], "v1.6") == [
+        ("GET", "/_matrix/client/v1/rooms/{roomId}/timestamp_to_event")
+    ]
+    without_refresh = [e for e in routes if not e[1].endswith("/refresh")]
+    assert spec_versions.advertised(without_refresh, versions.DONE, versions.WAIVED) == [
+        "v1.1",
+        "v1.2",
     ]
     without_backup = [e for e in routes if "/room_keys/" not in e[1]]
     assert spec_versions.advertised(without_backup, versions.DONE, versions.WAIVED) == []

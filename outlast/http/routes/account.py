@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from outlast.core import ids
+from outlast.core import ids, refresh
 from outlast.core.errors import MatrixError, bad_json
+from outlast.http.consistency import arrived_at
 from outlast.http.limits import LIMITS_KEY
 from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
@@ -66,6 +67,7 @@ async def register(request: web.Request) -> web.Response:
         device_id=body.get("device_id"),
         display_name=body.get("initial_device_display_name"),
         inhibit_login=bool(inhibit),
+        refreshable=refresh.wants_refresh(body),
     )
     return ok(result)
 
@@ -132,6 +134,7 @@ async def login(request: web.Request) -> web.Response:
             body.get("password"),
             device_id=body.get("device_id"),
             display_name=body.get("initial_device_display_name"),
+            refreshable=refresh.wants_refresh(body),
         )
     except MatrixError as exc:
         if exc.status == 403:  # a wrong password (or no such user): count it
@@ -139,6 +142,16 @@ async def login(request: web.Request) -> web.Response:
         raise
     limits.login_succeeded(request, user_id)
     return ok(result)
+
+
+@routes.post("/refresh", prefixes=("/_matrix/client/v3", "/_matrix/client/v1"))
+async def refresh_tokens(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/refresh (and v1, where v1.3 first put it)
+
+    No access token: the expired one is what the client is replacing.
+    """
+    token = refresh.parse_refresh_body(await json_body(request))
+    return ok(await services(request).accounts.refresh(token, arrived_at(request)))
 
 
 @routes.post("/logout")

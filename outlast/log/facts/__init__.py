@@ -23,7 +23,9 @@ from outlast.log.facts.accounts import (
     NewDevice,
     OpenIdTokenIssued,
     Password,
+    RefreshSpent,
     Register,
+    TokenRefreshed,
 )
 from outlast.log.facts.base import DecodeError, Fact, Fields, UnknownFact
 from outlast.log.facts.control import HealthProbe
@@ -78,6 +80,8 @@ FACT_TYPES: dict[str, type[Fact]] = {
         DevicesDeleted,
         OpenIdTokenIssued,
         DeviceSeen,
+        TokenRefreshed,
+        RefreshSpent,
         # rooms (partition streams) and aliases (directory stream)
         RoomEvents,
         ReceiptsMarked,
@@ -161,6 +165,7 @@ __all__ = [
     "PusherDeleted",
     "PusherSet",
     "ReceiptsMarked",
+    "RefreshSpent",
     "Register",
     "RoomEvents",
     "RoomForgotten",
@@ -169,6 +174,7 @@ __all__ = [
     "SignaturesMade",
     "ToDeviceReceived",
     "ToDeviceSent",
+    "TokenRefreshed",
     "UnknownFact",
     "decode",
 ]

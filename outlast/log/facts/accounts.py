@@ -16,25 +16,46 @@ from outlast.log.facts.base import DecodeError, Fact, Fields
 
 @dataclass(frozen=True)
 class NewDevice:
-    """A device a registration or login creates, with its access token's SHA-256."""
+    """A device a registration or login creates, with its access token's SHA-256.
+
+    A client that asked for a refresh token gets an access token that expires at
+    ``expires_at`` (ms) and a refresh token (``refresh_hash``) that expires at
+    ``refresh_expires_at`` (ms, absent: never); these keys are absent otherwise."""
 
     device_id: str
     token_hash: str
     display_name: str | None = None
+    expires_at: int | None = None
+    refresh_hash: str | None = None
+    refresh_expires_at: int | None = None
 
     def encode(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "device_id": self.device_id,
             "token_hash": self.token_hash,
             "display_name": self.display_name,
         }
+        if self.refresh_hash is not None:
+            out["refresh_hash"] = self.refresh_hash
+            out["expires_at"] = self.expires_at
+            if self.refresh_expires_at is not None:
+                out["refresh_expires_at"] = self.refresh_expires_at
+        return out
 
     @classmethod
     def read(cls, raw: Any) -> NewDevice:
         if not isinstance(raw, dict):
             raise DecodeError("device must be an object")
         d = Fields("device", raw)
-        return cls(d.text("device_id"), d.text("token_hash"), d.opt_text("display_name"))
+        refresh_hash = d.opt_text("refresh_hash")
+        return cls(
+            d.text("device_id"),
+            d.text("token_hash"),
+            d.opt_text("display_name"),
+            d.integer("expires_at") if refresh_hash is not None else None,
+            refresh_hash,
+            d.integer("refresh_expires_at") if d.has("refresh_expires_at") else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -225,3 +246,51 @@ class DeviceSeen(Fact):
     @classmethod
     def read(cls, d: Fields) -> DeviceSeen:
         return cls(d.text("user_id"), d.text("device_id"), d.opt_text("ip"), d.integer("ts"))
+
+
+@dataclass(frozen=True)
+class TokenRefreshed(Fact):
+    """A refresh token is traded for a new pair on the same device; the device's
+    earlier access tokens end, and the pair the old token issued before (if any) too."""
+
+    OP: ClassVar[str] = "token_refresh"
+    user_id: str
+    device_id: str
+    old_refresh_hash: str
+    token_hash: str
+    expires_at: int
+    refresh_hash: str
+    refresh_expires_at: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        out = super().fields()
+        if self.refresh_expires_at is None:
+            del out["refresh_expires_at"]
+        return out
+
+    @classmethod
+    def read(cls, d: Fields) -> TokenRefreshed:
+        return cls(
+            d.text("user_id"),
+            d.text("device_id"),
+            d.text("old_refresh_hash"),
+            d.text("token_hash"),
+            d.integer("expires_at"),
+            d.text("refresh_hash"),
+            d.integer("refresh_expires_at") if d.has("refresh_expires_at") else None,
+        )
+
+
+@dataclass(frozen=True)
+class RefreshSpent(Fact):
+    """The pair issued from a refresh token was used, so that token is spent, if
+    ``successor`` (the pair's refresh token) is still the one it last issued."""
+
+    OP: ClassVar[str] = "refresh_spent"
+    user_id: str
+    refresh_hash: str
+    successor: str
+
+    @classmethod
+    def read(cls, d: Fields) -> RefreshSpent:
+        return cls(d.text("user_id"), d.text("refresh_hash"), d.text("successor"))
