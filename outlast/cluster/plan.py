@@ -218,7 +218,8 @@ def worker_denied(names: Names) -> list[str]:
     Workers publish facts, read streams (info, direct and leader gets) and run
     consumers (their own durable push queue, ordered view consumers). They never
     create, change, delete, snapshot or restore a stream, move its leader or peers,
-    delete single messages, or purge a log stream. Object-store buckets stay
+    delete single messages, purge a log stream or delete the shared push consumer
+    (nats-py never deletes consumers itself; the view's are ephemeral). Object-store buckets stay
     purgeable by subject: deleting a media object or an old view snapshot is a
     subject-filtered purge, and NATS permissions cannot look inside the request.
     """
@@ -236,6 +237,12 @@ def worker_denied(names: Names) -> list[str]:
         "$JS.API.ACCOUNT.PURGE.>",
         "$JS.API.SERVER.>",
         *(f"$JS.API.STREAM.PURGE.{name}" for name in log_streams),
+        # The push queue's durable consumer is shared by every worker of every site;
+        # its ack floor is what keeps a notification from being sent twice or lost.
+        *(
+            f"$JS.API.CONSUMER.DELETE.{names.rooms_stream(p)}.{names.push_consumer}"
+            for p in range(names.partitions)
+        ),
     ]
 
 

@@ -192,12 +192,14 @@ async def test_a_worker_does_its_work_but_cannot_delete_purge_or_change_streams(
         (f"$JS.API.STREAM.UPDATE.{ROOMS}", b'{"name": "%s"}' % ROOMS.encode()),
         (f"$JS.API.STREAM.MSG.DELETE.{ROOMS}", b'{"seq": 1}'),
         (f"$JS.API.STREAM.DELETE.OBJ_{NAMES.media_bucket}", b""),
+        (f"$JS.API.CONSUMER.DELETE.{ROOMS}.{NAMES.push_consumer}", b""),
     ]:
         error = await refused(worker_url(node), subject, body)
         assert is_violation(error, subject), error
     admin = await client(admin_url(node), manage=True)
     try:
         assert (await admin.stream_state(ROOMS)).messages == 2
+        assert (await admin.js.consumer_info(ROOMS, NAMES.push_consumer)).num_ack_pending == 0
         # The admin credential keeps every right (what restore and rebuild need).
         await admin.js.purge_stream(ROOMS)
         assert (await admin.stream_state(ROOMS)).messages == 0
