@@ -69,6 +69,9 @@ class LogConfig:
     cluster_routes: list[str] = field(default_factory=list)
     cluster_name: str = "outlast"
     monitor_url: str = ""
+    # False: this worker's credential may not create or change streams (a cluster's
+    # `worker` user); it checks that they exist and says so when one is missing.
+    manage_streams: bool = True
 
 
 @dataclass

@@ -183,6 +183,7 @@ class Site:
             urls,
             name=f"outlast-{config.server.site}",
             publish_timeout=config.log.publish_timeout_seconds,
+            manage_streams=config.log.manage_streams,
         )
         await self.log.connect()
         names = names_of(config)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from outlast.log.engine import NodeSpec
+from outlast.log.names import Names
 
 SITE_NAMES = string.ascii_lowercase
 
@@ -92,6 +93,9 @@ class ClusterPlan:
     server_name: str = "localhost"
     site_config_extra: str = ""
     admin_port: int = 0  # the front door's runtime API (drain a site before a planned stop)
+    # Workers connect as ``worker`` (no stream management); ``app`` is the admin
+    # credential of the supervisor, rebuild, restore and backup. Empty: workers use ``app``.
+    worker_password: str = ""
 
     @staticmethod
     def new(
@@ -128,6 +132,7 @@ class ClusterPlan:
             control_port=free_port(),
             site_config_extra=site_config_extra,
             admin_port=free_port(),
+            worker_password="".join(secrets.choice(alphabet) for _ in range(24)),
         )
 
     def ports(self) -> set[int]:
@@ -163,10 +168,22 @@ class ClusterPlan:
             sync_always=True,
             app_password=self.app_password,
             sys_password=self.sys_password,
+            worker_password=self.worker_password,
+            worker_denied=worker_denied(self.names()),
             # Gossiped route addresses would bypass the relays; advertise a closed
             # port so every route between sites goes through a relay that can be cut.
             cluster_advertise="127.0.0.1:1",
         )
+
+    def names(self) -> Names:
+        """The deployment's stream names (site configs keep the default prefix)."""
+        return Names(partitions=self.partitions)
+
+    def worker_url(self, site: SitePlan) -> str:
+        """What a worker connects with: the least-privileged user when there is one."""
+        if not self.worker_password:
+            return self.app_url(site)
+        return f"nats://worker:{self.worker_password}@127.0.0.1:{site.client_port}"
 
     def app_url(self, site: SitePlan) -> str:
         return f"nats://app:{self.app_password}@127.0.0.1:{site.client_port}"
@@ -186,11 +203,47 @@ class ClusterPlan:
             # the site counts each client by that address, not all of them as one.
             'trusted_proxies = ["127.0.0.1"]\n\n'
             "[log]\n"
-            f'nats_urls = ["{self.app_url(site)}"]\n'
+            f'nats_urls = ["{self.worker_url(site)}"]\n'
+            # Streams and buckets are made by `cluster up` with the admin credential.
+            f"manage_streams = {'false' if self.worker_password else 'true'}\n"
             f"partitions = {self.partitions}\n"
             "replicas = 3\n"
             f'monitor_url = "http://127.0.0.1:{site.monitor_port}"\n\n' + self.site_config_extra
         )
+
+
+def worker_denied(names: Names) -> list[str]:
+    """JetStream API requests a worker's credential is refused.
+
+    Workers publish facts, read streams (info, direct and leader gets) and run
+    consumers (their own durable push queue, ordered view consumers). They never
+    create, change, delete, snapshot or restore a stream, move its leader or peers,
+    delete single messages, purge a log stream or delete the shared push consumer
+    (nats-py never deletes consumers itself; the view's are ephemeral). Object-store buckets stay
+    purgeable by subject: deleting a media object or an old view snapshot is a
+    subject-filtered purge, and NATS permissions cannot look inside the request.
+    """
+    log_streams = [spec.name for spec in (*names.streams(), *names.control_streams())]
+    return [
+        "$JS.API.STREAM.CREATE.>",
+        "$JS.API.STREAM.UPDATE.>",
+        "$JS.API.STREAM.DELETE.>",
+        "$JS.API.STREAM.MSG.DELETE.>",
+        "$JS.API.STREAM.SNAPSHOT.>",
+        "$JS.API.STREAM.RESTORE.>",
+        "$JS.API.STREAM.PEER.>",
+        "$JS.API.STREAM.LEADER.>",
+        "$JS.API.META.>",
+        "$JS.API.ACCOUNT.PURGE.>",
+        "$JS.API.SERVER.>",
+        *(f"$JS.API.STREAM.PURGE.{name}" for name in log_streams),
+        # The push queue's durable consumer is shared by every worker of every site;
+        # its ack floor is what keeps a notification from being sent twice or lost.
+        *(
+            f"$JS.API.CONSUMER.DELETE.{names.rooms_stream(p)}.{names.push_consumer}"
+            for p in range(names.partitions)
+        ),
+    ]
 
 
 def describe(

@@ -28,6 +28,7 @@ from aiohttp import web
 from outlast.cluster.frontdoor import Backend, FrontDoor
 from outlast.cluster.links import Links
 from outlast.cluster.plan import ClusterPlan, SitePlan, describe
+from outlast.cluster.streams import create_streams
 from outlast.log.engine import NatsNode, nats_server_binary
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ class Supervisor:
         for sp in self.sites.values():
             assert sp.node is not None
             await sp.node.wait_ready()
+        await create_streams(self.plan, progress)
         for name, sp in self.sites.items():
             sp.start_workers()
             await progress(f"site {name}: outlast worker(s) started")

@@ -229,10 +229,20 @@ PublishObserver = Callable[[str, str], None]
 class LogClient:
     """A connection to the JetStream cluster (or embedded node)."""
 
-    def __init__(self, urls: Sequence[str], *, name: str, publish_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        name: str,
+        publish_timeout: float = 5.0,
+        manage_streams: bool = True,
+    ) -> None:
         self.urls = list(urls)
         self.name = name
         self.publish_timeout = publish_timeout
+        # False: the credential is a worker's, refused stream management; streams and
+        # buckets must already exist (the admin step of `cluster up` makes them).
+        self.manage_streams = manage_streams
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self.observers: list[PublishObserver] = []
@@ -291,8 +301,14 @@ class LogClient:
     async def ensure_streams(
         self, streams: Sequence[StreamSpec], *, replicas: int, duplicate_window: float
     ) -> None:
-        """Create the streams, or update them to the configured replicas and window."""
+        """Create the streams, or update them to the configured replicas and window.
+
+        Without ``manage_streams`` only check that each exists (StreamMissing if not).
+        """
         for spec in streams:
+            if not self.manage_streams:
+                await self.require_stream(spec.name)
+                continue
             config = api.StreamConfig(
                 name=spec.name,
                 subjects=list(spec.subjects),
@@ -310,6 +326,17 @@ class LogClient:
                 if exc.err_code != STREAM_NAME_IN_USE:
                     raise
                 await self.js.update_stream(config)
+
+    async def require_stream(self, stream: str) -> None:
+        """StreamMissing, saying who must create it, unless ``stream`` exists."""
+        try:
+            await self.js.stream_info(stream)
+        except nats.js.errors.NotFoundError as exc:
+            raise StreamMissing(
+                f"stream {stream} does not exist, and this worker's log credential may not "
+                "create streams: create them with the admin credential (`outlast cluster up` "
+                "does; see docs/security.md)"
+            ) from exc
 
     async def append(
         self,

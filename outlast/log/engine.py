@@ -58,6 +58,10 @@ class NodeSpec:
     app_password: str = ""
     sys_password: str = ""
     cluster_advertise: str = ""
+    # Least privilege: a second APP user for workers, refused every request in
+    # ``worker_denied`` (stream management); empty means no such user.
+    worker_password: str = ""
+    worker_denied: list[str] = field(default_factory=list)
 
 
 def render_config(spec: NodeSpec) -> str:
@@ -88,7 +92,7 @@ def render_config(spec: NodeSpec) -> str:
             "accounts {",
             f'  SYS: {{ users: [ {{ user: "sys", password: "{spec.sys_password}" }} ] }}',
             "  APP: { jetstream: enabled, users: [ "
-            f'{{ user: "app", password: "{spec.app_password}" }} ] }}',
+            f'{{ user: "app", password: "{spec.app_password}" }}{_worker_user(spec)} ] }}',
             "}",
             "system_account: SYS",
         ]
@@ -103,6 +107,17 @@ def render_config(spec: NodeSpec) -> str:
             "}",
         ]
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _worker_user(spec: NodeSpec) -> str:
+    """The worker's entry in the APP account's users (with a leading comma), or ""."""
+    if not spec.worker_password:
+        return ""
+    denied = ", ".join(f'"{subject}"' for subject in spec.worker_denied)
+    return (
+        f', {{ user: "worker", password: "{spec.worker_password}", '
+        f"permissions: {{ publish: {{ deny: [{denied}] }} }} }}"
+    )
 
 
 def _die_with_parent() -> None:

@@ -76,7 +76,13 @@ class ObjectBucket:
     async def ensure(
         self, replicas: int, timeout: float = 60.0, description: str = "Outlast media repository"
     ) -> None:
-        """Create the bucket (file storage, the log's replica count), waiting out elections."""
+        """Create the bucket (file storage, the log's replica count), waiting out elections.
+
+        A worker without stream management only checks that it exists (StreamMissing).
+        """
+        if not self.log.manage_streams:
+            await self.log.require_stream(self.stream)
+            return
         config = api.ObjectStoreConfig(
             bucket=self.bucket,
             replicas=replicas,
