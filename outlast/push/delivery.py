@@ -26,7 +26,6 @@ tells gateways to deduplicate on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -64,6 +63,8 @@ log = logging.getLogger(__name__)
 FETCH_BATCH = 16
 FETCH_TIMEOUT = 1.0
 RESTART_DELAY = 1.0
+# How long stopping waits for the loops and deliveries it cancelled.
+STOP_SECONDS = 5.0
 MAX_RESPONSE_BYTES = 65536
 
 
@@ -87,15 +88,18 @@ class Hold:
         self.last_contact = fetched  # the fetch itself reached the consumer's leader
         self.lost = False
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._keep())
 
     async def stop(self) -> None:
+        # Bounded, and flagged: a cancellation inside a nats request may come back
+        # as a log error, which _keep would otherwise take for an outage and retry.
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=STOP_SECONDS)
 
     @property
     def ours(self) -> bool:
@@ -109,7 +113,7 @@ class Hold:
         # sixteenth old, and is counted as that old. A healthy holder then always has
         # 3/16 of the ack wait to spare before ``ours`` gives up at half of it.
         shared_age = self.ack_wait / 16
-        while True:
+        while not self._stopped:
             await self.ctx.clock.sleep(self.ack_wait / 4)
             try:
                 await self.item.in_progress()
@@ -135,6 +139,7 @@ class Delivery:
         self._slots = asyncio.Semaphore(max(1, config.max_in_flight))
         self._loops: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self.sent = 0  # posts answered 2xx (for tests and metrics)
 
@@ -149,12 +154,19 @@ class Delivery:
             self._loops.append(asyncio.create_task(self._serve(partition)))
 
     async def stop(self) -> None:
+        """Cancel the loops and deliveries, waiting a bounded time for them to end.
+
+        Not an unbounded ``await task``: nats-py turns a cancellation that lands
+        inside a request on a closing connection into a connection error, which the
+        loop treats as an outage and retries; the flag ends such a loop at its
+        next turn instead.
+        """
+        self._stopping = True
         tasks = [*self._loops, *self._work]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_SECONDS)
         self._loops.clear()
         if self._session is not None:
             await self._session.close()
@@ -167,7 +179,7 @@ class Delivery:
         stream = names.rooms_stream(partition)
         queue: WorkQueue | None = None
         try:
-            while True:
+            while not self._stopping:
                 try:
                     if queue is None:
                         queue = await self.ctx.log.work_queue(
