@@ -10,12 +10,43 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, MemoryDownloadResponse
+from nio import (
+    AsyncClient,
+    JoinResponse,
+    MemoryDownloadResponse,
+    RoomCreateResponse,
+    RoomSendResponse,
+    RoomVisibility,
+)
 
-from tests.e2e.helpers import V3, all_messages, api, expect
+from tests.e2e.helpers import V3, all_messages, api, expect, text
 from tests.servers import OutlastProcess, free_port
 
 COMMAND_TIMEOUT = 180.0
+
+
+async def send(client: AsyncClient, room: str, body: str) -> str:
+    """A text message whose txnId is its body (so a retry cannot duplicate it)."""
+    resp = await client.room_send(room, "m.room.message", text(body), tx_id=f"tx-{body}")
+    return str(expect(resp, RoomSendResponse).event_id)
+
+
+async def fill_rooms(alice: AsyncClient, bob: AsyncClient, rooms: int, messages: int) -> list[str]:
+    """Public rooms ``room0``.. created by alice, joined by bob, each with ``messages``
+    messages from both in turn; their ids."""
+    created = []
+    for i in range(rooms):
+        room = expect(
+            await alice.room_create(
+                visibility=RoomVisibility.public, name=f"room {i}", alias=f"room{i}"
+            ),
+            RoomCreateResponse,
+        ).room_id
+        expect(await bob.join(room), JoinResponse)
+        for n in range(messages):
+            await send(alice if n % 2 else bob, room, f"r{i}-m{n}")
+        created.append(room)
+    return created
 
 
 async def outlast(*args: str) -> tuple[int, str, str]:

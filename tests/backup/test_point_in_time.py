@@ -12,8 +12,7 @@ from nio import JoinResponse, RoomCreateResponse, WhoamiResponse
 
 from outlast.admin_commands import embedded_port
 from outlast.log.names import Names
-from tests.backup.helpers import backup, on, restore, room_view, serve_restored
-from tests.backup.test_restore_e2e import send
+from tests.backup.helpers import backup, on, restore, room_view, send, serve_restored
 from tests.e2e.helpers import V3, api, close_all, expect, register, sync
 from tests.servers import OutlastProcess
 

@@ -11,23 +11,24 @@ import os
 from pathlib import Path
 
 from nio import (
-    AsyncClient,
-    JoinResponse,
     RoomCreateResponse,
-    RoomSendResponse,
-    RoomVisibility,
     UploadResponse,
     WhoamiResponse,
 )
 
-from tests.backup.helpers import backup, media_hash, on, outlast, restore, room_view, serve_restored
-from tests.e2e.helpers import V3, api, close_all, expect, register, sync, text
+from tests.backup.helpers import (
+    backup,
+    fill_rooms,
+    media_hash,
+    on,
+    outlast,
+    restore,
+    room_view,
+    send,
+    serve_restored,
+)
+from tests.e2e.helpers import V3, api, close_all, expect, register, sync
 from tests.servers import OutlastProcess
-
-
-async def send(client: AsyncClient, room: str, body: str) -> str:
-    resp = await client.room_send(room, "m.room.message", text(body), tx_id=f"tx-{body}")
-    return str(expect(resp, RoomSendResponse).event_id)
 
 
 async def test_restore_serves_identical_rooms_media_and_tokens(
@@ -37,18 +38,7 @@ async def test_restore_serves_identical_rooms_media_and_tokens(
     bob = await register(server.url, "bob")
     clients = [alice, bob]
     try:
-        rooms = []
-        for i in range(3):
-            room = expect(
-                await alice.room_create(
-                    visibility=RoomVisibility.public, name=f"room {i}", alias=f"room{i}"
-                ),
-                RoomCreateResponse,
-            ).room_id
-            expect(await bob.join(room), JoinResponse)
-            for n in range(8):
-                await send(alice if n % 2 else bob, room, f"r{i}-m{n}")
-            rooms.append(room)
+        rooms = await fill_rooms(alice, bob, rooms=3, messages=8)
         uploads = []
         for size in (1, 200_000, 300_001):
             resp, _ = await alice.upload(

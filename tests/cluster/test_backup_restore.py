@@ -10,10 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nio import JoinResponse, RoomCreateResponse, RoomVisibility, UploadResponse, WhoamiResponse
+from nio import UploadResponse, WhoamiResponse
 
-from tests.backup.helpers import media_hash, on, outlast, room_view
-from tests.backup.test_restore_e2e import send
+from tests.backup.helpers import fill_rooms, media_hash, on, outlast, room_view
 from tests.cluster.harness import Cluster, start_cluster
 from tests.e2e.helpers import close_all, expect, register
 
@@ -27,18 +26,7 @@ async def test_backup_destroy_everything_restore_a_new_cluster(
     bob = await register(cluster.site_url("b"), "bob")
     clients = [alice, bob]
     try:
-        rooms = []
-        for i in range(3):
-            room = expect(
-                await alice.room_create(
-                    visibility=RoomVisibility.public, name=f"room {i}", alias=f"room{i}"
-                ),
-                RoomCreateResponse,
-            ).room_id
-            expect(await bob.join(room), JoinResponse)
-            for n in range(6):
-                await send(alice if n % 2 else bob, room, f"r{i}-m{n}")
-            rooms.append(room)
+        rooms = await fill_rooms(alice, bob, rooms=3, messages=6)
         resp, _ = await alice.upload(
             io.BytesIO(os.urandom(300_000)), content_type="application/octet-stream",
             filesize=300_000,
