@@ -149,8 +149,6 @@ class RoomFilter:
     ephemeral: EventFilter = field(default_factory=EventFilter)
     account_data: EventFilter = field(default_factory=EventFilter)
     include_leave: bool = False
-    # room.timeline.unread_thread_notifications: counts per thread in /sync.
-    unread_threads: bool = False
 
     def room_allowed(self, room_id: str) -> bool:
         """Whether the room survives ``rooms`` / ``not_rooms``.
@@ -262,8 +260,8 @@ def _event_filter(value: Any, where: str, *, room_keys: bool) -> EventFilter:
         # like any unknown key they are ignored there.
         return EventFilter(limit, types, not_types, senders, not_senders)
     # RoomEventFilter additions.  lazy_load_members and include_redundant_members
-    # are not modelled here and are ignored; unread_thread_notifications is read
-    # by parse_sync_filter (it only means something on room.timeline).
+    # are not modelled here and are ignored; unread_thread_notifications only
+    # means something on room.timeline, where /sync reads it.
     rooms = _room_ids(obj, "rooms", where)
     not_rooms = _room_ids(obj, "not_rooms", where) or ()
     contains_url = _optional_bool(obj, "contains_url", where)
@@ -313,13 +311,6 @@ def parse_sync_filter(obj: Any) -> SyncFilter:
             room_obj.get("account_data"), "room.account_data.", room_keys=True
         ),
         include_leave=bool(include_leave),
-        unread_threads=bool(
-            _optional_bool(
-                _require_object(room_obj.get("timeline") or {}, "room.timeline"),
-                "unread_thread_notifications",
-                "room.timeline.",
-            )
-        ),
     )
 
     # Filter.event_format: enum client | federation, default client.

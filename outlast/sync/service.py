@@ -132,7 +132,7 @@ class Sync:
             since,
             now,
             tuple(streams),
-            threaded=sync_filter.room.unread_threads,
+            threaded=sync_filter.room.timeline.unread_thread_notifications,
         )
         narrowed = self._narrow(window) if since is not None and not full_state else None
         if narrowed is None:

@@ -188,7 +188,7 @@ def test_parse_room_level_keys_and_unknown_keys() -> None:
     assert f.room.rooms == ("!a:hs",)
     assert f.room.not_rooms == ("!b:hs",)
     assert f.room.include_leave is True
-    assert f.room.unread_threads is True
+    assert f.room.timeline.unread_thread_notifications is True
     assert f.account_data.types == ("m.push_rules",)
     assert f.event_format == "federation"
     assert f.event_fields is None
@@ -201,7 +201,7 @@ def test_default_and_empty_filter_agree() -> None:
     assert d.event_fields is None
     assert d.event_format == "client"
     assert d.room.include_leave is False
-    assert d.room.unread_threads is False
+    assert d.room.timeline.unread_thread_notifications is False
 
 
 def test_null_values_count_as_absent() -> None:
