@@ -170,18 +170,6 @@ def read_receipt_positions(
     return [(str(r[0]), (int(r[1]), int(r[2]))) for r in conn.execute(sql, args)]
 
 
-def thread_read_positions(
-    conn: sqlite3.Connection, room_id: str, user_id: str
-) -> list[tuple[str, Position]]:
-    """(thread_id, position) of a user's read receipts in a room (``""``: unthreaded)."""
-    rows = conn.execute(
-        "SELECT thread_id, seq, idx FROM receipts WHERE room_id = ? AND user_id = ?"
-        " AND receipt_type IN (?, ?)",
-        (room_id, user_id, *READ_TYPES),
-    )
-    return [(str(r[0]), (int(r[1]), int(r[2]))) for r in rows]
-
-
 def fully_read(conn: sqlite3.Connection, room_id: str, user_id: str) -> tuple[str, int] | None:
     """The user's m.fully_read marker in a room and the sequence it was set at."""
     row = conn.execute(

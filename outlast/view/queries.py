@@ -238,14 +238,6 @@ def last_event_position(conn: sqlite3.Connection, room_id: str) -> tuple[int, in
     return (int(row[0]), int(row[1])) if row else None
 
 
-def relation_parent(conn: sqlite3.Connection, event_id: str) -> tuple[str, str] | None:
-    """(parent event ID, rel_type) of a stored event that relates to another."""
-    row = conn.execute(
-        "SELECT parent_id, rel_type FROM relations WHERE event_id = ?", (event_id,)
-    ).fetchone()
-    return (str(row[0]), str(row[1])) if row else None
-
-
 def last_join(conn: sqlite3.Connection, room_id: str, user_id: str) -> Position | None:
     row = conn.execute(
         "SELECT seq, idx FROM membership_changes WHERE room_id = ? AND user_id = ?"
