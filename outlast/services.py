@@ -36,6 +36,7 @@ from outlast.rooms.membership import Memberships
 from outlast.rooms.messages import Messages
 from outlast.rooms.redactions import Redactions
 from outlast.rooms.relations import Relations
+from outlast.sliding_sync.service import SlidingSync
 from outlast.sync.filters import Filters
 from outlast.sync.service import Sync
 from outlast.voip.service import Turn
@@ -58,6 +59,7 @@ class Services:
     relations: Relations
     # reading
     sync: Sync
+    sliding_sync: SlidingSync
     filters: Filters
     receipts: Receipts
     typing: Typing

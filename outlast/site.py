@@ -54,6 +54,7 @@ from outlast.rooms.redactions import Redactions
 from outlast.rooms.relations import Relations
 from outlast.rooms.writer import RoomWriter
 from outlast.services import Services
+from outlast.sliding_sync.service import SlidingSync
 from outlast.sync.filters import Filters
 from outlast.sync.service import Sync
 from outlast.sync.window import EphemeralCounter, chain
@@ -97,6 +98,10 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
     directory = Directory(ctx, writer)
     health = Health(ctx, projector)
     sources = (receipts, typing, presence, AccountDataSync(ctx), E2eeSync(keys, to_device), push)
+    sync = Sync(ctx, sources, counter, health, decorate=decorate)
+    sliding = SlidingSync(
+        ctx, sync, keys, to_device, AccountDataSync(ctx), (receipts, typing, push)
+    )
     return Services(
         config=config,
         accounts=Accounts(ctx, Passwords(config.auth)),
@@ -109,7 +114,8 @@ def build_services(ctx: SiteContext, projector: Projector) -> Services:
         redactions=Redactions(ctx, writer),
         room_context=RoomContext(ctx, messages),
         relations=Relations(ctx, messages, decorate=decorate),
-        sync=Sync(ctx, sources, counter, health, decorate=decorate),
+        sync=sync,
+        sliding_sync=sliding,
         filters=Filters(ctx),
         receipts=receipts,
         typing=typing,

@@ -30,6 +30,7 @@ from outlast.http.routes import (
     relations,
     room_keys,
     rooms,
+    sliding_sync,
     sync,
     webchat,
 )
@@ -52,6 +53,7 @@ ROUTE_GROUPS: list[Routes] = [
     account.routes,
     rooms.routes,
     sync.routes,
+    sliding_sync.routes,
     receipts.routes,
     profile.routes,
     directory.routes,

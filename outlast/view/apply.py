@@ -61,6 +61,7 @@ from outlast.log.facts import (
     RoomListed,
     RoomTagged,
     SignaturesMade,
+    SlidingStateStored,
     ToDeviceReceived,
     ToDeviceSent,
     TokenRefreshed,
@@ -73,6 +74,7 @@ from outlast.push import tables as push
 from outlast.receipts import tables as receipts
 from outlast.room_keys import tables as room_keys
 from outlast.rooms import tables as rooms
+from outlast.sliding_sync import tables as sliding_sync
 from outlast.sync import tables as sync
 from outlast.view.queries import sharing_users
 from outlast.view.state_cache import BatchStates
@@ -132,6 +134,8 @@ def apply_fact(
             return accounts.apply_refresh_spent(conn, fact)
         case FilterStored():
             return sync.apply_filter(conn, fact)
+        case SlidingStateStored():
+            return sliding_sync.apply_state(conn, fact)
         # rooms and aliases
         case RoomEvents():
             return rooms.apply_room_events(

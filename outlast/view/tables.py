@@ -19,6 +19,7 @@ from outlast.push import tables as push
 from outlast.receipts import tables as receipts
 from outlast.room_keys import tables as room_keys
 from outlast.rooms import tables as rooms
+from outlast.sliding_sync import tables as sliding_sync
 from outlast.sync import tables as sync
 
 SCHEMAS: tuple[tuple[str, str], ...] = (
@@ -34,6 +35,7 @@ SCHEMAS: tuple[tuple[str, str], ...] = (
     ("e2ee signing", signing_tables.SCHEMA),
     ("push", push.SCHEMA),
     ("room_keys", room_keys.SCHEMA),
+    ("sliding_sync", sliding_sync.SCHEMA),
 )
 
 # Triggers earlier versions created; a view file from then drops them when opened.

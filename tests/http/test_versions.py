@@ -68,9 +68,9 @@ def test_removing_any_route_withdraws_the_claims_that_need_it() -> None:
             assert flags[name] is False, (name, endpoint)
 
 
-def test_sliding_sync_is_not_claimed_while_it_is_not_routed() -> None:
+def test_sliding_sync_is_claimed_because_it_is_routed() -> None:
     flags = versions.body(ROUTE_GROUPS)["unstable_features"]
-    assert flags["org.matrix.simplified_msc3575"] is False
+    assert flags["org.matrix.simplified_msc3575"] is True
 
 
 def test_v1_1_to_v1_5_are_claimed_and_v1_6_waits_for_timestamp_to_event() -> None:

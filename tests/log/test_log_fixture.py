@@ -21,7 +21,7 @@ ADDED_SINCE_V1 = frozenset({"push_actions"})
 
 def test_the_fixture_holds_every_kind_of_fact() -> None:
     ops = {str(msg.data.get("op")) for msg in load()}
-    assert len(ops) == 40, sorted(ops)
+    assert len(ops) == 41, sorted(ops)
 
 
 def test_projecting_the_v1_log_gives_the_v1_view(tmp_path: Path) -> None:

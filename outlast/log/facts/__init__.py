@@ -25,6 +25,7 @@ from outlast.log.facts.accounts import (
     Password,
     RefreshSpent,
     Register,
+    SlidingStateStored,
     TokenRefreshed,
 )
 from outlast.log.facts.base import DecodeError, Fact, Fields, UnknownFact
@@ -76,6 +77,7 @@ FACT_TYPES: dict[str, type[Fact]] = {
         Deactivate,
         Admin,
         FilterStored,
+        SlidingStateStored,
         DeviceRenamed,
         DevicesDeleted,
         OpenIdTokenIssued,
@@ -149,6 +151,7 @@ __all__ = [
     "DevicesDeleted",
     "Fact",
     "FilterStored",
+    "SlidingStateStored",
     "HealthProbe",
     "KeyClaimed",
     "KeysUploaded",

@@ -190,6 +190,21 @@ class FilterStored(Fact):
 
 
 @dataclass(frozen=True)
+class SlidingStateStored(Fact):
+    """A sliding sync connection's state under its content-derived id, so a ``pos``
+    naming it is valid at every site (outlast/sliding_sync/tables.py)."""
+
+    OP: ClassVar[str] = "sliding_state"
+    user_id: str
+    state_id: int
+    state: dict[str, Any]
+
+    @classmethod
+    def read(cls, d: Fields) -> SlidingStateStored:
+        return cls(d.text("user_id"), d.integer("state_id"), d.obj("state"))
+
+
+@dataclass(frozen=True)
 class DeviceRenamed(Fact):
     """A device's display name changes."""
 

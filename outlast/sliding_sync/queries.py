@@ -1,0 +1,46 @@
+"""Reads sliding sync makes per room: its last bumping activity, and which state
+keys changed after a position."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from outlast.core.sliding.lists import BUMP_TYPES
+from outlast.core.sliding.state import StateKey
+
+_BUMP_JSON = json.dumps(sorted(BUMP_TYPES))
+
+
+def last_bump_ts(conn: sqlite3.Connection, room_id: str, upto_seq: int) -> int | None:
+    """``origin_server_ts`` of the room's latest event of a bumping type at or
+    before ``upto_seq`` (None: none yet). Walks the room's index newest first."""
+    row = conn.execute(
+        "SELECT json_extract(json, '$.origin_server_ts') FROM events"
+        " WHERE room_id = ? AND seq <= ? AND type IN (SELECT value FROM json_each(?))"
+        " ORDER BY seq DESC, idx DESC LIMIT 1",
+        (room_id, upto_seq, _BUMP_JSON),
+    ).fetchone()
+    return int(row[0]) if row and isinstance(row[0], int) else None
+
+
+def event_ts(conn: sqlite3.Connection, room_id: str, seq: int, idx: int) -> int | None:
+    """``origin_server_ts`` of the room event at a position (a membership change)."""
+    row = conn.execute(
+        "SELECT json_extract(json, '$.origin_server_ts') FROM events"
+        " WHERE room_id = ? AND seq = ? AND idx = ?",
+        (room_id, seq, idx),
+    ).fetchone()
+    return int(row[0]) if row and isinstance(row[0], int) else None
+
+
+def state_keys_between(
+    conn: sqlite3.Connection, room_id: str, after_seq: int, upto: tuple[int, int]
+) -> set[StateKey]:
+    """Every state key written in the room after ``after_seq`` and before ``upto``."""
+    rows = conn.execute(
+        "SELECT DISTINCT type, state_key FROM events WHERE room_id = ? AND seq > ?"
+        " AND (seq < ? OR (seq = ? AND idx < ?)) AND state_key IS NOT NULL",
+        (room_id, after_seq, upto[0], upto[0], upto[1]),
+    )
+    return {(str(r[0]), str(r[1])) for r in rows}

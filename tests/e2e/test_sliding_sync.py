@@ -1,0 +1,274 @@
+"""Simplified sliding sync (MSC4186) end to end, over real HTTP against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+from tests.e2e.helpers import api, call, raw_user
+from tests.servers import OutlastProcess
+
+SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+_txn = itertools.count()
+
+
+async def slide(
+    server: OutlastProcess,
+    who: dict[str, str],
+    body: dict[str, Any],
+    pos: str | None = None,
+    timeout_ms: int | None = None,
+) -> tuple[int, Any]:
+    params = {}
+    if pos is not None:
+        params["pos"] = pos
+    if timeout_ms is not None:
+        params["timeout"] = str(timeout_ms)
+    return await api("POST", server.url + SLIDING, body, token=who["token"], params=params)
+
+
+async def ok_slide(
+    server: OutlastProcess,
+    who: dict[str, str],
+    body: dict[str, Any],
+    pos: str | None = None,
+    timeout_ms: int | None = None,
+) -> dict[str, Any]:
+    status, resp = await slide(server, who, body, pos, timeout_ms)
+    assert status == 200, resp
+    assert isinstance(resp, dict)
+    return resp
+
+
+async def create_room(server: OutlastProcess, who: dict[str, str], **body: Any) -> str:
+    status, resp = await call(server, "POST", "/createRoom", who, body)
+    assert status == 200, resp
+    return str(resp["room_id"])
+
+
+async def send(server: OutlastProcess, who: dict[str, str], room: str, text: str) -> str:
+    path = f"/rooms/{room}/send/m.room.message/t{next(_txn)}"
+    status, resp = await call(server, "PUT", path, who, {"msgtype": "m.text", "body": text})
+    assert status == 200, resp
+    return str(resp["event_id"])
+
+
+def list_body(limit: int = 1, end: int = 9, **extra: Any) -> dict[str, Any]:
+    return {
+        "lists": {
+            "all": {
+                "ranges": [[0, end]],
+                "timeline_limit": limit,
+                "required_state": [["m.room.name", ""], ["m.room.member", "$LAZY"]],
+                **extra,
+            }
+        }
+    }
+
+
+def bodies(room: dict[str, Any]) -> list[str]:
+    return [e["content"].get("body", "") for e in room.get("timeline", [])]
+
+
+async def test_room_list_is_sorted_by_activity_and_windowed(server: OutlastProcess) -> None:
+    alice = await raw_user(server, "alice")
+    rooms = [await create_room(server, alice, name=f"room {i}") for i in range(3)]
+    for room in (rooms[1], rooms[0], rooms[2]):  # rooms[2] ends up most recent
+        await send(server, alice, room, f"hello {room}")
+        await asyncio.sleep(0.01)  # distinct origin_server_ts
+    resp = await ok_slide(server, alice, list_body(end=1))
+    window = resp["lists"]["all"]
+    assert window["count"] == 3
+    assert window["ops"][0]["room_ids"] == [rooms[2], rooms[0]]
+    assert set(resp["rooms"]) == {rooms[2], rooms[0]}
+    entry = resp["rooms"][rooms[2]]
+    assert entry["initial"] is True
+    assert entry["name"] == "room 2"
+    assert bodies(entry) == [f"hello {rooms[2]}"]
+    assert entry["limited"] is True
+    assert isinstance(entry["bump_stamp"], int)
+    assert entry["joined_count"] == 1
+    state_types = {(e["type"], e["state_key"]) for e in entry["required_state"]}
+    # m.room.name, plus lazy members: only the timeline's sender.
+    assert state_types == {("m.room.name", ""), ("m.room.member", alice["user_id"])}
+
+    # The same connection widened to the whole list: only the new room comes, initial.
+    again = await ok_slide(server, alice, list_body(end=9), pos=resp["pos"])
+    assert again["lists"]["all"]["ops"][0]["room_ids"] == [rooms[2], rooms[0], rooms[1]]
+    assert set(again["rooms"]) == {rooms[1]}
+    assert again["rooms"][rooms[1]]["initial"] is True
+
+
+async def test_subscription_widens_the_timeline(server: OutlastProcess) -> None:
+    alice = await raw_user(server, "alice")
+    room = await create_room(server, alice, name="chat")
+    sent = [await send(server, alice, room, f"m{i}") for i in range(5)]
+    first = await ok_slide(server, alice, list_body(limit=1))
+    assert [e["event_id"] for e in first["rooms"][room]["timeline"]] == sent[-1:]
+    body = list_body(limit=1)
+    body["room_subscriptions"] = {room: {"timeline_limit": 4, "required_state": [["*", "*"]]}}
+    opened = await ok_slide(server, alice, body, pos=first["pos"])
+    entry = opened["rooms"][room]
+    assert "initial" not in entry
+    assert entry["expanded_timeline"] is True
+    assert [e["event_id"] for e in entry["timeline"]] == sent[-4:]
+    assert entry["prev_batch"]
+    # Everything wanted now that was not before: the whole state, create event included.
+    assert ("m.room.create", "") in {(e["type"], e["state_key"]) for e in entry["required_state"]}
+    # prev_batch pages back with /messages from where the timeline starts.
+    status, page = await call(
+        server,
+        "GET",
+        f"/rooms/{room}/messages",
+        alice,
+        params={"dir": "b", "from": entry["prev_batch"], "limit": "1"},
+    )
+    assert status == 200, page
+    assert [e["event_id"] for e in page["chunk"]] == [sent[0]]
+
+
+async def test_long_poll_wakes_on_a_message_and_carries_only_the_news(
+    server: OutlastProcess,
+) -> None:
+    alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
+    room = await create_room(server, alice, preset="public_chat", name="news")
+    status, _ = await call(server, "POST", f"/join/{room}", bob)
+    assert status == 200
+    first = await ok_slide(server, alice, list_body())
+    # Nothing new: the poll waits its (short) timeout and hands back a usable pos.
+    started = time.monotonic()
+    idle = await ok_slide(server, alice, list_body(), pos=first["pos"], timeout_ms=300)
+    assert time.monotonic() - started >= 0.25
+    assert idle["rooms"] == {}
+    assert idle["lists"]["all"]["count"] == 1
+    poll = asyncio.create_task(
+        ok_slide(server, alice, list_body(), pos=idle["pos"], timeout_ms=20_000)
+    )
+    await asyncio.sleep(0.3)
+    assert not poll.done()
+    event_id = await send(server, bob, room, "wake up")
+    resp = await asyncio.wait_for(poll, 15)
+    entry = resp["rooms"][room]
+    assert "initial" not in entry
+    assert [e["event_id"] for e in entry["timeline"]] == [event_id]
+    assert entry["num_live"] == 1
+    assert entry["notification_count"] == 1
+    # Bob's member event comes along lazily (alice's connection had not seen it as a sender).
+    senders = {e["state_key"] for e in entry.get("required_state", [])}
+    assert bob["user_id"] in senders
+    # A retry with the same pos answers the same rooms: the pos names stored state.
+    retry = await ok_slide(server, alice, list_body(), pos=idle["pos"])
+    assert [e["event_id"] for e in retry["rooms"][room]["timeline"]] == [event_id]
+
+
+async def test_invites_come_with_stripped_state_and_filter_by_is_invite(
+    server: OutlastProcess,
+) -> None:
+    alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
+    joined = await create_room(server, bob, name="bob's own")
+    invited = await create_room(server, alice, name="come in", invite=[bob["user_id"]])
+    body = {
+        "lists": {
+            "invites": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_invite": True}},
+            "rooms": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_invite": False}},
+        }
+    }
+    resp = await ok_slide(server, bob, body)
+    assert resp["lists"]["invites"]["ops"][0]["room_ids"] == [invited]
+    assert resp["lists"]["rooms"]["ops"][0]["room_ids"] == [joined]
+    entry = resp["rooms"][invited]
+    assert entry["membership"] == "invite"
+    assert "timeline" not in entry
+    stripped = {(e["type"], e["state_key"]) for e in entry["invite_state"]}
+    assert ("m.room.name", "") in stripped
+    assert ("m.room.member", bob["user_id"]) in stripped
+
+
+async def test_no_subscription_to_a_room_the_user_is_not_in(server: OutlastProcess) -> None:
+    alice, eve = await raw_user(server, "alice"), await raw_user(server, "eve")
+    secret = await create_room(server, alice, name="secret")
+    await send(server, alice, secret, "private")
+    resp = await ok_slide(server, eve, {"room_subscriptions": {secret: {"timeline_limit": 10}}})
+    assert resp["rooms"] == {}
+
+
+async def test_bad_requests_are_matrix_errors(server: OutlastProcess) -> None:
+    alice = await raw_user(server, "alice")
+    status, resp = await slide(server, alice, list_body(), pos="nonsense")
+    assert (status, resp["errcode"]) == (400, "M_UNKNOWN_POS")
+    status, resp = await slide(server, alice, list_body(), pos="c12345-s1_1_1.0")
+    assert (status, resp["errcode"]) == (400, "M_UNKNOWN_POS")
+    status, resp = await slide(server, alice, {"lists": {"x": {"ranges": [[5, 1]]}}})
+    assert (status, resp["errcode"]) == (400, "M_BAD_JSON")
+    status, resp = await slide(server, alice, {"lists": []})
+    assert (status, resp["errcode"]) == (400, "M_BAD_JSON")
+    status, resp = await api("POST", server.url + SLIDING, {})
+    assert (status, resp["errcode"]) == (401, "M_MISSING_TOKEN")
+    # Someone else's pos names state this user never had.
+    bob = await raw_user(server, "bob")
+    await create_room(server, bob, name="b")
+    bobs = await ok_slide(server, bob, list_body())
+    status, resp = await slide(server, alice, list_body(), pos=bobs["pos"])
+    assert (status, resp["errcode"]) == (400, "M_UNKNOWN_POS")
+
+
+async def test_extensions_to_device_e2ee_account_data_receipts_typing(
+    server: OutlastProcess,
+) -> None:
+    alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
+    room = await create_room(server, alice, preset="public_chat", name="ext")
+    assert (await call(server, "POST", f"/join/{room}", bob))[0] == 200
+    extensions = {
+        name: {"enabled": True}
+        for name in ("to_device", "e2ee", "account_data", "receipts", "typing")
+    }
+    body = {**list_body(), "extensions": extensions}
+    first = await ok_slide(server, bob, body)
+    ext = first["extensions"]
+    assert ext["to_device"]["events"] == []
+    assert "signed_curve25519" in ext["e2ee"]["device_one_time_keys_count"]
+    since = ext["to_device"]["next_batch"]
+
+    message = {"messages": {bob["user_id"]: {bob["device_id"]: {"secret": "s1"}}}}
+    path = f"/sendToDevice/m.test/t{next(_txn)}"
+    assert (await call(server, "PUT", path, alice, message))[0] == 200
+    path = f"/user/{bob['user_id']}/account_data/m.test.global"
+    assert (await call(server, "PUT", path, bob, {"x": 1}))[0] == 200
+    event_id = await send(server, alice, room, "read me")
+    path = f"/rooms/{room}/receipt/m.read/{event_id}"
+    assert (await call(server, "POST", path, alice, {}))[0] == 200
+    path = f"/rooms/{room}/typing/{alice['user_id']}"
+    assert (await call(server, "PUT", path, alice, {"typing": True, "timeout": 20000}))[0] == 200
+
+    body["extensions"]["to_device"]["since"] = since
+    seen: dict[str, Any] = {}
+    pos = first["pos"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and len(seen) < 5:
+        resp = await ok_slide(server, bob, body, pos=pos, timeout_ms=2000)
+        pos = resp["pos"]
+        ext = resp["extensions"]
+        if ext["to_device"]["events"]:
+            seen["to_device"] = ext["to_device"]["events"]
+        body["extensions"]["to_device"]["since"] = ext["to_device"]["next_batch"]
+        if ext["account_data"]["global"]:
+            seen["account_data"] = ext["account_data"]["global"]
+        if ext["receipts"]["rooms"]:
+            seen["receipts"] = ext["receipts"]["rooms"]
+        if ext["typing"]["rooms"]:
+            seen["typing"] = ext["typing"]["rooms"]
+        if room in resp["rooms"]:
+            seen["timeline"] = bodies(resp["rooms"][room])
+    assert seen["to_device"][0]["content"] == {"secret": "s1"}
+    assert seen["to_device"][0]["sender"] == alice["user_id"]
+    assert any(e["type"] == "m.test.global" for e in seen["account_data"])
+    receipt = seen["receipts"][room]
+    assert receipt["type"] == "m.receipt"
+    assert alice["user_id"] in receipt["content"][event_id]["m.read"]
+    assert seen["typing"][room]["content"]["user_ids"] == [alice["user_id"]]
+    assert seen["timeline"] == ["read me"]
+    # The acknowledged to-device message is not delivered again.
+    resp = await ok_slide(server, bob, body, pos=pos)
+    assert resp["extensions"]["to_device"]["events"] == []
