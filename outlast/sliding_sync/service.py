@@ -25,10 +25,11 @@ from outlast.core import room_summary
 from outlast.core import sync as assembly
 from outlast.core.errors import MatrixError
 from outlast.core.sliding import rooms as render_rooms
+from outlast.core.sliding import sticky
 from outlast.core.sliding.connection import ConnectionState, RoomPlan, plan, unknown_pos
 from outlast.core.sliding.lists import RoomListEntry, Selection, extension_rooms, select_rooms
 from outlast.core.sliding.pos import Pos, parse_pos
-from outlast.core.sliding.request import MEMBER, SlidingRequest
+from outlast.core.sliding.request import MEMBER, SlidingRequest, parse_request
 from outlast.core.sliding.state import StateMap, expands
 from outlast.core.tokens import SyncToken, encode_boundary
 from outlast.e2ee import queries as e2ee_queries
@@ -78,51 +79,62 @@ class SlidingSync:
 
     # --- the request ---------------------------------------------------------------
 
-    async def sliding_sync(self, who: Requester, request: SlidingRequest) -> dict[str, Any]:
+    async def sliding_sync(
+        self, who: Requester, body: Any, query: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """One request: ``body`` as JSON, ``query`` the query string (``pos``, ``timeout``)."""
+        request = parse_request(body, query)  # validate what the client sent as it is
         since: SyncToken | None = None
         state = ConnectionState()
+        remembered: dict[str, Any] = {}
         if request.pos:
             pos = parse_pos(request.pos, len(self.ctx.stream_names))
             try:
                 since = await self.sync.since(pos.sync.encode())
             except MatrixError as exc:
                 raise unknown_pos() from exc
-            state = await self._load(who.user_id, pos.state_ref)
+            state, remembered = await self._load(who.user_id, pos.state_ref)
+        filled = sticky.fill(body, remembered)
+        request = parse_request(filled, query)
         clock = self.ctx.clock
         timeout_ms = min(request.timeout_ms, self.ctx.config.sync.max_timeout_ms)
         deadline = clock.monotonic() + timeout_ms / 1000
         while True:
-            body, new_state, now = self.build(who, request, since, state)
+            response, new_state, now = self.build(who, request, since, state)
             remaining = deadline - clock.monotonic()
             if (
                 since is None
                 or remaining <= 0
                 or self.ctx.notifier.closed
-                or not render_rooms.is_empty(body)
+                or not render_rooms.is_empty(response)
             ):
                 break
             await self.ctx.notifier.wait(who.user_id, remaining)
-        ref = await self._store(who.user_id, new_state)
-        body["pos"] = Pos(ref, now).encode()
-        return body
+        ref = await self._store(who.user_id, new_state, sticky.remember(filled))
+        response["pos"] = Pos(ref, now).encode()
+        return response
 
-    async def _load(self, user_id: str, ref: int) -> ConnectionState:
-        """The stored state a ``pos`` names; another site's may still be on its way."""
+    async def _load(self, user_id: str, ref: int) -> tuple[ConnectionState, dict[str, Any]]:
+        """The stored state a ``pos`` names, and the remembered request parameters;
+        another site's may still be on its way."""
         if ref == 0:
-            return ConnectionState()
+            return ConnectionState(), {}
         raw = tables.stored_state(self.ctx.conn, user_id, ref)
         if raw is None and await self.ctx.catch_up(self.ctx.names.users_stream):
             raw = tables.stored_state(self.ctx.conn, user_id, ref)
         if raw is None:
             raise unknown_pos()
-        return ConnectionState.from_json(raw)
+        remembered = raw.get("sticky") if isinstance(raw, dict) else None
+        return ConnectionState.from_json(raw), remembered if isinstance(remembered, dict) else {}
 
-    async def _store(self, user_id: str, state: ConnectionState) -> int:
+    async def _store(self, user_id: str, state: ConnectionState, remembered: dict[str, Any]) -> int:
         """Write the state once (its id is derived from its content), durably, before
         the ``pos`` naming it is handed out."""
-        if not state.rooms:
+        if not state.rooms and not remembered:
             return 0
         value = state.to_json()
+        if remembered:
+            value["sticky"] = remembered
         ref = state_id(value)
         if tables.stored_state(self.ctx.conn, user_id, ref) is None:
             fact = SlidingStateStored(user_id, ref, value)

@@ -12,39 +12,17 @@
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 
+import { deadline, fail, recordingFetch, register, requests, waitFor } from "./common.mjs";
+
 const baseUrl = process.argv[2];
 const TIMEOUT_MS = Number(process.env.CHAT_TIMEOUT_MS || 90000);
 logger.setLevel("warn");
-
-const requests = [];
-async function recordingFetch(input, init) {
-  const resp = await fetch(input, init);
-  const url = new URL(input instanceof Request ? input.url : String(input));
-  requests.push({ method: init?.method || "GET", path: url.pathname, status: resp.status });
-  return resp;
-}
-
-function fail(error) {
-  const failures = requests.filter((r) => r.status >= 400);
-  console.log("RESULT " + JSON.stringify({ ok: false, error: String(error?.stack || error), failures }));
-  process.exit(1);
-}
-setTimeout(() => fail(new Error(`timed out after ${TIMEOUT_MS} ms`)), TIMEOUT_MS).unref();
-
-async function register(name, password) {
-  const resp = await fetch(`${baseUrl}/_matrix/client/v3/register`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: name, password, auth: { type: "m.login.dummy" } }),
-  });
-  if (resp.status !== 200) throw new Error(`register ${name}: ${resp.status} ${await resp.text()}`);
-  return resp.json();
-}
+deadline(TIMEOUT_MS);
 
 async function start(session) {
   const client = sdk.createClient({
     baseUrl,
-    fetchFn: recordingFetch,
+    fetchFn: recordingFetch(),
     accessToken: session.access_token,
     userId: session.user_id,
     deviceId: session.device_id,
@@ -60,29 +38,11 @@ async function start(session) {
   return client;
 }
 
-function waitFor(probe, what, timeoutMs = 30000) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const tick = async () => {
-      let value;
-      try {
-        value = await probe();
-      } catch (e) {
-        return reject(e);
-      }
-      if (value) return resolve(value);
-      if (Date.now() - started > timeoutMs) return reject(new Error(`waiting for ${what}`));
-      setTimeout(tick, 100);
-    };
-    tick();
-  });
-}
-
 async function main() {
   if (!baseUrl) throw new Error("usage: node threads.mjs BASE_URL");
   const suffix = Math.random().toString(36).slice(2, 8);
-  const aliceSession = await register(`thalice${suffix}`, "pw-alice");
-  const bobSession = await register(`thbob${suffix}`, "pw-bob");
+  const aliceSession = await register(baseUrl, `thalice${suffix}`, "pw-alice");
+  const bobSession = await register(baseUrl, `thbob${suffix}`, "pw-bob");
   const alice = await start(aliceSession);
   const bob = await start(bobSession);
   const support = await alice.doesServerSupportThread();

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from outlast.core.sliding.request import parse_request
 from outlast.http.request import json_body, ok, requester, services
 from outlast.http.routing import Routes
 
@@ -18,5 +17,5 @@ routes = Routes()
 async def sliding_sync(request: web.Request) -> web.Response:
     """POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync"""
     who = await requester(request)
-    sliding = parse_request(await json_body(request), request.query)
-    return ok(await services(request).sliding_sync.sliding_sync(who, sliding))
+    body = await json_body(request)
+    return ok(await services(request).sliding_sync.sliding_sync(who, body, request.query))
