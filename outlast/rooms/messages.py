@@ -11,6 +11,7 @@ from outlast.core import aliases, auth, ids, relations
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
+from outlast.core.sliding.pos import sync_part
 from outlast.core.tokens import Position, encode_boundary, parse_boundary, parse_sync_token
 from outlast.core.visibility import event_visible, membership_at
 from outlast.rooms import tables
@@ -39,7 +40,9 @@ class Messages:
 
     def boundary(self, room_id: str, token: str) -> Position:
         """A /messages ``from``/``to`` token as a position in the room: a ``t…`` boundary,
-        or a sync token's position in the room's partition."""
+        or a sync token's position in the room's partition (a sliding sync ``pos``
+        carries one)."""
+        token = sync_part(token)
         if token.startswith("s"):
             streams = self.ctx.stream_names
             sync_token = parse_sync_token(token, len(streams))

@@ -236,14 +236,22 @@ class SlidingSync:
             return set()
         streams = self.ctx.stream_names
         windows = assembly.moved_windows(streams, since.positions, now.positions)
-        evented = sync_queries.rooms_with_events(self.ctx.conn, windows)
+        if assembly.worth_narrowing(windows):
+            candidates = sync_queries.rooms_with_events(self.ctx.conn, windows)
+        else:  # a long way back: asking each of the user's rooms is cheaper
+            candidates = set()
+            for room_id, room in rooms.items():
+                last = queries.last_event_position(self.ctx.conn, room_id)
+                if last is not None and last[0] > since.positions[streams.index(room.stream)]:
+                    candidates.add(room_id)
         out = set()
-        for room_id in evented:
+        for room_id in candidates:
             room = rooms.get(room_id)
             if room is None:
                 continue
-            after = since.positions[streams.index(room.stream)]
-            if room.entry.membership == "join" or int(room.row["seq"]) > after:
+            index = streams.index(room.stream)
+            after, upto = since.positions[index], now.positions[index]
+            if room.entry.membership == "join" or after < int(room.row["seq"]) <= upto:
                 out.add(room_id)
         return out
 

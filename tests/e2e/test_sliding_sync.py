@@ -127,6 +127,16 @@ async def test_subscription_widens_the_timeline(server: OutlastProcess) -> None:
     )
     assert status == 200, page
     assert [e["event_id"] for e in page["chunk"]] == [sent[0]]
+    # So does the pos itself, from the latest event back (the MSC lets /messages take it).
+    status, page = await call(
+        server,
+        "GET",
+        f"/rooms/{room}/messages",
+        alice,
+        params={"dir": "b", "from": opened["pos"], "limit": "2"},
+    )
+    assert status == 200, page
+    assert [e["event_id"] for e in page["chunk"]] == [sent[4], sent[3]]
 
 
 async def test_long_poll_wakes_on_a_message_and_carries_only_the_news(
