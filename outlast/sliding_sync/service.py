@@ -45,6 +45,7 @@ from outlast.sync.window import JoinedRoom, RoomExtras, SyncSource, SyncWindow
 from outlast.view import queries
 
 DIRECT = "m.direct"
+TAGS = "m.tag"
 # Filters that need a room's current state to be decided.
 _STATE_FILTERS = ("is_encrypted", "room_types", "not_room_types", "room_name_like")
 
@@ -193,6 +194,9 @@ class SlidingSync:
             for c in request.lists.values()
             for f in _STATE_FILTERS
         )
+        need_tags = any(
+            c.filters.tags is not None or c.filters.not_tags for c in request.lists.values()
+        )
         direct = _direct_rooms(account_data.get(conn, user_id, GLOBAL, DIRECT))
         out: dict[str, _Room] = {}
         for row in queries.rooms_of_user(conn, user_id):
@@ -220,6 +224,10 @@ class SlidingSync:
             entry = RoomListEntry(room_id, membership, activity, by_self, ever_joined, is_dm)
             if need_state and membership == "join":
                 entry = _with_state_facts(entry, queries.current_state(conn, room_id))
+            if need_tags:
+                tags = (account_data.get(conn, user_id, room_id, TAGS) or {}).get("tags")
+                if isinstance(tags, dict):
+                    entry = replace(entry, tags=frozenset(str(t) for t in tags))
             out[room_id] = _Room(row, entry, str(row["stream"]))
         return out
 
@@ -240,9 +248,9 @@ class SlidingSync:
             candidates = sync_queries.rooms_with_events(self.ctx.conn, windows)
         else:  # a long way back: asking each of the user's rooms is cheaper
             candidates = set()
-            for room_id, room in rooms.items():
+            for room_id, each in rooms.items():
                 last = queries.last_event_position(self.ctx.conn, room_id)
-                if last is not None and last[0] > since.positions[streams.index(room.stream)]:
+                if last is not None and last[0] > since.positions[streams.index(each.stream)]:
                     candidates.add(room_id)
         out = set()
         for room_id in candidates:

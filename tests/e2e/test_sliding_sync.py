@@ -282,3 +282,44 @@ async def test_extensions_to_device_e2ee_account_data_receipts_typing(
     # The acknowledged to-device message is not delivered again.
     resp = await ok_slide(server, bob, body, pos=pos)
     assert resp["extensions"]["to_device"]["events"] == []
+
+
+async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -> None:
+    alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
+    favourite = await create_room(server, alice, name="the favourite")
+    dm = await create_room(server, alice, is_direct=True, invite=[bob["user_id"]])
+    secret = await create_room(
+        server,
+        alice,
+        name="secret plans",
+        initial_state=[
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "x"}}
+        ],
+    )
+    path = f"/user/{alice['user_id']}/rooms/{favourite}/tags/m.favourite"
+    assert (await call(server, "PUT", path, alice, {"order": 0.5}))[0] == 200
+    path = f"/user/{alice['user_id']}/account_data/m.direct"
+    assert (await call(server, "PUT", path, alice, {bob["user_id"]: [dm]}))[0] == 200
+
+    def listed(filters: dict[str, Any]) -> dict[str, Any]:
+        return {"ranges": [[0, 9]], "timeline_limit": 0, "filters": filters}
+
+    body = {
+        "lists": {
+            "favourites": listed({"tags": ["m.favourite"]}),
+            "dms": listed({"is_dm": True}),
+            "others": listed({"is_dm": False, "not_tags": ["m.favourite"]}),
+            "encrypted": listed({"is_encrypted": True}),
+            "named": listed({"room_name_like": "PLANS"}),
+        }
+    }
+    resp = await ok_slide(server, alice, body)
+    found = {key: value["ops"][0]["room_ids"] for key, value in resp["lists"].items()}
+    assert found == {
+        "favourites": [favourite],
+        "dms": [dm],
+        "others": [secret],
+        "encrypted": [secret],
+        "named": [secret],
+    }
+    assert resp["rooms"][dm]["is_dm"] is True
