@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from outlast.account_data import tables as account_data
 from outlast.account_data.service import AccountDataSync
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
-from outlast.core import room_summary
 from outlast.core import sync as assembly
 from outlast.core.errors import MatrixError
 from outlast.core.sliding import rooms as render_rooms
 from outlast.core.sliding import sticky
 from outlast.core.sliding.connection import ConnectionState, RoomPlan, plan, unknown_pos
-from outlast.core.sliding.lists import RoomListEntry, Selection, extension_rooms, select_rooms
+from outlast.core.sliding.lists import Selection, extension_rooms, select_rooms
 from outlast.core.sliding.pos import Pos, parse_pos
 from outlast.core.sliding.request import MEMBER, SlidingRequest, parse_request
 from outlast.core.sliding.state import StateMap, expands
@@ -35,28 +32,14 @@ from outlast.core.tokens import SyncToken, encode_boundary
 from outlast.e2ee import queries as e2ee_queries
 from outlast.e2ee.keys import Keys
 from outlast.e2ee.to_device import ToDevice
-from outlast.log.facts import GLOBAL, SlidingStateStored
+from outlast.log.facts import SlidingStateStored
 from outlast.rooms.render import render, visible_rows
 from outlast.sliding_sync import queries as sliding_queries
-from outlast.sliding_sync import tables
-from outlast.sync import queries as sync_queries
+from outlast.sliding_sync import roomlist, tables
+from outlast.sliding_sync.roomlist import ListedRoom
 from outlast.sync.service import Sync
 from outlast.sync.window import JoinedRoom, RoomExtras, SyncSource, SyncWindow
 from outlast.view import queries
-
-DIRECT = "m.direct"
-TAGS = "m.tag"
-# Filters that need a room's current state to be decided.
-_STATE_FILTERS = ("is_encrypted", "room_types", "not_room_types", "room_name_like")
-
-
-@dataclass(frozen=True)
-class _Room:
-    """One of the user's rooms as this pass sees it."""
-
-    row: sqlite3.Row
-    entry: RoomListEntry
-    stream: str
 
 
 class SlidingSync:
@@ -162,15 +145,16 @@ class SlidingSync:
             # Our view is behind the token (reach gave up): never hand back less.
             now = SyncToken(tuple(map(max, since.positions, now.positions)), now.ephemeral)
         window = SyncWindow(who.user_id, who.device_id, since, now, tuple(streams))
-        rooms = self._rooms(who.user_id, request, now)
+        conn = self.ctx.conn
+        rooms = roomlist.user_rooms(conn, streams, who.user_id, request, now)
         selection = select_rooms(request, [r.entry for r in rooms.values()], state.rooms.keys())
-        changed = self._changed(who.user_id, rooms, since, now)
+        changed = roomlist.changed_rooms(conn, streams, rooms, since, now)
         expanded = set()
         for room_id, config in selection.configs.items():
             old = state.config_of(room_id)
             if old is None or old == config or room_id not in rooms:
                 continue
-            if expands(config, old, queries.current_state(self.ctx.conn, room_id), who.user_id):
+            if expands(config, old, queries.current_state(conn, room_id), who.user_id):
                 expanded.add(room_id)
         plans, new_state = plan(selection, state, changed, expanded)
         entries: dict[str, dict[str, Any]] = {}
@@ -185,85 +169,7 @@ class SlidingSync:
         body = render_rooms.response("", selection.windows, entries, extensions, request.txn_id)
         return body, new_state, now
 
-    def _rooms(self, user_id: str, request: SlidingRequest, now: SyncToken) -> dict[str, _Room]:
-        """Every room the user may list, with what the list rules need to know."""
-        conn = self.ctx.conn
-        streams = self.ctx.stream_names
-        need_state = any(
-            getattr(c.filters, f) not in (None, ())
-            for c in request.lists.values()
-            for f in _STATE_FILTERS
-        )
-        need_tags = any(
-            c.filters.tags is not None or c.filters.not_tags for c in request.lists.values()
-        )
-        direct = _direct_rooms(account_data.get(conn, user_id, GLOBAL, DIRECT))
-        out: dict[str, _Room] = {}
-        for row in queries.rooms_of_user(conn, user_id):
-            room_id, membership = str(row["room_id"]), str(row["membership"])
-            seq, idx = int(row["seq"]), int(row["idx"])
-            upto = now.positions[streams.index(row["stream"])]
-            if seq > upto:
-                continue  # applied after this pass's snapshot: the next pass shows it
-            if membership in ("leave", "ban") and row["forgotten"]:
-                continue
-            activity = None
-            if membership == "join":
-                activity = sliding_queries.last_bump_ts(conn, room_id, upto)
-            if activity is None:
-                activity = sliding_queries.event_ts(conn, room_id, seq, idx) or 0
-            by_self, ever_joined, is_dm = True, True, room_id in direct
-            if membership != "join":
-                own = json.loads(queries.member_event_json(conn, room_id, user_id) or "{}")
-                by_self = own.get("sender") == user_id
-                if membership == "invite":
-                    is_dm = is_dm or bool(own.get("content", {}).get("is_direct"))
-                if membership == "ban":
-                    changes = queries.membership_changes(conn, room_id, user_id)
-                    ever_joined = any(c.membership == "join" for c in changes)
-            entry = RoomListEntry(room_id, membership, activity, by_self, ever_joined, is_dm)
-            if need_state and membership == "join":
-                entry = _with_state_facts(entry, queries.current_state(conn, room_id))
-            if need_tags:
-                tags = (account_data.get(conn, user_id, room_id, TAGS) or {}).get("tags")
-                if isinstance(tags, dict):
-                    entry = replace(entry, tags=frozenset(str(t) for t in tags))
-            out[room_id] = _Room(row, entry, str(row["stream"]))
-        return out
-
-    def _changed(
-        self,
-        user_id: str,
-        rooms: Mapping[str, _Room],
-        since: SyncToken | None,
-        now: SyncToken,
-    ) -> set[str]:
-        """Rooms with something new since ``pos`` that the user may see: any event in
-        a joined room, only their own membership change in the others."""
-        if since is None:
-            return set()
-        streams = self.ctx.stream_names
-        windows = assembly.moved_windows(streams, since.positions, now.positions)
-        if assembly.worth_narrowing(windows):
-            candidates = sync_queries.rooms_with_events(self.ctx.conn, windows)
-        else:  # a long way back: asking each of the user's rooms is cheaper
-            candidates = set()
-            for room_id, each in rooms.items():
-                last = queries.last_event_position(self.ctx.conn, room_id)
-                if last is not None and last[0] > since.positions[streams.index(each.stream)]:
-                    candidates.add(room_id)
-        out = set()
-        for room_id in candidates:
-            room = rooms.get(room_id)
-            if room is None:
-                continue
-            index = streams.index(room.stream)
-            after, upto = since.positions[index], now.positions[index]
-            if room.entry.membership == "join" or after < int(room.row["seq"]) <= upto:
-                out.add(room_id)
-        return out
-
-    def _room_extras(self, window: SyncWindow, room: _Room) -> RoomExtras:
+    def _room_extras(self, window: SyncWindow, room: ListedRoom) -> RoomExtras:
         merged = RoomExtras()
         if room.entry.membership != "join":
             return merged
@@ -280,7 +186,7 @@ class SlidingSync:
         self,
         who: Requester,
         room_plan: RoomPlan,
-        room: _Room,
+        room: ListedRoom,
         since: SyncToken | None,
         now: SyncToken,
         extra: RoomExtras,
@@ -359,7 +265,7 @@ class SlidingSync:
         who: Requester,
         request: SlidingRequest,
         window: SyncWindow,
-        rooms: Mapping[str, _Room],
+        rooms: Mapping[str, ListedRoom],
         selection: Selection,
         extras: dict[str, RoomExtras],
     ) -> dict[str, Any]:
@@ -373,9 +279,12 @@ class SlidingSync:
             upto = window.upto(users)
             since = _digits(to_device.since)
             if since is not None and since > upto:
-                since = upto  # a batch token from a site ahead of this one
-            events = self.to_device.pending(user_id, device_id, since, upto)
-            out["to_device"] = {"next_batch": str(upto), "events": events}
+                # A batch token from a site ahead of this one: nothing new here yet,
+                # and never hand back an older token (it would repeat messages).
+                out["to_device"] = {"next_batch": str(since), "events": []}
+            else:
+                events = self.to_device.pending(user_id, device_id, since, upto)
+                out["to_device"] = {"next_batch": str(upto), "events": events}
         if request.extension("e2ee") is not None:
             changed: list[str] = []
             left: list[str] = []
@@ -433,24 +342,3 @@ def _digits(value: str | None) -> int | None:
     if value is None or not (value.isascii() and value.isdigit() and len(value) < 20):
         return None
     return int(value)
-
-
-def _direct_rooms(content: Mapping[str, Any] | None) -> set[str]:
-    """Rooms ``m.direct`` names (it maps users to lists of room ids)."""
-    out: set[str] = set()
-    for rooms in (content or {}).values():
-        if isinstance(rooms, list):
-            out.update(r for r in rooms if isinstance(r, str))
-    return out
-
-
-def _with_state_facts(entry: RoomListEntry, state: StateMap) -> RoomListEntry:
-    """What the state-based list filters read: encryption, room type, name."""
-    create = state.get(("m.room.create", ""), {})
-    room_type = create.get("content", {}).get("type")
-    return replace(
-        entry,
-        is_encrypted=("m.room.encryption", "") in state,
-        room_type=room_type if isinstance(room_type, str) else None,
-        name=room_summary.room_name(state),
-    )
