@@ -323,3 +323,32 @@ async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -
         "named": [secret],
     }
     assert resp["rooms"][dm]["is_dm"] is True
+
+
+async def test_a_room_left_shows_the_leave_and_nothing_written_after_it(
+    server: OutlastProcess,
+) -> None:
+    alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
+    room = await create_room(server, alice, preset="public_chat", name="leaving")
+    assert (await call(server, "POST", f"/join/{room}", bob))[0] == 200
+    before = await send(server, alice, room, "before")
+    first = await ok_slide(server, bob, list_body(limit=5))
+    assert before in [e["event_id"] for e in first["rooms"][room]["timeline"]]
+    assert (await call(server, "POST", f"/rooms/{room}/leave", bob, {}))[0] == 200
+    await send(server, alice, room, "after the leave")
+    left = await ok_slide(server, bob, list_body(limit=5), pos=first["pos"], timeout_ms=5000)
+    entry = left["rooms"][room]
+    assert entry["membership"] == "leave"
+    timeline = entry["timeline"]
+    assert timeline[-1]["type"] == "m.room.member"
+    assert timeline[-1]["content"]["membership"] == "leave"
+    assert "after the leave" not in bodies(entry)
+    # Later writes in the room never reach Bob, even when he asks for it by name.
+    await send(server, alice, room, "still talking")
+    body = list_body(limit=5)
+    body["room_subscriptions"] = {room: {"timeline_limit": 10}}
+    later = await ok_slide(server, bob, body, pos=left["pos"], timeout_ms=500)
+    assert "still talking" not in bodies(later["rooms"].get(room, {}))
+    fresh = await ok_slide(server, bob, body)  # a new connection: a left room is not listed
+    assert room not in fresh["rooms"]
+    assert fresh["lists"]["all"]["count"] == 0
