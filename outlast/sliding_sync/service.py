@@ -78,7 +78,7 @@ class SlidingSync:
             except MatrixError as exc:
                 raise unknown_pos() from exc
             state, remembered = await self._load(who.user_id, pos.state_ref)
-        filled = sticky.fill(body, remembered)
+        filled = sticky.fill(body, remembered) if sticky.applies(body) else dict(body)
         request = parse_request(filled, query)
         clock = self.ctx.clock
         timeout_ms = min(request.timeout_ms, self.ctx.config.sync.max_timeout_ms)
@@ -94,7 +94,8 @@ class SlidingSync:
             ):
                 break
             await self.ctx.notifier.wait(who.user_id, remaining)
-        ref = await self._store(who.user_id, new_state, sticky.remember(filled))
+        kept = sticky.remember(filled) if sticky.applies(body) else {}
+        ref = await self._store(who.user_id, new_state, kept)
         response["pos"] = Pos(ref, now).encode()
         return response
 

@@ -69,7 +69,7 @@ def list_body(limit: int = 1, end: int = 9, **extra: Any) -> dict[str, Any]:
 
 
 def bodies(room: dict[str, Any]) -> list[str]:
-    return [e["content"].get("body", "") for e in room.get("timeline", [])]
+    return [e["content"]["body"] for e in room.get("timeline", []) if e["type"] == "m.room.message"]
 
 
 async def test_room_list_is_sorted_by_activity_and_windowed(server: OutlastProcess) -> None:
@@ -352,3 +352,26 @@ async def test_a_room_left_shows_the_leave_and_nothing_written_after_it(
     fresh = await ok_slide(server, bob, body)  # a new connection: a left room is not listed
     assert room not in fresh["rooms"]
     assert fresh["lists"]["all"]["count"] == 0
+
+
+async def test_a_named_connection_is_taken_as_complete(server: OutlastProcess) -> None:
+    alice = await raw_user(server, "alice")
+    room = await create_room(server, alice, name="complete")
+    await send(server, alice, room, "one")
+    full = {**list_body(limit=3), "conn_id": "room-list"}
+    first = await ok_slide(server, alice, full)
+    assert bodies(first["rooms"][room]) == ["one"]
+    await send(server, alice, room, "two")
+    # Ranges alone, as matrix-js-sdk sends after its first request: with a conn_id
+    # nothing is remembered, so the list asks for no timeline and no state.
+    bare = {"conn_id": "room-list", "lists": {"all": {"ranges": [[0, 9]]}}}
+    resp = await ok_slide(server, alice, bare, pos=first["pos"], timeout_ms=5000)
+    entry = resp["rooms"][room]
+    assert "timeline" not in entry and "required_state" not in entry
+    assert entry["limited"] is True  # news the list's timeline_limit of 0 does not show
+    # Without a conn_id the same request keeps the first one's timeline_limit.
+    first = await ok_slide(server, alice, list_body(limit=3))
+    await send(server, alice, room, "three")
+    del bare["conn_id"]
+    resp = await ok_slide(server, alice, bare, pos=first["pos"], timeout_ms=5000)
+    assert bodies(resp["rooms"][room]) == ["three"]

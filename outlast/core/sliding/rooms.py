@@ -127,8 +127,18 @@ def room_entry(plan: RoomPlan, data: RoomData, user_id: str) -> dict[str, Any]:
 
 
 def has_news(entry: Mapping[str, Any]) -> bool:
-    """Whether a room entry is worth answering a long-poll for."""
-    keys = ("initial", "timeline", "required_state", "name", "avatar", "heroes", "joined_count")
+    """Whether a room entry is worth answering a long-poll for (``limited`` alone: new
+    events a ``timeline_limit`` of 0 does not show, which still move the room up)."""
+    keys = (
+        "initial",
+        "timeline",
+        "limited",
+        "required_state",
+        "name",
+        "avatar",
+        "heroes",
+        "joined_count",
+    )
     return any(k in entry for k in keys) or "invite_state" in entry or "is_dm" in entry
 
 

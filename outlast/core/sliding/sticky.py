@@ -8,6 +8,9 @@ subscriptions once (dropped again with ``unsubscribe_rooms``). Remembering the
 last value of each with the connection state serves both: a client that sends
 everything overrides all of it on every request.
 
+A request that names its connection (``conn_id``, which matrix-rust-sdk always
+sends and matrix-js-sdk 36 never does) is taken as complete, as MSC4186 asks:
+nothing is filled in, so leaving ``filters`` out really means "no filters".
 ``ranges`` and the to-device ``since`` are never sticky: they move every time.
 """
 
@@ -24,6 +27,11 @@ _NOT_STICKY_EXTENSION = ("since",)
 
 def _obj(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
+
+
+def applies(body: Mapping[str, Any]) -> bool:
+    """Whether this request's omissions are filled from memory (no ``conn_id``)."""
+    return not body.get("conn_id")
 
 
 def fill(body: Mapping[str, Any], sticky: Mapping[str, Any]) -> dict[str, Any]:

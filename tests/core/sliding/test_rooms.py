@@ -102,6 +102,7 @@ def test_response_and_emptiness() -> None:
     assert body["lists"]["all"]["count"] == 3 and body["txn_id"] == "t"
     assert is_empty(body)
     assert not is_empty(response("p", {}, {"!a:hs": {"initial": True}}, {}))
+    assert not is_empty(response("p", {}, {"!a:hs": {"limited": True, "num_live": 0}}, {}))
     assert is_empty(response("p", {}, {}, {"e2ee": {"device_one_time_keys_count": {"x": 1}}}))
     assert not is_empty(response("p", {}, {}, {"e2ee": {"device_lists": {"changed": [ME]}}}))
     assert not is_empty(response("p", {}, {}, {"to_device": {"events": [{}], "next_batch": "1"}}))

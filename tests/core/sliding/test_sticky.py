@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from outlast.core.sliding.request import parse_request
-from outlast.core.sliding.sticky import fill, remember
+from outlast.core.sliding.sticky import applies, fill, remember
 
 FIRST = {
     "lists": {
@@ -59,3 +59,9 @@ def test_lists_the_client_stops_sending_are_gone() -> None:
 def test_malformed_parts_are_left_for_the_parser() -> None:
     assert fill({"lists": []}, {"lists": {"x": {}}})["lists"] == []
     assert fill({"lists": {"x": 5}}, {"lists": {"x": {"timeline_limit": 1}}})["lists"] == {"x": 5}
+
+
+def test_only_a_request_without_conn_id_is_filled() -> None:
+    assert applies({"lists": {}})
+    assert applies({"conn_id": ""})
+    assert not applies({"conn_id": "room-list"})
