@@ -30,6 +30,7 @@ ARRIVED_KEY = "outlast.arrived"
 # (method, path without its /_matrix/client/vN prefix) -> what the handler reads.
 READS: dict[tuple[str, str], Reads] = {
     ("GET", "/sync"): Reads.EVERYTHING,
+    ("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"): Reads.EVERYTHING,
     ("GET", "/joined_rooms"): Reads.EVERYTHING,
     ("GET", "/notifications"): Reads.EVERYTHING,
     ("GET", "/keys/changes"): Reads.EVERYTHING,

@@ -53,3 +53,5 @@ def test_the_reads_the_consistency_rule_promises_wait_for_their_room() -> None:
     ):
         assert READS[("GET", path)] is Reads.ROOM, path
     assert READS[("GET", "/sync")] is Reads.EVERYTHING
+    sliding = ("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync")
+    assert READS[sliding] is Reads.EVERYTHING
