@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from tests.e2e.helpers import api, call, raw_user
+from tests.e2e.test_e2ee import device_keys, otks
 from tests.servers import OutlastProcess
 
 SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
@@ -375,3 +376,48 @@ async def test_a_named_connection_is_taken_as_complete(server: OutlastProcess) -
     del bare["conn_id"]
     resp = await ok_slide(server, alice, bare, pos=first["pos"], timeout_ms=5000)
     assert bodies(resp["rooms"][room]) == ["three"]
+
+
+async def test_an_encryption_connection_wakes_on_device_list_changes(
+    server: OutlastProcess,
+) -> None:
+    """Element X's second connection: no lists, only the e2ee and to_device extensions."""
+    alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
+    room = await create_room(server, alice, preset="public_chat")
+    assert (await call(server, "POST", f"/join/{room}", bob))[0] == 200
+    body = {
+        "conn_id": "encryption",
+        "extensions": {"e2ee": {"enabled": True}, "to_device": {"enabled": True}},
+    }
+    first = await ok_slide(server, bob, body)
+    assert first["lists"] == {} and first["rooms"] == {}
+    upload = {"device_keys": device_keys(bob), "one_time_keys": otks(3)}
+    assert (await call(server, "POST", "/keys/upload", bob, upload))[0] == 200
+    counted = await ok_slide(server, bob, body, pos=first["pos"])
+    assert counted["extensions"]["e2ee"]["device_one_time_keys_count"]["signed_curve25519"] == 3
+
+    poll = asyncio.create_task(ok_slide(server, bob, body, pos=counted["pos"], timeout_ms=20_000))
+    await asyncio.sleep(0.3)
+    assert not poll.done()
+    upload = {"device_keys": device_keys(alice)}
+    assert (await call(server, "POST", "/keys/upload", alice, upload))[0] == 200
+    woken = await asyncio.wait_for(poll, 15)
+    assert alice["user_id"] in woken["extensions"]["e2ee"]["device_lists"]["changed"]
+
+
+async def test_me_in_required_state_is_the_requesting_user(server: OutlastProcess) -> None:
+    alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
+    room = await create_room(server, alice, preset="public_chat")
+    assert (await call(server, "POST", f"/join/{room}", bob))[0] == 200
+    body = {
+        "lists": {
+            "all": {
+                "ranges": [[0, 0]],
+                "timeline_limit": 0,
+                "required_state": [["m.room.member", "$ME"]],
+            }
+        }
+    }
+    resp = await ok_slide(server, bob, body)
+    members = [e["state_key"] for e in resp["rooms"][room]["required_state"]]
+    assert members == [bob["user_id"]]
