@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 from outlast.core.sliding.lists import BUMP_TYPES
-from outlast.core.sliding.state import StateKey
+from outlast.core.sliding.state import StateKey, StateMap
 
 _BUMP_JSON = json.dumps(sorted(BUMP_TYPES))
 
@@ -44,3 +44,18 @@ def state_keys_between(
         (room_id, after_seq, upto[0], upto[0], upto[1]),
     )
     return {(str(r[0]), str(r[1])) for r in rows}
+
+
+def room_state_of_types(conn: sqlite3.Connection, room_id: str, types: list[str]) -> StateMap:
+    """The room's current state events of the given types with an empty state key
+    (what list filters read: create, encryption, name), not its whole state."""
+    rows = conn.execute(
+        "SELECT e.json FROM state s JOIN events e ON e.event_id = s.event_id"
+        " WHERE s.room_id = ? AND s.state_key = '' AND s.type IN (SELECT value FROM json_each(?))",
+        (room_id, json.dumps(types)),
+    )
+    out: dict[StateKey, dict[str, object]] = {}
+    for (raw,) in rows:
+        event = json.loads(raw)
+        out[(event["type"], "")] = event
+    return out

@@ -29,6 +29,7 @@ DIRECT = "m.direct"
 TAGS = "m.tag"
 # Filters that need a room's current state to be decided.
 _STATE_FILTERS = ("is_encrypted", "room_types", "not_room_types", "room_name_like")
+_FILTER_STATE = ["m.room.create", "m.room.encryption", "m.room.name"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def user_rooms(
                 ever_joined = any(c.membership == "join" for c in changes)
         entry = RoomListEntry(room_id, membership, activity, by_self, ever_joined, is_dm)
         if need_state and membership == "join":
-            entry = _with_state_facts(entry, queries.current_state(conn, room_id))
+            facts = sliding_queries.room_state_of_types(conn, room_id, _FILTER_STATE)
+            entry = _with_state_facts(entry, facts)
         if need_tags:
             tags = (account_data.get(conn, user_id, room_id, TAGS) or {}).get("tags")
             if isinstance(tags, dict):
