@@ -297,6 +297,7 @@ async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -
             {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "x"}}
         ],
     )
+    space = await create_room(server, alice, name="a space", creation_content={"type": "m.space"})
     path = f"/user/{alice['user_id']}/rooms/{favourite}/tags/m.favourite"
     assert (await call(server, "PUT", path, alice, {"order": 0.5}))[0] == 200
     path = f"/user/{alice['user_id']}/account_data/m.direct"
@@ -312,6 +313,8 @@ async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -
             "others": listed({"is_dm": False, "not_tags": ["m.favourite"]}),
             "encrypted": listed({"is_encrypted": True}),
             "named": listed({"room_name_like": "PLANS"}),
+            "spaces": listed({"room_types": ["m.space"]}),
+            "not_spaces": listed({"not_room_types": ["m.space"], "is_dm": False}),
         }
     }
     resp = await ok_slide(server, alice, body)
@@ -319,9 +322,11 @@ async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -
     assert found == {
         "favourites": [favourite],
         "dms": [dm],
-        "others": [secret],
+        "others": [space, secret],
         "encrypted": [secret],
         "named": [secret],
+        "spaces": [space],
+        "not_spaces": [secret, favourite],
     }
     assert resp["rooms"][dm]["is_dm"] is True
 
