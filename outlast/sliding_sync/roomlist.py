@@ -82,7 +82,8 @@ def user_rooms(
                 changes = queries.membership_changes(conn, room_id, user_id)
                 ever_joined = any(c.membership == "join" for c in changes)
         entry = RoomListEntry(room_id, membership, activity, by_self, ever_joined, is_dm)
-        if need_state and membership == "join":
+        if need_state and membership in ("join", "invite", "knock"):
+            # All three are stripped-state types an invitee or knocker is shown anyway.
             facts = sliding_queries.room_state_of_types(conn, room_id, _FILTER_STATE)
             entry = _with_state_facts(entry, facts)
         if need_tags:

@@ -186,8 +186,14 @@ async def test_invites_come_with_stripped_state_and_filter_by_is_invite(
             "rooms": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_invite": False}},
         }
     }
+    space = await create_room(
+        server, alice, creation_content={"type": "m.space"}, invite=[bob["user_id"]]
+    )
+    body["lists"]["invites"]["filters"]["not_room_types"] = ["m.space"]
     resp = await ok_slide(server, bob, body)
+    # The invite to a space is left out by the invite's own stripped create event.
     assert resp["lists"]["invites"]["ops"][0]["room_ids"] == [invited]
+    assert space not in resp["rooms"]
     assert resp["lists"]["rooms"]["ops"][0]["room_ids"] == [joined]
     entry = resp["rooms"][invited]
     assert entry["membership"] == "invite"
