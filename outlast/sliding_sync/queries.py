@@ -59,3 +59,25 @@ def room_state_of_types(conn: sqlite3.Connection, room_id: str, types: list[str]
         event = json.loads(raw)
         out[(event["type"], "")] = event
     return out
+
+
+def space_children(conn: sqlite3.Connection, space_id: str) -> list[str]:
+    """Rooms a space lists: its ``m.space.child`` state with a non-empty ``via``."""
+    rows = conn.execute(
+        "SELECT s.state_key, json_extract(e.json, '$.content.via') FROM state s"
+        " JOIN events e ON e.event_id = s.event_id"
+        " WHERE s.room_id = ? AND s.type = 'm.space.child'",
+        (space_id,),
+    )
+    return [str(r[0]) for r in rows if _nonempty_list(r[1])]
+
+
+def _nonempty_list(raw: object) -> bool:
+    """Whether a ``json_extract`` result is a non-empty JSON array."""
+    if not isinstance(raw, str) or not raw.startswith("["):
+        return False
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(value, list) and bool(value)

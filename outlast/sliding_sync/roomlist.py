@@ -58,6 +58,7 @@ def user_rooms(
         c.filters.tags is not None or c.filters.not_tags for c in request.lists.values()
     )
     direct = _direct_rooms(account_data.get(conn, user_id, GLOBAL, DIRECT))
+    parents = _parents(conn, user_id, request)
     out: dict[str, ListedRoom] = {}
     for row in queries.rooms_of_user(conn, user_id):
         room_id, membership = str(row["room_id"]), str(row["membership"])
@@ -90,7 +91,24 @@ def user_rooms(
             tags = (account_data.get(conn, user_id, room_id, TAGS) or {}).get("tags")
             if isinstance(tags, dict):
                 entry = replace(entry, tags=frozenset(str(t) for t in tags))
+        if room_id in parents:
+            entry = replace(entry, spaces=frozenset(parents[room_id]))
         out[room_id] = ListedRoom(row, entry, str(row["stream"]))
+    return out
+
+
+def _parents(
+    conn: sqlite3.Connection, user_id: str, request: SlidingRequest
+) -> dict[str, set[str]]:
+    """For the ``spaces`` list filters: room -> the asked-for spaces that list it as a
+    child (an ``m.space.child`` with ``via``), among spaces the user is joined to."""
+    asked = {s for c in request.lists.values() for s in c.filters.spaces or ()}
+    out: dict[str, set[str]] = {}
+    for space in sorted(asked):
+        if queries.membership(conn, space, user_id) != "join":
+            continue  # a space's children are its state: only members may read them
+        for child in sliding_queries.space_children(conn, space):
+            out.setdefault(child, set()).add(space)
     return out
 
 

@@ -304,6 +304,11 @@ async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -
         ],
     )
     space = await create_room(server, alice, name="a space", creation_content={"type": "m.space"})
+    child = {"via": ["localhost"]}
+    path = f"/rooms/{space}/state/m.space.child/{favourite}"
+    assert (await call(server, "PUT", path, alice, child))[0] == 200
+    path = f"/rooms/{space}/state/m.space.child/{secret}"
+    assert (await call(server, "PUT", path, alice, {}))[0] == 200  # no via: not a child
     path = f"/user/{alice['user_id']}/rooms/{favourite}/tags/m.favourite"
     assert (await call(server, "PUT", path, alice, {"order": 0.5}))[0] == 200
     path = f"/user/{alice['user_id']}/account_data/m.direct"
@@ -321,6 +326,8 @@ async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -
             "named": listed({"room_name_like": "PLANS"}),
             "spaces": listed({"room_types": ["m.space"]}),
             "not_spaces": listed({"not_room_types": ["m.space"], "is_dm": False}),
+            "in_space": listed({"spaces": [space]}),
+            "in_unknown_space": listed({"spaces": ["!nowhere:localhost"]}),
         }
     }
     resp = await ok_slide(server, alice, body)
@@ -333,6 +340,8 @@ async def test_filters_on_tags_dms_encryption_and_name(server: OutlastProcess) -
         "named": [secret],
         "spaces": [space],
         "not_spaces": [secret, favourite],
+        "in_space": [favourite],
+        "in_unknown_space": [],
     }
     assert resp["rooms"][dm]["is_dm"] is True
 
