@@ -16,7 +16,7 @@ tuple is a later event.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +25,7 @@ __all__ = [
     "MembershipChange",
     "effective_visibility",
     "event_visible",
+    "membership_after",
     "membership_at",
     "visible_positions_upper_bound",
 ]
@@ -62,6 +63,18 @@ def membership_at(changes: Sequence[MembershipChange], position: Position) -> st
     earlier change has never been in the room: ``"leave"``.
     """
     index = bisect_left(changes, position, key=lambda change: change.position)
+    if index == 0:
+        return "leave"
+    return changes[index - 1].membership
+
+
+def membership_after(changes: Sequence[MembershipChange], position: Position) -> str:
+    """The user's membership once the event at ``position`` is applied.
+
+    What ``unsigned.membership`` reports (spec v1.11, MSC4115): the membership
+    "at the point of the event, including any changes caused by the event", so
+    a user's own join reads ``join``. ``leave`` before any change."""
+    index = bisect_right(changes, position, key=lambda change: change.position)
     if index == 0:
         return "leave"
     return changes[index - 1].membership

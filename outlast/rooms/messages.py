@@ -237,7 +237,7 @@ class Messages:
             is_own_membership_event=own,
         ):
             raise not_found("event not found")
-        event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())
+        event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms(), changes=changes)
         self.decorate(who.user_id, [event])
         return event
 
@@ -293,7 +293,8 @@ class Messages:
             for row in visible_rows(rows, changes, who.user_id):
                 if len(chunk) >= limit:
                     break
-                event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())
+                now_ms = self.ctx.now_ms()
+                event = render(row, who.device_id, who.user_id, now_ms=now_ms, changes=changes)
                 cursor = _boundary_after(row, backwards)
                 if event_filter.matches(event):
                     chunk.append(event)

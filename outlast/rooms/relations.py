@@ -79,7 +79,8 @@ class Relations:
         )
         now_ms = self.ctx.now_ms()
         chunk = [
-            render(by_position[p], who.device_id, who.user_id, now_ms=now_ms) for p in cut.positions
+            render(by_position[p], who.device_id, who.user_id, now_ms=now_ms, changes=changes)
+            for p in cut.positions
         ]
         self.decorate(who.user_id, chunk)
         body: dict[str, Any] = {"chunk": chunk}
@@ -150,7 +151,8 @@ class Relations:
         )
         now_ms = self.ctx.now_ms()
         chunk = [
-            render(roots[t.root_id], who.device_id, who.user_id, now_ms=now_ms) for t in chosen
+            render(roots[t.root_id], who.device_id, who.user_id, now_ms=now_ms, changes=changes)
+            for t in chosen
         ]
         self.decorate(who.user_id, chunk)
         body: dict[str, Any] = {"chunk": chunk}

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from outlast.core.visibility import MembershipChange, event_visible, membership_at
+from outlast.core.visibility import (
+    MembershipChange,
+    event_visible,
+    membership_after,
+    membership_at,
+)
 
 
 def render(
-    row: sqlite3.Row, device_id: str | None, user_id: str | None = None, *, now_ms: int
+    row: sqlite3.Row,
+    device_id: str | None,
+    user_id: str | None = None,
+    *,
+    now_ms: int,
+    changes: Sequence[MembershipChange] | None = None,
 ) -> dict[str, Any]:
     """Client format, with ``unsigned.transaction_id`` only for the sending device and
-    ``unsigned.age`` counted up to ``now_ms``."""
+    ``unsigned.age`` counted up to ``now_ms``. Given the reader's membership
+    ``changes`` in the room, ``unsigned.membership`` too (spec v1.11)."""
     event: dict[str, Any] = json.loads(row["json"])
     unsigned = dict(event.get("unsigned") or {})
     unsigned["age"] = max(0, now_ms - int(event.get("origin_server_ts", 0)))
+    if changes is not None:
+        unsigned["membership"] = membership_after(changes, (int(row["seq"]), int(row["idx"])))
     own_device = device_id is not None and row["txn_device"] == device_id
     if row["txn_id"] is not None and own_device and (user_id is None or row["sender"] == user_id):
         unsigned["transaction_id"] = row["txn_id"]

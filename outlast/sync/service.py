@@ -326,7 +326,7 @@ class Sync:
         picked = []
         now_ms = self.ctx.now_ms()
         for r in visible:
-            event = render(r, who.device_id, who.user_id, now_ms=now_ms)
+            event = render(r, who.device_id, who.user_id, now_ms=now_ms, changes=changes)
             if sync_filter.room.timeline.matches(event):
                 picked.append((r, event))
             if len(picked) > limit:

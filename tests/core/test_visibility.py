@@ -10,6 +10,7 @@ from outlast.core.visibility import (
     MembershipChange,
     effective_visibility,
     event_visible,
+    membership_after,
     membership_at,
     visible_positions_upper_bound,
 )
@@ -50,6 +51,17 @@ def test_membership_at_uses_state_before_the_event() -> None:
     assert membership_at(changes, (20, 0)) == "join"  # the leave itself
     assert membership_at(changes, (21, 0)) == "leave"
     assert membership_at([], (3, 3)) == "leave"
+
+
+def test_membership_after_counts_the_event_itself() -> None:
+    changes = [mc(5, "invite"), mc(10, "join", idx=2), mc(20, "leave")]
+    assert membership_after(changes, (1, 0)) == "leave"  # never a member yet
+    assert membership_after(changes, (5, 0)) == "invite"  # the invite itself
+    assert membership_after(changes, (10, 1)) == "invite"
+    assert membership_after(changes, (10, 2)) == "join"  # the join itself
+    assert membership_after(changes, (19, 9)) == "join"
+    assert membership_after(changes, (20, 0)) == "leave"  # the leave itself
+    assert membership_after([], (3, 3)) == "leave"
 
 
 def test_membership_at_orders_by_seq_then_idx() -> None:
