@@ -8,6 +8,7 @@ from typing import Any
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import aliases, auth, ids, relations
+from outlast.core import sync as sync_core
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
@@ -264,6 +265,7 @@ class Messages:
                 raise forbidden("you are not in this room")
         limit = max(0, min(limit, MAX_PAGE))
         chunk: list[dict[str, Any]] = []
+        first: Position | None = None  # where the page's first event sits
         cursor = start
         exhausted = False
         for _ in range(20):  # bounded scan when filters hide many events
@@ -298,6 +300,7 @@ class Messages:
                 cursor = _boundary_after(row, backwards)
                 if event_filter.matches(event):
                     chunk.append(event)
+                    first = first or (int(row["seq"]), int(row["idx"]))
             else:
                 last = rows[-1]
                 cursor = _boundary_after(last, backwards)
@@ -308,6 +311,11 @@ class Messages:
         }
         if not exhausted and cursor is not None:
             body["end"] = encode_boundary(cursor)
+        if event_filter.lazy_load_members and first is not None:
+            # The senders' member events as the state stood once the page's first
+            # event was applied (as Synapse does).
+            after_first = queries.state_before(self.ctx.conn, room_id, (first[0], first[1] + 1))
+            body["state"] = sync_core.senders_members(after_first, chunk)
         return body
 
 

@@ -3,22 +3,20 @@
 
 from __future__ import annotations
 
-from nio import AsyncClient, RoomCreateResponse, RoomPreset, RoomSendResponse
+from nio import AsyncClient, RoomSendResponse
 
-from tests.e2e.helpers import V3, api, expect, text
-from tests.fineprint.helpers import get
+from tests.e2e.helpers import V3, expect, text
+from tests.fineprint.helpers import get, join, public_room
 
 
 async def test_each_event_says_what_the_reader_was_then(
     url: str, pair: tuple[AsyncClient, AsyncClient]
 ) -> None:
     alice, bob = pair
-    room_id = expect(
-        await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse
-    ).room_id
+    room_id = await public_room(url, alice)
     send = alice.room_send
     early = expect(await send(room_id, "m.room.message", text("early")), RoomSendResponse)
-    assert (await api("POST", f"{url}{V3}/join/{room_id}", {}, bob.access_token))[0] == 200
+    await join(url, bob, room_id)
     later = expect(await send(room_id, "m.room.message", text("later")), RoomSendResponse)
     reaction = {
         "m.relates_to": {"rel_type": "m.annotation", "event_id": later.event_id, "key": "x"}
@@ -30,8 +28,8 @@ async def test_each_event_says_what_the_reader_was_then(
     seen = {e["event_id"]: e["unsigned"]["membership"] for e in page["chunk"]}
     assert seen[early.event_id] == "leave"  # shared history from before bob was in
     assert seen[later.event_id] == "join"
-    join = [e for e in page["chunk"] if e.get("state_key") == "@bob:localhost"][0]
-    assert join["unsigned"]["membership"] == "join"  # counting the event itself
+    own = [e for e in page["chunk"] if e.get("state_key") == "@bob:localhost"][0]
+    assert own["unsigned"]["membership"] == "join"  # counting the event itself
     # alice is told "join" from her own join on; the create event came before it.
     theirs = await get(url, alice, f"{room}/messages", dir="b", limit="50")
     told = {e["type"]: e["unsigned"]["membership"] for e in reversed(theirs["chunk"])}
