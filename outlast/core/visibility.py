@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MembershipChange",
     "effective_visibility",
     "event_visible",
+    "ignored_away",
     "membership_after",
     "membership_at",
     "visible_positions_upper_bound",
@@ -144,6 +146,15 @@ def event_visible(
         _membership_allows(visibility, membership_at_event, joined_later)
         for visibility in visibilities
     )
+
+
+def ignored_away(sender: str, is_state: bool, ignored: AbstractSet[str]) -> bool:
+    """Whether an event is kept from a user who ignores its sender.
+
+    Module "Ignoring Users": the user no longer receives events the ignored user
+    sends, "with the exception of state events", which are still sent so that
+    the room does not look different to them."""
+    return not is_state and sender in ignored
 
 
 def visible_positions_upper_bound(changes: Sequence[MembershipChange]) -> Position | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from outlast.account_data import tables as account_data
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import aliases, auth, ids, relations
@@ -264,6 +265,7 @@ class Messages:
             if vis.get("history_visibility") != "world_readable":
                 raise forbidden("you are not in this room")
         limit = max(0, min(limit, MAX_PAGE))
+        ignored = account_data.ignored_users(self.ctx.conn, who.user_id)  # spec: ignoring users
         chunk: list[dict[str, Any]] = []
         first: Position | None = None  # where the page's first event sits
         cursor = start
@@ -292,7 +294,7 @@ class Messages:
             if not rows:
                 exhausted = True
                 break
-            for row in visible_rows(rows, changes, who.user_id):
+            for row in visible_rows(rows, changes, who.user_id, ignored):
                 if len(chunk) >= limit:
                     break
                 now_ms = self.ctx.now_ms()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from outlast.core.visibility import (
     MembershipChange,
     event_visible,
+    ignored_away,
     membership_after,
     membership_at,
 )
@@ -39,11 +41,17 @@ def render(
 
 
 def visible_rows(
-    rows: Iterable[sqlite3.Row], changes: list[MembershipChange], user_id: str
+    rows: Iterable[sqlite3.Row],
+    changes: list[MembershipChange],
+    user_id: str,
+    ignored: AbstractSet[str] = frozenset(),
 ) -> list[sqlite3.Row]:
-    """Keep the rows the user may see under each event's history visibility."""
+    """Keep the rows the user may see under each event's history visibility, less those
+    ``ignored`` senders sent (their state events stay)."""
     out = []
     for row in rows:
+        if ignored and ignored_away(str(row["sender"]), row["state_key"] is not None, ignored):
+            continue
         position = (int(row["seq"]), int(row["idx"]))
         own = row["type"] == "m.room.member" and row["state_key"] == user_id
         if event_visible(

@@ -10,6 +10,7 @@ from outlast.core.visibility import (
     MembershipChange,
     effective_visibility,
     event_visible,
+    ignored_away,
     membership_after,
     membership_at,
     visible_positions_upper_bound,
@@ -191,3 +192,11 @@ def test_upper_bound() -> None:
     assert visible_positions_upper_bound([mc(1, "join"), mc(4, "leave", idx=2)]) == (4, 2)
     assert visible_positions_upper_bound([mc(1, "join"), mc(4, "ban")]) == (4, 0)
     assert visible_positions_upper_bound([mc(1, "leave"), mc(4, "knock")]) == (4, 0)
+
+
+def test_an_ignored_senders_messages_go_but_their_state_stays() -> None:
+    ignored = {"@troll:hs"}
+    assert ignored_away("@troll:hs", False, ignored)
+    assert not ignored_away("@troll:hs", True, ignored)  # a name or topic change still shows
+    assert not ignored_away("@friend:hs", False, ignored)
+    assert not ignored_away("@troll:hs", False, set())
