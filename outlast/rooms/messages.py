@@ -13,6 +13,7 @@ from outlast.core import sync as sync_core
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
+from outlast.core.members import member_filter
 from outlast.core.tokens import Position, encode_boundary, parse_boundary, parse_sync_token
 from outlast.core.visibility import event_visible, membership_at
 from outlast.rooms import tables
@@ -195,20 +196,15 @@ class Messages:
         at: str | None = None,
     ) -> list[dict[str, Any]]:
         """GET /members: the member events of the readable state, or (``at``, a sync or
-        /messages token) of the state at that point."""
+        /messages token) of the state at that point, that the membership query keeps."""
+        wanted = member_filter(membership, not_membership)
         position = self.boundary(room_id, at) if at is not None else None
         state = self._readable_state(user_id, room_id, position)
-        out = []
-        for (event_type, _), event in state.items():
-            if event_type != "m.room.member":
-                continue
-            m = event.get("content", {}).get("membership")
-            if membership and m != membership:
-                continue
-            if not_membership and m == not_membership:
-                continue
-            out.append(event)
-        return out
+        return [
+            event
+            for (event_type, _), event in state.items()
+            if event_type == "m.room.member" and wanted.keeps(event["content"].get("membership"))
+        ]
 
     def joined_members(self, user_id: str, room_id: str) -> dict[str, Any]:
         state = queries.current_state(self.ctx.conn, room_id)
