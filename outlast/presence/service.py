@@ -130,8 +130,10 @@ class Presence(NothingPerRoom):
         windows = sync_core.moved_windows(
             window.streams, window.since.positions, window.now.positions
         )
-        rooms = [w for w in windows if w.stream != self.ctx.names.users_stream]
-        met = newly_met(window.user_id, store.joins_beside(self.ctx.conn, window.user_id, rooms))
+        room_windows = [w for w in windows if w.stream != self.ctx.names.users_stream]
+        # Every join is a room event: only rooms with events in the window can hold one.
+        joins = store.joins_beside(self.ctx.conn, window.user_id, room_windows, window.evented)
+        met = newly_met(window.user_id, joins)
         people = set(met.joiners)
         if met.rooms:
             people |= store.joined_in(self.ctx.conn, met.rooms)

@@ -59,21 +59,29 @@ def presence_between(
 
 
 def joins_beside(
-    conn: sqlite3.Connection, user_id: str, windows: Iterable[Window]
+    conn: sqlite3.Connection,
+    user_id: str,
+    windows: Iterable[Window],
+    rooms: Collection[str] | None = None,
 ) -> list[tuple[str, str]]:
-    """``(room_id, joiner)`` for each member whose membership row moved to ``join`` in a
-    window, in the rooms ``user_id`` is joined to (their own join included)."""
+    """``(room_id, joiner)`` for each join at a position in a window, in the rooms
+    ``user_id`` is joined to (their own join included); only among ``rooms`` if given.
+
+    One index range of ``membership_changes`` per room: the cost is the joins in the
+    window, not the size of the user's rooms."""
+    among = "" if rooms is None else " AND a.room_id IN (SELECT value FROM json_each(?))"
+    extra: tuple[str, ...] = () if rooms is None else (json.dumps(sorted(rooms)),)
     pairs: list[tuple[str, str]] = []
     for w in windows:
         pairs += [
             (str(r[0]), str(r[1]))
             for r in conn.execute(
-                "SELECT a.room_id, b.user_id FROM members a"
+                "SELECT a.room_id, c.user_id FROM members a"
                 " JOIN rooms r ON r.room_id = a.room_id AND r.stream = ?"
-                " JOIN members b ON b.room_id = a.room_id AND b.membership = 'join'"
-                " AND b.seq > ? AND b.seq <= ?"
-                " WHERE a.user_id = ? AND a.membership = 'join'",
-                (w.stream, w.after, w.upto, user_id),
+                " JOIN membership_changes c ON c.room_id = a.room_id"
+                " AND c.seq > ? AND c.seq <= ? AND c.membership = 'join'"
+                " WHERE a.user_id = ? AND a.membership = 'join'" + among,
+                (w.stream, w.after, w.upto, user_id, *extra),
             )
         ]
     return pairs
