@@ -42,12 +42,14 @@ async def test_an_ignored_users_messages_are_left_out_but_not_their_state(
 ) -> None:
     alice, bob = pair
     room_id = await public_room(url, bob, alice)
-    await bob.room_send(room_id, "m.room.message", text("before"))
+    first = expect(await bob.room_send(room_id, "m.room.message", text("before")), RoomSendResponse)
     since = (await get(url, bob, f"{V3}/sync"))["next_batch"]
     ignoring: dict[str, Any] = {"ignored_users": {"@alice:localhost": {}}}
     assert (await api("PUT", url + IGNORE, ignoring, bob.access_token))[0] == 200
     expect(await alice.room_send(room_id, "m.room.message", text("spam")), RoomSendResponse)
     await alice.set_displayname("Alice A")  # a state event: still sent
+    nod = {"m.relates_to": {"rel_type": "m.annotation", "event_id": first.event_id, "key": "+"}}
+    expect(await alice.room_send(room_id, "m.reaction", nod), RoomSendResponse)
     expect(await bob.room_send(room_id, "m.room.message", text("mine")), RoomSendResponse)
 
     def timeline(body: Any) -> list[str]:
@@ -58,6 +60,9 @@ async def test_an_ignored_users_messages_are_left_out_but_not_their_state(
     assert "spam" not in timeline(await get(url, bob, f"{V3}/sync"))
     page = await get(url, bob, f"{V3}/rooms/{room_id}/messages", dir="b", limit="3")
     assert said(page["chunk"]) == ["mine", "Alice A", "before"]
+    relations = f"/_matrix/client/v1/rooms/{room_id}/relations/{first.event_id}"
+    assert (await get(url, bob, relations))["chunk"] == []
+    assert len((await get(url, alice, relations))["chunk"]) == 1
 
     assert (await api("PUT", url + IGNORE, {"ignored_users": {}}, bob.access_token))[0] == 200
     expect(await alice.room_send(room_id, "m.room.message", text("hello")), RoomSendResponse)
