@@ -72,6 +72,11 @@ class LogConfig:
     # False: this worker's credential may not create or change streams (a cluster's
     # `worker` user); it checks that they exist and says so when one is missing.
     manage_streams: bool = True
+    # TLS to nats-server: the CA that signed the nodes' certificates (verified),
+    # and this worker's own certificate and key when the nodes ask for one.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 @dataclass
@@ -310,6 +315,10 @@ def validate(config: Config) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"server.trusted_proxies: {proxy!r} is not an address") from None
+    if bool(config.log.tls_cert) != bool(config.log.tls_key):
+        raise ConfigError("log.tls_cert and log.tls_key go together")
+    if config.log.tls_cert and not config.log.tls_ca:
+        raise ConfigError("log.tls_cert needs log.tls_ca (the CA the nodes are verified with)")
     host, _, port = config.server.listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError("server.listen must look like HOST:PORT")

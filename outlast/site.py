@@ -35,6 +35,7 @@ from outlast.http.server import ConnectionGuard, GuardedSite
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
 from outlast.log.names import Names
+from outlast.log.tls import client_context
 from outlast.media.service import MediaRepository
 from outlast.ops.dashboard import Dashboard
 from outlast.ops.health import Health
@@ -184,6 +185,7 @@ class Site:
             name=f"outlast-{config.server.site}",
             publish_timeout=config.log.publish_timeout_seconds,
             manage_streams=config.log.manage_streams,
+            tls=client_context(config.log.tls_ca, config.log.tls_cert, config.log.tls_key),
         )
         await self.log.connect()
         names = names_of(config)
