@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from outlast.cluster.plan import ClusterPlan
 from outlast.config import LogConfig
 from outlast.log.client import LogClient
+from outlast.log.lease import KeyBucket
 from outlast.log.objects import ObjectBucket
 
 REPLICAS = 3
@@ -44,6 +45,8 @@ async def create_streams(plan: ClusterPlan, progress: Progress, timeout: float =
         await ObjectBucket(client, names.snapshot_bucket).ensure(
             REPLICAS, timeout=timeout, description="Outlast view snapshots"
         )
+        # The backup schedule's lease and period claims (workers may not create it).
+        await KeyBucket(client, names.backup_bucket).ensure(REPLICAS, timeout=timeout)
     finally:
         await client.close()
     await progress(f"streams and buckets ready ({len(names.streams()) + 2} log streams)")

@@ -1,0 +1,178 @@
+"""Scheduled backups: two sites compete, one backup per period, takeover, retention.
+
+Two real ``outlast backup schedule`` processes (sites a and b) against one real
+nats-server: each period's backup is taken by exactly one of them; after the
+lease holder is killed with SIGKILL the other takes the next backups; retention
+keeps the newest ``keep`` backups and deletes the older ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from outlast.backup.retention import period_of
+from outlast.backup.target import DirectoryTarget, backups_in
+from outlast.backup.verify import read_manifest, verify
+from outlast.config import LogConfig
+from outlast.log.client import LogClient
+from outlast.log.engine import NatsNode
+from outlast.log.facts.control import HealthProbe
+from outlast.log.lease import KeyBucket
+from outlast.log.names import Names
+from tests.testrig import start_shared_nats
+
+pytestmark = pytest.mark.slow
+
+EVERY = 3.0  # seconds per period
+LEASE = 3.0
+KEEP = 3
+
+
+@pytest.fixture
+def nats_node(tmp_path: Path) -> Iterator[NatsNode]:
+    node = start_shared_nats(tmp_path / "nats")
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+async def admin(nats_node: NatsNode) -> AsyncIterator[LogClient]:
+    """The admin step: streams, and the schedule's bucket, exist before the schedulers run."""
+    client = LogClient([nats_node.url], name="admin")
+    await client.connect()
+    names = Names()
+    await client.ensure_streams(
+        [*names.streams(), *names.control_streams()],
+        replicas=1,
+        duplicate_window=float(LogConfig().duplicate_window_seconds),
+    )
+    await KeyBucket(client, names.backup_bucket).ensure(1)
+    for i in range(5):
+        await client.append(f"outlast.users.u{i}", HealthProbe(report={"n": i}))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def start_scheduler(tmp_path: Path, site: str, url: str, target: Path) -> subprocess.Popen[bytes]:
+    config = tmp_path / f"{site}.toml"
+    config.write_text(
+        f'[server]\nsite = "{site}"\ndata_dir = "{tmp_path / site}"\n\n'
+        f'[log]\nnats_urls = ["{url}"]\n\n'
+        f'[backup]\nschedule_seconds = {EVERY}\ntarget = "{target}"\nkeep = {KEEP}\n'
+        f"lease_seconds = {LEASE}\n"
+    )
+    log = open(tmp_path / f"{site}.log", "wb")  # noqa: SIM115 - closed after Popen
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "outlast", "backup", "schedule", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        log.close()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Seen:
+    """Every finished backup that appeared in the target: name -> (created, taken by)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.backups: dict[str, tuple[float, str]] = {}
+
+    def look(self) -> None:
+        for path in backups_in(self.target):
+            if path.name not in self.backups:
+                try:
+                    manifest = read_manifest(DirectoryTarget(path))
+                except OSError:  # deleted by retention in between
+                    continue
+                created = datetime.fromisoformat(manifest.created).timestamp()
+                self.backups[path.name] = (created, manifest.source)
+
+    async def wait_for(self, what: str, probe: object, timeout: float = 60.0) -> None:
+        assert callable(probe)
+        deadline = time.monotonic() + timeout
+        while not probe():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; seen {self.backups}")
+            await asyncio.sleep(0.2)
+            self.look()
+
+    def periods(self) -> list[int]:
+        return [period_of(created, EVERY) for created, _ in self.backups.values()]
+
+    def by(self, pid: int) -> list[str]:
+        return [name for name, (_, who) in self.backups.items() if who.endswith(f":{pid}")]
+
+
+async def test_one_backup_per_period_takeover_and_retention(
+    tmp_path: Path, nats_node: NatsNode, admin: LogClient
+) -> None:
+    target = tmp_path / "backups"
+    procs = {site: start_scheduler(tmp_path, site, nats_node.url, target) for site in ("a", "b")}
+    seen = Seen(target)
+    try:
+        await seen.wait_for("four scheduled backups", lambda: len(seen.backups) >= 4)
+        periods = seen.periods()
+        assert len(periods) == len(set(periods)), f"two backups in one period: {seen.backups}"
+
+        # Kill the lease holder outright: no goodbye, its lease must lapse by TTL.
+        lease = await KeyBucket(admin, Names().backup_bucket).read("lease")
+        assert lease is not None
+        holder_pid = int(lease[1].decode().rsplit(":", 1)[1])
+        holder = next(p for p in procs.values() if p.pid == holder_pid)
+        survivor = next(p for p in procs.values() if p.pid != holder_pid)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        killed_at = time.time()
+        await seen.wait_for(
+            "a backup by the surviving site",
+            lambda: any(
+                created > killed_at
+                for name, (created, _) in seen.backups.items()
+                if name in seen.by(survivor.pid)
+            ),
+        )
+        await seen.wait_for("a second one", lambda: len(seen.by(survivor.pid)) >= 2)
+        periods = seen.periods()
+        assert len(periods) == len(set(periods)), f"two backups in one period: {seen.backups}"
+        assert not [n for n in seen.by(holder_pid) if seen.backups[n][0] > killed_at]
+
+        # Retention: once the survivor has pruned, the newest KEEP of all taken are left.
+        def newest_left() -> bool:
+            left = sorted(p.name for p in backups_in(target))
+            newest = sorted(seen.backups, key=lambda n: seen.backups[n][0])[-KEEP:]
+            return left == sorted(newest)
+
+        await seen.wait_for("retention to leave the newest three", newest_left)
+        assert len(seen.backups) > KEEP
+        for path in backups_in(target):
+            assert verify(DirectoryTarget(path)) == []
+    finally:
+        for proc in procs.values():
+            stop(proc)
