@@ -81,9 +81,7 @@ class KeyBucket:
     async def read(self, key: str) -> tuple[int, bytes] | None:
         """The key's revision and value, or None when it is absent (or expired)."""
         try:
-            msg: Any = await self.log.js.get_msg(
-                self.stream, subject=f"$KV.{self.bucket}.{key}"
-            )
+            msg: Any = await self.log.js.get_msg(self.stream, subject=f"$KV.{self.bucket}.{key}")
         except nats.js.errors.NotFoundError:
             return None
         except NO_ANSWER as exc:
