@@ -224,6 +224,7 @@ def worker_denied(names: Names) -> list[str]:
     subject-filtered purge, and NATS permissions cannot look inside the request.
     """
     log_streams = [spec.name for spec in (*names.streams(), *names.control_streams())]
+    log_streams.append(f"KV_{names.backup_bucket}")  # the backup schedule's lease and claims
     return [
         "$JS.API.STREAM.CREATE.>",
         "$JS.API.STREAM.UPDATE.>",
