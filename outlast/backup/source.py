@@ -53,6 +53,7 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
         server_name = str(description.get("server_name") or "localhost")
         names = Names(partitions=int(description.get("partitions") or Names().partitions))
         urls = [str(s["nats_url"]) for s in description["sites"]]
+        tls = client_context(str(description.get("tls_ca") or ""))
         live = [u for u in urls if await reachable(u)]
         urls = live + [u for u in urls if u not in live]
         where = f"cluster {args.cluster}"

@@ -6,14 +6,19 @@ import json
 import random
 import secrets
 import socket
+import ssl
 import string
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outlast.log.engine import NodeSpec
 from outlast.log.names import Names
+from outlast.log.tls import client_context
+
+if TYPE_CHECKING:
+    from outlast.cluster.certs import CertFiles
 
 SITE_NAMES = string.ascii_lowercase
 
@@ -96,10 +101,18 @@ class ClusterPlan:
     # Workers connect as ``worker`` (no stream management); ``app`` is the admin
     # credential of the supervisor, rebuild, restore and backup. Empty: workers use ``app``.
     worker_password: str = ""
+    # TLS on every link to and between nodes, with a CA of this cluster's own in DIR/tls
+    # (outlast/cluster/certs.py): mutual TLS on routes, verified TLS from every client.
+    tls: bool = False
 
     @staticmethod
     def new(
-        directory: Path, sites: int, partitions: int, workers: int, site_config_extra: str = ""
+        directory: Path,
+        sites: int,
+        partitions: int,
+        workers: int,
+        site_config_extra: str = "",
+        tls: bool = False,
     ) -> ClusterPlan:
         names = list(SITE_NAMES[:sites])
         free_port = PortPicker()
@@ -133,6 +146,7 @@ class ClusterPlan:
             site_config_extra=site_config_extra,
             admin_port=free_port(),
             worker_password="".join(secrets.choice(alphabet) for _ in range(24)),
+            tls=tls,
         )
 
     def ports(self) -> set[int]:
@@ -154,9 +168,44 @@ class ClusterPlan:
                 return site
         raise KeyError(f"no site named {name!r}; sites are {[s.name for s in self.sites]}")
 
+    @property
+    def tls_dir(self) -> Path:
+        return Path(self.dir) / "tls"
+
+    @property
+    def tls_ca(self) -> str:
+        """The cluster CA's certificate ("" without TLS): what every client verifies with."""
+        return str(self.tls_dir / "ca.pem") if self.tls else ""
+
+    def node_cert(self, site: SitePlan) -> CertFiles | None:
+        """This node's certificate, made (with the CA, the first time) when missing."""
+        if not self.tls:
+            return None
+        from outlast.cluster.certs import CertFiles, issue, make_ca
+
+        ca_key = self.tls_dir / "ca-key.pem"
+        ca = (
+            CertFiles(self.tls_ca, self.tls_ca, str(ca_key))
+            if ca_key.exists()
+            else make_ca(self.tls_dir)
+        )
+        files = CertFiles(
+            self.tls_ca,
+            str(self.tls_dir / f"{site.node_name}.pem"),
+            str(self.tls_dir / f"{site.node_name}-key.pem"),
+        )
+        if Path(files.cert).exists() and Path(files.key).exists():
+            return files
+        return issue(ca, self.tls_dir, site.node_name)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """How the supervisor and the admin tools verify the nodes (None: plain TCP)."""
+        return client_context(self.tls_ca)
+
     def node_spec(self, site: SitePlan) -> NodeSpec:
         """Node config: routes go through this site's relays to every other site."""
         routes = [f"nats-route://127.0.0.1:{port}" for port in site.relay_ports.values()]
+        cert = self.node_cert(site)
         return NodeSpec(
             name=site.node_name,
             store_dir=Path(site.data_dir) / f"nats-{site.generation}" / "jetstream",
@@ -173,6 +222,9 @@ class ClusterPlan:
             # Gossiped route addresses would bypass the relays; advertise a closed
             # port so every route between sites goes through a relay that can be cut.
             cluster_advertise="127.0.0.1:1",
+            tls_ca=cert.ca if cert else "",
+            tls_cert=cert.cert if cert else "",
+            tls_key=cert.key if cert else "",
         )
 
     def names(self) -> Names:
@@ -207,7 +259,8 @@ class ClusterPlan:
             # Streams and buckets are made by `cluster up` with the admin credential.
             f"manage_streams = {'false' if self.worker_password else 'true'}\n"
             f"partitions = {self.partitions}\n"
-            "replicas = 3\n"
+            + (f'tls_ca = "{self.tls_ca}"\n' if self.tls else "")
+            + "replicas = 3\n"
             f'monitor_url = "http://127.0.0.1:{site.monitor_port}"\n\n' + self.site_config_extra
         )
 
@@ -264,6 +317,7 @@ def describe(
         "server_name": plan.server_name,
         "partitions": plan.partitions,
         "nats_server_version": nats_version,
+        "tls_ca": plan.tls_ca,  # verify the nodes with it (every nats_url needs TLS)
         "settings": {"replicas": 3, "sync_interval": "always", "placement": "unique_tag site:"},
         "sites": [
             {

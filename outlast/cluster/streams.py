@@ -25,7 +25,9 @@ Progress = Callable[[str], Awaitable[None]]
 async def create_streams(plan: ClusterPlan, progress: Progress, timeout: float = 120.0) -> None:
     """Create (or bring to the configured settings) the log streams and object buckets."""
     names = plan.names()
-    client = LogClient([plan.app_url(s) for s in plan.sites], name="outlast-admin")
+    client = LogClient(
+        [plan.app_url(s) for s in plan.sites], name="outlast-admin", tls=plan.tls_context()
+    )
     await client.connect()
     try:
         deadline = time.monotonic() + timeout

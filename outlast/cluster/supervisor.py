@@ -267,7 +267,9 @@ class Supervisor:
         layout = Names(partitions=self.plan.partitions)
         streams = [s.name for s in [*layout.streams(), *layout.control_streams()]]
         nodes = [s.node_name for s in self.plan.sites]
-        placed = await balance_leaders(self.plan.app_url(self.plan.sites[0]), streams, nodes)
+        placed = await balance_leaders(
+            self.plan.app_url(self.plan.sites[0]), streams, nodes, tls=self.plan.tls_context()
+        )
         await progress(f"stream leaders spread over sites: {len(placed)}/{len(streams)} placed")
 
     # -- faults and repairs, used by drills, tests and `outlast site rebuild` --

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ssl
 
+TlsContext = ssl.SSLContext | None  # None: plain TCP
+
 
 class LogTlsRefused(Exception):
     """The TLS handshake with the log failed (wrong CA, bad certificate): retrying will not help."""

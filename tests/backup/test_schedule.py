@@ -8,27 +8,25 @@ keeps the newest ``keep`` backups and deletes the older ones.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from outlast.backup.retention import period_of
 from outlast.backup.target import DirectoryTarget, backups_in
-from outlast.backup.verify import read_manifest, verify
+from outlast.backup.verify import verify
 from outlast.config import LogConfig
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode
 from outlast.log.facts.control import HealthProbe
 from outlast.log.lease import KeyBucket
 from outlast.log.names import Names
+from tests.backup.schedule_watch import Seen
 from tests.testrig import start_shared_nats
 
 pytestmark = pytest.mark.slow
@@ -97,45 +95,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-class Seen:
-    """Every finished backup that appeared in the target: name -> (created, taken by)."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.backups: dict[str, tuple[float, str]] = {}
-
-    def look(self) -> None:
-        for path in backups_in(self.target):
-            if path.name not in self.backups:
-                try:
-                    manifest = read_manifest(DirectoryTarget(path))
-                except OSError:  # deleted by retention in between
-                    continue
-                created = datetime.fromisoformat(manifest.created).timestamp()
-                self.backups[path.name] = (created, manifest.source)
-
-    async def wait_for(self, what: str, probe: object, timeout: float = 60.0) -> None:
-        assert callable(probe)
-        deadline = time.monotonic() + timeout
-        while not probe():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; seen {self.backups}")
-            await asyncio.sleep(0.2)
-            self.look()
-
-    def periods(self) -> list[int]:
-        return [period_of(created, EVERY) for created, _ in self.backups.values()]
-
-    def by(self, pid: int) -> list[str]:
-        return [name for name, (_, who) in self.backups.items() if who.endswith(f":{pid}")]
-
-
 async def test_one_backup_per_period_takeover_and_retention(
     tmp_path: Path, nats_node: NatsNode, admin: LogClient
 ) -> None:
     target = tmp_path / "backups"
     procs = {site: start_scheduler(tmp_path, site, nats_node.url, target) for site in ("a", "b")}
-    seen = Seen(target)
+    seen = Seen(target, EVERY)
     try:
         await seen.wait_for("four scheduled backups", lambda: len(seen.backups) >= 4)
         periods = seen.periods()
