@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import secrets
 import socket
@@ -198,6 +199,27 @@ class ClusterPlan:
             return files
         return issue(ca, self.tls_dir, site.node_name)
 
+    def front_door_pem(self) -> str:
+        """HAProxy's certificate and key in one file ("" without TLS), made when missing."""
+        if not self.tls:
+            return ""
+        combined = self.tls_dir / "frontdoor-combined.pem"
+        if not combined.exists():
+            from outlast.cluster.certs import CertFiles, issue
+
+            self.node_cert(self.sites[0])  # the CA exists from here on
+            ca = CertFiles(self.tls_ca, self.tls_ca, str(self.tls_dir / "ca-key.pem"))
+            files = issue(ca, self.tls_dir, "frontdoor")
+            data = Path(files.cert).read_bytes() + Path(files.key).read_bytes()
+            fd = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as sink:
+                sink.write(data)
+        return str(combined)
+
+    @property
+    def front_door_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.front_door_port}"
+
     def tls_context(self) -> ssl.SSLContext | None:
         """How the supervisor and the admin tools verify the nodes (None: plain TCP)."""
         return client_context(self.tls_ca)
@@ -309,7 +331,7 @@ def describe(
 ) -> dict[str, Any]:
     """The cluster description written to DIR/cluster.json and printed by `cluster up`."""
     return {
-        "front_door": f"http://127.0.0.1:{plan.front_door_port}",
+        "front_door": plan.front_door_url,
         "control_url": f"http://127.0.0.1:{plan.control_port}",
         "stats_url": f"http://127.0.0.1:{plan.stats_port}/",
         "supervisor_pid": supervisor_pid,

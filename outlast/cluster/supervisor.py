@@ -156,6 +156,7 @@ class Supervisor:
                 for i, p in enumerate(s.http_ports[1:], 1)
             ],
             plan.admin_port,
+            tls_pem=plan.front_door_pem(),
         )
         self.status: dict[str, str] = {s.name: "starting" for s in plan.sites}
         self.version = nats_version()
@@ -226,7 +227,9 @@ class Supervisor:
 
     async def _wait_front_door(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
+        tls = self.plan.tls_context()
+        connector = aiohttp.TCPConnector(ssl=tls) if tls is not None else None
+        async with aiohttp.ClientSession(connector=connector) as session:
             while True:
                 proc = self.front_door.process
                 if proc is not None and proc.poll() is not None:

@@ -42,6 +42,9 @@ def test_a_tls_plan_gives_each_node_a_certificate_and_workers_the_ca(tmp_path: P
     assert text.count("tls {") == 2  # clients, and routes inside cluster { }
     assert f'tls_ca = "{plan.tls_ca}"' in plan.worker_config(site, 0)
     assert plan.tls_context() is not None
+    pem = Path(plan.front_door_pem())
+    assert b"PRIVATE KEY" in pem.read_bytes() and stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert plan.front_door_url.startswith("https://")
     # A rebuilt site's new node gets its own certificate from the same CA.
     first_ca = Path(plan.tls_ca).read_bytes()
     site.generation += 1
@@ -54,4 +57,5 @@ def test_a_plan_without_tls_has_no_certificates(tmp_path: Path) -> None:
     plan = ClusterPlan.new(tmp_path / "c", 3, 2, 1)
     assert "tls {" not in render_config(plan.node_spec(plan.sites[0]))
     assert "tls_ca" not in plan.worker_config(plan.sites[0], 0)
+    assert plan.front_door_pem() == "" and plan.front_door_url.startswith("http://")
     assert plan.tls_context() is None and not (tmp_path / "c" / "tls").exists()

@@ -1,5 +1,6 @@
-"""`outlast cluster up --tls`: a three-site cluster whose routes are mutual TLS and whose
-workers and tools reach their nodes over TLS verified against the cluster's own CA."""
+"""`outlast cluster up --tls`: a three-site cluster whose routes are mutual TLS, whose
+workers and tools reach their nodes over TLS verified against the cluster's own CA,
+and whose front door speaks HTTPS."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import aiohttp
 import pytest
 from nio import JoinResponse, RoomCreateResponse, RoomPreset, RoomSendResponse
 
 from outlast.log.client import LogClient
-from outlast.log.tls import LogTlsRefused
+from outlast.log.tls import LogTlsRefused, client_context
 from tests.cluster.harness import (
     close_all,
     nio_register,
@@ -32,7 +34,14 @@ async def test_a_tls_cluster_carries_a_message_from_one_site_to_another(tmp_path
         description = cluster.description
         ca = str(description["tls_ca"])
         assert ca and Path(ca).is_file()
-        assert len(list((tmp_path / "cluster" / "tls").glob("*-key.pem"))) == 4  # CA + nodes
+        keys = sorted(p.name for p in (tmp_path / "cluster" / "tls").glob("*-key.pem"))
+        assert keys == [
+            "a-1-key.pem",
+            "b-1-key.pem",
+            "c-1-key.pem",
+            "ca-key.pem",
+            "frontdoor-key.pem",
+        ]
         worker_toml = tmp_path / "cluster" / "a" / "worker-1-0.toml"
         assert tomllib.loads(worker_toml.read_text())["log"]["tls_ca"] == ca
 
@@ -54,6 +63,23 @@ async def test_a_tls_cluster_carries_a_message_from_one_site_to_another(tmp_path
             await wait_for(at_c, timeout=30)
         finally:
             await close_all(alice, bob)
+
+        # The front door speaks HTTPS with a certificate from the same CA.
+        front = str(description["front_door"])
+        assert front.startswith("https://")
+        context = client_context(ca)
+        assert context is not None
+        trusted = aiohttp.TCPConnector(ssl=context)
+        async with (
+            aiohttp.ClientSession(connector=trusted) as session,
+            session.get(front + "/_outlast/health") as answer,
+        ):
+            assert answer.status == 200
+        async with aiohttp.ClientSession() as session:  # the system's CAs: not trusted
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.get(front + "/_outlast/health")
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP on the TLS port
+                await session.get(front.replace("https://", "http://") + "/_outlast/health")
 
         # A client without the cluster's CA is refused at once, not left hanging.
         site = description["sites"][0]
