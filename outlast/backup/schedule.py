@@ -69,11 +69,13 @@ class BackupScheduler:
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
+        """Stop, and hand the lease on at once (a dead process's lapses by its TTL)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        await self.lease.release()
 
     async def run(self) -> None:
         renewing = asyncio.get_running_loop().create_task(self._renew())

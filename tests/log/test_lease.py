@@ -57,6 +57,20 @@ async def test_one_holder_at_a_time_and_a_lapsed_lease_goes_to_the_next(
     assert await b.hold()
 
 
+async def test_a_released_lease_goes_to_the_next_holder_without_waiting_for_its_ttl(
+    bucket: KeyBucket,
+) -> None:
+    a = Lease(bucket, "lease", "a", ttl=60)
+    b = Lease(bucket, "lease", "b", ttl=60)
+    assert await a.hold() and not await b.hold()
+    await a.release()
+    assert not a.held
+    deadline = time.monotonic() + 10  # far less than the 60 s TTL
+    while not await b.hold():
+        assert time.monotonic() < deadline, "the released lease was not taken"
+        await asyncio.sleep(0.2)
+
+
 async def test_of_many_claims_of_one_key_exactly_one_wins(bucket: KeyBucket) -> None:
     results = await asyncio.gather(
         *(claim(bucket, "period.42", f"site-{i}", ttl=60) for i in range(12))
