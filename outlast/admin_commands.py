@@ -102,12 +102,14 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
     node: NatsNode | None = None
     urls: list[str]
     names = Names()  # a cluster from `outlast cluster` uses the default names
+    tls_ca = ""
     if args.cluster:
         from outlast.cluster.plan import load_description
 
         description: dict[str, Any] = load_description(Path(args.cluster))
         server_name = str(description.get("server_name") or "localhost")
         urls = [str(s["nats_url"]) for s in description["sites"]]
+        tls_ca = str(description.get("tls_ca") or "")
         # Try the reachable nodes first: a burned site's node refuses at once.
         live = [u for u in urls if await reachable(u)]
         urls = live + [u for u in urls if u not in live]
@@ -119,6 +121,7 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
         names = names_of(config)
         if config.log.nats_urls:
             urls = list(config.log.nats_urls)
+            tls_ca = config.log.tls_ca
         else:
             port = embedded_port(config.data_path)
             url = f"nats://127.0.0.1:{port}" if port else ""
@@ -136,7 +139,9 @@ async def _run(args: argparse.Namespace, *, admin: bool) -> int:
                 await node.wait_ready()
                 urls = [node.url]
     user_id = _user_id(args.user, server_name)
-    log = LogClient(urls, name="outlast-admin")
+    from outlast.log.tls import client_context
+
+    log = LogClient(urls, name="outlast-admin", tls=client_context(tls_ca))
     try:
         try:
             await asyncio.wait_for(log.connect(), CONNECT_TIMEOUT)

@@ -72,6 +72,11 @@ class LogConfig:
     # False: this worker's credential may not create or change streams (a cluster's
     # `worker` user); it checks that they exist and says so when one is missing.
     manage_streams: bool = True
+    # TLS to nats-server: the CA that signed the nodes' certificates (verified),
+    # and this worker's own certificate and key when the nodes ask for one.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 @dataclass
@@ -186,6 +191,17 @@ class MetricsConfig:
 
 
 @dataclass
+class BackupConfig:
+    # Scheduled backups (docs/backup.md): 0 = off. Every site may run the schedule;
+    # a lease in the log decides which one takes each period's backup.
+    schedule_seconds: float = 0.0
+    target: str = ""  # directory every site that runs the schedule can write (shared)
+    keep: int = 96  # newest backups kept; older ones are deleted after each new one
+    max_age_seconds: float = 0.0  # also delete backups older than this (0: no age limit)
+    lease_seconds: float = 30.0  # a dead holder's lease lapses after this long
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -202,6 +218,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
 
     @property
     def data_path(self) -> Path:
@@ -310,9 +327,28 @@ def validate(config: Config) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"server.trusted_proxies: {proxy!r} is not an address") from None
+    _validate_backup(config)
+    if bool(config.log.tls_cert) != bool(config.log.tls_key):
+        raise ConfigError("log.tls_cert and log.tls_key go together")
+    if config.log.tls_cert and not config.log.tls_ca:
+        raise ConfigError("log.tls_cert needs log.tls_ca (the CA the nodes are verified with)")
     host, _, port = config.server.listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError("server.listen must look like HOST:PORT")
+
+
+def _validate_backup(config: Config) -> None:
+    backup = config.backup
+    if backup.schedule_seconds < 0:
+        raise ConfigError("backup.schedule_seconds must be 0 (off) or positive")
+    if backup.schedule_seconds and not backup.target:
+        raise ConfigError("backup.schedule_seconds needs backup.target (where backups go)")
+    if backup.keep < 1:
+        raise ConfigError("backup.keep must be at least 1")
+    if backup.max_age_seconds < 0:
+        raise ConfigError("backup.max_age_seconds must be 0 (no limit) or positive")
+    if not 3 <= backup.lease_seconds <= 3600:
+        raise ConfigError("backup.lease_seconds must be between 3 and 3600")
 
 
 def _validate_limits(config: Config) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +23,8 @@ from outlast.accounts.devices import Devices
 from outlast.accounts.openid import OpenId
 from outlast.accounts.passwords import Passwords
 from outlast.accounts.service import Accounts
+from outlast.backup.manifest import Deployment
+from outlast.backup.schedule import BackupScheduler
 from outlast.clock import SYSTEM, Clock
 from outlast.config import Config, listen_address
 from outlast.context import SiteContext, names_of
@@ -34,7 +38,9 @@ from outlast.http.metrics import Metrics
 from outlast.http.server import ConnectionGuard, GuardedSite
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
+from outlast.log.lease import KeyBucket
 from outlast.log.names import Names
+from outlast.log.tls import client_context
 from outlast.media.service import MediaRepository
 from outlast.ops.dashboard import Dashboard
 from outlast.ops.health import Health
@@ -173,6 +179,7 @@ class Site:
         self.services: Services | None = None
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.backups: BackupScheduler | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -190,11 +197,14 @@ class Site:
             name=f"outlast-{config.server.site}",
             publish_timeout=config.log.publish_timeout_seconds,
             manage_streams=config.log.manage_streams,
+            tls=client_context(config.log.tls_ca, config.log.tls_cert, config.log.tls_key),
         )
         await self.log.connect()
         names = names_of(config)
         streams = names.streams()
         await self._ensure_streams([*streams, *names.control_streams()])
+        if config.backup.schedule_seconds:
+            await KeyBucket(self.log, names.backup_bucket).ensure(config.log.replicas)
         if self.seed is not None:
             await self.seed(self.log, names)
         conn = open_db(config.view_path, [s.name for s in streams])
@@ -266,6 +276,19 @@ class Site:
         await site.start()
         self.port = site.port
         log.info("outlast site %s listening on http://%s:%s", config.server.site, host, self.port)
+        if config.backup.schedule_seconds:
+            self.backups = self._backup_scheduler(names)
+            self.backups.start()
+
+    def _backup_scheduler(self, names: Names) -> BackupScheduler:
+        """This worker's part in the backup schedule (docs/backup.md#scheduled-backups)."""
+        assert self.log is not None
+        config = self.config
+        deployment = Deployment(
+            config.server.server_name, names.prefix, names.partitions, names.media_bucket
+        )
+        holder = f"{config.server.site or 'site'}@{socket.gethostname()}:{os.getpid()}"
+        return BackupScheduler(self.log, config.backup, deployment, names.backup_bucket, holder)
 
     async def snapshot(self, progress: Progress | None = None) -> Manifest:
         """Store a snapshot of this worker's view in the log's object store."""
@@ -329,6 +352,9 @@ class Site:
                 await ctx.positions.wait_for(spec.name, last, 300)
 
     async def stop(self) -> None:
+        if self.backups is not None:
+            await self.backups.stop()
+            self.backups = None
         if self.snapshots is not None:
             await self.snapshots.stop()
             self.snapshots = None

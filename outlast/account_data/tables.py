@@ -15,6 +15,8 @@ from typing import Any
 from outlast.log.client import LogMessage
 from outlast.log.facts import GLOBAL, AccountDataSet, RoomTagged
 
+IGNORED_USER_LIST = "m.ignored_user_list"
+
 TAG_TYPE = "m.tag"
 
 SCHEMA = """
@@ -68,6 +70,17 @@ def get(conn: sqlite3.Connection, user_id: str, room_id: str, kind: str) -> dict
         (user_id, room_id, kind),
     ).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def ignored_users(conn: sqlite3.Connection, user_id: str) -> frozenset[str]:
+    """The users the global ``m.ignored_user_list`` of ``user_id`` names."""
+    content = get(conn, user_id, GLOBAL, IGNORED_USER_LIST) or {}
+    ignored = content.get("ignored_users")
+    return (
+        frozenset(u for u in ignored if isinstance(u, str))
+        if isinstance(ignored, dict)
+        else frozenset()
+    )
 
 
 def rooms_changed(conn: sqlite3.Connection, user_id: str, after: int, upto: int) -> set[str]:

@@ -54,7 +54,10 @@ async def restore_cluster(
         nodes.append(NatsNode(spec, Path(site.data_dir) / f"nats-{site.generation}" / "nats.conf"))
     say(f"restoring into a {sites}-site cluster in {directory}")
     log = LogClient(
-        [plan.app_url(s) for s in plan.sites], name="outlast-restore", publish_timeout=30.0
+        [plan.app_url(s) for s in plan.sites],
+        name="outlast-restore",
+        publish_timeout=30.0,
+        tls=plan.tls_context(),
     )
     try:
         for node in nodes:

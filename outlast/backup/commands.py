@@ -36,6 +36,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     where.add_argument("--config", metavar="FILE", help="the site's TOML configuration")
     create.add_argument("--data-dir", metavar="DIR", help="data directory of an embedded server")
+    schedule = bsub.add_parser(
+        "schedule",
+        help="take backups on the schedule of the config's [backup] section until stopped",
+        description="Compete for the backup lease of the deployment (a key with a TTL in "
+        "the log) and, while holding it, take one verified backup per period into "
+        "[backup] target, then apply retention (keep, max_age_seconds). Run it at "
+        "every site: exactly one takes each backup; when it dies another takes over.",
+    )
+    schedule.add_argument("--config", required=True, metavar="FILE", help="the site's TOML")
+    schedule.add_argument("--data-dir", metavar="DIR", help="data directory (embedded server)")
     for name, text in (
         ("list", "list the backups in a directory"),
         ("verify", "check a backup's files against its manifest (or every backup in DIR)"),
@@ -89,6 +99,8 @@ def dispatch(args: argparse.Namespace) -> int | None:
     action = getattr(args, "backup_command", None)
     if action == "create":
         return asyncio.run(_create(args))
+    if action == "schedule":
+        return asyncio.run(_schedule(args))
     if action == "list":
         return _list(Path(args.dir))
     if action == "verify":
@@ -130,6 +142,49 @@ async def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _schedule(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    import signal
+    import socket
+
+    from outlast.backup.schedule import BackupScheduler
+    from outlast.backup.source import SourceError, open_source
+    from outlast.config import resolve_config
+    from outlast.context import names_of
+
+    logging.basicConfig(level=logging.INFO, format="outlast backup: %(message)s")
+    config = resolve_config(args)
+    if not config.backup.schedule_seconds:
+        _say("no schedule: set [backup] schedule_seconds and target in the config")
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    holder = f"{config.server.site or 'site'}@{socket.gethostname()}:{os.getpid()}"
+    try:
+        async with open_source(args) as source:
+            scheduler = BackupScheduler(
+                source.log,
+                config.backup,
+                source.deployment,
+                names_of(config).backup_bucket,
+                holder,
+            )
+            scheduler.start()
+            _say(
+                f"{holder}: backups every {config.backup.schedule_seconds:g} s into "
+                f"{config.backup.target}, keeping {config.backup.keep}"
+            )
+            await stop.wait()
+            await scheduler.stop()
+    except SourceError as exc:
+        _say(str(exc))
+        return 2
+    return 0
+
+
 def _list(directory: Path) -> int:
     from outlast.backup.target import DirectoryTarget
     from outlast.backup.verify import read_manifest
@@ -146,7 +201,7 @@ def _list(directory: Path) -> int:
             continue
         print(
             f"{path}\t{m.created}\t{m.deployment.server_name}\t{len(m.streams)} streams\t"
-            f"{m.total_messages} messages\t{m.total_bytes} bytes"
+            f"{m.total_messages} messages\t{m.total_bytes} bytes\t{m.source}"
         )
         for s in m.streams:  # the bounds a point-in-time restore chooses between
             print(

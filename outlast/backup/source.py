@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from outlast.backup.manifest import Deployment
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode, embedded_node
 from outlast.log.names import Names
+from outlast.log.tls import client_context
 
 
 class SourceError(Exception):
@@ -43,6 +45,7 @@ class Source:
 async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
     node: NatsNode | None = None
     names = Names()
+    tls: ssl.SSLContext | None = None
     if getattr(args, "cluster", None):
         from outlast.cluster.plan import load_description
 
@@ -50,6 +53,7 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
         server_name = str(description.get("server_name") or "localhost")
         names = Names(partitions=int(description.get("partitions") or Names().partitions))
         urls = [str(s["nats_url"]) for s in description["sites"]]
+        tls = client_context(str(description.get("tls_ca") or ""))
         live = [u for u in urls if await reachable(u)]
         urls = live + [u for u in urls if u not in live]
         where = f"cluster {args.cluster}"
@@ -63,6 +67,7 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
         where = str(config.data_path)
         if config.log.nats_urls:
             urls = list(config.log.nats_urls)
+            tls = client_context(config.log.tls_ca, config.log.tls_cert, config.log.tls_key)
             where = ", ".join(urls)
         else:
             port = embedded_port(config.data_path)
@@ -76,7 +81,7 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
                 node.start()
                 await node.wait_ready()
                 urls = [node.url]
-    log = LogClient(urls, name="outlast-backup", publish_timeout=30.0)
+    log = LogClient(urls, name="outlast-backup", publish_timeout=30.0, tls=tls)
     try:
         try:
             await asyncio.wait_for(log.connect(), CONNECT_TIMEOUT)

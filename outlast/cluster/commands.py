@@ -40,6 +40,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument("--partitions", type=int, default=4, help="room partition streams (default 4)")
     up.add_argument("--workers", type=int, default=1, help="Outlast workers per site (default 1)")
     up.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS on every link: a CA for this cluster in DIR/tls, mutual TLS between "
+        "nodes, verified TLS from workers and tools (needs the cryptography package)",
+    )
+    up.add_argument(
         "--site-config",
         metavar="FILE",
         help="TOML appended to every site's worker config (e.g. [auth] settings)",
@@ -146,7 +152,9 @@ def cluster_up(args: argparse.Namespace) -> int:
         return _detach(args, directory)
     from outlast.cluster.supervisor import run_cluster
 
-    plan = ClusterPlan.new(directory, args.sites, args.partitions, args.workers, extra)
+    plan = ClusterPlan.new(
+        directory, args.sites, args.partitions, args.workers, extra, tls=args.tls
+    )
     plan.server_name = server_name
     ready_fd = int(os.environ.pop("OUTLAST_READY_FD", "-1"))
     return run(run_cluster(plan, ready_fd=ready_fd if ready_fd >= 0 else None))
@@ -172,6 +180,8 @@ def _detach(args: argparse.Namespace, directory: Path) -> int:
     ]
     if args.site_config:
         argv += ["--site-config", str(Path(args.site_config).resolve())]
+    if args.tls:
+        argv.append("--tls")
     with open(directory / "supervisor.log", "ab") as log:
         subprocess.Popen(
             argv,

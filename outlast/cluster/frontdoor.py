@@ -42,7 +42,9 @@ class Backend:
     port: int
 
 
-def render_haproxy(port: int, backends: list[Backend], stats_port: int, admin_port: int = 0) -> str:
+def render_haproxy(
+    port: int, backends: list[Backend], stats_port: int, admin_port: int = 0, tls_pem: str = ""
+) -> str:
     """Round-robin over healthy sites; a failed check takes a site out within ~1 s.
 
     ``option forwardfor`` appends the client's address to X-Forwarded-For; the
@@ -58,7 +60,11 @@ def render_haproxy(port: int, backends: list[Backend], stats_port: int, admin_po
     while those in flight finish. Its failing health check alone would not
     do: a server marked down has its sessions shut down (that is right for
     a burned site, wrong for a planned stop).
+
+    ``tls_pem`` (certificate and key in one file): clients speak HTTPS to the
+    front door, which forwards plain HTTP to the sites on loopback.
     """
+    ssl = f" ssl crt {tls_pem}" if tls_pem else ""
     admin = f"    stats socket ipv4@127.0.0.1:{admin_port} level admin\n" if admin_port else ""
     servers = "\n".join(
         f"    server {b.name} 127.0.0.1:{b.port} check inter 500ms fall 2 rise 2" for b in backends
@@ -79,7 +85,7 @@ defaults
     retry-on conn-failure
 
 frontend outlast
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{ssl}
     default_backend sites
 
 frontend stats
@@ -104,8 +110,10 @@ class FrontDoor:
         stats_port: int,
         backends: list[Backend],
         admin_port: int = 0,
+        tls_pem: str = "",
     ) -> None:
         self.directory = directory
+        self.tls_pem = tls_pem
         self.port = port
         self.stats_port = stats_port
         self.admin_port = admin_port
@@ -114,13 +122,13 @@ class FrontDoor:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_pem else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "haproxy.cfg"
         config.write_text(
-            render_haproxy(self.port, self.backends, self.stats_port, self.admin_port)
+            render_haproxy(self.port, self.backends, self.stats_port, self.admin_port, self.tls_pem)
         )
         log = open(self.directory / "haproxy.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(

@@ -104,7 +104,9 @@ async def even_out(host: MaintenanceHost, progress: Progress) -> int:
     plan = host.plan
     nodes = [s.node_name for s in plan.sites]
     url = plan.app_url(plan.sites[0])
-    moved = await even_out_leaders(url, by_disruption(plan), nodes, progress)
+    moved = await even_out_leaders(
+        url, by_disruption(plan), nodes, progress, tls=plan.tls_context()
+    )
     await progress(f"stream leaders evened out over the sites ({moved} moved)")
     return moved
 
@@ -178,12 +180,15 @@ async def drain_site(host: MaintenanceHost, name: str, progress: Progress) -> di
     node = site.node_name
     targets = [s.node_name for s in healthy]
     via = healthy[0]
-    moved = await move_leaders_off(plan.app_url(via), by_disruption(plan), node, targets, progress)
+    moved = await move_leaders_off(
+        plan.app_url(via), by_disruption(plan), node, targets, progress, tls=plan.tls_context()
+    )
     meta_moved = await move_meta_leader_off(
         plan.sys_url(via),
         node,
         targets,
         lambda: _meta_leader(f"http://127.0.0.1:{via.monitor_port}"),
+        tls=plan.tls_context(),
     )
     await progress(
         f"site {name}: leads no stream ({moved} handed over"
@@ -226,7 +231,9 @@ async def restart_site(host: MaintenanceHost, name: str, progress: Progress) -> 
     host.drained.discard(name)
     host.write_description()
     await progress(f"site {name}: node {site.node_name} restarted on its disks")
-    await wait_replicas_current(plan.app_url(site), stream_names(plan), site.node_name, progress)
+    await wait_replicas_current(
+        plan.app_url(site), stream_names(plan), site.node_name, progress, tls=plan.tls_context()
+    )
 
     sp.start_workers()
     host.write_description()

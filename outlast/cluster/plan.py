@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import secrets
 import socket
+import ssl
 import string
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outlast.log.engine import NodeSpec
 from outlast.log.names import Names
+from outlast.log.tls import client_context
+
+if TYPE_CHECKING:
+    from outlast.cluster.certs import CertFiles
 
 SITE_NAMES = string.ascii_lowercase
 
@@ -96,10 +102,18 @@ class ClusterPlan:
     # Workers connect as ``worker`` (no stream management); ``app`` is the admin
     # credential of the supervisor, rebuild, restore and backup. Empty: workers use ``app``.
     worker_password: str = ""
+    # TLS on every link to and between nodes, with a CA of this cluster's own in DIR/tls
+    # (outlast/cluster/certs.py): mutual TLS on routes, verified TLS from every client.
+    tls: bool = False
 
     @staticmethod
     def new(
-        directory: Path, sites: int, partitions: int, workers: int, site_config_extra: str = ""
+        directory: Path,
+        sites: int,
+        partitions: int,
+        workers: int,
+        site_config_extra: str = "",
+        tls: bool = False,
     ) -> ClusterPlan:
         names = list(SITE_NAMES[:sites])
         free_port = PortPicker()
@@ -133,6 +147,7 @@ class ClusterPlan:
             site_config_extra=site_config_extra,
             admin_port=free_port(),
             worker_password="".join(secrets.choice(alphabet) for _ in range(24)),
+            tls=tls,
         )
 
     def ports(self) -> set[int]:
@@ -154,9 +169,65 @@ class ClusterPlan:
                 return site
         raise KeyError(f"no site named {name!r}; sites are {[s.name for s in self.sites]}")
 
+    @property
+    def tls_dir(self) -> Path:
+        return Path(self.dir) / "tls"
+
+    @property
+    def tls_ca(self) -> str:
+        """The cluster CA's certificate ("" without TLS): what every client verifies with."""
+        return str(self.tls_dir / "ca.pem") if self.tls else ""
+
+    def node_cert(self, site: SitePlan) -> CertFiles | None:
+        """This node's certificate, made (with the CA, the first time) when missing."""
+        if not self.tls:
+            return None
+        from outlast.cluster.certs import CertFiles, issue, make_ca
+
+        ca_key = self.tls_dir / "ca-key.pem"
+        ca = (
+            CertFiles(self.tls_ca, self.tls_ca, str(ca_key))
+            if ca_key.exists()
+            else make_ca(self.tls_dir)
+        )
+        files = CertFiles(
+            self.tls_ca,
+            str(self.tls_dir / f"{site.node_name}.pem"),
+            str(self.tls_dir / f"{site.node_name}-key.pem"),
+        )
+        if Path(files.cert).exists() and Path(files.key).exists():
+            return files
+        return issue(ca, self.tls_dir, site.node_name)
+
+    def front_door_pem(self) -> str:
+        """HAProxy's certificate and key in one file ("" without TLS), made when missing."""
+        if not self.tls:
+            return ""
+        combined = self.tls_dir / "frontdoor-combined.pem"
+        if not combined.exists():
+            from outlast.cluster.certs import CertFiles, issue
+
+            self.node_cert(self.sites[0])  # the CA exists from here on
+            ca = CertFiles(self.tls_ca, self.tls_ca, str(self.tls_dir / "ca-key.pem"))
+            files = issue(ca, self.tls_dir, "frontdoor")
+            data = Path(files.cert).read_bytes() + Path(files.key).read_bytes()
+            fd = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as sink:
+                sink.write(data)
+        return str(combined)
+
+    @property
+    def front_door_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.front_door_port}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """How the supervisor and the admin tools verify the nodes (None: plain TCP)."""
+        return client_context(self.tls_ca)
+
     def node_spec(self, site: SitePlan) -> NodeSpec:
         """Node config: routes go through this site's relays to every other site."""
         routes = [f"nats-route://127.0.0.1:{port}" for port in site.relay_ports.values()]
+        cert = self.node_cert(site)
         return NodeSpec(
             name=site.node_name,
             store_dir=Path(site.data_dir) / f"nats-{site.generation}" / "jetstream",
@@ -173,6 +244,9 @@ class ClusterPlan:
             # Gossiped route addresses would bypass the relays; advertise a closed
             # port so every route between sites goes through a relay that can be cut.
             cluster_advertise="127.0.0.1:1",
+            tls_ca=cert.ca if cert else "",
+            tls_cert=cert.cert if cert else "",
+            tls_key=cert.key if cert else "",
         )
 
     def names(self) -> Names:
@@ -207,7 +281,8 @@ class ClusterPlan:
             # Streams and buckets are made by `cluster up` with the admin credential.
             f"manage_streams = {'false' if self.worker_password else 'true'}\n"
             f"partitions = {self.partitions}\n"
-            "replicas = 3\n"
+            + (f'tls_ca = "{self.tls_ca}"\n' if self.tls else "")
+            + "replicas = 3\n"
             f'monitor_url = "http://127.0.0.1:{site.monitor_port}"\n\n' + self.site_config_extra
         )
 
@@ -224,6 +299,7 @@ def worker_denied(names: Names) -> list[str]:
     subject-filtered purge, and NATS permissions cannot look inside the request.
     """
     log_streams = [spec.name for spec in (*names.streams(), *names.control_streams())]
+    log_streams.append(f"KV_{names.backup_bucket}")  # the backup schedule's lease and claims
     return [
         "$JS.API.STREAM.CREATE.>",
         "$JS.API.STREAM.UPDATE.>",
@@ -255,7 +331,7 @@ def describe(
 ) -> dict[str, Any]:
     """The cluster description written to DIR/cluster.json and printed by `cluster up`."""
     return {
-        "front_door": f"http://127.0.0.1:{plan.front_door_port}",
+        "front_door": plan.front_door_url,
         "control_url": f"http://127.0.0.1:{plan.control_port}",
         "stats_url": f"http://127.0.0.1:{plan.stats_port}/",
         "supervisor_pid": supervisor_pid,
@@ -263,6 +339,7 @@ def describe(
         "server_name": plan.server_name,
         "partitions": plan.partitions,
         "nats_server_version": nats_version,
+        "tls_ca": plan.tls_ca,  # verify the nodes with it (every nats_url needs TLS)
         "settings": {"replicas": 3, "sync_interval": "always", "placement": "unique_tag site:"},
         "sites": [
             {

@@ -99,7 +99,7 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
     await progress(f"site {name}: new node {site.node_name} joined")
 
     # 3. Remove the dead peer from the meta group (system account).
-    await remove_server_peer(plan.sys_url(survivors[0]), old_node)
+    await remove_server_peer(plan.sys_url(survivors[0]), old_node, tls=plan.tls_context())
     await progress(f"site {name}: dead peer {old_node} removed from the JetStream meta group")
 
     # 4. Every stream drops the dead peer and re-replicates onto the new node.
@@ -109,7 +109,14 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
     async def replicated(done: str) -> None:
         await progress(f"site {name}: {done}")
 
-    await replicate_onto(plan.app_url(survivors[0]), streams, old_node, site.node_name, replicated)
+    await replicate_onto(
+        plan.app_url(survivors[0]),
+        streams,
+        old_node,
+        site.node_name,
+        replicated,
+        tls=plan.tls_context(),
+    )
 
     # 5. Workers with a view seeded from a snapshot (or empty); healthy means the view
     # has caught up.
@@ -143,7 +150,9 @@ async def seed_worker_views(
     seed = Path(site.data_dir) / "seed-view.sqlite"
     said: list[str] = []
     log_client = LogClient(
-        [plan.app_url(s) for s in survivors], name=f"outlast-rebuild-{site.name}"
+        [plan.app_url(s) for s in survivors],
+        name=f"outlast-rebuild-{site.name}",
+        tls=plan.tls_context(),
     )
     try:
         await log_client.connect()

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from outlast.cluster.plan import ClusterPlan
 from outlast.config import LogConfig
 from outlast.log.client import LogClient
+from outlast.log.lease import KeyBucket
 from outlast.log.objects import ObjectBucket
 
 REPLICAS = 3
@@ -24,7 +25,9 @@ Progress = Callable[[str], Awaitable[None]]
 async def create_streams(plan: ClusterPlan, progress: Progress, timeout: float = 120.0) -> None:
     """Create (or bring to the configured settings) the log streams and object buckets."""
     names = plan.names()
-    client = LogClient([plan.app_url(s) for s in plan.sites], name="outlast-admin")
+    client = LogClient(
+        [plan.app_url(s) for s in plan.sites], name="outlast-admin", tls=plan.tls_context()
+    )
     await client.connect()
     try:
         deadline = time.monotonic() + timeout
@@ -44,6 +47,8 @@ async def create_streams(plan: ClusterPlan, progress: Progress, timeout: float =
         await ObjectBucket(client, names.snapshot_bucket).ensure(
             REPLICAS, timeout=timeout, description="Outlast view snapshots"
         )
+        # The backup schedule's lease and period claims (workers may not create it).
+        await KeyBucket(client, names.backup_bucket).ensure(REPLICAS, timeout=timeout)
     finally:
         await client.close()
     await progress(f"streams and buckets ready ({len(names.streams()) + 2} log streams)")

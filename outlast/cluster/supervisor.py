@@ -156,6 +156,7 @@ class Supervisor:
                 for i, p in enumerate(s.http_ports[1:], 1)
             ],
             plan.admin_port,
+            tls_pem=plan.front_door_pem(),
         )
         self.status: dict[str, str] = {s.name: "starting" for s in plan.sites}
         self.version = nats_version()
@@ -226,7 +227,9 @@ class Supervisor:
 
     async def _wait_front_door(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
+        tls = self.plan.tls_context()
+        connector = aiohttp.TCPConnector(ssl=tls) if tls is not None else None
+        async with aiohttp.ClientSession(connector=connector) as session:
             while True:
                 proc = self.front_door.process
                 if proc is not None and proc.poll() is not None:
@@ -267,7 +270,9 @@ class Supervisor:
         layout = Names(partitions=self.plan.partitions)
         streams = [s.name for s in [*layout.streams(), *layout.control_streams()]]
         nodes = [s.node_name for s in self.plan.sites]
-        placed = await balance_leaders(self.plan.app_url(self.plan.sites[0]), streams, nodes)
+        placed = await balance_leaders(
+            self.plan.app_url(self.plan.sites[0]), streams, nodes, tls=self.plan.tls_context()
+        )
         await progress(f"stream leaders spread over sites: {len(placed)}/{len(streams)} placed")
 
     # -- faults and repairs, used by drills, tests and `outlast site rebuild` --

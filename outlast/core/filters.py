@@ -90,6 +90,9 @@ class EventFilter:
     # RoomEventFilter.unread_thread_notifications (v1.4): the client wants per-thread
     # notification counts, and the room's own counts for the main timeline only.
     unread_thread_notifications: bool = False
+    # RoomEventFilter.lazy_load_members: /messages answers the member events of the
+    # page's senders in ``state`` (/sync does not lazy-load: it sends all state).
+    lazy_load_members: bool = False
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether ``event`` (client format) passes every clause of the filter."""
@@ -259,13 +262,15 @@ def _event_filter(value: Any, where: str, *, room_keys: bool) -> EventFilter:
         # Plain EventFilter (presence, global account_data) has no room keys;
         # like any unknown key they are ignored there.
         return EventFilter(limit, types, not_types, senders, not_senders)
-    # RoomEventFilter additions.  lazy_load_members and include_redundant_members
-    # are not modelled here and are ignored; unread_thread_notifications only
-    # means something on room.timeline, where /sync reads it.
+    # RoomEventFilter additions.  include_redundant_members is ignored (members are
+    # always sent, which the spec allows); unread_thread_notifications only means
+    # something on room.timeline, where /sync reads it; lazy_load_members only on
+    # /messages.
     rooms = _room_ids(obj, "rooms", where)
     not_rooms = _room_ids(obj, "not_rooms", where) or ()
     contains_url = _optional_bool(obj, "contains_url", where)
     threads = _optional_bool(obj, "unread_thread_notifications", where)
+    lazy = _optional_bool(obj, "lazy_load_members", where)
     return EventFilter(
         limit,
         types,
@@ -276,6 +281,7 @@ def _event_filter(value: Any, where: str, *, room_keys: bool) -> EventFilter:
         not_rooms,
         contains_url,
         unread_thread_notifications=bool(threads),
+        lazy_load_members=bool(lazy),
     )
 
 

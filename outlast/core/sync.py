@@ -7,7 +7,7 @@ tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,25 @@ def state_delta(
     """State to send beside a timeline: what the timeline itself doesn't already carry."""
     in_timeline = {e["event_id"] for e in timeline}
     return [e for e in state_before_timeline if e["event_id"] not in in_timeline]
+
+
+def senders_members(
+    state: Mapping[tuple[str, str], dict[str, Any]], events: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The member events of the senders of ``events``, each once, in order of first
+    appearance: what lazy-loading clients need to show them (spec: "Lazy-loading
+    room members")."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for event in events:
+        sender = event.get("sender")
+        if not isinstance(sender, str) or sender in seen:
+            continue
+        seen.add(sender)
+        member = state.get(("m.room.member", sender))
+        if member is not None:
+            out.append(member)
+    return out
 
 
 def room_body(room: RoomSlice) -> dict[str, Any]:

@@ -16,8 +16,9 @@ tuple is a later event.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "MembershipChange",
     "effective_visibility",
     "event_visible",
+    "ignored_away",
+    "membership_after",
     "membership_at",
     "visible_positions_upper_bound",
 ]
@@ -62,6 +65,18 @@ def membership_at(changes: Sequence[MembershipChange], position: Position) -> st
     earlier change has never been in the room: ``"leave"``.
     """
     index = bisect_left(changes, position, key=lambda change: change.position)
+    if index == 0:
+        return "leave"
+    return changes[index - 1].membership
+
+
+def membership_after(changes: Sequence[MembershipChange], position: Position) -> str:
+    """The user's membership once the event at ``position`` is applied.
+
+    What ``unsigned.membership`` reports (spec v1.11, MSC4115): the membership
+    "at the point of the event, including any changes caused by the event", so
+    a user's own join reads ``join``. ``leave`` before any change."""
+    index = bisect_right(changes, position, key=lambda change: change.position)
     if index == 0:
         return "leave"
     return changes[index - 1].membership
@@ -131,6 +146,15 @@ def event_visible(
         _membership_allows(visibility, membership_at_event, joined_later)
         for visibility in visibilities
     )
+
+
+def ignored_away(sender: str, is_state: bool, ignored: AbstractSet[str]) -> bool:
+    """Whether an event is kept from a user who ignores its sender.
+
+    Module "Ignoring Users": the user no longer receives events the ignored user
+    sends, "with the exception of state events", which are still sent so that
+    the room does not look different to them."""
+    return not is_state and sender in ignored
 
 
 def visible_positions_upper_bound(changes: Sequence[MembershipChange]) -> Position | None:

@@ -169,12 +169,13 @@ def dispatch(args: argparse.Namespace) -> int | None:
 
 async def _history(args: argparse.Namespace) -> int:
     from outlast.cluster.plan import load_description
-    from outlast.log.records import history
+    from outlast.log.records import cluster_tls, history
 
     description = load_description(Path(args.cluster))
     for site in description["sites"]:
         try:
-            records = await asyncio.wait_for(history(site["nats_url"]), 20)
+            tls = cluster_tls(description)
+            records = await asyncio.wait_for(history(site["nats_url"], tls=tls), 20)
         except Exception:  # noqa: BLE001 - try the next site
             continue
         if args.json:

@@ -134,7 +134,8 @@ class Drill:
         o = self.o
         whole = o.fault in faults.WHOLE_CLUSTER
         maintenance: dict[str, Any] | None = None
-        async with Load(self.description["front_door"]) as load:
+        tls = record.cluster_tls(self.description)
+        async with Load(self.description["front_door"], tls=tls) as load:
             self.say(f"setting up {o.users} users and {o.rooms} rooms through the front door")
             await load.setup(o.users, o.rooms)
             if gateway is not None:
@@ -418,7 +419,7 @@ async def run_drill(options: DrillOptions) -> int:
             plot(report, Path(options.plot))
         urls = [s["nats_url"] for s in drill.description["sites"]]
         try:
-            seq = await record.store(urls, report)
+            seq = await record.store(urls, report, record.cluster_tls(drill.description))
             drill.say(f"drill record stored on the log (sequence {seq})")
         except Exception as exc:  # noqa: BLE001 - the verdict stands even if recording fails
             drill.say(f"could not store the drill record: {exc}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -53,8 +54,10 @@ class Load:
         *,
         password: str = "drill-password",
         clock: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.tls = tls  # an HTTPS front door's CA (`cluster up --tls`)
         self.password = password
         self.clock = clock
         self.users: list[SimUser] = []
@@ -68,7 +71,9 @@ class Load:
     async def __aenter__(self) -> Load:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=15),
-            connector=aiohttp.TCPConnector(limit=256, force_close=False),
+            connector=aiohttp.TCPConnector(
+                limit=256, force_close=False, ssl=self.tls if self.tls is not None else True
+            ),
         )
         return self
 

@@ -107,7 +107,8 @@ class RestoreDrill:
             f"restore drill {self.id}: backup at t={o.at}s, load for {o.after}s more, "
             f"then every one of {len(sites)} sites destroyed and the backup restored"
         )
-        async with Load(self.description["front_door"]) as load:
+        tls = record.cluster_tls(self.description)
+        async with Load(self.description["front_door"], tls=tls) as load:
             self.say(f"setting up {o.users} users and {o.rooms} rooms through the front door")
             await load.setup(o.users, o.rooms)
             load.started_at = time.monotonic()
@@ -332,7 +333,7 @@ async def run_restore_drill(options: RestoreOptions) -> int:
             Path(options.json_out).write_text(json.dumps(report, indent=2))
         urls = [s["nats_url"] for s in drill.description["sites"]]
         try:
-            seq = await record.store(urls, report)
+            seq = await record.store(urls, report, record.cluster_tls(drill.description))
             drill.say(f"drill record stored on the restored log (sequence {seq})")
         except Exception as exc:  # noqa: BLE001 - the verdict stands even if recording fails
             drill.say(f"could not store the drill record: {exc}")

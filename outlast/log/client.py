@@ -13,8 +13,10 @@ was acknowledged). The HTTP layer answers LogUnavailable with 503
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,6 +33,7 @@ from outlast.core import jsonenc
 from outlast.log.facts import Fact
 from outlast.log.leader import NotProvable, leader_last_seq
 from outlast.log.names import StreamSpec
+from outlast.log.tls import LogTlsRefused, is_tls_failure
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +239,10 @@ class LogClient:
         name: str,
         publish_timeout: float = 5.0,
         manage_streams: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.urls = list(urls)
+        self.tls = tls
         self.name = name
         self.publish_timeout = publish_timeout
         # False: the credential is a worker's, refused stream management; streams and
@@ -274,20 +279,46 @@ class LogClient:
         return str(info.get("server_name") or "")
 
     async def connect(self) -> None:
+        """Connect (retrying while the log is unreachable); LogTlsRefused at once when the
+        TLS handshake fails, since a certificate that is not trusted now never will be."""
+        refused: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
         async def on_error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
+            if self._nc is None and is_tls_failure(exc) and not refused.done():
+                refused.set_result(exc)
 
-        self._nc = await nats.connect(
-            servers=self.urls,
-            name=self.name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            connect_timeout=2,
-            ping_interval=5,
-            max_outstanding_pings=2,
-            error_cb=on_error,
+        options: dict[str, Any] = {"tls": self.tls} if self.tls is not None else {}
+        connecting = asyncio.ensure_future(
+            nats.connect(
+                servers=self.urls,
+                name=self.name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                connect_timeout=2,
+                ping_interval=5,
+                max_outstanding_pings=2,
+                error_cb=on_error,
+                **options,
+            )
         )
+        waiting: set[asyncio.Future[Any]] = {connecting, refused}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
+            raise LogTlsRefused(
+                f"TLS with the log at {', '.join(self._safe_urls())} failed: {refused.result()}"
+                " (is [log] tls_ca the CA that signed the nats-server certificates?)"
+            )
+        refused.cancel()
+        self._nc = connecting.result()
         self._js = self._nc.jetstream(timeout=self.publish_timeout)
+
+    def _safe_urls(self) -> list[str]:
+        """The URLs without their passwords, for messages."""
+        return [url.split("@", 1)[-1] for url in self.urls]
 
     async def close(self) -> None:
         if self._nc is not None:

@@ -22,16 +22,18 @@ from typing import Any
 
 import nats
 
+from outlast.log.tls import TlsContext
+
 Progress = Callable[[str], Awaitable[None]]
 
 
 async def balance_leaders(
-    app_url: str, streams: Sequence[str], nodes: Sequence[str]
+    app_url: str, streams: Sequence[str], nodes: Sequence[str], tls: TlsContext = None
 ) -> dict[str, str]:
     """Best effort: returns stream -> node it asked to lead. Never raises."""
     wanted: dict[str, str] = {}
     try:
-        nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=1)
+        nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=1, **_tls(tls))
     except Exception:  # noqa: BLE001 - balancing is an optimisation
         return wanted
     try:
@@ -59,10 +61,12 @@ async def balance_leaders(
     return wanted
 
 
-async def remove_server_peer(sys_url: str, peer: str, timeout: float = 60) -> None:
+async def remove_server_peer(
+    sys_url: str, peer: str, timeout: float = 60, tls: TlsContext = None
+) -> None:
     """Remove a dead node from the JetStream meta group (system account), so the group
     counts only live peers and a later loss of another site still leaves a majority."""
-    sys_nc = await nats.connect(sys_url, connect_timeout=5)
+    sys_nc = await nats.connect(sys_url, connect_timeout=5, **_tls(tls))
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -98,10 +102,11 @@ async def replicate_onto(
     new_node: str,
     progress: Progress,
     timeout: float = 300,
+    tls: TlsContext = None,
 ) -> None:
     """Every stream drops ``old_node`` and, by its placement (one replica per site tag),
     re-replicates onto ``new_node``; returns once every replica of every stream is current."""
-    app_nc = await nats.connect(app_url, connect_timeout=5)
+    app_nc = await nats.connect(app_url, connect_timeout=5, **_tls(tls))
     try:
         js = app_nc.jetstream(timeout=5)
         deadline = time.monotonic() + timeout
@@ -132,6 +137,11 @@ async def replicate_onto(
         await app_nc.close()
 
 
+def _tls(tls: TlsContext) -> dict[str, Any]:
+    """nats-py's option for a TLS connection verified against the cluster CA, if any."""
+    return {"tls": tls} if tls is not None else {}
+
+
 def _least_loaded(leaders: dict[str, str], candidates: Sequence[str]) -> str:
     counts = {node: 0 for node in candidates}
     for leader in leaders.values():
@@ -147,6 +157,7 @@ async def move_leaders_off(
     others: Sequence[str],
     progress: Progress,
     timeout: float = 60,
+    tls: TlsContext = None,
 ) -> int:
     """Hand every stream ``node`` leads to one of ``others`` (least loaded first), by
     JetStream's leader step-down with a preferred placement, before a planned stop.
@@ -156,7 +167,7 @@ async def move_leaders_off(
     election timeout (4–9 s). Returns how many streams moved; waits until no
     stream is led from ``node`` (raises TimeoutError otherwise).
     """
-    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2)
+    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2, **_tls(tls))
     moved = 0
     try:
         js = nc.jetstream(timeout=5)
@@ -207,6 +218,7 @@ async def move_meta_leader_off(
     others: Sequence[str],
     meta_leader: Callable[[], Awaitable[str]],
     timeout: float = 30,
+    tls: TlsContext = None,
 ) -> bool:
     """Hand the JetStream meta leader (stream and consumer placement, peer changes)
     over to the last of ``others`` if ``node`` holds it (``meta_leader`` tells who
@@ -217,7 +229,7 @@ async def move_meta_leader_off(
     consumer lived on a stopped node needs the meta leader to place a new one,
     and a meta leader that moved a moment ago (or sits on a node just
     restarted) answers those requests slowest."""
-    nc = await nats.connect(sys_url, connect_timeout=5, max_reconnect_attempts=2)
+    nc = await nats.connect(sys_url, connect_timeout=5, max_reconnect_attempts=2, **_tls(tls))
     moved = False
     try:
         deadline = time.monotonic() + timeout
@@ -242,11 +254,16 @@ async def move_meta_leader_off(
 
 
 async def wait_replicas_current(
-    app_url: str, streams: Sequence[str], node: str, progress: Progress, timeout: float = 120
+    app_url: str,
+    streams: Sequence[str],
+    node: str,
+    progress: Progress,
+    timeout: float = 120,
+    tls: TlsContext = None,
 ) -> None:
     """Wait until ``node`` holds a current replica of every stream (a restarted node
     has caught up with what was written while it was away)."""
-    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2)
+    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2, **_tls(tls))
     try:
         js = nc.jetstream(timeout=5)
         deadline = time.monotonic() + timeout
@@ -281,6 +298,7 @@ async def even_out_leaders(
     nodes: Sequence[str],
     progress: Progress,
     timeout: float = 60,
+    tls: TlsContext = None,
 ) -> int:
     """Move as few stream leaders as it takes for no node to lead two more than another.
 
@@ -292,7 +310,7 @@ async def even_out_leaders(
     the caller lists the streams fewest requests wait on first. Returns how
     many moved.
     """
-    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2)
+    nc = await nats.connect(app_url, connect_timeout=5, max_reconnect_attempts=2, **_tls(tls))
     moved = 0
     try:
         js = nc.jetstream(timeout=5)

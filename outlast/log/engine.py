@@ -62,6 +62,12 @@ class NodeSpec:
     # ``worker_denied`` (stream management); empty means no such user.
     worker_password: str = ""
     worker_denied: list[str] = field(default_factory=list)
+    # TLS (all three files, or none): clients must speak TLS and verify this
+    # node's certificate against the CA; routes are mutual TLS, each node
+    # verifying the other's certificate against the same CA.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 def render_config(spec: NodeSpec) -> str:
@@ -76,6 +82,7 @@ def render_config(spec: NodeSpec) -> str:
         f'listen: "{spec.host}:{spec.client_port}"',
         f'http: "{spec.host}:{spec.monitor_port}"' if spec.monitor_port else "",
         "max_payload: 4MB",
+        *_tls_block(spec, "", verify=False),
         # Find a silent peer (a WAN that drops packets rather than resetting) in ~3 s.
         'ping_interval: "1s"' if spec.routes else "",
         "ping_max: 3" if spec.routes else "",
@@ -104,9 +111,25 @@ def render_config(spec: NodeSpec) -> str:
             f'  listen: "{spec.host}:{spec.cluster_port}"',
             f'  advertise: "{spec.cluster_advertise}"' if spec.cluster_advertise else "",
             f"  routes: [{routes}]",
+            *_tls_block(spec, "  ", verify=True),
             "}",
         ]
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _tls_block(spec: NodeSpec, indent: str, *, verify: bool) -> list[str]:
+    """A ``tls { }`` block; ``verify``: the other side must present a certificate the CA signed."""
+    if not spec.tls_cert:
+        return []
+    return [
+        f"{indent}tls {{",
+        f'{indent}  cert_file: "{spec.tls_cert}"',
+        f'{indent}  key_file: "{spec.tls_key}"',
+        f'{indent}  ca_file: "{spec.tls_ca}"',
+        f"{indent}  verify: {'true' if verify else 'false'}",
+        f"{indent}  timeout: 2",
+        f"{indent}}}",
+    ]
 
 
 def _worker_user(spec: NodeSpec) -> str:

@@ -110,6 +110,11 @@ class Names:
         """Object store of view snapshots (outlast/view/snapshot.py)."""
         return self._stream("VIEWS")
 
+    @property
+    def backup_bucket(self) -> str:
+        """Key-value bucket of the backup schedule: its lease and one marker per period."""
+        return self._stream("BACKUPS")
+
     def rooms_stream(self, partition: int) -> str:
         return self._stream(f"ROOMS_{partition}")
 

@@ -10,13 +10,26 @@ import nats
 from nats.js.errors import NotFoundError
 
 from outlast.log.names import Names
+from outlast.log.tls import TlsContext, client_context
+
+
+def cluster_tls(description: dict[str, Any]) -> TlsContext:
+    """How to verify the nodes of the cluster a cluster.json describes (None: plain TCP)."""
+    return client_context(str(description.get("tls_ca") or ""))
+
+
+def _tls(tls: TlsContext) -> dict[str, Any]:
+    return {"tls": tls} if tls is not None else {}
+
 
 # A cluster started by `outlast cluster` uses the default names.
 NAMES = Names()
 
 
-async def store(nats_urls: list[str], report: dict[str, Any]) -> int:
-    nc = await nats.connect(servers=nats_urls, connect_timeout=5, max_reconnect_attempts=3)
+async def store(nats_urls: list[str], report: dict[str, Any], tls: TlsContext = None) -> int:
+    nc = await nats.connect(
+        servers=nats_urls, connect_timeout=5, max_reconnect_attempts=3, **_tls(tls)
+    )
     try:
         js = nc.jetstream(timeout=10)
         ack = await js.publish(
@@ -29,8 +42,8 @@ async def store(nats_urls: list[str], report: dict[str, Any]) -> int:
         await nc.close()
 
 
-async def history(nats_url: str, limit: int = 100) -> list[dict[str, Any]]:
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
+async def history(nats_url: str, limit: int = 100, tls: TlsContext = None) -> list[dict[str, Any]]:
+    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1, **_tls(tls))
     try:
         js = nc.jetstream(timeout=10)
         info = await js.stream_info(NAMES.drills_stream)

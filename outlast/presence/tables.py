@@ -4,8 +4,11 @@ change (the only writer of ``presence``). Presence facts come from the user's
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Collection, Iterable
 
+from outlast.core.sync import Window
 from outlast.log.client import LogMessage
 from outlast.log.facts import PresenceSet
 from outlast.view.queries import room_mates
@@ -51,5 +54,60 @@ def presence_between(
             " ON b.room_id = a.room_id WHERE a.user_id = ? AND a.membership = 'join'"
             " AND b.membership = 'join')) ORDER BY log_seq",
             (after, upto, user_id, user_id),
+        )
+    )
+
+
+def joins_beside(
+    conn: sqlite3.Connection,
+    user_id: str,
+    windows: Iterable[Window],
+    rooms: Collection[str] | None = None,
+) -> list[tuple[str, str]]:
+    """``(room_id, joiner)`` for each join at a position in a window, in the rooms
+    ``user_id`` is joined to (their own join included); only among ``rooms`` if given.
+
+    One index range of ``membership_changes`` per room: the cost is the joins in the
+    window, not the size of the user's rooms."""
+    among = "" if rooms is None else " AND a.room_id IN (SELECT value FROM json_each(?))"
+    extra: tuple[str, ...] = () if rooms is None else (json.dumps(sorted(rooms)),)
+    pairs: list[tuple[str, str]] = []
+    for w in windows:
+        pairs += [
+            (str(r[0]), str(r[1]))
+            for r in conn.execute(
+                "SELECT a.room_id, c.user_id FROM members a"
+                " JOIN rooms r ON r.room_id = a.room_id AND r.stream = ?"
+                " JOIN membership_changes c ON c.room_id = a.room_id"
+                " AND c.seq > ? AND c.seq <= ? AND c.membership = 'join'"
+                " WHERE a.user_id = ? AND a.membership = 'join'" + among,
+                (w.stream, w.after, w.upto, user_id, *extra),
+            )
+        ]
+    return pairs
+
+
+def joined_in(conn: sqlite3.Connection, room_ids: Collection[str]) -> set[str]:
+    """Everyone joined to one of ``room_ids``."""
+    return {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT user_id FROM members WHERE membership = 'join'"
+            " AND room_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(room_ids)),),
+        )
+    }
+
+
+def presence_of_users(
+    conn: sqlite3.Connection, user_ids: Collection[str], upto: int
+) -> list[sqlite3.Row]:
+    """The latest presence of each of ``user_ids`` set at a users-stream sequence up to
+    ``upto``."""
+    return list(
+        conn.execute(
+            "SELECT * FROM presence WHERE log_seq <= ?"
+            " AND user_id IN (SELECT value FROM json_each(?)) ORDER BY log_seq",
+            (upto, json.dumps(sorted(user_ids))),
         )
     )

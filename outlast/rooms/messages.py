@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from outlast.account_data import tables as account_data
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import aliases, auth, ids, relations
+from outlast.core import sync as sync_core
 from outlast.core.errors import bad_json, forbidden, not_found
 from outlast.core.events import validate_content, validate_type
 from outlast.core.filters import EventFilter
+from outlast.core.members import member_filter
 from outlast.core.sliding.pos import sync_part
 from outlast.core.tokens import Position, encode_boundary, parse_boundary, parse_sync_token
 from outlast.core.visibility import event_visible, membership_at
@@ -196,20 +199,15 @@ class Messages:
         at: str | None = None,
     ) -> list[dict[str, Any]]:
         """GET /members: the member events of the readable state, or (``at``, a sync or
-        /messages token) of the state at that point."""
+        /messages token) of the state at that point, that the membership query keeps."""
+        wanted = member_filter(membership, not_membership)
         position = self.boundary(room_id, at) if at is not None else None
         state = self._readable_state(user_id, room_id, position)
-        out = []
-        for (event_type, _), event in state.items():
-            if event_type != "m.room.member":
-                continue
-            m = event.get("content", {}).get("membership")
-            if membership and m != membership:
-                continue
-            if not_membership and m == not_membership:
-                continue
-            out.append(event)
-        return out
+        return [
+            event
+            for (event_type, _), event in state.items()
+            if event_type == "m.room.member" and wanted.keeps(event["content"].get("membership"))
+        ]
 
     def joined_members(self, user_id: str, room_id: str) -> dict[str, Any]:
         state = queries.current_state(self.ctx.conn, room_id)
@@ -240,7 +238,7 @@ class Messages:
             is_own_membership_event=own,
         ):
             raise not_found("event not found")
-        event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())
+        event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms(), changes=changes)
         self.decorate(who.user_id, [event])
         return event
 
@@ -266,7 +264,9 @@ class Messages:
             if vis.get("history_visibility") != "world_readable":
                 raise forbidden("you are not in this room")
         limit = max(0, min(limit, MAX_PAGE))
+        ignored = account_data.ignored_users(self.ctx.conn, who.user_id)  # spec: ignoring users
         chunk: list[dict[str, Any]] = []
+        first: Position | None = None  # where the page's first event sits
         cursor = start
         exhausted = False
         for _ in range(20):  # bounded scan when filters hide many events
@@ -293,13 +293,15 @@ class Messages:
             if not rows:
                 exhausted = True
                 break
-            for row in visible_rows(rows, changes, who.user_id):
+            for row in visible_rows(rows, changes, who.user_id, ignored):
                 if len(chunk) >= limit:
                     break
-                event = render(row, who.device_id, who.user_id, now_ms=self.ctx.now_ms())
+                now_ms = self.ctx.now_ms()
+                event = render(row, who.device_id, who.user_id, now_ms=now_ms, changes=changes)
                 cursor = _boundary_after(row, backwards)
                 if event_filter.matches(event):
                     chunk.append(event)
+                    first = first or (int(row["seq"]), int(row["idx"]))
             else:
                 last = rows[-1]
                 cursor = _boundary_after(last, backwards)
@@ -310,6 +312,11 @@ class Messages:
         }
         if not exhausted and cursor is not None:
             body["end"] = encode_boundary(cursor)
+        if event_filter.lazy_load_members and first is not None:
+            # The senders' member events as the state stood once the page's first
+            # event was applied (as Synapse does).
+            after_first = queries.state_before(self.ctx.conn, room_id, (first[0], first[1] + 1))
+            body["state"] = sync_core.senders_members(after_first, chunk)
         return body
 
 

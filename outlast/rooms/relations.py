@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from outlast.account_data import tables as account_data
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
 from outlast.core import relation_pages
@@ -68,7 +69,8 @@ class Relations:
         self.messages.event(who, room_id, event_id)  # 404 unless the parent is visible
         rows = self._children(room_id, event_id, parsed)
         changes = queries.membership_changes(self.ctx.conn, room_id, who.user_id)
-        visible = visible_rows(rows, changes, who.user_id)
+        ignored = account_data.ignored_users(self.ctx.conn, who.user_id)  # as /messages
+        visible = visible_rows(rows, changes, who.user_id, ignored)
         by_position = {_position(r): r for r in visible}
         cut = relation_pages.page(
             sorted(by_position),
@@ -79,7 +81,8 @@ class Relations:
         )
         now_ms = self.ctx.now_ms()
         chunk = [
-            render(by_position[p], who.device_id, who.user_id, now_ms=now_ms) for p in cut.positions
+            render(by_position[p], who.device_id, who.user_id, now_ms=now_ms, changes=changes)
+            for p in cut.positions
         ]
         self.decorate(who.user_id, chunk)
         body: dict[str, Any] = {"chunk": chunk}
@@ -150,7 +153,8 @@ class Relations:
         )
         now_ms = self.ctx.now_ms()
         chunk = [
-            render(roots[t.root_id], who.device_id, who.user_id, now_ms=now_ms) for t in chosen
+            render(roots[t.root_id], who.device_id, who.user_id, now_ms=now_ms, changes=changes)
+            for t in chosen
         ]
         self.decorate(who.user_id, chunk)
         body: dict[str, Any] = {"chunk": chunk}

@@ -254,7 +254,9 @@ class SlidingSync:
         picked = list(reversed(visible[:limit])) if limit else []
         limited = len(visible) > limit or len(rows) == fetch
         now_ms = self.ctx.now_ms()
-        timeline = [render(r, who.device_id, who.user_id, now_ms=now_ms) for r in picked]
+        timeline = [
+            render(r, who.device_id, who.user_id, now_ms=now_ms, changes=changes) for r in picked
+        ]
         self.sync.decorate(who.user_id, timeline)
         start = (int(picked[0]["seq"]), int(picked[0]["idx"])) if picked else upto
         return timeline, [int(r["seq"]) for r in picked], limited, start

@@ -23,7 +23,6 @@ from outlast.core.filters import SyncFilter
 from outlast.core.sync import RoomSlice
 from outlast.core.tokens import SyncToken, encode_boundary, parse_sync_token
 from outlast.log.client import LogUnavailable
-from outlast.log.facts import GLOBAL
 from outlast.ops.health import Health
 from outlast.rooms.render import render, visible_rows
 from outlast.sync import queries as sync_queries
@@ -37,8 +36,6 @@ from outlast.sync.window import (
     no_decoration,
 )
 from outlast.view import queries
-
-IGNORED_USERS = "m.ignored_user_list"
 
 
 class Sync:
@@ -234,11 +231,9 @@ class Sync:
             unread=merged.unread,
         )
 
-    def _ignored(self, user_id: str) -> set[str]:
-        """The users ``m.ignored_user_list`` names."""
-        content = account_data.get(self.ctx.conn, user_id, GLOBAL, IGNORED_USERS) or {}
-        ignored = content.get("ignored_users")
-        return set(ignored) if isinstance(ignored, dict) else set()
+    def _ignored(self, who: Requester) -> frozenset[str]:
+        """Whom the user ignores: their invites and non-state events are not sent."""
+        return account_data.ignored_users(self.ctx.conn, who.user_id)
 
     def _room(
         self,
@@ -263,7 +258,7 @@ class Sync:
             own = state.get(("m.room.member", who.user_id))
             if own is None:
                 return None
-            if membership == "invite" and own.get("sender") in self._ignored(who.user_id):
+            if membership == "invite" and own.get("sender") in self._ignored(who):
                 return None  # an ignored user's invite is not shown (spec: ignoring users)
             stripped = assembly.invite_state(state.values(), own)
             return RoomSlice(room_id, membership, invite_state=stripped)
@@ -322,11 +317,11 @@ class Sync:
             limit=limit * 3 + 20,
             newest_first=True,
         )
-        visible = visible_rows(rows, changes, who.user_id)
+        visible = visible_rows(rows, changes, who.user_id, self._ignored(who))
         picked = []
         now_ms = self.ctx.now_ms()
         for r in visible:
-            event = render(r, who.device_id, who.user_id, now_ms=now_ms)
+            event = render(r, who.device_id, who.user_id, now_ms=now_ms, changes=changes)
             if sync_filter.room.timeline.matches(event):
                 picked.append((r, event))
             if len(picked) > limit:

@@ -128,9 +128,10 @@ def leader_site(cluster: Cluster) -> str:
 
 
 def start_cluster(
-    directory: Path, sites: int = 3, partitions: int = 2, site_toml: str = ""
+    directory: Path, sites: int = 3, partitions: int = 2, site_toml: str = "", tls: bool = False
 ) -> Cluster:
-    """Start a cluster; ``site_toml`` is added to every site's configuration."""
+    """Start a cluster; ``site_toml`` is added to every site's configuration; ``tls``:
+    `cluster up --tls` (a CA of its own, TLS on every link to and between nodes)."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
     extra.write_text(FAST_HASH_TOML + NO_LIMITS_TOML + site_toml)
@@ -150,6 +151,7 @@ def start_cluster(
             str(partitions),
             "--site-config",
             str(extra),
+            *(["--tls"] if tls else []),
         ],
         capture_output=True,
         text=True,

@@ -29,6 +29,7 @@ from nio import (
 from outlast.cluster.plan import worker_denied
 from outlast.log.client import LogClient, LogMessage, StreamMissing
 from outlast.log.engine import NatsNode, NodeSpec, free_port
+from outlast.log.lease import KeyBucket, Lease, claim
 from outlast.log.names import Names
 from outlast.log.objects import ObjectBucket
 from tests.cluster.harness import (
@@ -273,3 +274,36 @@ async def test_a_cluster_workers_credential_is_refused_a_stream_delete(
         assert (await js.stream_info(names.users_stream)).state.messages > 0
     finally:
         await nc.close()
+
+
+async def test_a_worker_runs_the_backup_schedule_in_the_bucket_the_admin_made(
+    node: NodeSpec,
+) -> None:
+    backups = NAMES.backup_bucket
+    worker = await client(worker_url(node), manage=False)
+    try:
+        with pytest.raises(StreamMissing):  # not made yet, and the worker may not make it
+            await KeyBucket(worker, backups).ensure(1)
+    finally:
+        await worker.close()
+    admin = await client(admin_url(node), manage=True)
+    try:
+        await KeyBucket(admin, backups).ensure(1)
+    finally:
+        await admin.close()
+    worker = await client(worker_url(node), manage=False)
+    try:
+        bucket = KeyBucket(worker, backups)
+        await bucket.ensure(1)  # found
+        mine = Lease(bucket, "lease", "worker-1", ttl=30)
+        other = Lease(bucket, "lease", "worker-2", ttl=30)
+        assert await mine.hold() and not await other.hold()
+        assert await mine.hold()  # renewed by compare-and-set
+        assert await mine.holder_now() == "worker-1"
+        assert await claim(bucket, "period.7", "worker-1", ttl=30)
+        assert not await claim(bucket, "period.7", "worker-2", ttl=30)
+    finally:
+        await worker.close()
+    for subject in (f"$JS.API.STREAM.DELETE.KV_{backups}", f"$JS.API.STREAM.PURGE.KV_{backups}"):
+        error = await refused(worker_url(node), subject, b"{}")
+        assert is_violation(error, subject), error

@@ -93,6 +93,11 @@ def test_rooms_match_room_id_when_present() -> None:
     assert f.matches(ev(room_id=None))
 
 
+def test_lazy_load_members_is_read_from_a_room_event_filter() -> None:
+    assert parse_event_filter({"lazy_load_members": True}).lazy_load_members is True
+    assert parse_event_filter({}).lazy_load_members is False
+
+
 def test_contains_url() -> None:
     with_url = ev(content={"url": "mxc://hs/abc", "body": "x"})
     without = ev(content={"body": "x"})

@@ -15,6 +15,7 @@ from outlast.core.sync import (
     is_empty,
     moved_windows,
     room_body,
+    senders_members,
     state_delta,
     worth_narrowing,
 )
@@ -235,3 +236,13 @@ def test_long_windows_are_not_worth_narrowing() -> None:
     half = NARROW_MAX_POSITIONS // 2
     assert not worth_narrowing([Window("a", 0, half + 1), Window("b", 0, half)])
     assert not worth_narrowing([Window("a", 0, NARROW_MAX_POSITIONS + 1)])
+
+
+def test_senders_members_names_each_sender_once() -> None:
+    def member(user: str) -> dict[str, Any]:
+        return {"type": "m.room.member", "state_key": user, "content": {"membership": "join"}}
+
+    state = {("m.room.member", u): member(u) for u in ("@a:hs", "@b:hs", "@c:hs")}
+    events = [{"sender": "@b:hs"}, {"sender": "@a:hs"}, {"sender": "@b:hs"}, {"sender": "@z:hs"}]
+    assert senders_members(state, events) == [member("@b:hs"), member("@a:hs")]
+    assert senders_members(state, []) == []

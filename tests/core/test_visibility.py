@@ -10,6 +10,8 @@ from outlast.core.visibility import (
     MembershipChange,
     effective_visibility,
     event_visible,
+    ignored_away,
+    membership_after,
     membership_at,
     visible_positions_upper_bound,
 )
@@ -50,6 +52,17 @@ def test_membership_at_uses_state_before_the_event() -> None:
     assert membership_at(changes, (20, 0)) == "join"  # the leave itself
     assert membership_at(changes, (21, 0)) == "leave"
     assert membership_at([], (3, 3)) == "leave"
+
+
+def test_membership_after_counts_the_event_itself() -> None:
+    changes = [mc(5, "invite"), mc(10, "join", idx=2), mc(20, "leave")]
+    assert membership_after(changes, (1, 0)) == "leave"  # never a member yet
+    assert membership_after(changes, (5, 0)) == "invite"  # the invite itself
+    assert membership_after(changes, (10, 1)) == "invite"
+    assert membership_after(changes, (10, 2)) == "join"  # the join itself
+    assert membership_after(changes, (19, 9)) == "join"
+    assert membership_after(changes, (20, 0)) == "leave"  # the leave itself
+    assert membership_after([], (3, 3)) == "leave"
 
 
 def test_membership_at_orders_by_seq_then_idx() -> None:
@@ -179,3 +192,11 @@ def test_upper_bound() -> None:
     assert visible_positions_upper_bound([mc(1, "join"), mc(4, "leave", idx=2)]) == (4, 2)
     assert visible_positions_upper_bound([mc(1, "join"), mc(4, "ban")]) == (4, 0)
     assert visible_positions_upper_bound([mc(1, "leave"), mc(4, "knock")]) == (4, 0)
+
+
+def test_an_ignored_senders_messages_go_but_their_state_stays() -> None:
+    ignored = {"@troll:hs"}
+    assert ignored_away("@troll:hs", False, ignored)
+    assert not ignored_away("@troll:hs", True, ignored)  # a name or topic change still shows
+    assert not ignored_away("@friend:hs", False, ignored)
+    assert not ignored_away("@troll:hs", False, set())

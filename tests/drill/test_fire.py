@@ -401,3 +401,21 @@ def test_drill_without_cluster_starts_and_stops_its_own(tmp_path: Path) -> None:
         for pid in processes_mentioning(str(scratch)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
+
+
+def test_power_drill_on_a_tls_cluster(tmp_path: Path) -> None:
+    """`cluster up --tls`: the drill's load goes through the HTTPS front door and its
+    record is stored and read over TLS, verified against the cluster's CA."""
+    cluster = start_cluster(tmp_path / "cluster", tls=True)
+    try:
+        assert str(cluster.description["front_door"]).startswith("https://")
+        cluster_file = cluster.dir / "cluster.json"
+        proc, report = fire_drill(
+            cluster_file, "power", tmp_path / "power.json", "--heal-after", str(HEAL_AFTER)
+        )
+        assert_drill_passed(proc, report, "power")
+        listing = outlast("drill", "history", "--cluster", str(cluster_file), timeout=120)
+        assert listing.returncode == 0, listing.stderr
+        assert report["id"] in listing.stdout
+    finally:
+        cluster.down()

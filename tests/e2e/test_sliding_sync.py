@@ -180,7 +180,7 @@ async def test_invites_come_with_stripped_state_and_filter_by_is_invite(
     alice, bob = await raw_user(server, "alice"), await raw_user(server, "bob")
     joined = await create_room(server, bob, name="bob's own")
     invited = await create_room(server, alice, name="come in", invite=[bob["user_id"]])
-    body = {
+    body: dict[str, Any] = {
         "lists": {
             "invites": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_invite": True}},
             "rooms": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_invite": False}},

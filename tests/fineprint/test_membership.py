@@ -6,7 +6,7 @@ from typing import Any
 
 from nio import AsyncClient, RoomCreateResponse, RoomKickResponse, RoomPreset
 
-from tests.e2e.helpers import V3, api, expect, forbidden
+from tests.e2e.helpers import V3, api, close_all, expect, forbidden, register
 
 
 async def test_kicking_someone_not_in_the_room_is_forbidden(
@@ -121,3 +121,44 @@ async def test_members_at_a_token_are_the_members_then(
         params={"at": "nonsense"},
     )
     assert status == 400, body
+
+
+async def test_members_filtered_by_membership(
+    url: str, pair: tuple[AsyncClient, AsyncClient]
+) -> None:
+    alice, bob = pair
+    carol = await register(url, "carol")
+    try:
+        room = expect(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
+        base = f"{url}{V3}/rooms/{room.room_id}"
+        assert (await api("POST", f"{url}{V3}/join/{room.room_id}", {}, bob.access_token))[0] == 200
+        assert (await api("POST", f"{base}/leave", {}, bob.access_token))[0] == 200
+        invite = {"user_id": "@carol:localhost"}
+        assert (await api("POST", f"{base}/invite", invite, alice.access_token))[0] == 200
+
+        async def members(**params: str) -> dict[str, str]:
+            status, body = await api(
+                "GET", f"{base}/members", token=alice.access_token, params=params
+            )
+            assert status == 200, body
+            return {e["state_key"]: e["content"]["membership"] for e in body["chunk"]}
+
+        everyone = {
+            "@alice:localhost": "join",
+            "@bob:localhost": "leave",
+            "@carol:localhost": "invite",
+        }
+        assert await members() == everyone
+        assert await members(membership="invite") == {"@carol:localhost": "invite"}
+        assert await members(not_membership="leave") == {
+            "@alice:localhost": "join",
+            "@carol:localhost": "invite",
+        }
+        assert await members(membership="join", not_membership="leave") == {
+            "@alice:localhost": "join"
+        }
+        for bad in ({"membership": "member"}, {"not_membership": "gone"}):
+            status, body = await api("GET", f"{base}/members", token=alice.access_token, params=bad)
+            assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    finally:
+        await close_all(carol)

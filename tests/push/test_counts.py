@@ -86,6 +86,24 @@ async def test_a_muted_room_counts_only_mentions(pair: Pair) -> None:
     assert counts(await sync(alice, timeout=0), room) == (2, 2)
 
 
+async def test_a_muted_sender_is_listed_and_counts_only_mentions(pair: Pair) -> None:
+    """A ``sender`` rule is listed by GET /pushrules/ under its kind and, without
+    ``notify``, mutes that sender everywhere but for mentions."""
+    alice, bob, room = pair
+    base = f"{alice.homeserver}{V3}/pushrules/"
+    rule = f"{base}global/sender/{bob.user_id}"
+    assert (await api("PUT", rule, {"actions": []}, alice.access_token))[0] == 200
+    status, body = await api("GET", base, token=alice.access_token)
+    assert status == 200
+    assert {"rule_id": bob.user_id, "actions": [], "enabled": True, "default": False} in body[
+        "global"
+    ]["sender"]
+    await send(bob, room, plain("muted sender"))
+    assert counts(await sync(alice, timeout=0), room) == (0, 0)
+    await send(bob, room, plain("but this", **{"m.mentions": {"user_ids": [alice.user_id]}}))
+    assert counts(await sync(alice, timeout=0), room) == (1, 1)
+
+
 async def test_threads_are_counted_apart_when_the_filter_asks(pair: Pair) -> None:
     alice, bob, room = pair
     root = await send(bob, room, plain("a topic"))

@@ -32,6 +32,7 @@ async def sync(request: web.Request) -> web.Response:
     if raw_filter is not None and raw_filter.lstrip().startswith("{"):
         raw_filter = parse_json(raw_filter, "filter")  # inline JSON rather than a filter id
     sync_filter = await svc.filters.resolve(who.user_id, raw_filter)
+    await svc.presence.on_sync(who, request.query.get("set_presence"))
     body = await svc.sync.sync(
         who,
         since,
