@@ -138,6 +138,20 @@ async def test_subscription_widens_the_timeline(server: OutlastProcess) -> None:
     )
     assert status == 200, page
     assert [e["event_id"] for e in page["chunk"]] == [sent[4], sent[3]]
+    # And /relations, paging back from the pos, finds the reaction sent before it.
+    path = f"/rooms/{room}/send/m.reaction/t{next(_txn)}"
+    reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": sent[0], "key": "x"}}
+    status, sent_reaction = await call(server, "PUT", path, alice, reaction)
+    assert status == 200, sent_reaction
+    later = await ok_slide(server, alice, body, pos=opened["pos"])
+    status, related = await api(
+        "GET",
+        f"{server.url}/_matrix/client/v1/rooms/{room}/relations/{sent[0]}",
+        token=alice["token"],
+        params={"from": later["pos"]},
+    )
+    assert status == 200, related
+    assert [e["event_id"] for e in related["chunk"]] == [sent_reaction["event_id"]]
 
 
 async def test_long_poll_wakes_on_a_message_and_carries_only_the_news(
