@@ -58,6 +58,7 @@ def user_rooms(
         c.filters.tags is not None or c.filters.not_tags for c in request.lists.values()
     )
     direct = _direct_rooms(account_data.get(conn, user_id, GLOBAL, DIRECT))
+    ignored = account_data.ignored_users(conn, user_id)
     parents = _parents(conn, user_id, request)
     out: dict[str, ListedRoom] = {}
     for row in queries.rooms_of_user(conn, user_id):
@@ -78,6 +79,8 @@ def user_rooms(
             own = json.loads(queries.member_event_json(conn, room_id, user_id) or "{}")
             by_self = own.get("sender") == user_id
             if membership == "invite":
+                if own.get("sender") in ignored:
+                    continue  # an ignored user's invite is not shown (spec: ignoring users)
                 is_dm = is_dm or bool(own.get("content", {}).get("is_direct"))
             if membership == "ban":
                 changes = queries.membership_changes(conn, room_id, user_id)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from outlast.account_data import tables as account_data
 from outlast.account_data.service import AccountDataSync
 from outlast.accounts.service import Requester
 from outlast.context import SiteContext
@@ -250,7 +251,8 @@ class SlidingSync:
             conn, room_id, after=after, before=upto, limit=fetch, newest_first=True
         )
         changes = queries.membership_changes(conn, room_id, who.user_id)
-        visible = visible_rows(rows, changes, who.user_id)
+        ignored = account_data.ignored_users(conn, who.user_id)
+        visible = visible_rows(rows, changes, who.user_id, ignored)
         picked = list(reversed(visible[:limit])) if limit else []
         limited = len(visible) > limit or len(rows) == fetch
         now_ms = self.ctx.now_ms()

@@ -455,3 +455,18 @@ async def test_me_in_required_state_is_the_requesting_user(server: OutlastProces
     resp = await ok_slide(server, bob, body)
     members = [e["state_key"] for e in resp["rooms"][room]["required_state"]]
     assert members == [bob["user_id"]]
+
+
+async def test_an_ignored_users_invite_and_messages_are_not_shown(server: OutlastProcess) -> None:
+    alice, bob, eve = [await raw_user(server, n) for n in ("alice", "bob", "eve")]
+    room = await create_room(server, alice, preset="public_chat", name="shared")
+    for who in (bob, eve):
+        assert (await call(server, "POST", f"/join/{room}", who))[0] == 200
+    path = f"/user/{bob['user_id']}/account_data/m.ignored_user_list"
+    assert (await call(server, "PUT", path, bob, {"ignored_users": {eve["user_id"]: {}}}))[0] == 200
+    await create_room(server, eve, name="from eve", invite=[bob["user_id"]])
+    await send(server, eve, room, "from the ignored")
+    await send(server, alice, room, "from alice")
+    resp = await ok_slide(server, bob, list_body(limit=10))
+    assert list(resp["rooms"]) == [room]  # not eve's invite
+    assert bodies(resp["rooms"][room]) == ["from alice"]
