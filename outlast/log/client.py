@@ -181,6 +181,11 @@ class WorkQueue:
         self._sub = sub
         self._reached_at = -float("inf")
         self._asking: asyncio.Lock | None = None
+        # The consumer's leader as last heard, and how many leaders were heard: a new
+        # leader starts from the replicated pending state, in which a held message's
+        # last progress may be older than the ack wait, and hands it out again at once.
+        self.leader: str | None = None
+        self.term = 0
 
     async def reachable(self, max_age: float = 0.0) -> None:
         """Proof that the consumer's quorum still hears us: its leader answered a
@@ -192,9 +197,12 @@ class WorkQueue:
             if asyncio.get_running_loop().time() - self._reached_at <= max_age:
                 return
             try:
-                await self._js.consumer_info(self.stream, self.durable, timeout=2.0)
+                info = await self._js.consumer_info(self.stream, self.durable, timeout=2.0)
             except (*NO_ANSWER, nats.js.errors.Error) as exc:
                 raise LogUnavailable(f"consumer {self.durable} unreachable") from exc
+            leader = info.cluster.leader if info.cluster is not None else None
+            if leader != self.leader or self.term == 0:
+                self.leader, self.term = leader, self.term + 1
             self._reached_at = asyncio.get_running_loop().time()
 
     async def fetch(self, batch: int, timeout: float) -> list[WorkItem]:
@@ -358,16 +366,32 @@ class LogClient:
                     raise
                 await self.js.update_stream(config)
 
-    async def require_stream(self, stream: str) -> None:
-        """StreamMissing, saying who must create it, unless ``stream`` exists."""
-        try:
-            await self.js.stream_info(stream)
-        except nats.js.errors.NotFoundError as exc:
-            raise StreamMissing(
-                f"stream {stream} does not exist, and this worker's log credential may not "
-                "create streams: create them with the admin credential (`outlast cluster up` "
-                "does; see docs/security.md)"
-            ) from exc
+    async def require_stream(self, stream: str, timeout: float = 60.0) -> None:
+        """StreamMissing, saying who must create it, unless ``stream`` exists.
+
+        Waits out elections: a cluster that has just started (or restored) answers
+        stream info only once the stream has a leader, and a worker that gave up on
+        the first unanswered question would fail its site's start.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await self.js.stream_info(stream)
+                return
+            except nats.js.errors.NotFoundError as exc:
+                raise StreamMissing(
+                    f"stream {stream} does not exist, and this worker's log credential may "
+                    "not create streams: create them with the admin credential (`outlast "
+                    "cluster up` does; see docs/security.md)"
+                ) from exc
+            except NO_ANSWER as exc:
+                if loop.time() >= deadline:
+                    raise LogUnavailable(
+                        f"stream {stream} did not answer for {timeout:.0f}s"
+                    ) from exc
+                log.info("stream %s not answering yet (%s); waiting", stream, type(exc).__name__)
+                await asyncio.sleep(0.5)
 
     async def append(
         self,

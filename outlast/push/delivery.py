@@ -66,6 +66,16 @@ RESTART_DELAY = 1.0
 # How long stopping waits for the loops and deliveries it cancelled.
 STOP_SECONDS = 5.0
 MAX_RESPONSE_BYTES = 65536
+# How old the consumer leader's answer may be when a post is made on its strength.
+FRESH_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """When a batch was fetched, and under which of the consumer's leaders."""
+
+    at: float
+    term: int
 
 
 @dataclass(frozen=True)
@@ -82,10 +92,11 @@ class Hold:
     """Keeps a work item ours while it is worked on, and says when it may no longer be."""
 
     def __init__(
-        self, item: WorkItem, queue: WorkQueue, ctx: SiteContext, ack_wait: float, fetched: float
+        self, item: WorkItem, queue: WorkQueue, ctx: SiteContext, ack_wait: float, fetched: Fetched
     ):
         self.item, self.queue, self.ctx, self.ack_wait = item, queue, ctx, ack_wait
-        self.last_contact = fetched  # the fetch itself reached the consumer's leader
+        self.last_contact = fetched.at  # the fetch itself reached the consumer's leader
+        self.term = fetched.term
         self.lost = False
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -103,10 +114,30 @@ class Hold:
 
     @property
     def ours(self) -> bool:
-        """Whether we may still send: we reached the consumer within half the ack wait."""
+        """Whether we may still send: we reached the consumer within half the ack wait,
+        and its leader is the one that handed us the message (see ``WorkQueue.term``)."""
         if self.ctx.clock.monotonic() - self.last_contact >= self.ack_wait / 2:
             self.lost = True
+        if self.queue.term != self.term:
+            self.lost = True
         return not self.lost
+
+    async def confirm(self) -> bool:
+        """Whether the consumer's leader answered us a moment ago: asked just before a post.
+
+        A post made while the leader is gone (a fire, an election) cannot be acked
+        until a new leader is elected, and the new leader hands the message out
+        again at once; a post is therefore only made right after the leader was
+        heard, which leaves in doubt only posts during which the leader died.
+        """
+        if not self.ours:
+            return False
+        try:
+            await self.queue.reachable(max_age=FRESH_SECONDS)
+        except LogUnavailable:
+            return False
+        self.last_contact = max(self.last_contact, self.ctx.clock.monotonic() - FRESH_SECONDS)
+        return self.ours
 
     async def _keep(self) -> None:
         # Every quarter of the ack wait; the leader's answer may be shared and up to a
@@ -120,7 +151,7 @@ class Hold:
                 await self.queue.reachable(max_age=shared_age)
             except LogUnavailable:
                 continue
-            self.last_contact = self.ctx.clock.monotonic() - shared_age
+            self.last_contact = max(self.last_contact, self.ctx.clock.monotonic() - shared_age)
 
 
 class Delivery:
@@ -189,8 +220,10 @@ class Delivery:
                             ack_wait=self.config.ack_wait_seconds,
                             max_pending=max(1, self.config.max_in_flight) * 16,
                         )
+                        await queue.reachable()  # learn the leader before taking work
+                    term = queue.term
                     items = await queue.fetch(FETCH_BATCH, FETCH_TIMEOUT)
-                    fetched = self.ctx.clock.monotonic()
+                    fetched = Fetched(self.ctx.clock.monotonic(), term)
                 except asyncio.CancelledError:
                     raise
                 except (LogUnavailable, StreamMissing) as exc:  # no quorum, an election
@@ -210,7 +243,7 @@ class Delivery:
             if queue is not None:
                 await queue.close()
 
-    async def _handle(self, item: WorkItem, queue: WorkQueue, fetched: float) -> None:
+    async def _handle(self, item: WorkItem, queue: WorkQueue, fetched: Fetched) -> None:
         hold = Hold(item, queue, self.ctx, self.config.ack_wait_seconds, fetched)
         hold.start()
         try:
@@ -222,9 +255,14 @@ class Delivery:
                 if not applied:
                     return  # our view lags: leave it to be handed out again
                 jobs = self._jobs(msg.stream, msg.seq, msg.data)
-                await asyncio.gather(*(self._send(job, hold) for job in jobs))
-            if hold.ours:
-                await item.ack()
+                settled = await asyncio.gather(*(self._send(job, hold) for job in jobs))
+                if not all(settled):
+                    return  # another holder will get it (and repeat what we posted)
+            elif not hold.ours:
+                return
+            # Every post settled: ack even if the hold lapsed meanwhile, because an ack
+            # that lands spares the gateway a repeat, and one that does not costs nothing.
+            await self._ack(item)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -232,6 +270,15 @@ class Delivery:
         finally:
             await hold.stop()
             self._slots.release()
+
+    async def _ack(self, item: WorkItem) -> None:
+        try:
+            await item.ack()
+        except LogUnavailable:
+            # The leader went away after the posts: the message will be handed out
+            # again and its posts repeated (the in-doubt case of docs/push.md).
+            msg = item.message
+            log.warning("push of %s:%d sent but its ack unconfirmed", msg.stream, msg.seq)
 
     # --- what to send -----------------------------------------------------------------
 
@@ -292,17 +339,22 @@ class Delivery:
 
     # --- sending ------------------------------------------------------------------------
 
-    async def _send(self, job: Job, hold: Hold) -> None:
-        """Post until the gateway takes it, or it is given up, or the item is no longer ours."""
+    async def _send(self, job: Job, hold: Hold) -> bool:
+        """Post until the gateway takes it or it is given up (True: settled), or until
+        the item is no longer ours (False)."""
         failures = 0
         first_failure: float | None = None
         while hold.ours:
+            if not await hold.confirm():
+                # The leader is not answering: wait (ours lapses if it stays away).
+                await self.ctx.clock.sleep(self.backoff.delay(1, random.random()))
+                continue
             status, answer = await self._post(job.pusher.url, job.body)
             if delivered(status):
                 self.sent += 1
                 if rejected_pushkeys(answer, [job.pusher.pushkey]):
                     await self._remove(job)
-                return
+                return True
             failures += 1
             now = self.ctx.clock.monotonic()
             first_failure = now if first_failure is None else first_failure
@@ -313,8 +365,9 @@ class Delivery:
                     job.pusher.url,
                     failures,
                 )
-                return
+                return True
             await self.ctx.clock.sleep(self.backoff.delay(failures, random.random()))
+        return False
 
     async def _post(self, url: str, body: dict[str, Any]) -> tuple[int | None, Any]:
         assert self._session is not None

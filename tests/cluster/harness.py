@@ -228,6 +228,45 @@ async def move_leader(cluster: Cluster, stream: str, site: str, timeout: float =
     await wait_provable(cluster, stream, timeout)
 
 
+def consumer_leader(cluster: Cluster, via: str, stream: str, consumer: str) -> str:
+    """The site of the leader of ``consumer`` on ``stream`` as ``via``'s node sees it."""
+    url = cluster.site(via)["monitor_url"] + "/jsz?consumers=true&accounts=true"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        jsz = json.loads(resp.read())
+    for account in jsz.get("account_details", []):
+        for detail in account.get("stream_detail", []):
+            if detail["name"] != stream:
+                continue
+            for found in detail.get("consumer_detail") or []:
+                if found.get("name") == consumer:
+                    leader = (found.get("cluster") or {}).get("leader", "") or ""
+                    return leader.rsplit("-", 1)[0] if leader else ""
+    return ""
+
+
+async def move_consumer_leader(
+    cluster: Cluster, stream: str, consumer: str, site: str, timeout: float = 60
+) -> None:
+    """Make ``site``'s node the leader of a consumer (a stepdown with a placement)."""
+    import nats
+
+    nc = await nats.connect(cluster.site(site)["nats_url"])
+    try:
+        deadline = time.monotonic() + timeout
+        while consumer_leader(cluster, site, stream, consumer) != site:
+            assert time.monotonic() < deadline, f"{site} did not become leader of {consumer}"
+            request = {"placement": {"tags": [f"site:{site}"]}}
+            with contextlib.suppress(Exception):
+                await nc.request(
+                    f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}",
+                    json.dumps(request).encode(),
+                    5,
+                )
+            await asyncio.sleep(1.0)
+    finally:
+        await nc.close()
+
+
 async def wait_provable(cluster: Cluster, stream: str, timeout: float = 30) -> None:
     """Wait until every site's node gives a stream-info answer the read barrier accepts.
 

@@ -4,6 +4,12 @@ The gateway is down while messages arrive, so every site's workers hold some
 of them, retrying. Then the site that was sending burns. Its messages are
 handed to the survivors after the ack wait; nothing had reached the gateway
 before the fire, so nothing is in doubt and every event must arrive once.
+
+In the second case the burned site also leads the rooms streams and their push
+consumers: the survivors
+elect a new leader, which hands out again at once every message whose last
+replicated progress is older than the ack wait — while the survivors still hold
+some of them. Holders notice the new leader and stop (see ``WorkQueue.term``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from tests.cluster.harness import (
     V3,
     Cluster,
     close_all,
+    consumer_leader,
     http,
+    move_consumer_leader,
+    move_leader,
     nio_register,
     ok,
     send_retrying,
@@ -56,8 +65,9 @@ def site_of(agent: str) -> str:
     return found.group(1) if found else ""
 
 
+@pytest.mark.parametrize("leads_consumers", [False, True], ids=["follower", "consumer-leader"])
 async def test_burning_the_sending_site_loses_and_doubles_no_notification(
-    push_cluster: Cluster,
+    push_cluster: Cluster, leads_consumers: bool
 ) -> None:
     cluster = push_cluster
     door = cluster.front_door
@@ -99,6 +109,11 @@ async def test_burning_the_sending_site_loses_and_doubles_no_notification(
             held_by_victim = {
                 r.event_id for r in gateway.received if site_of(r.user_agent) == victim
             }
+            if leads_consumers:
+                for stream in ("OUTLAST_ROOMS_0", "OUTLAST_ROOMS_1"):
+                    await move_leader(cluster, stream, victim)
+                    await move_consumer_leader(cluster, stream, "push_delivery", victim)
+                    assert consumer_leader(cluster, victim, stream, "push_delivery") == victim
             await asyncio.get_running_loop().run_in_executor(None, cluster.burn, victim)
             gateway.come_back()
             after = [(await send_retrying(bob, room, f"after {i}", f"a{i}"))[0] for i in range(6)]
