@@ -11,6 +11,7 @@ import pytest
 from nio import JoinResponse, RoomCreateResponse, RoomPreset, RoomSendResponse
 
 from tests.cluster.harness import Cluster, close_all, http, nio_register, ok, wait_for
+from tests.e2e.test_other_clients import needs_node, run_js
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +95,15 @@ async def test_long_poll_wakes_on_another_sites_write_and_pos_moves_between_site
         assert body["rooms"] == {}
     finally:
         await close_all(alice, bob)
+
+
+@needs_node
+def test_js_sdk_sliding_sync_across_sites(cluster: Cluster) -> None:
+    """Element X's protocol spoken by a real client library across sites: Alice's
+    matrix-js-sdk SlidingSync talks to site a, Bob's to site b; Bob sees Alice's
+    invite in his room list, joins, opens the room and they talk live both ways."""
+    outcome = run_js("sliding.mjs", cluster.site_url("a"), cluster.site_url("b"))
+    assert outcome["invited_name"] == outcome["joined_name"] == "sliding chat"
+    assert outcome["bob_bodies"] == ["hello from alice", "are you there?", "hello from bob"]
+    assert "hello from bob" in outcome["alice_bodies"]
+    assert outcome["failures"] == []

@@ -149,11 +149,12 @@ def js_packages() -> None:
         subprocess.run([str(ROOT / "scripts" / "js-deps.sh")], check=True, timeout=300)
 
 
-def run_js(script: str, url: str) -> dict[str, Any]:
-    """Run a tests/js script against ``url``; its "RESULT {json}" line, checked to be ok."""
+def run_js(script: str, url: str, *more: str) -> dict[str, Any]:
+    """Run a tests/js script against ``url`` (and any further arguments); its
+    "RESULT {json}" line, checked to be ok."""
     js_packages()
     result = subprocess.run(
-        ["node", str(JS_DIR / script), url],
+        ["node", str(JS_DIR / script), url, *more],
         capture_output=True,
         text=True,
         timeout=150,

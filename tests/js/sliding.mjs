@@ -1,7 +1,10 @@
 // matrix-js-sdk's SlidingSync (simplified sliding sync, MSC4186) against a real
 // Outlast server:
 //
-//   node tests/js/sliding.mjs http://127.0.0.1:8008
+//   node tests/js/sliding.mjs http://127.0.0.1:8008 [BOB_URL]
+//
+// With a second URL, Bob's client talks to it (another site of a cluster) and
+// Alice's to the first: every step then crosses sites.
 //
 // Alice and Bob each run a client whose sync is js-sdk's SlidingSync with one room
 // list. Alice creates a named room, invites Bob and says hello; Bob sees the invite
@@ -21,6 +24,7 @@ import { SlidingSync } from "matrix-js-sdk/lib/sliding-sync.js";
 import { deadline, fail, recordingFetch, register, requests, waitFor } from "./common.mjs";
 
 const baseUrl = process.argv[2];
+const bobUrl = process.argv[3] || baseUrl;
 const TIMEOUT_MS = Number(process.env.CHAT_TIMEOUT_MS || 90000);
 const LEGACY = "/_matrix/client/unstable/org.matrix.msc3575/sync";
 const SIMPLIFIED = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
@@ -52,15 +56,15 @@ const LIST = {
 };
 const SUBSCRIPTION = { timeline_limit: 20, required_state: [["*", "*"]] };
 
-async function start(session) {
+async function start(session, url = baseUrl) {
   const client = sdk.createClient({
-    baseUrl,
+    baseUrl: url,
     fetchFn,
     accessToken: session.access_token,
     userId: session.user_id,
     deviceId: session.device_id,
   });
-  const sliding = new SlidingSync(baseUrl, new Map([["rooms", LIST]]), SUBSCRIPTION, client, 10000);
+  const sliding = new SlidingSync(url, new Map([["rooms", LIST]]), SUBSCRIPTION, client, 10000);
   const lists = [];
   sliding.on("SlidingSync.List", (key, count, indexToRoom) => {
     lists.push({ key, count, rooms: Object.values(indexToRoom) });
@@ -90,9 +94,9 @@ async function main() {
   const aliceName = `ssalice${suffix}`;
   await register(baseUrl, aliceName, "pw-alice");
   const aliceSession = await login(aliceName, "pw-alice"); // logs in, as Element X does
-  const bobSession = await register(baseUrl, `ssbob${suffix}`, "pw-bob");
+  const bobSession = await register(bobUrl, `ssbob${suffix}`, "pw-bob");
   const alice = await start(aliceSession);
-  const bob = await start(bobSession);
+  const bob = await start(bobSession, bobUrl);
 
   const { room_id: roomId } = await alice.client.createRoom({
     name: "sliding chat", preset: "private_chat", invite: [bob.client.getUserId()],
