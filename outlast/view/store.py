@@ -18,23 +18,40 @@ from outlast.view.tables import REMOVED_TRIGGERS, SCHEMAS
 
 SCHEMA_VERSION = 4  # 4: relations
 
+# ``commits``: what each projector transaction changed, for the workers that share the
+# view without projecting (outlast/view/follower.py); written only when shared.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS commits (
+    id INTEGER PRIMARY KEY, messages INTEGER NOT NULL, users TEXT NOT NULL, rooms TEXT NOT NULL
+);
 """
 
+# A shared view's writer and readers are separate processes: a reader waits this
+# long for the writer's lock (only ever held for a checkpoint or a schema step).
+BUSY_TIMEOUT_MS = 10_000
 
-def open_db(path: Path | str, streams: Iterable[str]) -> sqlite3.Connection:
-    """Open (or create, or reset after a schema change) the view database."""
+
+def open_db(
+    path: Path | str, streams: Iterable[str], *, shared: bool = False
+) -> sqlite3.Connection:
+    """Open (or create, or reset after a schema change) the view database.
+
+    ``shared``: other processes use the same file (``serve --workers N``).
+    """
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    # One connection per view, in one process: hold the file lock for the
-    # connection's life instead of taking and dropping it around every
-    # statement (two fcntl calls each), and keep the WAL index in process
-    # memory. A second process opening the same view gets "database is locked".
-    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    if shared:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    else:
+        # One connection per view, in one process: hold the file lock for the
+        # connection's life instead of taking and dropping it around every
+        # statement (two fcntl calls each), and keep the WAL index in process
+        # memory. A second process opening the same view gets "database is locked".
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
     conn.execute("PRAGMA journal_mode=WAL")
     # The view is disposable and its position is committed with its rows: a lost
     # tail after power loss is simply re-applied from the log.
@@ -82,6 +99,12 @@ class Positions:
 
     def applied(self, stream: str) -> int:
         return self._applied.get(stream, 0)
+
+    def reload(self, conn: sqlite3.Connection) -> None:
+        """Advance to what the view file says (a shared view's writer is another process)."""
+        for row in conn.execute("SELECT stream, seq FROM positions").fetchall():
+            if int(row[1]) > self.applied(row[0]):
+                self.advance(row[0], int(row[1]))
 
     def snapshot(self, streams: Iterable[str]) -> tuple[int, ...]:
         return tuple(self.applied(s) for s in streams)
