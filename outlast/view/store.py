@@ -18,11 +18,14 @@ from outlast.view.tables import REMOVED_TRIGGERS, SCHEMAS
 
 SCHEMA_VERSION = 4  # 4: relations
 
-# ``commits``: what each projector transaction changed, for the workers that share the
-# view without projecting (outlast/view/follower.py); written only when shared.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+
+# Only in a shared view: what each projector transaction changed, for the workers
+# that read the view without projecting (outlast/view/follower.py).
+SHARED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS commits (
     id INTEGER PRIMARY KEY, messages INTEGER NOT NULL, users TEXT NOT NULL, rooms TEXT NOT NULL
 );
@@ -61,6 +64,8 @@ def open_db(
     if version is not None and version != SCHEMA_VERSION:
         _drop_all(conn)
     conn.executescript(SCHEMA)
+    if shared:
+        conn.executescript(SHARED_SCHEMA)
     for _, schema in SCHEMAS:
         conn.executescript(schema)
     for trigger in REMOVED_TRIGGERS:
