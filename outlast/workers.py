@@ -30,9 +30,10 @@ from outlast.context import names_of
 from outlast.log.engine import embedded_node, free_port
 from outlast.view.store import open_db
 
-# A worker that exits sooner than this after starting is not restarted: it
-# would only fail again (a bad configuration, a port taken); the site stops.
-CRASH_LOOP_SECONDS = 10.0
+# A worker that exits this many times within CRASH_WINDOW_SECONDS is not started
+# again: it would only fail again (a bad configuration, a port taken); the site stops.
+MAX_EXITS = 3
+CRASH_WINDOW_SECONDS = 60.0
 
 
 def prepare_view(config: Config) -> None:
@@ -92,7 +93,7 @@ async def serve_workers(config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     paths: list[Path] = []
-    started: list[float] = []
+    exits: list[list[float]] = []
     try:
         prepare_view(config)
         for index in range(config.server.workers):
@@ -101,7 +102,7 @@ async def serve_workers(config: Config) -> int:
             path.write_text(worker_config_text(config, index, ",".join(nats_urls), port))
             paths.append(path)
             workers.append(start_worker(path))
-            started.append(loop.time())
+            exits.append([])
         print(
             f"outlast: {len(workers)} workers serving http://{host}:{port} "
             f"(pids {[w.pid for w in workers]})",
@@ -111,15 +112,17 @@ async def serve_workers(config: Config) -> int:
             for index, worker in enumerate(workers):
                 if worker.poll() is None:
                     continue
-                if loop.time() - started[index] < CRASH_LOOP_SECONDS:
+                now = loop.time()
+                exits[index] = [t for t in exits[index] if now - t < CRASH_WINDOW_SECONDS] + [now]
+                if len(exits[index]) >= MAX_EXITS:
                     print(
-                        f"outlast: worker {index} exited right after starting; stopping the site",
+                        f"outlast: worker {index} exited {len(exits[index])} times in "
+                        f"{CRASH_WINDOW_SECONDS:.0f}s; stopping the site",
                         file=sys.stderr,
                         flush=True,
                     )
                     return 1
                 workers[index] = start_worker(paths[index])
-                started[index] = loop.time()
                 print(
                     f"outlast: worker {index} (pid {worker.pid}) exited with "
                     f"{worker.returncode}; started it again as pid {workers[index].pid}",
