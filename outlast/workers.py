@@ -51,7 +51,7 @@ def start_worker(path: Path) -> subprocess.Popen[bytes]:
 
 
 def worker_config_text(config: Config, index: int, nats_url: str, port: int) -> str:
-    """A complete TOML for worker ``index``: the parent's settings with its own view."""
+    """A complete TOML for worker ``index``: the parent's settings, the shared view, its number."""
     import dataclasses
     import json
 
