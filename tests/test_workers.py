@@ -136,6 +136,10 @@ def test_two_workers_serve_one_site_as_one(site: OutlastProcess) -> None:
 
     local = eventually(both_ready)
     assert local["state"] == "healthy"
+    # One view, projected by exactly one of them: the one holding its lock.
+    projecting = [w["pid"] for w in local["workers"] if w["projects_view"]]
+    assert projecting == [lock_owner(site.data_dir)]
+    assert sorted(w["projects_view"] for w in local["workers"]) == [False, True]
 
     # Stopping the site stops both workers.
     site.stop()

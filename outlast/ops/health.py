@@ -157,6 +157,8 @@ class Health:
             "node": self._node_name(),
             "worker": os.getpid(),
             "worker_key": self.worker_key,
+            # Of a view shared by several workers, only one projects (docs/scale.md).
+            "projects_view": self.projector.owns,
             "url": self._public_url(),
             "time": self.clock.time(),
         }

@@ -3,21 +3,21 @@
 The projecting worker (another process) records, in the transaction that
 applies a batch, one ``commits`` row: how many messages, the users whose
 /sync may now show something new and the rooms whose state changed. After
-committing it publishes a nudge on a plain NATS subject. A follower, nudged,
-reads the rows after the last one it saw together with the ``positions``
-table in one read transaction, then drops those rooms from its state cache,
-advances its positions (waking read-your-writes waits) and wakes exactly
-those users' long-polls.
+committing it publishes the same commit, with the positions it reached, on
+a plain NATS subject. A follower then drops those rooms from its state
+cache, advances its positions (waking read-your-writes waits) and wakes
+exactly those users' long-polls.
 
 Why a nudge and a table rather than either alone: the table is durable and
-ordered, so nothing is missed, but reading it needs a reason; the nudge is
-that reason within a fraction of a millisecond, without polling, but plain
-NATS may drop it (a reconnect, a slow consumer). So a follower also looks
-every ``FALLBACK_SECONDS``, and only reads further when ``PRAGMA
-data_version`` says another connection committed since (that pragma is
-answered from the WAL index in shared memory, no query). A follower that
-finds rows were pruned before it read them (it fell far behind) drops its
-whole state cache and wakes every long-poll instead.
+ordered, so nothing is missed; the nudge arrives within a fraction of a
+millisecond, without polling, and when it is the next commit the follower
+needs no read at all. But plain NATS may drop a message (a reconnect, a slow
+consumer): a nudge that skips ids, or none for ``FALLBACK_SECONDS`` while
+``PRAGMA data_version`` says another connection committed, makes the
+follower read the rows after the last one it saw, with the ``positions``
+table, in one read transaction. A follower that finds rows were pruned
+before it read them (it fell far behind) drops its whole state cache and
+wakes every long-poll instead.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from outlast.clock import SYSTEM, Clock
@@ -44,18 +45,61 @@ FALLBACK_SECONDS = 1.0
 KEEP_COMMITS = 10_000
 
 
+@dataclass(frozen=True)
+class Commit:
+    """What one projector transaction changed, as followers need it."""
+
+    id: int
+    messages: int
+    users: frozenset[str]
+    rooms: frozenset[str]
+    positions: dict[str, int]  # every followed stream's applied sequence after it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "messages": self.messages,
+            "users": sorted(self.users),
+            "rooms": sorted(self.rooms),
+            "positions": self.positions,
+        }
+
+    @staticmethod
+    def from_json(raw: Any) -> Commit | None:
+        """The nudge's commit, or None when it is not one (then the table is read)."""
+        # Only this deployment's projector publishes here: check the shape, cheaply.
+        try:
+            users, rooms = raw["users"], raw["rooms"]
+            if not isinstance(users, list) or not isinstance(rooms, list):
+                return None
+            return Commit(
+                id=int(raw["id"]),
+                messages=int(raw["messages"]),
+                users=frozenset(users),
+                rooms=frozenset(rooms),
+                positions={str(k): int(v) for k, v in raw["positions"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
 def record_commit(
-    conn: sqlite3.Connection, messages: int, users: Iterable[str], rooms: Iterable[str]
-) -> int:
+    conn: sqlite3.Connection,
+    messages: int,
+    users: Iterable[str],
+    rooms: Iterable[str],
+    positions: dict[str, int],
+) -> Commit:
     """Inside the projector's transaction: one row saying what this batch changed."""
+    commit_users, commit_rooms = frozenset(users), frozenset(rooms)
     cursor = conn.execute(
         "INSERT INTO commits (messages, users, rooms) VALUES (?, ?, ?)",
-        (messages, json.dumps(sorted(users)), json.dumps(sorted(rooms))),
+        (messages, json.dumps(sorted(commit_users)), json.dumps(sorted(commit_rooms))),
     )
     commit_id = int(cursor.lastrowid or 0)
     if commit_id % 256 == 0:
         conn.execute("DELETE FROM commits WHERE id <= ?", (commit_id - KEEP_COMMITS,))
-    return commit_id
+    return Commit(commit_id, messages, commit_users, commit_rooms, dict(positions))
 
 
 def last_commit(conn: sqlite3.Connection) -> int:
@@ -96,8 +140,12 @@ class Follower:
             log.exception("cannot subscribe to the view's nudges; following by polling")
         self._task = asyncio.create_task(self._run(), name="view-follower")
 
-    async def _nudged(self, _: Any) -> None:
-        self._wake.set()
+    async def _nudged(self, notice: Any) -> None:
+        commit = Commit.from_json(notice)
+        if commit is not None and commit.id == self.seen + 1:
+            self._take([commit], commit.positions, missed=False)  # the next one: no read needed
+        elif commit is None or commit.id > self.seen:
+            self._wake.set()  # one or more nudges lost: read the table
 
     async def stop(self) -> None:
         sub, self._sub = self._sub, None
@@ -122,7 +170,7 @@ class Follower:
                 log.exception("reading the shared view's progress failed; trying again")
 
     def catch_up(self) -> int:
-        """Take in every commit since the last one seen; returns how many."""
+        """Take in every commit since the last one seen, from the table; returns how many."""
         version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
         if version == self._data_version:
             return 0
@@ -138,25 +186,39 @@ class Follower:
             self.conn.execute("COMMIT")
         if not rows:
             return 0
+        commits = [
+            Commit(
+                int(row["id"]),
+                int(row["messages"]),
+                frozenset(json.loads(row["users"])),
+                frozenset(json.loads(row["rooms"])),
+                {},
+            )
+            for row in rows
+        ]
+        missed = commits[0].id != self.seen + 1
+        self._take(commits, {str(r["stream"]): int(r["seq"]) for r in positions}, missed=missed)
+        return len(commits)
+
+    def _take(self, commits: list[Commit], positions: dict[str, int], *, missed: bool) -> None:
+        """Caches first, then positions (which release waiting requests), then long-polls."""
         users: set[str] = set()
         rooms: set[str] = set()
-        for row in rows:
-            users.update(json.loads(row["users"]))
-            rooms.update(json.loads(row["rooms"]))
-            self.applied_count += int(row["messages"])
-        missed = int(rows[0]["id"]) != self.seen + 1
-        self.seen = int(rows[-1]["id"])
+        for commit in commits:
+            users |= commit.users
+            rooms |= commit.rooms
+            self.applied_count += commit.messages
+        self.seen = commits[-1].id
         if self.state_cache is not None:
             if missed:
                 self.state_cache.clear()
             else:
                 self.state_cache.invalidate(rooms)
-        for row in positions:
-            if int(row["seq"]) > self.positions.applied(row["stream"]):
-                self.positions.advance(row["stream"], int(row["seq"]))
+        for stream, seq in positions.items():
+            if seq > self.positions.applied(stream):
+                self.positions.advance(stream, seq)
         self.last_applied_at = self.clock.monotonic()
         if missed:
             self.notifier.notify_all()
         else:
             self.notifier.notify(users)
-        return len(rows)

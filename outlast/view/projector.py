@@ -30,7 +30,7 @@ from outlast.clock import SYSTEM, Clock
 from outlast.log.client import LogClient, LogMessage
 from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
-from outlast.view.follower import Follower, record_commit
+from outlast.view.follower import Commit, Follower, record_commit
 from outlast.view.notifier import Notifier
 from outlast.view.ownership import ViewLock
 from outlast.view.state_cache import BatchStates, StateCache
@@ -175,7 +175,7 @@ class Projector:
                 batch.append(self._queue.get_nowait())
             try:
                 committed = self._apply_batch(batch)
-                if committed and self.sharing is not None:
+                if committed is not None:
                     await self._nudge(committed)
             except Exception:
                 log.exception("projector failed to apply a batch; retrying from the log")
@@ -192,19 +192,19 @@ class Projector:
                             log.exception("re-following %s failed", spec.name)
                             self._refollow.add(spec.name)
 
-    async def _nudge(self, commit_id: int) -> None:
-        """Tell the site's other workers the view moved (they read what from the view)."""
+    async def _nudge(self, commit: Commit) -> None:
+        """Tell the site's other workers what the view's last commit changed."""
         assert self.sharing is not None
         try:
-            await self.log.publish_notice(self.sharing.subject, commit_id)
+            await self.log.publish_notice(self.sharing.subject, commit.to_json())
         except Exception:  # they look by themselves every second
             log.debug("nudging the view's followers failed", exc_info=True)
 
-    def _apply_batch(self, batch: list[LogMessage]) -> int:
-        """Apply and commit; returns the ``commits`` row written (shared views), else 0."""
+    def _apply_batch(self, batch: list[LogMessage]) -> Commit | None:
+        """Apply and commit; returns the ``commits`` row written (shared views only)."""
         applied = {spec.name: self.positions.applied(spec.name) for spec in self.streams}
         affected: set[str] = set()
-        commit_id = 0
+        commit: Commit | None = None
         count = 0
         states = BatchStates(self.conn, self.state_cache)
         self.conn.execute("BEGIN IMMEDIATE")
@@ -228,7 +228,7 @@ class Projector:
                         "UPDATE positions SET seq = ? WHERE stream = ?", (seq, stream)
                     )
             if self.sharing is not None and count:
-                commit_id = record_commit(self.conn, count, affected, states.touched)
+                commit = record_commit(self.conn, count, affected, states.touched, applied)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -242,7 +242,7 @@ class Projector:
         for stream, seq in applied.items():
             self.positions.advance(stream, seq)
         self.notifier.notify(affected)
-        return commit_id
+        return commit
 
     def queue_depth(self) -> int:
         return self._queue.qsize()

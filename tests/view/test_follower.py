@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from outlast.log.client import LogClient, LogMessage
-from outlast.view.follower import Follower, last_commit
+from outlast.view.follower import Commit, Follower, last_commit
 from outlast.view.notifier import Notifier
 from outlast.view.ownership import ViewLock
 from outlast.view.projector import Projector, Sharing
@@ -37,13 +37,15 @@ class Shared:
     cache: StateCache
     seqs: dict[str, int]
 
-    def apply(self, *messages: tuple[str, str, dict[str, Any]]) -> int:
-        """One projector batch of (stream, subject, fact) messages; the commit row's id."""
+    def apply(self, *messages: tuple[str, str, dict[str, Any]]) -> Commit:
+        """One projector batch of (stream, subject, fact) messages; the commit it recorded."""
         batch = []
         for stream, subject, data in messages:
             self.seqs[stream] = self.seqs.get(stream, 0) + 1
             batch.append(LogMessage(stream, self.seqs[stream], subject, data))
-        return self.projector._apply_batch(batch)
+        commit = self.projector._apply_batch(batch)
+        assert commit is not None
+        return commit
 
 
 def room_events(*events: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -80,7 +82,8 @@ async def test_positions_and_wakeups_follow_each_commit(shared: Shared) -> None:
     bob = asyncio.create_task(shared.notifier.wait(BOB, 0.5))
     await asyncio.sleep(0)
     commit = shared.apply(room_events(*new_room()))
-    assert commit == 1
+    assert commit.id == 1 and commit.messages == 1
+    assert commit.positions[room_stream] == 1 and ALICE in commit.users
     assert shared.positions.applied(room_stream) == 0  # not until the follower reads it
     assert shared.follower.catch_up() == 1
     assert shared.positions.applied(room_stream) == 1
@@ -134,10 +137,32 @@ async def test_a_follower_that_missed_pruned_commits_drops_everything_and_wakes_
     assert ("m.room.member", BOB) in shared.cache.get(ROOM)
 
 
+async def test_the_next_commit_is_taken_from_its_nudge_and_a_gap_sends_to_the_table(
+    shared: Shared,
+) -> None:
+    room_stream = SUBJECTS.stream
+    first = shared.apply(room_events(*new_room()))
+    alice = asyncio.create_task(shared.notifier.wait(ALICE, 5))
+    await asyncio.sleep(0)
+    await shared.follower._nudged(first.to_json())
+    assert shared.positions.applied(room_stream) == 1 and shared.follower.seen == 1
+    assert await alice
+    await shared.follower._nudged(first.to_json())  # again: already seen, ignored
+    assert shared.follower.seen == 1
+    shared.apply(room_events(member(BOB, "join")))  # its nudge is lost
+    third = shared.apply(room_events(member(BOB, "leave")))
+    await shared.follower._nudged(third.to_json())
+    assert shared.positions.applied(room_stream) == 1  # not taken out of order
+    assert shared.follower.catch_up() == 2  # what the woken follower does: read the table
+    assert shared.positions.applied(room_stream) == 3 and shared.follower.seen == 3
+    await shared.follower._nudged({"id": "not a commit"})  # garbage: also means "read"
+    assert shared.follower.catch_up() == 0
+
+
 def test_a_batch_of_redeliveries_writes_no_commit(shared: Shared) -> None:
-    assert shared.apply(room_events(*new_room())) == 1
+    assert shared.apply(room_events(*new_room())).id == 1
     again = LogMessage(SUBJECTS.stream, 1, SUBJECTS.state, room_events(*new_room())[2])
-    assert shared.projector._apply_batch([again]) == 0
+    assert shared.projector._apply_batch([again]) is None
     assert last_commit(shared.projector.conn) == 1
 
 
@@ -150,7 +175,7 @@ def test_a_view_of_its_own_records_no_commits(tmp_path: Path) -> None:
         commit = projector._apply_batch(
             [LogMessage(SUBJECTS.stream, 1, SUBJECTS.state, room_events(*new_room())[2])]
         )
-        assert commit == 0
+        assert commit is None
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "commits" not in tables
     finally:
