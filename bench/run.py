@@ -1,6 +1,7 @@
 """Run the benchmark suite and print a table; write JSON.
 
     python -m bench.run                      # floor + embedded (1 and 2 workers) + 3-site cluster
+    python -m bench.run --no-cluster --workers 1,2,4 --idle 0   # CPU per message by workers
     python -m bench.run --base-url URL       # the same Matrix workload against another homeserver
     python -m bench.run --quick              # smaller numbers, for a smoke run
 
@@ -237,7 +238,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     f"(client cpu {f['client_cpu_percent']}%)",
                     flush=True,
                 )
-            for workers in (1, 2):
+            for workers in args.workers:
                 target = Embedded(workers)
                 try:
                     r = await run_workload(
@@ -330,6 +331,12 @@ def main() -> int:
     p.add_argument("--base-url", action="append", help="another homeserver to run the workload on")
     p.add_argument("--base-url-only", action="store_true", help="skip Outlast's own targets")
     p.add_argument("--no-cluster", action="store_true")
+    p.add_argument(
+        "--workers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="worker counts of the embedded targets, e.g. 1,2,4",
+    )
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json-out", default="bench/results/latest.json")
     args = p.parse_args()

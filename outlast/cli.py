@@ -168,11 +168,16 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
 
 
 def _view_in_use(path: Path) -> bool:
-    """Whether a running worker holds the view file (it keeps an exclusive lock)."""
+    """Whether a running worker holds the view file (a single worker keeps an exclusive
+    lock on it; workers sharing it hold the lock file beside it)."""
     import sqlite3
+
+    from outlast.view.ownership import held_elsewhere
 
     if not path.exists():
         return False
+    if held_elsewhere(path):
+        return True
     conn = sqlite3.connect(str(path), timeout=0.5)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()

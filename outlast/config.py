@@ -24,6 +24,7 @@ class ServerConfig:
     public_baseurl: str = ""
     workers: int = 1
     reuse_port: bool = False
+    worker: int = 0
     # Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: list[str] = field(default_factory=list)
 
@@ -82,6 +83,7 @@ class LogConfig:
 @dataclass
 class ViewConfig:
     path: str = ""
+    shared: bool = False
     max_lag_seconds: float = 5.0
     snapshot_interval_seconds: float = 0.0
     snapshot_keep: int = 3

@@ -65,7 +65,8 @@ from outlast.sync.filters import Filters
 from outlast.sync.service import Sync
 from outlast.sync.window import EphemeralCounter, chain
 from outlast.view.notifier import Notifier
-from outlast.view.projector import Projector
+from outlast.view.ownership import ViewLock
+from outlast.view.projector import Projector, Sharing
 from outlast.view.snapshot import Manifest, Progress, SnapshotTimer, take_snapshot
 from outlast.view.state_cache import StateCache
 from outlast.view.store import Positions, open_db
@@ -207,7 +208,7 @@ class Site:
             await KeyBucket(self.log, names.backup_bucket).ensure(config.log.replicas)
         if self.seed is not None:
             await self.seed(self.log, names)
-        conn = open_db(config.view_path, [s.name for s in streams])
+        conn = open_db(config.view_path, [s.name for s in streams], shared=config.view.shared)
         positions = Positions(conn)
         notifier = Notifier()
         state_cache = StateCache(conn)
@@ -215,7 +216,14 @@ class Site:
             config, self.log, conn, positions, notifier, state_cache=state_cache, clock=self.clock
         )
         projector = Projector(
-            conn, self.log, streams, positions, notifier, state_cache, clock=self.clock
+            conn,
+            self.log,
+            streams,
+            positions,
+            notifier,
+            state_cache,
+            clock=self.clock,
+            sharing=self._sharing(names),
         )
         await self._start_projector(projector)
         self.ctx, self.projector = ctx, projector
@@ -224,7 +232,9 @@ class Site:
             await hook()
         await self._catch_up(streams)
         if config.view.snapshot_interval_seconds > 0:
-            self.snapshots = SnapshotTimer(config.view.snapshot_interval_seconds, self.snapshot)
+            self.snapshots = SnapshotTimer(
+                config.view.snapshot_interval_seconds, self._timed_snapshot
+            )
             self.snapshots.start()
         limits = RateLimits(config)
         metrics = (
@@ -289,6 +299,20 @@ class Site:
         )
         holder = f"{config.server.site or 'site'}@{socket.gethostname()}:{os.getpid()}"
         return BackupScheduler(self.log, config.backup, deployment, names.backup_bucket, holder)
+
+    def _sharing(self, names: Names) -> Sharing | None:
+        """With ``--workers N`` the site's workers share one view; one of them projects."""
+        view = self.config.view_path
+        if not self.config.view.shared:
+            return None
+        key = str(view.resolve())
+        return Sharing(ViewLock(view), names.view_subject(self.config.server.site, key))
+
+    async def _timed_snapshot(self) -> Manifest | None:
+        """The periodic snapshot: of a shared view, only its projecting worker takes one."""
+        if self.projector is not None and not self.projector.owns:
+            return None
+        return await self.snapshot()
 
     async def snapshot(self, progress: Progress | None = None) -> Manifest:
         """Store a snapshot of this worker's view in the log's object store."""

@@ -1,11 +1,18 @@
-"""Several worker processes for one site, sharing its port and its log.
+"""Several worker processes for one site, sharing its port, its log and its view.
 
 One Python process uses one core. ``outlast serve --workers N`` starts the
 site's embedded nats-server once, then N worker processes that all bind the
 same HTTP port with SO_REUSEPORT (the kernel spreads connections over them)
-and each keep their own view. A request that carries a sync or pagination
-token waits until its worker has applied the positions in that token, so a
-client moving between workers never reads older data than it has seen.
+and share one SQLite view in WAL mode. Every worker serves HTTP; the one
+holding the view's lock file also projects the log into the view, the others
+follow its commits (outlast/view/projector.py). A request that carries a
+sync or pagination token waits until its worker has seen the positions in
+that token, so a client moving between workers never reads older data than
+it has seen.
+
+A worker that dies is started again; meanwhile, if it was the projecting
+one, another worker has already taken the view over. docs/scale.md has the
+reasoning.
 """
 
 from __future__ import annotations
@@ -19,11 +26,32 @@ import sys
 from pathlib import Path
 
 from outlast.config import Config
+from outlast.context import names_of
 from outlast.log.engine import embedded_node, free_port
+from outlast.view.store import open_db
+
+# A worker that exits this many times within CRASH_WINDOW_SECONDS is not started
+# again: it would only fail again (a bad configuration, a port taken); the site stops.
+MAX_EXITS = 3
+CRASH_WINDOW_SECONDS = 60.0
+
+
+def prepare_view(config: Config) -> None:
+    """Create (or reset after a schema change) the shared view before any worker opens it."""
+    streams = [s.name for s in names_of(config).streams()]
+    open_db(config.view_path, streams, shared=True).close()
+
+
+def start_worker(path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "outlast", "serve", "--config", str(path)],
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def worker_config_text(config: Config, index: int, nats_url: str, port: int) -> str:
-    """A complete TOML for worker ``index``: the parent's settings with its own view."""
+    """A complete TOML for worker ``index``: the parent's settings, the shared view, its number."""
     import dataclasses
     import json
 
@@ -40,8 +68,10 @@ def worker_config_text(config: Config, index: int, nats_url: str, port: int) -> 
                 value = f"{config.server.listen.rsplit(':', 1)[0]}:{port}"
             if section.name == "log" and key == "nats_urls":
                 value = [nats_url]
-            if section.name == "view" and key == "path":
-                value = str(config.data_path / f"view-{index}.sqlite")
+            if section.name == "server" and key == "worker":
+                value = index
+            if section.name == "view" and key == "shared":
+                value = True
             lines.append(f"{key} = {json.dumps(value)}")
         lines.append("")
     return "\n".join(lines)
@@ -62,27 +92,43 @@ async def serve_workers(config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    paths: list[Path] = []
+    exits: list[list[float]] = []
     try:
+        prepare_view(config)
         for index in range(config.server.workers):
             path = config.data_path / f"worker-{index}.toml"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(worker_config_text(config, index, ",".join(nats_urls), port))
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "outlast", "serve", "--config", str(path)],
-                    stdin=subprocess.DEVNULL,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                )
-            )
+            paths.append(path)
+            workers.append(start_worker(path))
+            exits.append([])
         print(
             f"outlast: {len(workers)} workers serving http://{host}:{port} "
             f"(pids {[w.pid for w in workers]})",
             flush=True,
         )
         while not stop.is_set():
-            if any(w.poll() is not None for w in workers):
-                print("outlast: a worker exited; stopping the site", file=sys.stderr, flush=True)
-                return 1
+            for index, worker in enumerate(workers):
+                if worker.poll() is None:
+                    continue
+                now = loop.time()
+                exits[index] = [t for t in exits[index] if now - t < CRASH_WINDOW_SECONDS] + [now]
+                if len(exits[index]) >= MAX_EXITS:
+                    print(
+                        f"outlast: worker {index} exited {len(exits[index])} times in "
+                        f"{CRASH_WINDOW_SECONDS:.0f}s; stopping the site",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return 1
+                workers[index] = start_worker(paths[index])
+                print(
+                    f"outlast: worker {index} (pid {worker.pid}) exited with "
+                    f"{worker.returncode}; started it again as pid {workers[index].pid}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
         return 0

@@ -24,6 +24,7 @@ other. With the default prefix the layout is::
     OUTLAST_DRILLS       outlast.drills.<id>             fire drill records
     OUTLAST_MEDIA        (object store)                  uploaded media
     (no stream)          outlast_ephemeral.typing.<room> typing notifications
+    (no stream)          outlast_ephemeral.view.<site>.<view>  a shared view moved
 
 A room lives in exactly one partition stream, so its events have one total
 order — the partition's stream sequence — that is identical at every site.
@@ -214,3 +215,7 @@ class Names:
     @property
     def typing_wildcard(self) -> str:
         return f"{self.prefix}_ephemeral.typing.*"
+
+    def view_subject(self, site: str, view: str) -> str:
+        """Where a shared view's projecting worker says it committed (outlast/view/follower.py)."""
+        return f"{self.prefix}_ephemeral.view.{token(site)}.{token(view)}"

@@ -389,6 +389,7 @@ def merge_worker_reports(reports: list[dict[str, Any]], now: float) -> dict[str,
             "write_rate": r.get("write_rate"),
             "sync_waiters": r.get("sync_waiters"),
             "view_lag": r.get("view_lag"),
+            "projects_view": r.get("projects_view"),
         }
         for r in sorted(recent, key=lambda r: str(r.get("worker")))
     ]

@@ -97,11 +97,14 @@ class Health:
         self._timer: asyncio.Task[None] | None = None
         self._stopping = False
         self._http: aiohttp.ClientSession | None = None
-        # Which worker of the site this is, stable across its restarts: each
-        # worker has its own view file. Every worker reports on its own subject,
-        # so a site with several workers shows all of them, not the last to report.
-        view = Path(ctx.config.view_path).resolve()
-        self.worker_key = hashlib.sha256(str(view).encode()).hexdigest()[:12]
+        # Which worker of the site this is, stable across its restarts: its view
+        # file, and its number when workers share one (``--workers N``). Every
+        # worker reports on its own subject, so a site with several workers shows
+        # all of them, not the last to report.
+        view = str(Path(ctx.config.view_path).resolve())
+        if ctx.config.view.shared:
+            view += f"#worker-{ctx.config.server.worker}"
+        self.worker_key = hashlib.sha256(view.encode()).hexdigest()[:12]
         self.draining = False
 
     def drain(self) -> None:
@@ -154,6 +157,8 @@ class Health:
             "node": self._node_name(),
             "worker": os.getpid(),
             "worker_key": self.worker_key,
+            # Of a view shared by several workers, only one projects (docs/scale.md).
+            "projects_view": self.projector.owns,
             "url": self._public_url(),
             "time": self.clock.time(),
         }

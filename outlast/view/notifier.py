@@ -29,6 +29,12 @@ class Notifier:
             for event in self._waiters.get(user_id, ()):
                 event.set()
 
+    def notify_all(self) -> None:
+        """Wake every parked long-poll (who is concerned is unknown): each answers or re-parks."""
+        for bucket in self._waiters.values():
+            for event in bucket:
+                event.set()
+
     async def wait(self, user_id: str, timeout: float) -> bool:
         """Park until ``notify`` names this user or ``timeout`` passes."""
         if timeout <= 0 or self.closed:

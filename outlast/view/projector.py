@@ -5,6 +5,14 @@ each batch a single SQLite transaction that also records the applied
 sequences. A redelivered message (sequence at or below the applied one) is
 skipped; a gap (a sequence beyond applied + 1) means the consumer lost its
 place, so that stream is re-followed from the applied position.
+
+A view shared by a site's workers (``serve --workers N``, :class:`Sharing`)
+has one projector at a time: the worker holding the view's lock file
+(outlast/view/ownership.py). Every other worker's projector only follows
+what the owner commits (outlast/view/follower.py) while it waits for the
+lock; when the owner dies the kernel hands the lock to one of them, which
+takes in the owner's last commits and continues from the positions stored
+in the view, so nothing is applied twice or skipped.
 """
 
 from __future__ import annotations
@@ -12,21 +20,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from outlast.clock import SYSTEM, Clock
 from outlast.log.client import LogClient, LogMessage
 from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
+from outlast.view.follower import Commit, Follower, record_commit
 from outlast.view.notifier import Notifier
+from outlast.view.ownership import ViewLock
 from outlast.view.state_cache import BatchStates, StateCache
 from outlast.view.store import Positions
 
 log = logging.getLogger(__name__)
 
 BATCH = 512
+
+# Between attempts to start projecting after taking a shared view over.
+RETRY_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """A view several worker processes use: its lock, and the subject its owner nudges on."""
+
+    lock: ViewLock
+    subject: str
 
 
 class Projector:
@@ -40,6 +63,7 @@ class Projector:
         state_cache: StateCache | None = None,
         *,
         clock: Clock = SYSTEM,
+        sharing: Sharing | None = None,
     ) -> None:
         self.conn = conn
         self.clock = clock
@@ -52,13 +76,68 @@ class Projector:
         self._subs: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
         self._refollow: set[str] = set()
-        self.last_applied_at = self.clock.monotonic()
-        self.applied_count = 0
+        self._last_applied_at = self.clock.monotonic()
+        self._applied_count = 0
+        self.sharing = sharing
+        self._follower: Follower | None = None
+        self._takeover: asyncio.Task[None] | None = None
+
+    @property
+    def owns(self) -> bool:
+        """Whether this worker projects (always, unless the view is shared and another does)."""
+        return self.sharing is None or (self.sharing.lock.held and self._follower is None)
+
+    @property
+    def last_applied_at(self) -> float:
+        """When the view last moved (as seen by this worker)."""
+        if self._follower is not None:
+            return self._follower.last_applied_at
+        return self._last_applied_at
+
+    @property
+    def applied_count(self) -> int:
+        if self._follower is not None:
+            return self._follower.applied_count
+        return self._applied_count
 
     async def start(self) -> None:
+        """Project, or (a shared view another worker owns) follow and wait to take over."""
+        if self.sharing is None or self.sharing.lock.try_acquire():
+            await self._project()
+        elif self._follower is None:
+            self.conn.execute("PRAGMA query_only=1")  # a follower never writes
+            self._follower = Follower(
+                self.conn, self.positions, self.notifier, self.state_cache, clock=self.clock
+            )
+            await self._follower.start(self.log, self.sharing.subject)
+            self._takeover = asyncio.create_task(self._take_over(), name="view-takeover")
+
+    async def _project(self) -> None:
+        if self.sharing is not None:
+            self.conn.execute("PRAGMA query_only=0")
+            # The lock is ours: the file's positions are final, whoever wrote them.
+            self.positions.reload(self.conn)
         for spec in self.streams:
             await self._follow(spec)
         self._task = asyncio.create_task(self._run(), name="projector")
+
+    async def _take_over(self) -> None:
+        assert self.sharing is not None
+        await self.sharing.lock.acquire()
+        follower, self._follower = self._follower, None
+        assert follower is not None
+        await follower.stop()
+        follower.catch_up()  # the last commits of the previous owner: caches, waits, long-polls
+        self._applied_count = follower.applied_count
+        self._last_applied_at = follower.last_applied_at
+        log.warning("this worker (pid %d) now projects the shared view", os.getpid())
+        while True:
+            try:
+                await self._project()
+                return
+            except Exception:  # JetStream may be settling; the lock stays ours meanwhile
+                log.exception("starting to project after taking the view over failed; retrying")
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def _follow(self, spec: StreamSpec) -> None:
         old = self._subs.pop(spec.name, None)
@@ -70,6 +149,13 @@ class Projector:
         )
 
     async def stop(self) -> None:
+        takeover, self._takeover = self._takeover, None
+        if takeover is not None:
+            takeover.cancel()
+            await asyncio.wait({takeover}, timeout=5)
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            await follower.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,6 +164,8 @@ class Projector:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
+        if self.sharing is not None:
+            self.sharing.lock.release()  # after the last write: the next owner starts now
 
     async def _run(self) -> None:
         while True:
@@ -86,7 +174,9 @@ class Projector:
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                self._apply_batch(batch)
+                committed = self._apply_batch(batch)
+                if committed is not None:
+                    await self._nudge(committed)
             except Exception:
                 log.exception("projector failed to apply a batch; retrying from the log")
                 for spec in self.streams:
@@ -102,9 +192,20 @@ class Projector:
                             log.exception("re-following %s failed", spec.name)
                             self._refollow.add(spec.name)
 
-    def _apply_batch(self, batch: list[LogMessage]) -> None:
+    async def _nudge(self, commit: Commit) -> None:
+        """Tell the site's other workers what the view's last commit changed."""
+        assert self.sharing is not None
+        try:
+            await self.log.publish_notice(self.sharing.subject, commit.to_json())
+        except Exception:  # they look by themselves every second
+            log.debug("nudging the view's followers failed", exc_info=True)
+
+    def _apply_batch(self, batch: list[LogMessage]) -> Commit | None:
+        """Apply and commit; returns the ``commits`` row written (shared views only)."""
         applied = {spec.name: self.positions.applied(spec.name) for spec in self.streams}
         affected: set[str] = set()
+        commit: Commit | None = None
+        count = 0
         states = BatchStates(self.conn, self.state_cache)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -120,11 +221,14 @@ class Projector:
                     continue
                 affected |= apply_message(self.conn, msg, states)
                 applied[msg.stream] = msg.seq
+                count += 1
             for stream, seq in applied.items():
                 if seq != self.positions.applied(stream):
                     self.conn.execute(
                         "UPDATE positions SET seq = ? WHERE stream = ?", (seq, stream)
                     )
+            if self.sharing is not None and count:
+                commit = record_commit(self.conn, count, affected, states.touched, applied)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -133,11 +237,12 @@ class Projector:
             raise
         if self.state_cache is not None:
             self.state_cache.invalidate(states.touched)
-        self.applied_count += len(batch)
-        self.last_applied_at = self.clock.monotonic()
+        self._applied_count += len(batch)
+        self._last_applied_at = self.clock.monotonic()
         for stream, seq in applied.items():
             self.positions.advance(stream, seq)
         self.notifier.notify(affected)
+        return commit
 
     def queue_depth(self) -> int:
         return self._queue.qsize()

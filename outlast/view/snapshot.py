@@ -297,7 +297,7 @@ class SnapshotTimer:
 
     STOP_GRACE = 120.0
 
-    def __init__(self, interval: float, take: Callable[[], Awaitable[Manifest]]) -> None:
+    def __init__(self, interval: float, take: Callable[[], Awaitable[Manifest | None]]) -> None:
         self.interval = interval
         self._take = take
         self._stopping = asyncio.Event()
@@ -314,8 +314,8 @@ class SnapshotTimer:
             if self._stopping.is_set():
                 return
             try:
-                await self._take()
-                self.taken += 1
+                if await self._take() is not None:  # None: another worker takes them
+                    self.taken += 1
             except Exception:
                 log.exception("view snapshot failed; trying again in %.0fs", self.interval)
 

@@ -64,6 +64,10 @@ class StateCache:
                 self._audiences[room_id] = found
         return found
 
+    def clear(self) -> None:
+        self._rooms.clear()
+        self._audiences.clear()
+
     def invalidate(self, room_ids: Iterable[str]) -> None:
         for room_id in room_ids:
             self._rooms.pop(room_id, None)

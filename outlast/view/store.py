@@ -23,18 +23,38 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
 
+# Only in a shared view: what each projector transaction changed, for the workers
+# that read the view without projecting (outlast/view/follower.py).
+SHARED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS commits (
+    id INTEGER PRIMARY KEY, messages INTEGER NOT NULL, users TEXT NOT NULL, rooms TEXT NOT NULL
+);
+"""
 
-def open_db(path: Path | str, streams: Iterable[str]) -> sqlite3.Connection:
-    """Open (or create, or reset after a schema change) the view database."""
+# A shared view's writer and readers are separate processes: a reader waits this
+# long for the writer's lock (only ever held for a checkpoint or a schema step).
+BUSY_TIMEOUT_MS = 10_000
+
+
+def open_db(
+    path: Path | str, streams: Iterable[str], *, shared: bool = False
+) -> sqlite3.Connection:
+    """Open (or create, or reset after a schema change) the view database.
+
+    ``shared``: other processes use the same file (``serve --workers N``).
+    """
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    # One connection per view, in one process: hold the file lock for the
-    # connection's life instead of taking and dropping it around every
-    # statement (two fcntl calls each), and keep the WAL index in process
-    # memory. A second process opening the same view gets "database is locked".
-    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    if shared:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    else:
+        # One connection per view, in one process: hold the file lock for the
+        # connection's life instead of taking and dropping it around every
+        # statement (two fcntl calls each), and keep the WAL index in process
+        # memory. A second process opening the same view gets "database is locked".
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
     conn.execute("PRAGMA journal_mode=WAL")
     # The view is disposable and its position is committed with its rows: a lost
     # tail after power loss is simply re-applied from the log.
@@ -44,6 +64,8 @@ def open_db(path: Path | str, streams: Iterable[str]) -> sqlite3.Connection:
     if version is not None and version != SCHEMA_VERSION:
         _drop_all(conn)
     conn.executescript(SCHEMA)
+    if shared:
+        conn.executescript(SHARED_SCHEMA)
     for _, schema in SCHEMAS:
         conn.executescript(schema)
     for trigger in REMOVED_TRIGGERS:
@@ -82,6 +104,12 @@ class Positions:
 
     def applied(self, stream: str) -> int:
         return self._applied.get(stream, 0)
+
+    def reload(self, conn: sqlite3.Connection) -> None:
+        """Advance to what the view file says (a shared view's writer is another process)."""
+        for row in conn.execute("SELECT stream, seq FROM positions").fetchall():
+            if int(row[1]) > self.applied(row[0]):
+                self.advance(row[0], int(row[1]))
 
     def snapshot(self, streams: Iterable[str]) -> tuple[int, ...]:
         return tuple(self.applied(s) for s in streams)
