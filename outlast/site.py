@@ -215,7 +215,14 @@ class Site:
             config, self.log, conn, positions, notifier, state_cache=state_cache, clock=self.clock
         )
         projector = Projector(
-            conn, self.log, streams, positions, notifier, state_cache, clock=self.clock
+            conn,
+            self.log,
+            streams,
+            positions,
+            notifier,
+            state_cache,
+            clock=self.clock,
+            push_prune=config.push.prune_policy(),
         )
         await self._start_projector(projector)
         self.ctx, self.projector = ctx, projector
