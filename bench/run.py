@@ -94,12 +94,19 @@ class Embedded:
         return [int(p) for p in out.stdout.split()]
 
     def _terminate(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return  # already stopped (``halt``)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data to look at (``stop`` removes it)."""
+        self._terminate()
 
     def stop(self) -> None:
         self._terminate()

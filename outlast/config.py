@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from outlast.core.push_prune import PrunePolicy
+
 
 @dataclass
 class ServerConfig:
@@ -185,6 +187,22 @@ class PushConfig:
     retry_max_seconds: float = 300.0
     give_up_after_seconds: float = 3600.0
     max_in_flight: int = 64
+    # Forgetting old notifications (push_actions), by log time (docs/push.md, "Pruning").
+    # Every site must use the same values, or their /notifications differ.
+    prune_every: int = 16  # 0: never prune
+    prune_min_age_seconds: float = 86400.0
+    prune_max_age_seconds: float = 30 * 86400.0
+    prune_keep_read: int = 100
+    prune_keep_unread: int = 1000
+
+    def prune_policy(self) -> PrunePolicy:
+        return PrunePolicy(
+            min_age_ms=int(self.prune_min_age_seconds * 1000),
+            max_age_ms=int(self.prune_max_age_seconds * 1000),
+            keep_read=self.prune_keep_read,
+            keep_unread=self.prune_keep_unread,
+            every=self.prune_every,
+        )
 
 
 @dataclass
@@ -330,6 +348,7 @@ def validate(config: Config) -> None:
         except ValueError:
             raise ConfigError(f"server.trusted_proxies: {proxy!r} is not an address") from None
     _validate_backup(config)
+    _validate_push(config)
     if bool(config.log.tls_cert) != bool(config.log.tls_key):
         raise ConfigError("log.tls_cert and log.tls_key go together")
     if config.log.tls_cert and not config.log.tls_ca:
@@ -337,6 +356,16 @@ def validate(config: Config) -> None:
     host, _, port = config.server.listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError("server.listen must look like HOST:PORT")
+
+
+def _validate_push(config: Config) -> None:
+    push = config.push
+    if push.prune_every < 0:
+        raise ConfigError("push.prune_every must be 0 (never prune) or positive")
+    if push.prune_min_age_seconds < 0 or push.prune_max_age_seconds < push.prune_min_age_seconds:
+        raise ConfigError("push.prune_min_age_seconds must be >= 0 and <= prune_max_age_seconds")
+    if push.prune_keep_read < 0 or push.prune_keep_unread < 1:
+        raise ConfigError("push.prune_keep_read must be >= 0 and push.prune_keep_unread >= 1")
 
 
 def _validate_backup(config: Config) -> None:

@@ -224,6 +224,7 @@ class Site:
             state_cache,
             clock=self.clock,
             sharing=self._sharing(names),
+            push_prune=config.push.prune_policy(),
         )
         await self._start_projector(projector)
         self.ctx, self.projector = ctx, projector

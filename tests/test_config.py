@@ -163,6 +163,9 @@ def test_partition_bounds_are_inclusive(tmp_path: Path, partitions: int) -> None
         '[server]\nlisten = ":8008"\n',
         '[server]\nlisten = "localhost:http"\n',
         '[server]\nlisten = "localhost:"\n',
+        "[push]\nprune_every = -1\n",
+        "[push]\nprune_keep_unread = 0\n",
+        "[push]\nprune_min_age_seconds = 100.0\nprune_max_age_seconds = 10.0\n",
     ],
 )
 def test_out_of_bounds_values_are_errors(tmp_path: Path, text: str) -> None:

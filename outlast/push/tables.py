@@ -10,7 +10,8 @@
   event is applied (:func:`record_notifications`), so /sync counts and
   /notifications are plain reads. Every input of the evaluation (the room's
   state at the event, the event, the user's rules as this view holds them)
-  is taken at the event's place in the log; see docs/push.md.
+  is taken at the event's place in the log; see docs/push.md. Old rows are
+  forgotten as events are applied (``push/prune.py``), also by log facts only.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from outlast.core import auth, push_counts
-from outlast.core.push_counts import MAIN, Counts, ReadUpTo, RoomCounts
+from outlast.core.push_counts import MAIN, Counts, ReadUpTo, RoomCounts, read_up_to
 from outlast.core.push_eval import CompiledRule, Recipient, compile_rules, evaluate
+from outlast.core.push_prune import PrunePolicy
 from outlast.core.redaction import redaction_target
 from outlast.core.unread import Position
 from outlast.log.client import LogMessage
 from outlast.log.facts import PusherDeleted, PusherSet, PushRulesSet
+from outlast.receipts.tables import read_marks
 from outlast.view.queries import StateMap
 
 SCHEMA = """
@@ -49,6 +52,7 @@ CREATE TABLE IF NOT EXISTS push_actions (
 );
 CREATE INDEX IF NOT EXISTS push_actions_by_time ON push_actions (user_id, ts, seq, idx);
 CREATE INDEX IF NOT EXISTS push_actions_by_message ON push_actions (stream, seq);
+CREATE INDEX IF NOT EXISTS push_actions_by_room_time ON push_actions (user_id, room_id, ts);
 """
 
 log = logging.getLogger(__name__)
@@ -141,19 +145,33 @@ def actions_at(conn: sqlite3.Connection, stream: str, seq: int) -> list[sqlite3.
 
 
 def record_notifications(
-    conn: sqlite3.Connection, msg: LogMessage, idx: int, event: Mapping[str, Any], state: StateMap
+    conn: sqlite3.Connection,
+    msg: LogMessage,
+    idx: int,
+    event: Mapping[str, Any],
+    state: StateMap,
+    policy: PrunePolicy,
 ) -> set[str]:
-    """Evaluate a just-stored event for its recipients (see :func:`_record`).
+    """Evaluate a just-stored event for its recipients (see :func:`_record`), then
+    forget what ``policy`` says of their older notifications in the room.
 
     Never raises: the projector retries a failing batch for ever, and a fault in
     push evaluation must not stop the view. A failure is logged and the event
     notifies no one at this view (rows are written all at once, or not at all).
     """
     try:
-        return _record(conn, msg, idx, event, state)
+        notified = _record(conn, msg, idx, event, state)
     except Exception:
         log.exception("push evaluation of %s failed; it notifies no one", event.get("event_id"))
         return set()
+    now = event.get("origin_server_ts")
+    if notified and isinstance(now, int) and policy.due(msg.seq):
+        try:
+            for user_id in sorted(notified):
+                prune(conn, user_id, str(event.get("room_id")), now, policy)
+        except Exception:  # one DELETE per user: each is whole or not at all
+            log.exception("pruning notifications at %s failed", event.get("event_id"))
+    return notified
 
 
 def _record(
@@ -271,6 +289,58 @@ def _compiled_for(user_id: str, text: str) -> tuple[CompiledRule, ...]:
             _compiled.clear()
         rules = _compiled[key] = compile_rules(user_id, json.loads(text) if text else None)
     return rules
+
+
+# --- forgetting old notifications ---------------------------------------------
+# core/push_prune.py's rule as one SQL statement, run in the projector's
+# transaction right after an event's notifications are written, for each user it
+# notified, on the messages ``PrunePolicy.due`` picks. Its inputs (the user's rows
+# and read receipts in the room, the event's ``origin_server_ts``) are facts of the
+# room's partition, so every site and every rebuild forgets the same rows.
+
+
+def prune(
+    conn: sqlite3.Connection, user_id: str, room_id: str, now: int, policy: PrunePolicy
+) -> int:
+    """Delete what ``push_prune.doomed`` forgets of the user's rows in the room; how many."""
+    read = read_up_to(read_marks(conn, room_id, user_id))
+    seen, seen_args = _read_condition(read)
+    sql = (
+        "WITH old AS (SELECT seq, idx, ts, " + seen + " AS r FROM push_actions"
+        " WHERE user_id = ? AND room_id = ? AND ts <= ?),"
+        " ranked AS (SELECT seq, idx, ts, r,"
+        " ROW_NUMBER() OVER (PARTITION BY r ORDER BY seq DESC, idx DESC) AS n FROM old)"
+        " DELETE FROM push_actions WHERE user_id = ? AND room_id = ? AND (seq, idx) IN"
+        " (SELECT seq, idx FROM ranked WHERE (r AND (n > ? OR ts < ?)) OR (NOT r AND n > ?))"
+    )
+    args: list[Any] = [
+        *seen_args,
+        user_id,
+        room_id,
+        now - policy.min_age_ms,
+        user_id,
+        room_id,
+        policy.keep_read,
+        now - policy.max_age_ms,
+        policy.keep_unread,
+    ]
+    before = conn.total_changes  # a statement that starts with WITH has no rowcount
+    conn.execute(sql, args)
+    return conn.total_changes - before
+
+
+def _read_condition(read: ReadUpTo) -> tuple[str, list[Any]]:
+    """``ReadUpTo.has_read`` over a row's ``(seq, idx, thread_id)``, as SQL and its arguments."""
+    parts: list[str] = []
+    args: list[Any] = []
+    if read.unthreaded is not None:
+        parts.append("(seq < ? OR (seq = ? AND idx <= ?))")
+        seq, idx = read.unthreaded
+        args += [seq, seq, idx]
+    for thread_id, (seq, idx) in sorted(read.threads.items()):
+        parts.append("(thread_id = ? AND (seq < ? OR (seq = ? AND idx <= ?)))")
+        args += [thread_id, seq, seq, idx]
+    return ("(" + " OR ".join(parts) + ")" if parts else "0"), args
 
 
 # --- reading notifications ------------------------------------------------------

@@ -18,6 +18,8 @@ import sqlite3
 
 from outlast.account_data import tables as account_data
 from outlast.accounts import tables as accounts
+from outlast.core.push_prune import DEFAULT as DEFAULT_PRUNE
+from outlast.core.push_prune import PrunePolicy
 from outlast.directory import tables as directory
 from outlast.e2ee import signing_tables
 from outlast.e2ee import tables as e2ee
@@ -83,10 +85,14 @@ log = logging.getLogger(__name__)
 
 
 def apply_message(
-    conn: sqlite3.Connection, msg: LogMessage, states: BatchStates | None = None
+    conn: sqlite3.Connection,
+    msg: LogMessage,
+    states: BatchStates | None = None,
+    push_prune: PrunePolicy = DEFAULT_PRUNE,
 ) -> set[str]:
     """Apply one message. ``states`` serves room state to room events (the
-    projector passes its batch's; without one, state is read from ``conn``)."""
+    projector passes its batch's; without one, state is read from ``conn``);
+    ``push_prune`` says how much notification history the view keeps."""
     try:
         fact = decode(msg.data)
     except UnknownFact:
@@ -94,11 +100,15 @@ def apply_message(
     except DecodeError as exc:
         log.error("malformed fact %s:%d skipped: %s", msg.stream, msg.seq, exc)
         return set()
-    return apply_fact(conn, msg, fact, states or BatchStates(conn, None))
+    return apply_fact(conn, msg, fact, states or BatchStates(conn, None), push_prune)
 
 
 def apply_fact(
-    conn: sqlite3.Connection, msg: LogMessage, fact: Fact, states: BatchStates
+    conn: sqlite3.Connection,
+    msg: LogMessage,
+    fact: Fact,
+    states: BatchStates,
+    push_prune: PrunePolicy = DEFAULT_PRUNE,
 ) -> set[str]:
     """The view's rule for each kind of fact (``msg`` gives its place in the log)."""
     match fact:
@@ -143,7 +153,9 @@ def apply_fact(
                 msg,
                 fact,
                 states,
-                lambda idx, event, state: push.record_notifications(conn, msg, idx, event, state),
+                lambda idx, event, state: push.record_notifications(
+                    conn, msg, idx, event, state, push_prune
+                ),
             )
         case RoomForgotten():
             return rooms.apply_forget(conn, fact)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from outlast.clock import SYSTEM, Clock
+from outlast.core.push_prune import DEFAULT as DEFAULT_PRUNE
+from outlast.core.push_prune import PrunePolicy
 from outlast.log.client import LogClient, LogMessage
 from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
@@ -64,8 +66,10 @@ class Projector:
         *,
         clock: Clock = SYSTEM,
         sharing: Sharing | None = None,
+        push_prune: PrunePolicy = DEFAULT_PRUNE,
     ) -> None:
         self.conn = conn
+        self.push_prune = push_prune
         self.clock = clock
         self.log = log_client
         self.streams = list(streams)
@@ -219,7 +223,7 @@ class Projector:
                     continue
                 if msg.stream in self._refollow:
                     continue
-                affected |= apply_message(self.conn, msg, states)
+                affected |= apply_message(self.conn, msg, states, self.push_prune)
                 applied[msg.stream] = msg.seq
                 count += 1
             for stream, seq in applied.items():
