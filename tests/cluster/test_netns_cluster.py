@@ -42,8 +42,6 @@ from tests.cluster.harness import (
     wait_for,
 )
 
-pytestmark = pytest.mark.slow
-
 LATENCY_MS = 10.0
 
 
@@ -62,8 +60,7 @@ def _why_not() -> str:
 
 
 REASON = _why_not()
-if REASON:
-    pytestmark = [pytest.mark.slow, pytest.mark.skip(reason=REASON)]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(REASON), reason=REASON)]
 
 
 def _namespaces() -> set[str]:
