@@ -192,6 +192,15 @@ async def test_a_kernel_partition_makes_writes_fail_there_and_healing_restores_t
             timeout=30,
         )
         assert status == 200, answer
+        # One way only: the rules drop what arrives, not what leaves.
+        netns_cluster.control(f"/sites/{victim}/isolate?direction=in", timeout=10)
+        one_way = subprocess.run(
+            ["ip", "netns", "exec", namespace, "nft", "list", "ruleset"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
+        assert "hook input" in one_way and "hook output" not in one_way, one_way
     finally:
         heal(netns_cluster, victim)
         await close_all(user)
