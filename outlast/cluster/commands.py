@@ -106,6 +106,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p = ssub.add_parser(name, help=text, description=text)
         p.add_argument("name", help="site name, e.g. a")
         p.add_argument("--cluster", required=True, metavar="FILE", help="the cluster.json")
+        if name == "isolate":
+            p.add_argument(
+                "--direction",
+                choices=("both", "in", "out"),
+                default="both",
+                help="cut only what arrives from the other sites (in) or only what "
+                "leaves for them (out); one way needs a cluster started with --netns",
+            )
 
 
 def _control(description: dict[str, Any], method: str, path: str, timeout: float = 600) -> Any:
@@ -113,8 +121,9 @@ def _control(description: dict[str, Any], method: str, path: str, timeout: float
     return urllib.request.urlopen(req, timeout=timeout)  # loopback control API
 
 
-def run_site_action(action: str, name: str, cluster_file: str) -> int:
-    return _run_action(action, f"/sites/{name}/{action}", cluster_file)
+def run_site_action(action: str, name: str, cluster_file: str, direction: str = "both") -> int:
+    query = f"?direction={direction}" if direction != "both" else ""
+    return _run_action(action, f"/sites/{name}/{action}{query}", cluster_file)
 
 
 def _run_action(action: str, path: str, cluster_file: str) -> int:
@@ -138,6 +147,13 @@ def _run_action(action: str, path: str, cluster_file: str) -> int:
                 else:
                     print(f"{action}: {line}", file=sys.stderr, flush=True)
             return result
+    except urllib.error.HTTPError as exc:  # refused, e.g. a one-way cut of a loopback cluster
+        try:
+            reason = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError, OSError):
+            reason = str(exc)
+        print(f"outlast: {action} refused: {reason}", file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"outlast: cluster control API unreachable: {exc}", file=sys.stderr)
         return 1
@@ -318,5 +334,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
         if args.cluster_command == "roll":
             return _run_action("roll", "/roll", args.cluster)
     if args.command == "site" and args.site_command:
-        return run_site_action(args.site_command, args.name, args.cluster)
+        return run_site_action(
+            args.site_command, args.name, args.cluster, getattr(args, "direction", "both")
+        )
     return None

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -193,7 +194,12 @@ async def test_a_kernel_partition_makes_writes_fail_there_and_healing_restores_t
         )
         assert status == 200, answer
         # One way only: the rules drop what arrives, not what leaves.
-        netns_cluster.control(f"/sites/{victim}/isolate?direction=in", timeout=10)
+        cut_in = subprocess.run(
+            [sys.executable, "-m", "outlast", "site", "isolate", victim, "--direction", "in",
+             "--cluster", str(netns_cluster.dir / "cluster.json")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert cut_in.returncode == 0, cut_in.stderr
         one_way = subprocess.run(
             ["ip", "netns", "exec", namespace, "nft", "list", "ruleset"],
             capture_output=True,
