@@ -127,8 +127,8 @@ class _Side(asyncio.Protocol):
         self.peer, peer.peer = peer, self
         for src, dst in ((self, peer), (peer, self)):
             if dst.transport is not None:
-                for data in src.early:
-                    dst.transport.write(data)
+                for data in src.early:  # what arrived while dialling is delayed too
+                    src.data_received(data)
             src.early.clear()
 
 
