@@ -20,7 +20,9 @@ need() { missing+=("$1"); why+=("$2"); }
 command -v haproxy >/dev/null 2>&1 \
   || need haproxy "the front door of every local cluster (outlast cluster up, drills, tests/cluster, tests/drill, tests/web)"
 command -v ip >/dev/null 2>&1 \
-  || need iproute2 "'ip', for faults cut inside network namespaces"
+  || need iproute2 "'ip', for faults cut inside network namespaces and \`cluster up --netns\`"
+command -v nft >/dev/null 2>&1 \
+  || need nftables "'nft', the kernel partitions of \`cluster up --netns\` (drop rules in a site's namespace)"
 if [ "$profile" = tests ]; then
   ldconfig -p 2>/dev/null | grep 'libmagic\.so\.1' >/dev/null \
     || need libmagic1 "libmagic, loaded by the matrix-commander CLI in the client tests"

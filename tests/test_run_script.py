@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # What ./run and scripts/system-deps.sh call, besides haproxy.
-TOOLS = ("bash", "cat", "sha256sum", "cut", "dirname", "grep", "ldconfig", "ip", "printf")
+TOOLS = ("bash", "cat", "sha256sum", "cut", "dirname", "grep", "ldconfig", "ip", "nft", "printf")
 
 
 def fake_path(tmp_path: Path, with_haproxy: bool) -> str:

@@ -50,6 +50,25 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="FILE",
         help="TOML appended to every site's worker config (e.g. [auth] settings)",
     )
+    up.add_argument(
+        "--netns",
+        action="store_true",
+        help="root only: run each site in a Linux network namespace of its own, joined to "
+        "the host by a veth pair; traffic between sites crosses a relay that delays it "
+        "(--latency-ms) and partitions are cut by the kernel (nftables)",
+    )
+    up.add_argument(
+        "--latency-ms",
+        type=float,
+        default=None,
+        help="one-way delay the relays add between sites (default 10 with --netns, else 0)",
+    )
+    up.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=0.0,
+        help="up to this much more delay, at random per chunk (order is kept; default 0)",
+    )
     down = csub.add_parser("down", help="stop a cluster started with --detach")
     down.add_argument("--dir", required=True)
     status = csub.add_parser("status", help="print the cluster description with live site status")
@@ -87,6 +106,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p = ssub.add_parser(name, help=text, description=text)
         p.add_argument("name", help="site name, e.g. a")
         p.add_argument("--cluster", required=True, metavar="FILE", help="the cluster.json")
+        if name == "isolate":
+            p.add_argument(
+                "--direction",
+                choices=("both", "in", "out"),
+                default="both",
+                help="cut only what arrives from the other sites (in) or only what "
+                "leaves for them (out); one way needs a cluster started with --netns",
+            )
 
 
 def _control(description: dict[str, Any], method: str, path: str, timeout: float = 600) -> Any:
@@ -94,8 +121,9 @@ def _control(description: dict[str, Any], method: str, path: str, timeout: float
     return urllib.request.urlopen(req, timeout=timeout)  # loopback control API
 
 
-def run_site_action(action: str, name: str, cluster_file: str) -> int:
-    return _run_action(action, f"/sites/{name}/{action}", cluster_file)
+def run_site_action(action: str, name: str, cluster_file: str, direction: str = "both") -> int:
+    query = f"?direction={direction}" if direction != "both" else ""
+    return _run_action(action, f"/sites/{name}/{action}{query}", cluster_file)
 
 
 def _run_action(action: str, path: str, cluster_file: str) -> int:
@@ -119,6 +147,13 @@ def _run_action(action: str, path: str, cluster_file: str) -> int:
                 else:
                     print(f"{action}: {line}", file=sys.stderr, flush=True)
             return result
+    except urllib.error.HTTPError as exc:  # refused, e.g. a one-way cut of a loopback cluster
+        try:
+            reason = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError, OSError):
+            reason = str(exc)
+        print(f"outlast: {action} refused: {reason}", file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"outlast: cluster control API unreachable: {exc}", file=sys.stderr)
         return 1
@@ -139,6 +174,22 @@ def cluster_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.netns:
+        from outlast.cluster import netns
+
+        problem = netns.available() or (
+            "--netns and --tls do not go together yet (node certificates name 127.0.0.1)"
+            if args.tls
+            else ""
+        )
+        if problem:
+            print(f"outlast: {problem}", file=sys.stderr)
+            return 2
+    if args.latency_ms is None:
+        args.latency_ms = 10.0 if args.netns else 0.0
+    if args.latency_ms < 0 or args.jitter_ms < 0:
+        print("outlast: --latency-ms and --jitter-ms cannot be negative", file=sys.stderr)
+        return 2
     extra = Path(args.site_config).read_text() if args.site_config else ""
     server_name = "localhost"
     restored = directory / "restored.json"  # written by `outlast backup restore --cluster-dir`
@@ -156,6 +207,17 @@ def cluster_up(args: argparse.Namespace) -> int:
         directory, args.sites, args.partitions, args.workers, extra, tls=args.tls
     )
     plan.server_name = server_name
+    plan.latency_ms, plan.jitter_ms = args.latency_ms, args.jitter_ms
+    if args.netns:
+        from outlast.cluster import netns
+
+        directory.mkdir(parents=True, exist_ok=True)
+        netns.remove(directory)  # what an earlier run here left behind
+        nets = netns.plan_nets(
+            [s.name for s in plan.sites], netns.new_tag(), netns.pick_octet(netns.ip_addrs())
+        )
+        netns.record(directory, nets)  # written down before anything is made
+        plan.use_namespaces(nets, args.latency_ms, args.jitter_ms)
     ready_fd = int(os.environ.pop("OUTLAST_READY_FD", "-1"))
     return run(run_cluster(plan, ready_fd=ready_fd if ready_fd >= 0 else None))
 
@@ -182,6 +244,9 @@ def _detach(args: argparse.Namespace, directory: Path) -> int:
         argv += ["--site-config", str(Path(args.site_config).resolve())]
     if args.tls:
         argv.append("--tls")
+    if args.netns:
+        argv.append("--netns")
+    argv += ["--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.jitter_ms)]
     with open(directory / "supervisor.log", "ab") as log:
         subprocess.Popen(
             argv,
@@ -208,8 +273,12 @@ def _detach(args: argparse.Namespace, directory: Path) -> int:
 
 def cluster_down(args: argparse.Namespace) -> int:
     path = Path(args.dir) / "cluster.json"
+    if not path.exists() and (Path(args.dir) / "netns.json").exists():
+        _remove_namespaces(Path(args.dir))  # a --netns run that died before cluster.json
+        return 0
     description = load_description(path)
     if description.get("stopped"):
+        _remove_namespaces(Path(args.dir))
         print("outlast: cluster already stopped", file=sys.stderr)
         return 0
     pid = int(description["supervisor_pid"])
@@ -227,8 +296,20 @@ def cluster_down(args: argparse.Namespace) -> int:
         for site_pid in site["pids"]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(site_pid, signal.SIGKILL)
+    _remove_namespaces(Path(args.dir))
     print("outlast: cluster stopped", file=sys.stderr)
     return 0
+
+
+def _remove_namespaces(directory: Path) -> None:
+    """`--netns`: the namespaces and veths recorded in DIR go (idempotent, also after a crash)."""
+    if not (directory / "netns.json").exists():
+        return
+    from outlast.cluster import netns
+
+    removed = netns.remove(directory)
+    if removed:
+        print(f"outlast: removed {' '.join(removed)}", file=sys.stderr)
 
 
 def cluster_status(args: argparse.Namespace) -> int:
@@ -253,5 +334,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
         if args.cluster_command == "roll":
             return _run_action("roll", "/roll", args.cluster)
     if args.command == "site" and args.site_command:
-        return run_site_action(args.site_command, args.name, args.cluster)
+        return run_site_action(
+            args.site_command, args.name, args.cluster, getattr(args, "direction", "both")
+        )
     return None

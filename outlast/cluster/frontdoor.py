@@ -40,6 +40,7 @@ def _die_with_supervisor() -> None:
 class Backend:
     name: str
     port: int
+    host: str = "127.0.0.1"  # `--netns`: the site's namespace address, reached over its veth
 
 
 def render_haproxy(
@@ -67,7 +68,7 @@ def render_haproxy(
     ssl = f" ssl crt {tls_pem}" if tls_pem else ""
     admin = f"    stats socket ipv4@127.0.0.1:{admin_port} level admin\n" if admin_port else ""
     servers = "\n".join(
-        f"    server {b.name} 127.0.0.1:{b.port} check inter 500ms fall 2 rise 2" for b in backends
+        f"    server {b.name} {b.host}:{b.port} check inter 500ms fall 2 rise 2" for b in backends
     )
     return f"""global
     maxconn 4000

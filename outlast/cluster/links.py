@@ -9,6 +9,13 @@ and the routes reconnect by themselves.
 
 A relay in user space needs no root and no network namespace, so the same
 fault works on a laptop, in CI and in a drill.
+
+A relay may also play the WAN's distance: with a delay, every chunk it reads is
+held until its release time (now + delay + a random jitter, never earlier than
+the chunk before it, so the byte order of a connection is kept) and only then
+written on. Each direction is delayed on its own, so a round trip between two
+sites takes at least twice the delay. `cluster up --netns` uses this (the kernel
+here has no netem qdisc to do it).
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -36,6 +46,10 @@ class _Side(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
         self.early: list[bytes] = []  # received before the peer was connected
+        self.held: deque[tuple[float, bytes]] = deque()  # delayed chunks: (release, data)
+        self.timer: asyncio.TimerHandle | None = None
+        self.last_release = 0.0
+        self.close_peer_when_sent = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport but behave as one.
@@ -44,10 +58,47 @@ class _Side(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
-        if peer is not None and peer.transport is not None:
-            peer.transport.write(data)
-        else:
+        if peer is None or peer.transport is None:
             self.early.append(data)
+        elif self.relay.delay > 0 or self.relay.jitter > 0:
+            self.hold(data)
+        else:
+            peer.transport.write(data)
+
+    def hold(self, data: bytes) -> None:
+        """Send ``data`` on at its release time, after everything held before it.
+
+        Release times are on the monotonic clock, not the loop's: uvloop's clock
+        ticks in cached milliseconds and would let a chunk out up to one early.
+        """
+        release = max(time.monotonic() + self.relay.one_way(), self.last_release)
+        self.last_release = release
+        self.held.append((release, data))
+        if self.timer is None:
+            self._wake_at(release)
+
+    def _wake_at(self, release: float) -> None:
+        delay = max(0.0, release - time.monotonic())
+        self.timer = asyncio.get_running_loop().call_later(delay, self.release)
+
+    def release(self) -> None:
+        self.timer = None
+        peer = self.peer.transport if self.peer is not None else None
+        now = time.monotonic()
+        while self.held and self.held[0][0] <= now:
+            _, data = self.held.popleft()
+            if peer is not None and not peer.is_closing():
+                peer.write(data)
+        if self.held:
+            self._wake_at(self.held[0][0])  # woken early: wait again, never send early
+        elif self.close_peer_when_sent and peer is not None:
+            peer.close()
+
+    def drop_held(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.held.clear()
 
     def eof_received(self) -> bool:
         return False  # close this side; connection_lost closes the peer
@@ -56,7 +107,12 @@ class _Side(asyncio.Protocol):
         if self.transport is not None:
             self.relay.connections.discard(self.transport)
         peer = self.peer
-        if peer is not None and peer.transport is not None:
+        if peer is not None:
+            peer.drop_held()  # nothing can be sent to this side any more
+        if self.held and not self.relay.cut:
+            self.close_peer_when_sent = True  # what this side sent still arrives, late
+        elif peer is not None and peer.transport is not None:
+            self.drop_held()
             peer.transport.close()
 
     def pause_writing(self) -> None:
@@ -71,8 +127,8 @@ class _Side(asyncio.Protocol):
         self.peer, peer.peer = peer, self
         for src, dst in ((self, peer), (peer, self)):
             if dst.transport is not None:
-                for data in src.early:
-                    dst.transport.write(data)
+                for data in src.early:  # what arrived while dialling is delayed too
+                    src.data_received(data)
             src.early.clear()
 
 
@@ -90,6 +146,10 @@ class Relay:
     target: str
     listen_port: int
     target_port: int
+    listen_host: str = "127.0.0.1"
+    target_host: str = "127.0.0.1"
+    delay: float = 0.0  # seconds added to each direction
+    jitter: float = 0.0  # up to this many seconds more, at random per chunk
     cut: bool = False
     server: asyncio.base_events.Server | None = None
     connections: set[asyncio.Transport] = field(default_factory=set)
@@ -97,7 +157,10 @@ class Relay:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._inbound, "127.0.0.1", self.listen_port)
+        self.server = await loop.create_server(self._inbound, self.listen_host, self.listen_port)
+
+    def one_way(self) -> float:
+        return self.delay + (random.uniform(0, self.jitter) if self.jitter > 0 else 0.0)
 
     def _inbound(self) -> _Side:
         return _Inbound(self)
@@ -118,7 +181,8 @@ class Relay:
         loop = asyncio.get_running_loop()
         try:
             _, outbound = await asyncio.wait_for(
-                loop.create_connection(lambda: _Side(self), "127.0.0.1", self.target_port), 2
+                loop.create_connection(lambda: _Side(self), self.target_host, self.target_port),
+                2,
             )
         except (TimeoutError, OSError):
             transport.abort()
@@ -152,11 +216,30 @@ class Relay:
 class Links:
     """All relays of a cluster, addressed by (source site, target site)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0, jitter: float = 0.0) -> None:
         self.relays: dict[tuple[str, str], Relay] = {}
+        self.delay = delay
+        self.jitter = jitter
 
-    def add(self, source: str, target: str, listen_port: int, target_port: int) -> Relay:
-        relay = Relay(source, target, listen_port, target_port)
+    def add(
+        self,
+        source: str,
+        target: str,
+        listen_port: int,
+        target_port: int,
+        listen_host: str = "127.0.0.1",
+        target_host: str = "127.0.0.1",
+    ) -> Relay:
+        relay = Relay(
+            source,
+            target,
+            listen_port,
+            target_port,
+            listen_host,
+            target_host,
+            delay=self.delay,
+            jitter=self.jitter,
+        )
         self.relays[(source, target)] = relay
         return relay
 

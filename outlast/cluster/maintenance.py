@@ -187,7 +187,7 @@ async def drain_site(host: MaintenanceHost, name: str, progress: Progress) -> di
         plan.sys_url(via),
         node,
         targets,
-        lambda: _meta_leader(f"http://127.0.0.1:{via.monitor_port}"),
+        lambda: _meta_leader(via.monitor_url),
         tls=plan.tls_context(),
     )
     await progress(

@@ -20,6 +20,7 @@ from outlast.log.tls import client_context
 
 if TYPE_CHECKING:
     from outlast.cluster.certs import CertFiles
+    from outlast.cluster.netns import SiteNet
 
 SITE_NAMES = string.ascii_lowercase
 
@@ -75,6 +76,11 @@ class SitePlan:
     monitor_port: int
     http_ports: list[int]
     relay_ports: dict[str, int] = field(default_factory=dict)  # to other site -> relay port
+    # Where the node and workers listen (`--netns`: the site's namespace address) and
+    # where this site's relays listen (`--netns`: the host end of its veth pair).
+    host: str = "127.0.0.1"
+    gateway: str = "127.0.0.1"
+    namespace: str = ""  # `--netns`: the network namespace its processes run in
 
     @property
     def node_name(self) -> str:
@@ -83,7 +89,15 @@ class SitePlan:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_ports[0]}"
+        return f"http://{self.host}:{self.http_ports[0]}"
+
+    @property
+    def worker_urls(self) -> list[str]:
+        return [f"http://{self.host}:{p}" for p in self.http_ports]
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{self.host}:{self.monitor_port}"
 
 
 @dataclass
@@ -105,6 +119,11 @@ class ClusterPlan:
     # TLS on every link to and between nodes, with a CA of this cluster's own in DIR/tls
     # (outlast/cluster/certs.py): mutual TLS on routes, verified TLS from every client.
     tls: bool = False
+    # `--netns`: every site in a network namespace of its own, and the one-way delay
+    # (plus up to ``jitter_ms``) the relays add to every byte between sites.
+    netns: bool = False
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
 
     @staticmethod
     def new(
@@ -149,6 +168,14 @@ class ClusterPlan:
             worker_password="".join(secrets.choice(alphabet) for _ in range(24)),
             tls=tls,
         )
+
+    def use_namespaces(self, nets: list[SiteNet], latency_ms: float, jitter_ms: float) -> None:
+        """`--netns`: each site listens in its own namespace, routes via its veth."""
+        by_site = {n.site: n for n in nets}
+        for site in self.sites:
+            net = by_site[site.name]
+            site.host, site.gateway, site.namespace = net.site_addr, net.host_addr, net.namespace
+        self.netns, self.latency_ms, self.jitter_ms = True, latency_ms, jitter_ms
 
     def ports(self) -> set[int]:
         """Every port this plan uses (a rebuilt site's new ports must avoid them)."""
@@ -226,10 +253,11 @@ class ClusterPlan:
 
     def node_spec(self, site: SitePlan) -> NodeSpec:
         """Node config: routes go through this site's relays to every other site."""
-        routes = [f"nats-route://127.0.0.1:{port}" for port in site.relay_ports.values()]
+        routes = [f"nats-route://{site.gateway}:{port}" for port in site.relay_ports.values()]
         cert = self.node_cert(site)
         return NodeSpec(
             name=site.node_name,
+            host=site.host,
             store_dir=Path(site.data_dir) / f"nats-{site.generation}" / "jetstream",
             client_port=site.client_port,
             cluster_port=site.cluster_port,
@@ -257,13 +285,13 @@ class ClusterPlan:
         """What a worker connects with: the least-privileged user when there is one."""
         if not self.worker_password:
             return self.app_url(site)
-        return f"nats://worker:{self.worker_password}@127.0.0.1:{site.client_port}"
+        return f"nats://worker:{self.worker_password}@{site.host}:{site.client_port}"
 
     def app_url(self, site: SitePlan) -> str:
-        return f"nats://app:{self.app_password}@127.0.0.1:{site.client_port}"
+        return f"nats://app:{self.app_password}@{site.host}:{site.client_port}"
 
     def sys_url(self, site: SitePlan) -> str:
-        return f"nats://sys:{self.sys_password}@127.0.0.1:{site.client_port}"
+        return f"nats://sys:{self.sys_password}@{site.host}:{site.client_port}"
 
     def worker_config(self, site: SitePlan, worker: int) -> str:
         data = Path(site.data_dir) / f"outlast-{site.generation}" / f"worker-{worker}"
@@ -271,11 +299,12 @@ class ClusterPlan:
             "[server]\n"
             f'server_name = "{self.server_name}"\n'
             f'site = "{site.name}"\n'
-            f'listen = "127.0.0.1:{site.http_ports[worker]}"\n'
+            f'listen = "{site.host}:{site.http_ports[worker]}"\n'
             f'data_dir = "{data}"\n'
-            # The HAProxy front door connects from loopback and adds X-Forwarded-For:
-            # the site counts each client by that address, not all of them as one.
-            'trusted_proxies = ["127.0.0.1"]\n\n'
+            # The HAProxy front door connects from loopback (`--netns`: from the host
+            # end of the site's veth) and adds X-Forwarded-For: the site counts each
+            # client by that address, not all of them as one.
+            f"trusted_proxies = {json.dumps(sorted({'127.0.0.1', site.gateway}))}\n\n"
             "[log]\n"
             f'nats_urls = ["{self.worker_url(site)}"]\n'
             # Streams and buckets are made by `cluster up` with the admin credential.
@@ -283,7 +312,7 @@ class ClusterPlan:
             f"partitions = {self.partitions}\n"
             + (f'tls_ca = "{self.tls_ca}"\n' if self.tls else "")
             + "replicas = 3\n"
-            f'monitor_url = "http://127.0.0.1:{site.monitor_port}"\n\n' + self.site_config_extra
+            f'monitor_url = "{site.monitor_url}"\n\n' + self.site_config_extra
         )
 
 
@@ -341,16 +370,22 @@ def describe(
         "nats_server_version": nats_version,
         "tls_ca": plan.tls_ca,  # verify the nodes with it (every nats_url needs TLS)
         "settings": {"replicas": 3, "sync_interval": "always", "placement": "unique_tag site:"},
+        "network": {
+            "mode": "netns" if plan.netns else "loopback",
+            "latency_ms": plan.latency_ms,
+            "jitter_ms": plan.jitter_ms,
+        },
         "sites": [
             {
                 "name": s.name,
                 "url": s.url,
-                "worker_urls": [f"http://127.0.0.1:{p}" for p in s.http_ports],
+                "worker_urls": s.worker_urls,
                 "pids": pids.get(s.name, []),
                 "data_dir": s.data_dir,
                 "node": s.node_name,
                 "nats_url": plan.app_url(s),
-                "monitor_url": f"http://127.0.0.1:{s.monitor_port}",
+                "monitor_url": s.monitor_url,
+                "namespace": s.namespace,
                 "status": status.get(s.name, "unknown"),
             }
             for s in plan.sites

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from outlast.cluster import netns
 from outlast.cluster.frontdoor import Backend, FrontDoor
 from outlast.cluster.links import Links
 from outlast.cluster.plan import ClusterPlan, SitePlan, describe
@@ -71,8 +72,12 @@ class SiteProcesses:
     def start_node(self) -> None:
         spec = self.plan.node_spec(self.site)
         config = Path(self.site.data_dir) / f"nats-{self.site.generation}" / "nats.conf"
-        self.node = NatsNode(spec, config)
+        self.node = NatsNode(spec, config, prefix=self.prefix())
         self.node.start()
+
+    def prefix(self) -> list[str]:
+        """`--netns`: what runs this site's processes inside its namespace."""
+        return netns.exec_prefix(self.site.namespace) if self.site.namespace else []
 
     def start_workers(self) -> None:
         self.workers = []
@@ -83,7 +88,15 @@ class SiteProcesses:
             log_file = open(config.with_suffix(".log"), "ab")  # noqa: SIM115
             self.workers.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "outlast", "serve", "--config", str(config)],
+                    [
+                        *self.prefix(),
+                        sys.executable,
+                        "-m",
+                        "outlast",
+                        "serve",
+                        "--config",
+                        str(config),
+                    ],
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -144,14 +157,16 @@ class Supervisor:
     def __init__(self, plan: ClusterPlan) -> None:
         self.plan = plan
         self.sites = {s.name: SiteProcesses(plan, s) for s in plan.sites}
-        self.links = Links()
+        self.links = Links(plan.latency_ms / 1000, plan.jitter_ms / 1000)
+        self.nets = {n.site: n for n in netns.load_record(Path(plan.dir))} if plan.netns else {}
+        self.cuts: dict[str, str] = {}  # `--netns`: site -> direction of its kernel cut
         self.front_door = FrontDoor(
             Path(plan.dir) / "frontdoor",
             plan.front_door_port,
             plan.stats_port,
-            [Backend(s.name, s.http_ports[0]) for s in plan.sites]
+            [Backend(s.name, s.http_ports[0], s.host) for s in plan.sites]
             + [
-                Backend(f"{s.name}{i}", p)
+                Backend(f"{s.name}{i}", p, s.host)
                 for s in plan.sites
                 for i, p in enumerate(s.http_ports[1:], 1)
             ],
@@ -181,9 +196,17 @@ class Supervisor:
 
     async def start(self, progress: Progress, timeout: float = 180.0) -> None:
         Path(self.plan.dir).mkdir(parents=True, exist_ok=True)
+        if self.plan.netns:
+            loop = asyncio.get_running_loop()
+            nets = list(self.nets.values())
+            await loop.run_in_executor(None, netns.create, Path(self.plan.dir), nets)
+            await progress(f"{len(nets)} network namespaces and veth pairs made")
         for site in self.plan.sites:
             for other, port in site.relay_ports.items():
-                self.links.add(site.name, other, port, self.plan.site(other).cluster_port)
+                target = self.plan.site(other)
+                self.links.add(
+                    site.name, other, port, target.cluster_port, site.gateway, target.host
+                )
         await self.links.start()
         for name, sp in self.sites.items():
             sp.start_node()
@@ -246,7 +269,7 @@ class Supervisor:
         """Keep the status in cluster.json current: up, unhealthy, down, isolated."""
         async with aiohttp.ClientSession() as session:
             while not self.stopping.is_set():
-                isolated = set(self.links.isolated())
+                isolated = set(self.links.isolated()) | set(self.cuts)
                 for name, sp in self.sites.items():
                     if name in self._busy:
                         continue
@@ -277,9 +300,25 @@ class Supervisor:
 
     # -- faults and repairs, used by drills, tests and `outlast site rebuild` --
 
-    def isolate(self, name: str, cut: bool) -> None:
-        self.plan.site(name)
-        self.links.isolate(name, cut)
+    def isolate(self, name: str, cut: bool, direction: str = "both") -> None:
+        """Cut a site off from the others (``direction``: ``in``/``out`` with --netns only)."""
+        site = self.plan.site(name)
+        if direction not in netns.DIRECTIONS:
+            raise ValueError(f"direction must be one of {netns.DIRECTIONS}")
+        if not self.plan.netns:
+            if direction != "both":
+                raise ValueError("a one-way partition needs a cluster started with --netns")
+            self.links.isolate(name, cut)
+            return
+        # The kernel drops the packets: routes time out (ping_max) as on a real WAN.
+        net = self.nets[name]
+        if cut:
+            netns.cut(net, site.cluster_port, list(site.relay_ports.values()), direction)
+            self.cuts[name] = direction
+        else:
+            netns.heal(net)
+            self.cuts.pop(name, None)
+        log.info("site %s %s in the kernel (%s)", name, "cut" if cut else "healed", direction)
 
     async def power_on(self, name: str, progress: Progress) -> None:
         """Restart a site's processes on its existing disks (after a power loss)."""
@@ -374,8 +413,12 @@ class Supervisor:
         return web.json_response(self.description())
 
     async def _h_isolate(self, request: web.Request) -> web.Response:
-        self.isolate(request.match_info["name"], True)
-        return web.json_response({"isolated": request.match_info["name"]})
+        name, direction = request.match_info["name"], request.query.get("direction", "both")
+        try:
+            self.isolate(name, True, direction)
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"isolated": name, "direction": direction})
 
     async def _h_heal(self, request: web.Request) -> web.Response:
         self.isolate(request.match_info["name"], False)
@@ -448,6 +491,8 @@ class Supervisor:
 
         await loop.run_in_executor(None, stop_all)
         await self.links.stop()
+        if self.plan.netns:
+            await loop.run_in_executor(None, netns.remove, Path(self.plan.dir))
         if self._runner is not None:
             await self._runner.cleanup()
         with contextlib.suppress(OSError):

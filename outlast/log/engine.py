@@ -153,8 +153,17 @@ def _die_with_parent() -> None:
 class NatsNode:
     """A nats-server child process and its client URL."""
 
-    def __init__(self, spec: NodeSpec, config_path: Path, *, tie_to_parent: bool = True) -> None:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        config_path: Path,
+        *,
+        tie_to_parent: bool = True,
+        prefix: list[str] | None = None,
+    ) -> None:
         self.spec = spec
+        # Runs the server through a command that execs it (e.g. `ip netns exec NS`).
+        self.prefix = prefix or []
         self.config_path = config_path
         self.tie_to_parent = tie_to_parent
         self.process: subprocess.Popen[bytes] | None = None
@@ -171,7 +180,7 @@ class NatsNode:
         self.config_path.write_text(render_config(self.spec), encoding="utf-8")
         log = open(self.config_path.with_suffix(".log"), "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [nats_server_binary(), "-c", str(self.config_path)],
+            [*self.prefix, nats_server_binary(), "-c", str(self.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -128,10 +128,16 @@ def leader_site(cluster: Cluster) -> str:
 
 
 def start_cluster(
-    directory: Path, sites: int = 3, partitions: int = 2, site_toml: str = "", tls: bool = False
+    directory: Path,
+    sites: int = 3,
+    partitions: int = 2,
+    site_toml: str = "",
+    tls: bool = False,
+    netns_args: tuple[str, ...] = (),
 ) -> Cluster:
     """Start a cluster; ``site_toml`` is added to every site's configuration; ``tls``:
-    `cluster up --tls` (a CA of its own, TLS on every link to and between nodes)."""
+    `cluster up --tls` (a CA of its own, TLS on every link to and between nodes);
+    ``netns_args``: e.g. ``("--netns", "--latency-ms", "10")``."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
     extra.write_text(FAST_HASH_TOML + NO_LIMITS_TOML + site_toml)
@@ -152,6 +158,7 @@ def start_cluster(
             "--site-config",
             str(extra),
             *(["--tls"] if tls else []),
+            *netns_args,
         ],
         capture_output=True,
         text=True,

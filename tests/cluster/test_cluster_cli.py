@@ -124,6 +124,15 @@ def test_detached_up_status_down(cluster_dir: Path, tmp_path: Path) -> None:
     assert {s["name"]: s["status"] for s in live["sites"]} == {"a": "up", "b": "up", "c": "up"}
     assert live["front_door"] == stored["front_door"]
 
+    # A loopback cluster has no one-way cut (that needs --netns): refused, nothing cut.
+    cluster_file = str(cluster_dir / "cluster.json")
+    one_way = outlast(
+        "site", "isolate", "a", "--direction", "out", "--cluster", cluster_file, timeout=30
+    )
+    assert one_way.returncode == 1 and "--netns" in one_way.stderr, one_way.stderr
+    # The delay defaults to none in loopback mode.
+    assert live["network"] == {"mode": "loopback", "latency_ms": 0.0, "jitter_ms": 0.0}
+
     # A second `up` on a running cluster's directory is refused and changes nothing.
     again = outlast(
         "cluster", "up", "--sites", "3", "--dir", str(cluster_dir), "--detach", timeout=60
