@@ -39,13 +39,18 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="fire (kill -9 + delete data, default), power (kill -9, restart on "
         "the same disks), partition (cut its links, heal), freeze (SIGSTOP, SIGCONT), "
         "maintenance (a rolling restart of every site, each drained first; --site and "
-        "--heal-after do not apply)",
+        "--heal-after do not apply), power-all (kill -9 every site at once, power all on "
+        "with the same disks; --site does not apply), corrupt (kill -9 the site, damage the "
+        "last message block of each of its streams, power it on; reports what JetStream "
+        "did with the bad replica), freeze-partition (SIGSTOP the site and cut another "
+        "site's links at once: no quorum until both are undone)",
     )
     fire.add_argument(
         "--heal-after",
         type=float,
         default=10.0,
-        help="seconds until a power/partition/freeze fault is undone (default 10)",
+        help="seconds until a temporary fault (all but fire and maintenance) is undone "
+        "(default 10)",
     )
     fire.add_argument(
         "--rebuild",

@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from outlast.drill import faults
+from outlast.drill import faults, replicas
 from outlast.drill.load import Load
 from outlast.drill.pushgw import PushGateway
 from outlast.drill.readback import OwnWrites
-from outlast.drill.verdict import Pushed, StoredEvent, judge, judge_push, write_gap
+from outlast.drill.verdict import (
+    Pushed,
+    StoredEvent,
+    durable_before,
+    judge,
+    judge_push,
+    write_gap,
+)
 from outlast.log import records as record
 
 # How long the survivors' views get to show every acknowledged message before
@@ -28,6 +35,8 @@ SETTLE_TIMEOUT = 60.0
 # the timelines settled. A burned site's messages are handed on after the consumer's
 # ack wait (push.ack_wait_seconds, 30 s by default), then retried with backoff.
 PUSH_SETTLE_TIMEOUT = 120.0
+# After a corrupt fault: how long the damaged node's replicas get to match the others'.
+REPLICA_SETTLE_TIMEOUT = 30.0
 # The drill's own cluster hands a burned site's push work on sooner than the default.
 PUSH_SITE_TOML = "\n[push]\nack_wait_seconds = 10.0\n"
 
@@ -132,7 +141,6 @@ class Drill:
         gateway: PushGateway | None,
     ) -> dict[str, Any]:
         o = self.o
-        whole = o.fault in faults.WHOLE_CLUSTER
         maintenance: dict[str, Any] | None = None
         tls = record.cluster_tls(self.description)
         async with Load(self.description["front_door"], tls=tls) as load:
@@ -150,13 +158,17 @@ class Drill:
             traffic.add_done_callback(lambda _: traffic_ended.append(time.monotonic()))
             await asyncio.sleep(o.at)
             fault_at = time.monotonic()
-            own = OwnWrites(
-                load.request,
-                {n: s["url"] for n, s in sites.items() if n != victim_name},
-                since=fault_at,
-            )
             recovered_at = None
-            if whole:
+            inflicted: dict[str, Any] = {}
+            recovery: dict[str, Any] = {}
+            logs_at: dict[str, int] = {}
+            held: dict[str, dict[str, Any]] = {}
+            if o.fault == "corrupt":  # what the replica held and logged until the fault
+                logs_at = replicas.node_logs(victim["data_dir"])
+                with contextlib.suppress(OSError):
+                    held = replicas.stream_states(victim["monitor_url"])
+            if o.fault == "maintenance":
+                own = self._own_writes(load, sites, {victim_name}, fault_at)
                 load.ack_hooks.append(own.on_ack)
                 self.say(f"  >>> {o.fault}: rolling restart of every site")
                 maintenance = await asyncio.get_running_loop().run_in_executor(
@@ -165,15 +177,19 @@ class Drill:
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} done: every site restarted")
             else:
-                await asyncio.get_running_loop().run_in_executor(
+                inflicted = await asyncio.get_running_loop().run_in_executor(
                     None, faults.inflict, self.description, victim, o.fault
                 )
-                self.say(f"  >>> {o.fault} at site {victim_name}")
+                self.say(f"  >>> {o.fault} at site {victim_name} {inflicted or ''}")
+                # Each client's first write after the fault is read back at the other sites
+                # than the victim (all of them after power-all). A partitioned site is
+                # healed before the frozen one wakes, so it is read too.
+                own = self._own_writes(load, sites, {victim_name}, fault_at)
                 load.ack_hooks.append(own.on_ack)
-            if o.fault != "fire" and not whole:
+            if o.fault not in ("fire", "maintenance"):
                 await asyncio.sleep(o.heal_after)
-                await asyncio.get_running_loop().run_in_executor(
-                    None, faults.recover, self.description, victim, o.fault
+                recovery = await asyncio.get_running_loop().run_in_executor(
+                    None, faults.recover, self.description, victim, o.fault, inflicted
                 )
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} undone at site {victim_name}")
@@ -216,6 +232,18 @@ class Drill:
                 report["fault_outlasted_load_s"] = round(recovered_at - load_ended, 3)
             if maintenance is not None:
                 report["maintenance"] = maintenance
+            if inflicted:
+                report["inflicted"] = inflicted
+            if recovery:
+                report["recovery"] = recovery
+            if o.fault == "power-all":
+                report["durability"] = durable_before(load.sends(), timelines, fault_at)
+                if not report["durability"]["ok"]:
+                    report["verdict"]["ok"] = False
+            if o.fault == "corrupt":
+                report["replica"] = await self._judge_replica(victim_name, inflicted, logs_at, held)
+                if not report["replica"]["repaired"]:
+                    report["verdict"]["ok"] = False
             if o.rebuild and o.fault == "fire":
                 self.say(f"rebuilding site {victim_name} from the survivors")
                 result = await asyncio.get_running_loop().run_in_executor(
@@ -229,6 +257,46 @@ class Drill:
                 if not result["identical"]:
                     report["verdict"]["ok"] = False
         return report
+
+    def _own_writes(
+        self, load: Load, sites: dict[str, Any], hit: set[str], fault_at: float
+    ) -> OwnWrites:
+        survivors = {n: s["url"] for n, s in sites.items() if n not in hit}
+        everyone = {n: s["url"] for n, s in sites.items()}
+        return OwnWrites(load.request, survivors or everyone, since=fault_at)
+
+    async def _judge_replica(
+        self,
+        name: str,
+        inflicted: dict[str, Any],
+        logs_at: dict[str, int],
+        held: dict[str, dict[str, Any]],
+    ) -> dict[str, Any]:
+        """After a corrupt fault: what the damaged node restored from its disk, whether it
+        said so, and whether its replicas are whole again."""
+        damaged = [d["stream"] for d in inflicted.get("damaged", [])]
+        by_site = {s["name"]: s for s in self.description["sites"]}
+        # The nodes are asked one after the other while the health stream still takes
+        # writes: a replica one message short may just have been asked first. It gets
+        # REPLICA_SETTLE_TIMEOUT to be as complete as the others.
+        deadline = time.monotonic() + REPLICA_SETTLE_TIMEOUT
+        while True:
+            try:
+                mine = replicas.stream_states(by_site[name]["monitor_url"])
+                others = [
+                    replicas.stream_states(s["monitor_url"])
+                    for n, s in by_site.items()
+                    if n != name
+                ]
+                result = replicas.compare_replicas(damaged, mine, others)
+            except OSError as exc:
+                result = {"streams_damaged": len(damaged), "error": str(exc), "repaired": False}
+            if result["repaired"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1.0)
+        text = replicas.read_since(logs_at)
+        result.update(replicas.restore_report(damaged, held, text))
+        return result
 
     async def _set_pushers(self, load: Load, gateway: PushGateway) -> None:
         """Every simulated user gets one http pusher at the drill's gateway (pushkey: name)."""

@@ -53,6 +53,32 @@ def summary(report: dict[str, Any]) -> str:
         roll = report["maintenance"]
         each = ", ".join(f"{r['site']} {r['seconds']}s" for r in roll.get("sites", []))
         lines.append(f"  rolling restart of every site in {roll.get('seconds')}s ({each})")
+    if report.get("inflicted"):
+        lines.append(f"  inflicted: {_brief(report['inflicted'])}")
+    durable = report.get("durability")
+    if durable:
+        lines.append(
+            "  power loss of every site: acknowledged before it "
+            f"{durable['acknowledged_before_fault']}, "
+            f"MISSING after power-on: {durable['missing_after_power_on']}"
+        )
+    replica = report.get("replica")
+    if replica:
+        lines.append(
+            f"  damaged replica: {replica.get('streams_damaged')} stream(s) damaged; "
+            f"{replica.get('dropped_at_restore', 0)} message(s) dropped when the node "
+            f"restored them from disk (detected: {replica.get('detected')}, warned in its "
+            f"log: {replica.get('logged_a_warning')}); afterwards as complete as the "
+            f"others: {replica.get('caught_up', 0)}, behind: {len(replica.get('behind', []))}, "
+            f"missing: {len(replica.get('missing', []))}; repaired: {replica.get('repaired')}"
+        )
+        for stream, each in sorted((replica.get("streams") or {}).items()):
+            lines.append(
+                f"    {stream}: held {each['held_before']}, restored from disk "
+                f"{each['restored_from_disk']}, catch-up logged: {each['catchup_logged']}"
+            )
+        for line in replica.get("node_log", [])[:5]:
+            lines.append(f"    node log: {line[:160]}")
     if report.get("rebuild"):
         rb = report["rebuild"]
         lines.append(
@@ -72,6 +98,19 @@ def summary(report: dict[str, Any]) -> str:
         )
     lines.append(f"  verdict: {'PASS' if v['ok'] else 'FAIL'}")
     return "\n".join(lines)
+
+
+def _brief(inflicted: dict[str, Any]) -> str:
+    """What a fault did, in a line: the damaged blocks listed by stream, not in full."""
+    damaged = inflicted.get("damaged")
+    if damaged is None:
+        return ", ".join(f"{k} {v}" for k, v in inflicted.items())
+    cut = sum(int(d.get("cut", 0)) for d in damaged)
+    flipped = sum(int(d.get("flipped", 0)) for d in damaged)
+    return (
+        f"site {inflicted.get('site')}: the last block of {len(damaged)} stream(s) damaged "
+        f"({flipped} bytes flipped, {cut} bytes cut off)"
+    )
 
 
 PLOT_NEEDS = (

@@ -267,3 +267,23 @@ def judge_push(
             "max": round(latencies[-1], 1),
         }
     return verdict
+
+
+def durable_before(
+    sends: Sequence[Send], timelines: Timelines, fault_at: float
+) -> dict[str, object]:
+    """Of the messages acknowledged before a power loss, how many are missing at any
+    site read afterwards: with every write fsynced before its ack, none may be."""
+    before = [s for s in sends if s.acked and s.acked_at is not None and s.acked_at < fault_at]
+    missing: list[str] = []
+    for site, rooms in sorted(timelines.items()):
+        stored = {e.event_id for events in rooms.values() for e in events}
+        missing += [
+            f"{site}: {s.body!r} ({s.event_id})" for s in before if s.event_id not in stored
+        ]
+    return {
+        "acknowledged_before_fault": len(before),
+        "missing_after_power_on": len(missing),
+        "examples": missing[:5],
+        "ok": not missing,
+    }

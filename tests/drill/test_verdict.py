@@ -17,6 +17,7 @@ from outlast.drill.verdict import (
     Send,
     StoredEvent,
     Verdict,
+    durable_before,
     judge,
     judge_push,
     write_gap,
@@ -412,3 +413,19 @@ def test_push_repeat_of_what_the_burned_site_sent_is_in_doubt_not_duplicated() -
     # The same repeat before the fault is not explained by it: a duplicate.
     early = judge_push(EXPECTED, pushed, victim="a", fault_at=10.0, acked_at=ACKED)
     assert not early.ok and early.in_doubt_duplicates == 0
+
+
+def test_durable_before_counts_only_what_was_acknowledged_before_the_power_loss() -> None:
+    early = send("u1", 1, R1, t=1.0)
+    late = send("u1", 2, R1, t=9.0)
+    unacked = send("u2", 1, R1, acked=False, t=2.0)
+    sends = [early, late, unacked]
+    kept = {s: {R1: [StoredEvent(str(early.event_id), early.body)]} for s in SITES}
+    result = durable_before(sends, kept, fault_at=5.0)
+    assert result["acknowledged_before_fault"] == 1
+    assert result["missing_after_power_on"] == 0 and result["ok"] is True
+    # The early one gone at one site: a durability failure, named.
+    kept["b"] = {R1: []}
+    result = durable_before(sends, kept, fault_at=5.0)
+    assert result["missing_after_power_on"] == 1 and result["ok"] is False
+    assert result["examples"] == [f"b: 'u1#1' ({early.event_id})"]
