@@ -34,8 +34,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bench.run import Embedded
-from bench.stats import summarize_ms
-from bench.sync_rooms import _cpu_ns, _grow
+from bench.sync_rooms import _cpu_ns, _grow, compare, summarize
 from bench.workload import Client
 
 SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?timeout=0"
@@ -108,24 +107,7 @@ async def measure(sizes: list[int], samples: int, initial_samples: int) -> dict[
             for i in range(samples):
                 for member in members:
                     await member.incremental_sync(i + 3)
-            results: dict[str, Any] = {}
-            for member in members:
-                initial = summarize_ms(member.initial)
-                incremental = summarize_ms(member.incremental)
-                cpu = summarize_ms(member.cpu)
-                results[str(member.size)] = {
-                    "rooms": member.size,
-                    "initial": initial,
-                    "incremental": incremental,
-                    "incremental_server_cpu": cpu,
-                }
-                print(
-                    f"R={member.size:4}  initial p50 {initial['p50_ms']:7.1f} ms"
-                    f"  incremental p50 {incremental['p50_ms']:6.2f} ms"
-                    f" (p95 {incremental['p95_ms']:6.2f}),"
-                    f" server CPU p50 {cpu['p50_ms']:5.2f} ms",
-                    flush=True,
-                )
+            results = summarize(members)
             return results
     finally:
         server.stop()
@@ -140,16 +122,8 @@ def main() -> int:
     args = parser.parse_args()
     sizes = args.rooms or [50, 200]
     results = asyncio.run(measure(sizes, args.samples, args.initial_samples))
-    small, large = results[str(min(sizes))], results[str(max(sizes))]
-    ratio = large["incremental"]["p50_ms"] / small["incremental"]["p50_ms"]
-    cpu_ratio = (
-        large["incremental_server_cpu"]["p50_ms"] / small["incremental_server_cpu"]["p50_ms"]
-    )
-    print(
-        f"incremental p50 at R={max(sizes)} / R={min(sizes)}: {ratio:.2f}x wall,"
-        f" {cpu_ratio:.2f}x server CPU"
-    )
-    report = {"sizes": results, "ratio": round(ratio, 2), "cpu_ratio": round(cpu_ratio, 2)}
+    ratio, cpu_ratio = compare(results, sizes)
+    report = {"sizes": results, "ratio": ratio, "cpu_ratio": cpu_ratio}
     Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0
