@@ -213,25 +213,36 @@ def stream_leaders(cluster: Cluster, via: str) -> dict[str, str]:
     return leaders
 
 
-async def move_leader(cluster: Cluster, stream: str, site: str, timeout: float = 30) -> None:
-    """Make ``site``'s node the leader of ``stream`` (a JetStream leader stepdown with a
-    placement), and wait until the site's node sees itself as leader."""
+async def _step_down_until(
+    cluster: Cluster, site: str, api: str, leads: Callable[[], bool], timeout: float
+) -> None:
+    """Ask JetStream (``api``: a leader step-down subject) to move a leader to ``site``'s
+    node until ``leads()`` says it is there; an election in progress is asked again."""
     import nats
 
     nc = await nats.connect(cluster.site(site)["nats_url"])
     try:
         deadline = time.monotonic() + timeout
-        while stream_leaders(cluster, site).get(stream) != site:
-            assert time.monotonic() < deadline, f"{site} did not become leader of {stream}"
+        while not leads():
+            assert time.monotonic() < deadline, f"{site} did not become leader ({api})"
             request = {"placement": {"tags": [f"site:{site}"]}}
-            # An election in progress: ask again.
             with contextlib.suppress(Exception):
-                await nc.request(
-                    f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", json.dumps(request).encode(), 5
-                )
+                await nc.request(api, json.dumps(request).encode(), 5)
             await asyncio.sleep(1.0)
     finally:
         await nc.close()
+
+
+async def move_leader(cluster: Cluster, stream: str, site: str, timeout: float = 30) -> None:
+    """Make ``site``'s node the leader of ``stream`` (a JetStream leader stepdown with a
+    placement), and wait until the site's node sees itself as leader."""
+    await _step_down_until(
+        cluster,
+        site,
+        f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}",
+        lambda: stream_leaders(cluster, site).get(stream) == site,
+        timeout,
+    )
     await wait_provable(cluster, stream, timeout)
 
 
@@ -255,23 +266,13 @@ async def move_consumer_leader(
     cluster: Cluster, stream: str, consumer: str, site: str, timeout: float = 60
 ) -> None:
     """Make ``site``'s node the leader of a consumer (a stepdown with a placement)."""
-    import nats
-
-    nc = await nats.connect(cluster.site(site)["nats_url"])
-    try:
-        deadline = time.monotonic() + timeout
-        while consumer_leader(cluster, site, stream, consumer) != site:
-            assert time.monotonic() < deadline, f"{site} did not become leader of {consumer}"
-            request = {"placement": {"tags": [f"site:{site}"]}}
-            with contextlib.suppress(Exception):
-                await nc.request(
-                    f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}",
-                    json.dumps(request).encode(),
-                    5,
-                )
-            await asyncio.sleep(1.0)
-    finally:
-        await nc.close()
+    await _step_down_until(
+        cluster,
+        site,
+        f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}",
+        lambda: consumer_leader(cluster, site, stream, consumer) == site,
+        timeout,
+    )
 
 
 async def wait_provable(cluster: Cluster, stream: str, timeout: float = 30) -> None:
