@@ -15,6 +15,7 @@ import pytest
 
 from outlast.services import Services
 from outlast.site import Site
+from outlast.view.pg import private
 from tests.servers import OutlastProcess, start_outlast
 from tests.testrig import running_site, services_of, shared_nats_node
 
@@ -45,6 +46,25 @@ async def site(shared_nats: str, tmp_path: Path) -> AsyncIterator[Site]:
 @pytest.fixture
 def services(site: Site) -> Services:
     return services_of(site)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[private.PrivateCluster]:
+    """One private PostgreSQL server (Debian's package) for the session; fsync off."""
+    cluster = private.start(tmp_path_factory.mktemp("postgres"), durable=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop("immediate")
+
+
+_databases = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_dsn(pg_server: private.PrivateCluster) -> str:
+    """A fresh, empty database on the session's PostgreSQL server, for one test."""
+    return pg_server.create_database(f"t{os.getpid()}_{next(_databases)}")
 
 
 __all__ = ["os", "signal", "subprocess", "sys", "time"]

@@ -1,0 +1,1 @@
+"""The PostgreSQL view backend: a private server for tests and local clusters."""
