@@ -4,6 +4,8 @@
     python -m bench.run --no-cluster --workers 1,2,4 --idle 0   # CPU per message by workers
     python -m bench.run --base-url URL       # the same Matrix workload against another homeserver
     python -m bench.run --quick              # smaller numbers, for a smoke run
+    python -m bench.run --no-cluster --workers 1,2,4 --views sqlite,postgresql --idle 0
+                                             # the scale section: both view backends
 
 Every phase is bounded in time. Figures are medians over --runs runs.
 """
@@ -32,6 +34,7 @@ from bench.stats import median
 from outlast.config import FAST_HASH_TOML, NO_LIMITS_TOML
 from outlast.log.engine import free_port
 from outlast.runtime import run as run_loop
+from outlast.view.pg import private
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -229,7 +232,55 @@ def versions() -> dict[str, str]:
     }
 
 
+class BenchPostgres:
+    """One private PostgreSQL server for the run's PostgreSQL targets, a database each."""
+
+    def __init__(self) -> None:
+        self._server: private.PrivateCluster | None = None
+        self._made = 0
+
+    def database(self) -> tuple[str, str]:
+        if self._server is None:
+            self._server = private.start(Path(tempfile.mkdtemp(prefix="outlast-bench-pg-")))
+        self._made += 1
+        name = f"bench{self._made}"
+        return name, self._server.create_database(name)
+
+    def pids(self) -> list[int]:
+        """The server and its backends (one per connection): the view's share of the CPU."""
+        if self._server is None:
+            return []
+        head = int((self._server.data / "postmaster.pid").read_text().split()[0])
+        out = subprocess.run(["pgrep", "-P", str(head)], capture_output=True, text=True)
+        return [head, *(int(p) for p in out.stdout.split())]
+
+    def drop(self, name: str) -> None:
+        if self._server is not None:
+            self._server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            shutil.rmtree(self._server.directory, ignore_errors=True)
+
+
+def embedded_on(view: str, workers: int, postgres: BenchPostgres) -> tuple[Embedded, str]:
+    """An embedded site on the ``view`` backend; the database it uses ("" for SQLite)."""
+    if view == "sqlite":
+        return Embedded(workers), ""
+    name, dsn = postgres.database()
+    return Embedded(workers, f'[view]\nbackend = "postgresql"\ndsn = "{dsn}"\n'), name
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    postgres = BenchPostgres()
+    try:
+        return await _main_async(args, postgres)
+    finally:
+        postgres.stop()
+
+
+async def _main_async(args: argparse.Namespace, postgres: BenchPostgres) -> dict[str, Any]:
     report: dict[str, Any] = {"versions": versions(), "settings": vars(args).copy(), "runs": []}
     for run in range(args.runs):
         print(f"== run {run + 1}/{args.runs}", flush=True)
@@ -245,20 +296,24 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     f"(client cpu {f['client_cpu_percent']}%)",
                     flush=True,
                 )
-            for workers in args.workers:
-                target = Embedded(workers)
-                try:
-                    r = await run_workload(
-                        f"embedded {workers} worker(s)",
-                        target.url,
-                        args,
-                        target.pids(),
-                        idle=args.idle if workers == 1 else 0,
-                    )
-                    one["targets"].append(r)
-                    print(row(r), cpu_row(r), sep="\n", flush=True)
-                finally:
-                    target.stop()
+            for view in args.views:
+                for workers in args.workers:
+                    target, database = embedded_on(view, workers, postgres)
+                    try:
+                        r = await run_workload(
+                            f"embedded {workers} worker(s)"
+                            + ("" if view == "sqlite" else f", {view}"),
+                            target.url,
+                            args,
+                            target.pids() + (postgres.pids() if database else []),
+                            idle=args.idle if workers == 1 and view == "sqlite" else 0,
+                        )
+                        one["targets"].append(r)
+                        print(row(r), cpu_row(r), sep="\n", flush=True)
+                    finally:
+                        target.stop()
+                        if database:
+                            postgres.drop(database)
             if not args.no_cluster:
                 cluster = LocalCluster()
                 try:
@@ -344,9 +399,19 @@ def main() -> int:
         default=[1, 2],
         help="worker counts of the embedded targets, e.g. 1,2,4",
     )
+    p.add_argument(
+        "--views",
+        type=lambda text: text.split(","),
+        default=["sqlite"],
+        help="view backends of the embedded targets: sqlite, postgresql or both "
+        "(postgresql starts a private server from Debian's package)",
+    )
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json-out", default="bench/results/latest.json")
     args = p.parse_args()
+    unknown = set(args.views) - {"sqlite", "postgresql"}
+    if unknown:
+        p.error(f"--views: unknown backend(s) {', '.join(sorted(unknown))}")
     if args.quick:
         args.runs, args.per_sender, args.deliver_seconds, args.idle, args.sync_rooms = (
             1,

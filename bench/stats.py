@@ -86,6 +86,8 @@ def process_label(pid: int) -> str:
     joined = " ".join(argv)
     if "nats-server" in argv[0]:
         return "nats-server"
+    if argv[0].startswith("postgres") or argv[0].endswith("/postgres"):
+        return "postgresql"
     if "haproxy" in argv[0]:
         return "haproxy"
     if " cluster up" in joined:
