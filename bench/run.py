@@ -117,7 +117,10 @@ class Embedded:
 
 
 class LocalCluster:
-    def __init__(self, extra_toml: str = "") -> None:
+    """A detached three-site ``outlast cluster up``; ``up_args`` are added to its command
+    (e.g. ``--netns --latency-ms 10``)."""
+
+    def __init__(self, extra_toml: str = "", up_args: list[str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="outlast-bench-cluster-"))
         (self.dir / "site.toml").write_text(FAST_HASH_TOML + NO_LIMITS_TOML + extra_toml)
         out = subprocess.run(
@@ -134,6 +137,7 @@ class LocalCluster:
                 "--detach",
                 "--site-config",
                 str(self.dir / "site.toml"),
+                *(up_args or []),
             ],
             capture_output=True,
             text=True,
