@@ -178,6 +178,26 @@ class FrontDoor:
             if answer:
                 raise RuntimeError(f"front door refused {state} for {server}: {answer}")
 
+    def retarget(self, site: str, host: str, ports: list[int]) -> None:
+        """Point the site's servers at new ports (a rebuilt site's workers listen on new
+        ones), at once through the runtime API and in the config a restart would read."""
+        names = self.servers_of(site)
+        if len(names) != len(ports):
+            raise ValueError(f"site {site}: {len(names)} front-door servers, {len(ports)} ports")
+        moved = dict(zip(names, ports, strict=True))
+        self.backends = [
+            Backend(b.name, moved[b.name], host) if b.name in moved else b for b in self.backends
+        ]
+        (self.directory / "haproxy.cfg").write_text(
+            render_haproxy(self.port, self.backends, self.stats_port, self.admin_port, self.tls_pem)
+        )
+        if self.process is None or self.process.poll() is not None:
+            return
+        for name, port in moved.items():
+            answer = self.command(f"set server sites/{name} addr {host} port {port}").strip()
+            if answer and "change" not in answer:
+                raise RuntimeError(f"front door refused the new address of {name}: {answer}")
+
     def servers(self) -> dict[str, dict[str, str]]:
         """Per server of the sites backend: its stats row (status, scur, ...)."""
         text = self.command("show stat").lstrip("# ")

@@ -92,6 +92,9 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
     site.client_port, site.cluster_port, site.monitor_port = free_port(), free_port(), free_port()
     site.http_ports = [free_port() for _ in site.http_ports]
     supervisor.links.retarget(name, site.cluster_port)
+    # The front door must follow, or it would keep checking the dead workers' ports and
+    # never send the rebuilt site a request again.
+    supervisor.front_door.retarget(name, site.host, site.http_ports)
     sp.start_node()
     assert sp.node is not None
     await sp.node.wait_ready()

@@ -11,7 +11,13 @@ import pytest
 
 from outlast.drill.load import Load
 from outlast.drill.verdict import StoredEvent, judge, write_gap
-from tests.cluster.harness import Cluster, leader_site, start_cluster
+from tests.cluster.harness import (
+    Cluster,
+    front_door_servers,
+    leader_site,
+    start_cluster,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +79,10 @@ async def test_rebuild_then_survive_a_second_fire(cluster: Cluster) -> None:
         result = await asyncio.get_running_loop().run_in_executor(None, cluster.rebuild, first)
         assert result.returncode == 0, result.stderr
         assert cluster.site(first)["node"] != f"{first}-1"  # a new identity, never the burned one
+        # Its workers listen on new ports: the front door follows and sends it requests again.
+        assert wait_until(lambda: front_door_servers(cluster).get(first) == "UP", 30), (
+            front_door_servers(cluster)
+        )
         # The rebuilt site serves the same timelines as the survivors.
         timelines = await read_back(load, cluster, cluster.names)
         assert judge(load.sends(), timelines).ok
