@@ -9,9 +9,11 @@ machine whose load drifts over hours treats every kind alike. Every fire is
 followed by a rebuild, so the next drill again has three sites; the other
 faults are undone by the drill itself. After every drill the per-drill JSON
 (``NNN-KIND.json``), ``summary.json`` and ``table.md`` in ``--out`` are
-brought up to date, so a series stopped half-way still leaves its results. A
-drill that leaves no report (the cluster did not come back) gets a fresh
-cluster for the next one. ``--hours`` bounds the whole series.
+brought up to date, so a series stopped half-way still leaves its results,
+and running the same command again resumes it: drills already in ``--out``
+(reports, and ``NNN-KIND.failed.txt`` for those that left none) count
+towards the plan. A drill that leaves no report (the cluster did not come
+back) gets a fresh cluster for the next one. ``--hours`` bounds this run.
 
 The table has one row per kind: drills, acknowledged messages, lost /
 duplicated / reordered (must all be 0), and the write gap — each drill
@@ -29,6 +31,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +67,7 @@ def summarize(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def table(summary: dict[str, Any], failed_to_run: dict[str, int]) -> str:
+def table(summary: dict[str, Any], failed_to_run: Mapping[str, int]) -> str:
     """The per-kind Markdown table for bench/RESULTS.md."""
     lines = [
         "| fault | drills | acknowledged | lost | dup | reordered | write gap p50 | p99 | max "
@@ -126,6 +130,16 @@ def cluster_args(args: argparse.Namespace) -> list[str]:
     return ["--netns", "--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.jitter_ms)]
 
 
+def earlier(out: Path) -> tuple[list[dict[str, Any]], Counter[str], int]:
+    """Drills a previous run of this series left in ``out``: reports, kinds that left no
+    report, and the next drill number."""
+    reports = [json.loads(p.read_text()) for p in sorted(out.glob("[0-9][0-9][0-9]-*.json"))]
+    failed = sorted(out.glob("[0-9][0-9][0-9]-*.failed.txt"))
+    no_report = Counter(p.name[4:].removesuffix(".failed.txt") for p in failed)
+    numbers = [int(p.name[:3]) for p in [*out.glob("[0-9][0-9][0-9]-*.json"), *failed]]
+    return reports, no_report, max(numbers, default=-1) + 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.drill_series",
@@ -154,15 +168,18 @@ def main() -> int:
     counts = dict(args.count or [("fire", 10)])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    reports, no_report, first = earlier(out)
+    for fault, done in Counter([r["fault"] for r in reports] + list(no_report.elements())).items():
+        counts[fault] = max(0, counts.get(fault, 0) - done)
     plan = interleave(counts)
+    if first:
+        print(f"resuming: {first} drills already in {out}, {len(plan)} to go", flush=True)
     deadline = time.monotonic() + args.hours * 3600
-    reports: list[dict[str, Any]] = []
-    no_report: dict[str, int] = {}
     local: LocalCluster | None = None
     try:
-        for i, fault in enumerate(plan):
+        for i, fault in enumerate(plan, first):
             if time.monotonic() > deadline:
-                print(f"--hours reached: {i} of {len(plan)} drills run", flush=True)
+                print(f"--hours reached: {i - first} of {len(plan)} drills run", flush=True)
                 break
             if local is None:
                 local = LocalCluster(up_args=cluster_args(args))
@@ -172,7 +189,7 @@ def main() -> int:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
             last = result.stdout.strip().splitlines()[-1:] or [result.stderr[-500:]]
             print(
-                f"[{i + 1}/{len(plan)}] {fault}: exit {result.returncode} in "
+                f"[{i + 1}/{first + len(plan)}] {fault}: exit {result.returncode} in "
                 f"{time.monotonic() - started:.0f} s, load {os.getloadavg()[0]:.1f}: {last[0]}",
                 flush=True,
             )
@@ -182,7 +199,7 @@ def main() -> int:
                 target.write_text(json.dumps(report, indent=2))
                 reports.append(report)
             else:
-                no_report[fault] = no_report.get(fault, 0) + 1
+                no_report[fault] += 1
                 (out / f"{i:03d}-{fault}.failed.txt").write_text(result.stdout + result.stderr)
                 local.stop()
                 local = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from bench.drill_series import interleave, summarize, table
+from bench.drill_series import earlier, interleave, summarize, table
 
 
 def report(fault: str, median: float, p99: float, worst: float, lost: int = 0) -> dict[str, Any]:
@@ -43,3 +45,15 @@ def test_table_rows_sum_per_kind_and_flag_a_loss() -> None:
     assert "| fire | 2 | 200 | 0 | 0 | 0 | 2.00 s | 4.00 s | 9.50 s | yes |" in text
     assert "| partition | 1 (1 left no report) | 100 | 1 |" in text
     assert text.rstrip().endswith("**no** |")
+
+
+def test_a_series_resumes_after_the_drills_it_already_holds(tmp_path: Path) -> None:
+    (tmp_path / "000-fire.json").write_text(json.dumps(report("fire", 1.0, 2.0, 3.0)))
+    (tmp_path / "001-maintenance.failed.txt").write_text("the front door did not ...")
+    (tmp_path / "002-fire.json").write_text(json.dumps(report("fire", 1.0, 2.0, 3.0)))
+    reports, no_report, next_number = earlier(tmp_path)
+    assert [r["fault"] for r in reports] == ["fire", "fire"]
+    assert dict(no_report) == {"maintenance": 1}
+    assert next_number == 3
+    (tmp_path / "empty").mkdir()
+    assert earlier(tmp_path / "empty") == ([], {}, 0)
