@@ -136,6 +136,13 @@ def dispatch(args: argparse.Namespace) -> int | None:
         if not 5 <= args.loss_percent <= 20:
             print("outlast: --loss-percent must be 5-20", file=sys.stderr)
             return 2
+        if args.fault == "loss" and not args.cluster:
+            print(
+                "outlast: --fault loss needs a cluster started with `outlast cluster up "
+                "--netns` (pass it with --cluster); a drill's own cluster is a loopback one",
+                file=sys.stderr,
+            )
+            return 2
         if args.at >= args.duration:
             print("outlast: --at must be inside --duration", file=sys.stderr)
             return 2

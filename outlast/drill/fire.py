@@ -117,6 +117,11 @@ class Drill:
 
     async def run(self) -> dict[str, Any]:
         o = self.o
+        if o.fault == "loss" and self.description.get("network", {}).get("mode") != "netns":
+            raise SystemExit(
+                "outlast: --fault loss needs a cluster started with `outlast cluster up "
+                "--netns` (the loopback relays carry TCP streams and cannot drop packets)"
+            )
         sites = {s["name"]: s for s in self.description["sites"]}
         leaders = leader_counts(self.description)
         whole = o.fault in faults.WHOLE_CLUSTER
@@ -124,11 +129,6 @@ class Drill:
         if not whole and victim_name not in sites:
             raise SystemExit(f"outlast: no site {victim_name!r}; sites are {sorted(sites)}")
         victim = sites.get(victim_name, {})
-        if o.fault == "loss" and self.description.get("network", {}).get("mode") != "netns":
-            raise SystemExit(
-                "outlast: --fault loss needs a cluster started with `outlast cluster up "
-                "--netns` (the loopback relays carry TCP streams and cannot drop packets)"
-            )
         self.say(
             f"drill {self.id}: {o.fault} on site {victim_name} at t={o.at}s "
             f"(stream leaders per site: {leaders})"

@@ -137,7 +137,8 @@ def wait_rebuild(
     out: dict[str, Any] = {
         "rebuild": {
             **job.result,
-            "finished": job.finished is not None,
+            "ended": job.finished is not None,
+            "ok": job.finished is not None and job.error is None,
             "error": job.error,
             "waited_s": round(time.monotonic() - job.started, 1),
         }
