@@ -60,7 +60,8 @@ class _Side(asyncio.Protocol):
         peer = self.peer
         if peer is None or peer.transport is None:
             self.early.append(data)
-        elif self.relay.delay > 0 or self.relay.jitter > 0:
+        elif self.relay.delay > 0 or self.relay.jitter > 0 or self.held:
+            # Still holding chunks from a delay just lifted: these wait behind them.
             self.hold(data)
         else:
             peer.transport.write(data)
@@ -259,6 +260,18 @@ class Links:
             if site in (source, target):
                 relay.set_cut(cut)
         log.info("links of site %s %s", site, "cut" if cut else "healed")
+
+    def set_delay(self, site: str, extra: float) -> list[tuple[str, str]]:
+        """Add ``extra`` seconds (0: none) to every relay to and from ``site``, on top
+        of the cluster's own delay: a latency spike on that site's WAN links. Chunks
+        already held keep their release time; later ones queue behind them."""
+        touched = []
+        for (source, target), relay in self.relays.items():
+            if site in (source, target):
+                relay.delay = self.delay + extra
+                touched.append((source, target))
+        log.info("links of site %s: %.0f ms extra delay", site, extra * 1000)
+        return touched
 
     def isolated(self) -> list[str]:
         sites = {s for pair in self.relays for s in pair}

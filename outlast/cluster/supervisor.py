@@ -320,6 +320,31 @@ class Supervisor:
             self.cuts.pop(name, None)
         log.info("site %s %s in the kernel (%s)", name, "cut" if cut else "healed", direction)
 
+    def lose(self, name: str, percent: int) -> int:
+        """Drop ``percent``% of a site's route packets at random (0: stop); --netns only.
+        Returns how many packets the rules it replaced dropped."""
+        from outlast.cluster.netfaults import set_loss
+
+        site = self.plan.site(name)
+        if not self.plan.netns:
+            raise ValueError(
+                "packet loss needs a cluster started with --netns (the loopback relays "
+                "carry TCP streams and cannot drop a packet)"
+            )
+        dropped = set_loss(
+            self.nets[name], site.cluster_port, list(site.relay_ports.values()), percent
+        )
+        log.info("site %s: %d%% of route packets dropped", name, percent)
+        return dropped
+
+    def spike(self, name: str, ms: float) -> dict[str, Any]:
+        """Add ``ms`` of delay to every link to and from a site (0: back to normal)."""
+        self.plan.site(name)
+        if not 0 <= ms <= 10_000:
+            raise ValueError(f"a spike must be 0-10000 ms, not {ms}")
+        touched = self.links.set_delay(name, ms / 1000)
+        return {"site": name, "extra_ms": ms, "links": [f"{a}->{b}" for a, b in touched]}
+
     async def power_on(self, name: str, progress: Progress) -> None:
         """Restart a site's processes on its existing disks (after a power loss)."""
         sp = self.sites[name]
@@ -399,6 +424,8 @@ class Supervisor:
         app.router.add_get("/status", self._h_status)
         app.router.add_post("/sites/{name}/isolate", self._h_isolate)
         app.router.add_post("/sites/{name}/heal", self._h_heal)
+        app.router.add_post("/sites/{name}/loss", self._h_loss)
+        app.router.add_post("/sites/{name}/delay", self._h_delay)
         app.router.add_post("/sites/{name}/power-on", self._h_power_on)
         app.router.add_post("/sites/{name}/rebuild", self._h_rebuild)
         app.router.add_post("/sites/{name}/drain", self._h_drain)
@@ -423,6 +450,25 @@ class Supervisor:
     async def _h_heal(self, request: web.Request) -> web.Response:
         self.isolate(request.match_info["name"], False)
         return web.json_response({"healed": request.match_info["name"]})
+
+    async def _h_loss(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            percent = int(request.query.get("percent", "0"))
+            dropped = await asyncio.get_running_loop().run_in_executor(
+                None, self.lose, name, percent
+            )
+        except (KeyError, ValueError, OSError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"site": name, "loss_percent": percent, "dropped": dropped})
+
+    async def _h_delay(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            result = self.spike(name, float(request.query.get("ms", "0")))
+        except (KeyError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(result)
 
     async def _streamed(
         self, request: web.Request, work: Callable[[Progress], Awaitable[dict[str, Any]]]

@@ -43,7 +43,23 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "with the same disks; --site does not apply), corrupt (kill -9 the site, damage the "
         "last message block of each of its streams, power it on; reports what JetStream "
         "did with the bad replica), freeze-partition (SIGSTOP the site and cut another "
-        "site's links at once: no quorum until both are undone)",
+        "site's links at once: no quorum until both are undone), loss (drop a share of "
+        "the site's inter-site packets at random; --netns clusters only), spike (extra "
+        "delay on every link to and from the site), rebuild-partitioned (burn the site, "
+        "cut another one off, rebuild the burned one at once; the cut heals after "
+        "--heal-after)",
+    )
+    fire.add_argument(
+        "--loss-percent",
+        type=int,
+        default=10,
+        help="with --fault loss: percent of packets dropped, 5-20 (default 10)",
+    )
+    fire.add_argument(
+        "--spike-ms",
+        type=float,
+        default=200.0,
+        help="with --fault spike: milliseconds added to each direction (default 200)",
     )
     fire.add_argument(
         "--heal-after",
@@ -117,6 +133,16 @@ def dispatch(args: argparse.Namespace) -> int | None:
     if args.drill_command == "fire":
         from outlast.drill.fire import DrillOptions, run_drill
 
+        if not 5 <= args.loss_percent <= 20:
+            print("outlast: --loss-percent must be 5-20", file=sys.stderr)
+            return 2
+        if args.fault == "loss" and not args.cluster:
+            print(
+                "outlast: --fault loss needs a cluster started with `outlast cluster up "
+                "--netns` (pass it with --cluster); a drill's own cluster is a loopback one",
+                file=sys.stderr,
+            )
+            return 2
         if args.at >= args.duration:
             print("outlast: --at must be inside --duration", file=sys.stderr)
             return 2
@@ -143,6 +169,8 @@ def dispatch(args: argparse.Namespace) -> int | None:
             plot=args.plot,
             quiet=args.quiet,
             push=args.push,
+            loss_percent=args.loss_percent,
+            spike_ms=args.spike_ms,
         )
         return asyncio.run(run_drill(options))
     if args.drill_command == "restore":

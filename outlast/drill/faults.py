@@ -24,6 +24,7 @@
   default) and at the same moment cut another site's links: the third site
   alone has no quorum, so writes stop until the fault is undone (links
   healed, then SIGCONT).
+- ``loss``, ``spike``, ``rebuild-partitioned``: faults of the WAN, see netfaults.py.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from outlast.drill import netfaults
+
 FAULTS = (
     "fire",
     "power",
@@ -48,6 +51,7 @@ FAULTS = (
     "power-all",
     "corrupt",
     "freeze-partition",
+    *netfaults.KINDS,
 )
 # Faults that act on every site rather than on one.
 WHOLE_CLUSTER = ("maintenance", "power-all")
@@ -69,8 +73,15 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def inflict(description: dict[str, Any], site: dict[str, Any], fault: str) -> dict[str, Any]:
+def inflict(
+    description: dict[str, Any],
+    site: dict[str, Any],
+    fault: str,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Do the damage; returns what was done (reported, and handed to ``recover``)."""
+    if fault in netfaults.KINDS:
+        return netfaults.inflict(description, site, fault, params or {})
     if fault in ("fire", "power", "corrupt"):
         _signal_all(site["pids"], signal.SIGKILL)
         if fault == "fire":
@@ -103,6 +114,8 @@ def recover(
     inflicted: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Undo a temporary fault (not fire: a fire is undone only by a rebuild)."""
+    if fault in netfaults.KINDS:
+        return netfaults.recover(description, site, fault, inflicted)
     if fault in ("power", "corrupt"):
         return _result(_control(description, f"/sites/{site['name']}/power-on"))
     if fault == "power-all":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from outlast.drill import faults, replicas
+from outlast.drill import faults, netfaults, replicas
 from outlast.drill.load import Load
 from outlast.drill.pushgw import PushGateway
 from outlast.drill.readback import OwnWrites
@@ -57,6 +57,8 @@ class DrillOptions:
     plot: str | None = None
     quiet: bool = False
     push: bool = False
+    loss_percent: int = netfaults.DEFAULT_LOSS_PERCENT
+    spike_ms: float = netfaults.DEFAULT_SPIKE_MS
 
 
 def status(description: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +117,11 @@ class Drill:
 
     async def run(self) -> dict[str, Any]:
         o = self.o
+        if o.fault == "loss" and self.description.get("network", {}).get("mode") != "netns":
+            raise SystemExit(
+                "outlast: --fault loss needs a cluster started with `outlast cluster up "
+                "--netns` (the loopback relays carry TCP streams and cannot drop packets)"
+            )
         sites = {s["name"]: s for s in self.description["sites"]}
         leaders = leader_counts(self.description)
         whole = o.fault in faults.WHOLE_CLUSTER
@@ -177,8 +184,9 @@ class Drill:
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} done: every site restarted")
             else:
+                params = {"loss_percent": o.loss_percent, "spike_ms": o.spike_ms}
                 inflicted = await asyncio.get_running_loop().run_in_executor(
-                    None, faults.inflict, self.description, victim, o.fault
+                    None, faults.inflict, self.description, victim, o.fault, params
                 )
                 self.say(f"  >>> {o.fault} at site {victim_name} {inflicted or ''}")
                 # Each client's first write after the fault is read back at the other sites
@@ -204,6 +212,9 @@ class Drill:
             await progress
             own_reads = await own.report()
             readers = [n for n in sites if o.fault != "fire" or n != victim_name]
+            rebuild_failed = bool((recovery.get("rebuild") or {}).get("error"))
+            if rebuild_failed:  # a rebuild that did not finish leaves no site to read
+                readers.remove(victim_name)
             if o.fault != "fire":
                 await self._wait_healthy(readers)
             timelines, settle_s = await self._read_settled(load, readers)
@@ -236,6 +247,10 @@ class Drill:
                 report["inflicted"] = inflicted
             if recovery:
                 report["recovery"] = recovery
+            if o.fault in netfaults.KINDS:
+                report.update(self._net_report(load, fault_at, recovered_at, load_ended))
+                if rebuild_failed:
+                    report["verdict"]["ok"] = False
             if o.fault == "power-all":
                 report["durability"] = durable_before(load.sends(), timelines, fault_at)
                 if not report["durability"]["ok"]:
@@ -257,6 +272,25 @@ class Drill:
                 if not result["identical"]:
                     report["verdict"]["ok"] = False
         return report
+
+    def _net_report(
+        self, load: Load, fault_at: float, recovered_at: float | None, load_ended: float
+    ) -> dict[str, Any]:
+        """Send latency while the link misbehaved against as long a window before it,
+        and the longest time no client at all had a write acknowledged."""
+        end = min(recovered_at or load_ended, load_ended)
+        span = end - fault_at
+        sends = load.sends()
+        acks = [t for u in load.users for t in u.ack_times]
+        return {
+            "send_latency": {
+                "before_fault": netfaults.send_latency(
+                    sends, max(load.started_at + 1.0, fault_at - span), fault_at
+                ),
+                "during_fault": netfaults.send_latency(sends, fault_at, end),
+            },
+            "write_outage_s": netfaults.write_outage(acks, fault_at, load_ended),
+        }
 
     def _own_writes(
         self, load: Load, sites: dict[str, Any], hit: set[str], fault_at: float

@@ -86,6 +86,7 @@ def summary(report: dict[str, Any]) -> str:
             f"timelines through it identical: {rb.get('identical')}"
             + ("; its views were seeded from a snapshot" if rb.get("seeded_from_snapshot") else "")
         )
+    lines += _net_lines(report)
     push = report.get("push")
     if push:
         lines.append(
@@ -98,6 +99,31 @@ def summary(report: dict[str, Any]) -> str:
         )
     lines.append(f"  verdict: {'PASS' if v['ok'] else 'FAIL'}")
     return "\n".join(lines)
+
+
+def _net_lines(report: dict[str, Any]) -> list[str]:
+    """The WAN faults' extra figures (outlast/drill/netfaults.py)."""
+    lines = []
+    latency = report.get("send_latency")
+    if latency:
+        before, during = latency.get("before_fault", {}), latency.get("during_fault", {})
+        lines.append(
+            f"  send latency ms during the fault: p50 {during.get('p50_ms')} p99 "
+            f"{during.get('p99_ms')} over {during.get('sends', 0)} sends (before it: p50 "
+            f"{before.get('p50_ms')} p99 {before.get('p99_ms')}); no client acknowledged "
+            f"for {report.get('write_outage_s')}s at most"
+        )
+    recovery = report.get("recovery") or {}
+    if "packets_dropped" in recovery:
+        lines.append(f"  packets dropped by the loss rules: {recovery['packets_dropped']}")
+    rb = recovery.get("rebuild")
+    if rb:
+        lines.append(
+            f"  rebuild under the partition: done {rb.get('ok')} "
+            f"(error: {rb.get('error')}), {rb.get('total_s')}s from the fault, "
+            f"{rb.get('finished_after_heal_s')}s after the heal"
+        )
+    return lines
 
 
 def _brief(inflicted: dict[str, Any]) -> str:

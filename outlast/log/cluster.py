@@ -62,22 +62,31 @@ async def balance_leaders(
 
 
 async def remove_server_peer(
-    sys_url: str, peer: str, timeout: float = 60, tls: TlsContext = None
+    sys_url: str, peer: str, timeout: float = 300, tls: TlsContext = None
 ) -> None:
     """Remove a dead node from the JetStream meta group (system account), so the group
-    counts only live peers and a later loss of another site still leaves a majority."""
+    counts only live peers and a later loss of another site still leaves a majority.
+
+    Without a meta leader (no quorum: another site cut off too) nobody answers; that
+    is waited out, up to ``timeout``, not taken as a failure (drill rebuild-partitioned).
+    """
     sys_nc = await nats.connect(sys_url, connect_timeout=5, **_tls(tls))
     try:
         deadline = time.monotonic() + timeout
+        answer: Any = "no answer: no JetStream meta leader (no quorum)"
         while True:
-            reply = await sys_nc.request(
-                "$JS.API.SERVER.REMOVE", json.dumps({"peer": peer}).encode(), timeout=5
-            )
-            answer = json.loads(reply.data)
-            if answer.get("success") or "not" in json.dumps(answer.get("error", {})).lower():
-                return
+            try:
+                reply = await sys_nc.request(
+                    "$JS.API.SERVER.REMOVE", json.dumps({"peer": peer}).encode(), timeout=5
+                )
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                pass
+            else:
+                answer = json.loads(reply.data)
+                if answer.get("success") or "not" in json.dumps(answer.get("error", {})).lower():
+                    return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"could not remove peer {peer}: {answer}")
+                raise RuntimeError(f"could not remove peer {peer} in {timeout:.0f}s: {answer}")
             await asyncio.sleep(1)
     finally:
         await sys_nc.close()
@@ -118,11 +127,13 @@ async def replicate_onto(
                 except Exception:  # noqa: BLE001 - stream leader may be moving
                     continue
                 if old_node in peers:
-                    await app_nc.request(
-                        f"$JS.API.STREAM.PEER.REMOVE.{stream}",
-                        json.dumps({"peer": old_node}).encode(),
-                        timeout=5,
-                    )
+                    # Asked again next round if the leader did not answer in time.
+                    with contextlib.suppress(nats.errors.TimeoutError):
+                        await app_nc.request(
+                            f"$JS.API.STREAM.PEER.REMOVE.{stream}",
+                            json.dumps({"peer": old_node}).encode(),
+                            timeout=5,
+                        )
                     continue
                 if current and new_node in peers and len(peers) >= 3:
                     pending.discard(stream)

@@ -79,3 +79,34 @@ async def test_a_cut_relay_refuses_and_a_healed_one_delays_again() -> None:
     finally:
         await links.stop()
         server.close()
+
+
+async def test_a_spike_delays_only_the_sites_links_and_lifting_it_keeps_the_order() -> None:
+    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    target_port = server.sockets[0].getsockname()[1]
+    links = Links()
+    spiked = links.add("a", "b", PortPicker()(), target_port)
+    other = links.add("b", "c", PortPicker()(), target_port)
+    await links.start()
+    try:
+        assert sorted(links.set_delay("a", 0.15)) == [("a", "b")]
+        assert (spiked.delay, other.delay) == (0.15, 0.0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", spiked.listen_port)
+        started = time.monotonic()
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 10) == b"ping"
+        assert time.monotonic() - started >= 0.3  # 150 ms there, 150 ms back
+        # Lifted while bytes are held: the later ones must not overtake them.
+        sent = b"".join(f"{i:06d}".encode() for i in range(500))
+        writer.write(sent[:1500])
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        links.set_delay("a", 0.0)
+        assert spiked.delay == 0.0
+        writer.write(sent[1500:])
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readexactly(len(sent)), 10) == sent
+        writer.close()
+    finally:
+        await links.stop()
+        server.close()
