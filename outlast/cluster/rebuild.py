@@ -50,6 +50,10 @@ class LinkTarget(Protocol):
     def retarget(self, name: str, cluster_port: int) -> None: ...
 
 
+class FrontDoorTarget(Protocol):
+    def retarget(self, site: str, host: str, ports: list[int]) -> None: ...
+
+
 class RebuildHost(Protocol):
     """What a rebuild needs of the cluster's supervisor (outlast/cluster/supervisor.py)."""
 
@@ -58,6 +62,9 @@ class RebuildHost(Protocol):
 
     @property
     def links(self) -> LinkTarget: ...
+
+    @property
+    def front_door(self) -> FrontDoorTarget: ...
 
     @property
     def sites(self) -> Mapping[str, SiteHandle]: ...
