@@ -253,11 +253,20 @@ class Health:
         return True
 
     async def _view_lag(self) -> dict[str, int]:
-        lag: dict[str, int] = {}
-        for name in self.ctx.stream_names:
+        """Every stream's leader asked at once: one slow leader (a site whose links lag)
+        must cost the check one round trip, not one per stream it leads, or the front
+        door's 500 ms check times out and drains every site."""
+
+        async def last(name: str) -> int | None:
             try:
-                last = await asyncio.wait_for(self.ctx.log.last_seq(name), 1.0)
+                return await asyncio.wait_for(self.ctx.log.last_seq(name), 1.0)
             except Exception:  # noqa: BLE001 - a stream electing a leader: lag unknown
-                continue
-            lag[name] = max(0, last - self.ctx.positions.applied(name))
-        return lag
+                return None
+
+        names = list(self.ctx.stream_names)
+        answers = await asyncio.gather(*(last(name) for name in names))
+        return {
+            name: max(0, seq - self.ctx.positions.applied(name))
+            for name, seq in zip(names, answers, strict=True)
+            if seq is not None
+        }
