@@ -43,7 +43,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "with the same disks; --site does not apply), corrupt (kill -9 the site, damage the "
         "last message block of each of its streams, power it on; reports what JetStream "
         "did with the bad replica), freeze-partition (SIGSTOP the site and cut another "
-        "site's links at once: no quorum until both are undone)",
+        "site's links at once: no quorum until both are undone), disk-full (fill the "
+        "filesystem under the site's data; needs `cluster up --disk-mb N`), skew (restart "
+        "the site's workers with their clock --skew-seconds off)",
+    )
+    fire.add_argument(
+        "--skew-seconds",
+        type=float,
+        default=300.0,
+        help="with --fault skew: how far the site's clock is off (default 300)",
     )
     fire.add_argument(
         "--heal-after",
@@ -143,6 +151,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
             plot=args.plot,
             quiet=args.quiet,
             push=args.push,
+            skew_s=args.skew_seconds,
         )
         return asyncio.run(run_drill(options))
     if args.drill_command == "restore":
