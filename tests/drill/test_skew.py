@@ -15,13 +15,13 @@ from tests.drill.test_fire import HEAL_AFTER, assert_drill_passed, fire_drill, w
 
 VICTIM = "a"
 # Short enough that the drill waits for a token to expire while the clock is off.
-LIFETIME_TOML = "\n[auth]\nrefreshable_access_token_lifetime_ms = 15000\n"
+LIFETIME_TOML = "refreshable_access_token_lifetime_ms = 15000\n"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = start_cluster(
-        tmp_path_factory.mktemp("drill-skew") / "cluster", site_toml=LIFETIME_TOML
+        tmp_path_factory.mktemp("drill-skew") / "cluster", auth_toml=LIFETIME_TOML
     )
     try:
         yield cluster
