@@ -68,6 +68,8 @@ def test_disk_full_site_refuses_cleanly_and_catches_up(cluster: Cluster, tmp_pat
     direct = report["disk_full"]["direct_writes"]
     assert direct["ok"] is True and sum(direct["answers"].values()) > 0, direct
     assert not any(k.startswith("500") for k in direct["answers"]), direct
+    assert report["disk_full"]["internal_errors"] == {}, report["counters"]["error_answers"]
+    assert "full disk: writes straight to the site" in proc.stdout
     recovery = report["disk_full"]["recovery"]
     assert recovery["free_after_removal"] > DISK_MB * 2**20 // 2, recovery
     # Whatever the node did (it turns JetStream off on ENOSPC), the drill powered the

@@ -57,6 +57,7 @@ def test_skewed_site_judges_tokens_and_stamps_by_the_logs_clock(
         print(check)
     assert_drill_passed(proc, report, "skew")
     assert report["inflicted"]["skew_s"] == 300
+    assert "clock 300.0s off:" in proc.stdout and "failed: none" in proc.stdout
     assert skew["ok"] is True and skew["failed"] == [], skew["failed"]
     names = [c["check"] for c in skew["checks"]]
     # Both directions, a refresh each way, the stamp, and the expiry really waited for.
