@@ -2,7 +2,9 @@
 
 A site runs on :class:`SystemClock`. Tests hand a site (or one service) a
 clock they control, so a timeout or an expiry can be reached without sleeping
-for it (``tests/clock.py``). Waits on futures (read-your-writes, parked
+for it (``tests/clock.py``). The system clock's wall time follows the log's (nats-server's)
+clock when the host is more than a second off it (:class:`LogTime`): expiries
+and stamps cross sites, so every site must read one time. Waits on futures (read-your-writes, parked
 /sync long-polls) still use the event loop's own timers: they end early when
 what they wait for happens, which is what their tests look at.
 """
