@@ -63,3 +63,34 @@ async def test_presence_ages_with_the_clock(timed: Services, clock: ManualClock)
     await presence.set_status(alice, alice.user_id, {"presence": "online"})
     clock.advance(7.5)
     assert presence.status(alice, alice.user_id)["last_active_ago"] == 7_500
+
+
+def test_log_time_parses_nats_server_stamps() -> None:
+    from outlast.clock import parse_rfc3339
+
+    assert parse_rfc3339("2026-12-02T17:30:00Z") == 1796232600.0
+    assert abs(parse_rfc3339("2026-12-02T17:30:00.123456789Z") - 1796232600.123456789) < 1e-6
+
+
+def test_log_time_follows_the_log_only_when_far_off() -> None:
+    from outlast.clock import FOLLOW_ABOVE_S, LogTime
+
+    measured = LogTime()
+    assert measured.offset() == 0.0  # nothing measured: the host's clock as it is
+    # Within FOLLOW_ABOVE_S the host is trusted.
+    measured.observe(1000.0, 1000.02, 1000.01 - FOLLOW_ABOVE_S / 2)
+    assert measured.offset() == 0.0
+    # 300 s fast: a slow answer (2 s round trip) and a quick one; the quick one wins.
+    measured.observe(1300.0, 1302.0, 1000.0)
+    measured.observe(1310.0, 1310.01, 1010.0)
+    assert abs(measured.offset() - 300.0) < 0.02
+
+
+def test_observe_log_time_ignores_answers_without_a_stamp() -> None:
+    from outlast.clock import LOG_TIME, observe_log_time
+
+    before = LOG_TIME.offset()
+    observe_log_time(0.0, 0.0, {"config": {}})
+    observe_log_time(0.0, 0.0, {"ts": "0001-01-01T00:00:00Z"})
+    observe_log_time(0.0, 0.0, {"ts": "garbage"})
+    assert LOG_TIME.offset() == before

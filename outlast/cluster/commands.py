@@ -69,6 +69,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=0.0,
         help="up to this much more delay, at random per chunk (order is kept; default 0)",
     )
+    up.add_argument(
+        "--disk-mb",
+        type=int,
+        default=0,
+        help="root only: put each site's data directory on a tmpfs of this many MiB "
+        "(for the disk-full drill; default: the directory's own filesystem)",
+    )
     down = csub.add_parser("down", help="stop a cluster started with --detach")
     down.add_argument("--dir", required=True)
     status = csub.add_parser("status", help="print the cluster description with live site status")
@@ -208,6 +215,7 @@ def cluster_up(args: argparse.Namespace) -> int:
     )
     plan.server_name = server_name
     plan.latency_ms, plan.jitter_ms = args.latency_ms, args.jitter_ms
+    plan.disk_mb = args.disk_mb
     if args.netns:
         from outlast.cluster import netns
 
@@ -246,6 +254,8 @@ def _detach(args: argparse.Namespace, directory: Path) -> int:
         argv.append("--tls")
     if args.netns:
         argv.append("--netns")
+    if args.disk_mb:
+        argv += ["--disk-mb", str(args.disk_mb)]
     argv += ["--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.jitter_ms)]
     with open(directory / "supervisor.log", "ab") as log:
         subprocess.Popen(

@@ -122,6 +122,8 @@ class ClusterPlan:
     # `--netns`: every site in a network namespace of its own, and the one-way delay
     # (plus up to ``jitter_ms``) the relays add to every byte between sites.
     netns: bool = False
+    # `--disk-mb`: each site's data directory is a tmpfs of this many MiB (0: none).
+    disk_mb: int = 0
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
 

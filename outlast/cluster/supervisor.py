@@ -25,7 +25,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from outlast.clock import SKEW_ENV
 from outlast.cluster import netns
+from outlast.cluster.disks import mount_small_disk, unmount_small_disk
 from outlast.cluster.frontdoor import Backend, FrontDoor
 from outlast.cluster.links import Links
 from outlast.cluster.plan import ClusterPlan, SitePlan, describe
@@ -55,6 +57,8 @@ class SiteProcesses:
         self.site = site
         self.node: NatsNode | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
+        # A drill's `skew`: the workers' wall clock is off by this much (outlast/clock.py).
+        self.skew_s = 0.0
 
     def pids(self) -> list[int]:
         pids = []
@@ -100,10 +104,17 @@ class SiteProcesses:
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    env=self.worker_env(),
                 )
             )
             log_file.close()
+
+    def worker_env(self) -> dict[str, str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(SKEW_ENV, None)
+        if self.skew_s:
+            env[SKEW_ENV] = str(self.skew_s)
+        return env
 
     def drain_workers(self) -> None:
         """Every worker reports not ready (``draining``) from now on."""
@@ -208,6 +219,10 @@ class Supervisor:
                     site.name, other, port, target.cluster_port, site.gateway, target.host
                 )
         await self.links.start()
+        if self.plan.disk_mb:
+            for site in self.plan.sites:
+                mount_small_disk(Path(site.data_dir), self.plan.disk_mb)
+            await progress(f"each site's data on a tmpfs of {self.plan.disk_mb} MiB")
         for name, sp in self.sites.items():
             sp.start_node()
             await progress(f"site {name}: nats-server {sp.site.node_name} started")
@@ -360,6 +375,23 @@ class Supervisor:
             None, self.front_door.set_state, name, "ready"
         )
 
+    async def skew(self, name: str, seconds: float, progress: Progress) -> dict[str, Any]:
+        """Restart a site's workers with their wall clock ``seconds`` off (0: right again).
+
+        Linux has no per-process CLOCK_REALTIME, so the offset is an environment
+        variable outlast/clock.py reads; the node (nats-server) keeps the host's time.
+        """
+        sp = self.sites[name]
+        async with self._claim(name, "restarting"):
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, sp.stop_workers)
+            sp.skew_s = seconds
+            sp.start_workers()
+            await progress(f"site {name}: workers restarted with their clock {seconds:+g}s off")
+            self.write_description()
+            await self.wait_healthy([name], progress, 120)
+        return {"site": name, "skew_s": seconds, "pids": sp.pids()}
+
     async def rebuild(self, name: str, progress: Progress) -> dict[str, Any]:
         from outlast.cluster.rebuild import rebuild_site
 
@@ -430,6 +462,7 @@ class Supervisor:
         app.router.add_post("/sites/{name}/rebuild", self._h_rebuild)
         app.router.add_post("/sites/{name}/drain", self._h_drain)
         app.router.add_post("/sites/{name}/restart", self._h_restart)
+        app.router.add_post("/sites/{name}/skew", self._h_skew)
         app.router.add_post("/roll", self._h_roll)
         app.router.add_post("/stop", self._h_stop)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -511,6 +544,14 @@ class Supervisor:
         name = request.match_info["name"]
         return await self._streamed(request, lambda progress: self.restart(name, progress))
 
+    async def _h_skew(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        try:
+            seconds = float(request.query.get("seconds", "0"))
+        except ValueError:
+            return web.json_response({"error": "seconds must be a number"}, status=400)
+        return await self._streamed(request, lambda progress: self.skew(name, seconds, progress))
+
     async def _h_roll(self, request: web.Request) -> web.StreamResponse:
         return await self._streamed(request, self.roll)
 
@@ -537,6 +578,9 @@ class Supervisor:
 
         await loop.run_in_executor(None, stop_all)
         await self.links.stop()
+        if self.plan.disk_mb:
+            for site in self.plan.sites:
+                unmount_small_disk(Path(site.data_dir))
         if self.plan.netns:
             await loop.run_in_executor(None, netns.remove, Path(self.plan.dir))
         if self._runner is not None:

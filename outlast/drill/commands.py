@@ -47,7 +47,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "the site's inter-site packets at random; --netns clusters only), spike (extra "
         "delay on every link to and from the site), rebuild-partitioned (burn the site, "
         "cut another one off, rebuild the burned one at once; the cut heals after "
-        "--heal-after)",
+        "--heal-after), disk-full (fill the filesystem under the site's data; needs "
+        "`cluster up --disk-mb N`), skew (restart the site's workers with their clock "
+        "--skew-seconds off)",
     )
     fire.add_argument(
         "--loss-percent",
@@ -60,6 +62,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         type=float,
         default=200.0,
         help="with --fault spike: milliseconds added to each direction (default 200)",
+    )
+    fire.add_argument(
+        "--skew-seconds",
+        type=float,
+        default=300.0,
+        help="with --fault skew: how far the site's clock is off (default 300)",
     )
     fire.add_argument(
         "--heal-after",
@@ -171,6 +179,7 @@ def dispatch(args: argparse.Namespace) -> int | None:
             push=args.push,
             loss_percent=args.loss_percent,
             spike_ms=args.spike_ms,
+            skew_s=args.skew_seconds,
         )
         return asyncio.run(run_drill(options))
     if args.drill_command == "restore":

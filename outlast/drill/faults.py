@@ -25,6 +25,10 @@
   alone has no quorum, so writes stop until the fault is undone (links
   healed, then SIGCONT).
 - ``loss``, ``spike``, ``rebuild-partitioned``: faults of the WAN, see netfaults.py.
+- ``disk-full``: fill the filesystem under the site's data (outlast/drill/disk.py;
+  the cluster needs `cluster up --disk-mb N`), later delete the filler.
+- ``skew``: restart the site's workers with their wall clock off (+300 s by
+  default; outlast/drill/skew.py), later set it right again.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from outlast.drill import netfaults
+from outlast.drill import disk, netfaults
 
 FAULTS = (
     "fire",
@@ -52,6 +56,8 @@ FAULTS = (
     "corrupt",
     "freeze-partition",
     *netfaults.KINDS,
+    "disk-full",
+    "skew",
 )
 # Faults that act on every site rather than on one.
 WHOLE_CLUSTER = ("maintenance", "power-all")
@@ -102,6 +108,10 @@ def inflict(
         _signal_all(site["pids"], signal.SIGSTOP)
         _control(description, f"/sites/{other['name']}/isolate", timeout=30)
         return {"frozen": site["name"], "partitioned": other["name"]}
+    elif fault == "disk-full":
+        return disk.fill(site)
+    elif fault == "skew":
+        return _result(_control(description, _skew_path(site, site.get("skew_s", 300.0))))
     else:
         raise ValueError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
     return {}
@@ -124,12 +134,31 @@ def recover(
         _control(description, f"/sites/{site['name']}/heal", timeout=30)
     elif fault == "freeze":
         _signal_all(site["pids"], signal.SIGCONT)
+    elif fault == "disk-full":
+        return _free_disk(description, site, inflicted or {})
+    elif fault == "skew":
+        return _result(_control(description, _skew_path(site, 0.0)))
     elif fault == "freeze-partition":
         partitioned = (inflicted or {}).get("partitioned")
         if partitioned:
             _control(description, f"/sites/{partitioned}/heal", timeout=30)
         _signal_all(site["pids"], signal.SIGCONT)
     return {}
+
+
+def _skew_path(site: dict[str, Any], seconds: float) -> str:
+    return f"/sites/{site['name']}/skew?seconds={seconds:g}"
+
+
+def _free_disk(
+    description: dict[str, Any], site: dict[str, Any], inflicted: dict[str, Any]
+) -> dict[str, Any]:
+    """Free the disk; power the site on again if its node turned JetStream off or a
+    worker exited (nats-server never re-enables JetStream by itself)."""
+    result = disk.free(site, inflicted)
+    if result["restart"]:
+        result["power_on"] = _result(_control(description, f"/sites/{site['name']}/power-on"))
+    return result
 
 
 def power_on_all(description: dict[str, Any]) -> dict[str, Any]:

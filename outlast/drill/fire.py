@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from outlast.drill import faults, netfaults, replicas
+from outlast.drill import disk, faults, netfaults, replicas, skew
 from outlast.drill.load import Load
 from outlast.drill.pushgw import PushGateway
 from outlast.drill.readback import OwnWrites
@@ -59,6 +59,7 @@ class DrillOptions:
     push: bool = False
     loss_percent: int = netfaults.DEFAULT_LOSS_PERCENT
     spike_ms: float = netfaults.DEFAULT_SPIKE_MS
+    skew_s: float = skew.DEFAULT_SKEW_S
 
 
 def status(description: dict[str, Any]) -> dict[str, Any]:
@@ -185,8 +186,9 @@ class Drill:
                 self.say(f"  <<< {o.fault} done: every site restarted")
             else:
                 params = {"loss_percent": o.loss_percent, "spike_ms": o.spike_ms}
+                target = {**victim, "skew_s": o.skew_s} if o.fault == "skew" else victim
                 inflicted = await asyncio.get_running_loop().run_in_executor(
-                    None, faults.inflict, self.description, victim, o.fault, params
+                    None, faults.inflict, self.description, target, o.fault, params
                 )
                 self.say(f"  >>> {o.fault} at site {victim_name} {inflicted or ''}")
                 # Each client's first write after the fault is read back at the other sites
@@ -194,8 +196,17 @@ class Drill:
                 # healed before the frozen one wakes, so it is read too.
                 own = self._own_writes(load, sites, {victim_name}, fault_at)
                 load.ack_hooks.append(own.on_ack)
+            during: dict[str, Any] = {}
             if o.fault not in ("fire", "maintenance"):
-                await asyncio.sleep(o.heal_after)
+                until = time.monotonic() + o.heal_after
+                urls = {n: s["url"] for n, s in sites.items()}
+                if o.fault == "disk-full":
+                    during = await disk.probe_writes(load, urls[victim_name])
+                    self.say(f"  writes straight to the full site: {during['answers']}")
+                elif o.fault == "skew":
+                    during = await skew.check(load, urls, victim_name)
+                    self.say(f"  skew checks failed: {during['failed'] or 'none'}")
+                await asyncio.sleep(max(0.0, until - time.monotonic()))
                 recovery = await asyncio.get_running_loop().run_in_executor(
                     None, faults.recover, self.description, victim, o.fault, inflicted
                 )
@@ -244,7 +255,23 @@ class Drill:
             if maintenance is not None:
                 report["maintenance"] = maintenance
             if inflicted:
-                report["inflicted"] = inflicted
+                report["inflicted"] = {k: v for k, v in inflicted.items() if k[:1] != "_"}
+            if o.fault == "disk-full":
+                # A 500 is a bug wherever it comes from; the rest (503s, the front
+                # door's answers while the site restarts) is recorded as seen.
+                answers = report["counters"]["error_answers"]
+                internal = {k: v for k, v in answers.items() if k.startswith("500")}
+                report["disk_full"] = {
+                    "direct_writes": during,
+                    "recovery": recovery,
+                    "internal_errors": internal,
+                }
+                if not during.get("ok") or internal:
+                    report["verdict"]["ok"] = False
+            if o.fault == "skew":
+                report["skew"] = {"skew_s": o.skew_s, **during}
+                if not during.get("ok"):
+                    report["verdict"]["ok"] = False
             if recovery:
                 report["recovery"] = recovery
             if o.fault in netfaults.KINDS:
@@ -477,6 +504,7 @@ class Drill:
                 "acked": c.acked,
                 "errors": c.errors,
                 "retries": c.retries,
+                "error_answers": dict(sorted(c.error_answers.items())),
             },
             "acks_per_second_by_site": {
                 s: {str(k): v for k, v in per.items()} for s, per in c.site_acks_per_second.items()

@@ -32,6 +32,8 @@ class Counters:
     acked: int = 0
     errors: int = 0
     retries: int = 0
+    # What the failed attempts were told: "503 M_UNAVAILABLE", "no answer (TimeoutError)".
+    error_answers: dict[str, int] = field(default_factory=dict)
     acks_per_second: dict[int, int] = field(default_factory=dict)
     site_acks_per_second: dict[str, dict[int, int]] = field(default_factory=dict)
 
@@ -205,12 +207,14 @@ class Load:
                     for hook in self.ack_hooks:
                         hook(user.name, user.token, send, site)
                     return send
+                code = data.get("errcode", "") if isinstance(data, dict) else "not JSON"
+                self._tally(f"{status} {code}")
                 if 400 <= status < 500 and status != 429:
                     return Send(
                         user.name, room_id, txn_id, body, False, None, attempts, errors + 1, started
                     )
-            except (TimeoutError, aiohttp.ClientError, OSError):
-                pass
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                self._tally(f"no answer ({type(exc).__name__})")
             errors += 1
             self.counters.errors += 1
             if self.clock() - started > RETRY_GIVE_UP_SECONDS:
@@ -220,6 +224,9 @@ class Load:
             self.counters.retries += 1
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 1.0)
+
+    def _tally(self, answer: str) -> None:
+        self.counters.error_answers[answer] = self.counters.error_answers.get(answer, 0) + 1
 
     async def run(self, rate: float, duration: float, stop: asyncio.Event | None = None) -> None:
         """Every user sends at ``rate / users`` messages per second, one at a time."""

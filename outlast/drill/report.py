@@ -79,6 +79,7 @@ def summary(report: dict[str, Any]) -> str:
             )
         for line in replica.get("node_log", [])[:5]:
             lines.append(f"    node log: {line[:160]}")
+    lines += _disk_and_skew(report)
     if report.get("rebuild"):
         rb = report["rebuild"]
         lines.append(
@@ -205,3 +206,28 @@ def plot(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def _disk_and_skew(report: dict[str, Any]) -> list[str]:
+    """The disk-full and skew drills' own findings."""
+    lines = []
+    full = report.get("disk_full")
+    if full:
+        rec = full.get("recovery") or {}
+        lines.append(
+            f"  full disk: writes straight to the site were told "
+            f"{(full.get('direct_writes') or {}).get('answers')}; clients' failed attempts "
+            f"{report['counters'].get('error_answers')}; 500s: {full.get('internal_errors')}"
+        )
+        lines.append(
+            f"  node turned JetStream off: {rec.get('jetstream_disabled')}; processes that "
+            f"exited: {rec.get('processes_exited')}; powered on again after freeing: "
+            f"{'power_on' in rec}"
+        )
+    skew = report.get("skew")
+    if skew:
+        lines.append(
+            f"  clock {skew.get('skew_s')}s off: {len(skew.get('checks', []))} checks, "
+            f"failed: {skew.get('failed') or 'none'}; expiry: {skew.get('expiry')}"
+        )
+    return lines

@@ -29,6 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
 
+from outlast.clock import host_time, observe_log_time
 from outlast.core import jsonenc
 from outlast.log.facts import Fact
 from outlast.log.leader import NotProvable, leader_last_seq
@@ -552,10 +553,13 @@ class LogClient:
         and the caller asks again.
         """
         try:
+            before = host_time()
             reply = await self.nc.request(
                 f"{api.DEFAULT_PREFIX}.STREAM.INFO.{stream}", b"", timeout=timeout
             )
-            return leader_last_seq(json.loads(reply.data))
+            info = json.loads(reply.data)
+            observe_log_time(before, host_time(), info)
+            return leader_last_seq(info)
         except NotProvable as exc:
             raise LogUnavailable(str(exc)) from exc
         except (

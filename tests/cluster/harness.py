@@ -134,13 +134,17 @@ def start_cluster(
     site_toml: str = "",
     tls: bool = False,
     netns_args: tuple[str, ...] = (),
+    disk_mb: int = 0,
+    auth_toml: str = "",
 ) -> Cluster:
     """Start a cluster; ``site_toml`` is added to every site's configuration; ``tls``:
     `cluster up --tls` (a CA of its own, TLS on every link to and between nodes);
-    ``netns_args``: e.g. ``("--netns", "--latency-ms", "10")``."""
+    ``netns_args``: e.g. ``("--netns", "--latency-ms", "10")``; ``disk_mb``: each
+    site's data on a tmpfs of that size (root); ``auth_toml``: more keys of the
+    ``[auth]`` table (which the fast-hash settings open)."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
-    extra.write_text(FAST_HASH_TOML + NO_LIMITS_TOML + site_toml)
+    extra.write_text(FAST_HASH_TOML + auth_toml + NO_LIMITS_TOML + site_toml)
     result = subprocess.run(
         [
             sys.executable,
@@ -159,6 +163,7 @@ def start_cluster(
             str(extra),
             *(["--tls"] if tls else []),
             *netns_args,
+            *(["--disk-mb", str(disk_mb)] if disk_mb else []),
         ],
         capture_output=True,
         text=True,
