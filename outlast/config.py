@@ -86,6 +86,16 @@ class LogConfig:
 class ViewConfig:
     path: str = ""
     shared: bool = False
+    # "sqlite" (a file per worker, or one per site with --workers N) or "postgresql"
+    # (one database any number of workers share, on any machines: docs/scale.md).
+    backend: str = "sqlite"
+    dsn: str = ""
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether other worker processes use this view too (then one of them projects)."""
+        return self.shared or self.backend == "postgresql"
+
     max_lag_seconds: float = 5.0
     snapshot_interval_seconds: float = 0.0
     snapshot_keep: int = 3

@@ -66,6 +66,7 @@ from outlast.sync.service import Sync
 from outlast.sync.window import EphemeralCounter, chain
 from outlast.view.notifier import Notifier
 from outlast.view.ownership import ViewLock
+from outlast.view.pg.lock import AdvisoryLock
 from outlast.view.projector import Projector, Sharing
 from outlast.view.snapshot import Manifest, Progress, SnapshotTimer, take_snapshot
 from outlast.view.state_cache import StateCache
@@ -208,7 +209,7 @@ class Site:
             await KeyBucket(self.log, names.backup_bucket).ensure(config.log.replicas)
         if self.seed is not None:
             await self.seed(self.log, names)
-        conn = open_db(config.view_path, [s.name for s in streams], shared=config.view.shared)
+        conn = open_db(config.view_path, [s.name for s in streams], shared=config.view.is_shared)
         positions = Positions(conn)
         notifier = Notifier()
         state_cache = StateCache(conn)
@@ -302,12 +303,18 @@ class Site:
         return BackupScheduler(self.log, config.backup, deployment, names.backup_bucket, holder)
 
     def _sharing(self, names: Names) -> Sharing | None:
-        """With ``--workers N`` the site's workers share one view; one of them projects."""
+        """With ``--workers N``, or on PostgreSQL (any worker, any machine), workers share
+        one view; one of them projects (docs/scale.md)."""
         view = self.config.view_path
+        site = self.config.server.site
+        if self.config.view.backend == "postgresql":
+            lock = AdvisoryLock(self.config.view.dsn)
+            subject = names.view_subject(site, lock.identity())
+            return Sharing(lock, subject, backend="postgresql")
         if not self.config.view.shared:
             return None
         key = str(view.resolve())
-        return Sharing(ViewLock(view), names.view_subject(self.config.server.site, key))
+        return Sharing(ViewLock(view), names.view_subject(site, key))
 
     async def _timed_snapshot(self) -> Manifest | None:
         """The periodic snapshot: of a shared view, only its projecting worker takes one."""

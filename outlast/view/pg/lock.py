@@ -115,9 +115,7 @@ class AdvisoryLock:
                 await asyncio.wait_for(conn.execute("SELECT 1"), 10)
             else:
                 loop = asyncio.get_running_loop()
-                await asyncio.wait_for(
-                    loop.run_in_executor(None, conn.execute, "SELECT 1"), 10
-                )
+                await asyncio.wait_for(loop.run_in_executor(None, conn.execute, "SELECT 1"), 10)
         except (psycopg.Error, TimeoutError, OSError):
             return False
         return True
@@ -166,4 +164,3 @@ def _settings() -> list[str]:
 async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
     with contextlib.suppress(Exception):
         await conn.close()
-
