@@ -66,7 +66,7 @@ from outlast.sync.service import Sync
 from outlast.sync.window import EphemeralCounter, chain
 from outlast.view.notifier import Notifier
 from outlast.view.ownership import ViewLock
-from outlast.view.pg.lock import AdvisoryLock
+from outlast.view.pg.lock import AdvisoryLock, schema_guard
 from outlast.view.projector import Projector, Sharing
 from outlast.view.snapshot import Manifest, Progress, SnapshotTimer, take_snapshot
 from outlast.view.state_cache import StateCache
@@ -209,7 +209,12 @@ class Site:
             await KeyBucket(self.log, names.backup_bucket).ensure(config.log.replicas)
         if self.seed is not None:
             await self.seed(self.log, names)
-        conn = open_db(config.view_path, [s.name for s in streams], shared=config.view.is_shared)
+        with contextlib.ExitStack() as setting_up:
+            if config.view.backend == "postgresql":
+                setting_up.enter_context(schema_guard(config.view.dsn))
+            conn = open_db(
+                config.view_path, [s.name for s in streams], shared=config.view.is_shared
+            )
         positions = Positions(conn)
         notifier = Notifier()
         state_cache = StateCache(conn)

@@ -134,10 +134,12 @@ def start_cluster(
     site_toml: str = "",
     tls: bool = False,
     netns_args: tuple[str, ...] = (),
+    view: str = "sqlite",
 ) -> Cluster:
     """Start a cluster; ``site_toml`` is added to every site's configuration; ``tls``:
     `cluster up --tls` (a CA of its own, TLS on every link to and between nodes);
-    ``netns_args``: e.g. ``("--netns", "--latency-ms", "10")``."""
+    ``netns_args``: e.g. ``("--netns", "--latency-ms", "10")``; ``view``: `--view`
+    (``postgresql``: a PostgreSQL server per site, two workers sharing it)."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
     extra.write_text(FAST_HASH_TOML + NO_LIMITS_TOML + site_toml)
@@ -159,6 +161,8 @@ def start_cluster(
             str(extra),
             *(["--tls"] if tls else []),
             *netns_args,
+            "--view",
+            view,
         ],
         capture_output=True,
         text=True,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -45,6 +46,22 @@ CLIENT_KEEPALIVES: dict[str, Any] = {
     "keepalives_count": 3,
     "connect_timeout": 10,
 }
+
+
+# Another key, held only while a worker creates or upgrades the view's tables: two
+# workers starting at once would otherwise race on CREATE TABLE IF NOT EXISTS.
+SCHEMA_LOCK_KEY = VIEW_LOCK_KEY + 1
+
+
+@contextlib.contextmanager
+def schema_guard(dsn: str) -> Iterator[None]:
+    """One worker at a time sets the view's tables up."""
+    with psycopg.connect(dsn, autocommit=True, **CLIENT_KEEPALIVES) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
 
 class AdvisoryLock:
