@@ -84,21 +84,20 @@ class LogConfig:
 
 @dataclass
 class ViewConfig:
+    backend: str = "sqlite"  # or "postgresql" (then dsn says where)
+    dsn: str = ""
     path: str = ""
     shared: bool = False
-    # "sqlite" (a file per worker, or one per site with --workers N) or "postgresql"
-    # (one database any number of workers share, on any machines: docs/scale.md).
-    backend: str = "sqlite"
-    dsn: str = ""
+    max_lag_seconds: float = 5.0
+    snapshot_interval_seconds: float = 0.0
+    snapshot_keep: int = 3
 
+    # A PostgreSQL view is shared by any number of workers, on any machines
+    # (docs/scale.md); a SQLite one only by the workers of one `serve --workers N`.
     @property
     def is_shared(self) -> bool:
         """Whether other worker processes use this view too (then one of them projects)."""
         return self.shared or self.backend == "postgresql"
-
-    max_lag_seconds: float = 5.0
-    snapshot_interval_seconds: float = 0.0
-    snapshot_keep: int = 3
 
 
 @dataclass
@@ -253,6 +252,11 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def view_dsn(self) -> str | None:
+        """The view's PostgreSQL database, or None for a SQLite view file."""
+        return self.view.dsn if self.view.backend == "postgresql" else None
 
     @property
     def view_path(self) -> Path:

@@ -96,11 +96,12 @@ def record_commit(
 ) -> Commit:
     """Inside the projector's transaction: one row saying what this batch changed."""
     commit_users, commit_rooms = frozenset(users), frozenset(rooms)
-    cursor = conn.execute(
-        "INSERT INTO commits (messages, users, rooms) VALUES (?, ?, ?)",
+    # RETURNING rather than lastrowid: a PostgreSQL view's connection has no lastrowid.
+    row = conn.execute(
+        "INSERT INTO commits (messages, users, rooms) VALUES (?, ?, ?) RETURNING id",
         (messages, json.dumps(sorted(commit_users)), json.dumps(sorted(commit_rooms))),
-    )
-    commit_id = int(cursor.lastrowid or 0)
+    ).fetchone()
+    commit_id = int(row[0])
     if commit_id % 256 == 0:
         conn.execute("DELETE FROM commits WHERE id <= ?", (commit_id - KEEP_COMMITS,))
     return Commit(commit_id, messages, commit_users, commit_rooms, dict(positions))
