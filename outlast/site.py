@@ -208,7 +208,12 @@ class Site:
             await KeyBucket(self.log, names.backup_bucket).ensure(config.log.replicas)
         if self.seed is not None:
             await self.seed(self.log, names)
-        conn = open_db(config.view_path, [s.name for s in streams], shared=config.view.shared)
+        conn = open_db(
+            config.view_path,
+            [s.name for s in streams],
+            shared=config.view.shared,
+            dsn=config.view_dsn,
+        )
         positions = Positions(conn)
         notifier = Notifier()
         state_cache = StateCache(conn)
