@@ -100,6 +100,9 @@ class ViewConfig:
         return self.shared or self.backend == "postgresql"
 
 
+VIEW_BACKENDS = ("sqlite", "postgresql")
+
+
 @dataclass
 class AuthConfig:
     argon2_time_cost: int = 3
@@ -337,6 +340,10 @@ def validate(config: Config) -> None:
         raise ConfigError("log.replicas must be 1, 3 or 5")
     if not 0 < config.consistency.wait_seconds <= 60:
         raise ConfigError("consistency.wait_seconds must be more than 0 and at most 60")
+    if config.view.backend not in VIEW_BACKENDS:
+        raise ConfigError(f"view.backend must be one of {', '.join(VIEW_BACKENDS)}")
+    if config.view.backend == "postgresql" and not config.view.dsn:
+        raise ConfigError('view.backend = "postgresql" needs view.dsn (the database to use)')
     if config.view.snapshot_interval_seconds < 0:
         raise ConfigError("view.snapshot_interval_seconds must be 0 (off) or positive")
     if not 1 <= config.view.snapshot_keep <= 100:

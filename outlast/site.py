@@ -210,10 +210,13 @@ class Site:
         if self.seed is not None:
             await self.seed(self.log, names)
         with contextlib.ExitStack() as setting_up:
-            if config.view.backend == "postgresql":
-                setting_up.enter_context(schema_guard(config.view.dsn))
+            if config.view_dsn is not None:
+                setting_up.enter_context(schema_guard(config.view_dsn))
             conn = open_db(
-                config.view_path, [s.name for s in streams], shared=config.view.is_shared
+                config.view_path,
+                [s.name for s in streams],
+                shared=config.view.is_shared,
+                dsn=config.view_dsn,
             )
         positions = Positions(conn)
         notifier = Notifier()
