@@ -155,11 +155,14 @@ class AdvisoryLock:
     def identity(self) -> str:
         """The database's identity, the same from every machine (whatever its DSN says)."""
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+            # Not pg_control_system(): it reads a file by its absolute path, which fails
+            # when a directory above the server's data lost its search bit.
             row = conn.execute(
-                "SELECT system_identifier::text, current_database() FROM pg_control_system()"
+                "SELECT current_setting('port'), oid::text, datname FROM pg_database"
+                " WHERE datname = current_database()"
             ).fetchone()
         assert row is not None
-        return f"pg-{row[0]}-{row[1]}"
+        return f"pg-{row[0]}-{row[1]}-{row[2]}"
 
     def release(self) -> None:
         conn, self._conn = self._conn, None
