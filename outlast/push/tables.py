@@ -373,7 +373,8 @@ def unread_counts(
     sql += " ORDER BY seq DESC, idx DESC LIMIT ?"
     args.append(MAX_COUNTED)
     rows = conn.execute(
-        f"SELECT thread_id, COUNT(*), SUM(highlight) FROM ({sql}) GROUP BY thread_id", args
+        f"SELECT thread_id, COUNT(*), SUM(highlight) FROM ({sql}) AS unread GROUP BY thread_id",
+        args,
     ).fetchall()
     room = Counts()
     threads: dict[str, Counts] = {}
