@@ -340,7 +340,7 @@ def _read_condition(read: ReadUpTo) -> tuple[str, list[Any]]:
     for thread_id, (seq, idx) in sorted(read.threads.items()):
         parts.append("(thread_id = ? AND (seq < ? OR (seq = ? AND idx <= ?)))")
         args += [thread_id, seq, seq, idx]
-    return ("(" + " OR ".join(parts) + ")" if parts else "0"), args
+    return ("(" + " OR ".join(parts) + ")" if parts else "FALSE"), args
 
 
 # --- reading notifications ------------------------------------------------------

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from nio import AsyncClient, JoinResponse, RoomCreateResponse, RoomPreset
 
-from tests.e2e.helpers import close_all, expect, register
 from outlast.view.pg.private import PrivateCluster
 from tests import servers
+from tests.e2e.helpers import close_all, expect, register
 from tests.servers import OutlastProcess
 
 VIEW_BACKENDS = ("sqlite", "postgresql")
