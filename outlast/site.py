@@ -328,6 +328,8 @@ class Site:
         """The periodic snapshot: of a shared view, only its projecting worker takes one."""
         if self.projector is not None and not self.projector.owns:
             return None
+        if self.config.view_dsn is not None:
+            return None  # a PostgreSQL view is copied with pg_dump instead (docs/scale.md)
         return await self.snapshot()
 
     async def snapshot(self, progress: Progress | None = None) -> Manifest:
@@ -335,6 +337,11 @@ class Site:
         ctx = self.ctx
         assert ctx is not None, "the site is not running"
         config = self.config
+        if config.view_dsn is not None:
+            raise RuntimeError(
+                "view snapshots are of SQLite views; a PostgreSQL view is seeded from another "
+                "site's database with pg_dump (docs/scale.md#postgresql-views)"
+            )
         return await take_snapshot(
             ctx.conn,
             ctx.log,

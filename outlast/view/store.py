@@ -1,5 +1,5 @@
-"""The view's database (SQLite, or PostgreSQL: outlast/view/pg/): its tables (outlast/view/tables.py), applied positions,
-read-your-writes waits.
+"""The view's database (a SQLite file, or PostgreSQL through outlast/view/pg/): its
+tables (outlast/view/tables.py), applied positions, read-your-writes waits.
 
 Only the projector writes. It records each stream's applied sequence in the
 same transaction as the rows that sequence produced, so after a crash the

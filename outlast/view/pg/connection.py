@@ -151,7 +151,7 @@ class Connection:
             return Cursor(None)
         text = self.dialect.translate(sql)
         try:
-            cursor = self._conn.execute(text, params if params else None)  # type: ignore[arg-type]
+            cursor = self._conn.execute(text, params if params else None)
         except psycopg.Error as exc:
             raise _mapped(exc) from exc
         self._count(cursor)
@@ -161,7 +161,7 @@ class Connection:
         text = self.dialect.translate(sql)
         cursor = self._conn.cursor()
         try:
-            cursor.executemany(text, list(seq))  # type: ignore[arg-type]
+            cursor.executemany(text, list(seq))
         except psycopg.Error as exc:
             raise _mapped(exc) from exc
         self._count(cursor)

@@ -145,7 +145,9 @@ class Dialect:
         out = _BEGIN.sub("BEGIN", out)
         out = _JSON_EACH.sub("json_array_elements_text(?::json)", out)
         out = _JSON_EXTRACT.sub(_json_path, out)
-        out = _IS_PARAM.sub(lambda m: "IS DISTINCT FROM ?" if m.group(1) else "IS NOT DISTINCT FROM ?", out)
+        out = _IS_PARAM.sub(
+            lambda m: "IS DISTINCT FROM ?" if m.group(1) else "IS NOT DISTINCT FROM ?", out
+        )
         out = self._insert_or(out)
         return _placeholders(out)
 

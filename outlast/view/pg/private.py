@@ -99,6 +99,11 @@ class PrivateCluster:
         """Stop the server (``immediate`` is a crash: no checkpoint)."""
         if not (self.data / "postmaster.pid").exists():
             return
+        owner = _owner()
+        if owner is not None:
+            # Someone may have taken the bits back since start (pytest makes its
+            # temporary root 0700 again at every session start).
+            _grant_traverse(self.directory, owner)
         with contextlib.suppress(subprocess.SubprocessError):
             _run_as_owner(
                 [
