@@ -205,13 +205,6 @@ def cluster_up(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("outlast: a site needs at least one worker", file=sys.stderr)
         return 2
-    if args.view == "postgresql" and args.netns:
-        print(
-            "outlast: --view postgresql does not run in --netns namespaces yet (the private "
-            "PostgreSQL server listens on the host's loopback only)",
-            file=sys.stderr,
-        )
-        return 2
     if args.latency_ms is None:
         args.latency_ms = 10.0 if args.netns else 0.0
     if args.latency_ms < 0 or args.jitter_ms < 0:
@@ -337,7 +330,7 @@ def _stop_postgres(postgres: dict[str, Any] | None) -> None:
         return
     from outlast.view.pg import private
 
-    pg = private.PrivateCluster(Path(postgres["dir"]), int(postgres["port"]))
+    pg = private.PrivateCluster(Path(postgres["dir"]), int(postgres["port"]))  # stop: no host
     with contextlib.suppress(RuntimeError, OSError):
         pg.stop("fast")
 

@@ -93,7 +93,11 @@ class SiteProcesses:
         for attempt in range(POSTGRES_START_ATTEMPTS):
             try:
                 self.postgres = private.start(
-                    self.site.postgres_dir, self.site.postgres_port, durable=True
+                    self.site.postgres_dir,
+                    self.site.postgres_port,
+                    durable=True,
+                    host=self.site.host,
+                    prefix=self.prefix(),
                 )
                 break
             except RuntimeError:
