@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from nio import (
     AsyncClient,
     JoinedRoomsResponse,
@@ -194,7 +195,9 @@ async def test_view_rebuild_answers_the_same(server: OutlastProcess, view_backen
         await close_all(alice, bob)
 
 
-async def test_view_rebuild_from_a_snapshot_replays_only_the_tail(server: OutlastProcess, view_backend: str) -> None:
+async def test_view_rebuild_from_a_snapshot_replays_only_the_tail(
+    server: OutlastProcess, view_backend: str
+) -> None:
     skip_rebuild_on_postgresql(view_backend)
     alice, bob, room, _ = await setup_conversation(server)
     try:
