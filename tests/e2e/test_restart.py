@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from nio import (
     AsyncClient,
     JoinedRoomsResponse,
@@ -148,7 +149,14 @@ def rebuild_view(
     return result
 
 
-async def test_view_rebuild_answers_the_same(server: OutlastProcess) -> None:
+def skip_rebuild_on_postgresql(view_backend: str) -> None:
+    """``outlast view rebuild`` and snapshots know only the SQLite view file so far."""
+    if view_backend == "postgresql":
+        pytest.skip("view rebuild/snapshot on PostgreSQL: not built yet (branch pg-cluster)")
+
+
+async def test_view_rebuild_answers_the_same(server: OutlastProcess, view_backend: str) -> None:
+    skip_rebuild_on_postgresql(view_backend)
     alice, bob, room, sent = await setup_conversation(server)
     try:
         # Some membership churn and state so the rebuild has more than messages to replay.
@@ -187,7 +195,10 @@ async def test_view_rebuild_answers_the_same(server: OutlastProcess) -> None:
         await close_all(alice, bob)
 
 
-async def test_view_rebuild_from_a_snapshot_replays_only_the_tail(server: OutlastProcess) -> None:
+async def test_view_rebuild_from_a_snapshot_replays_only_the_tail(
+    server: OutlastProcess, view_backend: str
+) -> None:
+    skip_rebuild_on_postgresql(view_backend)
     alice, bob, room, _ = await setup_conversation(server)
     try:
         # The running server holds the view: the command says so and changes nothing.

@@ -29,6 +29,7 @@ import psycopg.errors
 from psycopg import pq
 from psycopg.adapt import Dumper, Loader
 from psycopg.rows import RowMaker
+from psycopg.types.string import StrDumperUnknown
 
 from outlast.view.pg.dialect import Dialect
 
@@ -73,6 +74,16 @@ class _BoolAsInt(Dumper):
 
     def dump(self, obj: Any) -> bytes:
         return b"1" if obj else b"0"
+
+
+class _TextWithoutNul(StrDumperUnknown):
+    """PostgreSQL text cannot hold NUL, SQLite's can: a NUL in a parameter becomes
+    U+FFFD, so a hostile id finds nothing (as in SQLite) instead of failing the
+    request, and a string the projector writes cannot wedge it. Such a string
+    reads back with U+FFFD where the log has NUL: the one place the backends differ."""
+
+    def dump(self, obj: str) -> Any:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
 
 
 class _NumericLoader(Loader):
@@ -136,6 +147,7 @@ class Connection:
         except psycopg.Error as exc:
             raise _mapped(exc) from exc
         self._conn.adapters.register_dumper(bool, _BoolAsInt)
+        self._conn.adapters.register_dumper(str, _TextWithoutNul)
         self._conn.adapters.register_loader("numeric", _NumericLoader)
         self.dialect = dialect
         self.total_changes = 0

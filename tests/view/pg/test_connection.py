@@ -55,6 +55,12 @@ def test_booleans_are_stored_as_integers_and_sums_are_ints(conn: Connection) -> 
     assert row is not None and tuple(row) == (1, 2) and isinstance(row[0], int)
 
 
+def test_nul_in_text_finds_nothing_and_is_stored_replaced(conn: Connection) -> None:
+    assert conn.execute("SELECT v FROM kv WHERE k = ?", ("a\x00b",)).fetchall() == []
+    conn.execute("INSERT INTO kv (k, v) VALUES (?, ?)", ("a", "x\x00y"))
+    assert conn.execute("SELECT v FROM kv").fetchone() == ("x\ufffdy",)
+
+
 def test_transactions(conn: Connection) -> None:
     assert not conn.in_transaction
     conn.execute("BEGIN IMMEDIATE")
