@@ -184,3 +184,16 @@ def _settings() -> list[str]:
 async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
     with contextlib.suppress(Exception):
         await conn.close()
+
+
+def drop_view(dsn: str) -> None:
+    """Drop every table of the view (`outlast view rebuild`): the next worker replays the log.
+
+    The schema lock is held meanwhile, so no worker sets tables up half-way through.
+    """
+    with schema_guard(dsn), psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        ).fetchall()
+        for (table,) in tables:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
