@@ -131,6 +131,19 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
     from outlast.site import Site
     from outlast.view.snapshot import Manifest, seed_view
 
+    if config.view_dsn is not None:
+        from outlast.view.pg.lock import AdvisoryLock, drop_view
+
+        if from_snapshot:
+            _say(
+                "--from-snapshot is for SQLite views; a PostgreSQL view is seeded from another "
+                "site's database by `outlast site rebuild` (docs/scale.md#postgresql-views)"
+            )
+            return 2
+        if AdvisoryLock(config.view_dsn).holder() is not None:
+            _say("the view's database is in use by a running server (it holds its lock)")
+            return 1
+        drop_view(config.view_dsn)
     for suffix in ("", "-wal", "-shm"):
         Path(str(config.view_path) + suffix).unlink(missing_ok=True)
     config.server.listen = "127.0.0.1:0"

@@ -84,11 +84,23 @@ class LogConfig:
 
 @dataclass
 class ViewConfig:
+    backend: str = "sqlite"  # or "postgresql" (then dsn says where)
+    dsn: str = ""
     path: str = ""
     shared: bool = False
     max_lag_seconds: float = 5.0
     snapshot_interval_seconds: float = 0.0
     snapshot_keep: int = 3
+
+    # A PostgreSQL view is shared by any number of workers, on any machines
+    # (docs/scale.md); a SQLite one only by the workers of one `serve --workers N`.
+    @property
+    def is_shared(self) -> bool:
+        """Whether other worker processes use this view too (then one of them projects)."""
+        return self.shared or self.backend == "postgresql"
+
+
+VIEW_BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass
@@ -245,6 +257,11 @@ class Config:
         return Path(self.server.data_dir)
 
     @property
+    def view_dsn(self) -> str | None:
+        """The view's PostgreSQL database, or None for a SQLite view file."""
+        return self.view.dsn if self.view.backend == "postgresql" else None
+
+    @property
     def view_path(self) -> Path:
         return Path(self.view.path) if self.view.path else self.data_path / "view.sqlite"
 
@@ -323,6 +340,10 @@ def validate(config: Config) -> None:
         raise ConfigError("log.replicas must be 1, 3 or 5")
     if not 0 < config.consistency.wait_seconds <= 60:
         raise ConfigError("consistency.wait_seconds must be more than 0 and at most 60")
+    if config.view.backend not in VIEW_BACKENDS:
+        raise ConfigError(f"view.backend must be one of {', '.join(VIEW_BACKENDS)}")
+    if config.view.backend == "postgresql" and not config.view.dsn:
+        raise ConfigError('view.backend = "postgresql" needs view.dsn (the database to use)')
     if config.view.snapshot_interval_seconds < 0:
         raise ConfigError("view.snapshot_interval_seconds must be 0 (off) or positive")
     if not 1 <= config.view.snapshot_keep <= 100:

@@ -66,6 +66,7 @@ from outlast.sync.service import Sync
 from outlast.sync.window import EphemeralCounter, chain
 from outlast.view.notifier import Notifier
 from outlast.view.ownership import ViewLock
+from outlast.view.pg.lock import AdvisoryLock, schema_guard
 from outlast.view.projector import Projector, Sharing
 from outlast.view.snapshot import Manifest, Progress, SnapshotTimer, take_snapshot
 from outlast.view.state_cache import StateCache
@@ -208,7 +209,15 @@ class Site:
             await KeyBucket(self.log, names.backup_bucket).ensure(config.log.replicas)
         if self.seed is not None:
             await self.seed(self.log, names)
-        conn = open_db(config.view_path, [s.name for s in streams], shared=config.view.shared)
+        with contextlib.ExitStack() as setting_up:
+            if config.view_dsn is not None:
+                setting_up.enter_context(schema_guard(config.view_dsn))
+            conn = open_db(
+                config.view_path,
+                [s.name for s in streams],
+                shared=config.view.is_shared,
+                dsn=config.view_dsn,
+            )
         positions = Positions(conn)
         notifier = Notifier()
         state_cache = StateCache(conn)
@@ -302,17 +311,25 @@ class Site:
         return BackupScheduler(self.log, config.backup, deployment, names.backup_bucket, holder)
 
     def _sharing(self, names: Names) -> Sharing | None:
-        """With ``--workers N`` the site's workers share one view; one of them projects."""
+        """With ``--workers N``, or on PostgreSQL (any worker, any machine), workers share
+        one view; one of them projects (docs/scale.md)."""
         view = self.config.view_path
+        site = self.config.server.site
+        if self.config.view.backend == "postgresql":
+            lock = AdvisoryLock(self.config.view.dsn)
+            subject = names.view_subject(site, lock.identity())
+            return Sharing(lock, subject, backend="postgresql")
         if not self.config.view.shared:
             return None
         key = str(view.resolve())
-        return Sharing(ViewLock(view), names.view_subject(self.config.server.site, key))
+        return Sharing(ViewLock(view), names.view_subject(site, key))
 
     async def _timed_snapshot(self) -> Manifest | None:
         """The periodic snapshot: of a shared view, only its projecting worker takes one."""
         if self.projector is not None and not self.projector.owns:
             return None
+        if self.config.view_dsn is not None:
+            return None  # a PostgreSQL view is copied with pg_dump instead (docs/scale.md)
         return await self.snapshot()
 
     async def snapshot(self, progress: Progress | None = None) -> Manifest:
@@ -320,6 +337,11 @@ class Site:
         ctx = self.ctx
         assert ctx is not None, "the site is not running"
         config = self.config
+        if config.view_dsn is not None:
+            raise RuntimeError(
+                "view snapshots are of SQLite views; a PostgreSQL view is seeded from another "
+                "site's database with pg_dump (docs/scale.md#postgresql-views)"
+            )
         return await take_snapshot(
             ctx.conn,
             ctx.log,

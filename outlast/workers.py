@@ -39,7 +39,7 @@ CRASH_WINDOW_SECONDS = 60.0
 def prepare_view(config: Config) -> None:
     """Create (or reset after a schema change) the shared view before any worker opens it."""
     streams = [s.name for s in names_of(config).streams()]
-    open_db(config.view_path, streams, shared=True).close()
+    open_db(config.view_path, streams, shared=True, dsn=config.view_dsn).close()
 
 
 def start_worker(path: Path) -> subprocess.Popen[bytes]:

@@ -4,9 +4,11 @@ and in-process sites on one shared nats-server (``site``, see tests/testrig.py).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -49,13 +51,21 @@ def services(site: Site) -> Services:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[private.PrivateCluster]:
-    """One private PostgreSQL server (Debian's package) for the session; fsync off."""
-    cluster = private.start(tmp_path_factory.mktemp("postgres"), durable=False)
+def pg_server() -> Iterator[private.PrivateCluster]:
+    """One private PostgreSQL server (Debian's package) for the session; fsync off.
+
+    Its files are not under pytest's temporary root: every pytest session that
+    starts (another engineer's too) makes that root 0700 again, and the server
+    runs as the ``postgres`` user, who then could not reach its own files."""
+    directory = Path(tempfile.mkdtemp(prefix="outlast-test-pg-"))
     try:
-        yield cluster
+        cluster = private.start(directory, durable=False)
+        try:
+            yield cluster
+        finally:
+            cluster.stop("immediate")
     finally:
-        cluster.stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 _databases = iter(range(1_000_000))

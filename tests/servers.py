@@ -123,6 +123,15 @@ class OutlastProcess:
 LIMITS_OFF = "enabled = false"
 
 
+def _no_view_section() -> str:
+    return ""
+
+
+# Makes the ``[view]`` section of every config write_config writes; tests/e2e/conftest.py
+# points it at a fresh PostgreSQL database per server when e2e runs on that backend.
+VIEW_SECTION: list[Callable[[], str]] = [_no_view_section]
+
+
 def write_config(
     data_dir: Path,
     partitions: int = 2,
@@ -138,6 +147,7 @@ def write_config(
         TEST_CONFIG.format(partitions=partitions, log_extra=log_extra, server_extra=server_extra)
         + FAST_HASH_TOML
         + f"\n[limits]\n{limits}\n"
+        + VIEW_SECTION[0]()
     )
     return path
 

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from outlast.cluster.plan import ClusterPlan, load_description
+from outlast.cluster.plan import VIEWS, ClusterPlan, load_description
 from outlast.runtime import run
 
 
@@ -38,7 +38,22 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="return once every site is healthy, leaving the cluster running",
     )
     up.add_argument("--partitions", type=int, default=4, help="room partition streams (default 4)")
-    up.add_argument("--workers", type=int, default=1, help="Outlast workers per site (default 1)")
+    up.add_argument(
+        "--workers",
+        "--workers-per-site",
+        dest="workers",
+        type=int,
+        default=None,
+        help="Outlast workers per site (default 1; 2 with --view postgresql)",
+    )
+    up.add_argument(
+        "--view",
+        choices=VIEWS,
+        default="sqlite",
+        help="each site's view: a SQLite file per worker (default), or a PostgreSQL server "
+        "per site whose database all the site's workers share (one projects, the others "
+        "follow; docs/scale.md). Needs Debian's postgresql package (./run setup)",
+    )
     up.add_argument(
         "--tls",
         action="store_true",
@@ -192,6 +207,11 @@ def cluster_up(args: argparse.Namespace) -> int:
         if problem:
             print(f"outlast: {problem}", file=sys.stderr)
             return 2
+    if args.workers is None:
+        args.workers = 2 if args.view == "postgresql" else 1
+    if args.workers < 1:
+        print("outlast: a site needs at least one worker", file=sys.stderr)
+        return 2
     if args.latency_ms is None:
         args.latency_ms = 10.0 if args.netns else 0.0
     if args.latency_ms < 0 or args.jitter_ms < 0:
@@ -211,7 +231,7 @@ def cluster_up(args: argparse.Namespace) -> int:
     from outlast.cluster.supervisor import run_cluster
 
     plan = ClusterPlan.new(
-        directory, args.sites, args.partitions, args.workers, extra, tls=args.tls
+        directory, args.sites, args.partitions, args.workers, extra, tls=args.tls, view=args.view
     )
     plan.server_name = server_name
     plan.latency_ms, plan.jitter_ms = args.latency_ms, args.jitter_ms
@@ -247,6 +267,8 @@ def _detach(args: argparse.Namespace, directory: Path) -> int:
         str(args.partitions),
         "--workers",
         str(args.workers),
+        "--view",
+        args.view,
     ]
     if args.site_config:
         argv += ["--site-config", str(Path(args.site_config).resolve())]
@@ -306,9 +328,21 @@ def cluster_down(args: argparse.Namespace) -> int:
         for site_pid in site["pids"]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(site_pid, signal.SIGKILL)
+        _stop_postgres(site.get("postgres"))
     _remove_namespaces(Path(args.dir))
     print("outlast: cluster stopped", file=sys.stderr)
     return 0
+
+
+def _stop_postgres(postgres: dict[str, Any] | None) -> None:
+    """A site's PostgreSQL server the supervisor left running (it was killed itself)."""
+    if not postgres:
+        return
+    from outlast.view.pg import private
+
+    pg = private.PrivateCluster(Path(postgres["dir"]), int(postgres["port"]))  # stop: no host
+    with contextlib.suppress(RuntimeError, OSError):
+        pg.stop("fast")
 
 
 def _remove_namespaces(directory: Path) -> None:

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from outlast.cluster.netns import SiteNet
 
 SITE_NAMES = string.ascii_lowercase
+# `--view postgresql`: the database each site's workers share, and the role they use
+# (the private server's superuser, outlast/view/pg/private.py).
+VIEW_DATABASE = "outlast_view"
+POSTGRES_ROLE = "outlast"
+VIEWS = ("sqlite", "postgresql")
 
 # Listening ports of a local cluster are chosen below the kernel's ephemeral
 # range. A port picked inside it (bind to port 0, then close) stays free only
@@ -81,6 +86,17 @@ class SitePlan:
     host: str = "127.0.0.1"
     gateway: str = "127.0.0.1"
     namespace: str = ""  # `--netns`: the network namespace its processes run in
+    # `--view postgresql`: the port of the site's own PostgreSQL server (0: SQLite views).
+    postgres_port: int = 0
+
+    @property
+    def postgres_dir(self) -> Path:
+        """The site's PostgreSQL files: under its data directory, so a fire takes them too."""
+        return Path(self.data_dir) / f"postgres-{self.generation}"
+
+    @property
+    def postgres_dsn(self) -> str:
+        return f"postgresql://{POSTGRES_ROLE}@{self.host}:{self.postgres_port}/{VIEW_DATABASE}"
 
     @property
     def node_name(self) -> str:
@@ -126,6 +142,9 @@ class ClusterPlan:
     disk_mb: int = 0
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
+    # Each site's view: a SQLite file per worker, or one PostgreSQL database per site
+    # that all its workers share (one projects, the others follow: docs/scale.md).
+    view: str = "sqlite"
 
     @staticmethod
     def new(
@@ -135,6 +154,7 @@ class ClusterPlan:
         workers: int,
         site_config_extra: str = "",
         tls: bool = False,
+        view: str = "sqlite",
     ) -> ClusterPlan:
         names = list(SITE_NAMES[:sites])
         free_port = PortPicker()
@@ -149,6 +169,7 @@ class ClusterPlan:
                     cluster_port=free_port(),
                     monitor_port=free_port(),
                     http_ports=[free_port() for _ in range(workers)],
+                    postgres_port=free_port() if view == "postgresql" else 0,
                 )
             )
         for site in site_plans:
@@ -169,6 +190,7 @@ class ClusterPlan:
             admin_port=free_port(),
             worker_password="".join(secrets.choice(alphabet) for _ in range(24)),
             tls=tls,
+            view=view,
         )
 
     def use_namespaces(self, nets: list[SiteNet], latency_ms: float, jitter_ms: float) -> None:
@@ -190,6 +212,8 @@ class ClusterPlan:
                 *s.http_ports,
                 *s.relay_ports.values(),
             }
+            if s.postgres_port:
+                used.add(s.postgres_port)
         return used
 
     def site(self, name: str) -> SitePlan:
@@ -314,8 +338,18 @@ class ClusterPlan:
             f"partitions = {self.partitions}\n"
             + (f'tls_ca = "{self.tls_ca}"\n' if self.tls else "")
             + "replicas = 3\n"
-            f'monitor_url = "{site.monitor_url}"\n\n' + self.site_config_extra
+            f'monitor_url = "{site.monitor_url}"\n\n' + self.view_config(site)
         )
+
+    def view_config(self, site: SitePlan) -> str:
+        """The extra TOML, with the site's PostgreSQL view in its ``[view]`` table."""
+        extra = self.site_config_extra
+        if self.view != "postgresql":
+            return extra
+        lines = f'backend = "postgresql"\ndsn = "{site.postgres_dsn}"\n'
+        if "[view]\n" in extra:  # one table only: TOML refuses a second [view]
+            return extra.replace("[view]\n", "[view]\n" + lines, 1)
+        return f"{extra}\n[view]\n{lines}"
 
 
 def worker_denied(names: Names) -> list[str]:
@@ -371,6 +405,7 @@ def describe(
         "partitions": plan.partitions,
         "nats_server_version": nats_version,
         "tls_ca": plan.tls_ca,  # verify the nodes with it (every nats_url needs TLS)
+        "view": plan.view,
         "settings": {"replicas": 3, "sync_interval": "always", "placement": "unique_tag site:"},
         "network": {
             "mode": "netns" if plan.netns else "loopback",
@@ -389,11 +424,29 @@ def describe(
                 "monitor_url": s.monitor_url,
                 "namespace": s.namespace,
                 "status": status.get(s.name, "unknown"),
+                "postgres": (
+                    {
+                        "port": s.postgres_port,
+                        "dir": str(s.postgres_dir),
+                        "dsn": s.postgres_dsn,
+                        "pid": postgres_pid(s.postgres_dir),
+                    }
+                    if s.postgres_port
+                    else None
+                ),
             }
             for s in plan.sites
         ],
         "plan": asdict(plan),
     }
+
+
+def postgres_pid(directory: Path) -> int | None:
+    """The postmaster's pid from its lock file (None when it is not running or gone)."""
+    try:
+        return int((directory / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def load_description(path: Path) -> dict[str, Any]:

@@ -15,18 +15,26 @@ Steps (each waits for its condition, bounded in time, and reports progress):
    object store (outlast/view/snapshot.py), and start the site's workers: they
    replay only the log after the snapshot's positions (the whole log when there
    is no usable snapshot) before reporting healthy.
+   With ``--view postgresql`` the site gets a new PostgreSQL server and its
+   database is seeded from a survivor's live view by one consistent dump
+   (outlast/cluster/pg_seed.py); its workers then replay only the tail.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from outlast.cluster.plan import ClusterPlan, PortPicker, SitePlan
+from outlast.cluster.pg_seed import copy_view
+from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, PortPicker, SitePlan
 from outlast.config import load
 from outlast.log.client import LogClient
 from outlast.log.cluster import Progress, remove_server_peer, replicate_onto
@@ -44,6 +52,12 @@ class SiteHandle(Protocol):
     def start_node(self) -> None: ...
 
     def start_workers(self) -> None: ...
+
+    def start_postgres(self) -> None: ...
+
+    def stop_postgres(self) -> None: ...
+
+    def postgres_pid(self) -> int | None: ...
 
 
 class LinkTarget(Protocol):
@@ -89,6 +103,11 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+    postmaster = sp.postgres_pid()
+    if postmaster is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGKILL)
+    sp.stop_postgres()
     shutil.rmtree(site.data_dir, ignore_errors=True)
     Path(site.data_dir).mkdir(parents=True)
     await progress(f"site {name}: old node {old_node} gone, disk wiped")
@@ -98,6 +117,8 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
     free_port = PortPicker(plan.ports())
     site.client_port, site.cluster_port, site.monitor_port = free_port(), free_port(), free_port()
     site.http_ports = [free_port() for _ in site.http_ports]
+    if site.postgres_port:
+        site.postgres_port = free_port()
     supervisor.links.retarget(name, site.cluster_port)
     # The front door must follow, or it would keep checking the dead workers' ports and
     # never send the rebuilt site a request again.
@@ -130,7 +151,10 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
 
     # 5. Workers with a view seeded from a snapshot (or empty); healthy means the view
     # has caught up.
-    seeded = await seed_worker_views(plan, site, survivors, layout, progress)
+    if site.postgres_port:
+        seeded = await seed_postgres_view(sp, site, survivors, progress)
+    else:
+        seeded = await seed_worker_views(plan, site, survivors, layout, progress)
     sp.start_workers()
     supervisor.write_description()
     await supervisor.wait_healthy([name], progress, 300)
@@ -146,6 +170,40 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
         "seconds": elapsed,
         "seeded_from_snapshot": seeded,
     }
+
+
+async def seed_postgres_view(
+    sp: SiteHandle, site: SitePlan, survivors: list[SitePlan], progress: Progress
+) -> bool:
+    """A new PostgreSQL server for the site, its view copied from a survivor's by one
+    consistent dump. False (the view is rebuilt from the whole log) when no copy worked."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, sp.start_postgres)
+    await progress(f"site {site.name}: new PostgreSQL server on port {site.postgres_port}")
+    for survivor in survivors:
+        try:
+            seeded = await loop.run_in_executor(
+                None, copy_view, survivor.postgres_dsn, site.postgres_dsn
+            )
+        except Exception as exc:  # noqa: BLE001 - try the next survivor, or the log
+            await progress(f"site {site.name}: copying site {survivor.name}'s view failed: {exc}")
+            # A partial copy must not be taken for a view: start again from empty.
+            await loop.run_in_executor(None, _empty_view, sp)
+            continue
+        await progress(
+            f"site {site.name}: view seeded from site {survivor.name}'s database at positions "
+            f"{sum(seeded.positions.values())} (sum over streams); replaying only the tail"
+        )
+        return True
+    await progress(f"site {site.name}: no survivor's view could be copied; replaying the log")
+    return False
+
+
+def _empty_view(sp: SiteHandle) -> None:
+    pg = getattr(sp, "postgres", None)
+    if pg is not None:
+        pg.psql(f'DROP DATABASE IF EXISTS "{VIEW_DATABASE}" WITH (FORCE)')
+        pg.create_database(VIEW_DATABASE)
 
 
 async def seed_worker_views(

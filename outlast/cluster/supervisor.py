@@ -30,9 +30,10 @@ from outlast.cluster import netns
 from outlast.cluster.disks import mount_small_disk, unmount_small_disk
 from outlast.cluster.frontdoor import Backend, FrontDoor
 from outlast.cluster.links import Links
-from outlast.cluster.plan import ClusterPlan, SitePlan, describe
+from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, SitePlan, describe, postgres_pid
 from outlast.cluster.streams import create_streams
 from outlast.log.engine import NatsNode, nats_server_binary
+from outlast.view.pg import private
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +50,72 @@ def nats_version() -> str:
         return "unknown"
 
 
+# `--view postgresql`: a killed postmaster's backends take a moment to notice and
+# exit; until then a restart on the same files is refused.
+POSTGRES_START_ATTEMPTS = 5
+
+
 class SiteProcesses:
-    """The processes of one site: its JetStream node and its Outlast workers."""
+    """The processes of one site: its JetStream node, its PostgreSQL server (with
+    ``--view postgresql``) and its Outlast workers."""
 
     def __init__(self, plan: ClusterPlan, site: SitePlan) -> None:
         self.plan = plan
         self.site = site
         self.node: NatsNode | None = None
+        self.postgres: private.PrivateCluster | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         # A drill's `skew`: the workers' wall clock is off by this much (outlast/clock.py).
         self.skew_s = 0.0
 
     def pids(self) -> list[int]:
+        """Every process of the site (what a drill's fire or power cut kills)."""
         pids = []
         if self.node is not None and self.node.process is not None:
             pids.append(self.node.process.pid)
+        postmaster = self.postgres_pid()
+        if postmaster is not None:
+            pids.append(postmaster)
         pids += [w.pid for w in self.workers]
         return pids
+
+    def postgres_pid(self) -> int | None:
+        return postgres_pid(self.site.postgres_dir) if self.postgres is not None else None
 
     def alive(self) -> bool:
         procs = [w for w in self.workers]
         if self.node is not None and self.node.process is not None:
             procs.append(self.node.process)
+        if self.postgres is not None and not _running(self.postgres_pid()):
+            return False
         return bool(procs) and all(p.poll() is None for p in procs)
+
+    def start_postgres(self) -> None:
+        """`--view postgresql`: the site's own server, on its disk, durable; its database."""
+        if not self.site.postgres_port:
+            return
+        for attempt in range(POSTGRES_START_ATTEMPTS):
+            try:
+                self.postgres = private.start(
+                    self.site.postgres_dir,
+                    self.site.postgres_port,
+                    durable=True,
+                    host=self.site.host,
+                    prefix=self.prefix(),
+                )
+                break
+            except RuntimeError:
+                if attempt == POSTGRES_START_ATTEMPTS - 1:
+                    raise
+                time.sleep(2.0)
+        assert self.postgres is not None
+        self.postgres.create_database(VIEW_DATABASE)
+
+    def stop_postgres(self) -> None:
+        pg, self.postgres = self.postgres, None
+        if pg is not None:
+            with contextlib.suppress(RuntimeError):  # already dead (killed by a drill)
+                pg.stop("fast")
 
     def start_node(self) -> None:
         spec = self.plan.node_spec(self.site)
@@ -150,8 +194,21 @@ class SiteProcesses:
 
     def stop(self) -> None:
         self.stop_workers()
+        self.stop_postgres()
         if self.node is not None:
             self.node.stop()
+
+
+def _running(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def site_healthy(url: str, session: aiohttp.ClientSession) -> bool:
@@ -230,6 +287,11 @@ class Supervisor:
             assert sp.node is not None
             await sp.node.wait_ready()
         await create_streams(self.plan, progress)
+        loop = asyncio.get_running_loop()
+        for name, sp in self.sites.items():
+            if sp.site.postgres_port:
+                await loop.run_in_executor(None, sp.start_postgres)
+                await progress(f"site {name}: PostgreSQL view on port {sp.site.postgres_port}")
         for name, sp in self.sites.items():
             sp.start_workers()
             await progress(f"site {name}: outlast worker(s) started")
@@ -363,11 +425,13 @@ class Supervisor:
     async def power_on(self, name: str, progress: Progress) -> None:
         """Restart a site's processes on its existing disks (after a power loss)."""
         sp = self.sites[name]
-        sp.stop()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sp.stop)
         self.drained.discard(name)
         sp.start_node()
         assert sp.node is not None
         await sp.node.wait_ready()
+        await loop.run_in_executor(None, sp.start_postgres)
         sp.start_workers()
         await self.wait_healthy([name], progress, 180)
         # A drained site was also set to drain at the front door: it takes traffic again.

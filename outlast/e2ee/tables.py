@@ -130,8 +130,9 @@ def apply_keys_uploaded(conn: sqlite3.Connection, msg: LogMessage, fact: KeysUpl
         conn.execute(
             "INSERT INTO e2e_fallback_keys (user_id, device_id, algorithm, key_id, json, used)"
             " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET"
-            " used = CASE WHEN key_id = excluded.key_id AND json = excluded.json"
-            " THEN used ELSE 0 END, key_id = excluded.key_id, json = excluded.json",
+            " used = CASE WHEN e2e_fallback_keys.key_id = excluded.key_id"
+            " AND e2e_fallback_keys.json = excluded.json THEN e2e_fallback_keys.used ELSE 0 END,"
+            " key_id = excluded.key_id, json = excluded.json",
             (user_id, device_id, algorithm, ident, raw),
         )
     return affected | {user_id}

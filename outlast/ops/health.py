@@ -102,7 +102,7 @@ class Health:
         # worker reports on its own subject, so a site with several workers shows
         # all of them, not the last to report.
         view = str(Path(ctx.config.view_path).resolve())
-        if ctx.config.view.shared:
+        if ctx.config.view.is_shared:
             view += f"#worker-{ctx.config.server.worker}"
         self.worker_key = hashlib.sha256(view.encode()).hexdigest()[:12]
         self.draining = False

@@ -340,7 +340,7 @@ def _read_condition(read: ReadUpTo) -> tuple[str, list[Any]]:
     for thread_id, (seq, idx) in sorted(read.threads.items()):
         parts.append("(thread_id = ? AND (seq < ? OR (seq = ? AND idx <= ?)))")
         args += [thread_id, seq, seq, idx]
-    return ("(" + " OR ".join(parts) + ")" if parts else "0"), args
+    return ("(" + " OR ".join(parts) + ")" if parts else "FALSE"), args
 
 
 # --- reading notifications ------------------------------------------------------
@@ -373,7 +373,8 @@ def unread_counts(
     sql += " ORDER BY seq DESC, idx DESC LIMIT ?"
     args.append(MAX_COUNTED)
     rows = conn.execute(
-        f"SELECT thread_id, COUNT(*), SUM(highlight) FROM ({sql}) GROUP BY thread_id", args
+        f"SELECT thread_id, COUNT(*), SUM(highlight) FROM ({sql}) AS unread GROUP BY thread_id",
+        args,
     ).fetchall()
     room = Counts()
     threads: dict[str, Counts] = {}

@@ -16,22 +16,28 @@ def last_bump_ts(conn: sqlite3.Connection, room_id: str, upto_seq: int) -> int |
     """``origin_server_ts`` of the room's latest event of a bumping type at or
     before ``upto_seq`` (None: none yet). Walks the room's index newest first."""
     row = conn.execute(
-        "SELECT json_extract(json, '$.origin_server_ts') FROM events"
+        "SELECT json FROM events"
         " WHERE room_id = ? AND seq <= ? AND type IN (SELECT value FROM json_each(?))"
         " ORDER BY seq DESC, idx DESC LIMIT 1",
         (room_id, upto_seq, _BUMP_JSON),
     ).fetchone()
-    return int(row[0]) if row and isinstance(row[0], int) else None
+    return _origin_ts(row[0]) if row else None
 
 
 def event_ts(conn: sqlite3.Connection, room_id: str, seq: int, idx: int) -> int | None:
     """``origin_server_ts`` of the room event at a position (a membership change)."""
     row = conn.execute(
-        "SELECT json_extract(json, '$.origin_server_ts') FROM events"
-        " WHERE room_id = ? AND seq = ? AND idx = ?",
+        "SELECT json FROM events WHERE room_id = ? AND seq = ? AND idx = ?",
         (room_id, seq, idx),
     ).fetchone()
-    return int(row[0]) if row and isinstance(row[0], int) else None
+    return _origin_ts(row[0]) if row else None
+
+
+def _origin_ts(raw: str) -> int | None:
+    """The event's ``origin_server_ts`` (read in Python: json_extract's result type
+    differs between the view's SQL dialects)."""
+    ts = json.loads(raw).get("origin_server_ts")
+    return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
 
 
 def state_keys_between(

@@ -18,6 +18,10 @@ follower read the rows after the last one it saw, with the ``positions``
 table, in one read transaction. A follower that finds rows were pruned
 before it read them (it fell far behind) drops its whole state cache and
 wakes every long-poll instead.
+
+On PostgreSQL (``probe=False``) there is no ``data_version``: the fallback
+simply reads the rows after the last one seen, an index range that is empty
+when nothing happened.
 """
 
 from __future__ import annotations
@@ -92,11 +96,12 @@ def record_commit(
 ) -> Commit:
     """Inside the projector's transaction: one row saying what this batch changed."""
     commit_users, commit_rooms = frozenset(users), frozenset(rooms)
-    cursor = conn.execute(
-        "INSERT INTO commits (messages, users, rooms) VALUES (?, ?, ?)",
+    # RETURNING rather than lastrowid: a PostgreSQL view's connection has no lastrowid.
+    row = conn.execute(
+        "INSERT INTO commits (messages, users, rooms) VALUES (?, ?, ?) RETURNING id",
         (messages, json.dumps(sorted(commit_users)), json.dumps(sorted(commit_rooms))),
-    )
-    commit_id = int(cursor.lastrowid or 0)
+    ).fetchone()
+    commit_id = int(row[0])
     if commit_id % 256 == 0:
         conn.execute("DELETE FROM commits WHERE id <= ?", (commit_id - KEEP_COMMITS,))
     return Commit(commit_id, messages, commit_users, commit_rooms, dict(positions))
@@ -118,7 +123,9 @@ class Follower:
         state_cache: StateCache | None,
         *,
         clock: Clock = SYSTEM,
+        probe: bool = True,
     ) -> None:
+        self.probe = probe  # SQLite: skip the read when ``data_version`` did not change
         self.conn = conn
         self.positions = positions
         self.notifier = notifier
@@ -166,15 +173,16 @@ class Follower:
             self._wake.clear()
             try:
                 self.catch_up()
-            except sqlite3.Error:
+            except Exception:  # SQLite or PostgreSQL: the next round reads again
                 log.exception("reading the shared view's progress failed; trying again")
 
     def catch_up(self) -> int:
         """Take in every commit since the last one seen, from the table; returns how many."""
-        version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
-        if version == self._data_version:
-            return 0
-        self._data_version = version
+        if self.probe:
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            if version == self._data_version:
+                return 0
+            self._data_version = version
         self.conn.execute("BEGIN")
         try:
             rows = self.conn.execute(
@@ -188,16 +196,16 @@ class Follower:
             return 0
         commits = [
             Commit(
-                int(row["id"]),
-                int(row["messages"]),
-                frozenset(json.loads(row["users"])),
-                frozenset(json.loads(row["rooms"])),
+                int(row[0]),
+                int(row[1]),
+                frozenset(json.loads(row[2])),
+                frozenset(json.loads(row[3])),
                 {},
             )
             for row in rows
         ]
         missed = commits[0].id != self.seen + 1
-        self._take(commits, {str(r["stream"]): int(r["seq"]) for r in positions}, missed=missed)
+        self._take(commits, {str(r[0]): int(r[1]) for r in positions}, missed=missed)
         return len(commits)
 
     def _take(self, commits: list[Commit], positions: dict[str, int], *, missed: bool) -> None:

@@ -16,6 +16,21 @@ import fcntl
 import os
 import threading
 from pathlib import Path
+from typing import Protocol
+
+
+class Ownership(Protocol):
+    """Who projects a shared view: the lock file here, an advisory lock on PostgreSQL
+    (outlast/view/pg/lock.py). Held by at most one process; freed when it dies."""
+
+    @property
+    def held(self) -> bool: ...
+
+    def try_acquire(self) -> bool: ...
+
+    async def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
 
 
 def lock_path(view_path: Path) -> Path:

@@ -13,6 +13,14 @@ what the owner commits (outlast/view/follower.py) while it waits for the
 lock; when the owner dies the kernel hands the lock to one of them, which
 takes in the owner's last commits and continues from the positions stored
 in the view, so nothing is applied twice or skipped.
+
+A PostgreSQL view (``[view] backend = "postgresql"``) is always shared, by
+workers on any number of machines; its owner holds the database's advisory
+lock (outlast/view/pg/lock.py). Since a lock session can die while its
+worker lives on (a cut connection), each of that owner's transactions first
+locks the ``positions`` rows and checks they are where it left them: if
+another worker wrote meanwhile, the batch is rolled back and this worker goes
+back to following.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
 from outlast.view.follower import Commit, Follower, record_commit
 from outlast.view.notifier import Notifier
-from outlast.view.ownership import ViewLock
+from outlast.view.ownership import Ownership
 from outlast.view.state_cache import BatchStates, StateCache
 from outlast.view.store import Positions
 
@@ -50,8 +58,21 @@ RETRY_SECONDS = 0.5
 class Sharing:
     """A view several worker processes use: its lock, and the subject its owner nudges on."""
 
-    lock: ViewLock
+    lock: Ownership
     subject: str
+    backend: str = "sqlite"  # "postgresql": fenced transactions, no PRAGMAs
+
+    @property
+    def fenced(self) -> bool:
+        return self.backend == "postgresql"
+
+
+class LostView(RuntimeError):
+    """Another worker wrote the view since this one's last commit: it is no longer the owner."""
+
+
+# How often a PostgreSQL view's owner checks that its lock session still answers.
+LOCK_CHECK_SECONDS = 5.0
 
 
 class Projector:
@@ -85,6 +106,8 @@ class Projector:
         self.sharing = sharing
         self._follower: Follower | None = None
         self._takeover: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._demoting: asyncio.Task[None] | None = None
 
     @property
     def owns(self) -> bool:
@@ -109,21 +132,63 @@ class Projector:
         if self.sharing is None or self.sharing.lock.try_acquire():
             await self._project()
         elif self._follower is None:
-            self.conn.execute("PRAGMA query_only=1")  # a follower never writes
+            if not self.sharing.fenced:
+                self.conn.execute("PRAGMA query_only=1")  # a follower never writes
             self._follower = Follower(
-                self.conn, self.positions, self.notifier, self.state_cache, clock=self.clock
+                self.conn,
+                self.positions,
+                self.notifier,
+                self.state_cache,
+                clock=self.clock,
+                probe=not self.sharing.fenced,
             )
             await self._follower.start(self.log, self.sharing.subject)
             self._takeover = asyncio.create_task(self._take_over(), name="view-takeover")
 
     async def _project(self) -> None:
         if self.sharing is not None:
-            self.conn.execute("PRAGMA query_only=0")
-            # The lock is ours: the file's positions are final, whoever wrote them.
+            if not self.sharing.fenced:
+                self.conn.execute("PRAGMA query_only=0")
+            # The lock is ours: the view's positions are final, whoever wrote them.
             self.positions.reload(self.conn)
         for spec in self.streams:
             await self._follow(spec)
         self._task = asyncio.create_task(self._run(), name="projector")
+        if self.sharing is not None and self.sharing.fenced and self._watch is None:
+            self._watch = asyncio.create_task(self._watch_lock(), name="view-lock-watch")
+
+    async def _watch_lock(self) -> None:
+        """A PostgreSQL owner whose lock session died stops projecting: someone else may."""
+        assert self.sharing is not None
+        alive = getattr(self.sharing.lock, "alive", None)
+        while alive is not None:
+            await asyncio.sleep(LOCK_CHECK_SECONDS)
+            if not await alive():
+                log.warning("the view's lock session is gone; this worker stops projecting")
+                self._watch = None
+                await self._demote()
+                return
+
+    async def _demote(self) -> None:
+        """Stop writing, let go of the lock and follow whoever projects now."""
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        watch, self._watch = self._watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+        for sub in self._subs.values():
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        assert self.sharing is not None
+        self.sharing.lock.release()
+        self.positions.reload(self.conn)
+        await self.start()
 
     async def _take_over(self) -> None:
         assert self.sharing is not None
@@ -153,6 +218,9 @@ class Projector:
         )
 
     async def stop(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
         takeover, self._takeover = self._takeover, None
         if takeover is not None:
             takeover.cancel()
@@ -181,6 +249,10 @@ class Projector:
                 committed = self._apply_batch(batch)
                 if committed is not None:
                     await self._nudge(committed)
+            except LostView:
+                log.warning("another worker projects the view now; this one follows it")
+                self._demoting = asyncio.create_task(self._demote(), name="view-demote")
+                return
             except Exception:
                 log.exception("projector failed to apply a batch; retrying from the log")
                 for spec in self.streams:
@@ -211,8 +283,11 @@ class Projector:
         commit: Commit | None = None
         count = 0
         states = BatchStates(self.conn, self.state_cache)
-        self.conn.execute("BEGIN IMMEDIATE")
+        fenced = self.sharing is not None and self.sharing.fenced
+        self.conn.execute("BEGIN" if fenced else "BEGIN IMMEDIATE")
         try:
+            if fenced:
+                self._fence(applied)
             for msg in batch:
                 last = applied.get(msg.stream, 0)
                 if msg.seq <= last:
@@ -247,6 +322,14 @@ class Projector:
             self.positions.advance(stream, seq)
         self.notifier.notify(affected)
         return commit
+
+    def _fence(self, expected: dict[str, int]) -> None:
+        """Inside the transaction: lock the positions and check nobody moved them since."""
+        rows = self.conn.execute("SELECT stream, seq FROM positions FOR UPDATE").fetchall()
+        found = {str(row[0]): int(row[1]) for row in rows}
+        moved = [s for s, seq in expected.items() if found.get(s, 0) != seq]
+        if moved:
+            raise LostView(f"positions of {moved[:3]} moved under this worker")
 
     def queue_depth(self) -> int:
         return self._queue.qsize()

@@ -1,5 +1,5 @@
-"""The view's SQLite database: its tables (outlast/view/tables.py), applied positions,
-read-your-writes waits.
+"""The view's database (a SQLite file, or PostgreSQL through outlast/view/pg/): its
+tables (outlast/view/tables.py), applied positions, read-your-writes waits.
 
 Only the projector writes. It records each stream's applied sequence in the
 same transaction as the rows that sequence produced, so after a crash the
@@ -13,6 +13,7 @@ import asyncio
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 from outlast.view.tables import REMOVED_TRIGGERS, SCHEMAS
 
@@ -37,12 +38,15 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 def open_db(
-    path: Path | str, streams: Iterable[str], *, shared: bool = False
+    path: Path | str, streams: Iterable[str], *, shared: bool = False, dsn: str | None = None
 ) -> sqlite3.Connection:
     """Open (or create, or reset after a schema change) the view database.
 
     ``shared``: other processes use the same file (``serve --workers N``).
+    ``dsn``: the view is in this PostgreSQL database instead (``path`` is unused).
     """
+    if dsn is not None:
+        return open_pg(dsn, streams, shared=shared)
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -77,6 +81,43 @@ def open_db(
     for stream in streams:
         conn.execute("INSERT OR IGNORE INTO positions (stream, seq) VALUES (?, 0)", (stream,))
     return conn
+
+
+def open_pg(dsn: str, streams: Iterable[str], *, shared: bool = False) -> sqlite3.Connection:
+    """The view in a PostgreSQL database: the same tables, through outlast/view/pg/.
+
+    The connection is typed as sqlite3's: it offers the part of that surface the
+    view code uses (outlast/view/pg/connection.py), so the capabilities stay
+    written once. A schema version change drops every table of the database's
+    current schema and creates them again, as a SQLite view file is reset.
+    """
+    from outlast.view.pg.connection import Connection
+    from outlast.view.pg.dialect import Dialect
+
+    scripts = [SCHEMA, SHARED_SCHEMA, *(schema for _, schema in SCHEMAS)]
+    conn = Connection(dsn, Dialect(scripts))
+    row = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+    if row is not None and row[0]:
+        found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if found is not None and int(found[0]) != SCHEMA_VERSION:
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    conn.executescript(SCHEMA)
+    if shared:
+        conn.executescript(SHARED_SCHEMA)
+    for _, schema in SCHEMAS:
+        conn.executescript(schema)
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+        (str(SCHEMA_VERSION),),
+    )
+    for stream in streams:
+        conn.execute("INSERT OR IGNORE INTO positions (stream, seq) VALUES (?, 0)", (stream,))
+    # A stand-in for sqlite3.Connection (see the docstring), not a subclass.
+    return cast(sqlite3.Connection, conn)
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:

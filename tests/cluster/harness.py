@@ -136,12 +136,14 @@ def start_cluster(
     netns_args: tuple[str, ...] = (),
     disk_mb: int = 0,
     auth_toml: str = "",
+    view: str = "sqlite",
 ) -> Cluster:
     """Start a cluster; ``site_toml`` is added to every site's configuration; ``tls``:
     `cluster up --tls` (a CA of its own, TLS on every link to and between nodes);
     ``netns_args``: e.g. ``("--netns", "--latency-ms", "10")``; ``disk_mb``: each
     site's data on a tmpfs of that size (root); ``auth_toml``: more keys of the
-    ``[auth]`` table (which the fast-hash settings open)."""
+    ``[auth]`` table (which the fast-hash settings open); ``view``: `--view`
+    (``postgresql``: a PostgreSQL server per site, two workers sharing it)."""
     directory.mkdir(parents=True, exist_ok=True)
     extra = directory.parent / f"{directory.name}-site.toml"
     extra.write_text(FAST_HASH_TOML + auth_toml + NO_LIMITS_TOML + site_toml)
@@ -164,6 +166,8 @@ def start_cluster(
             *(["--tls"] if tls else []),
             *netns_args,
             *(["--disk-mb", str(disk_mb)] if disk_mb else []),
+            "--view",
+            view,
         ],
         capture_output=True,
         text=True,

@@ -24,7 +24,7 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutlastProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, view_backend: str) -> Iterator[OutlastProcess]:
     """One server for the module; every test registers its own users."""
     proc = start_outlast(tmp_path_factory.mktemp("xsign") / "site")
     try:

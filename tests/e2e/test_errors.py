@@ -45,7 +45,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, view_backend: str) -> Iterator[Site]:
     proc = start_outlast(tmp_path_factory.mktemp("errors") / "site")
     try:
         yield Site(proc)

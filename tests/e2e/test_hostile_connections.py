@@ -31,7 +31,7 @@ max_connections_per_address = {MAX_PER_ADDRESS}"""
 
 
 @pytest.fixture(scope="module")
-def proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutlastProcess]:
+def proc(tmp_path_factory: pytest.TempPathFactory, view_backend: str) -> Iterator[OutlastProcess]:
     server = start_outlast(tmp_path_factory.mktemp("hostile-conn") / "site", limits=LIMITS)
     try:
         yield server

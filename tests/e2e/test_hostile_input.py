@@ -48,7 +48,7 @@ def _text(body: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, view_backend: str) -> Iterator[Site]:
     proc = start_outlast(tmp_path_factory.mktemp("hostile-input") / "site", limits="")
     try:
         yield Site(proc)

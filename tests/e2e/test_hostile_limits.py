@@ -24,7 +24,7 @@ TRUST_LOOPBACK = 'trusted_proxies = ["127.0.0.1"]'
 
 
 @pytest.fixture(scope="module")
-def proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutlastProcess]:
+def proc(tmp_path_factory: pytest.TempPathFactory, view_backend: str) -> Iterator[OutlastProcess]:
     directory = tmp_path_factory.mktemp("hostile-limits") / "site"
     server = start_outlast(directory, limits="", server_extra=TRUST_LOOPBACK)
     try:

@@ -71,7 +71,7 @@ class Media:
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Media]:
+def media(tmp_path_factory: pytest.TempPathFactory, view_backend: str) -> Iterator[Media]:
     proc = start_outlast(tmp_path_factory.mktemp("hostile-media") / "site", limits="")
     try:
         yield Media(proc)

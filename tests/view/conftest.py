@@ -1,4 +1,5 @@
-"""The ``view`` fixture: a fresh view database with a fake log numbering each stream."""
+"""The ``view`` fixture: a fresh view database with a fake log numbering each stream,
+on each view backend (SQLite file, PostgreSQL database)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from outlast.view.store import open_db
 from tests.view.test_apply import STREAMS, View
 
 
-@pytest.fixture
-def view(tmp_path: Path) -> Iterator[View]:
-    conn = open_db(tmp_path / "view.sqlite", STREAMS)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[View]:
+    dsn = str(request.getfixturevalue("pg_dsn")) if request.param == "postgresql" else None
+    conn = open_db(tmp_path / "view.sqlite", STREAMS, dsn=dsn)
     try:
         yield View(conn)
     finally:

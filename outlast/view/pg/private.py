@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from pathlib import Path
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 ROLE = "outlast"
 START_TIMEOUT = 60.0
+SAMENET_LINE = f"host all {ROLE} samenet trust"
 
 
 class PostgresMissing(RuntimeError):
@@ -52,6 +54,8 @@ class PrivateCluster:
 
     directory: Path
     port: int
+    # Where it listens: loopback, or (`cluster up --netns`) the site's namespace address.
+    host: str = "127.0.0.1"
 
     @property
     def data(self) -> Path:
@@ -62,7 +66,7 @@ class PrivateCluster:
         return self.directory / "postgres.log"
 
     def dsn(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{ROLE}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://{ROLE}@{self.host}:{self.port}/{dbname}"
 
     def create_database(self, name: str) -> str:
         """Create database ``name`` (if missing) and return its DSN."""
@@ -99,6 +103,11 @@ class PrivateCluster:
         """Stop the server (``immediate`` is a crash: no checkpoint)."""
         if not (self.data / "postmaster.pid").exists():
             return
+        owner = _owner()
+        if owner is not None:
+            # Someone may have taken the bits back since start (pytest makes its
+            # temporary root 0700 again at every session start).
+            _grant_traverse(self.directory, owner)
         with contextlib.suppress(subprocess.SubprocessError):
             _run_as_owner(
                 [
@@ -116,18 +125,27 @@ class PrivateCluster:
             )
 
     def running(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1):
+        with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 1):
             return True
         return False
 
 
-def start(directory: Path, port: int | None = None, *, durable: bool = True) -> PrivateCluster:
+def start(
+    directory: Path,
+    port: int | None = None,
+    *,
+    durable: bool = True,
+    host: str = "127.0.0.1",
+    prefix: Sequence[str] = (),
+) -> PrivateCluster:
     """Create (first time) and start a private server with its files in ``directory``.
 
     ``durable=False`` turns off fsync: for throwaway test databases only.
+    ``host`` and ``prefix``: listen on that address, with the server started
+    through ``prefix`` (`ip netns exec NS`: inside a site's network namespace).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    cluster = PrivateCluster(directory.resolve(), port or _free_port())
+    cluster = PrivateCluster(directory.resolve(), port or _free_port(), host)
     owner = _owner()
     if owner is not None:
         _grant_traverse(cluster.directory, owner)
@@ -165,6 +183,7 @@ def start(directory: Path, port: int | None = None, *, durable: bool = True) -> 
             "start",
         ],
         timeout=START_TIMEOUT + 10,
+        prefix=prefix,
     )
     return cluster
 
@@ -172,7 +191,7 @@ def start(directory: Path, port: int | None = None, *, durable: bool = True) -> 
 def _write_settings(cluster: PrivateCluster, durable: bool) -> None:
     # Loopback only; no unix socket outside the cluster's own directory.
     settings = [
-        "listen_addresses = '127.0.0.1'",
+        f"listen_addresses = '{cluster.host}'",
         f"port = {cluster.port}",
         f"unix_socket_directories = '{cluster.directory}'",
         "max_connections = 200",
@@ -186,6 +205,14 @@ def _write_settings(cluster: PrivateCluster, durable: bool) -> None:
     owner = _owner()
     if owner is not None:
         os.chown(path, owner.pw_uid, owner.pw_gid)
+    if cluster.host != "127.0.0.1":
+        # initdb trusts loopback only. In a site's namespace its workers (the site's
+        # address) and the supervisor (the host end of the veth) connect from the
+        # namespace's own subnet: trust that, and nothing else.
+        hba = cluster.data / "pg_hba.conf"
+        text = hba.read_text()
+        if SAMENET_LINE not in text:
+            hba.write_text(text.rstrip("\n") + "\n" + SAMENET_LINE + "\n")
 
 
 def _owner() -> pwd.struct_passwd | None:
@@ -200,10 +227,11 @@ def _owner() -> pwd.struct_passwd | None:
         ) from err
 
 
-def _run_as_owner(argv: list[str], timeout: float) -> None:
+def _run_as_owner(argv: list[str], timeout: float, prefix: Sequence[str] = ()) -> None:
     owner = _owner()
     if owner is not None:
         argv = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", owner.pw_name, "--", *argv]
+    argv = [*prefix, *argv]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/")
     if done.returncode != 0:
         raise RuntimeError(f"{Path(argv[-1]).name}: {' '.join(argv)} failed:\n{done.stderr}")
