@@ -27,6 +27,7 @@ from aiohttp import web
 
 from outlast.cluster import netns
 from outlast.cluster.frontdoor import Backend, FrontDoor
+from outlast.cluster.guard import QuorumGuard
 from outlast.cluster.links import Links
 from outlast.cluster.plan import ClusterPlan, SitePlan, describe
 from outlast.cluster.streams import create_streams
@@ -180,6 +181,8 @@ class Supervisor:
         self._monitor: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
         self.drained: set[str] = set()
+        self.guard = QuorumGuard(self.sites, self._busy)
+        self._guard: asyncio.Task[None] | None = None
 
     @property
     def description_path(self) -> Path:
@@ -225,6 +228,7 @@ class Supervisor:
         await self._wait_front_door(timeout)
         await self.balance(progress)
         self._monitor = asyncio.create_task(self._watch())
+        self._guard = asyncio.create_task(self.guard.run(self.stopping))
         self.write_description()
         await progress(f"front door {self.description()['front_door']} ready")
 
@@ -273,7 +277,9 @@ class Supervisor:
                 for name, sp in self.sites.items():
                     if name in self._busy:
                         continue
-                    if not sp.alive():
+                    if name in self.guard.parked:
+                        status = "parked"  # node stopped while cut off from a quorum
+                    elif not sp.alive():
                         status = "drained" if name in self.drained else "down"
                     elif name in isolated:
                         status = "isolated"
@@ -474,10 +480,11 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+        for task in (self._monitor, self._guard):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.front_door.stop()
         loop = asyncio.get_running_loop()
         for sp in self.sites.values():
