@@ -22,9 +22,9 @@ from outlast.drill.verdict import (
     Pushed,
     StoredEvent,
     durable_before,
+    gap_phases,
     judge,
     judge_push,
-    gap_phases,
     write_gap,
 )
 from outlast.log import records as record
