@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 GRACE = 1.0  # seconds cut off before the node is stopped (its first campaign: 4 s at best)
 POLL = 0.25  # seconds between looks at every node
 PROBE_TIMEOUT = 1.0
+PROBE_EVERY = 1.0  # seconds between probes of a stopped node's peers (each logs an error there)
 SILENT = 2.0  # seconds without a byte on a route (it pings every second): a dead link
 
 # Run inside a site's network namespace (`--netns`): exit 0 if a route port answers INFO.
@@ -120,6 +121,7 @@ class QuorumGuard:
         self.busy = busy  # sites another action owns: left alone
         self.parked: dict[str, NatsNode] = {}  # site -> the node the guard stopped
         self.since: dict[str, float] = {}
+        self.probed: dict[str, float] = {}  # site -> when its peers were last probed
         # Node processes seen with a quorum: one still forming its routes after a start
         # is not cut off, so only these are ever stopped.
         self.whole: set[int] = set()
@@ -143,8 +145,10 @@ class QuorumGuard:
         if parked is not None:
             if sp.node is not parked:  # someone else restarted the site meanwhile
                 del self.parked[name]
-            elif await self.quorum_answers(sp):
-                await self.unpark(name, sp)
+            elif time.monotonic() - self.probed.get(name, 0.0) >= PROBE_EVERY:
+                self.probed[name] = time.monotonic()
+                if await self.quorum_answers(sp):
+                    await self.unpark(name, sp)
             return
         node = sp.node
         if node is None or node.process is None or node.process.poll() is not None:
@@ -175,6 +179,8 @@ class QuorumGuard:
             return None
 
     async def quorum_answers(self, sp: SiteProcesses) -> bool:
+        """A probe opens a route connection and closes it unauthenticated: the peer
+        logs an authentication error for each, hence one round per ``PROBE_EVERY``."""
         host, prefix = sp.site.gateway, sp.prefix()
         answers = await asyncio.gather(
             *(route_answers(host, port, prefix) for port in sp.site.relay_ports.values())
