@@ -3,7 +3,9 @@
 The supervisor plays the datacenters, the WAN and the global load balancer. It
 never restarts a site on its own: a site that dies stays dead until someone
 restores it (`outlast site rebuild`, or a drill's power-on), exactly as a
-burned datacenter would.
+burned datacenter would. The one exception is its quorum guard (guard.py): a
+node cut off from a quorum is stopped, and started again once a quorum of its
+peers answers, so that its return forces no new election.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from outlast.clock import SKEW_ENV
 from outlast.cluster import netns
 from outlast.cluster.disks import mount_small_disk, unmount_small_disk
 from outlast.cluster.frontdoor import Backend, FrontDoor
+from outlast.cluster.guard import QuorumGuard
 from outlast.cluster.links import Links
 from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, SitePlan, describe, postgres_pid
 from outlast.cluster.streams import create_streams
@@ -248,6 +251,8 @@ class Supervisor:
         self._monitor: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
         self.drained: set[str] = set()
+        self.guard = QuorumGuard(self.sites, self._busy)
+        self._guard: asyncio.Task[None] | None = None
 
     @property
     def description_path(self) -> Path:
@@ -302,6 +307,7 @@ class Supervisor:
         await self._wait_front_door(timeout)
         await self.balance(progress)
         self._monitor = asyncio.create_task(self._watch())
+        self._guard = asyncio.create_task(self.guard.run(self.stopping))
         self.write_description()
         await progress(f"front door {self.description()['front_door']} ready")
 
@@ -350,7 +356,9 @@ class Supervisor:
                 for name, sp in self.sites.items():
                     if name in self._busy:
                         continue
-                    if not sp.alive():
+                    if name in self.guard.parked:
+                        status = "parked"  # node stopped while cut off from a quorum
+                    elif not sp.alive():
                         status = "drained" if name in self.drained else "down"
                     elif name in isolated:
                         status = "isolated"
@@ -625,10 +633,11 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+        for task in (self._monitor, self._guard):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.front_door.stop()
         loop = asyncio.get_running_loop()
         for sp in self.sites.values():

@@ -22,6 +22,7 @@ from outlast.drill.verdict import (
     Pushed,
     StoredEvent,
     durable_before,
+    gap_phases,
     judge,
     judge_push,
     write_gap,
@@ -250,6 +251,11 @@ class Drill:
             report["write_gap_before_fault"] = write_gap(
                 load.started_at + 1.0, before, until=fault_at
             )
+            if recovered_at is not None and o.fault != "maintenance":
+                # When the clients stalled: while the fault lasted, or after it was undone.
+                report["write_gap_by_phase"] = gap_phases(
+                    fault_at, recovered_at, {u.name: u.ack_times for u in load.users}, load_ended
+                )
             if recovered_at is not None and recovered_at > load_ended:
                 report["fault_outlasted_load_s"] = round(recovered_at - load_ended, 3)
             if maintenance is not None:

@@ -28,6 +28,14 @@ def summary(report: dict[str, Any]) -> str:
             f"  client-visible write gap (s): min {gap['min']}  median {gap['median']}  "
             f"p99 {gap['p99']}  max {gap['max']}  over {int(gap['clients'])} clients"
         )
+    phases = report.get("write_gap_by_phase") or {}
+    if phases.get("during") or phases.get("after"):
+        during, after = phases.get("during") or {}, phases.get("after") or {}
+        lines.append(
+            f"  the same split at the undoing: during the fault p99 {during.get('p99', '-')}"
+            f"  max {during.get('max', '-')}; after it p99 {after.get('p99', '-')}"
+            f"  max {after.get('max', '-')}"
+        )
     calm = report.get("write_gap_before_fault") or {}
     if calm:
         lines.append(

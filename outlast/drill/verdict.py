@@ -174,6 +174,29 @@ def write_gap(
     }
 
 
+def gap_phases(
+    fault_at: float,
+    recovered_at: float,
+    acks_by_client: Mapping[str, Sequence[float]],
+    until: float,
+) -> dict[str, dict[str, float]]:
+    """The write gap split at the moment the fault was undone: ``during`` (from the
+    fault to the undoing) and ``after`` (from the undoing to the end of the load).
+
+    A heal that costs a second election shows as an ``after`` gap of seconds
+    where a clean one shows the load's usual spacing.
+    """
+    during = {
+        name: [t for t in times if t < recovered_at] for name, times in acks_by_client.items()
+    }
+    return {
+        "during": write_gap(fault_at, during, until=min(recovered_at, until)),
+        "after": write_gap(recovered_at, acks_by_client, until=until)
+        if until > recovered_at
+        else {},
+    }
+
+
 # --- push notifications (`outlast drill fire --push`) ----------------------------------
 
 

@@ -182,7 +182,8 @@ async def test_a_kernel_partition_makes_writes_fail_there_and_healing_restores_t
                 return status == 200
 
             await wait_for(accepted, timeout=30, interval=0.5)
-        assert netns_cluster.status()["sites"][2]["status"] in ("isolated", "unhealthy")
+        # "parked": the quorum guard stopped its node (outlast/cluster/guard.py).
+        assert netns_cluster.status()["sites"][2]["status"] in ("isolated", "unhealthy", "parked")
         heal(netns_cluster, victim)
         await wait_for(lambda: _healthy(urls[victim]), timeout=60, interval=0.5)
         status, answer, _ = await http(

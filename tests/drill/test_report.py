@@ -97,6 +97,13 @@ def test_summary_says_when_the_timelines_were_read() -> None:
     assert text.rstrip().endswith("verdict: PASS")
 
 
+def test_summary_splits_the_write_gap_at_the_undoing() -> None:
+    phases = {"during": {"p99": 7.1, "max": 7.4}, "after": {"p99": 5.2, "max": 5.9}}
+    text = summary({**synthetic_report(), "write_gap_by_phase": phases})
+    assert "during the fault p99 7.1  max 7.4; after it p99 5.2  max 5.9" in text
+    assert "split at the undoing" not in summary(synthetic_report())
+
+
 def test_summary_of_a_maintenance_drill_shows_the_roll_and_the_calm_before() -> None:
     roll = {
         "sites": [{"site": "a", "seconds": 4.1}, {"site": "b", "seconds": 4.9}],

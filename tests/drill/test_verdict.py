@@ -18,6 +18,7 @@ from outlast.drill.verdict import (
     StoredEvent,
     Verdict,
     durable_before,
+    gap_phases,
     judge,
     judge_push,
     write_gap,
@@ -331,6 +332,21 @@ def test_write_gap_is_empty_when_no_client_wrote_after_the_fault() -> None:
 
 def test_write_gap_ack_at_the_fault_instant_counts_from_it() -> None:
     assert write_gap(FAULT, {"u": [100.0, 100.25]})["max"] == 0.25
+
+
+def test_gap_phases_tells_a_stall_at_the_heal_from_one_at_the_cut() -> None:
+    # Cut at 100, undone at 110, load until 120: the client stalls 6 s after the cut
+    # and again 5 s after the heal (112 -> 117).
+    acks = {"u": [99.0, 106.0, 107.0, 109.5, 111.0, 112.0, 117.0, 118.0, 119.5]}
+    phases = gap_phases(FAULT, 110.0, acks, until=120.0)
+    assert phases["during"]["max"] == 6.0
+    assert phases["after"]["max"] == 5.0
+    # A clean heal: the gap after it is the load's own spacing.
+    steady = [106.0, *(110.5 + k for k in range(10))]
+    clean = gap_phases(FAULT, 110.0, {"u": steady}, until=120.0)
+    assert clean["during"]["max"] == 6.0
+    assert clean["after"]["max"] == 1.0
+    assert gap_phases(FAULT, 110.0, {"u": [106.0]}, until=105.0)["after"] == {}
 
 
 def test_write_gap_percentiles_over_many_clients() -> None:
