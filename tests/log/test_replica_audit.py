@@ -1,0 +1,143 @@
+"""The replica audit: which replicas have holes and which may be replaced.
+
+The decision is pure and tested on states shaped like nats-server's /jsz; the
+edge (per-node states, leaders, the peer-removal request) on a real three-node
+cluster with one node per site tag, as Outlast runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from outlast.log.engine import NatsNode, NodeSpec, free_port
+from outlast.log.replica_audit import Hole, audit, missing, node_leaders, node_states, remove_peer
+
+
+def st(messages: int, first: int, last: int) -> dict[str, Any]:
+    return {"messages": messages, "first_seq": first, "last_seq": last}
+
+
+def test_missing_counts_holes_in_the_range() -> None:
+    assert missing(st(933, 1, 933)) == 0
+    assert missing(st(748, 1, 933)) == 185
+    assert missing(st(0, 0, 0)) == 0
+    assert missing(st(10, 91, 100)) == 0
+
+
+def test_a_holed_follower_is_replaced_when_the_rest_are_whole() -> None:
+    per_node = {
+        "a": {"S": st(933, 1, 933)},
+        "b": {"S": st(748, 1, 933)},
+        "c": {"S": st(933, 1, 933)},
+    }
+    [hole] = audit(per_node, {"S": "a"})
+    assert (hole.stream, hole.node, hole.missing, hole.removable) == ("S", "b", 185, True)
+
+
+def test_never_the_leader_nor_without_a_whole_leader_or_quorum() -> None:
+    leader_holed = {"a": {"S": st(700, 1, 933)}, "b": {"S": st(933, 1, 933)}}
+    assert [(h.node, h.removable) for h in audit(leader_holed, {"S": "a"})] == [("a", False)]
+    # Two of three holed: removing one leaves the leader as the only whole replica.
+    two = {
+        "a": {"S": st(933, 1, 933)},
+        "b": {"S": st(748, 1, 933)},
+        "c": {"S": st(800, 1, 933)},
+    }
+    assert [h.removable for h in audit(two, {"S": "a"})] == [False, False]
+    # A follower still behind the leader is no whole replica either.
+    behind = {
+        "a": {"S": st(933, 1, 933)},
+        "b": {"S": st(748, 1, 933)},
+        "c": {"S": st(900, 1, 900)},
+    }
+    assert [h.removable for h in audit(behind, {"S": "a"})] == [False]
+
+
+def test_at_most_one_replacement_per_stream() -> None:
+    five = {n: {"S": st(100, 1, 100)} for n in "abc"}
+    five["d"] = {"S": st(90, 1, 100)}
+    five["e"] = {"S": st(95, 1, 100)}
+    holes = audit(five, {"S": "a"})
+    assert [(h.node, h.removable) for h in holes] == [("d", True), ("e", False)]
+    assert "one replacement per stream" in holes[1].why
+
+
+@pytest.fixture
+def three_sites(tmp_path: Path) -> Iterator[list[NatsNode]]:
+    names = ["a", "b", "c"]
+    cluster_ports = {n: free_port() for n in names}
+    nodes = []
+    for n in names:
+        spec = NodeSpec(
+            name=f"node-{n}",
+            store_dir=tmp_path / n / "js",
+            client_port=free_port(),
+            cluster_port=cluster_ports[n],
+            monitor_port=free_port(),
+            site_tag=n,
+            routes=[f"nats-route://127.0.0.1:{cluster_ports[o]}" for o in names if o != n],
+            app_password="app",
+            sys_password="sys",
+        )
+        nodes.append(NatsNode(spec, tmp_path / n / "nats.conf"))
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.mark.timeout(120)
+def test_audit_on_a_real_cluster(three_sites: list[NatsNode]) -> None:
+    """A whole cluster has no holes; the per-node reads name the stream's leader;
+    and JetStream's answer to removing a whole follower is what the audit reports:
+    with one node per site nats-server 2.15 finds no replacement and refuses."""
+
+    async def run() -> None:
+        for node in three_sites:
+            await node.wait_ready()
+        nc = await nats.connect(three_sites[0].url, user="app", password="app")
+        try:
+            js = nc.jetstream(timeout=10)
+            for _ in range(60):
+                try:
+                    await js.add_stream(name="S", subjects=["s.>"], num_replicas=3)
+                    break
+                except Exception:  # noqa: BLE001 - the meta group is still forming
+                    await asyncio.sleep(1)
+            for i in range(200):
+                await js.publish(f"s.{i % 5}", b"x")
+            monitors = {n.spec.name: f"http://127.0.0.1:{n.spec.monitor_port}" for n in three_sites}
+            info = await js.stream_info("S")
+            leader = info.cluster.leader if info.cluster else None
+            assert leader
+            per_node: dict[str, Any] = {}
+            for _ in range(50):  # followers apply the last writes a moment later
+                per_node = {name: node_states(url) for name, url in monitors.items()}
+                if all(s["S"].get("last_seq") == 200 for s in per_node.values()):
+                    break
+                await asyncio.sleep(0.2)
+            assert all(s["S"]["messages"] == 200 for s in per_node.values()), per_node
+            assert node_leaders(monitors[leader]) == {"S": leader}
+            assert audit(per_node, {"S": leader}) == []
+            follower = next(name for name in monitors if name != leader)
+            answer = await remove_peer(nc, Hole("S", follower, 0, True, "test"))
+            print("peer remove:", json.dumps(answer))
+            assert answer.get("error", {}).get("err_code") == 10075, answer
+            info = await js.stream_info("S")
+            assert info.cluster is not None
+            peers = {info.cluster.leader, *(r.name for r in info.cluster.replicas or [])}
+            assert follower in peers and len(peers) == 3
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
