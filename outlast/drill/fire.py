@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from outlast.drill.verdict import (
     write_gap,
 )
 from outlast.log import records as record
+from outlast.log import replica_audit
 
 # How long the survivors' views get to show every acknowledged message before
 # what is still missing counts as lost (they re-follow streams whose leader burned).
@@ -330,7 +332,35 @@ class Drill:
             await asyncio.sleep(1.0)
         text = replicas.read_since(logs_at)
         result.update(replicas.restore_report(damaged, held, text))
+        result["audit"] = await self._audit_holes(by_site)
+        if any(h["node"] == by_site[name].get("node") for h in result["audit"]):
+            result["repaired"] = False
         return result
+
+    async def _audit_holes(self, by_site: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every replica on every node that misses messages of its own range (Outlast's
+        streams never delete one), as the replica audit sees it, with JetStream's answer
+        to replacing each removable one. Strict: a hole left on the damaged node fails
+        the drill whatever the answer."""
+        per_node: dict[str, Any] = {}
+        leaders: dict[str, str] = {}
+        for site in by_site.values():
+            node = site.get("node") or site["name"]
+            try:
+                per_node[node] = replica_audit.node_states(site["monitor_url"])
+                leaders.update(replica_audit.node_leaders(site["monitor_url"]))
+            except OSError:
+                continue
+        found = []
+        url = next((s["nats_url"] for s in by_site.values() if s.get("nats_url")), "")
+        for hole in replica_audit.audit(per_node, leaders):
+            self.say(f"replica with holes: {hole.line()}")
+            entry: dict[str, Any] = dataclasses.asdict(hole)
+            if hole.removable and url:
+                entry["replace_answer"] = await replica_audit.replace_at(url, hole)
+                self.say(f"  asked JetStream to replace it: {json.dumps(entry['replace_answer'])}")
+            found.append(entry)
+        return found
 
     async def _set_pushers(self, load: Load, gateway: PushGateway) -> None:
         """Every simulated user gets one http pusher at the drill's gateway (pushkey: name)."""

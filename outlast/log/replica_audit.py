@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import nats
 import nats.errors
 from nats.aio.client import Client
 
@@ -137,3 +138,15 @@ async def remove_peer(nc: Client, hole: Hole, timeout: float = 10.0) -> dict[str
         return {"error": {"description": f"no answer: {type(exc).__name__}"}}
     answer: dict[str, Any] = json.loads(reply.data)
     return answer
+
+
+async def replace_at(nats_url: str, hole: Hole, timeout: float = 10.0) -> dict[str, Any]:
+    """``remove_peer`` over a connection of its own (for tools that hold only a URL)."""
+    try:
+        nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: the audit is advisory
+        return {"error": {"description": f"cannot connect: {type(exc).__name__}"}}
+    try:
+        return await remove_peer(nc, hole, timeout)
+    finally:
+        await nc.close()
