@@ -15,12 +15,18 @@ it are still a quorum of whole ones, at most one per stream. ``remove_peer``
 asks JetStream to take the replica out (``$JS.API.STREAM.PEER.REMOVE``) so
 its placement puts a fresh one in; nats-server 2.15 refuses that ("peer remap
 failed") when no other node satisfies the placement, as with one node per
-site: the answer is returned as is, for the caller to report.
+site: the answer is returned as is, for the caller to report. Whoever runs the
+node can then ``reset_local_replica``: stop it, delete that stream's store on
+its disk (not its raft state), start it. The replica then starts from
+sequence 0, below the leader's snapshot, so JetStream's own catch-up copies
+every message from the leader; nothing of ours replicates anything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +35,10 @@ from typing import Any
 import nats
 import nats.errors
 from nats.aio.client import Client
+
+from outlast.log.engine import NatsNode
+
+log = logging.getLogger(__name__)
 
 StreamStates = Mapping[str, Mapping[str, Any]]  # stream name -> state (messages, first_seq...)
 
@@ -150,3 +160,27 @@ async def replace_at(nats_url: str, hole: Hole, timeout: float = 10.0) -> dict[s
         return await remove_peer(nc, hole, timeout)
     finally:
         await nc.close()
+
+
+def reset_local_replica(node: NatsNode, stream: str) -> list[str]:
+    """Stop ``node`` gracefully, delete its store of ``stream``, start it again.
+
+    Only for a hole the audit marked removable (the leader and a quorum of the
+    others are whole); the caller waits for the catch-up. Returns the deleted paths.
+    """
+    node.stop()
+    deleted = []
+    for path in sorted(node.spec.store_dir.glob(f"**/streams/{stream}")):
+        if "$SYS" in path.parts or not path.is_dir():
+            continue
+        shutil.rmtree(path)
+        deleted.append(str(path))
+    log.warning(
+        "replica audit: reset %s's replica of %s (deleted %s); JetStream re-copies it "
+        "from the leader",
+        node.spec.name,
+        stream,
+        deleted,
+    )
+    node.start()
+    return deleted

@@ -16,8 +16,17 @@ from typing import Any
 import nats
 import pytest
 
+from outlast.drill.faults import damage_block
 from outlast.log.engine import NatsNode, NodeSpec, free_port
-from outlast.log.replica_audit import Hole, audit, missing, node_leaders, node_states, remove_peer
+from outlast.log.replica_audit import (
+    Hole,
+    audit,
+    missing,
+    node_leaders,
+    node_states,
+    remove_peer,
+    reset_local_replica,
+)
 
 
 def st(messages: int, first: int, last: int) -> dict[str, Any]:
@@ -141,3 +150,105 @@ def test_audit_on_a_real_cluster(three_sites: list[NatsNode]) -> None:
             await nc.close()
 
     asyncio.run(run())
+
+
+def _damage_last_block(store_dir: Path, stream: str) -> None:
+    """The drill's corrupt damage (outlast/drill/faults.py): a flip mid-file, a cut tail."""
+    blocks = sorted(
+        store_dir.glob(f"**/streams/{stream}/msgs/*.blk"),
+        key=lambda b: int(b.stem) if b.stem.isdigit() else -1,
+    )
+    assert blocks, f"no message block of {stream} under {store_dir}"
+    damage_block(blocks[-1])
+
+
+@pytest.mark.timeout(180)
+def test_holes_are_found_and_the_reset_replica_is_whole_again(
+    three_sites: list[NatsNode],
+) -> None:
+    """Deterministic holes: a graceful stop snapshots the follower's raft log, so after
+    more writes, a kill -9 and a damaged block the raft replay restores only the tail
+    and the stream's last sequence matches the leader's (nats-server compares only
+    that). The audit finds the holes, JetStream refuses to move the replica (one node
+    per site), and a reset of the node's local copy is caught up whole from the leader."""
+
+    async def run() -> None:
+        for node in three_sites:
+            await node.wait_ready()
+        servers = [n.url for n in three_sites]
+        nc = await nats.connect(servers=servers, user="app", password="app")
+        monitors = {n.spec.name: f"http://127.0.0.1:{n.spec.monitor_port}" for n in three_sites}
+
+        def states() -> dict[str, Any]:
+            return {name: node_states(url) for name, url in monitors.items()}
+
+        try:
+            js = nc.jetstream(timeout=10)
+            for _ in range(60):
+                try:
+                    await js.add_stream(name="S", subjects=["s.>"], num_replicas=3)
+                    break
+                except Exception:  # noqa: BLE001 - the meta group is still forming
+                    await asyncio.sleep(1)
+            for i in range(2000):
+                await js.publish(f"s.{i % 5}", b"x" * 200)
+            info = await js.stream_info("S")
+            leader = info.cluster.leader if info.cluster else None
+            assert leader
+            victim = next(n for n in three_sites if n.spec.name != leader)
+            victim.stop()  # graceful: its raft log is snapshotted and compacted
+            victim.start()
+            await victim.wait_ready()
+            for i in range(300):
+                await js.publish(f"s.{i % 5}", b"y" * 200)
+            await wait_whole(states, 2300)
+            assert victim.process is not None
+            victim.process.kill()
+            victim.process.wait(timeout=10)
+            _damage_last_block(victim.spec.store_dir, "S")
+            victim.start()
+            await victim.wait_ready()
+
+            holes: list[Hole] = []
+            for _ in range(60):  # the restart settles: the tail comes back, the holes stay
+                await asyncio.sleep(0.5)
+                try:
+                    now = states()
+                    holes = audit(now, node_leaders(monitors[leader]))
+                except OSError:
+                    continue
+                if holes and now[victim.spec.name]["S"]["last_seq"] == 2300:
+                    break
+            print("audit:", [h.line() for h in holes])
+            assert [(h.stream, h.node, h.removable) for h in holes] == [
+                ("S", victim.spec.name, True)
+            ]
+            answer = await remove_peer(nc, holes[0])
+            print("peer remove:", json.dumps(answer))
+            assert answer.get("error", {}).get("err_code") == 10075, answer
+
+            deleted = reset_local_replica(victim, "S")
+            assert deleted
+            await victim.wait_ready()
+            after = await wait_whole(states, 2300)
+            assert audit(after, {"S": leader}) == []
+            assert after[victim.spec.name]["S"]["messages"] == 2300
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+async def wait_whole(states: Any, count: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Every node holds ``count`` messages of S with no holes (or the last states seen)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen: dict[str, Any] = {}
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            seen = states()
+        except OSError:
+            seen = {}
+        if seen and all(s.get("S", {}).get("messages") == count for s in seen.values()):
+            return seen
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"replicas not whole after {timeout:.0f}s: {seen}")
