@@ -29,6 +29,7 @@ from outlast.cluster import netns
 from outlast.cluster.frontdoor import Backend, FrontDoor
 from outlast.cluster.links import Links
 from outlast.cluster.plan import ClusterPlan, SitePlan, describe
+from outlast.cluster.replica_repair import ReplicaAudit
 from outlast.cluster.streams import create_streams
 from outlast.log.engine import NatsNode, nats_server_binary
 
@@ -180,6 +181,8 @@ class Supervisor:
         self._monitor: asyncio.Task[None] | None = None
         self._busy: set[str] = set()
         self.drained: set[str] = set()
+        self.audit = ReplicaAudit(self, self._busy)
+        self._audit_task: asyncio.Task[None] | None = None
 
     @property
     def description_path(self) -> Path:
@@ -187,7 +190,9 @@ class Supervisor:
 
     def description(self) -> dict[str, Any]:
         pids = {name: sp.pids() for name, sp in self.sites.items()}
-        return describe(self.plan, pids, self.status, os.getpid(), self.version)
+        data = describe(self.plan, pids, self.status, os.getpid(), self.version)
+        data["replica_audit"] = self.audit.record
+        return data
 
     def write_description(self) -> None:
         tmp = self.description_path.with_suffix(".tmp")
@@ -225,6 +230,7 @@ class Supervisor:
         await self._wait_front_door(timeout)
         await self.balance(progress)
         self._monitor = asyncio.create_task(self._watch())
+        self._audit_task = asyncio.create_task(self.audit.run(self.stopping, progress))
         self.write_description()
         await progress(f"front door {self.description()['front_door']} ready")
 
@@ -520,10 +526,11 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+        for task in (self._monitor, self._audit_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.front_door.stop()
         loop = asyncio.get_running_loop()
         for sp in self.sites.values():

@@ -30,6 +30,7 @@ import shutil
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -37,6 +38,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from outlast.log.engine import NatsNode
+from outlast.log.tls import TlsContext
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +152,13 @@ async def remove_peer(nc: Client, hole: Hole, timeout: float = 10.0) -> dict[str
     return answer
 
 
-async def replace_at(nats_url: str, hole: Hole, timeout: float = 10.0) -> dict[str, Any]:
+async def replace_at(
+    nats_url: str, hole: Hole, timeout: float = 10.0, tls: TlsContext = None
+) -> dict[str, Any]:
     """``remove_peer`` over a connection of its own (for tools that hold only a URL)."""
+    extra: dict[str, Any] = {"tls": tls} if tls is not None else {}
     try:
-        nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
+        nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1, **extra)
     except Exception as exc:  # noqa: BLE001 - reported, not raised: the audit is advisory
         return {"error": {"description": f"cannot connect: {type(exc).__name__}"}}
     try:
@@ -162,25 +167,32 @@ async def replace_at(nats_url: str, hole: Hole, timeout: float = 10.0) -> dict[s
         await nc.close()
 
 
-def reset_local_replica(node: NatsNode, stream: str) -> list[str]:
-    """Stop ``node`` gracefully, delete its store of ``stream``, start it again.
+def delete_local_replica(store_dir: Path, stream: str, node: str = "") -> list[str]:
+    """Delete a stopped node's store of ``stream`` (not its raft state); the deleted paths.
 
     Only for a hole the audit marked removable (the leader and a quorum of the
-    others are whole); the caller waits for the catch-up. Returns the deleted paths.
+    others are whole): at its next start the node's replica is empty and
+    JetStream's catch-up copies every message from the leader.
     """
-    node.stop()
     deleted = []
-    for path in sorted(node.spec.store_dir.glob(f"**/streams/{stream}")):
+    for path in sorted(store_dir.glob(f"**/streams/{stream}")):
         if "$SYS" in path.parts or not path.is_dir():
             continue
         shutil.rmtree(path)
         deleted.append(str(path))
     log.warning(
-        "replica audit: reset %s's replica of %s (deleted %s); JetStream re-copies it "
-        "from the leader",
-        node.spec.name,
+        "replica audit: deleted %s's replica of %s with holes (%s); JetStream re-copies "
+        "it from the leader when the node starts",
+        node or store_dir,
         stream,
         deleted,
     )
+    return deleted
+
+
+def reset_local_replica(node: NatsNode, stream: str) -> list[str]:
+    """Stop ``node`` gracefully, delete its store of ``stream``, start it again."""
+    node.stop()
+    deleted = delete_local_replica(node.spec.store_dir, stream, node.spec.name)
     node.start()
     return deleted
