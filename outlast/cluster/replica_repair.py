@@ -64,45 +64,64 @@ class ReplicaAudit:
             leaders.update(
                 await loop.run_in_executor(None, replica_audit.node_leaders, site.monitor_url)
             )
-        holes = replica_audit.audit(per_node, leaders)
+        holes = replica_audit.audit(
+            per_node, leaders, replica_audit.never_deleting(plan.partitions)
+        )
         self.record["runs"] += 1
         self.record["last_run"] = time.time()
         self.record["holes"] = [dataclasses.asdict(h) for h in holes]
         for hole in holes:
             await progress(f"replica audit: REPLICA WITH HOLES: {hole.line()}")
-        chosen = next((h for h in holes if h.removable), None)
-        if chosen is not None:
-            await self.repair(chosen, progress)
+        first = next((h for h in holes if h.removable), None)
+        if first is not None:  # every removable replica of that node, in one restart
+            await self.repair([h for h in holes if h.removable and h.node == first.node], progress)
         return holes
 
-    async def repair(self, hole: replica_audit.Hole, progress: Progress) -> None:
+    async def repair(self, holes: list[replica_audit.Hole], progress: Progress) -> None:
+        """Replace the holed replicas of one node (one per stream): JetStream's peer
+        removal when it can place them elsewhere, else a planned restart of the site
+        with their stores deleted."""
         plan = self.host.plan
-        site = next(s for s in plan.sites if s.node_name == hole.node)
-        entry: dict[str, Any] = {"at": time.time(), **dataclasses.asdict(hole)}
+        node = holes[0].node
+        site = next(s for s in plan.sites if s.node_name == node)
+        entry: dict[str, Any] = {
+            "at": time.time(),
+            "node": node,
+            "site": site.name,
+            "holes": [dataclasses.asdict(h) for h in holes],
+        }
         self.record["repairs"].append(entry)
-        answer = await replica_audit.replace_at(plan.app_url(site), hole, tls=plan.tls_context())
-        entry["peer_remove"] = answer
-        if answer.get("success"):
-            entry["how"] = "peer removed; JetStream placed a new replica"
-            await progress(f"replica audit: {hole.stream}: JetStream replaces {hole.node}")
+        left = []
+        for hole in holes:
+            answer = await replica_audit.replace_at(
+                plan.app_url(site), hole, tls=plan.tls_context()
+            )
+            entry.setdefault("peer_remove", {})[hole.stream] = answer
+            if answer.get("success"):
+                await progress(f"replica audit: {hole.stream}: JetStream replaces {node}")
+            else:
+                left.append(hole.stream)
+        if not left:
+            entry["how"] = "peer removed; JetStream placed new replicas"
             return
         await progress(
-            f"replica audit: {hole.stream}: JetStream cannot move the replica off "
-            f"{hole.node} ({answer.get('error', {}).get('description')}); restarting site "
-            f"{site.name} with that replica reset"
+            f"replica audit: JetStream cannot move {', '.join(left)} off {node} "
+            f"(no other node fits the placement); restarting site {site.name} with "
+            "those replicas reset"
         )
         store = plan.node_spec(site).store_dir
         deleted: list[str] = []
 
         def reset() -> None:
-            deleted.extend(replica_audit.delete_local_replica(store, hole.stream, hole.node))
+            for stream in left:
+                deleted.extend(replica_audit.delete_local_replica(store, stream, node))
 
         self.busy.add(site.name)
         try:
             await restart_site(self.host, site.name, progress, while_stopped=reset)
         finally:
             self.busy.discard(site.name)
-        entry["how"] = "site restarted with the replica's store deleted; caught up from leader"
+        entry["how"] = "site restarted with the replicas' stores deleted; caught up from leader"
         entry["deleted"] = deleted
         entry["done_at"] = time.time()
-        await progress(f"replica audit: {hole.stream} on {hole.node}: reset and caught up")
+        await progress(f"replica audit: {', '.join(left)} on {node}: reset and caught up")

@@ -28,7 +28,7 @@ import json
 import logging
 import shutil
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from outlast.log.engine import NatsNode
+from outlast.log.names import Names
 from outlast.log.tls import TlsContext
 
 log = logging.getLogger(__name__)
@@ -80,16 +81,30 @@ def _whole_like(state: Mapping[str, Any] | None, leader: Mapping[str, Any]) -> b
     )
 
 
-def audit(per_node: Mapping[str, StreamStates], leaders: Mapping[str, str]) -> list[Hole]:
-    """Every replica with holes, each marked removable or not (and why)."""
+def audit(
+    per_node: Mapping[str, StreamStates],
+    leaders: Mapping[str, str],
+    streams: Collection[str] | None = None,
+) -> list[Hole]:
+    """Every replica with holes, each marked removable or not (and why).
+
+    Only ``streams`` (default: all) are audited: those that never delete a
+    message (not the health stream, which keeps one per subject, nor KV
+    buckets). A replica counts as holed when it misses more of its range than
+    the most complete replica (a restored stream's purged placeholders are gaps
+    on every replica alike); it may be replaced only when the leader misses none.
+    """
     found: list[Hole] = []
     for stream, leader in sorted(leaders.items()):
+        if streams is not None and stream not in streams:
+            continue
         holders = {node: states[stream] for node, states in per_node.items() if stream in states}
         lead = holders.get(leader)
-        holed = sorted(node for node, state in holders.items() if missing(state) > 0)
+        floor = min((missing(state) for state in holders.values()), default=0)
+        holed = sorted(node for node, state in holders.items() if missing(state) > floor)
         chosen = False
         for node in holed:
-            gap = missing(holders[node])
+            gap = missing(holders[node]) - floor
             if node == leader:
                 found.append(Hole(stream, node, gap, False, "it is the leader"))
                 continue
@@ -108,6 +123,12 @@ def audit(per_node: Mapping[str, StreamStates], leaders: Mapping[str, str]) -> l
                 Hole(stream, node, gap, True, f"leader {leader} and {whole - 1} more whole")
             )
     return found
+
+
+def never_deleting(partitions: int) -> set[str]:
+    """The streams that never lose a message by design (not health: one per subject)."""
+    layout = Names(partitions=partitions)
+    return {s.name for s in layout.streams()} | {layout.drills_stream}
 
 
 def node_states(monitor_url: str, timeout: float = 5.0) -> dict[str, dict[str, Any]]:

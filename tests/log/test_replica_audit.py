@@ -78,6 +78,16 @@ def test_at_most_one_replacement_per_stream() -> None:
     assert "one replacement per stream" in holes[1].why
 
 
+def test_gaps_on_every_replica_alike_are_no_holes_and_other_streams_are_skipped() -> None:
+    # A restored stream's purged placeholders: the same gap everywhere.
+    restored = {n: {"S": st(90, 1, 100), "H": st(3, 1, 50)} for n in "abc"}
+    assert audit(restored, {"S": "a"}) == []
+    # The health stream keeps one message per subject: not audited when left out.
+    health = {"a": {"H": st(3, 1, 50)}, "b": {"H": st(2, 1, 50)}}
+    assert audit(health, {"H": "a"}, streams={"S"}) == []
+    assert [h.node for h in audit(health, {"H": "a"})] == ["b"]
+
+
 @pytest.fixture
 def three_sites(tmp_path: Path) -> Iterator[list[NatsNode]]:
     names = ["a", "b", "c"]
