@@ -217,13 +217,23 @@ async def drain_site(host: MaintenanceHost, name: str, progress: Progress) -> di
     }
 
 
-async def restart_site(host: MaintenanceHost, name: str, progress: Progress) -> dict[str, Any]:
+async def restart_site(
+    host: MaintenanceHost,
+    name: str,
+    progress: Progress,
+    while_stopped: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """Drain, restart on the same disks, wait until current and back in the front door.
+    ``while_stopped`` runs between the node's stop and start (the replica audit resets
+    a damaged stream store there)."""
     plan = host.plan
     site = plan.site(name)
     sp = host.sites[name]
     started = time.monotonic()
     drained = await drain_site(host, name, progress)
     host.status[name] = "restarting"
+    if while_stopped is not None:
+        while_stopped()
 
     sp.start_node()
     assert sp.node is not None

@@ -34,6 +34,7 @@ from outlast.cluster.frontdoor import Backend, FrontDoor
 from outlast.cluster.guard import QuorumGuard
 from outlast.cluster.links import Links
 from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, SitePlan, describe, postgres_pid
+from outlast.cluster.replica_repair import ReplicaAudit
 from outlast.cluster.streams import create_streams
 from outlast.log.engine import NatsNode, nats_server_binary
 from outlast.view.pg import private
@@ -253,6 +254,8 @@ class Supervisor:
         self.drained: set[str] = set()
         self.guard = QuorumGuard(self.sites, self._busy)
         self._guard: asyncio.Task[None] | None = None
+        self.audit = ReplicaAudit(self, self._busy)
+        self._audit_task: asyncio.Task[None] | None = None
 
     @property
     def description_path(self) -> Path:
@@ -260,7 +263,9 @@ class Supervisor:
 
     def description(self) -> dict[str, Any]:
         pids = {name: sp.pids() for name, sp in self.sites.items()}
-        return describe(self.plan, pids, self.status, os.getpid(), self.version)
+        data = describe(self.plan, pids, self.status, os.getpid(), self.version)
+        data["replica_audit"] = self.audit.record
+        return data
 
     def write_description(self) -> None:
         tmp = self.description_path.with_suffix(".tmp")
@@ -308,6 +313,7 @@ class Supervisor:
         await self.balance(progress)
         self._monitor = asyncio.create_task(self._watch())
         self._guard = asyncio.create_task(self.guard.run(self.stopping))
+        self._audit_task = asyncio.create_task(self.audit.run(self.stopping, progress))
         self.write_description()
         await progress(f"front door {self.description()['front_door']} ready")
 
@@ -633,7 +639,7 @@ class Supervisor:
 
     async def stop(self) -> None:
         self.stopping.set()
-        for task in (self._monitor, self._guard):
+        for task in (self._monitor, self._guard, self._audit_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

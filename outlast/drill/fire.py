@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from outlast.drill.verdict import (
     write_gap,
 )
 from outlast.log import records as record
+from outlast.log import replica_audit
 
 # How long the survivors' views get to show every acknowledged message before
 # what is still missing counts as lost (they re-follow streams whose leader burned).
@@ -37,7 +39,9 @@ SETTLE_TIMEOUT = 60.0
 # ack wait (push.ack_wait_seconds, 30 s by default), then retried with backoff.
 PUSH_SETTLE_TIMEOUT = 120.0
 # After a corrupt fault: how long the damaged node's replicas get to match the others'.
-REPLICA_SETTLE_TIMEOUT = 30.0
+# Long enough for the cluster's replica audit (outlast/cluster/replica_repair.py) to
+# notice holes (a round every 10 s) and restart the site with the replica reset.
+REPLICA_SETTLE_TIMEOUT = 180.0
 # The drill's own cluster hands a burned site's push work on sooner than the default.
 PUSH_SITE_TOML = "\n[push]\nack_wait_seconds = 10.0\n"
 
@@ -363,7 +367,41 @@ class Drill:
             await asyncio.sleep(1.0)
         text = replicas.read_since(logs_at)
         result.update(replicas.restore_report(damaged, held, text))
+        result["audit"] = await self._audit_holes(by_site)
+        if any(h["node"] == by_site[name].get("node") for h in result["audit"]["holes_left"]):
+            result["repaired"] = False
         return result
+
+    async def _audit_holes(self, by_site: dict[str, Any]) -> dict[str, Any]:
+        """Every replica on every node that misses messages of its own range (Outlast's
+        streams never delete one), as the replica audit sees it now, and what the
+        cluster's own audit (the supervisor's) found and did. Strict: a hole left on
+        the damaged node fails the drill whatever the audit did."""
+        per_node: dict[str, Any] = {}
+        leaders: dict[str, str] = {}
+        for site in by_site.values():
+            node = site.get("node") or site["name"]
+            try:
+                per_node[node] = replica_audit.node_states(site["monitor_url"])
+                leaders.update(replica_audit.node_leaders(site["monitor_url"]))
+            except OSError:
+                continue
+        partitions = int((self.description.get("plan") or {}).get("partitions") or 0)
+        audited = replica_audit.never_deleting(partitions) if partitions else None
+        holes = [dataclasses.asdict(h) for h in replica_audit.audit(per_node, leaders, audited)]
+        for hole in holes:
+            self.say(f"replica with holes left: {hole['stream']} on {hole['node']}")
+        try:
+            record = status(self.description).get("replica_audit") or {}
+        except OSError:
+            record = {}
+        for repair in record.get("repairs", []):
+            streams = ", ".join(h["stream"] for h in repair.get("holes", []))
+            self.say(
+                f"replica audit on {repair.get('node')}: {streams}: "
+                f"{repair.get('how', 'under way')}"
+            )
+        return {"holes_left": holes, "cluster_audit": record}
 
     async def _set_pushers(self, load: Load, gateway: PushGateway) -> None:
         """Every simulated user gets one http pusher at the drill's gateway (pushkey: name)."""

@@ -87,6 +87,18 @@ def summary(report: dict[str, Any]) -> str:
             )
         for line in replica.get("node_log", [])[:5]:
             lines.append(f"    node log: {line[:160]}")
+        audit = replica.get("audit") or {}
+        if audit:
+            repairs = (audit.get("cluster_audit") or {}).get("repairs") or []
+            lines.append(
+                f"    replica audit: holes left {len(audit.get('holes_left') or [])}; "
+                f"repairs by the cluster's audit {len(repairs)}"
+            )
+            for repair in repairs:
+                streams = ", ".join(h.get("stream", "?") for h in repair.get("holes", []))
+                lines.append(
+                    f"      {repair.get('node')}: {streams}: {repair.get('how', 'under way')}"
+                )
     lines += _disk_and_skew(report)
     if report.get("rebuild"):
         rb = report["rebuild"]
