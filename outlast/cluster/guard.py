@@ -24,13 +24,12 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 
-if TYPE_CHECKING:
-    from outlast.cluster.supervisor import SiteProcesses
-    from outlast.log.engine import NatsNode
+from outlast.cluster.plan import SitePlan
+from outlast.log.engine import NatsNode
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +110,17 @@ async def route_answers(
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+class SiteProcesses(Protocol):
+    """What the guard needs of a site's processes (outlast/cluster/supervisor.py)."""
+
+    node: NatsNode | None
+    site: SitePlan
+
+    def prefix(self) -> list[str]: ...
+
+    def start_node(self) -> None: ...
 
 
 class QuorumGuard:

@@ -33,18 +33,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import shutil
 import signal
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from outlast.drill import disk, netfaults
+from outlast.drill.control import control, result, signal_all
 
 FAULTS = (
     "fire",
@@ -67,18 +64,6 @@ FLIP_BYTES = 16
 TRUNCATE_BYTES = 64
 
 
-def _control(description: dict[str, Any], path: str, timeout: float = 600) -> list[str]:
-    req = urllib.request.Request(description["control_url"] + path, method="POST", data=b"")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # loopback
-        return [line.decode().rstrip("\n") for line in resp]
-
-
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 def inflict(
     description: dict[str, Any],
     site: dict[str, Any],
@@ -89,7 +74,7 @@ def inflict(
     if fault in netfaults.KINDS:
         return netfaults.inflict(description, site, fault, params or {})
     if fault in ("fire", "power", "corrupt"):
-        _signal_all(site["pids"], signal.SIGKILL)
+        signal_all(site["pids"], signal.SIGKILL)
         if fault == "fire":
             shutil.rmtree(site["data_dir"], ignore_errors=True)
         if fault == "corrupt":
@@ -97,21 +82,21 @@ def inflict(
             return {"site": site["name"], "damaged": corrupt_streams(Path(site["data_dir"]))}
     elif fault == "power-all":
         for each in description["sites"]:
-            _signal_all(each["pids"], signal.SIGKILL)
+            signal_all(each["pids"], signal.SIGKILL)
         return {"sites": [s["name"] for s in description["sites"]]}
     elif fault == "partition":
-        _control(description, f"/sites/{site['name']}/isolate", timeout=30)
+        control(description, f"/sites/{site['name']}/isolate", timeout=30)
     elif fault == "freeze":
-        _signal_all(site["pids"], signal.SIGSTOP)
+        signal_all(site["pids"], signal.SIGSTOP)
     elif fault == "freeze-partition":
         other = next(s for s in description["sites"] if s["name"] != site["name"])
-        _signal_all(site["pids"], signal.SIGSTOP)
-        _control(description, f"/sites/{other['name']}/isolate", timeout=30)
+        signal_all(site["pids"], signal.SIGSTOP)
+        control(description, f"/sites/{other['name']}/isolate", timeout=30)
         return {"frozen": site["name"], "partitioned": other["name"]}
     elif fault == "disk-full":
         return disk.fill(site)
     elif fault == "skew":
-        return _result(_control(description, _skew_path(site, site.get("skew_s", 300.0))))
+        return result(control(description, _skew_path(site, site.get("skew_s", 300.0))))
     else:
         raise ValueError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
     return {}
@@ -127,22 +112,22 @@ def recover(
     if fault in netfaults.KINDS:
         return netfaults.recover(description, site, fault, inflicted)
     if fault in ("power", "corrupt"):
-        return _result(_control(description, f"/sites/{site['name']}/power-on"))
+        return result(control(description, f"/sites/{site['name']}/power-on"))
     if fault == "power-all":
         return power_on_all(description)
     if fault == "partition":
-        _control(description, f"/sites/{site['name']}/heal", timeout=30)
+        control(description, f"/sites/{site['name']}/heal", timeout=30)
     elif fault == "freeze":
-        _signal_all(site["pids"], signal.SIGCONT)
+        signal_all(site["pids"], signal.SIGCONT)
     elif fault == "disk-full":
         return _free_disk(description, site, inflicted or {})
     elif fault == "skew":
-        return _result(_control(description, _skew_path(site, 0.0)))
+        return result(control(description, _skew_path(site, 0.0)))
     elif fault == "freeze-partition":
         partitioned = (inflicted or {}).get("partitioned")
         if partitioned:
-            _control(description, f"/sites/{partitioned}/heal", timeout=30)
-        _signal_all(site["pids"], signal.SIGCONT)
+            control(description, f"/sites/{partitioned}/heal", timeout=30)
+        signal_all(site["pids"], signal.SIGCONT)
     return {}
 
 
@@ -155,10 +140,10 @@ def _free_disk(
 ) -> dict[str, Any]:
     """Free the disk; power the site on again if its node turned JetStream off or a
     worker exited (nats-server never re-enables JetStream by itself)."""
-    result = disk.free(site, inflicted)
-    if result["restart"]:
-        result["power_on"] = _result(_control(description, f"/sites/{site['name']}/power-on"))
-    return result
+    freed = disk.free(site, inflicted)
+    if freed["restart"]:
+        freed["power_on"] = result(control(description, f"/sites/{site['name']}/power-on"))
+    return freed
 
 
 def power_on_all(description: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +153,7 @@ def power_on_all(description: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
 
     def one(name: str) -> dict[str, Any]:
-        return _result(_control(description, f"/sites/{name}/power-on"))
+        return result(control(description, f"/sites/{name}/power-on"))
 
     with ThreadPoolExecutor(len(names)) as pool:
         results = list(pool.map(one, names))
@@ -223,22 +208,3 @@ def _wait_dead(pids: list[int], timeout: float = 10.0) -> None:
         if not alive:
             return
         time.sleep(0.05)
-
-
-def roll(description: dict[str, Any]) -> dict[str, Any]:
-    """A rolling restart of every site; returns once all are back and healthy."""
-    return _result(_control(description, "/roll", timeout=1800))
-
-
-def rebuild(description: dict[str, Any], name: str) -> dict[str, Any]:
-    return _result(_control(description, f"/sites/{name}/rebuild"))
-
-
-def _result(lines: list[str]) -> dict[str, Any]:
-    for line in lines:
-        if line.startswith("ERROR "):
-            raise RuntimeError(json.loads(line[6:])["error"])
-        if line.startswith("RESULT "):
-            data: dict[str, Any] = json.loads(line[7:])
-            return data
-    return {}

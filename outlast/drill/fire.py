@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from outlast.drill import disk, faults, netfaults, replicas, skew
+from outlast.drill import control, disk, faults, netfaults, replicas, skew
 from outlast.drill.load import Load
 from outlast.drill.pushgw import PushGateway
 from outlast.drill.readback import OwnWrites
@@ -185,7 +185,7 @@ class Drill:
                 load.ack_hooks.append(own.on_ack)
                 self.say(f"  >>> {o.fault}: rolling restart of every site")
                 maintenance = await asyncio.get_running_loop().run_in_executor(
-                    None, faults.roll, self.description
+                    None, control.roll, self.description
                 )
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} done: every site restarted")
@@ -299,7 +299,7 @@ class Drill:
             if o.rebuild and o.fault == "fire":
                 self.say(f"rebuilding site {victim_name} from the survivors")
                 result = await asyncio.get_running_loop().run_in_executor(
-                    None, faults.rebuild, self.description, victim_name
+                    None, control.rebuild, self.description, victim_name
                 )
                 fresh = status(self.description)
                 self.description = fresh

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from outlast.drill.control import rebuild, signal_all
 from outlast.drill.verdict import Send
 
 KINDS = ("loss", "spike", "rebuild-partitioned")
@@ -83,17 +84,15 @@ def inflict(
 
 
 def _burn_and_partition(description: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
-    from outlast.drill import faults
-
     other = next(s for s in description["sites"] if s["name"] != site["name"])
-    faults._signal_all(site["pids"], signal.SIGKILL)
+    signal_all(site["pids"], signal.SIGKILL)
     shutil.rmtree(site["data_dir"], ignore_errors=True)
     _post(description, f"/sites/{other['name']}/isolate")
     job = _Rebuild(site["name"])
 
     def run() -> None:
         try:
-            job.result = faults.rebuild(description, site["name"])
+            job.result = rebuild(description, site["name"])
         except Exception as exc:  # noqa: BLE001 - reported with the verdict
             job.error = str(exc)
         job.finished = time.monotonic()

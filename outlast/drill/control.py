@@ -1,0 +1,46 @@
+"""The drill's calls to a local cluster's supervisor (its control API) and to processes.
+
+Shared by the fault kinds (faults.py, netfaults.py) so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import urllib.request
+from typing import Any
+
+
+def control(description: dict[str, Any], path: str, timeout: float = 600) -> list[str]:
+    """POST ``path`` to the supervisor; its progress lines, as it streams them."""
+    req = urllib.request.Request(description["control_url"] + path, method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # loopback
+        return [line.decode().rstrip("\n") for line in resp]
+
+
+def result(lines: list[str]) -> dict[str, Any]:
+    """The RESULT line of a control call's progress (its ERROR line raised)."""
+    for line in lines:
+        if line.startswith("ERROR "):
+            raise RuntimeError(json.loads(line[6:])["error"])
+        if line.startswith("RESULT "):
+            data: dict[str, Any] = json.loads(line[7:])
+            return data
+    return {}
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def roll(description: dict[str, Any]) -> dict[str, Any]:
+    """A rolling restart of every site; returns once all are back and healthy."""
+    return result(control(description, "/roll", timeout=1800))
+
+
+def rebuild(description: dict[str, Any], name: str) -> dict[str, Any]:
+    return result(control(description, f"/sites/{name}/rebuild"))
