@@ -233,3 +233,22 @@ def test_a_data_directory_with_its_own_file_is_configured_by_it(tmp_path: Path) 
     other.write_text("[log]\npartitions = 5\n")
     args = argparse.Namespace(config=str(other), data_dir=str(tmp_path))
     assert config.resolve_config(args).log.partitions == 5
+
+
+# --- [view] backend ------------------------------------------------------------
+
+
+def test_view_backend_defaults_to_a_sqlite_file(tmp_path: Path) -> None:
+    loaded = load_text(tmp_path, "")
+    assert loaded.view.backend == "sqlite" and loaded.view_dsn is None
+
+
+def test_view_on_postgresql_needs_a_dsn(tmp_path: Path) -> None:
+    assert "view.dsn" in load_error(tmp_path, '[view]\nbackend = "postgresql"\n')
+    dsn = "postgresql://outlast@127.0.0.1:5432/view"
+    loaded = load_text(tmp_path, f'[view]\nbackend = "postgresql"\ndsn = "{dsn}"\n')
+    assert loaded.view_dsn == dsn
+
+
+def test_unknown_view_backend_is_an_error(tmp_path: Path) -> None:
+    assert "view.backend" in load_error(tmp_path, '[view]\nbackend = "mysql"\n')
