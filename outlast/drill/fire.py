@@ -298,9 +298,17 @@ class Drill:
                     report["verdict"]["ok"] = False
             if o.rebuild and o.fault == "fire":
                 self.say(f"rebuilding site {victim_name} from the survivors")
-                result = await asyncio.get_running_loop().run_in_executor(
-                    None, control.rebuild, self.description, victim_name
-                )
+                try:
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        None, control.rebuild, self.description, victim_name
+                    )
+                except (RuntimeError, OSError) as exc:
+                    # The verdict on the survivors stands; a rebuild that did not finish
+                    # fails the drill and says why, instead of losing the whole report.
+                    self.say(f"  rebuild of site {victim_name} failed: {exc}")
+                    report["rebuild"] = {"site": victim_name, "error": str(exc)}
+                    report["verdict"]["ok"] = False
+                    return report
                 fresh = status(self.description)
                 self.description = fresh
                 rebuilt, _ = await self._read_settled(load, [victim_name])

@@ -100,7 +100,10 @@ def summary(report: dict[str, Any]) -> str:
                     f"      {repair.get('node')}: {streams}: {repair.get('how', 'under way')}"
                 )
     lines += _disk_and_skew(report)
-    if report.get("rebuild"):
+    if report.get("rebuild", {}).get("error"):
+        rb = report["rebuild"]
+        lines.append(f"  rebuild: site {rb.get('site')} FAILED: {rb['error']}")
+    elif report.get("rebuild"):
         rb = report["rebuild"]
         lines.append(
             f"  rebuild: site {rb.get('site')} as node {rb.get('node')} in {rb.get('seconds')}s; "

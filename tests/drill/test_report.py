@@ -152,6 +152,18 @@ def test_summary_of_a_fire_with_rebuild_and_no_gap() -> None:
     assert "write gap" not in text
 
 
+def test_summary_of_a_rebuild_that_failed() -> None:
+    report = synthetic_report(
+        fault="fire",
+        recovered_at_s=None,
+        write_gap={},
+        rebuild={"site": "a", "error": "sites not healthy in 300s: ['a']"},
+    )
+    text = summary(report)
+    assert "rebuild: site a FAILED: sites not healthy in 300s: ['a']" in text
+    assert "timelines through it identical" not in text
+
+
 # -- plot() ------------------------------------------------------------------------------
 
 
