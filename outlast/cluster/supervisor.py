@@ -36,7 +36,7 @@ from outlast.cluster.links import Links
 from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, SitePlan, describe, postgres_pid
 from outlast.cluster.replica_repair import ReplicaAudit
 from outlast.cluster.streams import create_streams
-from outlast.log.engine import NatsNode, nats_server_binary
+from outlast.log.engine import NatsNode, nats_server_binary, pid_alive
 from outlast.view.pg import private
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class SiteProcesses:
         procs = [w for w in self.workers]
         if self.node is not None and self.node.process is not None:
             procs.append(self.node.process)
-        if self.postgres is not None and not _running(self.postgres_pid()):
+        if self.postgres is not None and not _alive(self.postgres_pid()):
             return False
         return bool(procs) and all(p.poll() is None for p in procs)
 
@@ -203,16 +203,8 @@ class SiteProcesses:
             self.node.stop()
 
 
-def _running(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _alive(pid: int | None) -> bool:
+    return pid is not None and pid_alive(pid)
 
 
 async def site_healthy(url: str, session: aiohttp.ClientSession) -> bool:

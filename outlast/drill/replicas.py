@@ -10,12 +10,12 @@ noticed the damage at all. The comparison is pure; the fetching is at the edge.
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from outlast.log.replica_audit import node_states
 
 # Words nats-server uses when it finds and handles bad data in a message block.
 DAMAGE_WORDS = ("corrupt", "checksum", "lost data", "truncat", "bad msg", "invalid")
@@ -23,16 +23,8 @@ DAMAGE_WORDS = ("corrupt", "checksum", "lost data", "truncat", "bad msg", "inval
 StreamStates = Mapping[str, Mapping[str, Any]]  # stream name -> its state (messages, last_seq...)
 
 
-def stream_states(monitor_url: str, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
-    """This node's own state of every stream it holds a replica of."""
-    url = monitor_url + "/jsz?streams=true&accounts=true"
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # loopback
-        jsz = json.loads(resp.read())
-    out: dict[str, dict[str, Any]] = {}
-    for account in jsz.get("account_details", []):
-        for stream in account.get("stream_detail", []):
-            out[stream["name"]] = dict(stream.get("state") or {})
-    return out
+# This node's own state of every stream it holds a replica of (the audit's reader).
+stream_states = node_states
 
 
 def compare_replicas(
