@@ -2,6 +2,7 @@
 
     python -m bench.sync_rooms                      # R = 50, 200, 500
     python -m bench.sync_rooms --rooms 50 --rooms 100 --samples 40
+    python -m bench.sync_rooms --view postgresql    # the same on a PostgreSQL view
 
 One ``outlast serve`` (one worker; the benchmarks' settings: cheap argon2, no
 rate limits), real HTTP. For each R one user creates R rooms of its own, each
@@ -34,7 +35,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from bench.run import Embedded
+from bench.run import BenchPostgres, embedded_on
 from bench.stats import summarize_ms
 from bench.workload import Client
 
@@ -98,10 +99,14 @@ class Member:
         self.token = str(data["next_batch"])
 
 
-async def measure(sizes: list[int], samples: int, initial_samples: int) -> dict[str, Any]:
+async def measure(
+    sizes: list[int], samples: int, initial_samples: int, view: str = "sqlite"
+) -> dict[str, Any]:
     """One user per size on one site; samples taken in turn (size after size), so a
-    busy machine's load spreads over every size alike."""
-    server = Embedded(workers=1)
+    busy machine's load spreads over every size alike. (On PostgreSQL the server CPU
+    column counts the worker only, not the database's backend.)"""
+    postgres = BenchPostgres()
+    server, _ = embedded_on(view, 1, postgres)
     try:
         async with aiohttp.ClientSession() as session:
             members = []
@@ -126,6 +131,7 @@ async def measure(sizes: list[int], samples: int, initial_samples: int) -> dict[
             return results
     finally:
         server.stop()
+        postgres.stop()
 
 
 class Timings(Protocol):
@@ -179,12 +185,14 @@ def main() -> int:
     parser.add_argument("--rooms", type=int, action="append", help="R (repeatable)")
     parser.add_argument("--samples", type=int, default=40, help="incremental syncs per R")
     parser.add_argument("--initial-samples", type=int, default=5)
+    parser.add_argument("--view", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--json-out", default="bench/results/sync_rooms.json")
     args = parser.parse_args()
     sizes = args.rooms or [50, 200, 500]
-    results = asyncio.run(measure(sizes, args.samples, args.initial_samples))
+    results = asyncio.run(measure(sizes, args.samples, args.initial_samples, args.view))
     ratio, cpu_ratio = compare(results, sizes, " (target <= 1.5x)")
     report = {
+        "view": args.view,
         "messages_per_room": MESSAGES_PER_ROOM,
         "sizes": results,
         "ratio": ratio,
