@@ -23,7 +23,7 @@ command -v ip >/dev/null 2>&1 \
   || need iproute2 "'ip', for faults cut inside network namespaces and \`cluster up --netns\`"
 command -v nft >/dev/null 2>&1 \
   || need nftables "'nft', the kernel partitions of \`cluster up --netns\` (drop rules in a site's namespace)"
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null \
   || need postgresql "the PostgreSQL view backend: a private server per test run and per site of \`cluster up --view postgresql\`"
 if [ "$profile" = tests ]; then
   ldconfig -p 2>/dev/null | grep 'libmagic\.so\.1' >/dev/null \
