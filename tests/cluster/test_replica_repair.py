@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -24,21 +22,12 @@ import pytest
 from outlast.drill import faults
 from outlast.log.names import Names
 from outlast.log.replica_audit import audit, missing, never_deleting, node_leaders, node_states
-from tests.cluster.harness import Cluster, move_leader, start_cluster
+from tests.cluster.harness import Cluster, move_leader
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 STREAM = Names().drills_stream
 FIRST, MORE = 2000, 300
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = start_cluster(tmp_path / "cluster")
-    try:
-        yield cluster
-    finally:
-        cluster.down()
 
 
 async def publish(url: str, count: int, tag: str) -> None:

@@ -116,6 +116,17 @@ def three_sites(tmp_path: Path) -> Iterator[list[NatsNode]]:
 
 
 @pytest.mark.timeout(120)
+async def add_stream(js: Any) -> None:
+    """Stream S, three replicas, once the meta group has formed (bounded: 60 tries)."""
+    for _ in range(60):
+        try:
+            await js.add_stream(name="S", subjects=["s.>"], num_replicas=3)
+            return
+        except Exception:  # noqa: BLE001 - the meta group is still forming
+            await asyncio.sleep(1)
+    raise AssertionError("stream S could not be made in 60 s")
+
+
 def test_audit_on_a_real_cluster(three_sites: list[NatsNode]) -> None:
     """A whole cluster has no holes; the per-node reads name the stream's leader;
     and JetStream's answer to removing a whole follower is what the audit reports:
@@ -127,12 +138,7 @@ def test_audit_on_a_real_cluster(three_sites: list[NatsNode]) -> None:
         nc = await nats.connect(three_sites[0].url, user="app", password="app")
         try:
             js = nc.jetstream(timeout=10)
-            for _ in range(60):
-                try:
-                    await js.add_stream(name="S", subjects=["s.>"], num_replicas=3)
-                    break
-                except Exception:  # noqa: BLE001 - the meta group is still forming
-                    await asyncio.sleep(1)
+            await add_stream(js)
             for i in range(200):
                 await js.publish(f"s.{i % 5}", b"x")
             monitors = {n.spec.name: f"http://127.0.0.1:{n.spec.monitor_port}" for n in three_sites}
@@ -194,12 +200,7 @@ def test_holes_are_found_and_the_reset_replica_is_whole_again(
 
         try:
             js = nc.jetstream(timeout=10)
-            for _ in range(60):
-                try:
-                    await js.add_stream(name="S", subjects=["s.>"], num_replicas=3)
-                    break
-                except Exception:  # noqa: BLE001 - the meta group is still forming
-                    await asyncio.sleep(1)
+            await add_stream(js)
             for i in range(2000):
                 await js.publish(f"s.{i % 5}", b"x" * 200)
             info = await js.stream_info("S")
