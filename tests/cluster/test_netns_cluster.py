@@ -167,33 +167,31 @@ async def test_a_kernel_partition_makes_writes_fail_there_and_healing_restores_t
             timeout=30,
         )
         assert (status, answer["errcode"]) == (503, "M_UNAVAILABLE"), (status, answer)
+
+        async def accepted(name: str, txn: str) -> bool:
+            status, _, _ = await http(
+                "PUT",
+                urls[name] + V3 + f"/rooms/{room}/send/m.room.message/{txn}",
+                {"msgtype": "m.text", "body": f"{txn} at {name}"},
+                token,
+                timeout=15,
+            )
+            return status == 200
+
         for name in urls:
-            if name == victim:
-                continue
-
-            async def accepted(name: str = name) -> bool:
-                status, _, _ = await http(
-                    "PUT",
-                    urls[name] + V3 + f"/rooms/{room}/send/m.room.message/at-{name}",
-                    {"msgtype": "m.text", "body": f"at {name}"},
-                    token,
-                    timeout=15,
+            if name != victim:
+                await wait_for(
+                    lambda name=name: accepted(name, f"at-{name}"), timeout=30, interval=0.5
                 )
-                return status == 200
-
-            await wait_for(accepted, timeout=30, interval=0.5)
         # "parked": the quorum guard stopped its node (outlast/cluster/guard.py).
         assert netns_cluster.status()["sites"][2]["status"] in ("isolated", "unhealthy", "parked")
         heal(netns_cluster, victim)
         await wait_for(lambda: _healthy(urls[victim]), timeout=60, interval=0.5)
-        status, answer, _ = await http(
-            "PUT",
-            urls[victim] + V3 + f"/rooms/{room}/send/m.room.message/healed-1",
-            {"msgtype": "m.text", "body": "after healing"},
-            token,
-            timeout=30,
-        )
-        assert status == 200, answer
+        # Healthy is not yet writable: right after the heal the rejoining node can
+        # make the room's leader step down once more (the second stall the
+        # partition drills measure), so the first writes may answer 503 with a
+        # retry hint. Clients retry; so does this test, within a bound.
+        await wait_for(lambda: accepted(victim, "healed-1"), timeout=60, interval=0.5)
         # One way only: the rules drop what arrives, not what leaves.
         cut_in = subprocess.run(
             [sys.executable, "-m", "outlast", "site", "isolate", victim, "--direction", "in",
