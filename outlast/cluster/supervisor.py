@@ -5,7 +5,9 @@ never restarts a site on its own: a site that dies stays dead until someone
 restores it (`outlast site rebuild`, or a drill's power-on), exactly as a
 burned datacenter would. The one exception is its quorum guard (guard.py): a
 node cut off from a quorum is stopped, and started again once a quorum of its
-peers answers, so that its return forces no new election.
+peers answers, so that its return forces no new election. A single worker
+that dies while the rest of its site lives is a process failure, not a site
+loss: it is started again, as a process manager would (revive.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from outlast.cluster.guard import QuorumGuard
 from outlast.cluster.links import Links
 from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, SitePlan, describe, postgres_pid
 from outlast.cluster.replica_repair import ReplicaAudit
+from outlast.cluster.revive import Revival
 from outlast.cluster.streams import create_streams
 from outlast.log.engine import NatsNode, nats_server_binary, pid_alive
 from outlast.view.pg import private
@@ -132,30 +135,31 @@ class SiteProcesses:
         return netns.exec_prefix(self.site.namespace) if self.site.namespace else []
 
     def start_workers(self) -> None:
-        self.workers = []
-        for index in range(len(self.site.http_ports)):
-            config = Path(self.site.data_dir) / f"worker-{self.site.generation}-{index}.toml"
-            config.parent.mkdir(parents=True, exist_ok=True)
-            config.write_text(self.plan.worker_config(self.site, index))
-            log_file = open(config.with_suffix(".log"), "ab")  # noqa: SIM115
-            self.workers.append(
-                subprocess.Popen(
-                    [
-                        *self.prefix(),
-                        sys.executable,
-                        "-m",
-                        "outlast",
-                        "serve",
-                        "--config",
-                        str(config),
-                    ],
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=self.worker_env(),
-                )
+        self.workers = [self.spawn_worker(i) for i in range(len(self.site.http_ports))]
+
+    def spawn_worker(self, index: int) -> subprocess.Popen[bytes]:
+        config = Path(self.site.data_dir) / f"worker-{self.site.generation}-{index}.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(self.plan.worker_config(self.site, index))
+        with open(config.with_suffix(".log"), "ab") as log_file:
+            return subprocess.Popen(
+                [*self.prefix(), sys.executable, "-m", "outlast", "serve", "--config", str(config)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.worker_env(),
             )
-            log_file.close()
+
+    def exited_workers(self) -> list[int]:
+        return [i for i, w in enumerate(self.workers) if w.poll() is not None]
+
+    def rest_alive(self) -> bool:
+        """The site's node (and PostgreSQL) run: a missing worker is one process's
+        failure, not the site's."""
+        node = self.node.process if self.node is not None else None
+        if node is None or node.poll() is not None:
+            return False
+        return self.postgres is None or _alive(self.postgres_pid())
 
     def worker_env(self) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -247,6 +251,7 @@ class Supervisor:
         self.guard = QuorumGuard(self.sites, self._busy)
         self._guard: asyncio.Task[None] | None = None
         self.audit = ReplicaAudit(self, self._busy)
+        self.revival = Revival()
         self._audit_task: asyncio.Task[None] | None = None
 
     @property
@@ -354,6 +359,7 @@ class Supervisor:
                 for name, sp in self.sites.items():
                     if name in self._busy:
                         continue
+                    self._revive(name, sp)
                     if name in self.guard.parked:
                         status = "parked"  # node stopped while cut off from a quorum
                     elif not sp.alive():
@@ -367,6 +373,18 @@ class Supervisor:
                     self.write_description()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), 1.0)
+
+    def _revive(self, name: str, sp: SiteProcesses) -> None:
+        """A worker that died in a living site is started again (revive.py)."""
+        if name in self.guard.parked or name in self.drained:
+            return
+        for index in self.revival.due(name, sp.exited_workers(), sp.rest_alive(), time.monotonic()):
+            code = sp.workers[index].returncode
+            sp.workers[index] = sp.spawn_worker(index)
+            log.warning(
+                "site %s: worker %d exited (code %s); started again as pid %d",
+                name, index, code, sp.workers[index].pid,
+            )  # fmt: skip
 
     async def balance(self, progress: Progress) -> None:
         """Spread stream leaders round robin over the sites (see balance.py)."""
@@ -518,6 +536,7 @@ class Supervisor:
             yield
         finally:
             self._busy.discard(name)
+            self.revival.forget(name)  # its workers were (re)started by the action
 
     # -- control API --
 

@@ -116,6 +116,17 @@ def test_killing_the_projecting_worker_loses_and_repeats_nothing(pg_cluster: Clu
     assert counted == (len(acknowledged), len(acknowledged))
     assert sums is not None and sums[0] == sums[1]
 
+    # The supervisor started the killed worker again (outlast/cluster/revive.py): a
+    # new process on the same port, serving, while the survivor keeps projecting.
+    def revived() -> bool:
+        pids = pg_cluster.site("a")["pids"][-2:]
+        return owner not in pids and all(pid_alive(p) for p in pids)
+
+    assert eventually(revived, 60, "the killed worker started again")
+    killed_url = site["worker_urls"][1 - index]
+    assert eventually(lambda: health_status(killed_url) == 200, 60, "the new worker ready")
+    assert lock.holder() == survivor
+
 
 def test_fire_drill_rebuilds_the_site_from_a_survivors_view(
     pg_cluster: Cluster, tmp_path: Path
