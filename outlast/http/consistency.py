@@ -25,7 +25,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Which streams a read of some kind answers from (SiteContext.read_streams).
 StreamsOf = Callable[[Reads, str | None], list[str]]
 
-ARRIVED_KEY = "outlast.arrived"
+ARRIVED_KEY: web.RequestKey[float] = web.RequestKey("arrived", float)
 
 # (method, path without its /_matrix/client/vN prefix) -> what the handler reads.
 READS: dict[tuple[str, str], Reads] = {
@@ -132,8 +132,7 @@ def reads_of(request: web.Request) -> Reads | None:
 
 def arrived_at(request: web.Request) -> float | None:
     """When the request arrived (by the barrier's clock), if the middleware saw it."""
-    value = request.get(ARRIVED_KEY)
-    return float(value) if value is not None else None
+    return request.get(ARRIVED_KEY)
 
 
 def stamp_arrival(request: web.Request, clock: Callable[[], float]) -> float:
@@ -143,7 +142,7 @@ def stamp_arrival(request: web.Request, clock: Callable[[], float]) -> float:
     arrived = request.get(ARRIVED_KEY)
     if arrived is None:
         arrived = request[ARRIVED_KEY] = clock()
-    return float(arrived)
+    return arrived
 
 
 def install(app: web.Application, barrier: Barrier, read_streams: StreamsOf) -> None:
