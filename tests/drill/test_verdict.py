@@ -372,7 +372,12 @@ def test_long_waits_say_where_in_the_timeline_and_on_what() -> None:
     assert u["step"] == "a: drained"
     assert u["steps_during"] == ["a: node stopped"]
     assert u["attempts"] == [[2.0, 7.0, "503 M_UNAVAILABLE", "b"], [7.05, 7.5, "200", "b"]]
-    assert waits[0]["attempts"] == []
+    assert waits[0]["attempts"] == [] and waits[0]["attempts_total"] == 0
+    # Many attempts in one wait: the first and the last five are kept.
+    many = {"w": [(100.0 + k / 10, 100.05 + k / 10, "503 x", "a") for k in range(30)]}
+    long = long_waits(FAULT, {"w": [104.0]}, until=104.0, attempts_by_client=many)
+    assert long[0]["attempts_total"] == 30
+    assert [a[0] for a in long[0]["attempts"]] == [0.0, 0.1, 0.2, 0.3, 0.4, 2.5, 2.6, 2.7, 2.8, 2.9]
     # Waits up to ``over`` are left out; the tail to the end of the load counts.
     assert long_waits(FAULT, {"w": [100.5, 101.0]}, until=101.5) == []
     tail = long_waits(FAULT, {"w": [100.5, 101.0]}, until=104.0)
