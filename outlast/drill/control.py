@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 import urllib.request
 from typing import Any
 
@@ -37,9 +38,29 @@ def signal_all(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def roll(description: dict[str, Any]) -> dict[str, Any]:
-    """A rolling restart of every site; returns once all are back and healthy."""
-    return result(control(description, "/roll", timeout=1800))
+def control_timed(
+    description: dict[str, Any], path: str, timeout: float = 600
+) -> list[tuple[float, str]]:
+    """Like ``control``, each line with the drill's monotonic time of its arrival (the
+    supervisor streams a line as each step ends, so this is the step's end time)."""
+    req = urllib.request.Request(description["control_url"] + path, method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # loopback
+        return [(time.monotonic(), line.decode().rstrip("\n")) for line in resp]
+
+
+def roll(description: dict[str, Any], since: float | None = None) -> dict[str, Any]:
+    """A rolling restart of every site; returns once all are back and healthy. With
+    ``since`` (a monotonic time), the result has the roll's ``timeline``: each step's
+    progress line and when it ended, in seconds after ``since``."""
+    timed = control_timed(description, "/roll", timeout=1800)
+    data = result([line for _, line in timed])
+    if since is not None:
+        data["timeline"] = [
+            [round(t - since, 3), line]
+            for t, line in timed
+            if not line.startswith(("RESULT ", "ERROR "))
+        ]
+    return data
 
 
 def rebuild(description: dict[str, Any], name: str) -> dict[str, Any]:

@@ -22,10 +22,12 @@ from outlast.drill.readback import OwnWrites
 from outlast.drill.verdict import (
     Pushed,
     StoredEvent,
+    client_ends,
     durable_before,
     gap_phases,
     judge,
     judge_push,
+    long_waits,
     write_gap,
 )
 from outlast.log import records as record
@@ -185,7 +187,7 @@ class Drill:
                 load.ack_hooks.append(own.on_ack)
                 self.say(f"  >>> {o.fault}: rolling restart of every site")
                 maintenance = await asyncio.get_running_loop().run_in_executor(
-                    None, control.roll, self.description
+                    None, control.roll, self.description, fault_at
                 )
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} done: every site restarted")
@@ -246,8 +248,13 @@ class Drill:
             report["own_write_reads"] = own_reads
             if own_reads["stale"]:
                 report["verdict"]["ok"] = False
+            # Each client's load ended when sending stopped or its last send returned,
+            # not when the slowest client's did.
+            ends = client_ends(
+                load.sending_until or load_ended, {u.name: u.attempts for u in load.users}
+            )
             report["write_gap"] = write_gap(
-                fault_at, {u.name: u.ack_times for u in load.users}, until=load_ended
+                fault_at, {u.name: u.ack_times for u in load.users}, until=ends
             )
             # The same measure over the seconds before the fault (the first one, the
             # load's ramp-up, left out): what the machine alone costs the clients.
@@ -258,12 +265,20 @@ class Drill:
             if recovered_at is not None and o.fault != "maintenance":
                 # When the clients stalled: while the fault lasted, or after it was undone.
                 report["write_gap_by_phase"] = gap_phases(
-                    fault_at, recovered_at, {u.name: u.ack_times for u in load.users}, load_ended
+                    fault_at, recovered_at, {u.name: u.ack_times for u in load.users}, ends
                 )
             if recovered_at is not None and recovered_at > load_ended:
                 report["fault_outlasted_load_s"] = round(recovered_at - load_ended, 3)
             if maintenance is not None:
                 report["maintenance"] = maintenance
+            # Every client wait over 1 s, where in the fault's timeline and on what.
+            report["long_waits"] = long_waits(
+                fault_at,
+                {u.name: u.ack_times for u in load.users},
+                ends,
+                attempts_by_client={u.name: u.attempts for u in load.users},
+                timeline=(maintenance or {}).get("timeline", ()),
+            )
             if inflicted:
                 report["inflicted"] = {k: v for k, v in inflicted.items() if k[:1] != "_"}
             if o.fault == "disk-full":

@@ -45,6 +45,9 @@ class SimUser:
     user_id: str
     ledger: list[Send] = field(default_factory=list)
     ack_times: list[float] = field(default_factory=list)
+    # Every attempt: (started, ended, outcome, answering site), outcome "200" or what
+    # the failure was told; lets a drill say what a long write gap was made of.
+    attempts: list[tuple[float, float, str, str]] = field(default_factory=list)
 
 
 class Load:
@@ -66,6 +69,8 @@ class Load:
         self.rooms: list[str] = []
         self.counters = Counters()
         self.started_at = clock()
+        # When ``run`` stops starting sends (sends in flight then still finish).
+        self.sending_until: float | None = None
         # Told of every acknowledged send: (user name, token, the send, answering site).
         self.ack_hooks: list[Callable[[str, str, Send, str], None]] = []
         self._session: aiohttp.ClientSession | None = None
@@ -178,6 +183,8 @@ class Load:
         self.counters.sent += 1
         while True:
             attempts += 1
+            tried = self.clock()
+            site = ""
             try:
                 status, data, site = await self.request(
                     "PUT", path, {"msgtype": "m.text", "body": body}, user.token
@@ -192,6 +199,7 @@ class Load:
                     per_site = self.counters.site_acks_per_second.setdefault(site or "?", {})
                     per_site[second] = per_site.get(second, 0) + 1
                     user.ack_times.append(now)
+                    user.attempts.append((tried, now, "200", site))
                     send = Send(
                         user.name,
                         room_id,
@@ -209,12 +217,17 @@ class Load:
                     return send
                 code = data.get("errcode", "") if isinstance(data, dict) else "not JSON"
                 self._tally(f"{status} {code}")
+                said = str(data.get("error", ""))[:60] if isinstance(data, dict) else ""
+                user.attempts.append((tried, self.clock(), f"{status} {code} {said}", site))
                 if 400 <= status < 500 and status != 429:
                     return Send(
                         user.name, room_id, txn_id, body, False, None, attempts, errors + 1, started
                     )
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 self._tally(f"no answer ({type(exc).__name__})")
+                user.attempts.append(
+                    (tried, self.clock(), f"no answer ({type(exc).__name__})", site)
+                )
             errors += 1
             self.counters.errors += 1
             if self.clock() - started > RETRY_GIVE_UP_SECONDS:
@@ -232,7 +245,7 @@ class Load:
         """Every user sends at ``rate / users`` messages per second, one at a time."""
         per_user = rate / max(1, len(self.users))
         interval = 1.0 / per_user if per_user > 0 else 1.0
-        end = self.clock() + duration
+        end = self.sending_until = self.clock() + duration
 
         async def sender(user: SimUser) -> None:
             seq = len(user.ledger)

@@ -10,6 +10,7 @@ import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,15 @@ def _cross_site_order(timelines: Timelines, verdict: Verdict) -> None:
                 verdict.reordered.append(f"{sites[0]} vs {other}: {room_id} differs in order")
 
 
+Until = float | Mapping[str, float] | None
+
+
+def _until(until: Until, client: str) -> float | None:
+    return until.get(client) if isinstance(until, Mapping) else until
+
+
 def write_gap(
-    fault_at: float, acks_by_client: Mapping[str, Sequence[float]], until: float | None = None
+    fault_at: float, acks_by_client: Mapping[str, Sequence[float]], until: Until = None
 ) -> dict[str, float]:
     """Client-visible write gap: each client's longest time without an acknowledged
     write, from the fault on.
@@ -145,13 +153,17 @@ def write_gap(
 
     With ``until`` (the end of the load), the time from a client's last ack to
     the end counts too, and a client with no ack after the fault counts as
-    stuck for the whole rest of the drill instead of being left out.
+    stuck for the whole rest of the drill instead of being left out. ``until``
+    may be per client (``client_ends``): the end of the load is not when the
+    slowest client's last send returned — a client that stopped sending on time
+    was not waiting while another's send took 5 s more.
     """
     gaps = []
-    for times in acks_by_client.values():
+    for client, times in acks_by_client.items():
         after = sorted(t for t in times if t >= fault_at)
-        if until is not None:
-            after.append(max(until, after[-1] if after else fault_at))
+        end = _until(until, client)
+        if end is not None:
+            after.append(max(end, after[-1] if after else fault_at))
         if not after:
             continue
         points = [fault_at, *after]
@@ -174,11 +186,73 @@ def write_gap(
     }
 
 
+def client_ends(
+    sending_until: float, attempts_by_client: Mapping[str, Sequence[tuple[float, float, str, str]]]
+) -> dict[str, float]:
+    """Where each client's load ended: when sending stopped, or later when its last
+    attempt (one in flight then) ended."""
+    return {
+        client: max([sending_until, *(end for _, end, _, _ in attempts)])
+        for client, attempts in attempts_by_client.items()
+    }
+
+
+def long_waits(
+    fault_at: float,
+    acks_by_client: Mapping[str, Sequence[float]],
+    until: float | Mapping[str, float],
+    *,
+    attempts_by_client: Mapping[str, Sequence[tuple[float, float, str, str]]] | None = None,
+    timeline: Sequence[Sequence[Any]] = (),
+    over: float = 1.0,
+    most: int = 40,
+) -> list[dict[str, Any]]:
+    """Every wait longer than ``over`` seconds between a client's acknowledged writes,
+    from the fault to ``until``, longest first (at most ``most``), in seconds after
+    the fault: when it began and ended, the step the fault's ``timeline``
+    ([seconds after the fault, line], each line written when its step ended) had
+    reached when it began and the steps that ended during it, and the client's
+    attempts that overlap it ([start, end, outcome, site]). Why: ``write_gap`` says
+    how long clients waited; this says where in a rolling restart and on what."""
+    waits: list[dict[str, Any]] = []
+    for client, times in acks_by_client.items():
+        after = sorted(t for t in times if t >= fault_at)
+        end = _until(until, client)
+        assert end is not None
+        points = [fault_at, *after, max(end, after[-1] if after else fault_at)]
+        for a, b in zip(points, points[1:], strict=False):
+            if b - a <= over:
+                continue
+            start, end = a - fault_at, b - fault_at
+            reached = [line for t, line in timeline if t <= start]
+            tried = [
+                [round(s - fault_at, 3), round(e - fault_at, 3), outcome, site]
+                for s, e, outcome, site in (attempts_by_client or {}).get(client, ())
+                if e > a and s < b
+            ]
+            waits.append(
+                {
+                    "client": client,
+                    "from_s": round(start, 3),
+                    "to_s": round(end, 3),
+                    "seconds": round(b - a, 3),
+                    "step": reached[-1] if reached else "",
+                    "steps_during": [line for t, line in timeline if start < t <= end],
+                    # A client cut off for long retries many times: the first and the
+                    # last few tell the story, and the report stays small.
+                    "attempts": tried if len(tried) <= 10 else tried[:5] + tried[-5:],
+                    "attempts_total": len(tried),
+                }
+            )
+    waits.sort(key=lambda w: -w["seconds"])
+    return waits[:most]
+
+
 def gap_phases(
     fault_at: float,
     recovered_at: float,
     acks_by_client: Mapping[str, Sequence[float]],
-    until: float,
+    until: float | Mapping[str, float],
 ) -> dict[str, dict[str, float]]:
     """The write gap split at the moment the fault was undone: ``during`` (from the
     fault to the undoing) and ``after`` (from the undoing to the end of the load).
@@ -189,11 +263,13 @@ def gap_phases(
     during = {
         name: [t for t in times if t < recovered_at] for name, times in acks_by_client.items()
     }
+    ends = {name: _until(until, name) or recovered_at for name in acks_by_client}
+    later = {name: acks_by_client[name] for name, end in ends.items() if end > recovered_at}
     return {
-        "during": write_gap(fault_at, during, until=min(recovered_at, until)),
-        "after": write_gap(recovered_at, acks_by_client, until=until)
-        if until > recovered_at
-        else {},
+        "during": write_gap(
+            fault_at, during, until={n: min(recovered_at, e) for n, e in ends.items()}
+        ),
+        "after": write_gap(recovered_at, later, until=ends) if later else {},
     }
 
 

@@ -52,6 +52,22 @@ MSG_ID_IN_PROCESS = 10158
 # four tiny heartbeat messages a second per consumer.
 FOLLOW_HEARTBEAT = 0.25
 
+# A publish that reaches a stream's leader just as it hands over (a planned
+# step-down: `cluster drain`, a rolling restart) can go unanswered; netns drills
+# (bench/RESULTS.md, "Maintenance in network namespaces") showed clients then
+# waiting the whole 5 s publish timeout. A publish with a msg id is safe to send
+# again — the stream answers a repeat within its duplicate window with the
+# original's sequence — so it is re-sent after each of these waits, all within
+# the one publish timeout. Without a msg id (fenced writes) it is sent once.
+RESEND_AFTER = (0.5, 0.75, 1.0)
+
+# The same for a question to a stream's leader (the read barrier's, the health
+# check's): one sent as the leader hands over gets no answer, and every request
+# at the site waiting on that stream waited the question's whole timeout (1 s).
+# Another question goes out after each of these waits while the first may still
+# answer; the first answer wins.
+ASK_AGAIN_AFTER = (0.25, 0.25)
+
 
 @dataclass(frozen=True)
 class Ack:
@@ -441,13 +457,28 @@ class LogClient:
             headers["Nats-Msg-Id"] = msg_id
         if expected_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_seq)
+        payload = jsonenc.dumps(fact.encode())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        waits = list(RESEND_AFTER) if msg_id is not None else []
         try:
-            ack = await self.js.publish(
-                subject,
-                jsonenc.dumps(fact.encode()),
-                timeout=self.publish_timeout,
-                headers=headers or None,
-            )
+            while True:
+                left = deadline - loop.time()
+                wait = min(waits.pop(0), left) if waits else left
+                try:
+                    ack = await self.js.publish(
+                        subject, payload, timeout=max(wait, 0.001), headers=headers or None
+                    )
+                    break
+                except TimeoutError:
+                    if deadline - loop.time() <= 0.01:
+                        raise
+                    log.debug("publish to %s unanswered after %.2fs: sent again", subject, wait)
+                except nats.js.errors.APIError as exc:
+                    # A repeat while the first send is still being committed.
+                    if exc.err_code != MSG_ID_IN_PROCESS or deadline - loop.time() < 0.1:
+                        raise
+                    await asyncio.sleep(0.05)
         except nats.js.errors.APIError as exc:
             if exc.err_code == FENCE_BUSY:
                 raise FenceBusy(exc.description or "fenced write in flight") from exc
@@ -553,9 +584,8 @@ class LogClient:
         and the caller asks again.
         """
         try:
-            before = host_time()
-            reply = await self.nc.request(
-                f"{api.DEFAULT_PREFIX}.STREAM.INFO.{stream}", b"", timeout=timeout
+            before, reply = await self._ask_leader(
+                f"{api.DEFAULT_PREFIX}.STREAM.INFO.{stream}", timeout
             )
             info = json.loads(reply.data)
             observe_log_time(before, host_time(), info)
@@ -572,6 +602,46 @@ class LogClient:
             nats.errors.OutboundBufferLimitError,
         ) as exc:
             raise LogUnavailable(f"stream leader did not answer: {type(exc).__name__}") from exc
+
+    async def _ask_leader(self, subject: str, timeout: float) -> tuple[float, Msg]:
+        """One request to a stream's leader, asked again after each ``ASK_AGAIN_AFTER``
+        wait while earlier ones may still answer; the first reply (with the host time
+        its question was sent) wins. Bounded by ``timeout`` in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        again = list(ASK_AGAIN_AFTER)
+        asked: dict[asyncio.Task[Msg], float] = {}
+
+        def ask() -> None:
+            left = max(deadline - loop.time(), 0.001)
+            asked[asyncio.ensure_future(self.nc.request(subject, b"", timeout=left))] = host_time()
+
+        ask()
+        try:
+            while True:
+                left = deadline - loop.time()
+                wait = min(again[0], left) if again else left
+                done, _ = await asyncio.wait(
+                    list(asked), timeout=max(wait, 0.0), return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    sent = asked.pop(task)
+                    if task.exception() is None:
+                        return sent, task.result()
+                    if not isinstance(task.exception(), TimeoutError) or not asked:
+                        raise task.exception()  # type: ignore[misc]
+                if done:
+                    continue
+                if deadline - loop.time() <= 0.001:
+                    raise TimeoutError(f"no answer on {subject} in {timeout}s")
+                if again:
+                    again.pop(0)
+                    ask()
+        finally:
+            for task in asked:
+                task.cancel()
+            if asked:
+                await asyncio.gather(*asked, return_exceptions=True)
 
     async def last_subject_seq(self, stream: str, subject: str) -> int:
         """Sequence of the last message on a literal subject, 0 if there is none."""

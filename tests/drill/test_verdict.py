@@ -17,10 +17,12 @@ from outlast.drill.verdict import (
     Send,
     StoredEvent,
     Verdict,
+    client_ends,
     durable_before,
     gap_phases,
     judge,
     judge_push,
+    long_waits,
     write_gap,
 )
 
@@ -347,6 +349,57 @@ def test_gap_phases_tells_a_stall_at_the_heal_from_one_at_the_cut() -> None:
     assert clean["during"]["max"] == 6.0
     assert clean["after"]["max"] == 1.0
     assert gap_phases(FAULT, 110.0, {"u": [106.0]}, until=105.0)["after"] == {}
+
+
+def test_long_waits_say_where_in_the_timeline_and_on_what() -> None:
+    # Steps end at 1.0 (drain), 3.0 (node stopped) and 9.0 (back in); the client
+    # waits 5.5 s from 2.0 to 7.5 on a publish that timed out, then a retry.
+    timeline = [[1.0, "a: drained"], [3.0, "a: node stopped"], [9.0, "a: back in"]]
+    acks = {"u": [99.0, 100.5, 101.4, 102.0, 107.5, 108.0], "v": [100.4, 100.8, 101.2, 107.9]}
+    attempts = {
+        "u": [
+            (101.9, 102.0, "200", "a"),
+            (102.0, 107.0, "503 M_UNAVAILABLE", "b"),
+            (107.05, 107.5, "200", "b"),
+        ]
+    }
+    waits = long_waits(
+        FAULT, acks, until=108.0, attempts_by_client=attempts, timeline=timeline, over=1.0
+    )
+    assert [(w["client"], w["seconds"]) for w in waits] == [("v", 6.7), ("u", 5.5)]
+    u = waits[1]
+    assert (u["from_s"], u["to_s"]) == (2.0, 7.5)
+    assert u["step"] == "a: drained"
+    assert u["steps_during"] == ["a: node stopped"]
+    assert u["attempts"] == [[2.0, 7.0, "503 M_UNAVAILABLE", "b"], [7.05, 7.5, "200", "b"]]
+    assert waits[0]["attempts"] == [] and waits[0]["attempts_total"] == 0
+    # Many attempts in one wait: the first and the last five are kept.
+    many = {"w": [(100.0 + k / 10, 100.05 + k / 10, "503 x", "a") for k in range(30)]}
+    long = long_waits(FAULT, {"w": [104.0]}, until=104.0, attempts_by_client=many)
+    assert long[0]["attempts_total"] == 30
+    assert [a[0] for a in long[0]["attempts"]] == [0.0, 0.1, 0.2, 0.3, 0.4, 2.5, 2.6, 2.7, 2.8, 2.9]
+    # Waits up to ``over`` are left out; the tail to the end of the load counts.
+    assert long_waits(FAULT, {"w": [100.5, 101.0]}, until=101.5) == []
+    tail = long_waits(FAULT, {"w": [100.5, 101.0]}, until=104.0)
+    assert [(w["from_s"], w["to_s"], w["step"]) for w in tail] == [(1.0, 4.0, "")]
+
+
+def test_write_gap_ends_each_client_at_its_own_end_of_the_load() -> None:
+    # Sending stopped at 110. "slow" had a send in flight then, answered at 115 after
+    # a 5 s wait; "done" stopped on time and was idle after, not waiting.
+    attempts = {
+        "done": [(109.7, 109.9, "200", "a")],
+        "slow": [(109.8, 114.9, "503 M_UNAVAILABLE", ""), (114.95, 115.0, "200", "b")],
+    }
+    acks = {"done": [109.5, 109.9], "slow": [109.6, 115.0]}
+    ends = client_ends(110.0, attempts)
+    assert ends == {"done": 110.0, "slow": 115.0}
+    gap = write_gap(109.0, acks, until=ends)
+    assert (gap["min"], gap["max"]) == (0.5, 5.4)
+    # One end for all (the slowest client's) made "done" wait 5.1 s too.
+    assert write_gap(109.0, acks, until=115.0)["min"] == 5.1
+    phases = gap_phases(109.0, 112.0, acks, until=ends)
+    assert phases["during"]["min"] == 0.5 and phases["after"]["max"] == 3.0
 
 
 def test_write_gap_percentiles_over_many_clients() -> None:
