@@ -465,6 +465,11 @@ class LogClient:
             while True:
                 left = deadline - loop.time()
                 wait = min(waits.pop(0), left) if waits else left
+                if not self.connected:
+                    # Sent now it would wait in nats-py's buffer and go out on the
+                    # next connection, perhaps long after this request answered 503:
+                    # a refused write that commits later. Fail at once instead.
+                    raise nats.errors.ConnectionReconnectingError
                 try:
                     ack = await self.js.publish(
                         subject, payload, timeout=max(wait, 0.001), headers=headers or None

@@ -111,6 +111,11 @@ def render_config(spec: NodeSpec) -> str:
             f'  listen: "{spec.host}:{spec.cluster_port}"',
             f'  advertise: "{spec.cluster_advertise}"' if spec.cluster_advertise else "",
             f"  routes: [{routes}]",
+            # Clients learn no other node from this one: a site's workers use the
+            # node(s) they are configured with and never fail over to another
+            # site's node (a cut-off site would otherwise reach past its cut as
+            # soon as its own node stopped, and serve what it must refuse).
+            "  no_advertise: true",
             *_tls_block(spec, "  ", verify=True),
             "}",
         ]

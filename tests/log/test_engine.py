@@ -61,11 +61,12 @@ def test_clustered_config_tags_the_site_and_spreads_replicas() -> None:
     assert 'server_tags: ["site:a"]' in got
     assert 'unique_tag: "site:"' in got
     cluster = got[got.index("cluster {") :]
-    assert cluster[:5] == [
+    assert cluster[:6] == [
         "cluster {",
         'name: "outlast-prod"',
         'listen: "127.0.0.1:6222"',
         'routes: ["nats-route://10.0.0.2:6222", "nats-route://10.0.0.3:6222"]',
+        "no_advertise: true",
         "}",
     ]
     # unique_tag belongs to the jetstream block, before it closes.
