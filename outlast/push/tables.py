@@ -155,13 +155,20 @@ def record_notifications(
     """Evaluate a just-stored event for its recipients (see :func:`_record`), then
     forget what ``policy`` says of their older notifications in the room.
 
-    Never raises: the projector retries a failing batch for ever, and a fault in
-    push evaluation must not stop the view. A failure is logged and the event
-    notifies no one at this view (rows are written all at once, or not at all).
+    Never raises for a fault of its own: the projector retries a failing batch
+    for ever, and a fault in push evaluation must not stop the view. A failure is
+    logged and the event notifies no one at this view (rows are written all at
+    once, or not at all). But a failure that ended the projector's transaction
+    (SQLite rolls the whole transaction back on a full disk or an I/O error) is
+    raised: swallowed, the rest of the batch would run in autocommit and commit
+    positions past events that were rolled back — a disk-full drill lost 17
+    messages at a site's view that way.
     """
     try:
         notified = _record(conn, msg, idx, event, state)
     except Exception:
+        if not conn.in_transaction:
+            raise
         log.exception("push evaluation of %s failed; it notifies no one", event.get("event_id"))
         return set()
     now = event.get("origin_server_ts")
@@ -170,6 +177,8 @@ def record_notifications(
             for user_id in sorted(notified):
                 prune(conn, user_id, str(event.get("room_id")), now, policy)
         except Exception:  # one DELETE per user: each is whole or not at all
+            if not conn.in_transaction:
+                raise  # the transaction is gone (see above)
             log.exception("pruning notifications at %s failed", event.get("event_id"))
     return notified
 

@@ -71,6 +71,10 @@ class LostView(RuntimeError):
     """Another worker wrote the view since this one's last commit: it is no longer the owner."""
 
 
+class TransactionLost(RuntimeError):
+    """The database rolled the projector's transaction back by itself mid-batch."""
+
+
 # How often a PostgreSQL view's owner checks that its lock session still answers.
 LOCK_CHECK_SECONDS = 5.0
 
@@ -299,8 +303,10 @@ class Projector:
                 if msg.stream in self._refollow:
                     continue
                 affected |= apply_message(self.conn, msg, states, self.push_prune)
+                self._still_in_transaction()
                 applied[msg.stream] = msg.seq
                 count += 1
+            self._still_in_transaction()
             for stream, seq in applied.items():
                 if seq != self.positions.applied(stream):
                     self.conn.execute(
@@ -310,7 +316,8 @@ class Projector:
                 commit = record_commit(self.conn, count, affected, states.touched, applied)
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled it back already
+                self.conn.execute("ROLLBACK")
             if self.state_cache is not None:
                 self.state_cache.invalidate(states.touched)
             raise
@@ -322,6 +329,13 @@ class Projector:
             self.positions.advance(stream, seq)
         self.notifier.notify(affected)
         return commit
+
+    def _still_in_transaction(self) -> None:
+        """SQLite ends a transaction by itself on some errors (a full disk, an I/O
+        error); anything written after that would autocommit on its own, positions
+        included. Whoever swallowed such an error, the batch stops here."""
+        if not self.conn.in_transaction:
+            raise TransactionLost("the view's transaction ended under the projector")
 
     def _fence(self, expected: dict[str, int]) -> None:
         """Inside the transaction: lock the positions and check nobody moved them since."""
