@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -215,6 +216,11 @@ def main() -> int:
             else:
                 no_report[fault] += 1
                 (out / f"{i:03d}-{fault}.failed.txt").write_text(result.stdout + result.stderr)
+                # The cluster's directory goes with it: keep the supervisor's log (guard,
+                # rebuild and repair steps) to find out why the drill left no report.
+                log = local.dir / "c" / "supervisor.log"
+                if log.exists():
+                    shutil.copyfile(log, out / f"{i:03d}-{fault}.supervisor.log")
                 local.stop()
                 local = None
             summary = summarize(reports)
