@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -125,9 +126,14 @@ def drill_command(cluster: str, fault: str, target: Path, args: argparse.Namespa
 
 
 def cluster_args(args: argparse.Namespace) -> list[str]:
+    """`cluster up` options: the namespaces and WAN delay, and the per-site tmpfs that the
+    disk-full drill refuses to run without (filling the host's own disk would hurt others)."""
+    disk = ["--disk-mb", str(args.disk_mb)] if args.disk_mb else []
     if not args.netns:
-        return []
-    return ["--netns", "--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.jitter_ms)]
+        return disk
+    return [
+        "--netns", "--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.jitter_ms), *disk
+    ]  # fmt: skip
 
 
 def earlier(out: Path) -> tuple[list[dict[str, Any]], Counter[str], int]:
@@ -162,10 +168,19 @@ def main() -> int:
     p.add_argument("--netns", action="store_true", help="sites in network namespaces (root)")
     p.add_argument("--latency-ms", type=float, default=10.0, help="one-way, with --netns")
     p.add_argument("--jitter-ms", type=float, default=2.0, help="with --netns")
+    p.add_argument(
+        "--disk-mb",
+        type=int,
+        default=None,
+        help="each site's data on a tmpfs of this many MiB (root; default 512 when the plan "
+        "has disk-full drills, else none)",
+    )
     p.add_argument("--hours", type=float, default=24.0, help="start no drill after this long")
     p.add_argument("--out", default="bench/results/drills/series")
     args = p.parse_args()
     counts = dict(args.count or [("fire", 10)])
+    if args.disk_mb is None:
+        args.disk_mb = 512 if counts.get("disk-full") else 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports, no_report, first = earlier(out)
@@ -201,6 +216,11 @@ def main() -> int:
             else:
                 no_report[fault] += 1
                 (out / f"{i:03d}-{fault}.failed.txt").write_text(result.stdout + result.stderr)
+                # The cluster's directory goes with it: keep the supervisor's log (guard,
+                # rebuild and repair steps) to find out why the drill left no report.
+                log = local.dir / "c" / "supervisor.log"
+                if log.exists():
+                    shutil.copyfile(log, out / f"{i:03d}-{fault}.supervisor.log")
                 local.stop()
                 local = None
             summary = summarize(reports)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -31,6 +32,21 @@ def unmount_small_disk(data_dir: Path) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         if os.path.ismount(data_dir):
             subprocess.run(["umount", "-l", str(data_dir)], capture_output=True, timeout=30)
+
+
+def wipe_dir(data_dir: Path) -> None:
+    """Empty ``data_dir`` and keep it, with whatever is mounted on it.
+
+    A rebuild must start from an empty directory, but removing the directory itself
+    fails on a `--disk-mb` tmpfs (a mount point cannot be removed): the contents go,
+    the mount stays, and the rebuilt site fills the same small disk.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for entry in list(data_dir.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def disk_usage(path: Path) -> dict[str, int]:

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from outlast.cluster.disks import wipe_dir
 from outlast.cluster.pg_seed import copy_view
 from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, PortPicker, SitePlan
 from outlast.config import load
@@ -108,8 +109,7 @@ async def rebuild_site(supervisor: RebuildHost, name: str, progress: Progress) -
         with contextlib.suppress(ProcessLookupError):
             os.kill(postmaster, signal.SIGKILL)
     sp.stop_postgres()
-    shutil.rmtree(site.data_dir, ignore_errors=True)
-    Path(site.data_dir).mkdir(parents=True)
+    wipe_dir(Path(site.data_dir))
     await progress(f"site {name}: old node {old_node} gone, disk wiped")
 
     # 2. A new node with a new identity.
