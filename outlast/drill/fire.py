@@ -371,17 +371,19 @@ class Drill:
         damaged = [d["stream"] for d in inflicted.get("damaged", [])]
         by_site = {s["name"]: s for s in self.description["sites"]}
         # The nodes are asked one after the other while the health stream still takes
-        # writes: a replica one message short may just have been asked first. It gets
-        # REPLICA_SETTLE_TIMEOUT to be as complete as the others.
+        # writes (several a second): the damaged node is asked last, so a replica that
+        # has caught up is at least as far as the others were a moment before. Asked
+        # first, it was always a message or two short of them (two corrupt drills
+        # failed on that alone). It gets REPLICA_SETTLE_TIMEOUT to be as complete.
         deadline = time.monotonic() + REPLICA_SETTLE_TIMEOUT
         while True:
             try:
-                mine = replicas.stream_states(by_site[name]["monitor_url"])
                 others = [
                     replicas.stream_states(s["monitor_url"])
                     for n, s in by_site.items()
                     if n != name
                 ]
+                mine = replicas.stream_states(by_site[name]["monitor_url"])
                 result = replicas.compare_replicas(damaged, mine, others)
             except OSError as exc:
                 result = {"streams_damaged": len(damaged), "error": str(exc), "repaired": False}
