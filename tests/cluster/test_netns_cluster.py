@@ -12,6 +12,7 @@ Needs root and `ip`/`nft` (scripts/system-deps.sh installs nftables).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -180,9 +181,7 @@ async def test_a_kernel_partition_makes_writes_fail_there_and_healing_restores_t
 
         for name in urls:
             if name != victim:
-                await wait_for(
-                    lambda name=name: accepted(name, f"at-{name}"), timeout=30, interval=0.5
-                )
+                await wait_for(functools.partial(accepted, name, f"at-{name}"), 30, 0.5)
         # "parked": the quorum guard stopped its node (outlast/cluster/guard.py).
         assert netns_cluster.status()["sites"][2]["status"] in ("isolated", "unhealthy", "parked")
         heal(netns_cluster, victim)
