@@ -9,10 +9,14 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from outlast import __version__
 from outlast.config import Config, ConfigError, resolve_config
 from outlast.runtime import run
+
+if TYPE_CHECKING:
+    from outlast.site import Site
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -160,9 +164,11 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
 
     site = Site(config, seed=seed)
     try:
-        await site.start()  # start() returns once the view has caught up with the log
-        marks["caught up"] = time.monotonic()
+        await site.start()  # start() waits a bounded time for the view to catch up
         assert site.ctx is not None and site.projector is not None
+        if not await _replayed_all(site):
+            return 1
+        marks["caught up"] = time.monotonic()
         applied = site.ctx.positions.snapshot(site.ctx.stream_names)
         source = "a snapshot and the log after it" if seeded else "the whole log"
         steps = ", ".join(
@@ -178,6 +184,28 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
     finally:
         await site.stop()
     return 0
+
+
+async def _replayed_all(site: Site, stalled_after: float = 120.0) -> bool:
+    """Wait until the view has applied every stream's last sequence, however long a
+    big history takes (the server's own start gives up after a bound and serves),
+    saying how far it is every 10 s; False when nothing moved for ``stalled_after`` s."""
+    ctx = site.ctx
+    assert ctx is not None
+    targets = {name: await ctx.log.last_seq(name) for name in ctx.stream_names}
+    last_move, last_total = time.monotonic(), -1
+    while True:
+        behind = {n: t - ctx.positions.applied(n) for n, t in targets.items()}
+        left = sum(max(0, b) for b in behind.values())
+        if left == 0:
+            return True
+        if left != last_total:
+            last_move, last_total = time.monotonic(), left
+        elif time.monotonic() - last_move > stalled_after:
+            _say(f"the view stopped catching up with {left} log messages left; see the log")
+            return False
+        _say(f"replaying: {left} log messages left")
+        await asyncio.sleep(10.0)
 
 
 def _view_in_use(path: Path) -> bool:
