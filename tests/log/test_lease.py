@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from outlast.log.client import LogClient
 from outlast.log.engine import NatsNode
 from outlast.log.lease import KeyBucket, Lease, claim
-from tests.testrig import start_shared_nats
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[NatsNode]:
-    server = start_shared_nats(tmp_path / "nats")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

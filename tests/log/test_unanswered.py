@@ -9,28 +9,17 @@ down: it takes the first message and never answers it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from outlast.log.client import LogClient, LogUnavailable
 from outlast.log.engine import NatsNode
 from outlast.log.facts import RoomEvents
-from tests.testrig import start_shared_nats
 
 STREAM = "UNANSWERED_TEST"
 SUBJECT = "unanswered.test"
 FACT = RoomEvents(({"type": "m.room.message", "content": {"body": "hello"}},))
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[NatsNode]:
-    server = start_shared_nats(tmp_path / "nats")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
