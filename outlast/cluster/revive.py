@@ -12,7 +12,7 @@ A worker must have been gone for ``GRACE_SECONDS`` first: a drill's fire kills
 a site's processes one after another, and a worker killed a moment before its
 node must not be brought back into a site that is about to be dead. A slot
 that exits ``MAX_EXITS`` times within ``WINDOW_SECONDS`` is left down (a bad
-configuration or a taken port would only fail again) and says so.
+configuration or a taken port would only fail again); ``given_up`` names it.
 """
 
 from __future__ import annotations

@@ -16,9 +16,7 @@ from typing import Any
 
 def control(description: dict[str, Any], path: str, timeout: float = 600) -> list[str]:
     """POST ``path`` to the supervisor; its progress lines, as it streams them."""
-    req = urllib.request.Request(description["control_url"] + path, method="POST", data=b"")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # loopback
-        return [line.decode().rstrip("\n") for line in resp]
+    return [line for _, line in control_timed(description, path, timeout)]
 
 
 def result(lines: list[str]) -> dict[str, Any]:

@@ -140,6 +140,18 @@ def _until(until: Until, client: str) -> float | None:
     return until.get(client) if isinstance(until, Mapping) else until
 
 
+def _stretches(
+    fault_at: float, times: Sequence[float], end: float | None
+) -> list[tuple[float, float]]:
+    """A client's stretches between acknowledged writes from the fault on, as
+    (from, to); with ``end`` (where its load ended) the last one runs to it."""
+    after = sorted(t for t in times if t >= fault_at)
+    if end is not None:
+        after.append(max(end, after[-1] if after else fault_at))
+    points = [fault_at, *after]
+    return list(zip(points, points[1:], strict=False))
+
+
 def write_gap(
     fault_at: float, acks_by_client: Mapping[str, Sequence[float]], until: Until = None
 ) -> dict[str, float]:
@@ -160,14 +172,9 @@ def write_gap(
     """
     gaps = []
     for client, times in acks_by_client.items():
-        after = sorted(t for t in times if t >= fault_at)
-        end = _until(until, client)
-        if end is not None:
-            after.append(max(end, after[-1] if after else fault_at))
-        if not after:
-            continue
-        points = [fault_at, *after]
-        gaps.append(max(b - a for a, b in zip(points, points[1:], strict=False)))
+        stretches = _stretches(fault_at, times, _until(until, client))
+        if stretches:
+            gaps.append(max(b - a for a, b in stretches))
     if not gaps:
         return {}
     gaps.sort()
@@ -216,11 +223,9 @@ def long_waits(
     how long clients waited; this says where in a rolling restart and on what."""
     waits: list[dict[str, Any]] = []
     for client, times in acks_by_client.items():
-        after = sorted(t for t in times if t >= fault_at)
-        end = _until(until, client)
-        assert end is not None
-        points = [fault_at, *after, max(end, after[-1] if after else fault_at)]
-        for a, b in zip(points, points[1:], strict=False):
+        load_end = _until(until, client)
+        assert load_end is not None
+        for a, b in _stretches(fault_at, times, load_end):
             if b - a <= over:
                 continue
             start, end = a - fault_at, b - fault_at

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -65,6 +66,18 @@ class StoredObject:
     chunks: int
     digest: str
     metadata: dict[str, str] = field(default_factory=dict)
+
+    def sha256_hex(self) -> str | None:
+        """The SHA-256 (hex) of the object's bytes, from its digest; None when unknown.
+        :meth:`ObjectBucket.read` checks every read against it, so a file written from
+        a completed read has this checksum without being hashed again."""
+        if self.chunks == 0 or not self.digest.startswith("SHA-256="):
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(self.digest.removeprefix("SHA-256="))
+        except (binascii.Error, ValueError):
+            return None
+        return raw.hex() if len(raw) == hashlib.sha256().digest_size else None
 
 
 class ObjectBucket:

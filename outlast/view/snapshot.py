@@ -22,8 +22,6 @@ Only the newest ``keep`` are kept.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hashlib
 import json
@@ -198,23 +196,6 @@ async def take_snapshot(
         temp.unlink(missing_ok=True)
 
 
-def object_sha256(obj: StoredObject) -> str | None:
-    """The SHA-256 (hex) of the object's bytes, from its own digest; None when unknown.
-
-    ``ObjectBucket.read`` hashes every chunk it hands out and fails on a mismatch
-    with this digest, so a file written from a completed read has this checksum:
-    seeding need not read it back to hash it again (about a fifth of fetching
-    and checking a 5.7 GB object on the shared machine, bench/RESULTS.md).
-    """
-    if obj.chunks == 0 or not obj.digest.startswith("SHA-256="):
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(obj.digest.removeprefix("SHA-256="))
-    except (binascii.Error, ValueError):
-        return None
-    return raw.hex() if len(raw) == hashlib.sha256().digest_size else None
-
-
 def check_file(path: Path, manifest: Manifest, sha256: str | None = None) -> str | None:
     """Why the downloaded file is not the snapshot its manifest describes, or None.
     ``sha256``: the file's checksum when the download already established it."""
@@ -289,7 +270,7 @@ async def seed_view(
             with incoming.open("wb") as sink:
                 await bucket.read_into(obj, sink)  # checked against the object's digest
             problem = await loop.run_in_executor(
-                None, check_file, incoming, manifest, object_sha256(obj)
+                None, check_file, incoming, manifest, obj.sha256_hex()
             )
         except Exception as exc:  # noqa: BLE001 - try the next one, or replay
             problem = f"it could not be read ({exc!r})"
