@@ -13,6 +13,45 @@ node dials itself; restarted, the node rejoins as a follower at its old term.
 Its site's workers keep running and reconnect by themselves. Only a node once
 seen with a quorum is stopped: one that has just started is still forming its
 routes (after a power-on of every site, none has any yet).
+
+A parked node keeps a beacon on its route port, so that parked sites can find
+each other. Without it, a cluster whose every node was parked never recovers:
+with site A burned and B and C cut from each other, both B's and C's nodes are
+parked; when the B-C link heals, B probes A (dead) and C (stopped: nothing
+listens) and C likewise, and both wait for the other for ever. (A cut of every
+site from every other ends the same way, with no site lost.) So while a node is
+parked, a tiny process of its site (``Beacon``) listens on the node's own
+cluster address and port, in the site's namespace with `--netns`, and answers
+each connection with ``PARK`` instead of the node's ``INFO``. A probe counts a
+peer that answers either: a peer that is parked but reachable comes back as
+soon as it, too, counts a quorum. B and C then each count the other, make a
+quorum of 2 of 3, and both restart; once both run, their routes form.
+
+Why a beacon says no more than a node would: it binds the very address and
+port the node binds, in the same namespace, so whatever keeps a route from the
+node (a relay cut, an nft rule on the cluster port in either direction, a
+dead veth) keeps the probe from the beacon too; a relay dialling a port where
+nothing listens gets refused and drops the probe's connection, and dialling
+the beacon it passes ``PARK`` on before closing. TCP needs packets both ways,
+so a one-way cut stops probes and routes in both directions alike.
+
+Where it can be wrong, and what that costs: the beacon says the peer's site
+is reachable, not that its node will come back. The node may fail to start
+(its disk), or, with five sites or more, the parked peer may itself count
+fewer than a quorum (A reaches parked B and running C, B reaches only A: A
+restarts, B stays parked). Then a node restarts into a minority, where it
+cannot win an election nor commit (Raft's safety does not rest on the guard):
+it campaigns and raises its term, the cost of having no guard, for as long as
+that partition lasts; since its new process was never seen with a quorum, the
+guard does not park it again until it has been. With three sites and
+symmetric links a reachable parked peer also reaches the prober, so it counts
+a quorum too and restarts. Against that, waiting for ``INFO`` alone leaves a
+cluster with every node parked down until an operator starts one.
+
+The beacon is part of its site: a fire kills it (it is in the site's pids),
+starting the node again stops it first (``SiteProcesses.start_node``, whoever
+starts it: the guard, a power-on, a rebuild, a restart), and so does stopping
+the site or the supervisor; it dies with the supervisor (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -20,6 +59,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -29,7 +70,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from outlast.cluster.plan import SitePlan
-from outlast.log.engine import NatsNode
+from outlast.log.engine import NatsNode, die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +80,43 @@ PROBE_TIMEOUT = 1.0
 PROBE_EVERY = 1.0  # seconds between probes of a stopped node's peers (each logs an error there)
 SILENT = 2.0  # seconds without a byte on a route (it pings every second): a dead link
 
-# Run inside a site's network namespace (`--netns`): exit 0 if a route port answers INFO.
+# What a node's route port says first, and what a parked node's beacon says instead.
+NODE_GREETING = "INFO"
+PARKED_GREETING = "PARK"
+GREETINGS = (NODE_GREETING, PARKED_GREETING)
+BEACON_READY_TIMEOUT = 5.0
+
+# Run inside a site's network namespace (`--netns`): print the first 4 bytes a route
+# port answers (nothing when it refuses, resets or stays silent).
 _PROBE = (
     "import socket,sys\n"
-    "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=float(sys.argv[3]))\n"
-    "s.settimeout(float(sys.argv[3]))\n"
-    "sys.exit(0 if s.recv(4).startswith(b'INFO') else 1)\n"
+    "t=float(sys.argv[3])\n"
+    "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=t)\n"
+    "s.settimeout(t)\n"
+    "b=b''\n"
+    "while len(b)<4:\n"
+    "    c=s.recv(4-len(b))\n"
+    "    if not c: break\n"
+    "    b+=c\n"
+    "sys.stdout.write(b.decode('ascii','replace'))\n"
+)
+
+# A parked node's beacon (run with the site's prefix): listen where the node listens,
+# say ready, then answer every connection with the greeting and close it.
+_BEACON = (
+    "import socket,sys\n"
+    "s=socket.create_server((sys.argv[1],int(sys.argv[2])),backlog=64)\n"
+    "sys.stdout.write('ready\\n')\n"
+    "sys.stdout.flush()\n"
+    "g=sys.argv[3].encode()+b'\\r\\n'\n"
+    "while True:\n"
+    "    c,_=s.accept()\n"
+    "    c.settimeout(1.0)\n"
+    "    try:\n"
+    "        c.sendall(g)\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "    c.close()\n"
 )
 
 
@@ -73,10 +145,11 @@ def cut_off(peers: int, cluster_size: int) -> bool:
     return peers + 1 < cluster_size // 2 + 1
 
 
-async def route_answers(
+async def route_greeting(
     host: str, port: int, prefix: Sequence[str] = (), timeout: float = PROBE_TIMEOUT
-) -> bool:
-    """Does a peer answer on this route address, as the node would dial it?"""
+) -> str:
+    """The first 4 bytes a route address answers, dialled as the node would dial it
+    ("" when nothing answers)."""
     if prefix:
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -87,29 +160,90 @@ async def route_answers(
                 host,
                 str(port),
                 str(timeout),
-                stdout=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
             )
         except OSError:
-            return False
+            return ""
         try:
-            return await asyncio.wait_for(proc.wait(), timeout + 5) == 0
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout + 5)
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            return False
+            return ""
+        return out.decode("ascii", "replace") if proc.returncode == 0 else ""
     writer = None
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        first = await asyncio.wait_for(reader.read(4), timeout)
-        return first.startswith(b"INFO")
-    except (TimeoutError, OSError):
-        return False
+        first = await asyncio.wait_for(reader.readexactly(4), timeout)
+        return first.decode("ascii", "replace")
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        return ""
     finally:
         if writer is not None:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+async def route_answers(
+    host: str, port: int, prefix: Sequence[str] = (), timeout: float = PROBE_TIMEOUT
+) -> bool:
+    """Does a peer answer on this route address: its node (INFO) or, parked, its beacon?"""
+    return await route_greeting(host, port, prefix, timeout) in GREETINGS
+
+
+class Beacon:
+    """Says ``PARK`` on a parked node's route port (see the module docstring)."""
+
+    def __init__(self, host: str, port: int, prefix: Sequence[str] = ()) -> None:
+        self.host, self.port, self.prefix = host, port, list(prefix)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.failure = ""
+
+    def start(self) -> None:
+        """Start it; call from the event loop's thread, whose exit PR_SET_PDEATHSIG
+        ties the beacon to (a worker thread's would kill it early)."""
+        self.process = subprocess.Popen(
+            [*self.prefix, sys.executable, "-c", _BEACON, self.host, str(self.port),
+             PARKED_GREETING],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
+
+    def ready(self, timeout: float = BEACON_READY_TIMEOUT) -> bool:
+        """Block until it listens (True), or it fails to: False, it is stopped and
+        ``failure`` says why (say, the port still in use)."""
+        proc = self.process
+        if proc is None or proc.stdout is None:
+            return False
+        readable, _, _ = select.select([proc.stdout], [], [], timeout)
+        if readable and proc.stdout.readline().strip() == b"ready":
+            return True
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        """Stop it and wait, so that its port is free for the node when this returns."""
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+        lines = err.decode(errors="replace").strip().splitlines() if err else []
+        self.failure = lines[-1] if lines else f"exited with {proc.returncode}"
+
+    @property
+    def pid(self) -> int | None:
+        proc = self.process
+        return proc.pid if proc is not None and proc.poll() is None else None
 
 
 class SiteProcesses(Protocol):
@@ -121,6 +255,8 @@ class SiteProcesses(Protocol):
     def prefix(self) -> list[str]: ...
 
     def start_node(self) -> None: ...
+
+    def start_beacon(self) -> Beacon: ...
 
 
 class QuorumGuard:
@@ -136,6 +272,7 @@ class QuorumGuard:
         # is not cut off, so only these are ever stopped.
         self.whole: set[int] = set()
         self.events: list[dict[str, Any]] = []  # what the guard did, for tests and drills
+        self.answers: dict[str, dict[str, str]] = {}  # site -> peer -> its last greeting
 
     async def run(self, stopping: asyncio.Event) -> None:
         async with aiohttp.ClientSession() as session:
@@ -189,27 +326,46 @@ class QuorumGuard:
             return None
 
     async def quorum_answers(self, sp: SiteProcesses) -> bool:
-        """A probe opens a route connection and closes it unauthenticated: the peer
-        logs an authentication error for each, hence one round per ``PROBE_EVERY``."""
+        """Do a quorum of peers answer, running (INFO) or parked (PARK)? A probe opens a
+        route connection and closes it unauthenticated: a running peer logs an
+        authentication error for each, hence one round per ``PROBE_EVERY``."""
         host, prefix = sp.site.gateway, sp.prefix()
-        answers = await asyncio.gather(
-            *(route_answers(host, port, prefix) for port in sp.site.relay_ports.values())
+        peers = list(sp.site.relay_ports)
+        greetings = await asyncio.gather(
+            *(route_greeting(host, sp.site.relay_ports[p], prefix) for p in peers)
         )
-        return not cut_off(sum(answers), len(self.sites))
+        self.answers[sp.site.name] = dict(zip(peers, greetings, strict=True))
+        answered = sum(1 for g in greetings if g in GREETINGS)
+        return not cut_off(answered, len(self.sites))
 
     async def park(self, name: str, sp: SiteProcesses, peers: int) -> None:
         node = sp.node
         assert node is not None
         log.warning("site %s: node reaches %d peer(s), no quorum: stopping it", name, peers)
-        await asyncio.get_running_loop().run_in_executor(None, node.stop)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, node.stop)
         self.parked[name] = node
         self.since.pop(name, None)
+        # On the loop's thread: the beacon's PR_SET_PDEATHSIG follows the thread that
+        # started it.
+        beacon = sp.start_beacon()
+        if not await loop.run_in_executor(None, beacon.ready):
+            log.warning(
+                "site %s: no beacon on port %d (%s): parked peers will not count it",
+                name, beacon.port, beacon.failure,
+            )  # fmt: skip
         self.events.append({"site": name, "action": "parked", "at": time.time()})
 
     async def unpark(self, name: str, sp: SiteProcesses) -> None:
-        log.warning("site %s: a quorum of peers answers again: starting its node", name)
+        answers = self.answers.get(name, {})
+        log.warning(
+            "site %s: a quorum of peers answers again (%s): starting its node",
+            name, ", ".join(f"{p}: {g or '-'}" for p, g in sorted(answers.items())),
+        )  # fmt: skip
         del self.parked[name]
-        sp.start_node()
+        sp.start_node()  # stops the beacon first, freeing the port
         assert sp.node is not None
         await sp.node.wait_ready()
-        self.events.append({"site": name, "action": "restarted", "at": time.time()})
+        self.events.append(
+            {"site": name, "action": "restarted", "at": time.time(), "answers": answers}
+        )

@@ -33,7 +33,7 @@ from outlast.clock import SKEW_ENV
 from outlast.cluster import netns
 from outlast.cluster.disks import mount_small_disk, unmount_small_disk
 from outlast.cluster.frontdoor import Backend, FrontDoor
-from outlast.cluster.guard import QuorumGuard
+from outlast.cluster.guard import Beacon, QuorumGuard
 from outlast.cluster.links import Links
 from outlast.cluster.plan import VIEW_DATABASE, ClusterPlan, SitePlan, describe, postgres_pid
 from outlast.cluster.replica_repair import ReplicaAudit
@@ -72,6 +72,8 @@ class SiteProcesses:
         self.node: NatsNode | None = None
         self.postgres: private.PrivateCluster | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
+        # While the quorum guard keeps the node parked: what answers PARK on its port.
+        self.beacon: Beacon | None = None
         # A drill's `skew`: the workers' wall clock is off by this much (outlast/clock.py).
         self.skew_s = 0.0
 
@@ -84,6 +86,8 @@ class SiteProcesses:
         if postmaster is not None:
             pids.append(postmaster)
         pids += [w.pid for w in self.workers]
+        if self.beacon is not None and self.beacon.pid is not None:
+            pids.append(self.beacon.pid)  # a fire on a parked site silences it too
         return pids
 
     def postgres_pid(self) -> int | None:
@@ -125,10 +129,24 @@ class SiteProcesses:
                 pg.stop("fast")
 
     def start_node(self) -> None:
+        self.stop_beacon()  # whoever starts the node, its port must be free
         spec = self.plan.node_spec(self.site)
         config = Path(self.site.data_dir) / f"nats-{self.site.generation}" / "nats.conf"
         self.node = NatsNode(spec, config, prefix=self.prefix())
         self.node.start()
+
+    def start_beacon(self) -> Beacon:
+        """Answer PARK on the node's route address while the guard keeps it stopped
+        (guard.py); like the node, inside the site's namespace with `--netns`."""
+        self.stop_beacon()
+        self.beacon = Beacon(self.site.host, self.site.cluster_port, self.prefix())
+        self.beacon.start()
+        return self.beacon
+
+    def stop_beacon(self) -> None:
+        beacon, self.beacon = self.beacon, None
+        if beacon is not None:
+            beacon.stop()
 
     def prefix(self) -> list[str]:
         """`--netns`: what runs this site's processes inside its namespace."""
@@ -203,6 +221,7 @@ class SiteProcesses:
     def stop(self) -> None:
         self.stop_workers()
         self.stop_postgres()
+        self.stop_beacon()
         if self.node is not None:
             self.node.stop()
 

@@ -148,7 +148,7 @@ def _worker_user(spec: NodeSpec) -> str:
     )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to SIGTERM the child when its parent dies, so no orphan outlives us."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -189,7 +189,7 @@ class NatsNode:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if self.tie_to_parent else None,
+            preexec_fn=die_with_parent if self.tie_to_parent else None,
             start_new_session=not self.tie_to_parent,
         )
         log.close()

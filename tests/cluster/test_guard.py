@@ -7,22 +7,46 @@ down, and every group waits out a new election. The slow test cuts a site off fo
 longer than the longest election timeout, heals it, and checks on a majority node
 that no Raft group's term moved across the heal: no election happened. (Run
 without the guard, the idle cluster's JetStream meta group moved from term 1 to 4.)
+
+A parked node's beacon answers PARK on its route port, so that two parked sites
+that reach each other count each other and come back together: the slow fire
+test burns one site, cuts the other two apart, heals them and expects both back
+with no operator. (Without the beacon both stayed parked for good.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from nio import RoomCreateResponse, RoomPreset
 
-from outlast.cluster.guard import cut_off, route_answers, routed_peers
-from tests.cluster.harness import Cluster, heal, health, isolate, wait_for
+from outlast.cluster.guard import Beacon, cut_off, route_answers, route_greeting, routed_peers
+from outlast.cluster.links import Relay
+from tests.cluster.harness import (
+    Cluster,
+    close_all,
+    heal,
+    health,
+    isolate,
+    nio_register,
+    ok,
+    pid_alive,
+    send_retrying,
+    session_at,
+    timeline,
+    wait_for,
+)
 
 NOW = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
 
@@ -52,6 +76,102 @@ async def test_route_answers_only_where_a_node_speaks() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     assert not await route_answers("127.0.0.1", port, timeout=0.5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_beacon_answers_park_and_frees_its_port_when_stopped() -> None:
+    port = _free_port()
+    beacon = Beacon("127.0.0.1", port)
+    beacon.start()
+    try:
+        assert beacon.ready(timeout=10), beacon.failure
+        pid = beacon.pid
+        assert pid is not None
+        assert await route_greeting("127.0.0.1", port) == "PARK"
+        assert await route_answers("127.0.0.1", port)  # a second connection too
+        # As a `--netns` probe runs: a child process behind a prefix (here a plain exec).
+        assert await route_greeting("127.0.0.1", port, prefix=["env"]) == "PARK"
+    finally:
+        beacon.stop()
+    assert beacon.pid is None and not pid_alive(pid)
+    assert await route_greeting("127.0.0.1", port, timeout=0.5) == ""
+    # The node can listen there now (nats-server, like this, sets SO_REUSEADDR).
+    socket.create_server(("127.0.0.1", port)).close()
+
+
+async def test_a_beacon_on_a_port_in_use_says_why() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        beacon = Beacon("127.0.0.1", taken.getsockname()[1])
+        beacon.start()
+        assert not beacon.ready(timeout=10)
+        assert beacon.pid is None
+        assert "in use" in beacon.failure, beacon.failure
+
+
+async def test_a_relay_passes_park_on_and_drops_a_probe_to_a_closed_port() -> None:
+    """What a peer's probe sees through the WAN relay: the beacon's PARK; nothing
+    where nothing listens (the relay is refused and drops the connection); nothing
+    through a cut relay, beacon or not."""
+    target = _free_port()
+    relay = Relay("b", "c", _free_port(), target)
+    await relay.start()
+    beacon = Beacon("127.0.0.1", target)
+    try:
+        assert await route_greeting("127.0.0.1", relay.listen_port) == ""
+        beacon.start()
+        assert beacon.ready(timeout=10), beacon.failure
+        assert await route_greeting("127.0.0.1", relay.listen_port) == "PARK"
+        relay.set_cut(True)
+        assert await route_greeting("127.0.0.1", relay.listen_port, timeout=0.5) == ""
+    finally:
+        beacon.stop()
+        await relay.stop()
+
+
+_ORPHAN = """
+import sys, time
+from outlast.cluster.guard import Beacon
+beacon = Beacon("127.0.0.1", int(sys.argv[1]))
+beacon.start()
+assert beacon.ready(timeout=10)
+print(beacon.pid, flush=True)
+time.sleep(60)
+"""
+
+
+async def test_a_beacon_dies_with_the_process_that_started_it() -> None:
+    """A supervisor killed outright (SIGKILL) leaves no beacon behind."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN, str(_free_port())],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert parent.stdout is not None
+        line = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(None, parent.stdout.readline), 30
+        )
+        beacon_pid = int(line)
+        assert pid_alive(beacon_pid)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+    async def gone() -> bool:
+        return not pid_alive(beacon_pid)
+
+    try:
+        await wait_for(gone, timeout=10)
+    finally:
+        if pid_alive(beacon_pid):
+            os.kill(beacon_pid, 9)
 
 
 def _status(cluster: Cluster, site: str) -> str:
@@ -108,3 +228,50 @@ async def test_heal_after_a_long_cut_elects_no_leader(cluster: Cluster) -> None:
     }
     assert moved == {}, f"groups that held an election across the heal: {moved}"
     assert all(after[g].get("leader") == before[g]["leader"] for g in before if g in after)
+
+
+@pytest.mark.slow
+async def test_two_parked_sites_come_back_together_after_a_fire(cluster: Cluster) -> None:
+    """A burned, B and C cut apart: both parked. On the heal each finds the other's
+    beacon (PARK), counts a quorum of 2 of 3 with it, and restarts; a write then
+    goes through with no operator action."""
+    burned, b, c = cluster.names
+    await asyncio.sleep(2)  # routes first: only a node once seen with a quorum is parked
+    cluster.burn(burned)
+
+    async def both(status: str) -> bool:
+        return _status(cluster, b) == status and _status(cluster, c) == status
+
+    async def both_healthy() -> bool:
+        codes = [await health(cluster.site_url(s)) for s in (b, c)]
+        return codes == [200, 200]
+
+    # B and C still make a quorum of 2 of 3: neither is parked for the fire alone.
+    await wait_for(both_healthy, timeout=90, interval=0.5)
+    assert _status(cluster, b) == "up" and _status(cluster, c) == "up"
+    isolate(cluster, b)  # B's every link cut, so B and C no longer reach each other
+    await wait_for(lambda: both("parked"), timeout=30, interval=0.2)
+    heal(cluster, b)
+
+    async def back() -> bool:
+        return await both("up") and await both_healthy()
+
+    _, took = await wait_for(back, timeout=120, interval=0.5)
+    print(f"both sites back {took:.1f}s after the heal (load {os.getloadavg()[0]:.1f})")
+    log = (cluster.dir / "supervisor.log").read_text(errors="replace")
+    assert "PARK" in log.split("a quorum of peers answers again", 1)[-1], (
+        "the first site to restart counted its parked peer"
+    )
+
+    alice = await nio_register(cluster.site_url(b), "alice")
+    at_c = session_at(alice, cluster.site_url(c))
+    try:
+        room = ok(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
+        event_id, _, _ = await send_retrying(alice, room.room_id, "after the heal", "t1")
+
+        async def read_at_c() -> bool:
+            return event_id in [e["event_id"] for e in await timeline(at_c, room.room_id)]
+
+        await wait_for(read_at_c, timeout=30, interval=0.5)
+    finally:
+        await close_all(alice, at_c)
