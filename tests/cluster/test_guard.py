@@ -35,6 +35,7 @@ from outlast.cluster.guard import Beacon, cut_off, route_answers, route_greeting
 from outlast.cluster.links import Relay
 from tests.cluster.harness import (
     Cluster,
+    all_pids,
     close_all,
     heal,
     health,
@@ -275,3 +276,44 @@ async def test_two_parked_sites_come_back_together_after_a_fire(cluster: Cluster
         await wait_for(read_at_c, timeout=30, interval=0.5)
     finally:
         await close_all(alice, at_c)
+
+
+def _beacon_pids(cluster: Cluster, site: str) -> list[int]:
+    """The site's listed processes that are a guard beacon (its command line says PARK)."""
+    found = []
+    for pid in cluster.site(site)["pids"]:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"PARK" in cmdline and pid_alive(pid):
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.slow
+async def test_cluster_down_leaves_no_beacon(cluster: Cluster) -> None:
+    """Parked sites' beacons are site processes: `cluster down` stops them with the rest."""
+    burned, b, c = cluster.names
+    await asyncio.sleep(2)
+    cluster.burn(burned)
+
+    async def quorum_again() -> bool:
+        return [await health(cluster.site_url(s)) for s in (b, c)] == [200, 200]
+
+    await wait_for(quorum_again, timeout=90, interval=0.5)
+    isolate(cluster, b)
+
+    async def beacons() -> list[int]:
+        parked = _status(cluster, b) == "parked" and _status(cluster, c) == "parked"
+        found = _beacon_pids(cluster, b) + _beacon_pids(cluster, c)
+        return found if parked and len(found) == 2 else []
+
+    pids, _ = await wait_for(beacons, timeout=30, interval=0.2)
+    planned = cluster.description["plan"]["sites"]
+    port = next(int(s["cluster_port"]) for s in planned if s["name"] == c)
+    everything = all_pids(cluster.description)
+    cluster.down()
+    assert not [p for p in pids if pid_alive(p)], "a beacon outlived `cluster down`"
+    assert not [p for p in everything if pid_alive(p)]
+    socket.create_server(("127.0.0.1", port)).close()  # its port is free again
