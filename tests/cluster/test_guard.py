@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nio import RoomCreateResponse, RoomPreset
+from nio import AsyncClient, RegisterResponse, RoomCreateResponse, RoomPreset
 
 from outlast.cluster.guard import Beacon, cut_off, route_answers, route_greeting, routed_peers
 from outlast.cluster.links import Relay
@@ -40,8 +41,7 @@ from tests.cluster.harness import (
     heal,
     health,
     isolate,
-    nio_register,
-    ok,
+    nio_client,
     pid_alive,
     send_retrying,
     session_at,
@@ -231,11 +231,36 @@ async def test_heal_after_a_long_cut_elects_no_leader(cluster: Cluster) -> None:
     assert all(after[g].get("leader") == before[g]["leader"] for g in before if g in after)
 
 
-@pytest.mark.slow
-async def test_two_parked_sites_come_back_together_after_a_fire(cluster: Cluster) -> None:
-    """A burned, B and C cut apart: both parked. On the heal each finds the other's
-    beacon (PARK), counts a quorum of 2 of 3 with it, and restarts; a write then
-    goes through with no operator action."""
+async def _registered_with_a_room(url: str, budget: float = 60.0) -> tuple[AsyncClient, str]:
+    """Register and create a room at ``url``, retried like a client while the log's
+    leaders settle after the nodes came back (a 503 until then)."""
+    started, attempt = time.monotonic(), 0
+    client: AsyncClient | None = None
+    while True:
+        attempt += 1
+        answer: Any
+        if client is None:
+            fresh = nio_client(url, f"alice{attempt}")
+            answer = await fresh.register(f"alice{attempt}", "pw-alice")
+            if isinstance(answer, RegisterResponse):
+                client = fresh
+            else:
+                await fresh.close()
+        if client is not None:
+            answer = await client.room_create(preset=RoomPreset.public_chat)
+            if isinstance(answer, RoomCreateResponse):
+                return client, answer.room_id
+        if time.monotonic() - started > budget:
+            if client is not None:
+                await client.close()
+            raise AssertionError(f"no room made at {url} in {budget}s: {answer!r}")
+        await asyncio.sleep(1.0)
+
+
+async def fire_cut_apart_heal(cluster: Cluster) -> float:
+    """Burn the first site, cut the other two apart until both are parked, heal them:
+    both must restart by themselves, and a write at one be read at the other. Returns
+    the seconds from the heal until both sites were up and healthy."""
     burned, b, c = cluster.names
     await asyncio.sleep(2)  # routes first: only a node once seen with a quorum is parked
     cluster.burn(burned)
@@ -252,30 +277,42 @@ async def test_two_parked_sites_come_back_together_after_a_fire(cluster: Cluster
     assert _status(cluster, b) == "up" and _status(cluster, c) == "up"
     isolate(cluster, b)  # B's every link cut, so B and C no longer reach each other
     await wait_for(lambda: both("parked"), timeout=30, interval=0.2)
+    assert len(_beacon_pids(cluster, b) + _beacon_pids(cluster, c)) == 2
     heal(cluster, b)
 
     async def back() -> bool:
         return await both("up") and await both_healthy()
 
     _, took = await wait_for(back, timeout=120, interval=0.5)
-    print(f"both sites back {took:.1f}s after the heal (load {os.getloadavg()[0]:.1f})")
+    assert not _beacon_pids(cluster, b) and not _beacon_pids(cluster, c)
     log = (cluster.dir / "supervisor.log").read_text(errors="replace")
-    assert "PARK" in log.split("a quorum of peers answers again", 1)[-1], (
-        "the first site to restart counted its parked peer"
-    )
+    restarts = re.findall(r"site (\w+): a quorum of peers answers again \(([^)]*)\)", log)
+    assert sorted(site for site, _ in restarts) == sorted([b, c]), restarts
+    # The first to restart found the other still parked: its beacon made the quorum.
+    first, answers = restarts[0]
+    assert f"{c if first == b else b}: PARK" in answers, restarts
 
-    alice = await nio_register(cluster.site_url(b), "alice")
+    alice, room = await _registered_with_a_room(cluster.site_url(b))
     at_c = session_at(alice, cluster.site_url(c))
     try:
-        room = ok(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse)
-        event_id, _, _ = await send_retrying(alice, room.room_id, "after the heal", "t1")
+        event_id, _, _ = await send_retrying(alice, room, "after the heal", "t1")
 
         async def read_at_c() -> bool:
-            return event_id in [e["event_id"] for e in await timeline(at_c, room.room_id)]
+            return event_id in [e["event_id"] for e in await timeline(at_c, room)]
 
         await wait_for(read_at_c, timeout=30, interval=0.5)
     finally:
         await close_all(alice, at_c)
+    return took
+
+
+@pytest.mark.slow
+async def test_two_parked_sites_come_back_together_after_a_fire(cluster: Cluster) -> None:
+    """A burned, B and C cut apart: both parked. On the heal each finds the other's
+    beacon (PARK), counts a quorum of 2 of 3 with it, and restarts; a write then
+    goes through with no operator action."""
+    took = await fire_cut_apart_heal(cluster)
+    print(f"both sites back {took:.1f}s after the heal (load {os.getloadavg()[0]:.1f})")
 
 
 def _beacon_pids(cluster: Cluster, site: str) -> list[int]:
