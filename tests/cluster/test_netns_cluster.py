@@ -43,6 +43,7 @@ from tests.cluster.harness import (
     timeline,
     wait_for,
 )
+from tests.cluster.test_guard import fire_cut_apart_heal
 
 LATENCY_MS = 10.0
 
@@ -216,6 +217,20 @@ async def _healthy(url: str) -> bool:
 
 async def _not_healthy(url: str) -> bool:
     return await health(url) not in (200, None)
+
+
+async def test_two_parked_sites_find_each_other_across_namespaces(tmp_path: Path) -> None:
+    """The quorum guard's beacons in namespaces: a site burned, the other two cut apart
+    by the kernel and parked; after the heal each reaches the other's beacon on its
+    namespace address through the delaying relays, and both come back by themselves."""
+    cluster = start_cluster(
+        tmp_path / "cluster", netns_args=("--netns", "--latency-ms", str(LATENCY_MS))
+    )
+    try:
+        took = await fire_cut_apart_heal(cluster)
+        print(f"netns: both sites back {took:.1f}s after the heal (load {os.getloadavg()[0]:.1f})")
+    finally:
+        cluster.down()
 
 
 def test_down_removes_namespaces_and_veths_even_after_a_crash(tmp_path: Path) -> None:
