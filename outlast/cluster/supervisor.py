@@ -4,8 +4,9 @@ The supervisor plays the datacenters, the WAN and the global load balancer. It
 never restarts a site on its own: a site that dies stays dead until someone
 restores it (`outlast site rebuild`, or a drill's power-on), exactly as a
 burned datacenter would. The one exception is its quorum guard (guard.py): a
-node cut off from a quorum is stopped, and started again once a quorum of its
-peers answers, so that its return forces no new election. A single worker
+node cut off from a quorum is stopped (a beacon answers PARK on its port
+meanwhile), and started again once a quorum of its peers answers, so that its
+return forces no new election. A single worker
 that dies while the rest of its site lives is a process failure, not a site
 loss: it is started again, as a process manager would (revive.py).
 """
