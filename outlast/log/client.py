@@ -60,6 +60,11 @@ FOLLOW_HEARTBEAT = 0.25
 # original's sequence — so it is re-sent after each of these waits, all within
 # the one publish timeout. Without a msg id (fenced writes) it is sent once.
 RESEND_AFTER = (0.5, 0.75, 1.0)
+# A repeat that finds its first send still being committed ("msg id in process")
+# asks again after these pauses, the last one repeating: the commit usually lands
+# within milliseconds, but during an election it can take seconds, and polling
+# every 50 ms then would only add load to a leader that is busy.
+IN_PROCESS_PAUSES = (0.05, 0.1, 0.2, 0.4)
 
 # The same for a question to a stream's leader (the read barrier's, the health
 # check's): one sent as the leader hands over gets no answer, and every request
@@ -461,6 +466,7 @@ class LogClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         waits = list(RESEND_AFTER) if msg_id is not None else []
+        pauses = list(IN_PROCESS_PAUSES)
         try:
             while True:
                 left = deadline - loop.time()
@@ -483,7 +489,8 @@ class LogClient:
                     # A repeat while the first send is still being committed.
                     if exc.err_code != MSG_ID_IN_PROCESS or deadline - loop.time() < 0.1:
                         raise
-                    await asyncio.sleep(0.05)
+                    pause = pauses.pop(0) if len(pauses) > 1 else pauses[0]
+                    await asyncio.sleep(min(pause, max(deadline - loop.time() - 0.05, 0.0)))
         except nats.js.errors.APIError as exc:
             if exc.err_code == FENCE_BUSY:
                 raise FenceBusy(exc.description or "fenced write in flight") from exc

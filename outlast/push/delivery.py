@@ -55,6 +55,7 @@ from outlast.log.facts import (
     UnknownFact,
     decode,
 )
+from outlast.ops.throttle import Throttled
 from outlast.push import tables
 from outlast.push.service import Push
 
@@ -170,6 +171,8 @@ class Delivery:
         self._slots = asyncio.Semaphore(max(1, config.max_in_flight))
         self._loops: list[asyncio.Task[None]] = []
         self._work: set[asyncio.Task[None]] = set()
+        # Per message when a work queue's leader moves: one line a minute, with a count.
+        self._unconfirmed = Throttled(log, monotonic=ctx.clock.monotonic)
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self.sent = 0  # posts answered 2xx (for tests and metrics)
@@ -278,7 +281,9 @@ class Delivery:
             # The leader went away after the posts: the message will be handed out
             # again and its posts repeated (the in-doubt case of docs/push.md).
             msg = item.message
-            log.warning("push of %s:%d sent but its ack unconfirmed", msg.stream, msg.seq)
+            self._unconfirmed.warning(
+                "push of %s:%d sent but its ack unconfirmed", msg.stream, msg.seq
+            )
 
     # --- what to send -----------------------------------------------------------------
 
