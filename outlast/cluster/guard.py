@@ -209,6 +209,7 @@ class QuorumGuard:
     async def unpark(self, name: str, sp: SiteProcesses) -> None:
         log.warning("site %s: a quorum of peers answers again: starting its node", name)
         del self.parked[name]
+        self.events.append({"site": name, "action": "starting", "at": time.time()})
         sp.start_node()
         assert sp.node is not None
         await sp.node.wait_ready()
