@@ -363,6 +363,7 @@ class QuorumGuard:
             name, ", ".join(f"{p}: {g or '-'}" for p, g in sorted(answers.items())),
         )  # fmt: skip
         del self.parked[name]
+        self.events.append({"site": name, "action": "starting", "at": time.time()})
         sp.start_node()  # stops the beacon first, freeing the port
         assert sp.node is not None
         await sp.node.wait_ready()

@@ -282,6 +282,9 @@ class Supervisor:
         pids = {name: sp.pids() for name, sp in self.sites.items()}
         data = describe(self.plan, pids, self.status, os.getpid(), self.version)
         data["replica_audit"] = self.audit.record
+        # What the quorum guard did (parked, starting, restarted; wall-clock times):
+        # a drill places its clients' waits against these.
+        data["guard_events"] = self.guard.events[-50:]
         return data
 
     def write_description(self) -> None:

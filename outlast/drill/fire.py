@@ -30,6 +30,7 @@ from outlast.drill.verdict import (
     long_waits,
     write_gap,
 )
+from outlast.drill.watch import Watch
 from outlast.log import records as record
 from outlast.log import replica_audit
 
@@ -44,6 +45,9 @@ PUSH_SETTLE_TIMEOUT = 120.0
 # Long enough for the cluster's replica audit (outlast/cluster/replica_repair.py) to
 # notice holes (a round every 10 s) and restart the site with the replica reset.
 REPLICA_SETTLE_TIMEOUT = 180.0
+# Faults healed by the cluster whose course the drill records as a timeline (watch.py).
+WATCHED = ("partition", "freeze-partition", "rebuild-partitioned")
+WATCH_AFTER_HEALTHY = 3.0  # seconds watched after every site is healthy again
 # The drill's own cluster hands a burned site's push work on sooner than the default.
 PUSH_SITE_TOML = "\n[push]\nack_wait_seconds = 10.0\n"
 
@@ -178,6 +182,9 @@ class Drill:
             recovery: dict[str, Any] = {}
             logs_at: dict[str, int] = {}
             held: dict[str, dict[str, Any]] = {}
+            watch: Watch | None = None
+            watching: asyncio.Task[None] | None = None
+            watch_stop = asyncio.Event()
             if o.fault == "corrupt":  # what the replica held and logged until the fault
                 logs_at = replicas.node_logs(victim["data_dir"])
                 with contextlib.suppress(OSError):
@@ -192,6 +199,10 @@ class Drill:
                 recovered_at = time.monotonic()
                 self.say(f"  <<< {o.fault} done: every site restarted")
             else:
+                if o.fault in WATCHED:
+                    watch = Watch(self.description, fault_at, victim_name)
+                    watch.mark(f"{o.fault} at site {victim_name}", fault_at)
+                    watching = asyncio.create_task(watch.run(watch_stop))
                 params = {"loss_percent": o.loss_percent, "spike_ms": o.spike_ms}
                 target = {**victim, "skew_s": o.skew_s} if o.fault == "skew" else victim
                 inflicted = await asyncio.get_running_loop().run_in_executor(
@@ -214,10 +225,14 @@ class Drill:
                     during = await skew.check(load, urls, victim_name)
                     self.say(f"  skew checks failed: {during['failed'] or 'none'}")
                 await asyncio.sleep(max(0.0, until - time.monotonic()))
+                undoing = time.monotonic()
                 recovery = await asyncio.get_running_loop().run_in_executor(
                     None, faults.recover, self.description, victim, o.fault, inflicted
                 )
                 recovered_at = time.monotonic()
+                if watch is not None:
+                    watch.mark(f"{o.fault} undone (asked)", undoing)
+                    watch.mark(f"{o.fault} undone", recovered_at)
                 self.say(f"  <<< {o.fault} undone at site {victim_name}")
             await traffic
             load_ended = traffic_ended[0] if traffic_ended else time.monotonic()
@@ -228,6 +243,15 @@ class Drill:
                 )
             stop.set()
             await progress
+            if watch is not None and watching is not None:
+                # Until every site is healthy again (the second stall may end after the
+                # load), then the watch stops.
+                with contextlib.suppress(TimeoutError):
+                    await self._wait_healthy(list(sites))
+                await asyncio.sleep(WATCH_AFTER_HEALTHY)  # the front door's next checks
+                watch_stop.set()
+                await watching
+                watch.read_node_logs()
             own_reads = await own.report()
             readers = [n for n in sites if o.fault != "fire" or n != victim_name]
             rebuild_failed = bool((recovery.get("rebuild") or {}).get("error"))
@@ -271,13 +295,16 @@ class Drill:
                 report["fault_outlasted_load_s"] = round(recovered_at - load_ended, 3)
             if maintenance is not None:
                 report["maintenance"] = maintenance
+            timeline = (maintenance or {}).get("timeline", ())
+            if watch is not None:
+                timeline = report["timeline"] = watch.timeline
             # Every client wait over 1 s, where in the fault's timeline and on what.
             report["long_waits"] = long_waits(
                 fault_at,
                 {u.name: u.ack_times for u in load.users},
                 ends,
                 attempts_by_client={u.name: u.attempts for u in load.users},
-                timeline=(maintenance or {}).get("timeline", ()),
+                timeline=timeline,
             )
             if inflicted:
                 report["inflicted"] = {k: v for k, v in inflicted.items() if k[:1] != "_"}
