@@ -49,7 +49,9 @@ class Watch:
         self.victim = victim
         self.lines: list[tuple[float, str]] = []
         self._state: dict[str, Any] = {}
-        self._guard_seen = 0
+        # The newest guard event already on the timeline (its wall time): the status
+        # lists only the last 50, so a position in that list would stop moving.
+        self._guard_seen = 0.0
         # Guard events carry wall-clock times; the drill's clock is monotonic.
         self._wall_offset = time.time() - time.monotonic()
         self.groups: dict[str, str] = {}  # Raft group -> stream, to name them in log lines
@@ -90,12 +92,15 @@ class Watch:
             name, status = site["name"], site.get("status", "")
             self._changed(f"status:{name}", status, f"site {name}: status {status}")
         events = data.get("guard_events") or []
-        for event in events[self._guard_seen :]:
-            at = float(event["at"]) - self._wall_offset
+        for event in events:
+            wall = float(event["at"])
+            if wall <= self._guard_seen:
+                continue
+            self._guard_seen = wall
+            at = wall - self._wall_offset
             if at < self.since - 1.0:  # an earlier drill's
                 continue
             self.lines.append((at, f"guard: site {event['site']} {event['action']}"))
-        self._guard_seen = len(events)
 
     async def _front_door(self, session: aiohttp.ClientSession) -> None:
         async with session.get(self.description["stats_url"] + ";csv") as r:
