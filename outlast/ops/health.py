@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 0.3
 REPORT_INTERVAL = 1.0  # seconds between self-reports on the timer
+# A worker that follows a shared view reports less often: the projecting worker
+# of its site already reports every second, the dashboard counts a site alive
+# while any of its workers' reports is fresh (younger than its 5 s), and the
+# front door's checks measure on demand. Each report costs a stream-state
+# request per stream and a JetStream write, in every worker.
+FOLLOWER_REPORT_INTERVAL = 2.0
 RATE_WINDOW = 10.0  # write rate: acknowledged appends per second over this window
 
 
@@ -187,7 +193,8 @@ class Health:
                 await self.report()
             except Exception:  # the next round tries again
                 log.debug("self-report failed", exc_info=True)
-            await self.clock.sleep(REPORT_INTERVAL)
+            following = not self.projector.owns  # a shared view another worker projects
+            await self.clock.sleep(FOLLOWER_REPORT_INTERVAL if following else REPORT_INTERVAL)
 
     async def start_reports(self) -> None:
         if self._timer is None:

@@ -136,6 +136,7 @@ class Follower:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
+        self._pending: list[Commit] = []  # nudges received, not yet taken
         self.applied_count = 0
         self.last_applied_at = clock.monotonic()
 
@@ -149,10 +150,23 @@ class Follower:
 
     async def _nudged(self, notice: Any) -> None:
         commit = Commit.from_json(notice)
-        if commit is not None and commit.id == self.seen + 1:
-            self._take([commit], commit.positions, missed=False)  # the next one: no read needed
-        elif commit is None or commit.id > self.seen:
+        last = self._pending[-1].id if self._pending else self.seen
+        if commit is not None and commit.id == last + 1:
+            # The next one: no read needed. Nudges that arrive together (the
+            # projector commits faster than this worker's loop turns) are taken
+            # as one batch on the loop's next turn: one cache invalidation, one
+            # advance per stream and one wake-up per user instead of one each.
+            self._pending.append(commit)
+            if len(self._pending) == 1:
+                asyncio.get_running_loop().call_soon(self._take_pending)
+        elif commit is None or commit.id > last:
             self._wake.set()  # one or more nudges lost: read the table
+
+    def _take_pending(self) -> None:
+        pending = [c for c in self._pending if c.id > self.seen]  # the table may have been read
+        self._pending = []
+        if pending and pending[0].id == self.seen + 1:
+            self._take(pending, pending[-1].positions, missed=False)
 
     async def stop(self) -> None:
         sub, self._sub = self._sub, None

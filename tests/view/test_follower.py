@@ -145,18 +145,33 @@ async def test_the_next_commit_is_taken_from_its_nudge_and_a_gap_sends_to_the_ta
     alice = asyncio.create_task(shared.notifier.wait(ALICE, 5))
     await asyncio.sleep(0)
     await shared.follower._nudged(first.to_json())
+    await asyncio.sleep(0)  # nudges are taken on the loop's next turn
     assert shared.positions.applied(room_stream) == 1 and shared.follower.seen == 1
     assert await alice
     await shared.follower._nudged(first.to_json())  # again: already seen, ignored
+    await asyncio.sleep(0)
     assert shared.follower.seen == 1
     shared.apply(room_events(member(BOB, "join")))  # its nudge is lost
     third = shared.apply(room_events(member(BOB, "leave")))
     await shared.follower._nudged(third.to_json())
+    await asyncio.sleep(0)
     assert shared.positions.applied(room_stream) == 1  # not taken out of order
     assert shared.follower.catch_up() == 2  # what the woken follower does: read the table
     assert shared.positions.applied(room_stream) == 3 and shared.follower.seen == 3
     await shared.follower._nudged({"id": "not a commit"})  # garbage: also means "read"
     assert shared.follower.catch_up() == 0
+
+
+async def test_nudges_arriving_together_are_taken_as_one_batch(shared: Shared) -> None:
+    room_stream = SUBJECTS.stream
+    first = shared.apply(room_events(*new_room()))
+    second = shared.apply(room_events(member(BOB, "join")))
+    await shared.follower._nudged(first.to_json())
+    await shared.follower._nudged(second.to_json())  # next after the pending one: kept too
+    assert shared.follower.seen == 0  # nothing taken before the loop turns
+    await asyncio.sleep(0)
+    assert shared.follower.seen == 2 and shared.positions.applied(room_stream) == 2
+    assert shared.follower.catch_up() == 0  # nothing left for the table
 
 
 def test_a_batch_of_redeliveries_writes_no_commit(shared: Shared) -> None:
