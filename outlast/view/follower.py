@@ -167,6 +167,8 @@ class Follower:
         self._pending = []
         if pending and pending[0].id == self.seen + 1:
             self._take(pending, pending[-1].positions, missed=False)
+        elif pending:
+            self._wake.set()  # not the next one after all: read the table
 
     async def stop(self) -> None:
         sub, self._sub = self._sub, None
