@@ -244,7 +244,8 @@ async def _snapshot_view(config: Config) -> int:
         await site.start()
         manifest = await site.snapshot(_say)
         print(
-            f"outlast: view snapshot stored ({manifest.size} bytes, sha256 {manifest.sha256}, "
+            f"outlast: view snapshot stored ({manifest.size} bytes, {manifest.compression}, "
+            f"sha256 of the stored bytes {manifest.sha256}, "
             f"positions {manifest.positions})",
             flush=True,
         )
