@@ -192,7 +192,7 @@ async def _replayed_all(site: Site, stalled_after: float = 120.0) -> bool:
     saying how far it is every 10 s; False when nothing moved for ``stalled_after`` s."""
     ctx = site.ctx
     assert ctx is not None
-    targets = {name: await ctx.log.last_seq(name) for name in ctx.stream_names}
+    targets = await _last_seqs(site, stalled_after)
     last_move, last_total = time.monotonic(), -1
     while True:
         behind = {n: t - ctx.positions.applied(n) for n, t in targets.items()}
@@ -206,6 +206,25 @@ async def _replayed_all(site: Site, stalled_after: float = 120.0) -> bool:
             return False
         _say(f"replaying: {left} log messages left")
         await asyncio.sleep(10.0)
+
+
+async def _last_seqs(site: Site, within: float) -> dict[str, int]:
+    """Every stream's last sequence, asked again for up to ``within`` s: while a big
+    history replays, the local nats-server can be too busy serving the projector to
+    answer a stream info in time (seen at 1 M messages), which is no reason to fail."""
+    from outlast.log.client import LogUnavailable
+
+    ctx = site.ctx
+    assert ctx is not None
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return {name: await ctx.log.last_seq(name) for name in ctx.stream_names}
+        except LogUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise
+            _say(f"the log's positions are not answered yet ({exc}); asking again")
+            await asyncio.sleep(5.0)
 
 
 def _view_in_use(path: Path) -> bool:
