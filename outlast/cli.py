@@ -154,8 +154,14 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
     seeded: list[Manifest] = []
     marks: dict[str, float] = {"start": time.monotonic()}
 
+    targets: dict[str, int] = {}
+
     async def seed(log_client: LogClient, names: Names) -> None:
         marks["log ready"] = time.monotonic()
+        # How far to replay, asked before the projector starts: during a big replay the
+        # local nats-server answered no stream info for minutes (1 M messages).
+        for spec in names.streams():
+            targets[spec.name] = await log_client.last_seq(spec.name)
         if from_snapshot:
             manifest = await seed_view(log_client, names, config.view_path, _say)
             if manifest is not None:
@@ -166,7 +172,7 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
     try:
         await site.start()  # start() waits a bounded time for the view to catch up
         assert site.ctx is not None and site.projector is not None
-        if not await _replayed_all(site):
+        if not await _replayed_all(site, targets):
             return 1
         marks["caught up"] = time.monotonic()
         applied = site.ctx.positions.snapshot(site.ctx.stream_names)
@@ -186,13 +192,14 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
     return 0
 
 
-async def _replayed_all(site: Site, stalled_after: float = 120.0) -> bool:
+async def _replayed_all(site: Site, targets: dict[str, int], stalled_after: float = 120.0) -> bool:
     """Wait until the view has applied every stream's last sequence, however long a
     big history takes (the server's own start gives up after a bound and serves),
     saying how far it is every 10 s; False when nothing moved for ``stalled_after`` s."""
     ctx = site.ctx
     assert ctx is not None
-    targets = {name: await ctx.log.last_seq(name) for name in ctx.stream_names}
+    if set(targets) != set(ctx.stream_names):
+        targets = await _last_seqs(site, stalled_after)
     last_move, last_total = time.monotonic(), -1
     while True:
         behind = {n: t - ctx.positions.applied(n) for n, t in targets.items()}
@@ -206,6 +213,25 @@ async def _replayed_all(site: Site, stalled_after: float = 120.0) -> bool:
             return False
         _say(f"replaying: {left} log messages left")
         await asyncio.sleep(10.0)
+
+
+async def _last_seqs(site: Site, within: float) -> dict[str, int]:
+    """Every stream's last sequence, asked again for up to ``within`` s: while a big
+    history replays, the local nats-server can be too busy serving the projector to
+    answer a stream info in time (seen at 1 M messages), which is no reason to fail."""
+    from outlast.log.client import LogUnavailable
+
+    ctx = site.ctx
+    assert ctx is not None
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return {name: await ctx.log.last_seq(name) for name in ctx.stream_names}
+        except LogUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise
+            _say(f"the log's positions are not answered yet ({exc}); asking again")
+            await asyncio.sleep(5.0)
 
 
 def _view_in_use(path: Path) -> bool:
@@ -244,7 +270,8 @@ async def _snapshot_view(config: Config) -> int:
         await site.start()
         manifest = await site.snapshot(_say)
         print(
-            f"outlast: view snapshot stored ({manifest.size} bytes, sha256 {manifest.sha256}, "
+            f"outlast: view snapshot stored ({manifest.size} bytes, {manifest.compression}, "
+            f"sha256 of the stored bytes {manifest.sha256}, "
             f"positions {manifest.positions})",
             flush=True,
         )

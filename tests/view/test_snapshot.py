@@ -5,6 +5,8 @@ is never installed."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +21,15 @@ from outlast.log.client import LogClient
 from outlast.log.names import Names
 from outlast.log.objects import ObjectBucket
 from outlast.site import Site
-from outlast.view.snapshot import Manifest, manifests, seed_view, upload
+from outlast.view.snapshot import (
+    MANIFEST_KEY,
+    Manifest,
+    fetch_into,
+    file_sha256,
+    manifests,
+    seed_view,
+    upload,
+)
 from outlast.view.store import SCHEMA_VERSION
 from tests.e2e.helpers import V3, api, close_all, expect, register, text
 from tests.testrig import delete_everything, new_prefix, site_config
@@ -141,6 +151,9 @@ async def test_a_view_seeded_from_a_snapshot_answers_like_a_full_replay(
     manifest = await origin.snapshot()
     assert manifest.schema_version == SCHEMA_VERSION
     assert origin.ctx is not None
+    [(stored, _)] = await manifests(ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket))
+    assert manifest.compression == "zlib" and stored.size < manifest.size
+    assert stored.sha256_hex() == manifest.sha256  # the stored (compressed) bytes' hash
     assert manifest.positions == dict(
         zip(
             origin.ctx.stream_names,
@@ -312,3 +325,76 @@ async def test_a_snapshot_ahead_of_the_log_is_never_installed(
         assert set(site.ctx.positions.snapshot(site.ctx.stream_names)) == {0}
     finally:
         await site.stop()
+
+
+async def test_an_uncompressed_snapshot_from_an_older_version_is_installed(
+    origin: Site, tmp_path: Path
+) -> None:
+    """Older versions stored the view file as it is, their manifest without ``compression``
+    and with the file's SHA-256: such a snapshot is still installed, and checked."""
+    url = f"http://127.0.0.1:{origin.port}"
+    clients, room = await chat(url, 3, ("mia", "ned"))
+    made = await origin.snapshot()
+    assert origin.ctx is not None
+    bucket = ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket)
+    [(stored, _)] = await manifests(bucket)
+    plain = tmp_path / "plain.sqlite"
+    with plain.open("wb") as sink:
+        assert await fetch_into(bucket, stored, made, sink) is None
+    assert plain.stat().st_size == made.size
+    old = {k: v for k, v in json.loads(made.to_json()).items() if k != "compression"}
+    old["sha256"] = file_sha256(plain)
+    with plain.open("rb") as source:
+        await bucket.put("view-old-format", source, {MANIFEST_KEY: json.dumps(old)}, expected_seq=0)
+    await bucket.delete(stored)
+    [(_, read_back)] = await manifests(bucket)
+    assert read_back.compression == "none" and read_back.sha256 == old["sha256"]
+    total = await log_total(origin)
+
+    seeded: list[Manifest] = []
+    site, said = await start(worker_like(origin, tmp_path / "old"), seeded)
+    try:
+        assert seeded == [read_back], said
+        assert site.projector is not None
+        assert site.projector.applied_count == total - made.total
+        rooms = {room: clients[0]}
+        assert await answers(f"http://127.0.0.1:{site.port}", clients, rooms) == (
+            await answers(url, clients, rooms)
+        )
+    finally:
+        await site.stop()
+        await close_all(*clients)
+
+
+async def test_a_compressed_snapshot_that_does_not_inflate_whole_is_never_installed(
+    origin: Site, tmp_path: Path
+) -> None:
+    """The stored bytes match their checksum, but they are a cut-short zlib stream: the
+    seed refuses it and replays the whole log instead."""
+    url = f"http://127.0.0.1:{origin.port}"
+    clients, _ = await chat(url, 2, ("olga", "pete"))
+    made = await origin.snapshot()
+    assert origin.ctx is not None
+    bucket = ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket)
+    [(stored, _)] = await manifests(bucket)
+    packed = tmp_path / "packed"
+    with packed.open("wb") as sink:
+        await bucket.read_into(stored, sink)
+    cut = packed.read_bytes()[: stored.size // 2]
+    packed.write_bytes(cut)
+    await bucket.delete(stored)
+    await upload(
+        bucket, packed, Manifest(**{**made.__dict__, "sha256": hashlib.sha256(cut).hexdigest()})
+    )
+    total = await log_total(origin)
+
+    seeded: list[Manifest] = []
+    site, said = await start(worker_like(origin, tmp_path / "cut"), seeded)
+    try:
+        assert seeded == []
+        assert any("ends early" in line for line in said), said
+        assert any("replaying the whole log" in line for line in said)
+        assert site.projector is not None and site.projector.applied_count == total
+    finally:
+        await site.stop()
+        await close_all(*clients)
