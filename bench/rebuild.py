@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -45,6 +44,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bench.run import Embedded
+from bench.stats import emit_json
 from bench.workload import Client, phase_send, setup
 from outlast.config import load
 from outlast.context import names_of
@@ -415,11 +415,7 @@ def main() -> int:
             args.quiet_wait,
             args.log_only,
         )
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit_json(result, args.out)
     return 0
 
 

@@ -23,6 +23,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from bench.stats import emit_json
+
 READ = 1 << 20
 
 
@@ -95,11 +97,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     result = measure(args.view, args.levels)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit_json(result, args.out)
     return 0
 
 

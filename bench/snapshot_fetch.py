@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.stats import emit_json
 from outlast.log.client import LogClient
 from outlast.log.engine import embedded_node
 from outlast.log.objects import ObjectBucket, StoredObject
@@ -92,10 +93,7 @@ def main() -> int:
         results = asyncio.run(measure(args.sizes, args.rounds, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit_json(results, args.out)
     return 0
 
 

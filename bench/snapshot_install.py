@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.stats import emit_json
 from outlast.log.client import LogClient
 from outlast.log.engine import embedded_node
 from outlast.log.objects import ObjectBucket, StoredObject
@@ -98,11 +99,7 @@ def main() -> int:
         result = asyncio.run(measure(args.view, args.rounds, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit_json(result, args.out)
     return 0
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def pct(samples: Sequence[float], p: float) -> float:
@@ -116,3 +118,12 @@ class ServerCpu:
 
     def per_message_ms(self, messages: int) -> dict[str, float]:
         return {k: round(1000 * v / messages, 3) for k, v in sorted(self.used.items())}
+
+
+def emit_json(result: object, out: Path | None) -> None:
+    """Print a bench's figures as JSON, and write them to ``out`` too when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
