@@ -6,7 +6,7 @@ the leaders of the groups it follows see that higher term and step down,
 and every stream they led waits out a new election: a second write stall,
 after the one the cut caused. A node that reaches fewer peers than a quorum
 cannot win an election nor help commit anything, so stopping it costs
-nothing that was not already lost. The guard stops (SIGTERM) a node that has
+nothing that was not already lost. The guard kills (SIGKILL) a node that has
 had routes to fewer than a quorum of its peers for ``GRACE`` seconds, and
 starts it again once a quorum of peers answers on the route addresses the
 node dials itself; restarted, the node rejoins as a follower at its old term.
@@ -74,7 +74,11 @@ from outlast.log.engine import NatsNode, die_with_parent
 
 log = logging.getLogger(__name__)
 
-GRACE = 1.0  # seconds cut off before the node is stopped (its first campaign: 4 s at best)
+# Seconds cut off before the node is stopped. Its routes close ~2 s after a cut
+# (ping_max 2 at one ping a second) and its first campaign can come ~3 s after
+# the last heartbeat, so the stop must follow the close at once; a quarter second
+# still rides out a route that one side drops and redials at once.
+GRACE = 0.25
 POLL = 0.25  # seconds between looks at every node
 PROBE_TIMEOUT = 1.0
 PROBE_EVERY = 1.0  # seconds between probes of a stopped node's peers (each logs an error there)
@@ -343,7 +347,9 @@ class QuorumGuard:
         assert node is not None
         log.warning("site %s: node reaches %d peer(s), no quorum: stopping it", name, peers)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, node.stop)
+        # Killed, not terminated: a cut node can hand over nothing (it reaches no
+        # quorum), and the second a graceful shutdown takes is time for a campaign.
+        await loop.run_in_executor(None, node.kill)
         self.parked[name] = node
         self.since.pop(name, None)
         # On the loop's thread: the beacon's PR_SET_PDEATHSIG follows the thread that
