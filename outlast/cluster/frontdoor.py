@@ -200,9 +200,14 @@ class FrontDoor:
 
     def servers(self) -> dict[str, dict[str, str]]:
         """Per server of the sites backend: its stats row (status, scur, ...)."""
-        text = self.command("show stat").lstrip("# ")
-        return {
-            row["svname"]: row
-            for row in csv.DictReader(io.StringIO(text))
-            if row.get("pxname") == "sites" and row.get("svname") not in ("FRONTEND", "BACKEND")
-        }
+        return site_servers(self.command("show stat"))
+
+
+def site_servers(stats_csv: str) -> dict[str, dict[str, str]]:
+    """The sites backend's servers in HAProxy's CSV stats (the admin socket's
+    ``show stat`` or the stats page's ``;csv``), each with its row."""
+    return {
+        row["svname"]: row
+        for row in csv.DictReader(io.StringIO(stats_csv.lstrip("# ")))
+        if row.get("pxname") == "sites" and row.get("svname") not in ("FRONTEND", "BACKEND")
+    }

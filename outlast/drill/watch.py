@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from outlast.cluster.frontdoor import site_servers
 
 EVERY = 0.25  # seconds between looks
 TIMEOUT = 2.0  # a look that takes longer is skipped (a cut node does not answer)
@@ -104,11 +104,8 @@ class Watch:
 
     async def _front_door(self, session: aiohttp.ClientSession) -> None:
         async with session.get(self.description["stats_url"] + ";csv") as r:
-            text = (await r.text()).lstrip("# ")
-        for row in csv.DictReader(io.StringIO(text)):
-            server = row.get("svname", "")
-            if row.get("pxname") != "sites" or server in ("FRONTEND", "BACKEND"):
-                continue
+            text = await r.text()
+        for server, row in site_servers(text).items():
             status = row.get("status", "")
             self._changed(f"door:{server}", status, f"front door: server {server} {status}")
 

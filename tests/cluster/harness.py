@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import json
 import os
 import shutil
@@ -30,6 +28,7 @@ from nio import (
     RoomSendResponse,
 )
 
+from outlast.cluster.frontdoor import site_servers
 from outlast.config import FAST_HASH_TOML, NO_LIMITS_TOML
 
 
@@ -313,12 +312,8 @@ async def wait_provable(cluster: Cluster, stream: str, timeout: float = 30) -> N
 def front_door_servers(cluster: Cluster) -> dict[str, str]:
     """The front door's own opinion of every site: server name -> "UP", "DOWN", ..."""
     with urllib.request.urlopen(cluster.description["stats_url"] + ";csv", timeout=5) as resp:
-        text = resp.read().decode().lstrip("# ")
-    return {
-        row["svname"]: row["status"].split(" ")[0]
-        for row in csv.DictReader(io.StringIO(text))
-        if row.get("pxname") == "sites" and row.get("svname") not in ("FRONTEND", "BACKEND")
-    }
+        text = resp.read().decode()
+    return {name: row["status"].split(" ")[0] for name, row in site_servers(text).items()}
 
 
 def pid_alive(pid: int) -> bool:
