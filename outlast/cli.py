@@ -16,6 +16,7 @@ from outlast.config import Config, ConfigError, resolve_config
 from outlast.runtime import run
 
 if TYPE_CHECKING:
+    from outlast.log.client import LogClient
     from outlast.site import Site
 
 
@@ -130,7 +131,6 @@ def _say(message: str) -> None:
 
 
 async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
-    from outlast.log.client import LogClient
     from outlast.log.names import Names
     from outlast.site import Site
     from outlast.view.snapshot import Manifest, seed_view
@@ -160,8 +160,7 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
         marks["log ready"] = time.monotonic()
         # How far to replay, asked before the projector starts: during a big replay the
         # local nats-server answered no stream info for minutes (1 M messages).
-        for spec in names.streams():
-            targets[spec.name] = await log_client.last_seq(spec.name)
+        targets.update(await _last_seqs(log_client, [s.name for s in names.streams()]))
         if from_snapshot:
             manifest = await seed_view(log_client, names, config.view_path, _say)
             if manifest is not None:
@@ -193,13 +192,12 @@ async def _rebuild_view(config: Config, from_snapshot: bool = False) -> int:
 
 
 async def _replayed_all(site: Site, targets: dict[str, int], stalled_after: float = 120.0) -> bool:
-    """Wait until the view has applied every stream's last sequence, however long a
-    big history takes (the server's own start gives up after a bound and serves),
-    saying how far it is every 10 s; False when nothing moved for ``stalled_after`` s."""
+    """Wait until the view has applied ``targets`` (every stream's last sequence when the
+    rebuild began), however long a big history takes (the server's own start gives up
+    after a bound and serves), saying how far it is every 10 s; False when nothing moved
+    for ``stalled_after`` s."""
     ctx = site.ctx
     assert ctx is not None
-    if set(targets) != set(ctx.stream_names):
-        targets = await _last_seqs(site, stalled_after)
     last_move, last_total = time.monotonic(), -1
     while True:
         behind = {n: t - ctx.positions.applied(n) for n, t in targets.items()}
@@ -215,18 +213,18 @@ async def _replayed_all(site: Site, targets: dict[str, int], stalled_after: floa
         await asyncio.sleep(10.0)
 
 
-async def _last_seqs(site: Site, within: float) -> dict[str, int]:
-    """Every stream's last sequence, asked again for up to ``within`` s: while a big
-    history replays, the local nats-server can be too busy serving the projector to
-    answer a stream info in time (seen at 1 M messages), which is no reason to fail."""
+async def _last_seqs(
+    log_client: LogClient, streams: list[str], within: float = 120.0
+) -> dict[str, int]:
+    """Every stream's last sequence, asked again for up to ``within`` s: a busy local
+    nats-server (a big history replaying, seen at 1 M messages) can be slow to answer
+    a stream info, which is no reason to fail."""
     from outlast.log.client import LogUnavailable
 
-    ctx = site.ctx
-    assert ctx is not None
     deadline = time.monotonic() + within
     while True:
         try:
-            return {name: await ctx.log.last_seq(name) for name in ctx.stream_names}
+            return {name: await log_client.last_seq(name) for name in streams}
         except LogUnavailable as exc:
             if time.monotonic() > deadline:
                 raise
