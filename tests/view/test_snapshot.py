@@ -19,7 +19,7 @@ from nio import AsyncClient, JoinResponse, RoomCreateResponse, RoomSendResponse,
 from outlast.config import Config
 from outlast.log.client import LogClient
 from outlast.log.names import Names
-from outlast.log.objects import ObjectBucket
+from outlast.log.objects import ObjectBucket, StoredObject
 from outlast.site import Site
 from outlast.view.snapshot import (
     MANIFEST_KEY,
@@ -143,6 +143,14 @@ async def log_total(site: Site) -> int:
     return sum([await site.ctx.log.last_seq(s) for s in site.ctx.stream_names])
 
 
+async def only_snapshot(origin: Site) -> tuple[ObjectBucket, StoredObject]:
+    """The site's snapshot bucket and the one snapshot it holds."""
+    assert origin.ctx is not None
+    bucket = ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket)
+    [(stored, _)] = await manifests(bucket)
+    return bucket, stored
+
+
 async def test_a_view_seeded_from_a_snapshot_answers_like_a_full_replay(
     origin: Site, tmp_path: Path
 ) -> None:
@@ -150,10 +158,10 @@ async def test_a_view_seeded_from_a_snapshot_answers_like_a_full_replay(
     first, room1 = await chat(url, 8, ("alice", "bob"))
     manifest = await origin.snapshot()
     assert manifest.schema_version == SCHEMA_VERSION
-    assert origin.ctx is not None
-    [(stored, _)] = await manifests(ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket))
+    _, stored = await only_snapshot(origin)
     assert manifest.compression == "zlib" and stored.size < manifest.size
     assert stored.sha256_hex() == manifest.sha256  # the stored (compressed) bytes' hash
+    assert origin.ctx is not None
     assert manifest.positions == dict(
         zip(
             origin.ctx.stream_names,
@@ -200,9 +208,7 @@ async def test_a_snapshot_with_a_bad_checksum_is_never_installed(
     url = f"http://127.0.0.1:{origin.port}"
     clients, room = await chat(url, 3, ("erin", "frank"))
     good = await origin.snapshot()
-    assert origin.ctx is not None
-    bucket = ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket)
-    [(stored, _)] = await manifests(bucket)
+    bucket, stored = await only_snapshot(origin)
     # A newer snapshot whose bytes are not what its manifest says.
     copy = tmp_path / "copy.sqlite"
     with copy.open("wb") as sink:
@@ -335,9 +341,7 @@ async def test_an_uncompressed_snapshot_from_an_older_version_is_installed(
     url = f"http://127.0.0.1:{origin.port}"
     clients, room = await chat(url, 3, ("mia", "ned"))
     made = await origin.snapshot()
-    assert origin.ctx is not None
-    bucket = ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket)
-    [(stored, _)] = await manifests(bucket)
+    bucket, stored = await only_snapshot(origin)
     plain = tmp_path / "plain.sqlite"
     with plain.open("wb") as sink:
         assert await fetch_into(bucket, stored, made, sink) is None
@@ -374,9 +378,7 @@ async def test_a_compressed_snapshot_that_does_not_inflate_whole_is_never_instal
     url = f"http://127.0.0.1:{origin.port}"
     clients, _ = await chat(url, 2, ("olga", "pete"))
     made = await origin.snapshot()
-    assert origin.ctx is not None
-    bucket = ObjectBucket(origin.ctx.log, origin.ctx.names.snapshot_bucket)
-    [(stored, _)] = await manifests(bucket)
+    bucket, stored = await only_snapshot(origin)
     packed = tmp_path / "packed"
     with packed.open("wb") as sink:
         await bucket.read_into(stored, sink)
