@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,53 +34,61 @@ from outlast.log.objects import ObjectBucket, StoredObject
 from outlast.view.snapshot import file_sha256
 
 
-async def measure(sizes: list[int], rounds: int, work: Path) -> list[dict[str, Any]]:
-    node = embedded_node(work, 0, False)
+@contextlib.asynccontextmanager
+async def scratch_bucket(store: Path, name: str) -> AsyncIterator[ObjectBucket]:
+    """A one-replica object bucket on a nats-server of its own (its store under
+    ``store``), stopped on the way out."""
+    node = embedded_node(store, 0, False)
     node.start()
-    results: list[dict[str, Any]] = []
     try:
         await node.wait_ready()
-        log = LogClient([node.url], name="bench-snapshot-fetch", publish_timeout=60)
+        log = LogClient([node.url], name=f"bench-{name.lower()}", publish_timeout=60)
         await log.connect()
         try:
-            bucket = ObjectBucket(log, "BENCH_SNAPSHOT_FETCH")
+            bucket = ObjectBucket(log, name)
             await bucket.ensure(1)
-            block = os.urandom(64 << 20)
-            stored: dict[int, StoredObject] = {}
-            for size in sizes:
-                source = work / "source"
-                with source.open("wb") as f:
-                    left = size
-                    while left:
-                        n = min(left, len(block))
-                        f.write(block[:n])
-                        left -= n
-                with source.open("rb") as f:
-                    stored[size] = await bucket.put(f"o{size}", f, {}, expected_seq=0)
-                source.unlink()
-            for _ in range(rounds):
-                for size in sizes:
-                    load = os.getloadavg()[0]
-                    started = time.monotonic()
-                    with (work / "download").open("wb") as sink:
-                        await bucket.read_into(stored[size], sink)
-                    fetched = time.monotonic() - started
-                    file_sha256(work / "download")
-                    total = time.monotonic() - started
-                    (work / "download").unlink()
-                    row = {
-                        "bytes": size,
-                        "fetch_s": round(fetched, 2),
-                        "fetch_and_sha256_s": round(total, 2),
-                        "mb_per_s": round(size / total / 1e6, 1),
-                        "load1": round(load, 2),
-                    }
-                    print(json.dumps(row), file=sys.stderr, flush=True)
-                    results.append(row)
+            yield bucket
         finally:
             await log.close()
     finally:
         node.stop()
+
+
+async def measure(sizes: list[int], rounds: int, work: Path) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    async with scratch_bucket(work, "BENCH_SNAPSHOT_FETCH") as bucket:
+        block = os.urandom(64 << 20)
+        stored: dict[int, StoredObject] = {}
+        for size in sizes:
+            source = work / "source"
+            with source.open("wb") as f:
+                left = size
+                while left:
+                    n = min(left, len(block))
+                    f.write(block[:n])
+                    left -= n
+            with source.open("rb") as f:
+                stored[size] = await bucket.put(f"o{size}", f, {}, expected_seq=0)
+            source.unlink()
+        for _ in range(rounds):
+            for size in sizes:
+                load = os.getloadavg()[0]
+                started = time.monotonic()
+                with (work / "download").open("wb") as sink:
+                    await bucket.read_into(stored[size], sink)
+                fetched = time.monotonic() - started
+                file_sha256(work / "download")
+                total = time.monotonic() - started
+                (work / "download").unlink()
+                row = {
+                    "bytes": size,
+                    "fetch_s": round(fetched, 2),
+                    "fetch_and_sha256_s": round(total, 2),
+                    "mb_per_s": round(size / total / 1e6, 1),
+                    "load1": round(load, 2),
+                }
+                print(json.dumps(row), file=sys.stderr, flush=True)
+                results.append(row)
     return results
 
 

@@ -24,62 +24,49 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.snapshot_fetch import scratch_bucket
 from bench.stats import emit_json
-from outlast.log.client import LogClient
-from outlast.log.engine import embedded_node
-from outlast.log.objects import ObjectBucket, StoredObject
+from outlast.log.objects import StoredObject
 from outlast.view.snapshot import NONE, ZLIB, Manifest, deflate_file, fetch_into, file_sha256
 
 
 async def measure(view: Path, rounds: int, work: Path) -> dict[str, Any]:
-    node = embedded_node(work / "nats", 0, False)
-    node.start()
     runs: list[dict[str, Any]] = []
-    try:
-        await node.wait_ready()
-        log = LogClient([node.url], name="bench-snapshot-install", publish_timeout=60)
-        await log.connect()
-        try:
-            bucket = ObjectBucket(log, "BENCH_SNAPSHOT_INSTALL")
-            await bucket.ensure(1)
-            size = view.stat().st_size
-            packed = work / "packed"
-            started = time.monotonic()
-            packed_sha, packed_size = deflate_file(view, packed)
-            deflate_s = time.monotonic() - started
-            base = Manifest(1, {}, "bench", "bench", "", 0, "", size)
-            stored: dict[str, tuple[StoredObject, Manifest]] = {}
-            for kind, path, sha in (
-                (NONE, view, file_sha256(view)),
-                (ZLIB, packed, packed_sha),
-            ):
-                manifest = Manifest(**{**base.__dict__, "sha256": sha, "compression": kind})
-                with path.open("rb") as source:
-                    obj = await bucket.put(kind, source, {}, expected_seq=0)
-                stored[kind] = (obj, manifest)
-            for _ in range(rounds):
-                for kind, (obj, manifest) in stored.items():
-                    load = os.getloadavg()[0]
-                    started = time.monotonic()
-                    with (work / "installed").open("wb") as sink:
-                        problem = await fetch_into(bucket, obj, manifest, sink)
-                    seconds = time.monotonic() - started
-                    if problem is not None or (work / "installed").stat().st_size != size:
-                        raise RuntimeError(f"{kind}: {problem}")
-                    row = {
-                        "stored": kind,
-                        "stored_bytes": obj.size,
-                        "install_s": round(seconds, 2),
-                        "view_mb_per_s": round(size / 1e6 / seconds, 1),
-                        "load1": round(load, 2),
-                    }
-                    print(json.dumps(row), file=sys.stderr)
-                    runs.append(row)
-                    (work / "installed").unlink()
-        finally:
-            await log.close()
-    finally:
-        node.stop()
+    async with scratch_bucket(work / "nats", "BENCH_SNAPSHOT_INSTALL") as bucket:
+        size = view.stat().st_size
+        packed = work / "packed"
+        started = time.monotonic()
+        packed_sha, packed_size = deflate_file(view, packed)
+        deflate_s = time.monotonic() - started
+        base = Manifest(1, {}, "bench", "bench", "", 0, "", size)
+        stored: dict[str, tuple[StoredObject, Manifest]] = {}
+        for kind, path, sha in (
+            (NONE, view, file_sha256(view)),
+            (ZLIB, packed, packed_sha),
+        ):
+            manifest = Manifest(**{**base.__dict__, "sha256": sha, "compression": kind})
+            with path.open("rb") as source:
+                obj = await bucket.put(kind, source, {}, expected_seq=0)
+            stored[kind] = (obj, manifest)
+        for _ in range(rounds):
+            for kind, (obj, manifest) in stored.items():
+                load = os.getloadavg()[0]
+                started = time.monotonic()
+                with (work / "installed").open("wb") as sink:
+                    problem = await fetch_into(bucket, obj, manifest, sink)
+                seconds = time.monotonic() - started
+                if problem is not None or (work / "installed").stat().st_size != size:
+                    raise RuntimeError(f"{kind}: {problem}")
+                row = {
+                    "stored": kind,
+                    "stored_bytes": obj.size,
+                    "install_s": round(seconds, 2),
+                    "view_mb_per_s": round(size / 1e6 / seconds, 1),
+                    "load1": round(load, 2),
+                }
+                print(json.dumps(row), file=sys.stderr)
+                runs.append(row)
+                (work / "installed").unlink()
     return {
         "view_bytes": size,
         "zlib_bytes": packed_size,
