@@ -45,17 +45,20 @@ CREATE TABLE IF NOT EXISTS pushers (
 CREATE INDEX IF NOT EXISTS pushers_by_user ON pushers (user_id);
 CREATE TABLE IF NOT EXISTS push_actions (
     user_id TEXT NOT NULL, room_id TEXT NOT NULL, stream TEXT NOT NULL,
-    seq INTEGER NOT NULL, idx INTEGER NOT NULL, event_id TEXT NOT NULL,
+    seq INTEGER NOT NULL, idx INTEGER NOT NULL,
     thread_id TEXT NOT NULL, highlight INTEGER NOT NULL, actions TEXT NOT NULL,
     ts INTEGER NOT NULL,
     PRIMARY KEY (user_id, room_id, seq, idx)
 );
 CREATE INDEX IF NOT EXISTS push_actions_by_time ON push_actions (user_id, ts, seq, idx);
 CREATE INDEX IF NOT EXISTS push_actions_by_message ON push_actions (stream, seq);
-CREATE INDEX IF NOT EXISTS push_actions_by_room_time ON push_actions (user_id, room_id, ts);
 """
 
 log = logging.getLogger(__name__)
+
+# A row names its event by place, the events table's primary key, not by event id: the
+# id is ~44 bytes stored again in 15 rows per message in a room of 16 (bench/RESULTS.md).
+JOIN_EVENTS = "JOIN events e ON e.stream = p.stream AND e.seq = p.seq AND e.idx = p.idx"
 
 # Keys Outlast adds to a stored pusher (never shown to clients).
 OWN_KEY_PREFIX = "io.outlast."
@@ -134,8 +137,8 @@ def pushers_with_time(conn: sqlite3.Connection, user_id: str) -> list[tuple[dict
 def actions_at(conn: sqlite3.Connection, stream: str, seq: int) -> list[sqlite3.Row]:
     """The notifications one log message produced, with their events."""
     return conn.execute(
-        "SELECT p.user_id, p.room_id, p.event_id, p.actions, e.json FROM push_actions p"
-        " JOIN events e ON e.event_id = p.event_id WHERE p.stream = ? AND p.seq = ?"
+        "SELECT p.user_id, p.room_id, e.event_id, p.actions, e.json FROM push_actions p"
+        f" {JOIN_EVENTS} WHERE p.stream = ? AND p.seq = ?"
         " ORDER BY p.idx, p.user_id",
         (stream, seq),
     ).fetchall()
@@ -235,7 +238,6 @@ def _record(
                 msg.stream,
                 msg.seq,
                 idx,
-                str(event.get("event_id")),
                 thread_id,
                 int(outcome.highlight),
                 text,
@@ -243,8 +245,8 @@ def _record(
             )
         )
     conn.executemany(
-        "INSERT OR IGNORE INTO push_actions (user_id, room_id, stream, seq, idx, event_id,"
-        " thread_id, highlight, actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO push_actions (user_id, room_id, stream, seq, idx,"
+        " thread_id, highlight, actions, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     return {row[0] for row in rows}
@@ -261,11 +263,14 @@ def _forget_redacted(
     because = ((target or {}).get("unsigned") or {}).get("redacted_because") or {}
     if target_id is None or because.get("event_id") != redaction.get("event_id"):
         return set()
-    users = {
-        str(r[0])
-        for r in conn.execute("SELECT user_id FROM push_actions WHERE event_id = ?", (target_id,))
-    }
-    conn.execute("DELETE FROM push_actions WHERE event_id = ?", (target_id,))
+    place = conn.execute(
+        "SELECT stream, seq, idx FROM events WHERE event_id = ?", (target_id,)
+    ).fetchone()
+    if place is None:
+        return set()
+    where = " FROM push_actions WHERE stream = ? AND seq = ? AND idx = ?"
+    users = {str(r[0]) for r in conn.execute("SELECT user_id" + where, tuple(place))}
+    conn.execute("DELETE" + where, tuple(place))
     return users
 
 
@@ -412,9 +417,8 @@ def notifications_page(
     event's ``origin_server_ts``), so a ``from`` token works at any of them.
     """
     sql = (
-        "SELECT p.room_id, p.stream, p.seq, p.idx, p.event_id, p.thread_id, p.highlight,"
-        " p.actions, p.ts, e.json FROM push_actions p JOIN events e ON e.event_id = p.event_id"
-        " WHERE p.user_id = ?"
+        "SELECT p.room_id, p.stream, p.seq, p.idx, e.event_id, p.thread_id, p.highlight,"
+        f" p.actions, p.ts, e.json FROM push_actions p {JOIN_EVENTS} WHERE p.user_id = ?"
     )
     args: list[Any] = [user_id]
     if only_highlight:

@@ -17,7 +17,7 @@ from typing import cast
 
 from outlast.view.tables import REMOVED_TRIGGERS, SCHEMAS
 
-SCHEMA_VERSION = 4  # 4: relations
+SCHEMA_VERSION = 5  # 4: relations; 5: push_actions without event ids
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

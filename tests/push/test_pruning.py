@@ -56,7 +56,9 @@ def stored(site: Site, user_id: str, room: str) -> list[str]:
     assert site.ctx is not None
     conn: sqlite3.Connection = site.ctx.conn
     rows = conn.execute(
-        "SELECT event_id FROM push_actions WHERE user_id = ? AND room_id = ? ORDER BY seq, idx",
+        "SELECT e.event_id FROM push_actions p JOIN events e"
+        " ON e.stream = p.stream AND e.seq = p.seq AND e.idx = p.idx"
+        " WHERE p.user_id = ? AND p.room_id = ? ORDER BY p.seq, p.idx",
         (user_id, room),
     )
     return [str(r[0]) for r in rows]

@@ -32,9 +32,9 @@ def test_sql_counts_match_room_counts_on_random_rooms() -> None:
             note = Notification((seq, 0), rng.choice(threads), rng.random() < 0.3)
             notes.append(note)
             conn.execute(
-                "INSERT INTO push_actions (user_id, room_id, stream, seq, idx, event_id,"
-                " thread_id, highlight, actions, ts) VALUES (?, ?, 'S', ?, 0, ?, ?, ?, '[]', 0)",
-                (USER, ROOM, seq, f"$e{seq}", note.thread_id, int(note.highlight)),
+                "INSERT INTO push_actions (user_id, room_id, stream, seq, idx,"
+                " thread_id, highlight, actions, ts) VALUES (?, ?, 'S', ?, 0, ?, ?, '[]', 0)",
+                (USER, ROOM, seq, note.thread_id, int(note.highlight)),
             )
         marks: list[tuple[str, str, Position]] = []
         for _ in range(rng.randint(0, 4)):
@@ -56,9 +56,9 @@ def test_sql_counts_match_room_counts_on_random_rooms() -> None:
 def test_counts_saturate_at_the_newest_max_counted() -> None:
     conn = fresh()
     conn.executemany(
-        "INSERT INTO push_actions (user_id, room_id, stream, seq, idx, event_id, thread_id,"
-        " highlight, actions, ts) VALUES (?, ?, 'S', ?, 0, ?, 'main', 0, '[]', 0)",
-        [(USER, ROOM, seq, f"$e{seq}") for seq in range(1, tables.MAX_COUNTED + 50)],
+        "INSERT INTO push_actions (user_id, room_id, stream, seq, idx, thread_id,"
+        " highlight, actions, ts) VALUES (?, ?, 'S', ?, 0, 'main', 0, '[]', 0)",
+        [(USER, ROOM, seq) for seq in range(1, tables.MAX_COUNTED + 50)],
     )
     got = tables.unread_counts(conn, USER, ROOM, read_up_to([]), None, False)
     assert got.room.notification_count == tables.MAX_COUNTED
@@ -111,7 +111,7 @@ def test_sql_pruning_forgets_what_the_pure_rule_does_on_random_rooms() -> None:
 
 def insert(conn: sqlite3.Connection, user_id: str, row: Stored) -> None:
     conn.execute(
-        "INSERT INTO push_actions (user_id, room_id, stream, seq, idx, event_id, thread_id,"
-        " highlight, actions, ts) VALUES (?, ?, 'S', ?, ?, ?, ?, 0, '[]', ?)",
-        (user_id, ROOM, *row.position, f"$e{row.position}", row.thread_id, row.ts),
+        "INSERT INTO push_actions (user_id, room_id, stream, seq, idx, thread_id,"
+        " highlight, actions, ts) VALUES (?, ?, 'S', ?, ?, ?, 0, '[]', ?)",
+        (user_id, ROOM, *row.position, row.thread_id, row.ts),
     )

@@ -57,7 +57,8 @@ def test_a_transaction_ended_inside_push_evaluation_moves_no_position(tmp_path: 
         found = conn.execute("SELECT count(*) FROM events WHERE event_id = ?", (said["event_id"],))
         assert found.fetchone()[0] == 1
         notified = conn.execute(
-            "SELECT count(*) FROM push_actions WHERE user_id = ? AND event_id = ?",
+            "SELECT count(*) FROM push_actions p JOIN events e ON e.stream = p.stream"
+            " AND e.seq = p.seq AND e.idx = p.idx WHERE p.user_id = ? AND e.event_id = ?",
             (ALICE, said["event_id"]),
         )
         assert notified.fetchone()[0] == 1
