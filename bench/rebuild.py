@@ -225,6 +225,7 @@ def measure(
     keep: bool,
     quiet_wait: float,
     log_only: bool = False,
+    fill_only: bool = False,
 ) -> dict[str, Any]:
     # Without an fsync per write the fill is faster; the log it leaves is the same.
     server = Embedded(workers=1, extra_toml="" if fsync else "[log]\nsync_always = false\n")
@@ -240,6 +241,8 @@ def measure(
         history = filled["api_messages"] + filled["direct_messages"]
         fill_seconds = time.monotonic() - started
         print(f"filled {history} messages in {fill_seconds:.0f}s ({filled})", file=sys.stderr)
+        if fill_only:
+            return {"messages": history, **filled, "fill_seconds": round(fill_seconds)}
         if log_only:
             result = log_rebuild(server, quiet_wait)
             if result["stored_messages_after_rebuild"] != history:
@@ -388,6 +391,11 @@ def main() -> int:
         help="time only the rebuild from the log (no snapshot step; see log_rebuild)",
     )
     parser.add_argument(
+        "--fill-only",
+        action="store_true",
+        help="only fill the log (with --keep: time the rebuilds later with --again)",
+    )
+    parser.add_argument(
         "--again",
         type=Path,
         metavar="DIR",
@@ -414,6 +422,7 @@ def main() -> int:
             args.keep,
             args.quiet_wait,
             args.log_only,
+            args.fill_only,
         )
     emit_json(result, args.out)
     return 0
