@@ -69,6 +69,9 @@ PUSHKEY_TS_KEY = "io.outlast.pushkey_ts"
 MAX_COUNTED = 1000
 MAX_COMPILED = 4096  # users whose compiled rules are kept
 _compiled: dict[tuple[str, str], tuple[CompiledRule, ...]] = {}
+# The stored JSON of a compiled rule's actions, by the tuple's id; the tuple is kept in
+# the value, so while an entry exists its id cannot name another tuple.
+_texts: dict[int, tuple[tuple[Any, ...], str]] = {}
 
 
 def apply_push_rules(conn: sqlite3.Connection, msg: LogMessage, fact: PushRulesSet) -> set[str]:
@@ -225,12 +228,13 @@ def _record(
     ts = event.get("origin_server_ts")
     rows = []
     docs = _rules_documents(conn, recipients)
+    memo: dict[str, bool] = {}  # one event, one room state: see push_eval.evaluate
     for user_id in sorted(recipients):
         recipient = Recipient(user_id, names.get(user_id), len(joined), levels)
-        outcome = evaluate(_compiled_for(user_id, docs.get(user_id, "")), event, recipient)
+        outcome = evaluate(_compiled_for(user_id, docs.get(user_id, "")), event, recipient, memo)
         if not outcome.notify:
             continue
-        text = json.dumps(list(outcome.actions))
+        text = _actions_text(outcome.actions)
         rows.append(
             (
                 user_id,
@@ -301,8 +305,16 @@ def _compiled_for(user_id: str, text: str) -> tuple[CompiledRule, ...]:
     if rules is None:
         if len(_compiled) >= MAX_COMPILED:
             _compiled.clear()
+            _texts.clear()
         rules = _compiled[key] = compile_rules(user_id, json.loads(text) if text else None)
     return rules
+
+
+def _actions_text(actions: tuple[Any, ...]) -> str:
+    known = _texts.get(id(actions))
+    if known is None:
+        known = _texts[id(actions)] = (actions, json.dumps(list(actions)))
+    return known[1]
 
 
 # --- forgetting old notifications ---------------------------------------------

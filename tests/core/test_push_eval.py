@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -357,3 +358,47 @@ def test_type_conditions_are_case_insensitive_globs() -> None:
     assert rule_of(message("x"), doc) == "mine"
     assert rule_of(event("m.call.invite"), doc) == ".m.rule.call"
     assert rule_of({**message("x"), "type": 7}) is None  # a non-string type matches no type rule
+
+
+def test_a_memo_shared_by_an_events_recipients_changes_no_outcome() -> None:
+    """The projector evaluates an event for every member with one memo; each outcome must
+    be what evaluating that member alone gives, whatever their names and own rules."""
+    rng = random.Random(7)
+    users = [f"@u{i}:example.org" for i in range(6)]
+    names = ["Ann", "Ben", None, "Ann", "Cy Young", ""]
+    bing = {"set_tweak": "sound", "value": "bing"}
+    docs: list[Any] = [None, None]
+    docs.append(
+        pushrules.set_attribute(
+            users[2], None, "override", ".m.rule.suppress_notices", "enabled", False
+        )
+    )
+    docs.append(
+        pushrules.set_attribute(
+            users[3], None, "underride", ".m.rule.message", "actions", ["notify", bing]
+        )
+    )
+    docs.append(
+        pushrules.put_rule(
+            users[4], None, "content", "lunch", {"pattern": "lunch", "actions": ["notify", bing]}
+        )
+    )
+    docs.append(pushrules.put_rule(users[5], None, "room", ROOM, {"actions": []}))
+    rules = [compile_rules(u, d) for u, d in zip(users, docs, strict=True)]
+    words = ["hi", "lunch", "Ann", "ben", "u3", "@room", "Cy Young", "young", "x"]
+    for _ in range(400):
+        body = " ".join(rng.choice(words) for _ in range(rng.randint(0, 4)))
+        content: dict[str, Any] = {"body": body, "msgtype": rng.choice(["m.text", "m.notice"])}
+        if rng.random() < 0.3:
+            content["m.mentions"] = {"user_ids": rng.sample(users, rng.randint(0, 2))}
+        kind = rng.choice(["m.room.message", "m.room.message", "m.reaction", "m.room.member"])
+        ev = event(kind, rng.choice([BOB, *users]), **content)
+        if kind == "m.room.member":
+            ev["state_key"] = rng.choice(users)
+            ev["content"] = {"membership": rng.choice(["invite", "join"])}
+        members = rng.choice([2, 6])
+        memo: dict[str, bool] = {}
+        for i in rng.sample(range(len(users)), len(users)):
+            who = Recipient(users[i], names[i], members, LEVELS)
+            assert evaluate(rules[i], ev, who, memo) == evaluate(rules[i], ev, who), (ev, users[i])
+    assert memo  # the shared rules were stored
