@@ -253,6 +253,11 @@ class Projector:
                 committed = self._apply_batch(batch)
                 if committed is not None:
                     await self._nudge(committed)
+                # Let the loop run between batches. A non-empty queue hands out its next
+                # message without suspending, so a catching-up view worked through up to
+                # its 10,000 queued messages (5 s and more) without a pause: requests,
+                # the nats client's reads and pings all waited behind it.
+                await asyncio.sleep(0)
             except LostView:
                 log.warning("another worker projects the view now; this one follows it")
                 self._demoting = asyncio.create_task(self._demote(), name="view-demote")

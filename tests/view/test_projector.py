@@ -11,13 +11,15 @@ full disk, on a real view file.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 
 from outlast.log.client import LogClient, LogMessage
 from outlast.view.notifier import Notifier
-from outlast.view.projector import Projector
+from outlast.view.projector import BATCH, Projector
 from outlast.view.store import Positions, open_db
 from tests.view.test_apply import ALICE, BOB, NAMES, STREAMS, SUBJECTS, member, message, new_room
 
@@ -62,5 +64,39 @@ def test_a_transaction_ended_inside_push_evaluation_moves_no_position(tmp_path: 
             (ALICE, said["event_id"]),
         )
         assert notified.fetchone()[0] == 1
+    finally:
+        conn.close()
+
+
+async def test_a_long_backlog_lets_the_event_loop_run_between_batches(tmp_path: Path) -> None:
+    """While the projector works through a queued backlog, other tasks (the nats client's
+    reads and pings, requests) run between its batches, not only once the queue is empty."""
+    conn = open_db(tmp_path / "view.sqlite", STREAMS)
+    try:
+        positions = Positions(conn)
+        projector = Projector(
+            conn, LogClient([], name="test"), NAMES.streams(), positions, Notifier()
+        )
+        backlog = [*_batch(1, *new_room(), member(BOB, "join"))]
+        total = 3 * BATCH + 1
+        for seq in range(2, total + 1):
+            backlog += _batch(seq, message(f"m{seq}", sender=BOB))
+        for msg in backlog:
+            projector._queue.put_nowait(msg)
+        seen: list[int] = []
+
+        async def probe() -> None:
+            seen.append(positions.applied(SUBJECTS.stream))
+
+        run = asyncio.create_task(projector._run())
+        probing = asyncio.create_task(probe())  # ready at once, behind the projector
+        async with asyncio.timeout(60):
+            while positions.applied(SUBJECTS.stream) < total:
+                await asyncio.sleep(0.01)
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        await probing
+        assert seen and seen[0] < total, seen
     finally:
         conn.close()
