@@ -118,7 +118,7 @@ class BackupScheduler:
         if not mine:
             return
         try:
-            manifest = await self.take()
+            manifest = await self.take(period)
         except Exception:  # a failed backup is logged; the next period tries again
             log.exception("scheduled backup of period %d FAILED", period)
             return
@@ -126,8 +126,11 @@ class BackupScheduler:
         log.info("scheduled backup of period %d: %s", period, manifest)
         await asyncio.get_running_loop().run_in_executor(None, self.prune, manifest.parent)
 
-    async def take(self) -> Path:
-        source = Source(self.log, self.deployment, f"scheduled by {self.holder}")
+    async def take(self, period: int) -> Path:
+        # The period is named: the manifest's creation time is stamped later than the
+        # claim and may already fall in the next period.
+        label = f"scheduled by {self.holder} for period {period}"
+        source = Source(self.log, self.deployment, label)
         path, _ = await create_backup(source, Path(self.settings.target), progress=log.debug)
         return path
 

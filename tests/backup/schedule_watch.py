@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -40,7 +41,21 @@ class Seen:
             self.look()
 
     def periods(self) -> list[int]:
-        return [period_of(created, self.every) for created, _ in self.backups.values()]
+        """The period each backup was taken for: as its label names it (the claim's),
+        not by its creation time, which is stamped later and may fall in the next one."""
+        out = []
+        for created, who in self.backups.values():
+            named = FOR_PERIOD.search(who)
+            out.append(int(named.group(1)) if named else period_of(created, self.every))
+        return out
 
     def by(self, pid: int) -> list[str]:
-        return [name for name, (_, who) in self.backups.items() if who.endswith(f":{pid}")]
+        return [name for name, (_, who) in self.backups.items() if taker(who).endswith(f":{pid}")]
+
+
+FOR_PERIOD = re.compile(r" for period (\d+)$")
+
+
+def taker(who: str) -> str:
+    """A scheduled backup's label without its period: "scheduled by <site>@<host>:<pid>"."""
+    return FOR_PERIOD.sub("", who)

@@ -14,7 +14,7 @@ import pytest
 
 from outlast.backup.target import DirectoryTarget, backups_in
 from outlast.backup.verify import verify
-from tests.backup.schedule_watch import Seen
+from tests.backup.schedule_watch import FOR_PERIOD, Seen, taker
 from tests.cluster.harness import start_cluster
 
 pytestmark = pytest.mark.slow
@@ -35,10 +35,13 @@ async def test_sites_share_the_schedule_and_a_survivor_takes_over(tmp_path: Path
         await seen.wait_for("three scheduled backups", lambda: len(seen.backups) >= 3, 120)
         periods = seen.periods()
         assert len(periods) == len(set(periods)), f"two backups in one period: {seen.backups}"
-        assert all(who.startswith("scheduled by ") for _, who in seen.backups.values())
+        assert all(
+            who.startswith("scheduled by ") and FOR_PERIOD.search(who)
+            for _, who in seen.backups.values()
+        ), seen.backups
 
         newest = max(seen.backups, key=lambda n: seen.backups[n][0])
-        holder = seen.backups[newest][1]
+        holder = taker(seen.backups[newest][1])
         holder_pid = int(holder.rsplit(":", 1)[1])
         holder_site = holder.removeprefix("scheduled by ").split("@", 1)[0]
         os.kill(holder_pid, signal.SIGKILL)
@@ -46,7 +49,7 @@ async def test_sites_share_the_schedule_and_a_survivor_takes_over(tmp_path: Path
 
         def taken_over() -> bool:
             return any(
-                created > killed_at and not who.endswith(f":{holder_pid}")
+                created > killed_at and not taker(who).endswith(f":{holder_pid}")
                 for created, who in seen.backups.values()
             )
 
