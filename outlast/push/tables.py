@@ -263,18 +263,23 @@ def _forget_redacted(
     its target's notifications, as Synapse does: a deleted message stops counting and
     leaves /notifications. Redactions themselves notify no one under the default rules."""
     target_id = redaction_target(redaction)
-    target = _event_in_room(conn, room_id, target_id) if target_id else None
-    because = ((target or {}).get("unsigned") or {}).get("redacted_because") or {}
-    if target_id is None or because.get("event_id") != redaction.get("event_id"):
+    row = (
+        conn.execute(
+            "SELECT json, stream, seq, idx FROM events WHERE event_id = ? AND room_id = ?",
+            (target_id, room_id),
+        ).fetchone()
+        if target_id
+        else None
+    )
+    if row is None:
         return set()
-    place = conn.execute(
-        "SELECT stream, seq, idx FROM events WHERE event_id = ?", (target_id,)
-    ).fetchone()
-    if place is None:
+    because = (json.loads(row[0]).get("unsigned") or {}).get("redacted_because") or {}
+    if because.get("event_id") != redaction.get("event_id"):
         return set()
+    place = tuple(row[1:])
     where = " FROM push_actions WHERE stream = ? AND seq = ? AND idx = ?"
-    users = {str(r[0]) for r in conn.execute("SELECT user_id" + where, tuple(place))}
-    conn.execute("DELETE" + where, tuple(place))
+    users = {str(r[0]) for r in conn.execute("SELECT user_id" + where, place)}
+    conn.execute("DELETE" + where, place)
     return users
 
 
