@@ -259,6 +259,29 @@ Handler = Callable[[LogMessage], Awaitable[None]]
 PublishObserver = Callable[[str, str], None]
 
 
+async def _close(nc: Client) -> None:
+    try:
+        await asyncio.wait_for(nc.close(), timeout=5)
+    except Exception:  # closing is best effort
+        log.debug("closing nats connection failed", exc_info=True)
+
+
+class Following:
+    """One followed stream (:meth:`LogClient.follow`): its ordered consumer and connection."""
+
+    def __init__(self, nc: Client, sub: Any, registry: set[Following]) -> None:
+        self._nc = nc
+        self._sub = sub
+        self._registry = registry
+
+    async def unsubscribe(self) -> None:
+        """Stop following; the connection closes with it."""
+        self._registry.discard(self)
+        with contextlib.suppress(Exception):
+            await self._sub.unsubscribe()
+        await _close(self._nc)
+
+
 class LogClient:
     """A connection to the JetStream cluster (or embedded node)."""
 
@@ -281,6 +304,7 @@ class LogClient:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self.observers: list[PublishObserver] = []
+        self._following: set[Following] = set()
 
     @property
     def js(self) -> JetStreamContext:
@@ -311,18 +335,24 @@ class LogClient:
     async def connect(self) -> None:
         """Connect (retrying while the log is unreachable); LogTlsRefused at once when the
         TLS handshake fails, since a certificate that is not trusted now never will be."""
+        self._nc = await self._open(self.name)
+        self._js = self._nc.jetstream(timeout=self.publish_timeout)
+
+    async def _open(self, name: str) -> Client:
+        """A new connection to the log, named ``name`` in the server's monitoring."""
         refused: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        opened = False
 
         async def on_error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
-            if self._nc is None and is_tls_failure(exc) and not refused.done():
+            if not opened and is_tls_failure(exc) and not refused.done():
                 refused.set_result(exc)
 
         options: dict[str, Any] = {"tls": self.tls} if self.tls is not None else {}
         connecting = asyncio.ensure_future(
             nats.connect(
                 servers=self.urls,
-                name=self.name,
+                name=name,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.25,
                 connect_timeout=2,
@@ -333,7 +363,11 @@ class LogClient:
             )
         )
         waiting: set[asyncio.Future[Any]] = {connecting, refused}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (a caller's deadline): no connection left behind
+            connecting.cancel()
+            raise
         if not connecting.done():
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -343,19 +377,18 @@ class LogClient:
                 " (is [log] tls_ca the CA that signed the nats-server certificates?)"
             )
         refused.cancel()
-        self._nc = connecting.result()
-        self._js = self._nc.jetstream(timeout=self.publish_timeout)
+        opened = True
+        return connecting.result()
 
     def _safe_urls(self) -> list[str]:
         """The URLs without their passwords, for messages."""
         return [url.split("@", 1)[-1] for url in self.urls]
 
     async def close(self) -> None:
+        for following in list(self._following):
+            await following.unsubscribe()
         if self._nc is not None:
-            try:
-                await asyncio.wait_for(self._nc.close(), timeout=5)
-            except Exception:  # closing is best effort
-                log.debug("closing nats connection failed", exc_info=True)
+            await _close(self._nc)
             self._nc = None
             self._js = None
 
@@ -710,11 +743,18 @@ class LogClient:
 
     async def follow(
         self, stream: str, subject_filter: str, start_seq: int, handler: Handler
-    ) -> Any:
+    ) -> Following:
         """Deliver every message of a stream from ``start_seq`` on, in order.
 
         An ordered consumer is flow-controlled, needs no server-side state to
-        clean up, and re-creates itself after a gap or a leader change.
+        clean up, and re-creates itself after a gap or a leader change. Each one
+        gets a connection of its own: JetStream lets a flow-controlled consumer
+        have up to 32 MiB on its way, and on the shared connection a replay's
+        data queued ahead of everything else. In a 100 k rebuild, answers to
+        JetStream requests (stream info, the consumers' own re-creation) waited
+        seconds and timed out, and idle streams' heartbeats arrived too late,
+        so the client re-created their consumers hundreds of times
+        (bench/RESULTS.md, "A replay that starved its own connection").
         """
 
         async def on_msg(msg: Msg) -> None:
@@ -726,15 +766,28 @@ class LogClient:
                 data = {"op": "invalid"}
             await handler(LogMessage(stream, int(meta.sequence.stream), msg.subject, data))
 
-        return await self.js.subscribe(
-            subject_filter,
-            stream=stream,
-            cb=on_msg,
-            ordered_consumer=True,
-            idle_heartbeat=FOLLOW_HEARTBEAT,
-            flow_control=True,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=max(1, start_seq),
-            ),
-        )
+        try:
+            nc = await asyncio.wait_for(
+                self._open(f"{self.name} follow {stream}"), timeout=self.publish_timeout
+            )
+        except TimeoutError as exc:
+            raise LogUnavailable(f"no connection to follow {stream}") from exc
+        try:
+            sub = await nc.jetstream(timeout=self.publish_timeout).subscribe(
+                subject_filter,
+                stream=stream,
+                cb=on_msg,
+                ordered_consumer=True,
+                idle_heartbeat=FOLLOW_HEARTBEAT,
+                flow_control=True,
+                config=api.ConsumerConfig(
+                    deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=max(1, start_seq),
+                ),
+            )
+        except BaseException:
+            await _close(nc)
+            raise
+        following = Following(nc, sub, self._following)
+        self._following.add(following)
+        return following

@@ -32,12 +32,11 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from outlast.clock import SYSTEM, Clock
 from outlast.core.push_prune import DEFAULT as DEFAULT_PRUNE
 from outlast.core.push_prune import PrunePolicy
-from outlast.log.client import LogClient, LogMessage
+from outlast.log.client import Following, LogClient, LogMessage
 from outlast.log.names import StreamSpec
 from outlast.view.apply import apply_message
 from outlast.view.follower import Commit, Follower, record_commit
@@ -102,7 +101,7 @@ class Projector:
         self.notifier = notifier
         self.state_cache = state_cache
         self._queue: asyncio.Queue[LogMessage] = asyncio.Queue(maxsize=10_000)
-        self._subs: dict[str, Any] = {}
+        self._subs: dict[str, Following] = {}
         self._task: asyncio.Task[None] | None = None
         self._refollow: set[str] = set()
         self._last_applied_at = self.clock.monotonic()
