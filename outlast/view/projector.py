@@ -48,6 +48,14 @@ from outlast.view.store import Positions
 log = logging.getLogger(__name__)
 
 BATCH = 512
+# A batch also ends once it has applied for this long. Applying runs on the event
+# loop; a whole batch of 512 in rooms with push rules took 0.25-0.5 s, and the loop
+# then read at most one socket buffer of the nats connection per batch. In a big
+# replay that kept the streams' data (and, behind it, idle streams' heartbeats and
+# JetStream API answers) waiting in the socket: the nats client re-created ordered
+# consumers it thought dead 300 times in one 100 k rebuild, and asking JetStream
+# anything timed out (bench/RESULTS.md, "A replay that starves its own reads").
+SLICE_SECONDS = 0.05
 
 # Between attempts to start projecting after taking a shared view over.
 RETRY_SECONDS = 0.5
@@ -243,13 +251,17 @@ class Projector:
             self.sharing.lock.release()  # after the last write: the next owner starts now
 
     async def _run(self) -> None:
+        batch: list[LogMessage] = []  # taken from the queue, not yet applied
         while True:
-            first = await self._queue.get()
-            batch = [first]
+            if not batch:
+                batch.append(await self._queue.get())
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                committed = self._apply_batch(batch)
+                taken, committed = self._apply_batch(
+                    batch, until=self.clock.monotonic() + SLICE_SECONDS
+                )
+                del batch[:taken]
                 if committed is not None:
                     await self._nudge(committed)
                 # Let the loop run between batches. A non-empty queue hands out its next
@@ -263,6 +275,7 @@ class Projector:
                 return
             except Exception:
                 log.exception("projector failed to apply a batch; retrying from the log")
+                batch.clear()
                 for spec in self.streams:
                     self._refollow.add(spec.name)
                 await asyncio.sleep(0.5)
@@ -284,8 +297,14 @@ class Projector:
         except Exception:  # they look by themselves every second
             log.debug("nudging the view's followers failed", exc_info=True)
 
-    def _apply_batch(self, batch: list[LogMessage]) -> Commit | None:
-        """Apply and commit; returns the ``commits`` row written (shared views only)."""
+    def _apply_batch(
+        self, batch: list[LogMessage], until: float | None = None
+    ) -> tuple[int, Commit | None]:
+        """Apply and commit the batch, or its first messages once the clock passes ``until``.
+
+        Returns how many messages of the batch it took, and the ``commits`` row
+        written (shared views only).
+        """
         applied = {spec.name: self.positions.applied(spec.name) for spec in self.streams}
         affected: set[str] = set()
         commit: Commit | None = None
@@ -296,7 +315,11 @@ class Projector:
         try:
             if fenced:
                 self._fence(applied)
+            taken = 0
             for msg in batch:
+                if taken and until is not None and self.clock.monotonic() >= until:
+                    break
+                taken += 1
                 last = applied.get(msg.stream, 0)
                 if msg.seq <= last:
                     continue
@@ -327,12 +350,12 @@ class Projector:
             raise
         if self.state_cache is not None:
             self.state_cache.invalidate(states.touched)
-        self._applied_count += len(batch)
+        self._applied_count += taken
         self._last_applied_at = self.clock.monotonic()
         for stream, seq in applied.items():
             self.positions.advance(stream, seq)
         self.notifier.notify(affected)
-        return commit
+        return taken, commit
 
     def _still_in_transaction(self) -> None:
         """SQLite ends a transaction by itself on some errors (a full disk, an I/O

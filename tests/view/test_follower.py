@@ -43,7 +43,7 @@ class Shared:
         for stream, subject, data in messages:
             self.seqs[stream] = self.seqs.get(stream, 0) + 1
             batch.append(LogMessage(stream, self.seqs[stream], subject, data))
-        commit = self.projector._apply_batch(batch)
+        _, commit = self.projector._apply_batch(batch)
         assert commit is not None
         return commit
 
@@ -177,7 +177,7 @@ async def test_nudges_arriving_together_are_taken_as_one_batch(shared: Shared) -
 def test_a_batch_of_redeliveries_writes_no_commit(shared: Shared) -> None:
     assert shared.apply(room_events(*new_room())).id == 1
     again = LogMessage(SUBJECTS.stream, 1, SUBJECTS.state, room_events(*new_room())[2])
-    assert shared.projector._apply_batch([again]) is None
+    assert shared.projector._apply_batch([again]) == (1, None)
     assert last_commit(shared.projector.conn) == 1
 
 
@@ -187,10 +187,10 @@ def test_a_view_of_its_own_records_no_commits(tmp_path: Path) -> None:
         projector = Projector(
             conn, LogClient([], name="test"), NAMES.streams(), Positions(conn), Notifier()
         )
-        commit = projector._apply_batch(
+        taken, commit = projector._apply_batch(
             [LogMessage(SUBJECTS.stream, 1, SUBJECTS.state, room_events(*new_room())[2])]
         )
-        assert commit is None
+        assert taken == 1 and commit is None
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "commits" not in tables
     finally:

@@ -19,8 +19,9 @@ import pytest
 
 from outlast.log.client import LogClient, LogMessage
 from outlast.view.notifier import Notifier
-from outlast.view.projector import BATCH, Projector
+from outlast.view.projector import BATCH, SLICE_SECONDS, Projector
 from outlast.view.store import Positions, open_db
+from tests.clock import ManualClock
 from tests.view.test_apply import ALICE, BOB, NAMES, STREAMS, SUBJECTS, member, message, new_room
 
 FULL_DISK = (
@@ -98,5 +99,52 @@ async def test_a_long_backlog_lets_the_event_loop_run_between_batches(tmp_path: 
             await run
         await probing
         assert seen and seen[0] < total, seen
+    finally:
+        conn.close()
+
+
+class TickingClock(ManualClock):
+    """Every reading is ``step`` seconds after the last: applying takes time."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def monotonic(self) -> float:
+        self.advance(self.step)
+        return super().monotonic()
+
+
+def test_a_batch_ends_when_its_time_is_spent_and_the_rest_waits_its_turn(
+    tmp_path: Path,
+) -> None:
+    """A long batch held the event loop for 0.25-0.5 s (the nats client's reads, heartbeats
+    and JetStream answers waited): a batch now stops once its slice of time is spent,
+    commits what it applied with its positions, and leaves the rest to the next one."""
+    conn = open_db(tmp_path / "view.sqlite", STREAMS)
+    try:
+        positions = Positions(conn)
+        clock = TickingClock(SLICE_SECONDS / 4)
+        projector = Projector(
+            conn, LogClient([], name="test"), NAMES.streams(), positions, Notifier(), clock=clock
+        )
+        backlog = [*_batch(1, *new_room(), member(BOB, "join"))]
+        for seq in range(2, 41):
+            backlog += _batch(seq, message(f"m{seq}", sender=BOB))
+        slices = []
+        while backlog:
+            taken, _ = projector._apply_batch(backlog, until=clock.monotonic() + SLICE_SECONDS)
+            assert 1 <= taken < 40, taken
+            del backlog[:taken]
+            slices.append(taken)
+            stored = conn.execute("SELECT seq FROM positions WHERE stream = ?", (SUBJECTS.stream,))
+            assert stored.fetchone()[0] == sum(slices)  # each slice committed, positions too
+        assert len(slices) > 5, slices
+        assert positions.applied(SUBJECTS.stream) == 40
+        count = conn.execute("SELECT count(*) FROM events WHERE type = 'm.room.message'")
+        assert count.fetchone()[0] == 39
+        # Without a deadline (the log fixture, a caller applying one message) it takes all.
+        more = [msg for seq in range(41, 51) for msg in _batch(seq, message(f"m{seq}"))]
+        assert projector._apply_batch(more)[0] == 10
     finally:
         conn.close()

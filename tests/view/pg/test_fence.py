@@ -65,11 +65,11 @@ def rooms(conn: sqlite3.Connection) -> int:
 def test_a_stale_owner_is_refused_and_writes_nothing(two: Two) -> None:
     first, second = two.projectors
     room = {"op": "events", "events": list(new_room())}
-    assert first._apply_batch(batch(1, room)) is not None
+    assert first._apply_batch(batch(1, room))[1] is not None
     before = rooms(two.conns[2])
     # The second projector (it took the view over) goes on from the stored positions.
     second.positions.reload(two.conns[1])
-    assert second._apply_batch(batch(2, {"op": "unknown-op"})) is not None
+    assert second._apply_batch(batch(2, {"op": "unknown-op"}))[1] is not None
     # The first still believes the stream is at 1: its next batch is refused.
     with pytest.raises(LostView):
         first._apply_batch(batch(2, {"op": "unknown-op"}))
