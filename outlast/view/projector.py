@@ -54,7 +54,7 @@ BATCH = 512
 # replay that kept the streams' data (and, behind it, idle streams' heartbeats and
 # JetStream API answers) waiting in the socket: the nats client re-created ordered
 # consumers it thought dead 300 times in one 100 k rebuild, and asking JetStream
-# anything timed out (bench/RESULTS.md, "A replay that starves its own reads").
+# anything timed out (bench/RESULTS.md, "A replay that starved its own connection").
 SLICE_SECONDS = 0.05
 
 # Between attempts to start projecting after taking a shared view over.
