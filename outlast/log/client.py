@@ -385,8 +385,10 @@ class LogClient:
         return [url.split("@", 1)[-1] for url in self.urls]
 
     async def close(self) -> None:
-        for following in list(self._following):
-            await following.unsubscribe()
+        await asyncio.gather(
+            *(following.unsubscribe() for following in list(self._following)),
+            return_exceptions=True,
+        )
         if self._nc is not None:
             await _close(self._nc)
             self._nc = None

@@ -190,10 +190,7 @@ class Projector:
         watch, self._watch = self._watch, None
         if watch is not None and watch is not asyncio.current_task():
             watch.cancel()
-        for sub in self._subs.values():
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        self._subs.clear()
+        await self._unfollow_all()
         while not self._queue.empty():
             self._queue.get_nowait()
         assert self.sharing is not None
@@ -219,6 +216,11 @@ class Projector:
                 log.exception("starting to project after taking the view over failed; retrying")
                 await asyncio.sleep(RETRY_SECONDS)
 
+    async def _unfollow_all(self) -> None:
+        """Stop following every stream, all at once: each closes a connection of its own."""
+        subs, self._subs = list(self._subs.values()), {}
+        await asyncio.gather(*(sub.unsubscribe() for sub in subs), return_exceptions=True)
+
     async def _follow(self, spec: StreamSpec) -> None:
         old = self._subs.pop(spec.name, None)
         if old is not None:
@@ -243,10 +245,7 @@ class Projector:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for sub in self._subs.values():
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        self._subs.clear()
+        await self._unfollow_all()
         if self.sharing is not None:
             self.sharing.lock.release()  # after the last write: the next owner starts now
 
