@@ -56,6 +56,12 @@ BATCH = 512
 # consumers it thought dead 300 times in one 100 k rebuild, and asking JetStream
 # anything timed out (bench/RESULTS.md, "A replay that starved its own connection").
 SLICE_SECONDS = 0.05
+# Messages delivered by the streams' consumers, not yet applied. While it is full,
+# the nats client holds what arrives and answers JetStream's flow control only
+# later (it looks every 0.25 s), so each stream's delivery stalls: with 10,000 a
+# 100 k rebuild took 52-54 s, with 50,000 45.5-45.9 s, for a peak of 228 MB
+# against 182 MB (bench/RESULTS.md, "A replay that starved its own connection").
+QUEUE_BOUND = 50_000
 
 # Between attempts to start projecting after taking a shared view over.
 RETRY_SECONDS = 0.5
@@ -108,7 +114,7 @@ class Projector:
         self.positions = positions
         self.notifier = notifier
         self.state_cache = state_cache
-        self._queue: asyncio.Queue[LogMessage] = asyncio.Queue(maxsize=10_000)
+        self._queue: asyncio.Queue[LogMessage] = asyncio.Queue(maxsize=QUEUE_BOUND)
         self._subs: dict[str, Following] = {}
         self._task: asyncio.Task[None] | None = None
         self._refollow: set[str] = set()
@@ -265,7 +271,7 @@ class Projector:
                     await self._nudge(committed)
                 # Let the loop run between batches. A non-empty queue hands out its next
                 # message without suspending, so a catching-up view worked through up to
-                # its 10,000 queued messages (5 s and more) without a pause: requests,
+                # its queued messages (5 s and more) without a pause: requests,
                 # the nats client's reads and pings all waited behind it.
                 await asyncio.sleep(0)
             except LostView:
