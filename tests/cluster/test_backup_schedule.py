@@ -48,9 +48,10 @@ async def test_sites_share_the_schedule_and_a_survivor_takes_over(tmp_path: Path
         killed_at = time.time()
 
         def taken_over() -> bool:
+            theirs = set(seen.by(holder_pid))
             return any(
-                created > killed_at and not taker(who).endswith(f":{holder_pid}")
-                for created, who in seen.backups.values()
+                created > killed_at and name not in theirs
+                for name, (created, _) in seen.backups.items()
             )
 
         await seen.wait_for("a backup after the holder was killed", taken_over, 90)
